@@ -1,0 +1,109 @@
+# Kiln build. `make` builds build/kiln; `make test` runs every test; `make asan` builds
+# with AddressSanitizer and UBSan (into build-asan/) and runs the suite under it;
+# `make bench` runs the benchmarks; `make install` installs the kernelspec `kiln`.
+#
+# CUDA: when the CUDA toolkit is found (nvcc on PATH or CUDA_HOME), the CUDA parts are
+# compiled in and KILN_HAVE_CUDA is defined; without it the build is CPU-only and says so.
+# Force either way with `make CUDA=0` or `make CUDA=1`.
+
+BUILD   ?= build
+CC      ?= cc
+PYTHON  ?= $(if $(wildcard .venv/bin/python),$(CURDIR)/.venv/bin/python,python3)
+OPT     ?= -O2
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+CFLAGS  += -std=gnu11 $(OPT) -g $(WARN) -fopenmp -I. -MMD -MP
+LDLIBS  += -lzmq -ljansson -lsodium -lopenblas -lz -lm -lpthread -fopenmp
+
+CUDA_HOME ?= $(or $(patsubst %/bin/nvcc,%,$(shell command -v nvcc 2>/dev/null)),/usr/local/cuda)
+CUDA    ?= $(if $(wildcard $(CUDA_HOME)/include/cuda_runtime.h),1,0)
+ifeq ($(CUDA),1)
+  CFLAGS += -DKILN_HAVE_CUDA -I$(CUDA_HOME)/include
+  LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublas -lnvrtc
+  CUDA_SRC := $(wildcard cuda/*.c)
+  CUDA_MSG := CUDA toolkit found at $(CUDA_HOME): building with the CUDA backend
+else
+  CUDA_SRC :=
+  CUDA_MSG := CUDA toolkit not found: CPU-only build
+endif
+
+# OpenBLAS's cblas.h lives in /usr/include/<triplet>/ on Debian
+CFLAGS += $(shell pkg-config --cflags openblas 2>/dev/null || echo -I/usr/include/x86_64-linux-gnu/openblas-pthread)
+
+LIB_SRC  := $(wildcard engine/*.c) $(wildcard cpu/*.c) $(wildcard protocol/*.c) \
+            $(filter-out kernel/main.c,$(wildcard kernel/*.c)) $(CUDA_SRC)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+MAIN_OBJ := $(BUILD)/kernel/main.o
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all test test-unit test-lang test-numpy test-kernel test-fuzz asan bench \
+        install uninstall clean fuzz cuda-info
+all: cuda-info $(BUILD)/kiln
+
+cuda-info:
+	@echo "kiln: $(CUDA_MSG)"
+
+$(BUILD)/kiln: $(MAIN_OBJ) $(BUILD)/libkiln.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/libkiln.a: $(LIB_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libkiln.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libkiln.a $(LDFLAGS) $(LDLIBS)
+
+# ---- tests ---------------------------------------------------------------------------
+test: all test-unit test-lang test-numpy test-kernel test-fuzz
+	@echo "make test: all passed ($(BUILD))"
+
+test-unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+test-lang: $(BUILD)/kiln
+	$(PYTHON) tests/lang/run_golden.py $(BUILD)/kiln
+
+test-numpy: $(BUILD)/kiln
+	$(PYTHON) tests/numpy/run.py $(BUILD)/kiln
+
+test-kernel: $(BUILD)/kiln
+	@if [ -x tests/kernel/run.sh ]; then KILN=$(CURDIR)/$(BUILD)/kiln PYTHON=$(PYTHON) tests/kernel/run.sh; \
+	 else echo "test-kernel: no kernel tests yet"; fi
+
+# libFuzzer over lexer, parser and checker, for a bounded time (FUZZ_SECONDS)
+FUZZ_SECONDS ?= 60
+FUZZ_SRC := $(filter-out engine/npy.c engine/idx.c,$(wildcard engine/*.c)) $(wildcard cpu/*.c)
+$(BUILD)/fuzz_parse: tests/fuzz/fuzz_parse.c $(FUZZ_SRC)
+	@mkdir -p $(dir $@)
+	clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fopenmp -I. \
+	  $(shell pkg-config --cflags openblas 2>/dev/null || echo -I/usr/include/x86_64-linux-gnu/openblas-pthread) \
+	  -o $@ $^ engine/npy.c engine/idx.c -lopenblas -lz -lm -lpthread
+test-fuzz: $(BUILD)/fuzz_parse
+	@mkdir -p $(BUILD)/fuzz-corpus
+	$(BUILD)/fuzz_parse -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 \
+	  -dict=tests/fuzz/kiln.dict $(BUILD)/fuzz-corpus tests/fuzz/corpus 2>&1 | tail -n 5
+
+# ---- sanitizers ------------------------------------------------------------------------
+asan:
+	$(MAKE) BUILD=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	  LDFLAGS="-fsanitize=address,undefined" FUZZ_SECONDS=10 test
+
+# ---- benchmarks ----------------------------------------------------------------------
+bench: $(BUILD)/kiln
+	$(PYTHON) bench/run.py $(BUILD)/kiln
+
+# ---- kernelspec ----------------------------------------------------------------------
+install: $(BUILD)/kiln
+	$(PYTHON) kernel/kernelspec/install.py $(CURDIR)/$(BUILD)/kiln
+
+uninstall:
+	jupyter kernelspec uninstall -y kiln || $(PYTHON) -m jupyter kernelspec uninstall -y kiln
+
+clean:
+	rm -rf build build-asan
+
+-include $(LIB_OBJ:.o=.d) $(MAIN_OBJ:.o=.d)

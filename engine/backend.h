@@ -1,0 +1,52 @@
+/* backend.h — the interface every device implements (cpu/ now; cuda/ later).
+ *
+ * The tensor front end (engine/tensor*.c) does every shape, broadcast and dtype
+ * decision, then calls one of these with tensors already laid out: inputs are strided
+ * views broadcast to the output's shape (stride 0 where broadcast), outputs are freshly
+ * allocated contiguous tensors unless said otherwise. Ops are named by kn_opid from
+ * engine/ops.def. Each returns 0, or -1 with err filled.
+ */
+#ifndef KILN_BACKEND_H
+#define KILN_BACKEND_H
+
+#include "engine/tensor.h"
+
+typedef struct eng_backend {
+    const char *name; /* "cpu", "cuda" */
+
+    void *(*alloc)(size_t bytes);  /* NULL on failure */
+    void (*free)(void *p);
+    /* host <-> backend memory (memcpy on the CPU) */
+    int (*to_host)(void *dst, const void *src, size_t bytes, eng_error *err);
+    int (*from_host)(void *dst, const void *src, size_t bytes, eng_error *err);
+
+    /* out = op(x, p0, p1); x has out's shape; out and x may differ in dtype */
+    int (*unary)(kn_opid op, tensor *out, const tensor *x, double p0, double p1, eng_error *err);
+    /* out = op(a, b); a and b share one dtype (the compute dtype) and out's shape;
+     * out's dtype is that dtype, or bool for comparisons */
+    int (*binary)(kn_opid op, tensor *out, const tensor *a, const tensor *b, eng_error *err);
+    /* reduce x along dim (or every dim when dim == TENSOR_ALLDIMS) into out, whose
+     * shape is x's with dim removed (keepdim is the front end's business) */
+    int (*reduce)(kn_opid op, tensor *out, const tensor *x, int dim, eng_error *err);
+    /* dst = src elementwise with cast; same shape; dst may be any strided view */
+    int (*copy)(tensor *dst, const tensor *src, eng_error *err);
+    int (*fill)(tensor *dst, double v, eng_error *err);
+    int (*arange)(tensor *dst, double start, double step, eng_error *err); /* contiguous 1-D */
+    /* kind 0: uniform [0,1), 1: normal, 2: integers [lo, hi); counters from rng->offset */
+    int (*random)(int kind, tensor *dst, const tensor_rng *rng, int64_t lo, int64_t hi, eng_error *err);
+    /* out[b] = a[b] @ c[b] for 3-D views [B,M,K] x [B,K,N] -> contiguous [B,M,N]; float
+     * dtypes; a and c may be transposed or batch-broadcast views */
+    int (*matmul)(tensor *out, const tensor *a, const tensor *c, eng_error *err);
+    /* out = cond ? a : b; all of out's shape; a, b of out's dtype */
+    int (*where)(tensor *out, const tensor *cond, const tensor *a, const tensor *b, eng_error *err);
+    /* out = x[idx] along dim 0; idx is i32 or i64, checked in range by the backend */
+    int (*gather)(tensor *out, const tensor *x, const tensor *idx, eng_error *err);
+} eng_backend;
+
+/* The CPU backend (cpu/). */
+extern const eng_backend cpu_backend;
+
+/* The backend new tensors are made on (the session's device). */
+const eng_backend *eng_current_backend(void);
+
+#endif

@@ -1,0 +1,101 @@
+/* engine.h — the public API of the Kiln language engine.
+ *
+ * The engine lexes, parses, checks and runs cells of the Kiln language (a small C with
+ * tensors) against a session whose top-level variables, functions and kernels persist
+ * from one cell to the next. It knows nothing of Jupyter, JSON or ZeroMQ: what a cell
+ * prints, shows or fails with goes to an eng_sink supplied by the caller (kernel/ turns
+ * each callback into an IOPub message; `kiln run` prints them).
+ *
+ * Ownership: the session owns everything it creates. Strings handed to sink callbacks
+ * are borrowed for the duration of the call. Results returned by eng_complete and
+ * eng_inspect are owned by the caller and freed with the matching _free function.
+ *
+ * Threads: one thread drives a session (execute, complete, inspect, is_complete).
+ * eng_interrupt may be called from any thread or from a signal handler.
+ */
+#ifndef KILN_ENGINE_H
+#define KILN_ENGINE_H
+
+#include <stddef.h>
+
+typedef struct eng_session eng_session;
+
+/* One MIME representation of a value: data is UTF-8 text (SVG, HTML, plain) or
+ * base64 text for binary types (image/png), as Jupyter carries them. */
+typedef struct eng_mime {
+    const char *mime; /* "text/plain", "text/html", "image/svg+xml", "image/png" */
+    const char *data; /* NUL-terminated */
+} eng_mime;
+
+#define ENG_BUNDLE_MAX 6
+typedef struct eng_bundle {
+    int n;                            /* number of entries in items */
+    eng_mime items[ENG_BUNDLE_MAX];   /* text/plain always first */
+    const char *display_id;           /* NULL, or the id for display updates */
+} eng_bundle;
+
+/* An error as the user sees it. ename/evalue follow Jupyter's error message; traceback
+ * holds the full report (location, source line, caret), one line per entry. */
+typedef struct eng_error_report {
+    const char *ename;      /* "SyntaxError", "NameError", "TypeError", "ShapeError", ... */
+    const char *evalue;     /* one-line message */
+    const char **traceback; /* lines, no trailing newline */
+    int ntraceback;
+} eng_error_report;
+
+/* Where a cell's outputs go. Any callback may be NULL (the output is dropped). */
+typedef struct eng_sink {
+    void *user;
+    /* fd is 1 for stdout, 2 for stderr */
+    void (*stream)(void *user, int fd, const char *text, size_t len);
+    /* display_data (update == 0) or update_display_data (update == 1) */
+    void (*display)(void *user, const eng_bundle *bundle, int update);
+    /* the cell's result: its last expression statement written without ';' */
+    void (*result)(void *user, const eng_bundle *bundle);
+    /* called once per failed cell */
+    void (*error)(void *user, const eng_error_report *err);
+    /* clear_output(wait) */
+    void (*clear_output)(void *user, int wait);
+    /* input("prompt"): returns a malloc'ed line without its newline, or NULL where
+     * input is not allowed (the builtin then fails with a clear error) */
+    char *(*input)(void *user, const char *prompt, int password);
+} eng_sink;
+
+eng_session *eng_session_new(void);
+void eng_session_free(eng_session *s);
+
+/* Runs one cell. cell_name names the cell in error reports ("cell[3]", "file.kn");
+ * first_line is the line number of the cell's first line in that name (1 for a
+ * notebook cell, the line after the `//%%` separator for a file).
+ * Returns 0 when the cell ran to its end, 1 when it failed (error already sent). */
+int eng_execute(eng_session *s, const char *code, const char *cell_name, int first_line,
+                const eng_sink *sink);
+
+/* Jupyter's is_complete_request. For ENG_INCOMPLETE, indent receives the suggested
+ * indent of the next line (spaces), NUL-terminated, at most indent_size-1 chars. */
+typedef enum { ENG_COMPLETE, ENG_INCOMPLETE, ENG_INVALID } eng_completeness;
+eng_completeness eng_is_complete(const char *code, char *indent, size_t indent_size);
+
+/* Completion at a byte offset `cursor` into code: the candidates replace
+ * code[cursor_start, cursor_end). */
+typedef struct eng_completions {
+    char **matches; /* sorted, unique */
+    int n;
+    int cursor_start, cursor_end;
+} eng_completions;
+eng_completions eng_complete(eng_session *s, const char *code, int cursor);
+void eng_completions_free(eng_completions *c);
+
+/* Inspection of the name at or just before cursor. Returns a malloc'ed text/plain
+ * description (type, shape, dtype, device of a variable; signature and doc of a
+ * function or built-in), or NULL when nothing is found. detail_level 0 or 1. */
+char *eng_inspect(eng_session *s, const char *code, int cursor, int detail_level);
+
+/* Asks the running cell to stop at its next loop back-edge, call or tensor op with an
+ * "Interrupted" error; the session's state is kept. Async-signal-safe. */
+void eng_interrupt(eng_session *s);
+
+/* Names the engine knows, for the kernel's kernel_info banner and help. */
+const char *eng_version(void);
+
+#endif

@@ -1,0 +1,40 @@
+/* error.h — errors as values that travel up to the cell.
+ *
+ * Every function that can fail on user input takes an eng_error * owned by the caller,
+ * fills it and returns -1 (or NULL). Nothing in the engine exits or aborts on user input.
+ * Tensor code fills kind and msg; the interpreter adds the line and column of the
+ * expression that failed before the error reaches the sink.
+ */
+#ifndef KILN_ERROR_H
+#define KILN_ERROR_H
+
+typedef enum eng_errkind {
+    ERR_NONE = 0,
+    ERR_SYNTAX,    /* SyntaxError: the lexer or parser */
+    ERR_NAME,      /* NameError: undeclared name */
+    ERR_TYPE,      /* TypeError: wrong type, wrong argument count, wrong dtype */
+    ERR_SHAPE,     /* ShapeError: shapes that do not broadcast or multiply */
+    ERR_INDEX,     /* IndexError: index or dimension out of range */
+    ERR_VALUE,     /* ValueError: a bad argument value (negative size, bad format) */
+    ERR_ZERODIV,   /* ZeroDivisionError: integer division or modulo by zero */
+    ERR_IO,        /* IOError: missing or malformed file */
+    ERR_MEMORY,    /* MemoryError: an allocation failed */
+    ERR_RUNTIME,   /* RuntimeError: anything else at run time */
+    ERR_INTERRUPT, /* Interrupted: eng_interrupt stopped the cell */
+} eng_errkind;
+
+typedef struct eng_error {
+    eng_errkind kind; /* ERR_NONE while no error */
+    int line, col;    /* 1-based position in the cell; 0 where not yet known */
+    char msg[600];    /* one line, no trailing newline */
+} eng_error;
+
+/* Fills err (if non-NULL and not already set) and returns -1, so that
+ * `return eng_fail(err, ERR_SHAPE, "...", ...);` reads as one statement. */
+int eng_fail(eng_error *err, eng_errkind kind, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* The Jupyter ename for a kind: "ShapeError", ... */
+const char *eng_errkind_name(eng_errkind kind);
+
+#endif
