@@ -49,7 +49,7 @@ static size_t set_hash(const unsigned char *d)
 
 static int is_zero(const unsigned char *d)
 {
-    for (int i = 0; i < DIGEST_LEN; i++)
+    for (size_t i = 0; i < DIGEST_LEN; i++)
         if (d[i])
             return 0;
     return 1;
