@@ -1,0 +1,354 @@
+/* format.c — text of values, C's printf over values, and the stream buffer that
+ * gathers a cell's stdout before it goes to the sink. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine/interp.h"
+
+/* ---- a growable string ---- */
+typedef struct sbuf {
+    char *p;        /* NUL-terminated text, malloc'ed */
+    size_t len, cap;
+    int oom;        /* an allocation failed */
+} sbuf;
+
+static void sb_append(sbuf *b, const char *s, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 64;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->oom = 1;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = 0;
+}
+
+static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(sbuf *b, const char *fmt, ...)
+{
+    char tmp[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n < sizeof tmp) {
+        sb_append(b, tmp, (size_t)n);
+        return;
+    }
+    char *big = malloc((size_t)n + 1);
+    if (!big) {
+        b->oom = 1;
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    sb_append(b, big, (size_t)n);
+    free(big);
+}
+
+static char *sb_finish(sbuf *b)
+{
+    if (b->oom) {
+        free(b->p);
+        return NULL;
+    }
+    if (!b->p)
+        return strdup("");
+    return b->p;
+}
+
+/* the shortest %g that reads back as the same double, always with a '.' or 'e' */
+static void float_text(sbuf *b, double f)
+{
+    char tmp[40];
+    if (isnan(f)) {
+        sb_append(b, "nan", 3);
+        return;
+    }
+    if (isinf(f)) {
+        sb_append(b, f < 0 ? "-inf" : "inf", f < 0 ? 4 : 3);
+        return;
+    }
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(tmp, sizeof tmp, "%.*g", prec, f);
+        if (strtod(tmp, NULL) == f)
+            break;
+    }
+    sb_append(b, tmp, strlen(tmp));
+    if (!strpbrk(tmp, ".en"))
+        sb_append(b, ".0", 2);
+}
+
+char *eng_value_text(value v, int repr)
+{
+    sbuf b = {0};
+    switch (v.type) {
+    case VAL_VOID: sb_append(&b, "void", 4); break;
+    case VAL_BOOL: sb_printf(&b, "%s", v.as.i ? "true" : "false"); break;
+    case VAL_INT: sb_printf(&b, "%lld", (long long)v.as.i); break;
+    case VAL_FLOAT: float_text(&b, v.as.f); break;
+    case VAL_STRING:
+        if (!repr) {
+            sb_append(&b, v.as.s->data, (size_t)v.as.s->len);
+            break;
+        }
+        sb_append(&b, "\"", 1);
+        for (int64_t i = 0; i < v.as.s->len; i++) {
+            unsigned char ch = (unsigned char)v.as.s->data[i];
+            switch (ch) {
+            case '\n': sb_append(&b, "\\n", 2); break;
+            case '\t': sb_append(&b, "\\t", 2); break;
+            case '\\': sb_append(&b, "\\\\", 2); break;
+            case '"': sb_append(&b, "\\\"", 2); break;
+            default:
+                if (ch < 32)
+                    sb_printf(&b, "\\x%02x", ch);
+                else
+                    sb_append(&b, (const char *)&ch, 1);
+            }
+        }
+        sb_append(&b, "\"", 1);
+        break;
+    case VAL_TENSOR: {
+        char *t = tensor_format(v.as.t);
+        if (!t)
+            b.oom = 1;
+        else
+            sb_append(&b, t, strlen(t));
+        free(t);
+        break;
+    }
+    case VAL_TUPLE:
+        sb_append(&b, "(", 1);
+        for (int i = 0; i < v.as.tup->n; i++)
+            sb_printf(&b, i ? ", %lld" : "%lld", (long long)v.as.tup->v[i]);
+        sb_append(&b, v.as.tup->n == 1 ? ",)" : ")", v.as.tup->n == 1 ? 2 : 1);
+        break;
+    case VAL_DTYPE: sb_printf(&b, "%s", kn_dtype_name((kn_dtype)v.as.i)); break;
+    case VAL_DEVICE: sb_printf(&b, "%s", v.as.i ? "cuda" : "cpu"); break;
+    case VAL_FUNC: {
+        ast *def = v.as.fn->def;
+        static const char *tn[] = {"?", "void", "bool", "int", "float", "string", "tensor", "auto",
+                                   "tuple", "dtype", "device", "function"};
+        sb_printf(&b, "%s %s(", tn[def->type], v.as.fn->name);
+        for (int i = 0; i < def->nlist; i++)
+            sb_printf(&b, "%s%s %s", i ? ", " : "", tn[def->list[i]->type], def->list[i]->str);
+        sb_append(&b, ")", 1);
+        break;
+    }
+    default: sb_append(&b, "?", 1); break;
+    }
+    return sb_finish(&b);
+}
+
+/* ---- printf ---- */
+
+static int fmt_arg_double(eng_call *c, int i, double *d)
+{
+    return arg_double(c, i, d);
+}
+
+int eng_format(eng_call *c, int first, char **out)
+{
+    const char *fmt;
+    if (arg_string(c, first, &fmt))
+        return -1;
+    sbuf b = {0};
+    int argi = first + 1;
+    const char *p = fmt;
+    while (*p) {
+        const char *pct = strchr(p, '%');
+        if (!pct) {
+            sb_append(&b, p, strlen(p));
+            break;
+        }
+        sb_append(&b, p, (size_t)(pct - p));
+        p = pct + 1;
+        if (*p == '%') {
+            sb_append(&b, "%", 1);
+            p++;
+            continue;
+        }
+        /* flags, width, precision, length, conversion */
+        char spec[64];
+        int n = 0;
+        spec[n++] = '%';
+        while (*p && strchr("-+ #0", *p) && n < 20)
+            spec[n++] = *p++;
+        int star_w = 0, star_p = 0;
+        if (*p == '*') {
+            star_w = 1;
+            spec[n++] = *p++;
+        } else
+            while (*p >= '0' && *p <= '9' && n < 30)
+                spec[n++] = *p++;
+        if (*p == '.') {
+            spec[n++] = *p++;
+            if (*p == '*') {
+                star_p = 1;
+                spec[n++] = *p++;
+            } else
+                while (*p >= '0' && *p <= '9' && n < 40)
+                    spec[n++] = *p++;
+        }
+        while (*p && strchr("hlLqjzt", *p))
+            p++; /* lengths are implied by the value */
+        char conv = *p;
+        if (!conv || !strchr("diuxXocsfFeEgGaA", conv)) {
+            free(b.p);
+            return eng_fail(c->err, ERR_VALUE, "%s: unknown conversion '%%%c' in the format",
+                            c->name, conv ? conv : ' ');
+        }
+        p++;
+        int64_t wp[2] = {0, 0};
+        int nwp = 0;
+        if (star_w || star_p) {
+            for (int k = 0; k < star_w + star_p; k++) {
+                if (argi >= c->argc || arg_int(c, argi, &wp[nwp])) {
+                    free(b.p);
+                    return eng_fail(c->err, ERR_TYPE, "%s: missing int argument for '*' in the format",
+                                    c->name);
+                }
+                argi++;
+                nwp++;
+            }
+        }
+        if (argi >= c->argc) {
+            free(b.p);
+            return eng_fail(c->err, ERR_TYPE, "%s: the format needs more arguments than the %d given",
+                            c->name, c->argc - first - 1);
+        }
+        value v = c->argv[argi];
+        int rc = 0;
+        if (strchr("diuxXoc", conv)) {
+            int64_t iv;
+            if (v.type == VAL_FLOAT || (v.type == VAL_TENSOR && kn_dtype_is_float(v.as.t->dtype)))
+                rc = eng_fail(c->err, ERR_TYPE, "%s: '%%%c' needs an int, argument %d is a float "
+                              "(use %%f, or (int) to convert)", c->name, conv, argi + 1);
+            else
+                rc = arg_int(c, argi, &iv);
+            if (!rc) {
+                spec[n++] = 'l';
+                spec[n++] = 'l';
+                spec[n++] = conv == 'i' ? 'd' : conv;
+                spec[n] = 0;
+                if (conv == 'c')
+                    spec[n - 3] = 'c', spec[n - 2] = 0;
+                if (conv == 'c')
+                    nwp == 2 ? sb_printf(&b, spec, (int)wp[0], (int)wp[1], (int)iv)
+                    : nwp == 1 ? sb_printf(&b, spec, (int)wp[0], (int)iv) : sb_printf(&b, spec, (int)iv);
+                else
+                    nwp == 2 ? sb_printf(&b, spec, (int)wp[0], (int)wp[1], (long long)iv)
+                    : nwp == 1 ? sb_printf(&b, spec, (int)wp[0], (long long)iv) : sb_printf(&b, spec, (long long)iv);
+            }
+        } else if (conv == 's') {
+            char *text = eng_value_text(v, 0);
+            spec[n++] = 's';
+            spec[n] = 0;
+            if (!text)
+                rc = eng_fail(c->err, ERR_MEMORY, "%s: out of memory", c->name);
+            else
+                nwp == 2 ? sb_printf(&b, spec, (int)wp[0], (int)wp[1], text)
+                : nwp == 1 ? sb_printf(&b, spec, (int)wp[0], text) : sb_printf(&b, spec, text);
+            free(text);
+        } else {
+            double d;
+            rc = fmt_arg_double(c, argi, &d);
+            if (!rc) {
+                spec[n++] = conv;
+                spec[n] = 0;
+                nwp == 2 ? sb_printf(&b, spec, (int)wp[0], (int)wp[1], d)
+                : nwp == 1 ? sb_printf(&b, spec, (int)wp[0], d) : sb_printf(&b, spec, d);
+            }
+        }
+        if (rc) {
+            free(b.p);
+            return -1;
+        }
+        argi++;
+    }
+    if (argi < c->argc) {
+        free(b.p);
+        return eng_fail(c->err, ERR_TYPE, "%s: %d arguments given but the format uses %d", c->name,
+                        c->argc - first - 1, argi - first - 1);
+    }
+    *out = sb_finish(&b);
+    return *out ? 0 : eng_fail(c->err, ERR_MEMORY, "%s: out of memory", c->name);
+}
+
+/* ---- streams ---- */
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+void eng_flush(eng_session *s)
+{
+    if (s->outlen > 0 && s->sink && s->sink->stream)
+        s->sink->stream(s->sink->user, 1, s->outbuf, (size_t)s->outlen);
+    s->outlen = 0;
+    s->last_flush = now_seconds();
+}
+
+/* stdout is gathered and sent when the buffer fills, every 0.1 s of a long cell, and
+ * at the end of the cell; stderr goes at once, after what stdout has gathered */
+void eng_stream(eng_session *s, int fd, const char *text, size_t len)
+{
+    if (fd != 1) {
+        eng_flush(s);
+        if (s->sink && s->sink->stream)
+            s->sink->stream(s->sink->user, fd, text, len);
+        return;
+    }
+    while (len > 0) {
+        size_t room = sizeof s->outbuf - (size_t)s->outlen;
+        size_t n = len < room ? len : room;
+        memcpy(s->outbuf + s->outlen, text, n);
+        s->outlen += (int)n;
+        text += n;
+        len -= n;
+        if (s->outlen == (int)sizeof s->outbuf)
+            eng_flush(s);
+    }
+    if (s->outlen > 0 && now_seconds() - s->last_flush > 0.1)
+        eng_flush(s);
+}
+
+int eng_show(eng_session *s, value v, int as_result, const char *display_id, int update, eng_error *err)
+{
+    char *text = eng_value_text(v, 1);
+    if (!text)
+        return eng_fail(err, ERR_MEMORY, "display: out of memory");
+    eng_bundle b = {.n = 1, .display_id = display_id};
+    b.items[0].mime = "text/plain";
+    b.items[0].data = text;
+    eng_flush(s);
+    if (s->sink) {
+        if (as_result && s->sink->result)
+            s->sink->result(s->sink->user, &b);
+        else if (!as_result && s->sink->display)
+            s->sink->display(s->sink->user, &b, update);
+    }
+    free(text);
+    return 0;
+}
