@@ -1,0 +1,339 @@
+/* iopub.c — the IOPub thread and the functions other threads use to feed it.
+ *
+ * Only the IOPub thread touches the XPUB socket. Every other thread owns a PUSH socket
+ * connected to KN_IOPUB_INPROC and sends it one of these (the first frame is a tag):
+ *   "M" frames...            a complete, signed wire message: forwarded as it is
+ *   "S" fd parent text       stream text: coalesced, sent as one `stream` message when
+ *                            the stream or parent changes, another message comes, the
+ *                            buffer is large, or FLUSH_MS have passed
+ *   "F"                      send buffered stream text now
+ *   "Q"                      drain what is queued, then exit
+ * Messages from one thread keep their order. On XPUB, each subscription (verbose mode:
+ * every subscriber, even to a topic already subscribed) is greeted with iopub_welcome.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <zmq.h>
+
+#include "kernel/kn_core.h"
+
+#define FLUSH_MS 50                       /* longest time stream text waits */
+#define FLUSH_BYTES ((size_t)256 << 10)   /* stream text sent once this much waits */
+#define XPUB_HWM 100000                   /* messages queued per slow subscriber */
+
+/* Stream text waiting to be sent, for one stream and one parent. */
+typedef struct stream_buf {
+    int fd;           /* 1 stdout, 2 stderr; 0 when empty */
+    char *parent;     /* the parent header as JSON text (malloc'ed) */
+    char *text;       /* the text (malloc'ed) */
+    size_t len;       /* bytes in text */
+    size_t cap;       /* bytes allocated for text */
+    long long due_ms; /* monotonic time by which it must be sent */
+} stream_buf;
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Sends frames on the XPUB socket; failures are logged (IOPub is best-effort). */
+static void xpub_send(kn_kernel *k, const jp_frames *f)
+{
+    if (jp_frames_send(k->iopub, f) != 0 && errno != ETERM)
+        kn_log("iopub: send failed: %s", zmq_strerror(errno));
+}
+
+/* Length of an incomplete UTF-8 sequence at the end of s (0 when it ends cleanly). */
+static size_t utf8_tail(const char *s, size_t len)
+{
+    size_t back = 0;
+    while (back < 3 && back < len && ((unsigned char)s[len - 1 - back] & 0xc0) == 0x80)
+        back++;
+    if (back < len) {
+        unsigned c = (unsigned char)s[len - 1 - back];
+        size_t need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+        if (need > back + 1)
+            return back + 1;
+    }
+    return 0;
+}
+
+/* Sends buffered stream text. Unless force, an incomplete UTF-8 character at the end
+ * stays in the buffer for the next write to complete. */
+static void stream_flush(kn_kernel *k, stream_buf *b, int force)
+{
+    size_t keep, send_len;
+    char topic[96];
+    json_t *parent = NULL, *content = NULL, *text;
+    jp_frames ids = {0}, out = {0};
+    if (!b->fd || !b->len)
+        goto reset;
+    keep = force ? 0 : utf8_tail(b->text, b->len);
+    send_len = b->len - keep;
+    if (!send_len) {
+        b->due_ms = now_ms() + FLUSH_MS;
+        return;
+    }
+    parent = json_loads(b->parent, 0, NULL);
+    text = jp_json_text(b->text, send_len);
+    content = json_pack("{s:s, s:o*}", "name", b->fd == 2 ? "stderr" : "stdout", "text", text);
+    snprintf(topic, sizeof topic, "kernel.%s.stream", k->session);
+    if (jp_frames_push_str(&ids, topic) != 0) {
+        json_decref(content);
+        kn_log("iopub: out of memory: stream output dropped");
+    } else if (kn_encode_new(k, &ids, "stream", parent, content, &out) != 0)
+        kn_log("iopub: could not encode stream output");
+    else
+        xpub_send(k, &out);
+    json_decref(parent);
+    jp_frames_free(&ids);
+    jp_frames_free(&out);
+    memmove(b->text, b->text + send_len, keep);
+    b->len = keep;
+    if (keep) {
+        b->due_ms = now_ms() + FLUSH_MS; /* wait for the rest of the character */
+        return;
+    }
+reset:
+    b->fd = 0;
+    b->len = 0;
+    free(b->parent);
+    b->parent = NULL;
+}
+
+/* Adds stream text from an "S" message. */
+static void stream_add(kn_kernel *k, stream_buf *b, const jp_frames *f)
+{
+    int fd;
+    const jp_frame *pf, *tf;
+    if (f->n != 4 || f->v[1].len != 1)
+        return;
+    fd = f->v[1].data[0] == '2' ? 2 : 1;
+    pf = &f->v[2];
+    tf = &f->v[3];
+    if (b->fd && (b->fd != fd || strlen(b->parent) != pf->len ||
+                  memcmp(b->parent, pf->data, pf->len) != 0))
+        stream_flush(k, b, 1);
+    if (!b->fd) {
+        b->parent = malloc(pf->len + 1);
+        if (!b->parent)
+            return;
+        memcpy(b->parent, pf->data, pf->len);
+        b->parent[pf->len] = '\0';
+        b->fd = fd;
+        b->len = 0;
+        b->due_ms = now_ms() + FLUSH_MS;
+    }
+    if (b->len + tf->len > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        char *t;
+        while (cap < b->len + tf->len)
+            cap *= 2;
+        t = realloc(b->text, cap);
+        if (!t) {
+            kn_log("iopub: out of memory: stream output dropped");
+            return;
+        }
+        b->text = t;
+        b->cap = cap;
+    }
+    if (tf->len)
+        memcpy(b->text + b->len, tf->data, tf->len);
+    b->len += tf->len;
+    if (b->len >= FLUSH_BYTES)
+        stream_flush(k, b, 0);
+}
+
+/* Greets a new subscriber (verbose XPUB: frame "\x01" + topic). */
+static void welcome(kn_kernel *k, const jp_frames *f)
+{
+    jp_frames ids = {0}, out = {0};
+    json_t *content;
+    char *topic;
+    if (f->n < 1 || f->v[0].len < 1 || f->v[0].data[0] != 1)
+        return; /* an unsubscription */
+    topic = strndup(f->v[0].len > 1 ? (const char *)f->v[0].data + 1 : "", f->v[0].len - 1);
+    if (!topic)
+        return;
+    content = json_pack("{s:o*}", "subscription", jp_json_text(topic, strlen(topic)));
+    if (topic[0] && jp_frames_push_str(&ids, topic)) {
+        json_decref(content);
+        goto done;
+    }
+    if (kn_encode_new(k, &ids, "iopub_welcome", NULL, content, &out) == 0)
+        xpub_send(k, &out);
+done:
+    jp_frames_free(&ids);
+    jp_frames_free(&out);
+    free(topic);
+}
+
+/* Handles one message from a feeding thread; returns 1 on "Q". */
+static int from_feeder(kn_kernel *k, stream_buf *b, jp_frames *f)
+{
+    char tag;
+    if (f->n < 1 || f->v[0].len != 1)
+        return 0;
+    tag = (char)f->v[0].data[0];
+    if (tag == 'S') {
+        stream_add(k, b, f);
+        return 0;
+    }
+    stream_flush(k, b, 1);
+    if (tag == 'M' && f->n > 1) {
+        jp_frames body = {0};
+        /* forward frames 1..n-1: move them into a view without copying */
+        body.v = f->v + 1;
+        body.n = f->n - 1;
+        xpub_send(k, &body);
+    }
+    return tag == 'Q';
+}
+
+static void *iopub_main(void *arg)
+{
+    kn_kernel *k = arg;
+    stream_buf buf = {0};
+    zmq_pollitem_t items[2] = {{k->iopub_pull, 0, ZMQ_POLLIN, 0}, {k->iopub, 0, ZMQ_POLLIN, 0}};
+    int quit = 0;
+    while (!quit) {
+        long timeout = -1;
+        int n;
+        if (buf.fd) {
+            long long left = buf.due_ms - now_ms();
+            timeout = left > 0 ? (long)left : 0;
+        }
+        n = zmq_poll(items, 2, timeout);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            break; /* ETERM */
+        }
+        if (buf.fd && now_ms() >= buf.due_ms)
+            stream_flush(k, &buf, 0);
+        if (items[1].revents & ZMQ_POLLIN) {
+            jp_frames f = {0};
+            if (jp_frames_recv(k->iopub, &f, ZMQ_DONTWAIT) == 0) {
+                welcome(k, &f);
+                jp_frames_free(&f);
+            }
+        }
+        if (items[0].revents & ZMQ_POLLIN) {
+            jp_frames f = {0};
+            if (jp_frames_recv(k->iopub_pull, &f, ZMQ_DONTWAIT) == 0) {
+                quit = from_feeder(k, &buf, &f);
+                jp_frames_free(&f);
+            }
+        }
+    }
+    /* drain what the other threads sent before the "Q" */
+    for (;;) {
+        jp_frames f = {0};
+        if (jp_frames_recv(k->iopub_pull, &f, ZMQ_DONTWAIT) != 0)
+            break;
+        from_feeder(k, &buf, &f);
+        jp_frames_free(&f);
+    }
+    stream_flush(k, &buf, 1);
+    free(buf.text);
+    free(buf.parent);
+    zmq_close(k->iopub_pull);
+    zmq_close(k->iopub);
+    k->iopub_pull = k->iopub = NULL;
+    return NULL;
+}
+
+int kn_iopub_start(kn_kernel *k, pthread_t *thread)
+{
+    int hwm = XPUB_HWM;
+    zmq_setsockopt(k->iopub, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    if (pthread_create(thread, NULL, iopub_main, k) != 0) {
+        kn_log("cannot start the IOPub thread");
+        return -1;
+    }
+    return 0;
+}
+
+void *kn_iopub_push_new(kn_kernel *k)
+{
+    void *s = zmq_socket(k->zctx, ZMQ_PUSH);
+    int linger = 2000;
+    if (!s)
+        return NULL;
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+    if (zmq_connect(s, KN_IOPUB_INPROC) != 0) {
+        kn_log("cannot connect to the IOPub thread: %s", zmq_strerror(errno));
+        zmq_close(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* Sends a one-frame tag to the IOPub thread. */
+static int send_tag(void *push, const char *tag)
+{
+    jp_frames f = {0};
+    int rc = jp_frames_push_str(&f, tag) == 0 ? jp_frames_send(push, &f) : -1;
+    jp_frames_free(&f);
+    return rc;
+}
+
+int kn_publish_new(kn_channel *ch, const char *msg_type, json_t *parent, json_t *content)
+{
+    jp_frames f = {0}, ids = {0}, out = {0};
+    char topic[96];
+    int rc = -1;
+    snprintf(topic, sizeof topic, "kernel.%s.%s", ch->k->session, msg_type);
+    if (jp_frames_push_str(&ids, topic) != 0) {
+        json_decref(content);
+        goto done;
+    }
+    if (kn_encode_new(ch->k, &ids, msg_type, parent, content, &out) != 0) {
+        kn_log("%s: could not encode %s", ch->name, msg_type);
+        goto done;
+    }
+    if (jp_frames_push_str(&f, "M") || jp_frames_append(&f, &out))
+        goto done;
+    rc = jp_frames_send(ch->iopub_push, &f);
+done:
+    jp_frames_free(&f);
+    jp_frames_free(&ids);
+    jp_frames_free(&out);
+    return rc;
+}
+
+int kn_publish_status(kn_channel *ch, json_t *parent, const char *state)
+{
+    return kn_publish_new(ch, "status", parent, json_pack("{s:s}", "execution_state", state));
+}
+
+int kn_publish_stream(kn_channel *ch, json_t *parent, int fd, const char *text, size_t len)
+{
+    jp_frames f = {0};
+    char *ptext = parent ? json_dumps(parent, JSON_COMPACT) : NULL;
+    int rc = -1;
+    if (jp_frames_push_str(&f, "S") || jp_frames_push_str(&f, fd == 2 ? "2" : "1") ||
+        jp_frames_push_str(&f, ptext ? ptext : "{}") || jp_frames_push(&f, text, len))
+        goto done;
+    rc = jp_frames_send(ch->iopub_push, &f);
+done:
+    free(ptext);
+    jp_frames_free(&f);
+    return rc;
+}
+
+int kn_publish_flush(kn_channel *ch)
+{
+    return send_tag(ch->iopub_push, "F");
+}
+
+int kn_iopub_stop(void *push)
+{
+    return send_tag(push, "Q");
+}

@@ -1,0 +1,126 @@
+/* kn_core.h — what the kernel's files share: the kernel state, channels, the
+ * dispatcher's helpers, IOPub publishing, the handler table and the history.
+ *
+ * Threads and ownership (see docs/kernel.md):
+ *  - the shell thread (the one that called kn_kernel_main) owns the shell and stdin
+ *    ROUTERs, the engine session, the history and the execution count;
+ *  - the control thread owns the control ROUTER (interrupt, shutdown, kernel_info);
+ *  - the heartbeat thread owns the heartbeat ROUTER and echoes whatever arrives;
+ *  - the IOPub thread owns the XPUB socket: every other thread hands it messages
+ *    through its own inproc PUSH socket; it greets subscribers with iopub_welcome and
+ *    coalesces stream output.
+ * Sockets are created by kn_kernel_main and handed to their owner before that thread
+ * starts; no socket is ever used by two threads. Cross-thread state is atomic.
+ */
+#ifndef KILN_KN_CORE_H
+#define KILN_KN_CORE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "engine/engine.h"
+#include "protocol/jp_auth.h"
+#include "protocol/jp_connection.h"
+#include "protocol/jp_message.h"
+
+#define KN_IOPUB_INPROC "inproc://kiln-iopub"
+#define KN_WAKE_INPROC "inproc://kiln-wake"
+
+typedef struct kn_history kn_history;
+
+typedef struct kn_kernel {
+    void *zctx;                    /* the ZeroMQ context */
+    jp_connection conn;            /* what the connection file said */
+    jp_auth *auth;                 /* signing and replay history, shared (thread-safe) */
+    char session[JP_UUID_LEN + 1]; /* this process's session id, new at every start */
+    char username[64];             /* header username */
+    size_t max_json;               /* largest JSON frame accepted (bytes) */
+    eng_session *eng;              /* the language session: shell thread only */
+
+    void *shell;      /* ROUTER: shell thread */
+    void *stdin_sock; /* ROUTER: shell thread (input_request / input_reply) */
+    void *control;    /* ROUTER: control thread */
+    void *hb;         /* ROUTER: heartbeat thread (echo) */
+    void *iopub;      /* XPUB: IOPub thread */
+    void *iopub_pull; /* PULL (inproc): IOPub thread, fed by every other thread */
+    void *wake_pull;  /* PULL (inproc): shell thread, woken by control on shutdown */
+
+    atomic_int cell_running;      /* 1 while eng_execute runs on the shell thread */
+    atomic_int interrupt_pending; /* an interrupt arrived while a cell ran */
+    atomic_int shutdown;          /* 1 once a shutdown_request has been answered */
+
+    int execution_count;  /* shell thread: cells run with store_history */
+    int aborting;         /* shell thread: answer queued executes with an abort */
+    kn_history *history;  /* shell thread: inputs and outputs of this session */
+} kn_kernel;
+
+/* One serving thread's view: the ROUTER it answers on and its IOPub feed. */
+typedef struct kn_channel {
+    kn_kernel *k;      /* the kernel */
+    void *sock;        /* the ROUTER this thread serves (shell or control) */
+    void *iopub_push;  /* this thread's PUSH to the IOPub thread */
+    void *wake_push;   /* control thread only: PUSH to the shell thread's wake socket */
+    const char *name;  /* "shell" or "control", for logs and the handler table */
+    int is_control;    /* 1 on the control thread */
+} kn_channel;
+
+/* ---- kernel.c --------------------------------------------------------------------- */
+/* A line on stderr, prefixed "kiln: ". */
+void kn_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Decodes one request and runs it through the handler table, with busy and idle on
+ * IOPub around it. Bad messages are logged and dropped. Frees nothing of frames. */
+void kn_dispatch(kn_channel *ch, const jp_frames *frames);
+/* Sends a reply to req on ch->sock, routed by req's identities. Steals content. */
+int kn_reply_new(kn_channel *ch, const jp_msg *req, const char *reply_type, json_t *content);
+/* Encodes a message for idents with a new header; steals content. 0 or -1. */
+int kn_encode_new(kn_kernel *k, const jp_frames *idents, const char *msg_type,
+                  json_t *parent, json_t *content, jp_frames *out);
+/* Marks the kernel as shutting down and interrupts a running cell. */
+void kn_request_shutdown(kn_channel *ch);
+/* Interrupts the running cell, if any (safe from any thread). */
+void kn_interrupt(kn_kernel *k);
+
+/* ---- iopub.c ---------------------------------------------------------------------- */
+/* Starts the IOPub thread (owner of k->iopub and k->iopub_pull). */
+int kn_iopub_start(kn_kernel *k, pthread_t *thread);
+/* A new PUSH socket connected to the IOPub thread, for the calling thread. */
+void *kn_iopub_push_new(kn_kernel *k);
+/* Publishes msg_type with parent (may be NULL: {}); steals content. */
+int kn_publish_new(kn_channel *ch, const char *msg_type, json_t *parent, json_t *content);
+/* Publishes status busy/idle parented to parent. */
+int kn_publish_status(kn_channel *ch, json_t *parent, const char *state);
+/* Hands stream text (fd 1 or 2) to the IOPub thread, which coalesces it. */
+int kn_publish_stream(kn_channel *ch, json_t *parent, int fd, const char *text, size_t len);
+/* Asks the IOPub thread to send the stream text it holds now. */
+int kn_publish_flush(kn_channel *ch);
+/* Asks the IOPub thread to drain what it was sent and exit. */
+int kn_iopub_stop(void *push);
+
+/* ---- handlers.c ------------------------------------------------------------------- */
+typedef void (*kn_handler)(kn_channel *ch, const jp_msg *req);
+/* The handler of msg_type on that channel, or NULL when there is none. */
+kn_handler kn_find_handler(const char *msg_type, int is_control);
+
+/* ---- execute.c -------------------------------------------------------------------- */
+void kn_handle_execute(kn_channel *ch, const jp_msg *req);
+/* Answers an execute_request with an error status without running it. */
+void kn_abort_execute(kn_channel *ch, const jp_msg *req);
+
+/* ---- history.c -------------------------------------------------------------------- */
+kn_history *kn_history_new(void);
+void kn_history_free(kn_history *h);
+/* Records cell `line` (its execution count) with its input and output (may be NULL). */
+int kn_history_add(kn_history *h, int line, const char *input, const char *output);
+/* Sets the output of the latest entry when its line is `line`. */
+int kn_history_set_output(kn_history *h, int line, const char *output);
+/* Answers a history_request's content: returns the "history" array (new reference). */
+json_t *kn_history_query(kn_history *h, json_t *request);
+
+/* ---- control.c -------------------------------------------------------------------- */
+int kn_control_start(kn_kernel *k, pthread_t *thread);
+int kn_heartbeat_start(kn_kernel *k, pthread_t *thread);
+
+#endif
