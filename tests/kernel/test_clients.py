@@ -1,0 +1,58 @@
+"""Other real clients: `jupyter console` driven through a terminal (pexpect), and
+nbclient executing every notebook in notebooks/."""
+import glob
+import os
+import sys
+import unittest
+
+import nbformat
+from nbclient import NotebookClient
+
+from kiln_testing import KERNEL_NAME
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+try:
+    import pexpect
+except ImportError:  # pragma: no cover
+    pexpect = None
+
+
+class TestConsole(unittest.TestCase):
+    @unittest.skipIf(pexpect is None, "pexpect is not installed")
+    def test_console_runs_a_cell(self):
+        child = pexpect.spawn(sys.executable, ["-m", "jupyter_console", "--kernel", KERNEL_NAME,
+                                               "--simple-prompt", "--no-confirm-exit"],
+                              encoding="utf-8", timeout=60, dimensions=(40, 200))
+        try:
+            child.expect(r"In \[1\]: ")
+            child.sendline('printf("from console %d\\n", 6 * 7);')
+            child.expect("from console 42")
+            child.expect(r"In \[2\]: ")
+            child.sendline("int q = 2;")
+            child.expect(r"In \[3\]: ")
+            child.sendline("q + 40")
+            child.expect(r"Out\[3\]: 42")
+            child.expect(r"In \[4\]: ")
+            child.sendeof()
+            child.expect(pexpect.EOF)
+        finally:
+            child.close(force=True)
+
+
+class TestNotebooks(unittest.TestCase):
+    def test_every_notebook_runs(self):
+        paths = sorted(glob.glob(os.path.join(ROOT, "notebooks", "*.ipynb")))
+        self.assertTrue(paths, "no notebooks in notebooks/")
+        for path in paths:
+            with self.subTest(notebook=os.path.basename(path)):
+                nb = nbformat.read(path, as_version=4)
+                NotebookClient(nb, kernel_name=KERNEL_NAME, timeout=300,
+                               resources={"metadata": {"path": os.path.dirname(path)}}).execute()
+                errors = [o for c in nb.cells if c.cell_type == "code"
+                          for o in c.get("outputs", []) if o.output_type == "error"]
+                self.assertEqual(errors, [])
+
+
+if __name__ == "__main__":
+    unittest.main()
