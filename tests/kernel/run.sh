@@ -24,4 +24,17 @@ cd "$here"
 if [ $# -gt 0 ]; then
     exec "$PYTHON" -m unittest -v "$@"
 fi
+# the message decoder under libFuzzer for a bounded time (KILN_FUZZ_SECONDS, 0: skip)
+fuzz_seconds=${KILN_FUZZ_SECONDS:-15}
+if [ "$fuzz_seconds" -gt 0 ] && command -v clang >/dev/null; then
+    echo "== libFuzzer over the message decoder for ${fuzz_seconds}s"
+    clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -I"$root" \
+        "$here/fuzz_jp_decode.c" "$root/protocol/jp_auth.c" "$root/protocol/jp_message.c" \
+        -lzmq -ljansson -lsodium -lpthread -o "$tmp/fuzz_jp_decode"
+    mkdir -p "$tmp/corpus"
+    "$tmp/fuzz_jp_decode" -max_total_time="$fuzz_seconds" -max_len=4096 -timeout=10 \
+        "$tmp/corpus" "$here/fuzz_corpus" >"$tmp/fuzz.log" 2>&1 \
+        || { tail -n 40 "$tmp/fuzz.log"; echo "fuzz_jp_decode: crash" >&2; exit 1; }
+    tail -n 1 "$tmp/fuzz.log"
+fi
 exec "$PYTHON" -m unittest discover -v -s . -p 'test_*.py'
