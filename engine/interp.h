@@ -58,6 +58,8 @@ struct eng_session {
     int outlen;
     double last_flush;    /* monotonic seconds of the last stream flush */
     int ncells;           /* cells executed, for default names */
+    int stack_used;       /* slots of stack in use by running frames */
+    int depth;            /* calls in progress */
 };
 
 /* ---- globals ---- */
@@ -65,12 +67,15 @@ int eng_global_find(eng_session *s, const char *name, int len); /* -1 if none */
 int eng_global_add(eng_session *s, const char *name, int len);  /* index, or -1 on OOM */
 
 /* ---- checker ---- */
-/* Resolves names and checks types of a parsed cell against the session; appends
+/* Resolves names and checks types of a parsed cell against the session; stores
  * errors (at most max_errs) and returns how many there were. New top-level names get
- * global indices >= s->nglobals, in order; *nnew receives how many, and names[i] the
- * name of global s->nglobals + i (pointing into the cell's arena). */
-int check_cell(eng_session *s, ast_cell *cell, eng_error *errs, int max_errs,
-               int *nnew, const char ***names);
+ * global indices >= s->nglobals, in order of appearance. */
+typedef struct check_result {
+    int nnew;            /* new top-level names: globals s->nglobals .. +nnew-1 */
+    const char **names;  /* their names (cell arena memory); malloc'ed array */
+    int frame_size;      /* local slots the cell's own code needs */
+} check_result;
+int check_cell(eng_session *s, ast_cell *cell, eng_error *errs, int max_errs, check_result *res);
 
 /* ---- interpreter ---- */
 /* Runs a checked cell. Returns 0, or -1 with *err set, *err_src the source whose lines
@@ -79,8 +84,9 @@ typedef struct eng_trace {
     char **lines;         /* "  in f() at cell[2]:4:5" ... */
     int n, cap;
 } eng_trace;
-int interp_run_cell(eng_session *s, ast_cell *cell, eng_source *src, eng_error *err,
+int interp_run_cell(eng_session *s, ast_cell *cell, eng_source *src, int frame_size, eng_error *err,
                     eng_source **err_src, eng_trace *trace);
+void eng_trace_free(eng_trace *t);
 /* calls a user function with argc values (borrowed) */
 int interp_call(eng_session *s, eng_func *fn, int argc, value *argv, value *out, eng_error *err);
 
@@ -96,6 +102,19 @@ char *eng_value_text(value v, int repr);
 int eng_format(eng_call *c, int first, char **out);
 /* sends a value as display_data (update 0/1) or as the cell's result (as_result 1) */
 int eng_show(eng_session *s, value v, int as_result, const char *display_id, int update, eng_error *err);
+
+/* ---- compiling and running code (engine/session.c) ---- */
+typedef struct eng_compiled {
+    ast_cell cell;       /* the parse, checked */
+    eng_source *src;     /* holds the arena */
+    int frame_size;      /* local slots of the cell's own code */
+} eng_compiled;
+eng_compiled *eng_compile(eng_session *s, const char *code, const char *cell_name, int first_line,
+                          eng_error *quiet_err);
+int eng_run_compiled(eng_session *s, eng_compiled *c, eng_error *quiet_err);
+void eng_compiled_free(eng_compiled *c);
+void eng_session_reset(eng_session *s);
+extern const char *const eng_magic_names[];
 
 /* ---- magics ---- */
 int eng_magic(eng_session *s, const char *line, eng_source *src, eng_error *err);

@@ -1,0 +1,192 @@
+/* magic.c — lines that start with '%': %time, %timeit, %whos, %reset, %seed, %device,
+ * %lsmagic, %help. A magic runs as a statement of its cell, in order. */
+#include <ctype.h>
+#include <stdarg.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine/backend.h"
+#include "engine/interp.h"
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void out(eng_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void out(eng_session *s, const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        eng_stream(s, 1, buf, (size_t)(n < (int)sizeof buf ? n : (int)sizeof buf - 1));
+}
+
+static void human_time(char *buf, size_t n, double sec)
+{
+    if (sec < 1e-6)
+        snprintf(buf, n, "%.1f ns", sec * 1e9);
+    else if (sec < 1e-3)
+        snprintf(buf, n, "%.2f µs", sec * 1e6);
+    else if (sec < 1)
+        snprintf(buf, n, "%.2f ms", sec * 1e3);
+    else
+        snprintf(buf, n, "%.3f s", sec);
+}
+
+static void human_bytes(char *buf, size_t n, double b)
+{
+    const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int u = 0;
+    while (b >= 1024 && u < 4)
+        b /= 1024, u++;
+    snprintf(buf, n, u ? "%.1f %s" : "%.0f %s", b, units[u]);
+}
+
+static int magic_time(eng_session *s, const char *code, eng_source *src, eng_error *err, int repeat)
+{
+    if (!*code)
+        return eng_fail(err, ERR_VALUE, "%%%s needs a statement, as in %%%s x = a @ b;", repeat ? "timeit" : "time",
+                        repeat ? "timeit" : "time");
+    char name[256];
+    snprintf(name, sizeof name, "%s (%%%s)", src ? src->name : "cell", repeat ? "timeit" : "time");
+    eng_compiled *c = eng_compile(s, code, name, 1, err);
+    if (!c)
+        return -1;
+    int rc = 0;
+    char t1[32], t2[32];
+    if (!repeat) {
+        double t0 = now();
+        rc = eng_run_compiled(s, c, err) ? -1 : 0;
+        if (!rc) {
+            human_time(t1, sizeof t1, now() - t0);
+            out(s, "Wall time: %s\n", t1);
+        }
+        eng_compiled_free(c);
+        return rc;
+    }
+    /* auto-range: loops per run so that a run takes at least 0.2 s, then 7 runs */
+    long loops = 1;
+    for (;;) {
+        double t0 = now();
+        for (long i = 0; i < loops && !rc; i++)
+            rc = eng_run_compiled(s, c, err) ? -1 : 0;
+        double dt = now() - t0;
+        if (rc || dt >= 0.2 || loops >= 100000000L)
+            break;
+        loops *= dt < 0.02 ? 10 : 2;
+    }
+    double sum = 0, sq = 0;
+    const int runs = 7;
+    for (int r = 0; r < runs && !rc; r++) {
+        double t0 = now();
+        for (long i = 0; i < loops && !rc; i++)
+            rc = eng_run_compiled(s, c, err) ? -1 : 0;
+        double per = (now() - t0) / (double)loops;
+        sum += per;
+        sq += per * per;
+    }
+    if (!rc) {
+        double mean = sum / runs, sd = sqrt(fmax(0, sq / runs - mean * mean));
+        human_time(t1, sizeof t1, mean);
+        human_time(t2, sizeof t2, sd);
+        out(s, "%s ± %s per loop (mean ± std. dev. of %d runs, %ld loop%s each)\n", t1, t2, runs, loops,
+            loops == 1 ? "" : "s");
+    }
+    eng_compiled_free(c);
+    return rc;
+}
+
+static void magic_whos(eng_session *s)
+{
+    int any = 0;
+    for (int i = 0; i < s->nglobals; i++) {
+        eng_global *g = &s->globals[i];
+        if (!g->defined)
+            continue;
+        if (!any)
+            out(s, "%-16s %-9s %-6s %-18s %-7s %s\n", "Variable", "Type", "Dtype", "Shape", "Device", "Data/Info");
+        any = 1;
+        value v = g->v;
+        if (v.type == VAL_TENSOR) {
+            tensor *t = v.as.t;
+            char shape[128] = "[", bytes[32];
+            for (int d = 0; d < t->ndim; d++) {
+                size_t l = strlen(shape);
+                snprintf(shape + l, sizeof shape - l, d ? ", %lld" : "%lld", (long long)t->shape[d]);
+            }
+            strncat(shape, "]", sizeof shape - strlen(shape) - 1);
+            human_bytes(bytes, sizeof bytes, (double)tensor_nbytes(t));
+            out(s, "%-16s %-9s %-6s %-18s %-7s %s%s\n", g->name, "tensor", kn_dtype_name(t->dtype), shape,
+                t->storage->backend->name, bytes, t->requires_grad ? ", requires grad" : "");
+        } else {
+            char *text = eng_value_text(v, 1);
+            if (text && strlen(text) > 40)
+                strcpy(text + 37, "...");
+            out(s, "%-16s %-9s %-6s %-18s %-7s %s\n", g->name, value_type_name(v.type), "", "", "", text ? text : "");
+            free(text);
+        }
+    }
+    if (!any)
+        out(s, "The session has no variables yet.\n");
+}
+
+int eng_magic(eng_session *s, const char *line, eng_source *src, eng_error *err)
+{
+    while (isspace((unsigned char)*line))
+        line++;
+    int n = 0;
+    while (isalnum((unsigned char)line[n]) || line[n] == '_')
+        n++;
+    const char *rest = line + n;
+    while (isspace((unsigned char)*rest))
+        rest++;
+#define IS(name) (n == (int)strlen(name) && !strncmp(line, name, (size_t)n))
+    if (IS("time"))
+        return magic_time(s, rest, src, err, 0);
+    if (IS("timeit"))
+        return magic_time(s, rest, src, err, 1);
+    if (IS("whos")) {
+        magic_whos(s);
+        return 0;
+    }
+    if (IS("reset")) {
+        eng_session_reset(s);
+        out(s, "Session reset: every variable and function is gone.\n");
+        return 0;
+    }
+    if (IS("seed")) {
+        char *end;
+        long long v = strtoll(rest, &end, 0);
+        if (end == rest)
+            return eng_fail(err, ERR_VALUE, "%%seed needs an integer, as in %%seed 42");
+        s->rng.seed = (uint64_t)v;
+        s->rng.offset = 0;
+        return 0;
+    }
+    if (IS("device")) {
+        if (!*rest || !strncmp(rest, "cpu", 3)) {
+            out(s, "Device: cpu\n");
+            return 0;
+        }
+        if (!strncmp(rest, "cuda", 4))
+            return eng_fail(err, ERR_RUNTIME, "%%device cuda: this build has no CUDA backend yet; tensors stay on the cpu");
+        return eng_fail(err, ERR_VALUE, "%%device takes cpu or cuda, got '%s'", rest);
+    }
+    if (IS("lsmagic") || IS("help")) {
+        out(s, "Magics: %%time STMT, %%timeit STMT, %%whos, %%reset, %%seed N, %%device cpu|cuda, %%lsmagic, %%help\n");
+        if (IS("help"))
+            out(s, "The language is documented in docs/language.md; Shift+Tab on a name shows its signature.\n");
+        return 0;
+    }
+#undef IS
+    return eng_fail(err, ERR_NAME, "unknown magic '%%%.*s' (%%lsmagic lists them)", n, line);
+}
