@@ -76,6 +76,7 @@ const char *kn_dtype_name(kn_dtype dt);      /* "f32" */
 int kn_dtype_from_name(const char *name);    /* -1 if unknown */
 int kn_dtype_is_float(kn_dtype dt);
 kn_dtype kn_dtype_promote(kn_dtype a, kn_dtype b);
+const char *kn_op_name(kn_opid op);          /* "add", from ops.def */
 
 /* ---- life ---- */
 tensor *tensor_empty(kn_dtype dt, int ndim, const int64_t *shape, eng_error *err);

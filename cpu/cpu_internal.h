@@ -1,0 +1,175 @@
+/* cpu_internal.h — what the CPU backend's files share: the strided iterator that every
+ * elementwise loop runs on, element loads and stores by dtype, half-precision
+ * conversions, and the entry points each file contributes to cpu_backend.
+ *
+ * The iterator takes up to CPU_MAXOP operands of one shape with strides in bytes,
+ * merges dimensions that are contiguous in every operand, and calls a kernel on runs
+ * of the innermost dimension. Large iterations are split into chunks run by OpenMP
+ * threads; between chunks it checks tensor_interrupt_flag.
+ */
+#ifndef KILN_CPU_INTERNAL_H
+#define KILN_CPU_INTERNAL_H
+
+#include <stdint.h>
+#include <string.h>
+#include "engine/backend.h"
+
+#define CPU_MAXOP 4
+/* elements per chunk of work: below this an op runs on one thread */
+#define CPU_PAR_THRESHOLD 32768
+
+/* A kernel over one run of n elements: p[k] points at operand k's first element,
+ * s[k] is its stride in bytes. ctx is the caller's. */
+typedef void (*cpu_kernel)(void *ctx, int64_t n, char **p, const int64_t *s);
+
+typedef struct cpu_iter {
+    int ndim;                                 /* after merging, >= 1 */
+    int nop;                                  /* operands */
+    int64_t numel;                            /* product of shape */
+    int64_t shape[TENSOR_MAXDIM];             /* merged shape, innermost last */
+    int64_t stride[CPU_MAXOP][TENSOR_MAXDIM]; /* bytes, per operand and merged dim */
+    char *base[CPU_MAXOP];                    /* first element of each operand */
+} cpu_iter;
+
+/* Builds an iterator over tensors ts[0..nop-1], all of shape ts[0]'s. */
+void cpu_iter_init(cpu_iter *it, int nop, const tensor *const *ts);
+/* Runs kern over everything, on several threads when numel is large and parallel is
+ * set. Returns 0, or -1 with an "interrupted" error when tensor_interrupt_flag was set. */
+int cpu_iter_run(const cpu_iter *it, cpu_kernel kern, void *ctx, int parallel, eng_error *err);
+
+/* ---- half precision (storage only) ---- */
+static inline float cpu_f16_to_f32(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
+    if (exp == 0) {
+        if (man == 0) {
+            bits = sign;
+        } else { /* subnormal: normalise */
+            int e = -1;
+            do {
+                e++;
+                man <<= 1;
+            } while (!(man & 0x400));
+            bits = sign | ((uint32_t)(112 - e) << 23) | ((man & 0x3ff) << 13);
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7f800000u | (man << 13);
+    } else {
+        bits = sign | ((exp + 112) << 23) | (man << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+static inline uint16_t cpu_f32_to_f16(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000;
+    uint32_t absx = x & 0x7fffffffu;
+    if (absx >= 0x7f800000u) /* inf or nan */
+        return (uint16_t)(sign | 0x7c00 | (absx > 0x7f800000u ? 0x200 : 0));
+    if (absx >= 0x477ff000u) /* rounds to >= 65520: overflow */
+        return (uint16_t)(sign | 0x7c00);
+    if (absx < 0x38800000u) { /* below the smallest normal half: subnormal or zero */
+        if (absx < 0x33000000u)
+            return (uint16_t)sign;
+        uint32_t e = absx >> 23, m = (absx & 0x7fffff) | 0x800000;
+        int shift = (int)(126 - e); /* 14..24 */
+        uint32_t half = m >> shift, rem = m & ((1u << shift) - 1), mid = 1u << (shift - 1);
+        if (rem > mid || (rem == mid && (half & 1)))
+            half++;
+        return (uint16_t)(sign | half);
+    }
+    /* normal: round to nearest even on the 13 dropped bits */
+    uint32_t r = absx - 0x38000000u; /* rebias exponent 127 -> 15 */
+    uint32_t half = r >> 13, rem = r & 0x1fff;
+    if (rem > 0x1000 || (rem == 0x1000 && (half & 1)))
+        half++;
+    return (uint16_t)(sign | half);
+}
+
+static inline float cpu_bf16_to_f32(uint16_t h)
+{
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+static inline uint16_t cpu_f32_to_bf16(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    if ((x & 0x7fffffffu) > 0x7f800000u)
+        return (uint16_t)((x >> 16) | 0x40); /* quiet nan */
+    x += 0x7fff + ((x >> 16) & 1);          /* round to nearest even */
+    return (uint16_t)(x >> 16);
+}
+
+/* ---- generic element access (slow paths only) ---- */
+static inline double cpu_load(kn_dtype dt, const char *p)
+{
+    switch (dt) {
+    case KN_BOOL: return *(const uint8_t *)p != 0;
+    case KN_U8: return *(const uint8_t *)p;
+    case KN_I32: return *(const int32_t *)p;
+    case KN_I64: return (double)*(const int64_t *)p;
+    case KN_F16: return cpu_f16_to_f32(*(const uint16_t *)p);
+    case KN_BF16: return cpu_bf16_to_f32(*(const uint16_t *)p);
+    case KN_F32: return *(const float *)p;
+    case KN_F64: return *(const double *)p;
+    default: return 0;
+    }
+}
+
+/* double -> integer without undefined behaviour for NaN and out-of-range values */
+static inline int64_t cpu_d2i64(double v)
+{
+    if (v != v)
+        return 0;
+    if (v >= 9223372036854775807.0)
+        return INT64_MAX;
+    if (v <= -9223372036854775808.0)
+        return INT64_MIN;
+    return (int64_t)v;
+}
+
+static inline void cpu_store(kn_dtype dt, char *p, double v)
+{
+    switch (dt) {
+    case KN_BOOL: *(uint8_t *)p = v != 0; break;
+    case KN_U8: *(uint8_t *)p = (uint8_t)cpu_d2i64(v); break;
+    case KN_I32: *(int32_t *)p = (int32_t)cpu_d2i64(v); break;
+    case KN_I64: *(int64_t *)p = cpu_d2i64(v); break;
+    case KN_F16: *(uint16_t *)p = cpu_f32_to_f16((float)v); break;
+    case KN_BF16: *(uint16_t *)p = cpu_f32_to_bf16((float)v); break;
+    case KN_F32: *(float *)p = (float)v; break;
+    case KN_F64: *(double *)p = v; break;
+    default: break;
+    }
+}
+
+/* ---- entry points (one file each) ---- */
+int cpu_unary(kn_opid op, tensor *out, const tensor *x, double p0, double p1, eng_error *err);
+int cpu_binary(kn_opid op, tensor *out, const tensor *a, const tensor *b, eng_error *err);
+int cpu_reduce(kn_opid op, tensor *out, const tensor *x, int dim, eng_error *err);
+int cpu_copy(tensor *dst, const tensor *src, eng_error *err);
+int cpu_fill(tensor *dst, double v, eng_error *err);
+int cpu_matmul(tensor *out, const tensor *a, const tensor *c, eng_error *err);
+int cpu_random(int kind, tensor *dst, const tensor_rng *rng, int64_t lo, int64_t hi, eng_error *err);
+int cpu_arange(tensor *dst, double start, double step, eng_error *err);
+int cpu_where(tensor *out, const tensor *cond, const tensor *a, const tensor *b, eng_error *err);
+int cpu_gather(tensor *out, const tensor *x, const tensor *idx, eng_error *err);
+
+/* vectorisable expf, about 1 ulp (cpu_elementwise.c) */
+float cpu_expf(float x);
+
+/* pointer to element 0 of a tensor's view */
+static inline char *cpu_ptr(const tensor *t)
+{
+    return (char *)t->storage->data + t->offset * (int64_t)kn_dtype_size(t->dtype);
+}
+
+#endif

@@ -1,0 +1,820 @@
+/* tensor.c — tensors' storage and life, dtypes, views, creation and copies.
+ *
+ * A tensor is a view (shape, strides, offset, in elements) onto a storage owned by a
+ * backend; both are reference-counted. Views share the storage and never copy; the
+ * functions that make new data allocate on eng_current_backend() and hand the work to
+ * its vtable (fill, arange, random, copy). Everything here that reads elements on the
+ * host goes through the backend's to_host, so it works the same for device memory.
+ */
+#include "engine/tensor_impl.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+volatile int tensor_interrupt_flag;
+
+const eng_backend *eng_current_backend(void)
+{
+    return &cpu_backend;
+}
+
+/* ---- dtypes ---- */
+
+static const struct {
+    const char *name; /* as the language spells it */
+    size_t size;      /* bytes per element */
+} dtype_info[KN_NDTYPE] = {
+    [KN_BOOL] = {"bool", 1}, [KN_U8] = {"u8", 1},    [KN_I32] = {"i32", 4},
+    [KN_I64] = {"i64", 8},   [KN_F16] = {"f16", 2},  [KN_BF16] = {"bf16", 2},
+    [KN_F32] = {"f32", 4},   [KN_F64] = {"f64", 8},
+};
+
+size_t kn_dtype_size(kn_dtype dt)
+{
+    return (unsigned)dt < KN_NDTYPE ? dtype_info[dt].size : 0;
+}
+
+const char *kn_dtype_name(kn_dtype dt)
+{
+    return (unsigned)dt < KN_NDTYPE ? dtype_info[dt].name : "?";
+}
+
+int kn_dtype_from_name(const char *name)
+{
+    for (int i = 0; i < KN_NDTYPE; i++)
+        if (strcmp(name, dtype_info[i].name) == 0)
+            return i;
+    return -1;
+}
+
+int kn_dtype_is_float(kn_dtype dt)
+{
+    return dt == KN_F16 || dt == KN_BF16 || dt == KN_F32 || dt == KN_F64;
+}
+
+kn_dtype kn_dtype_promote(kn_dtype a, kn_dtype b)
+{
+    if ((a == KN_F16 && b == KN_BF16) || (a == KN_BF16 && b == KN_F16))
+        return KN_F32; /* neither holds the other */
+    return a > b ? a : b;
+}
+
+/* ---- helpers ---- */
+
+char *tensor_shape_str(int ndim, const int64_t *shape, char *buf, size_t size)
+{
+    size_t n = 0;
+    buf[0] = 0;
+    n += (size_t)snprintf(buf + n, size - n, "[");
+    for (int d = 0; d < ndim && n < size; d++)
+        n += (size_t)snprintf(buf + n, size - n, "%s%lld", d ? ", " : "", (long long)shape[d]);
+    if (n < size)
+        snprintf(buf + n, size - n, "]");
+    return buf;
+}
+
+void tensor_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride)
+{
+    int64_t s = 1;
+    for (int d = ndim - 1; d >= 0; d--) {
+        stride[d] = s;
+        s *= shape[d] > 0 ? shape[d] : 1;
+    }
+}
+
+float tensor_f16_to_f32(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h >> 15), e = (h >> 10) & 0x1f, m = h & 0x3ff;
+    float v;
+    if (e == 0)
+        v = ldexpf((float)m, -24);
+    else if (e == 31)
+        v = m ? NAN : INFINITY;
+    else
+        v = ldexpf((float)(m | 0x400), (int)e - 25);
+    return sign ? -v : v;
+}
+
+double tensor_host_load(kn_dtype dt, const void *p)
+{
+    switch (dt) {
+    case KN_BOOL: return *(const uint8_t *)p != 0;
+    case KN_U8: return *(const uint8_t *)p;
+    case KN_I32: { int32_t v; memcpy(&v, p, 4); return v; }
+    case KN_I64: { int64_t v; memcpy(&v, p, 8); return (double)v; }
+    case KN_F16: { uint16_t v; memcpy(&v, p, 2); return tensor_f16_to_f32(v); }
+    case KN_BF16: {
+        uint16_t v;
+        memcpy(&v, p, 2);
+        uint32_t bits = (uint32_t)v << 16;
+        float f;
+        memcpy(&f, &bits, 4);
+        return f;
+    }
+    case KN_F32: { float v; memcpy(&v, p, 4); return v; }
+    case KN_F64: { double v; memcpy(&v, p, 8); return v; }
+    default: return 0;
+    }
+}
+
+/* ---- life ---- */
+
+static int check_shape(const char *op, int ndim, const int64_t *shape, size_t esize, eng_error *err)
+{
+    if (ndim < 0 || ndim > TENSOR_MAXDIM)
+        return eng_fail(err, ERR_VALUE, "%s: %d dimensions; at most %d are supported", op, ndim,
+                        TENSOR_MAXDIM);
+    int64_t n = 1;
+    for (int d = 0; d < ndim; d++) {
+        if (shape[d] < 0) {
+            char b[TENSOR_SHAPE_BUF];
+            return eng_fail(err, ERR_VALUE, "%s: negative dimension in shape %s", op,
+                            tensor_shape_str(ndim, shape, b, sizeof b));
+        }
+        if (shape[d] > 0 && n > (INT64_MAX / 16) / shape[d] / (int64_t)esize) {
+            char b[TENSOR_SHAPE_BUF];
+            return eng_fail(err, ERR_MEMORY, "%s: shape %s is too large", op,
+                            tensor_shape_str(ndim, shape, b, sizeof b));
+        }
+        n *= shape[d];
+    }
+    return 0;
+}
+
+tensor *tensor_empty(kn_dtype dt, int ndim, const int64_t *shape, eng_error *err)
+{
+    if ((unsigned)dt >= KN_NDTYPE) {
+        eng_fail(err, ERR_TYPE, "empty: unknown dtype %d", (int)dt);
+        return NULL;
+    }
+    if (check_shape("empty", ndim, shape, kn_dtype_size(dt), err) < 0)
+        return NULL;
+    const eng_backend *be = eng_current_backend();
+    tensor *t = calloc(1, sizeof *t);
+    tensor_storage *s = calloc(1, sizeof *s);
+    if (!t || !s)
+        goto err;
+    int64_t n = 1;
+    for (int d = 0; d < ndim; d++)
+        n *= shape[d];
+    s->refcount = 1;
+    s->backend = be;
+    s->bytes = (size_t)n * kn_dtype_size(dt);
+    s->data = be->alloc(s->bytes);
+    if (!s->data)
+        goto err;
+    t->refcount = 1;
+    t->dtype = dt;
+    t->ndim = ndim;
+    for (int d = 0; d < ndim; d++)
+        t->shape[d] = shape[d];
+    tensor_contiguous_strides(ndim, shape, t->stride);
+    t->storage = s;
+    return t;
+err:
+    free(t);
+    free(s);
+    {
+        char b[TENSOR_SHAPE_BUF];
+        eng_fail(err, ERR_MEMORY, "out of memory for a %s tensor of shape %s", kn_dtype_name(dt),
+                 tensor_shape_str(ndim, shape, b, sizeof b));
+    }
+    return NULL;
+}
+
+void tensor_incref(tensor *t)
+{
+    if (t)
+        t->refcount++;
+}
+
+void tensor_decref(tensor *t)
+{
+    if (!t || --t->refcount > 0)
+        return;
+    tensor_storage *s = t->storage;
+    if (s && --s->refcount == 0) {
+        s->backend->free(s->data);
+        free(s);
+    }
+    if (t->grad)
+        tensor_decref(t->grad);
+    free(t);
+}
+
+int64_t tensor_numel(const tensor *t)
+{
+    int64_t n = 1;
+    for (int d = 0; d < t->ndim; d++)
+        n *= t->shape[d];
+    return n;
+}
+
+int tensor_is_contiguous(const tensor *t)
+{
+    int64_t s = 1;
+    for (int d = t->ndim - 1; d >= 0; d--) {
+        if (t->shape[d] == 0)
+            return 1;
+        if (t->shape[d] != 1 && t->stride[d] != s)
+            return 0;
+        s *= t->shape[d];
+    }
+    return 1;
+}
+
+void *tensor_data_ptr(const tensor *t)
+{
+    return (char *)t->storage->data + t->offset * (int64_t)kn_dtype_size(t->dtype);
+}
+
+size_t tensor_nbytes(const tensor *t)
+{
+    return (size_t)tensor_numel(t) * kn_dtype_size(t->dtype);
+}
+
+/* a new view header onto t's storage, with t's dtype; shape and strides to be set */
+static tensor *view_of(const tensor *t, eng_error *err)
+{
+    tensor *v = calloc(1, sizeof *v);
+    if (!v) {
+        eng_fail(err, ERR_MEMORY, "out of memory");
+        return NULL;
+    }
+    *v = *t;
+    v->refcount = 1;
+    v->grad = NULL;
+    v->autograd = NULL;
+    v->requires_grad = 0;
+    v->storage->refcount++;
+    return v;
+}
+
+/* ---- host transfer ---- */
+
+tensor *tensor_from_host(const void *data, kn_dtype dt, int ndim, const int64_t *shape, eng_error *err)
+{
+    tensor *t = tensor_empty(dt, ndim, shape, err);
+    if (!t)
+        return NULL;
+    if (t->storage->backend->from_host(t->storage->data, data, tensor_nbytes(t), err) < 0) {
+        tensor_decref(t);
+        return NULL;
+    }
+    return t;
+}
+
+void *tensor_to_host(const tensor *t, eng_error *err)
+{
+    tensor *c = tensor_contiguous((tensor *)t, err);
+    if (!c)
+        return NULL;
+    size_t n = tensor_nbytes(c);
+    void *buf = malloc(n ? n : 1);
+    if (!buf) {
+        tensor_decref(c);
+        eng_fail(err, ERR_MEMORY, "out of memory copying a tensor to the host");
+        return NULL;
+    }
+    if (c->storage->backend->to_host(buf, tensor_data_ptr(c), n, err) < 0) {
+        free(buf);
+        buf = NULL;
+    }
+    tensor_decref(c);
+    return buf;
+}
+
+/* ---- creation ---- */
+
+tensor *tensor_full(kn_dtype dt, int ndim, const int64_t *shape, double value, eng_error *err)
+{
+    tensor *t = tensor_empty(dt, ndim, shape, err);
+    if (t && t->storage->backend->fill(t, value, err) < 0) {
+        tensor_decref(t);
+        return NULL;
+    }
+    return t;
+}
+
+tensor *tensor_scalar(double v, kn_dtype dt, eng_error *err)
+{
+    return tensor_full(dt, 0, NULL, v, err);
+}
+
+tensor *tensor_arange(double start, double stop, double step, kn_dtype dt, eng_error *err)
+{
+    if (step == 0 || step != step) {
+        eng_fail(err, ERR_VALUE, "arange: step must be non-zero");
+        return NULL;
+    }
+    double len = ceil((stop - start) / step);
+    if (!(len == len) || len > 1e15) {
+        eng_fail(err, ERR_VALUE, "arange: bad range %g to %g by %g", start, stop, step);
+        return NULL;
+    }
+    int64_t n = len > 0 ? (int64_t)len : 0;
+    tensor *t = tensor_empty(dt, 1, &n, err);
+    if (t && t->storage->backend->arange(t, start, step, err) < 0) {
+        tensor_decref(t);
+        return NULL;
+    }
+    return t;
+}
+
+tensor *tensor_linspace(double start, double stop, int64_t n, eng_error *err)
+{
+    if (n < 0) {
+        eng_fail(err, ERR_VALUE, "linspace: number of points %lld is negative", (long long)n);
+        return NULL;
+    }
+    double *v = malloc(sizeof(double) * (size_t)(n ? n : 1));
+    if (!v) {
+        eng_fail(err, ERR_MEMORY, "linspace: out of memory");
+        return NULL;
+    }
+    double step = n > 1 ? (stop - start) / (double)(n - 1) : 0;
+    for (int64_t i = 0; i < n; i++)
+        v[i] = start + (double)i * step;
+    if (n > 1)
+        v[n - 1] = stop;
+    tensor *t = tensor_from_doubles(v, KN_F32, 1, &n, err);
+    free(v);
+    return t;
+}
+
+tensor *tensor_eye(int64_t n, int64_t m, kn_dtype dt, eng_error *err)
+{
+    int64_t shape[2] = {n, m < 0 ? n : m};
+    tensor *t = tensor_full(dt, 2, shape, 0, err);
+    if (!t)
+        return NULL;
+    /* the diagonal as a strided view, filled with ones */
+    tensor *d = view_of(t, err);
+    if (!d) {
+        tensor_decref(t);
+        return NULL;
+    }
+    d->ndim = 1;
+    d->shape[0] = shape[0] < shape[1] ? shape[0] : shape[1];
+    d->stride[0] = shape[1] + 1;
+    int rc = t->storage->backend->fill(d, 1, err);
+    tensor_decref(d);
+    if (rc < 0) {
+        tensor_decref(t);
+        return NULL;
+    }
+    return t;
+}
+
+static tensor *random_tensor(int kind, kn_dtype dt, tensor_rng *rng, int64_t lo, int64_t hi,
+                             int ndim, const int64_t *shape, eng_error *err)
+{
+    tensor *t = tensor_empty(dt, ndim, shape, err);
+    if (!t)
+        return NULL;
+    if (t->storage->backend->random(kind, t, rng, lo, hi, err) < 0) {
+        tensor_decref(t);
+        return NULL;
+    }
+    rng->offset += (uint64_t)tensor_numel(t);
+    return t;
+}
+
+tensor *tensor_rand(tensor_rng *rng, int ndim, const int64_t *shape, eng_error *err)
+{
+    return random_tensor(0, KN_F32, rng, 0, 0, ndim, shape, err);
+}
+
+tensor *tensor_randn(tensor_rng *rng, int ndim, const int64_t *shape, eng_error *err)
+{
+    return random_tensor(1, KN_F32, rng, 0, 0, ndim, shape, err);
+}
+
+tensor *tensor_randint(tensor_rng *rng, int64_t lo, int64_t hi, int ndim, const int64_t *shape,
+                       eng_error *err)
+{
+    if (hi <= lo) {
+        eng_fail(err, ERR_VALUE, "randint: empty range [%lld, %lld)", (long long)lo, (long long)hi);
+        return NULL;
+    }
+    return random_tensor(2, KN_I64, rng, lo, hi, ndim, shape, err);
+}
+
+tensor *tensor_from_doubles(const double *v, kn_dtype dt, int ndim, const int64_t *shape,
+                            eng_error *err)
+{
+    tensor *f = tensor_from_host(v, KN_F64, ndim, shape, err);
+    if (!f || dt == KN_F64)
+        return f;
+    tensor *t = tensor_cast(f, dt, err);
+    tensor_decref(f);
+    return t;
+}
+
+/* ---- elements ---- */
+
+double tensor_get_flat(const tensor *t, int64_t i)
+{
+    int64_t off = t->offset;
+    for (int d = t->ndim - 1; d >= 0; d--) {
+        int64_t n = t->shape[d] > 0 ? t->shape[d] : 1;
+        off += (i % n) * t->stride[d];
+        i /= n;
+    }
+    size_t es = kn_dtype_size(t->dtype);
+    unsigned char buf[8];
+    if (t->storage->backend->to_host(buf, (char *)t->storage->data + off * (int64_t)es, es, NULL) < 0)
+        return NAN;
+    return tensor_host_load(t->dtype, buf);
+}
+
+int tensor_item(const tensor *t, double *out, eng_error *err)
+{
+    int64_t n = tensor_numel(t);
+    if (n != 1) {
+        char b[TENSOR_SHAPE_BUF];
+        return eng_fail(err, ERR_VALUE, "item: a tensor of shape %s has %lld elements, not 1",
+                        tensor_shape_str(t->ndim, t->shape, b, sizeof b), (long long)n);
+    }
+    *out = tensor_get_flat(t, 0);
+    return 0;
+}
+
+/* ---- views ---- */
+
+static int norm_dim(const char *op, int dim, int ndim, eng_error *err)
+{
+    int d = dim < 0 ? dim + ndim : dim;
+    if (d < 0 || d >= ndim)
+        return eng_fail(err, ERR_INDEX, "%s: dimension %d is out of range for a %d-d tensor", op,
+                        dim, ndim);
+    return d;
+}
+
+tensor *tensor_slice(tensor *t, int dim, int64_t start, int64_t stop, int64_t step, eng_error *err)
+{
+    int d = norm_dim("slice", dim, t->ndim, err);
+    if (d < 0)
+        return NULL;
+    if (step == 0) {
+        eng_fail(err, ERR_VALUE, "slice: step cannot be zero");
+        return NULL;
+    }
+    int64_t n = t->shape[d];
+    /* Python's slice.indices */
+    if (step > 0) {
+        if (start < 0) start += n;
+        if (start < 0) start = 0;
+        if (start > n) start = n;
+        if (stop < 0) stop += n;
+        if (stop < 0) stop = 0;
+        if (stop > n) stop = n;
+    } else {
+        if (start < 0) start += n;
+        if (start < 0) start = -1;
+        if (start >= n) start = n - 1;
+        if (stop < 0) stop += n;
+        if (stop < 0) stop = -1;
+        if (stop >= n) stop = n - 1;
+    }
+    int64_t len = 0;
+    if (step > 0 && stop > start)
+        len = (stop - start + step - 1) / step;
+    else if (step < 0 && stop < start)
+        len = (start - stop + (-step) - 1) / (-step);
+    tensor *v = view_of(t, err);
+    if (!v)
+        return NULL;
+    if (len > 0)
+        v->offset += start * t->stride[d];
+    v->shape[d] = len;
+    v->stride[d] = t->stride[d] * step;
+    return v;
+}
+
+tensor *tensor_select(tensor *t, int dim, int64_t index, eng_error *err)
+{
+    int d = norm_dim("index", dim, t->ndim, err);
+    if (d < 0)
+        return NULL;
+    int64_t n = t->shape[d], i = index < 0 ? index + n : index;
+    if (i < 0 || i >= n) {
+        eng_fail(err, ERR_INDEX, "index %lld is out of range for dimension %d of size %lld",
+                 (long long)index, d, (long long)n);
+        return NULL;
+    }
+    tensor *v = view_of(t, err);
+    if (!v)
+        return NULL;
+    v->offset += i * t->stride[d];
+    for (int k = d; k < t->ndim - 1; k++) {
+        v->shape[k] = t->shape[k + 1];
+        v->stride[k] = t->stride[k + 1];
+    }
+    v->ndim--;
+    return v;
+}
+
+tensor *tensor_transpose(tensor *t, int d0, int d1, eng_error *err)
+{
+    int a = norm_dim("transpose", d0, t->ndim, err), b;
+    if (a < 0 || (b = norm_dim("transpose", d1, t->ndim, err)) < 0)
+        return NULL;
+    tensor *v = view_of(t, err);
+    if (!v)
+        return NULL;
+    v->shape[a] = t->shape[b];
+    v->stride[a] = t->stride[b];
+    v->shape[b] = t->shape[a];
+    v->stride[b] = t->stride[a];
+    return v;
+}
+
+tensor *tensor_permute(tensor *t, const int *dims, int n, eng_error *err)
+{
+    if (n != t->ndim) {
+        eng_fail(err, ERR_VALUE, "permute: %d dimensions given for a %d-d tensor", n, t->ndim);
+        return NULL;
+    }
+    int seen[TENSOR_MAXDIM] = {0}, p[TENSOR_MAXDIM];
+    for (int i = 0; i < n; i++) {
+        int d = norm_dim("permute", dims[i], n, err);
+        if (d < 0)
+            return NULL;
+        if (seen[d]++) {
+            eng_fail(err, ERR_VALUE, "permute: dimension %d appears twice", d);
+            return NULL;
+        }
+        p[i] = d;
+    }
+    tensor *v = view_of(t, err);
+    if (!v)
+        return NULL;
+    for (int i = 0; i < n; i++) {
+        v->shape[i] = t->shape[p[i]];
+        v->stride[i] = t->stride[p[i]];
+    }
+    return v;
+}
+
+tensor *tensor_expand(tensor *t, int ndim, const int64_t *shape, eng_error *err)
+{
+    char b1[TENSOR_SHAPE_BUF], b2[TENSOR_SHAPE_BUF];
+    if (ndim < t->ndim || ndim > TENSOR_MAXDIM) {
+        eng_fail(err, ERR_SHAPE, "expand: shape %s cannot be broadcast to %s",
+                 tensor_shape_str(t->ndim, t->shape, b1, sizeof b1),
+                 tensor_shape_str(ndim, shape, b2, sizeof b2));
+        return NULL;
+    }
+    tensor *v = view_of(t, err);
+    if (!v)
+        return NULL;
+    int lead = ndim - t->ndim;
+    for (int d = 0; d < ndim; d++) {
+        int s = d - lead;
+        if (s < 0) {
+            v->shape[d] = shape[d];
+            v->stride[d] = 0;
+        } else if (t->shape[s] == shape[d]) {
+            v->shape[d] = shape[d];
+            v->stride[d] = t->stride[s];
+        } else if (t->shape[s] == 1) {
+            v->shape[d] = shape[d];
+            v->stride[d] = 0;
+        } else {
+            tensor_decref(v);
+            eng_fail(err, ERR_SHAPE, "expand: shape %s cannot be broadcast to %s",
+                     tensor_shape_str(t->ndim, t->shape, b1, sizeof b1),
+                     tensor_shape_str(ndim, shape, b2, sizeof b2));
+            return NULL;
+        }
+    }
+    v->ndim = ndim;
+    return v;
+}
+
+tensor *tensor_squeeze(tensor *t, int dim, eng_error *err)
+{
+    int d = -1;
+    if (dim != -1000) {
+        d = norm_dim("squeeze", dim, t->ndim, err);
+        if (d < 0)
+            return NULL;
+    }
+    tensor *v = view_of(t, err);
+    if (!v)
+        return NULL;
+    int k = 0;
+    for (int i = 0; i < t->ndim; i++) {
+        if (t->shape[i] == 1 && (d < 0 || i == d))
+            continue;
+        v->shape[k] = t->shape[i];
+        v->stride[k] = t->stride[i];
+        k++;
+    }
+    v->ndim = k;
+    return v;
+}
+
+tensor *tensor_unsqueeze(tensor *t, int dim, eng_error *err)
+{
+    if (t->ndim >= TENSOR_MAXDIM) {
+        eng_fail(err, ERR_VALUE, "unsqueeze: a tensor has at most %d dimensions", TENSOR_MAXDIM);
+        return NULL;
+    }
+    int d = norm_dim("unsqueeze", dim, t->ndim + 1, err);
+    if (d < 0)
+        return NULL;
+    tensor *v = view_of(t, err);
+    if (!v)
+        return NULL;
+    for (int i = t->ndim; i > d; i--) {
+        v->shape[i] = t->shape[i - 1];
+        v->stride[i] = t->stride[i - 1];
+    }
+    v->shape[d] = 1;
+    v->stride[d] = d + 1 < t->ndim + 1 ? v->shape[d + 1] * v->stride[d + 1] : 1;
+    v->ndim = t->ndim + 1;
+    return v;
+}
+
+/* strides for viewing (oshape, ostride) as nshape without copying (PyTorch's rule);
+ * 0 on success, -1 when a copy is needed */
+static int view_strides(int ond, const int64_t *oshape, const int64_t *ostride, int nnd,
+                        const int64_t *nshape, int64_t *nstride)
+{
+    int64_t one_shape = 1, one_stride = 1;
+    if (ond == 0) {
+        ond = 1;
+        oshape = &one_shape;
+        ostride = &one_stride;
+    }
+    int view_d = nnd - 1;
+    int64_t chunk = ostride[ond - 1], tnum = 1, vnum = 1;
+    for (int td = ond - 1; td >= 0; td--) {
+        tnum *= oshape[td];
+        if (td == 0 || (oshape[td - 1] != 1 && ostride[td - 1] != tnum * chunk)) {
+            while (view_d >= 0 && (vnum < tnum || nshape[view_d] == 1)) {
+                nstride[view_d] = vnum * chunk;
+                vnum *= nshape[view_d];
+                view_d--;
+            }
+            if (vnum != tnum)
+                return -1;
+            if (td > 0) {
+                chunk = ostride[td - 1];
+                tnum = 1;
+                vnum = 1;
+            }
+        }
+    }
+    return view_d == -1 ? 0 : -1;
+}
+
+tensor *tensor_reshape(tensor *t, int ndim, const int64_t *shape_in, eng_error *err)
+{
+    char b1[TENSOR_SHAPE_BUF], b2[TENSOR_SHAPE_BUF];
+    if (ndim < 0 || ndim > TENSOR_MAXDIM) {
+        eng_fail(err, ERR_VALUE, "reshape: %d dimensions; at most %d are supported", ndim,
+                 TENSOR_MAXDIM);
+        return NULL;
+    }
+    int64_t shape[TENSOR_MAXDIM], known = 1, numel = tensor_numel(t);
+    int infer = -1;
+    for (int d = 0; d < ndim; d++) {
+        shape[d] = shape_in[d];
+        if (shape[d] == -1) {
+            if (infer >= 0) {
+                eng_fail(err, ERR_VALUE, "reshape: only one dimension can be -1");
+                return NULL;
+            }
+            infer = d;
+        } else if (shape[d] < 0) {
+            eng_fail(err, ERR_VALUE, "reshape: negative dimension %lld", (long long)shape[d]);
+            return NULL;
+        } else {
+            known *= shape[d];
+        }
+    }
+    if (infer >= 0) {
+        if (known == 0 || numel % known != 0) {
+            eng_fail(err, ERR_SHAPE, "reshape: cannot reshape %s (%lld elements) into %s",
+                     tensor_shape_str(t->ndim, t->shape, b1, sizeof b1), (long long)numel,
+                     tensor_shape_str(ndim, shape_in, b2, sizeof b2));
+            return NULL;
+        }
+        shape[infer] = numel / known;
+        known = numel;
+    }
+    if (known != numel) {
+        eng_fail(err, ERR_SHAPE, "reshape: cannot reshape %s (%lld elements) into %s",
+                 tensor_shape_str(t->ndim, t->shape, b1, sizeof b1), (long long)numel,
+                 tensor_shape_str(ndim, shape_in, b2, sizeof b2));
+        return NULL;
+    }
+    int64_t stride[TENSOR_MAXDIM];
+    tensor *src = NULL;
+    if (numel == 0) {
+        tensor_contiguous_strides(ndim, shape, stride);
+        src = t;
+        tensor_incref(src);
+    } else if (view_strides(t->ndim, t->shape, t->stride, ndim, shape, stride) == 0) {
+        src = t;
+        tensor_incref(src);
+    } else {
+        if (!(src = tensor_clone(t, err)))
+            return NULL;
+        tensor_contiguous_strides(ndim, shape, stride);
+    }
+    tensor *v = view_of(src, err);
+    tensor_decref(src);
+    if (!v)
+        return NULL;
+    v->ndim = ndim;
+    for (int d = 0; d < ndim; d++) {
+        v->shape[d] = shape[d];
+        v->stride[d] = stride[d];
+    }
+    return v;
+}
+
+tensor *tensor_flatten(tensor *t, eng_error *err)
+{
+    int64_t n = tensor_numel(t);
+    return tensor_reshape(t, 1, &n, err);
+}
+
+/* ---- copies ---- */
+
+tensor *tensor_contiguous(tensor *t, eng_error *err)
+{
+    if (tensor_is_contiguous(t)) {
+        tensor_incref(t);
+        return t;
+    }
+    return tensor_clone(t, err);
+}
+
+tensor *tensor_cast(const tensor *t, kn_dtype dt, eng_error *err)
+{
+    tensor *c = tensor_empty(dt, t->ndim, t->shape, err);
+    if (!c)
+        return NULL;
+    if (c->storage->backend->copy(c, t, err) < 0) {
+        tensor_decref(c);
+        return NULL;
+    }
+    return c;
+}
+
+tensor *tensor_clone(const tensor *t, eng_error *err)
+{
+    return tensor_cast(t, t->dtype, err);
+}
+
+int tensor_assign(tensor *dst, const tensor *src, eng_error *err)
+{
+    char b1[TENSOR_SHAPE_BUF], b2[TENSOR_SHAPE_BUF];
+    if (src->ndim > dst->ndim) {
+        /* leading size-1 dimensions of src may be dropped */
+        int extra = src->ndim - dst->ndim;
+        for (int d = 0; d < extra; d++)
+            if (src->shape[d] != 1)
+                return eng_fail(err, ERR_SHAPE, "assign: a value of shape %s does not fit into %s",
+                                tensor_shape_str(src->ndim, src->shape, b1, sizeof b1),
+                                tensor_shape_str(dst->ndim, dst->shape, b2, sizeof b2));
+    }
+    tensor tmp = *src;
+    if (src->ndim > dst->ndim) {
+        int extra = src->ndim - dst->ndim;
+        tmp.ndim = dst->ndim;
+        for (int d = 0; d < dst->ndim; d++) {
+            tmp.shape[d] = src->shape[d + extra];
+            tmp.stride[d] = src->stride[d + extra];
+        }
+    }
+    eng_error local = {0};
+    tensor *e = tensor_expand(&tmp, dst->ndim, dst->shape, &local);
+    if (!e)
+        return eng_fail(err, ERR_SHAPE, "assign: a value of shape %s does not fit into %s",
+                        tensor_shape_str(src->ndim, src->shape, b1, sizeof b1),
+                        tensor_shape_str(dst->ndim, dst->shape, b2, sizeof b2));
+    /* expand made a view header from a stack copy: its storage ref was taken, fine */
+    tensor *from = e;
+    if (src->storage == dst->storage) { /* overlapping: copy the source first */
+        from = tensor_clone(e, err);
+        tensor_decref(e);
+        if (!from)
+            return -1;
+    }
+    int rc = dst->storage->backend->copy(dst, from, err);
+    tensor_decref(from);
+    return rc;
+}
+
+int tensor_fill(tensor *dst, double v, eng_error *err)
+{
+    return dst->storage->backend->fill(dst, v, err);
+}

@@ -1,0 +1,27 @@
+/* tensor_impl.h — helpers shared by the tensor layer's own files (engine/tensor*.c,
+ * npy.c, idx.c); not part of the tensor API.
+ */
+#ifndef KILN_TENSOR_IMPL_H
+#define KILN_TENSOR_IMPL_H
+
+#include "engine/backend.h"
+
+/* "[3, 4]" into buf (always NUL-terminated); returns buf */
+char *tensor_shape_str(int ndim, const int64_t *shape, char *buf, size_t size);
+#define TENSOR_SHAPE_BUF 200
+
+/* a value of dtype dt at host address p, as a double (f16/bf16 decoded) */
+double tensor_host_load(kn_dtype dt, const void *p);
+/* f16 <-> f32 on the host, for npy */
+float tensor_f16_to_f32(uint16_t h);
+
+/* A new tensor of shape (ndim, shape) made from host memory laid out row-major (copied). */
+tensor *tensor_from_host(const void *data, kn_dtype dt, int ndim, const int64_t *shape,
+                         eng_error *err);
+/* A malloc'ed host copy of t's elements, row-major (contiguous); NULL with err filled. */
+void *tensor_to_host(const tensor *t, eng_error *err);
+
+/* contiguous strides for shape into stride */
+void tensor_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride);
+
+#endif
