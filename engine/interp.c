@@ -712,6 +712,12 @@ static int eval_assign(interp *it, ast *n, value *out)
                 rhs = *slot;
                 value_incref(rhs);
             }
+        } else if (slot->type == VAL_INT && rhs.type == VAL_INT && (type == TY_INT || type == TY_UNKNOWN) &&
+                   (n->op == TK_PLUSEQ || n->op == TK_MINUSEQ)) {
+            /* the hot path of counting loops: s += i */
+            uint64_t a = (uint64_t)slot->as.i, b = (uint64_t)rhs.as.i;
+            slot->as.i = (int64_t)(n->op == TK_PLUSEQ ? a + b : a - b);
+            rhs = *slot;
         } else {
             value result;
             if (slot->type == VAL_VOID)
@@ -892,17 +898,20 @@ static int eval_call(interp *it, ast *n, value *out)
     int base_used = s->stack_used;
     int done = 0, rc = 0;
     if (extra) {
-        if (eval(it, callee->a, &args[0]))
+        value v;
+        if (eval(it, callee->a, &v))
             return -1;
+        args[0] = v;
         done = 1;
         s->stack_used++;
     }
     for (int i = 0; i < n->nlist; i++) {
-        if (n->list[i]->kind == AST_LIST ? eval_list(it, n->list[i], &args[done]) : eval(it, n->list[i], &args[done])) {
+        value v; /* not straight into args[done]: a nested call uses that slot as scratch */
+        if (eval(it, n->list[i], &v)) {
             rc = -1;
             goto out;
         }
-        done++;
+        args[done++] = v;
         s->stack_used++;
     }
     if (callee->res == RES_BUILTIN) {

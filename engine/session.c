@@ -248,6 +248,16 @@ static void report(eng_session *s, const eng_source *src, const eng_error *errs,
 
 /* ---- running a cell ---- */
 
+/* "name:line:col: " before an error's message, for errors reported inside another's */
+static void prefix_location(eng_error *e, const char *name, int line, int col)
+{
+    char msg[sizeof e->msg];
+    memcpy(msg, e->msg, sizeof msg);
+    int n = snprintf(e->msg, sizeof e->msg, "%s:%d:%d: ", name, line, col);
+    if (n > 0 && n < (int)sizeof e->msg)
+        snprintf(e->msg + n, sizeof e->msg - (size_t)n, "%s", msg);
+}
+
 /* Parses and checks code, adding its new globals to the session; the caller runs the
  * returned cell with interp_run_cell and frees it with eng_compiled_free. On failure
  * returns NULL; the errors were reported to the sink, or, when quiet_err is given,
@@ -294,8 +304,7 @@ eng_compiled *eng_compile(eng_session *s, const char *code, const char *cell_nam
         return c;
     if (quiet_err) {
         *quiet_err = errs[0];
-        snprintf(quiet_err->msg, sizeof quiet_err->msg, "%s:%d:%d: %s", src->name ? src->name : "cell",
-                 errs[0].line + src->first_line - 1, errs[0].col, errs[0].msg);
+        prefix_location(quiet_err, src->name ? src->name : "cell", errs[0].line + src->first_line - 1, errs[0].col);
         quiet_err->line = quiet_err->col = 0;
     } else
         report(s, src, errs, nerr < MAX_CELL_ERRORS ? nerr : MAX_CELL_ERRORS, nerr, NULL, NULL);
@@ -325,8 +334,7 @@ int eng_run_compiled(eng_session *s, eng_compiled *c, eng_error *quiet_err)
         if (quiet_err) {
             *quiet_err = err;
             if (err_src && err.line > 0)
-                snprintf(quiet_err->msg, sizeof quiet_err->msg, "%s:%d:%d: %s", err_src->name,
-                         err.line + err_src->first_line - 1, err.col, err.msg);
+                prefix_location(quiet_err, err_src->name, err.line + err_src->first_line - 1, err.col);
             quiet_err->line = quiet_err->col = 0;
         } else
             report(s, c->src, &err, 1, 1, err_src, &trace);

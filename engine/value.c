@@ -7,7 +7,7 @@
 
 #include "engine/interp.h"
 
-void value_incref(value v)
+void value_incref_obj(value v)
 {
     switch (v.type) {
     case VAL_STRING: v.as.s->refcount++; break;
@@ -18,7 +18,7 @@ void value_incref(value v)
     }
 }
 
-void value_decref(value v)
+void value_decref_obj(value v)
 {
     switch (v.type) {
     case VAL_STRING:

@@ -65,8 +65,22 @@ static inline value value_void(void) { value v = {VAL_VOID, {.i = 0}}; return v;
 static inline value value_tensor(tensor *t) { value v = {VAL_TENSOR, {.t = t}}; return v; }
 static inline value value_dtype(kn_dtype d) { value v = {VAL_DTYPE, {.i = d}}; return v; }
 
-void value_incref(value v);
-void value_decref(value v);
+void value_incref_obj(value v); /* the out-of-line part for reference-counted types */
+void value_decref_obj(value v);
+static inline int value_is_counted(value v)
+{
+    return v.type == VAL_STRING || v.type == VAL_TENSOR || v.type == VAL_TUPLE || v.type == VAL_FUNC;
+}
+static inline void value_incref(value v)
+{
+    if (value_is_counted(v))
+        value_incref_obj(v);
+}
+static inline void value_decref(value v)
+{
+    if (value_is_counted(v))
+        value_decref_obj(v);
+}
 const char *value_type_name(val_type t); /* "int", "tensor", ... */
 
 kn_string *kn_string_new(const char *s, int64_t len); /* NULL on allocation failure */

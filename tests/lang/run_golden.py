@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""Golden tests of the language: each tests/lang/NAME.kn runs through `kiln run -k`;
+its stdout must equal NAME.out and its stderr NAME.err (empty when there is no .err
+file). A test with a .err file must exit with status 1, one without with status 0.
+
+    run_golden.py KILN [--update] [NAME...]
+
+--update rewrites the expected files from what kiln prints now: read the diff before
+committing it."""
+import difflib
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def main():
+    args = sys.argv[1:]
+    if not args:
+        print(__doc__)
+        return 2
+    kiln = os.path.abspath(args[0])
+    update = "--update" in args
+    names = [a for a in args[1:] if a != "--update"]
+    tests = sorted(f[:-3] for f in os.listdir(HERE) if f.endswith(".kn"))
+    if names:
+        tests = [t for t in tests if t in names]
+    failed = 0
+    for name in tests:
+        src = os.path.join(HERE, name + ".kn")
+        # relative paths in the tests resolve from tests/lang
+        proc = subprocess.run([kiln, "run", "-k", name + ".kn"], cwd=HERE, capture_output=True,
+                              text=True, timeout=120)
+        out_path = os.path.join(HERE, name + ".out")
+        err_path = os.path.join(HERE, name + ".err")
+        if update:
+            with open(out_path, "w") as f:
+                f.write(proc.stdout)
+            if proc.stderr:
+                with open(err_path, "w") as f:
+                    f.write(proc.stderr)
+            elif os.path.exists(err_path):
+                os.remove(err_path)
+            print(f"updated {name}")
+            continue
+        want_out = open(out_path).read() if os.path.exists(out_path) else ""
+        want_err = open(err_path).read() if os.path.exists(err_path) else ""
+        want_rc = 1 if want_err else 0
+        problems = []
+        if proc.returncode != want_rc:
+            problems.append(f"exit status {proc.returncode}, expected {want_rc}")
+        for label, got, want in (("stdout", proc.stdout, want_out), ("stderr", proc.stderr, want_err)):
+            if got != want:
+                diff = "".join(difflib.unified_diff(want.splitlines(True), got.splitlines(True),
+                                                    f"expected {label}", f"actual {label}"))
+                problems.append(diff)
+        if problems:
+            failed += 1
+            print(f"FAIL {name}")
+            for p in problems:
+                print(p)
+        else:
+            print(f"ok   {name}")
+    print(f"{len(tests) - failed}/{len(tests)} golden tests passed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
