@@ -275,7 +275,7 @@ static void stat_width(const pctx *c, pcell v, void *u)
 
 static void emit_elem(pctx *c, const char *txt, int first, int indent)
 {
-    int w = c->width;
+    int w = strcmp(txt, "...") == 0 ? 3 : c->width;
     if (!first) {
         if (c->col + 2 + w + 1 > PRINT_LINEWIDTH) {
             sb_add(c->b, ",\n");
