@@ -316,11 +316,34 @@ void kn_handle_execute(kn_channel *ch, const jp_msg *req)
         content = json_pack("{s:s, s:i, s:o*, s:[]}", "status", "ok", "execution_count",
                             x.count, "user_expressions", uexpr, "payload");
     }
-    kn_reply_new(ch, req, "execute_reply", content);
     if (failed && stop_on_error)
-        k->aborting = 1;
+        kn_abort_queued(k); /* what the client sent before it could see this failure */
+    kn_reply_new(ch, req, "execute_reply", content);
     json_decref(x.error);
     free(x.result_text);
+}
+
+void kn_abort_queued(kn_kernel *k)
+{
+    kn_queue *q = &k->queued;
+    k->aborting = 1;
+    for (;;) {
+        jp_frames f = {0};
+        if (jp_frames_recv(k->shell, &f, ZMQ_DONTWAIT) != 0)
+            break;
+        if (q->n == q->cap) {
+            size_t cap = q->cap ? q->cap * 2 : 16;
+            jp_frames *v = realloc(q->v, cap * sizeof *v);
+            if (!v) {
+                kn_log("shell: out of memory: a queued request is dropped");
+                jp_frames_free(&f);
+                continue;
+            }
+            q->v = v;
+            q->cap = cap;
+        }
+        q->v[q->n++] = f;
+    }
 }
 
 void kn_abort_execute(kn_channel *ch, const jp_msg *req)

@@ -107,6 +107,23 @@ void kn_dispatch(kn_channel *ch, const jp_frames *frames)
     jp_msg_clear(&req);
 }
 
+/* Serves the next request taken by kn_abort_queued; returns 0 when there is none. */
+static int serve_queued(kn_channel *ch)
+{
+    kn_queue *q = &ch->k->queued;
+    jp_frames f;
+    if (q->head == q->n) {
+        q->head = q->n = 0;
+        ch->k->aborting = 0;
+        return 0;
+    }
+    f = q->v[q->head];
+    q->v[q->head++] = (jp_frames){0};
+    kn_dispatch(ch, &f);
+    jp_frames_free(&f);
+    return 1;
+}
+
 /* Serves the shell socket until shutdown. */
 static void shell_loop(kn_channel *ch)
 {
@@ -114,17 +131,16 @@ static void shell_loop(kn_channel *ch)
     zmq_pollitem_t items[2] = {{k->shell, 0, ZMQ_POLLIN, 0}, {k->wake_pull, 0, ZMQ_POLLIN, 0}};
     while (!atomic_load(&k->shutdown)) {
         jp_frames f = {0};
-        /* after a failed cell, answer what is already queued, then stop aborting */
-        int n = zmq_poll(items, 2, k->aborting ? 0 : -1);
+        int n;
+        /* after a failed cell: the requests that were queued behind it, in order */
+        if (serve_queued(ch))
+            continue;
+        n = zmq_poll(items, 2, -1);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
             kn_log("shell: poll failed: %s", zmq_strerror(errno));
             break;
-        }
-        if (n == 0) {
-            k->aborting = 0;
-            continue;
         }
         if (items[1].revents & ZMQ_POLLIN) {
             if (jp_frames_recv(k->wake_pull, &f, ZMQ_DONTWAIT) == 0)
@@ -324,6 +340,9 @@ out:
         zmq_ctx_term(k.zctx);
     if (k.eng)
         eng_session_free(k.eng);
+    for (size_t i = 0; i < k.queued.n; i++)
+        jp_frames_free(&k.queued.v[i]);
+    free(k.queued.v);
     kn_history_free(k.history);
     jp_auth_free(k.auth);
     jp_connection_clear(&k.conn);

@@ -31,6 +31,14 @@
 
 typedef struct kn_history kn_history;
 
+/* Shell requests received while a failed cell's reply was not yet sent. */
+typedef struct kn_queue {
+    jp_frames *v; /* the requests' frames, in arrival order */
+    size_t n;     /* requests in v */
+    size_t cap;   /* requests allocated */
+    size_t head;  /* next request to serve */
+} kn_queue;
+
 typedef struct kn_kernel {
     void *zctx;                    /* the ZeroMQ context */
     jp_connection conn;            /* what the connection file said */
@@ -54,6 +62,7 @@ typedef struct kn_kernel {
 
     int execution_count;  /* shell thread: cells run with store_history */
     int aborting;         /* shell thread: answer queued executes with an abort */
+    kn_queue queued;      /* shell thread: requests queued behind a failed cell */
     kn_history *history;  /* shell thread: inputs and outputs of this session */
 } kn_kernel;
 
@@ -108,6 +117,10 @@ kn_handler kn_find_handler(const char *msg_type, int is_control);
 void kn_handle_execute(kn_channel *ch, const jp_msg *req);
 /* Answers an execute_request with an error status without running it. */
 void kn_abort_execute(kn_channel *ch, const jp_msg *req);
+/* After a failed cell with stop_on_error, before its reply: takes every request already
+ * waiting on the shell socket into k->queued and sets k->aborting, so that the shell
+ * loop serves them next, aborting the executes among them. */
+void kn_abort_queued(kn_kernel *k);
 
 /* ---- history.c -------------------------------------------------------------------- */
 kn_history *kn_history_new(void);

@@ -92,8 +92,8 @@ class TestCells(SharedKernel):
         self.assertIn("tensor", reply["data"]["text/plain"])
         reply = self.kc.inspect("zzz_unknown", 3, reply=True, timeout=TIMEOUT)["content"]
         self.assertFalse(reply["found"])
-        reply = self.kc.is_complete("for (int i = 0; i < 3; i++) {", reply=True,
-                                    timeout=TIMEOUT)["content"]
+        msg_id = self.kc.is_complete("for (int i = 0; i < 3; i++) {")
+        reply = shell_reply(self.kc, msg_id)["content"]
         self.assertEqual(reply["status"], "incomplete")
         self.assertIn("indent", reply)
 
@@ -135,8 +135,9 @@ class TestCells(SharedKernel):
         self.assertIn("help_links", reply)
 
     def test_heartbeat(self):
-        self.kc.hb_channel.start()
-        time.sleep(1.5)
+        # start_new_kernel started the heartbeat channel; it pings every 3 s by default
+        time.sleep(1.0)
+        self.assertTrue(self.kc.hb_channel.is_alive())
         self.assertTrue(self.kc.hb_channel.is_beating())
 
     def test_stdin(self):
