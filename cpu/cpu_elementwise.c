@@ -88,7 +88,7 @@ typedef struct un_ctx {
     }
 
 /* float ops: the expression for one element x of type T */
-#define UN_FLOAT_SET(S, T, EXP, LOG, SQRT, TANH, ERF, SIN, COS, FLOOR, CEIL, RINT, FABS) \
+#define UN_FLOAT_SET(S, T, EXP, LOG, SQRT, TANH, ERFC, SIN, COS, FLOOR, CEIL, RINT, FABS) \
     UN_KERNEL(un_neg_##S, T, -x)                                                   \
     UN_KERNEL(un_abs_##S, T, FABS(x))                                              \
     UN_KERNEL(un_exp_##S, T, EXP(x))                                               \
@@ -97,7 +97,7 @@ typedef struct un_ctx {
     UN_KERNEL(un_tanh_##S, T, TANH(x))                                             \
     UN_KERNEL(un_sigmoid_##S, T, (T)1 / ((T)1 + EXP(-x)))                          \
     UN_KERNEL(un_relu_##S, T, x < 0 ? (T)0 : x)                                    \
-    UN_KERNEL(un_gelu_##S, T, (T)0.5 * x * ((T)1 + ERF(x * (T)0.70710678118654752440))) \
+    UN_KERNEL(un_gelu_##S, T, (T)0.5 * x * ERFC(-x * (T)0.70710678118654752440)) \
     UN_KERNEL(un_sin_##S, T, SIN(x))                                               \
     UN_KERNEL(un_cos_##S, T, COS(x))                                               \
     UN_KERNEL(un_floor_##S, T, FLOOR(x))                                           \
@@ -106,8 +106,8 @@ typedef struct un_ctx {
     UN_KERNEL(un_clamp_##S, T, x < lo ? lo : x > hi ? hi : x)
 
 static inline float expf_nan(float x) { return x != x ? x : cpu_expf_inline(x); }
-UN_FLOAT_SET(f32, float, expf_nan, logf, sqrtf, tanhf, erff, sinf, cosf, floorf, ceilf, nearbyintf, fabsf)
-UN_FLOAT_SET(f64, double, exp, log, sqrt, tanh, erf, sin, cos, floor, ceil, nearbyint, fabs)
+UN_FLOAT_SET(f32, float, expf_nan, logf, sqrtf, tanhf, erfcf, sinf, cosf, floorf, ceilf, nearbyintf, fabsf)
+UN_FLOAT_SET(f64, double, exp, log, sqrt, tanh, erfc, sin, cos, floor, ceil, nearbyint, fabs)
 
 /* integer ops; arithmetic through the unsigned type so overflow wraps, as NumPy's */
 #define UN_INT_SET(S, T, U)                                                        \
