@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Golden tests of the language: each tests/lang/NAME.kn runs through `kiln run -k`;
 its stdout must equal NAME.out and its stderr NAME.err (empty when there is no .err
-file). A test with a .err file must exit with status 1, one without with status 0.
+file). The exit status must be 1 when the expected stderr reports an error
+("file:line:col: SomeError: ..."), else 0.
 
     run_golden.py KILN [--update] [NAME...]
 
@@ -9,10 +10,12 @@ file). A test with a .err file must exit with status 1, one without with status 
 committing it."""
 import difflib
 import os
+import re
 import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+ERROR_LINE = re.compile(r"^\S+:\d+:\d+: (\w+Error|Interrupted): ", re.M)
 
 
 def main():
@@ -46,7 +49,7 @@ def main():
             continue
         want_out = open(out_path).read() if os.path.exists(out_path) else ""
         want_err = open(err_path).read() if os.path.exists(err_path) else ""
-        want_rc = 1 if want_err else 0
+        want_rc = 1 if ERROR_LINE.search(want_err) else 0
         problems = []
         if proc.returncode != want_rc:
             problems.append(f"exit status {proc.returncode}, expected {want_rc}")
