@@ -1,0 +1,447 @@
+#!/usr/bin/env python3
+"""Cross-checks Kiln's tensor operations against NumPy.
+
+Usage: run.py path/to/kiln   (make test-numpy)
+
+NumPy makes random inputs (seeded, random shapes) and saves them as .npy; one Kiln
+script (one cell per check, so a failing check cannot hide the others) loads them,
+computes every op and saves each result with save_npy; NumPy then compares each
+result with its own computation: shape, dtype, and values within the tolerance the
+check states. Covered: every elementwise op (f32 and f64, integer and mixed dtypes,
+scalars mixed in), NumPy broadcasting on random shape pairs, every reduction along
+every dimension with and without keepdim, non-contiguous operands (transposes,
+stepped slices), empty tensors, matmul in its NumPy forms, the shape built-ins,
+.npy round trips both ways for every dtype (C and Fortran order, format versions 1-3,
+big-endian), and load_idx on the real Fashion-MNIST files compared with a gzip+NumPy
+reading.
+
+Tolerances: f32 elementwise results within 4 ulp-ish (rtol 2e-6); f32 reductions
+against a float64 reference within 1e-6 of the reduced magnitude (Kiln accumulates in
+double); f64 within 1e-12 relative; integers, bools, shapes, indices and files exactly.
+"""
+import gzip
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+KILN = sys.argv[1] if len(sys.argv) > 1 else "build/kiln"
+FASHION = "/usr/share/datasets/fashion-mnist"
+
+rng = np.random.default_rng(20261124)
+tmp = tempfile.mkdtemp(prefix="kiln_numpy_")
+setup = []    # statements of the first cell (load inputs, make views)
+checks = []   # dicts: name, code, expected, rtol, atol, dtype
+NP_DTYPES = {"f32": np.float32, "f64": np.float64, "i32": np.int32, "i64": np.int64,
+             "u8": np.uint8, "bool": np.bool_, "f16": np.float16}
+
+
+def path(name):
+    return os.path.join(tmp, name)
+
+
+def inp(name, arr):
+    """Saves arr for Kiln and declares `tensor name` in the setup cell."""
+    np.save(path(name + ".npy"), arr)
+    setup.append(f'tensor {name} = load_npy("{path(name + ".npy")}");')
+    return arr
+
+
+def view(name, code, arr):
+    """A Kiln view (code) whose NumPy twin is arr."""
+    setup.append(f"tensor {name} = {code};")
+    return arr
+
+
+def check(name, code, expected, rtol=0.0, atol=0.0, dtype=None):
+    """Kiln evaluates code; its result must match expected."""
+    expected = np.asarray(expected)
+    checks.append(dict(name=name, code=code, expected=expected, rtol=rtol, atol=atol,
+                       dtype=np.dtype(dtype) if dtype is not None else expected.dtype))
+
+
+def rand_shape(ndim=None):
+    ndim = int(rng.integers(1, 5)) if ndim is None else ndim
+    return tuple(int(s) for s in rng.integers(1, 7, size=ndim))
+
+
+def broadcast_partner(shape):
+    """A random shape that broadcasts with shape (a suffix, some dims set to 1)."""
+    k = int(rng.integers(1, len(shape) + 1))
+    tail = list(shape[-k:])
+    for i in range(len(tail)):
+        if rng.random() < 0.4:
+            tail[i] = 1
+    if rng.random() < 0.3:
+        tail = [1] + tail if len(tail) < 6 else tail
+    return tuple(tail)
+
+
+F32 = dict(rtol=2e-6, atol=1e-7)
+F64 = dict(rtol=1e-12, atol=1e-300)
+
+
+def gelu(x):
+    erf = np.vectorize(math.erf)
+    return (0.5 * x.astype(np.float64) * (1 + erf(x.astype(np.float64) / math.sqrt(2)))).astype(x.dtype)
+
+
+def sigmoid(x):
+    return (1 / (1 + np.exp(-x.astype(np.float64)))).astype(x.dtype)
+
+
+# ---- elementwise, unary -------------------------------------------------------------
+UNARY = [
+    ("abs", np.abs, None), ("exp", np.exp, None), ("log", np.log, "pos"),
+    ("sqrt", np.sqrt, "pos"), ("tanh", np.tanh, None), ("sigmoid", sigmoid, None),
+    ("relu", lambda x: np.maximum(x, 0).astype(x.dtype), None), ("gelu", gelu, None),
+    ("sin", np.sin, None), ("cos", np.cos, None), ("floor", np.floor, None),
+    ("ceil", np.ceil, None), ("round", np.round, None),
+]
+for dt, tol in (("f32", F32), ("f64", F64)):
+    x = inp(f"u_{dt}", (rng.standard_normal(rand_shape(3)) * 3).astype(NP_DTYPES[dt]))
+    xp = inp(f"up_{dt}", (np.abs(rng.standard_normal(rand_shape(2))) * 5 + 1e-3).astype(NP_DTYPES[dt]))
+    for fname, fn, dom in UNARY:
+        src, arr = (f"up_{dt}", xp) if dom == "pos" else (f"u_{dt}", x)
+        t = dict(tol)
+        if fname == "gelu" and dt == "f32":
+            t = dict(rtol=4e-6, atol=1e-7)
+        check(f"{fname} {dt}", f"{fname}({src})", fn(arr), **t)
+    check(f"neg {dt}", f"-u_{dt}", -x, **tol)
+    check(f"clamp {dt}", f"clamp(u_{dt}, -1.5, 2.0)", np.clip(x, -1.5, 2.0), **tol)
+    # a non-contiguous input: a transpose and a stepped slice
+    check(f"exp transposed {dt}", f"exp(transpose(u_{dt}, 0, 2))", np.exp(x.transpose(2, 1, 0)), **tol)
+    check(f"tanh stepped {dt}", f"tanh(u_{dt}[::2, 1:, ::3])", np.tanh(x[::2, 1:, ::3]), **tol)
+xi = inp("u_i32", rng.integers(-50, 50, size=rand_shape(2)).astype(np.int32))
+check("abs i32", "abs(u_i32)", np.abs(xi))
+check("neg i32", "-u_i32", -xi)
+check("relu i32", "relu(u_i32)", np.maximum(xi, 0))
+check("clamp i32", "clamp(u_i32, -10, 10)", np.clip(xi, -10, 10))
+check("exp of i32 gives f32", "exp(u_i32 / 10)", np.exp((np.trunc(xi / 10)).astype(np.float32)), **F32)
+check("sqrt of i32 gives f32", "sqrt(abs(u_i32))", np.sqrt(np.abs(xi).astype(np.float32)), **F32)
+# a large input crosses the parallel threshold and the fast contiguous paths
+big = inp("big", rng.standard_normal(300007).astype(np.float32))
+check("exp big", "exp(big)", np.exp(big), **F32)
+check("sigmoid big", "sigmoid(big)", sigmoid(big), **F32)
+check("exp big stepped", "exp(big[1::2])", np.exp(big[1::2]), **F32)
+edge = inp("edge", np.array([-104, -103, -90, -87.5, -20, -1e-8, 0, 1e-8, 20, 88, 88.72, 88.73, 100,
+                             np.inf, -np.inf, np.nan], dtype=np.float32))
+with np.errstate(all="ignore"):
+    check("exp edges", "exp(edge)", np.exp(edge), rtol=2e-6, atol=2e-45)
+
+# ---- elementwise, binary with broadcasting ------------------------------------------
+BINARY = [("+", np.add), ("-", np.subtract), ("*", np.multiply), ("/", np.divide)]
+for k in range(6):
+    sa = rand_shape()
+    sb = broadcast_partner(sa)
+    if k % 2:
+        sa, sb = sb, sa
+    dt = "f32" if k < 4 else "f64"
+    tol = F32 if dt == "f32" else F64
+    a = inp(f"ba{k}", rng.standard_normal(sa).astype(NP_DTYPES[dt]))
+    b = inp(f"bb{k}", (rng.standard_normal(sb) + 3).astype(NP_DTYPES[dt]))
+    for op, fn in BINARY:
+        check(f"{sa} {op} {sb} {dt}", f"ba{k} {op} bb{k}", fn(a, b), **tol)
+    check(f"pow {sa} {sb}", f"pow(abs(ba{k}), bb{k})", np.power(np.abs(a), b), **tol)
+    check(f"maximum {sa} {sb}", f"maximum(ba{k}, bb{k} - 3)", np.maximum(a, b - NP_DTYPES[dt](3)), **tol)
+    check(f"minimum {sa} {sb}", f"minimum(ba{k}, bb{k} - 3)", np.minimum(a, b - NP_DTYPES[dt](3)), **tol)
+    for op, fn in (("<", np.less), ("<=", np.less_equal), (">", np.greater), ("==", np.equal), ("!=", np.not_equal)):
+        check(f"{sa} {op} {sb}", f"ba{k} {op} (bb{k} - 3)", fn(a, b - NP_DTYPES[dt](3)))
+    check(f"where {sa} {sb}", f"where(ba{k} > 0, ba{k}, bb{k})", np.where(a > 0, a, b), **tol)
+# non-contiguous operands in a binary op
+m = inp("m", rng.standard_normal((6, 8)).astype(np.float32))
+n_ = inp("n", rng.standard_normal((8, 6)).astype(np.float32))
+check("transpose + contiguous", "m.T + n", m.T + n_, **F32)
+check("stepped * transposed", "m[::2, 1::3] * n.T[1::2, ::3]", m[::2, 1::3] * n_.T[1::2, ::3], **F32)
+check("row broadcast of a view", "m - m[0]", m - m[0], **F32)
+check("column broadcast with keepdim", "m - max(m, 1, true)", m - m.max(1, keepdims=True), **F32)
+# scalars mix in; dtypes promote
+check("f32 * 2.0", "m * 2.0", m * np.float32(2), **F32)
+check("2 - f32", "2 - m", np.float32(2) - m, **F32)
+check("pow(x, 2.0)", "pow(m, 2.0)", np.power(m, np.float32(2)), **F32)
+check("maximum(x, 0)", "maximum(m, 0)", np.maximum(m, np.float32(0)), **F32)
+check("f32 > 0.5", "m > 0.5", m > 0.5)
+ia = inp("ia", rng.integers(-1000, 1000, size=(5, 7)).astype(np.int32))
+ib = inp("ib", rng.integers(1, 50, size=(7,)).astype(np.int32) * rng.choice([-1, 1], size=7).astype(np.int32))
+il = inp("il", rng.integers(-10**12, 10**12, size=(5, 7)).astype(np.int64))
+bu8 = inp("bu8", rng.integers(0, 256, size=(5, 7)).astype(np.uint8))
+check("i32 + i32", "ia + ib", ia + ib)
+check("i32 * i32", "ia * ib", ia * ib)
+check("i32 / i32 truncates", "ia / ib", np.trunc(ia / ib).astype(np.int32))
+check("i32 % i32 as C", "ia % ib", np.fmod(ia, ib))
+check("i64 - i32", "il - ia", il - ia.astype(np.int64))
+check("i64 large add exact", "il + il", il + il)
+check("u8 + u8 wraps", "bu8 + bu8", (bu8 + bu8).astype(np.uint8))
+check("u8 + i32 promotes", "bu8 + ia", bu8.astype(np.int32) + ia)
+check("i32 + f32 promotes", "ia + m[:5, :7]", ia.astype(np.float32) + m[:5, :7], **F32)
+check("i32 * 0.5 is f32", "ia * 0.5", ia.astype(np.float32) * np.float32(0.5), **F32)
+check("i64 + f64", "il + to(m[:5, :7], f64)", il.astype(np.float64) + m[:5, :7].astype(np.float64), **F64)
+check("i32 < f32", "ia < m[:5, :7] * 1000", ia < m[:5, :7] * np.float32(1000))
+check("bool + bool counts", "(ia > 0) + (ib > 0)", (ia > 0).astype(np.int64) + (ib > 0).astype(np.int64))
+check("pow i32", "pow(ia % 5, 3)", np.power(np.fmod(ia, 5), 3).astype(np.int32))
+check("maximum i64 i32", "maximum(il, ia)", np.maximum(il, ia.astype(np.int64)))
+check("where mixed dtypes", "where(ia > 0, ia, 0.5)", np.where(ia > 0, ia.astype(np.float32), np.float32(0.5)))
+check("to i32 truncates", "to(m * 10, i32)", (m * np.float32(10)).astype(np.int32))
+check("to u8 from i32", "to(abs(ia) % 256, u8)", (np.abs(ia) % 256).astype(np.uint8))
+check("to f16", "to(m, f16)", m.astype(np.float16))
+
+# ---- reductions ----------------------------------------------------------------------
+RED = ["sum", "mean", "max", "min", "argmax", "argmin", "std", "var", "norm"]
+
+
+def ref_reduce(op, x, axis, keep):
+    x64 = x.astype(np.float64)
+    kw = dict(axis=axis, keepdims=keep)
+    if op == "sum":
+        r = np.sum(x64, **kw)
+        return r.astype(x.dtype if x.dtype.kind == "f" else np.int64)
+    if op in ("max", "min"):
+        return getattr(np, op)(x, **kw)
+    if op in ("argmax", "argmin"):
+        if axis is None:
+            r = getattr(np, op)(x)
+            return np.array(r, dtype=np.int64).reshape((1,) * x.ndim if keep else ())
+        return getattr(np, op)(x, axis=axis, keepdims=keep).astype(np.int64)
+    out = np.float32 if x.dtype.kind != "f" else x.dtype
+    if op == "mean":
+        return np.mean(x64, **kw).astype(out)
+    if op == "std":
+        return np.std(x64, **kw).astype(out)
+    if op == "var":
+        return np.var(x64, **kw).astype(out)
+    return np.sqrt(np.sum(x64 * x64, **kw)).astype(out)
+
+
+def red_tol(op, x, axis):
+    if op in ("max", "min", "argmax", "argmin") or x.dtype.kind != "f":
+        if op in ("mean", "std", "var", "norm"):
+            return dict(rtol=1e-6, atol=1e-6)
+        return dict()
+    n = x.size if axis is None else x.shape[axis]
+    scale = float(np.max(np.abs(x))) if x.size else 1.0
+    if x.dtype == np.float64:
+        return dict(rtol=1e-12, atol=1e-13 * n * scale * scale)
+    return dict(rtol=2e-6, atol=1e-6 * max(n, 1) * scale * (scale if op in ("var", "norm") else 1))
+
+
+r3 = inp("r3", rng.standard_normal((5, 7, 9)).astype(np.float32))
+r4 = inp("r4", rng.standard_normal((3, 4, 2, 5)).astype(np.float64))
+ri = inp("ri", rng.integers(-100, 100, size=(6, 5)).astype(np.int32))
+r3t = view("r3t", "transpose(r3, 0, 2)", r3.transpose(2, 1, 0))
+r3s = view("r3s", "r3[1::2, ::3, 2:]", r3[1::2, ::3, 2:])
+rbig = inp("rbig", (rng.standard_normal((257, 1031)) + 0.5).astype(np.float32))
+for name, x in (("r3", r3), ("r4", r4), ("ri", ri), ("r3t", r3t), ("r3s", r3s), ("rbig", rbig)):
+    for op in RED:
+        check(f"{op}({name})", f"{op}({name})", ref_reduce(op, x, None, False), **red_tol(op, x, None))
+        for d in range(x.ndim):
+            for keep in (False, True):
+                kv = "true" if keep else "false"
+                check(f"{op}({name}, {d}, {kv})", f"{op}({name}, {d}, {kv})", ref_reduce(op, x, d, keep),
+                      **red_tol(op, x, d))
+    check(f"sum({name}, -1)", f"sum({name}, -1)", ref_reduce("sum", x, x.ndim - 1, False),
+          **red_tol("sum", x, x.ndim - 1))
+# a long f32 sum, and a row softmax as a user writes it
+lng = inp("lng", (rng.random(2_000_003) * 2).astype(np.float32))
+check("sum of 2e6 f32", "sum(lng)", np.float32(np.sum(lng.astype(np.float64))), rtol=1e-7)
+check("mean of 2e6 f32", "mean(lng)", np.float32(np.mean(lng.astype(np.float64))), rtol=1e-7)
+check("max of 2e6 f32", "max(lng)", lng.max())
+check("argmax of 2e6 f32", "argmax(lng)", np.int64(lng.argmax()))
+sm = inp("sm", rng.standard_normal((64, 1000)).astype(np.float32))
+e_ = np.exp(sm - sm.max(1, keepdims=True))
+check("row softmax", "exp(sm - max(sm, 1, true)) / sum(exp(sm - max(sm, 1, true)), 1, true)",
+      e_ / e_.sum(1, keepdims=True), rtol=1e-5, atol=1e-8)
+nanx = inp("nanx", np.array([[1, np.nan, 3], [4, 5, 6]], dtype=np.float32))
+check("max propagates NaN", "max(nanx, 1)", np.max(nanx, 1))
+check("argmax finds NaN", "argmax(nanx, 1)", np.argmax(nanx, 1).astype(np.int64))
+
+# ---- empty tensors -------------------------------------------------------------------
+check("empty + broadcast", "zeros(0, 3) + ones(3)", np.zeros((0, 3), np.float32))
+check("sum of empty dim", "sum(zeros(0, 3), 0)", np.zeros(3, np.float32))
+check("sum of empty", "sum(zeros(0))", np.float32(0))
+with np.errstate(all="ignore"):
+    check("mean of empty is nan", "mean(zeros(0))", np.float32(np.nan))
+check("reshape empty", "reshape(zeros(2, 0), 0, 5)", np.zeros((0, 5), np.float32))
+check("cat with empty", "cat(zeros(0, 3), ones(2, 3))", np.ones((2, 3), np.float32))
+check("matmul empty inner", "zeros(3, 0) @ zeros(0, 4)", np.zeros((3, 4), np.float32))
+check("empty slice", "m[3:3]", m[3:3])
+
+# ---- matmul --------------------------------------------------------------------------
+A = inp("A", rng.standard_normal((17, 33)).astype(np.float32))
+B = inp("B", rng.standard_normal((33, 9)).astype(np.float32))
+Bt = inp("Bt", rng.standard_normal((9, 33)).astype(np.float32))
+A3 = inp("A3", rng.standard_normal((4, 17, 33)).astype(np.float32))
+B3 = inp("B3", rng.standard_normal((2, 1, 33, 9)).astype(np.float64))
+v33 = inp("v33", rng.standard_normal(33).astype(np.float32))
+MI = inp("MI", rng.integers(-9, 9, size=(5, 6)).astype(np.int32))
+MT = dict(rtol=1e-5, atol=1e-5)
+check("matmul 2d", "A @ B", A @ B, **MT)
+check("matmul b transposed", "A @ Bt.T", A @ Bt.T, **MT)
+check("matmul a transposed", "A.T.T @ B", A @ B, **MT)
+check("matmul both transposed", "Bt @ A.T", Bt @ A.T, **MT)
+check("matmul strided (copy)", "A[::2, ::3] @ B[::3]", A[::2, ::3] @ B[::3], **MT)
+check("matmul batched @ 2d", "A3 @ B", A3 @ B, **MT)
+check("matmul batch broadcast f64", "to(A3, f64) @ B3", A3.astype(np.float64) @ B3, rtol=1e-12, atol=1e-12)
+check("matmul 2d @ 1d", "A @ v33", A @ v33, **MT)
+check("matmul 1d @ 2d", "v33 @ B", v33 @ B, **MT)
+check("matmul 1d @ 1d", "v33 @ v33", np.float32(v33 @ v33), **MT)
+check("matmul builtin", "matmul(A3, B)", A3 @ B, **MT)
+check("matmul i32", "MI @ MI.T", MI @ MI.T)
+check("dot", "dot(v33, v33)", np.float32(np.dot(v33, v33)), **MT)
+check("outer", "outer(v33, v33[:5])", np.outer(v33, v33[:5]), **F32)
+
+# ---- shape built-ins -----------------------------------------------------------------
+S = inp("S", rng.standard_normal((2, 3, 4)).astype(np.float32))
+check("reshape -1", "reshape(S, 4, -1)", S.reshape(4, -1))
+check("reshape tuple", "reshape(S, shape(S.T))", S.reshape(S.T.shape))
+check("reshape of transpose", "reshape(S.T, 6, 4)", S.T.reshape(6, 4))
+check("flatten", "flatten(S[:, 1:])", S[:, 1:].flatten())
+check("transpose 2d", "transpose(S[0])", S[0].T)
+check("transpose dims", "transpose(S, 0, 2)", S.transpose(2, 1, 0))
+check("permute", "permute(S, 1, 2, 0)", S.transpose(1, 2, 0))
+check("squeeze", "squeeze(reshape(S, 1, 2, 1, 12))", S.reshape(1, 2, 1, 12).squeeze())
+check("squeeze dim", "squeeze(reshape(S, 1, 2, 1, 12), 2)", S.reshape(1, 2, 1, 12).squeeze(2))
+check("unsqueeze", "unsqueeze(S, 1)", S[:, None])
+check("unsqueeze -1", "unsqueeze(S, -1)", S[..., None])
+check("cat dim 0", "cat(S, S[:1])", np.concatenate([S, S[:1]]))
+check("cat dim 2 views", "cat(S, S[:, :, ::2], 2)", np.concatenate([S, S[:, :, ::2]], 2))
+check("cat dim -1", "cat(S, S, -1)", np.concatenate([S, S], -1))
+check("stack", "stack(S, S, S)", np.stack([S, S, S]))
+check("stack dim 3", "stack(S, S.T.T, 3)", np.stack([S, S], 3))
+check("clone of view", "clone(S.T)", S.T.copy())
+check("contiguous", "contiguous(S[:, ::2])", S[:, ::2])
+gi = inp("gi", np.array([[1, 0], [1, 1]], dtype=np.int64))
+check("gather rows", "S[gi]", S[gi])
+check("gather i32 negative", "S[to(gi, i32) - 2]", S[gi.astype(np.int32) - 2])
+check("gather of transposed", "S.T[gi]", S.T[gi])
+
+# ---- creation ------------------------------------------------------------------------
+check("zeros i32", "zeros(3, 4, i32)", np.zeros((3, 4), np.int32))
+check("ones tuple", "ones(shape(S))", np.ones(S.shape, np.float32))
+check("full", "full(2, 3, 7.5)", np.full((2, 3), 7.5, np.float32))
+check("full f64", "full(2, 3, 7, f64)", np.full((2, 3), 7, np.float64))
+check("arange int", "arange(10)", np.arange(10))
+check("arange float", "arange(0.5, 3.0, 0.25)", np.arange(0.5, 3.0, 0.25).astype(np.float32))
+check("arange negative step", "arange(10, 0, -3)", np.arange(10, 0, -3))
+check("linspace", "linspace(-1, 1, 11)", np.linspace(-1, 1, 11).astype(np.float32), **F32)
+check("eye", "eye(3, 4)", np.eye(3, 4, dtype=np.float32))
+check("eye i64", "eye(3, i64)", np.eye(3, dtype=np.int64))
+check("zeros_like", "zeros_like(ia)", np.zeros_like(ia))
+check("ones_like dtype", "ones_like(ia, f64)", np.ones(ia.shape, np.float64))
+
+# ---- .npy round trips ----------------------------------------------------------------
+roundtrips = []  # (name, in file, expected array)
+for dt in ("bool", "u8", "i32", "i64", "f16", "f32", "f64"):
+    base = rng.standard_normal((3, 5, 2)) * 100
+    arr = (base > 0) if dt == "bool" else base.astype(NP_DTYPES[dt])
+    for order in ("C", "F"):
+        for version in ((1, 0), (2, 0), (3, 0)):
+            a = np.asfortranarray(arr) if order == "F" else np.ascontiguousarray(arr)
+            fn = path(f"rt_{dt}_{order}_{version[0]}.npy")
+            with open(fn, "wb") as f:
+                np.lib.format.write_array(f, a, version=version)
+            roundtrips.append((f"npy {dt} {order} v{version[0]}", fn, arr))
+for name, arr in (("big-endian f4", np.arange(12, dtype=">f4").reshape(3, 4)),
+                  ("big-endian i8", np.arange(-6, 6, dtype=">i8").reshape(4, 3)),
+                  ("int8 widens", np.arange(-5, 5, dtype=np.int8)),
+                  ("int16 widens", np.arange(-5, 5, dtype=np.int16) * 1000),
+                  ("uint16 widens", np.arange(0, 10, dtype=np.uint16) * 6000),
+                  ("0-d", np.array(3.5, dtype=np.float64)),
+                  ("empty", np.zeros((0, 4), np.float32))):
+    fn = path(f"rt_{name.replace(' ', '_')}.npy")
+    np.save(fn, arr)
+    want = arr.astype(arr.dtype.newbyteorder("="))
+    if arr.dtype.kind in "iu" and arr.dtype.itemsize < 4:
+        want = arr.astype(np.int32)
+    roundtrips.append((f"npy {name}", fn, want))
+for name, fn, arr in roundtrips:
+    check(name, f'load_npy("{fn}")', arr)
+# Kiln writes, NumPy reads (every dtype, from non-contiguous data)
+for dt in ("u8", "i32", "i64", "f16", "f32", "f64"):
+    check(f"save {dt} from a view", f"to(S.T * 10, {dt})", (S.T * np.float32(10)).astype(NP_DTYPES[dt]))
+check("save bool from a view", "S.T * 10 > 1", S.T * np.float32(10) > 1)
+
+# ---- IDX: the real Fashion-MNIST files ------------------------------------------------
+def read_idx(fn):
+    with gzip.open(fn, "rb") as f:
+        data = f.read()
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(data, dtype=">u1", offset=4 + 4 * ndim).reshape(dims).astype(np.uint8)
+
+
+idx_files = []
+if os.path.isdir(FASHION):
+    for base in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                 "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        fn = os.path.join(FASHION, base + ".gz")
+        check(f"load_idx {base}", f'load_idx("{fn}")', read_idx(fn))
+    # a plain (not gzipped) copy reads the same
+    plain = path("t10k-labels-idx1-ubyte")
+    with gzip.open(os.path.join(FASHION, "t10k-labels-idx1-ubyte.gz"), "rb") as f, open(plain, "wb") as g:
+        g.write(f.read())
+    check("load_idx plain", f'load_idx("{plain}")', read_idx(os.path.join(FASHION, "t10k-labels-idx1-ubyte.gz")))
+    imgs = read_idx(os.path.join(FASHION, "t10k-images-idx3-ubyte.gz"))
+    check("idx images as f32 / 255, mean per image",
+          f'mean(to(load_idx("{os.path.join(FASHION, "t10k-images-idx3-ubyte.gz")}"), f32) / 255.0, -1)',
+          (imgs.astype(np.float64) / 255).mean(-1).astype(np.float32), rtol=1e-5, atol=1e-6)
+else:
+    print(f"test-numpy: {FASHION} is missing (Debian package dataset-fashion-mnist); IDX checks skipped")
+
+
+# ---- run Kiln, compare ------------------------------------------------------------------
+def main():
+    script = path("checks.kn")
+    with open(script, "w") as f:
+        f.write("\n".join(setup) + "\n")
+        for i, c in enumerate(checks):
+            f.write(f"//%%\nsave_npy(\"{path(f'out_{i}.npy')}\", {c['code']});\n")
+    t0 = time.time()
+    proc = subprocess.run([KILN, "run", "-k", script], capture_output=True, text=True)
+    elapsed = time.time() - t0
+    failed = []
+    for i, c in enumerate(checks):
+        fn = path(f"out_{i}.npy")
+        if not os.path.exists(fn):
+            failed.append(f"{c['name']}: Kiln produced no result for `{c['code']}`")
+            continue
+        got = np.load(fn)
+        want = c["expected"]
+        if got.shape != want.shape:
+            failed.append(f"{c['name']}: shape {got.shape}, want {want.shape}")
+        elif got.dtype != c["dtype"]:
+            failed.append(f"{c['name']}: dtype {got.dtype}, want {c['dtype']}")
+        elif got.dtype.kind in "biu" or (c["rtol"] == 0 and c["atol"] == 0):
+            if not np.array_equal(got, want, equal_nan=got.dtype.kind == "f"):
+                bad = np.argwhere(got != want)
+                failed.append(f"{c['name']}: values differ at {bad[:3].tolist()}")
+        else:
+            g64, w64 = got.astype(np.float64), want.astype(np.float64)
+            with np.errstate(all="ignore"):
+                ok = np.isclose(g64, w64, rtol=c["rtol"], atol=c["atol"], equal_nan=True)
+            if not ok.all():
+                k = np.argwhere(~ok)[0]
+                err = np.abs(g64 - w64)
+                failed.append(f"{c['name']}: {int((~ok).sum())} values off, e.g. at {k.tolist()}: "
+                              f"got {g64[tuple(k)]!r}, want {w64[tuple(k)]!r} "
+                              f"(max abs err {np.nanmax(err):.3g}, rtol {c['rtol']}, atol {c['atol']})")
+    print(f"test-numpy: {len(checks)} checks, kiln ran them in {elapsed:.2f} s")
+    if failed:
+        for f in failed:
+            print("FAIL", f)
+        if proc.stderr.strip() or proc.stdout.strip():
+            print("---- kiln output (tail) ----")
+            print((proc.stdout + proc.stderr)[-3000:])
+        print(f"test-numpy: {len(failed)} of {len(checks)} checks failed")
+        return 1
+    print("test-numpy: all passed")
+    shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
