@@ -79,13 +79,16 @@ FUZZ_SECONDS ?= 60
 FUZZ_SRC := $(filter-out engine/npy.c engine/idx.c,$(wildcard engine/*.c)) $(wildcard cpu/*.c)
 $(BUILD)/fuzz_parse: tests/fuzz/fuzz_parse.c $(FUZZ_SRC)
 	@mkdir -p $(dir $@)
-	clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fopenmp -I. \
+	clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fopenmp -Wno-pass-failed -I. \
 	  $(shell pkg-config --cflags openblas 2>/dev/null || echo -I/usr/include/x86_64-linux-gnu/openblas-pthread) \
 	  -o $@ $^ engine/npy.c engine/idx.c -lopenblas -lz -lm -lpthread
 test-fuzz: $(BUILD)/fuzz_parse
 	@mkdir -p $(BUILD)/fuzz-corpus
-	$(BUILD)/fuzz_parse -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 \
-	  -dict=tests/fuzz/kiln.dict $(BUILD)/fuzz-corpus tests/fuzz/corpus 2>&1 | tail -n 5
+	@echo "== libFuzzer over lexer, parser and checker for $(FUZZ_SECONDS)s"
+	@$(BUILD)/fuzz_parse -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 \
+	  -dict=tests/fuzz/kiln.dict $(BUILD)/fuzz-corpus tests/fuzz/corpus >$(BUILD)/fuzz.log 2>&1 \
+	  || { tail -n 60 $(BUILD)/fuzz.log; echo "test-fuzz: the fuzzer found a crash (input saved by libFuzzer above)"; exit 1; }
+	@tail -n 1 $(BUILD)/fuzz.log
 
 # ---- sanitizers ------------------------------------------------------------------------
 asan:
