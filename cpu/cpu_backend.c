@@ -477,9 +477,10 @@ int cpu_gather(tensor *out, const tensor *x, const tensor *idx, eng_error *err)
         dst.shape[d] = row.shape[d];
         rowel *= row.shape[d];
     }
-    for (int d = row.ndim - 1, st = 1; d >= 0; d--) {
+    int64_t st = 1;
+    for (int d = row.ndim - 1; d >= 0; d--) {
         dst.stride[d] = st;
-        st *= (int)dst.shape[d];
+        st *= dst.shape[d];
     }
     int rc = 0;
     for (int64_t k = 0; k < nidx && rc == 0; k++) {

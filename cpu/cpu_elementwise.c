@@ -14,7 +14,11 @@
  * exponent bits in two steps so subnormal results come out right), within about 1 ulp
  * of the correctly rounded value, and vectorisable where libm's expf is not.
  */
+#if defined(__clang__)
+#pragma clang diagnostic ignored "-Wpass-failed" /* omp simd is a hint where clang cannot */
+#elif defined(__GNUC__)
 #pragma GCC optimize("no-math-errno", "no-trapping-math")
+#endif
 #include "cpu/cpu_internal.h"
 
 #include <math.h>

@@ -15,6 +15,9 @@
  * argmax/argmin return the first index of the extreme (or of the first NaN). Integer
  * sums accumulate in 64 bits, wrapping.
  */
+#if defined(__clang__)
+#pragma clang diagnostic ignored "-Wpass-failed" /* omp simd is a hint where clang cannot */
+#endif
 #include "cpu/cpu_internal.h"
 
 #include <math.h>
