@@ -98,6 +98,7 @@ asan:
 # ---- benchmarks ----------------------------------------------------------------------
 bench: $(BUILD)/kiln
 	$(PYTHON) bench/run.py $(BUILD)/kiln
+	$(PYTHON) bench/kernel.py $(BUILD)/kiln
 
 # ---- kernelspec ----------------------------------------------------------------------
 install: $(BUILD)/kiln

@@ -160,9 +160,25 @@ char *eng_value_text(value v, int repr)
 
 /* ---- printf ---- */
 
-static int fmt_arg_double(eng_call *c, int i, double *d)
+enum { FMT_INT, FMT_LLONG, FMT_DOUBLE, FMT_STRING };
+
+/* one conversion of spec (already checked) with nwp '*' values from wp */
+static void fmt_one(sbuf *b, const char *spec, int nwp, const int64_t *wp, int kind, long long iv, double d,
+                    const char *str)
 {
-    return arg_double(c, i, d);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+#define FMT_EMIT(arg)                                                                  \
+    (nwp == 2 ? sb_printf(b, spec, (int)wp[0], (int)wp[1], arg)                        \
+     : nwp == 1 ? sb_printf(b, spec, (int)wp[0], arg) : sb_printf(b, spec, arg))
+    switch (kind) {
+    case FMT_INT: FMT_EMIT((int)iv); break;
+    case FMT_LLONG: FMT_EMIT(iv); break;
+    case FMT_DOUBLE: FMT_EMIT(d); break;
+    default: FMT_EMIT(str); break;
+    }
+#undef FMT_EMIT
+#pragma GCC diagnostic pop
 }
 
 int eng_format(eng_call *c, int first, char **out)
@@ -245,18 +261,17 @@ int eng_format(eng_call *c, int first, char **out)
             else
                 rc = arg_int(c, argi, &iv);
             if (!rc) {
-                spec[n++] = 'l';
-                spec[n++] = 'l';
-                spec[n++] = conv == 'i' ? 'd' : conv;
-                spec[n] = 0;
-                if (conv == 'c')
-                    spec[n - 3] = 'c', spec[n - 2] = 0;
-                if (conv == 'c')
-                    nwp == 2 ? sb_printf(&b, spec, (int)wp[0], (int)wp[1], (int)iv)
-                    : nwp == 1 ? sb_printf(&b, spec, (int)wp[0], (int)iv) : sb_printf(&b, spec, (int)iv);
-                else
-                    nwp == 2 ? sb_printf(&b, spec, (int)wp[0], (int)wp[1], (long long)iv)
-                    : nwp == 1 ? sb_printf(&b, spec, (int)wp[0], (long long)iv) : sb_printf(&b, spec, (long long)iv);
+                if (conv == 'c') { /* %c prints one char: an int argument */
+                    spec[n++] = 'c';
+                    spec[n] = 0;
+                    fmt_one(&b, spec, nwp, wp, FMT_INT, (long long)(unsigned char)iv, 0, NULL);
+                } else {
+                    spec[n++] = 'l';
+                    spec[n++] = 'l';
+                    spec[n++] = conv == 'i' ? 'd' : conv;
+                    spec[n] = 0;
+                    fmt_one(&b, spec, nwp, wp, FMT_LLONG, (long long)iv, 0, NULL);
+                }
             }
         } else if (conv == 's') {
             char *text = eng_value_text(v, 0);
@@ -265,17 +280,15 @@ int eng_format(eng_call *c, int first, char **out)
             if (!text)
                 rc = eng_fail(c->err, ERR_MEMORY, "%s: out of memory", c->name);
             else
-                nwp == 2 ? sb_printf(&b, spec, (int)wp[0], (int)wp[1], text)
-                : nwp == 1 ? sb_printf(&b, spec, (int)wp[0], text) : sb_printf(&b, spec, text);
+                fmt_one(&b, spec, nwp, wp, FMT_STRING, 0, 0, text);
             free(text);
         } else {
             double d;
-            rc = fmt_arg_double(c, argi, &d);
+            rc = arg_double(c, argi, &d);
             if (!rc) {
                 spec[n++] = conv;
                 spec[n] = 0;
-                nwp == 2 ? sb_printf(&b, spec, (int)wp[0], (int)wp[1], d)
-                : nwp == 1 ? sb_printf(&b, spec, (int)wp[0], d) : sb_printf(&b, spec, d);
+                fmt_one(&b, spec, nwp, wp, FMT_DOUBLE, 0, d, NULL);
             }
         }
         if (rc) {

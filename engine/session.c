@@ -345,9 +345,9 @@ int eng_run_compiled(eng_session *s, eng_compiled *c, eng_error *quiet_err)
 
 int eng_execute(eng_session *s, const char *code, const char *cell_name, int first_line, const eng_sink *sink)
 {
+    /* the interrupt flag is cleared when a cell ends, not when it starts, so that an
+     * interrupt sent just as the cell begins still stops it */
     s->sink = sink;
-    s->interrupt = 0;
-    tensor_interrupt_flag = 0;
     s->ncells++;
     s->outlen = 0;
     eng_flush(s);

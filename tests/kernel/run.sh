@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Kernel tests with real Jupyter clients against build/kiln (`make test-kernel`).
-# Installs the kernelspec into a temporary JUPYTER_DATA_DIR, then runs the unittest
+# Installs the kernelspec into a temporary JUPYTER_DATA_DIR, then runs the pytest
 # suites in this folder: jupyter_kernel_test, behaviour through jupyter_client, raw
 # ZeroMQ robustness, jupyter console and nbclient.
-#   KILN=/abs/build/kiln PYTHON=/abs/.venv/bin/python tests/kernel/run.sh [unittest args]
-# e.g. tests/kernel/run.sh test_wire.TestWire.test_replay
+#   KILN=/abs/build/kiln PYTHON=/abs/.venv/bin/python tests/kernel/run.sh [pytest args]
+# e.g. tests/kernel/run.sh test_wire.py::TestWire::test_replay
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -22,7 +22,7 @@ export JUPYTER_DATA_DIR=$tmp/data JUPYTER_RUNTIME_DIR=$tmp/runtime \
 "$PYTHON" "$root/kernel/kernelspec/install.py" "$KILN" >/dev/null
 cd "$here"
 if [ $# -gt 0 ]; then
-    exec "$PYTHON" -m unittest -v "$@"
+    exec "$PYTHON" -m pytest -v -p no:cacheprovider "$@"
 fi
 # the message decoder under libFuzzer for a bounded time (KILN_FUZZ_SECONDS, 0: skip)
 fuzz_seconds=${KILN_FUZZ_SECONDS:-15}
@@ -37,4 +37,4 @@ if [ "$fuzz_seconds" -gt 0 ] && command -v clang >/dev/null; then
         || { tail -n 40 "$tmp/fuzz.log"; echo "fuzz_jp_decode: crash" >&2; exit 1; }
     tail -n 1 "$tmp/fuzz.log"
 fi
-exec "$PYTHON" -m unittest discover -v -s . -p 'test_*.py'
+exec "$PYTHON" -m pytest -v -p no:cacheprovider .
