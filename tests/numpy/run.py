@@ -430,6 +430,13 @@ def main():
                               f"got {g64[tuple(k)]!r}, want {w64[tuple(k)]!r} "
                               f"(max abs err {np.nanmax(err):.3g}, rtol {c['rtol']}, atol {c['atol']})")
     print(f"test-numpy: {len(checks)} checks, kiln ran them in {elapsed:.2f} s")
+    # a sanitizer build (make asan) reports memory errors on stderr
+    for marker in ("Sanitizer", "runtime error:"):
+        if marker in proc.stderr:
+            failed.append("kiln's sanitizer reported an error:\n" + proc.stderr[proc.stderr.index(marker) - 200:][:3000])
+            break
+    if proc.returncode not in (0, 1):
+        failed.append(f"kiln exited with status {proc.returncode}")
     if failed:
         for f in failed:
             print("FAIL", f)
