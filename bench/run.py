@@ -115,7 +115,23 @@ def metric(name, unit, peer, goal, min_ratio, ours=None, peer_value=None, error=
         m["met"] = bool(m["ratio"] is not None and m["ratio"] >= min_ratio)
     if detail:
         m["detail"] = detail
+        # the best-of is the metric; the medians and the spread say how much to trust it
+        o, p = detail.get("ours_runs"), detail.get("peer_runs")
+        if o and p and error is None:
+            mo, mp = median(o), median(p)
+            detail["ours_median"], detail["peer_median"] = mo, mp
+            if mo > 0:
+                detail["ratio_of_medians"] = mp / mo
+            spread = max(max(o) / min(o), max(p) / min(p)) if min(o) > 0 and min(p) > 0 else None
+            detail["max_spread"] = spread
+            m["noisy"] = bool(spread is not None and spread > 1.5)
     return m
+
+
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
 
 
 def interleaved(rounds, sides):
@@ -365,7 +381,9 @@ def bench_cells(kiln):
     kerr = e1 or e2
     ours = (min(fulls) - min(ones)) / extra_cells * 1e6 if not kerr else None
     detail = {"best_of": CELL_REPEATS, "cells": N_CELLS, "startup_s_runs": ones,
-              "full_s_runs": fulls, "peer_runs": ip}
+              "full_s_runs": fulls, "peer_runs": ip,
+              "ours_runs": None if kerr else [(f - min(ones)) / extra_cells * 1e6
+                                               for f in fulls]}
     peer = "IPython %s InteractiveShell.run_cell" % (ver[0] if ver else "")
     return [metric("cell_overhead", "us/cell", peer.replace("  ", " "), "none (reported)", None,
                    ours=ours, peer_value=min(ip) if ip else None,
@@ -413,6 +431,7 @@ def environment(kiln):
         "python": platform.python_version(),
         "numpy": numpy.__version__,
         "lua": (sh([lua, "-v"]).stdout.strip() if lua else None),
+        "loadavg_at_start": list(os.getloadavg()),
         "env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")
                 if k in os.environ},
     }
@@ -429,12 +448,17 @@ def fmt(v, unit):
 
 
 def table(metrics):
-    rows = [("metric", "kiln", "peer", "peer value", "ratio", "goal", "met")]
+    rows = [("metric", "kiln", "peer", "peer value", "ratio", "ratio of medians", "goal",
+             "met")]
     for m in metrics:
         ratio = "%.2fx" % m["ratio"] if m["ratio"] is not None else "FAILED"
         met = {True: "yes", False: "NO", None: "-"}[m["met"]]
+        if m["ratio"] is not None and m.get("noisy"):
+            ratio += " (noisy)"
+        rom = (m.get("detail") or {}).get("ratio_of_medians")
         rows.append((m["name"], fmt(m["ours"], m["unit"]), m["peer"],
-                     fmt(m["peer_value"], m["unit"]), ratio, m["goal"], met))
+                     fmt(m["peer_value"], m["unit"]), ratio,
+                     "%.2fx" % rom if rom is not None else "-", m["goal"], met))
     w = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w[i]) for i, c in enumerate(r)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * x for x in w))
@@ -473,13 +497,15 @@ def main():
         print("  %s: %.1fs" % (key, time.perf_counter() - t0), flush=True)
         metrics += ms
     env["wall_s"] = round(time.perf_counter() - t_start, 1)
+    env["loadavg_at_end"] = list(os.getloadavg())
     result = dict(env)
     result["ratio_definition"] = RATIO_DEF
     result["metrics"] = metrics
 
     print()
     print(table(metrics))
-    print("\nratio = peer / kiln: > 1 means Kiln is faster.")
+    print("\nratio = peer / kiln: > 1 means Kiln is faster. ratio is of the best runs; "
+          "(noisy): a side's slowest run took > 1.5x its fastest")
     if not args.no_save:
         os.makedirs(args.out, exist_ok=True)
         host = re.sub(r"[^A-Za-z0-9_.-]", "_", env["device"]["hostname"])
