@@ -530,6 +530,22 @@ static void test_files(void)
         fprintf(stderr, "could not remove %s\n", dir);
 }
 
+static void test_interrupt(void)
+{
+    eng_error e = {0};
+    int64_t n = 1 << 20;
+    tensor *a = tensor_full(KN_F32, 1, &n, 1, &e);
+    tensor_interrupt_flag = 1;
+    eng_error e1 = {0}, e2 = {0};
+    CHECK(tensor_binary(KN_OP_ADD, a, a, &e1) == NULL && e1.kind == ERR_INTERRUPT);
+    CHECK(tensor_reduce(KN_OP_SUM, a, TENSOR_ALLDIMS, 0, &e2) == NULL && e2.kind == ERR_INTERRUPT);
+    tensor_interrupt_flag = 0;
+    tensor *b = tensor_binary(KN_OP_ADD, a, a, &e);
+    CHECK(b && tensor_get_flat(b, n - 1) == 2);
+    tensor_decref(a);
+    tensor_decref(b);
+}
+
 int main(void)
 {
     test_dtypes();
@@ -542,6 +558,7 @@ int main(void)
     test_printing();
     test_rng();
     test_files();
+    test_interrupt();
     if (failures) {
         fprintf(stderr, "test_tensor: %d failure(s)\n", failures);
         return 1;
