@@ -7,7 +7,8 @@
  *     f32 < f64; f16 with bf16 gives f32); arithmetic on two bools computes in i64, as
  *     C's does; comparisons and logical ops give bool.
  *   - A scalar operand is weak: it takes the tensor's dtype, except a float scalar with
- *     an integer or bool tensor (f32) and an int scalar with a bool tensor (i64).
+ *     an integer or bool tensor (f32), an int scalar with a bool tensor (i64), and an
+ *     int the tensor's integer dtype cannot hold (u8 + 300 gives i32).
  *   - Unary float functions (exp, log, ...) of integer or bool tensors give f32.
  *   - f16 and bf16 are storage types on the CPU: ops compute in f32 and round back.
  * Operands are cast to the compute dtype at their own (unbroadcast) size, then expanded
@@ -229,6 +230,11 @@ tensor *tensor_binary_scalar(kn_opid op, const tensor *t, double s, int s_is_flo
     if (s_is_float && !kn_dtype_is_float(cd))
         cd = KN_F32;
     else if (cd == KN_BOOL && (is_arith(op) || (!s_is_float && s != 0 && s != 1)))
+        cd = KN_I64;
+    /* an int that the tensor's integer dtype cannot hold widens it (u8 + 300) */
+    if (!s_is_float && cd == KN_U8 && (s < 0 || s > 255))
+        cd = s >= -2147483648.0 && s <= 2147483647.0 ? KN_I32 : KN_I64;
+    else if (!s_is_float && cd == KN_I32 && (s < -2147483648.0 || s > 2147483647.0))
         cd = KN_I64;
     tensor *st = tensor_scalar(s, cd, err);
     if (!st)
