@@ -30,6 +30,7 @@ typedef struct interp {
 
 static int eval(interp *it, ast *n, value *out);
 static int exec(interp *it, ast *n);
+static inline int fast_int(interp *it, ast *n, int64_t *out);
 int check_constant_index(const char *name, int len);
 int check_compound_op(int op);
 
@@ -692,6 +693,19 @@ static int eval_assign(interp *it, ast *n, value *out)
 {
     ast *target = n->a;
     value rhs;
+    int64_t r;
+    if ((n->op == TK_PLUSEQ || n->op == TK_MINUSEQ) && target->kind == AST_NAME && fast_int(it, n->b, &r)) {
+        /* the hot path of counting loops: s += i on an int variable */
+        value *slot = target->res == RES_LOCAL ? &it->fp[target->slot]
+                    : target->res == RES_GLOBAL && it->s->globals[target->slot].defined
+                        ? &it->s->globals[target->slot].v : NULL;
+        if (slot && slot->type == VAL_INT) {
+            uint64_t a = (uint64_t)slot->as.i;
+            slot->as.i = (int64_t)(n->op == TK_PLUSEQ ? a + (uint64_t)r : a - (uint64_t)r);
+            *out = *slot;
+            return 0;
+        }
+    }
     if (eval(it, n->b, &rhs))
         return -1;
     int rc = 0;
@@ -1163,9 +1177,44 @@ static int exec_loop_body(interp *it, ast *body, int *stop)
     return EX_OK;
 }
 
+/* an operand that is an int without evaluating it: a literal, or a variable holding an
+ * int; 0 when it is anything else (then the generic path runs) */
+static inline int fast_int(interp *it, ast *n, int64_t *out)
+{
+    const value *v;
+    if (n->kind == AST_INT) {
+        *out = n->ival;
+        return 1;
+    }
+    if (n->kind != AST_NAME)
+        return 0;
+    if (n->res == RES_LOCAL)
+        v = &it->fp[n->slot];
+    else if (n->res == RES_GLOBAL && it->s->globals[n->slot].defined)
+        v = &it->s->globals[n->slot].v;
+    else
+        return 0;
+    if (v->type != VAL_INT)
+        return 0;
+    *out = v->as.i;
+    return 1;
+}
+
 static int cond_true(interp *it, ast *c, int *t)
 {
     value v;
+    int64_t a, b;
+    if (c->kind == AST_BINARY && fast_int(it, c->a, &a) && fast_int(it, c->b, &b)) {
+        switch (c->op) { /* loop conditions: i < n */
+        case TK_LT: *t = a < b; return 0;
+        case TK_LE: *t = a <= b; return 0;
+        case TK_GT: *t = a > b; return 0;
+        case TK_GE: *t = a >= b; return 0;
+        case TK_NE: *t = a != b; return 0;
+        case TK_EQ: *t = a == b; return 0;
+        default: break;
+        }
+    }
     if (eval(it, c, &v))
         return -1;
     if (v.type == VAL_BOOL || v.type == VAL_INT) {
