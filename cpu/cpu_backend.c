@@ -194,11 +194,13 @@ int cpu_iter_run(const cpu_iter *it, cpu_kernel kern, void *ctx, int parallel, e
         iter_range(it, 0, n, kern, ctx);
         return tensor_interrupt_flag ? eng_fail(err, ERR_INTERRUPT, "interrupted") : 0;
     }
-    int64_t chunk = n / ((int64_t)nthreads * 4);
+    /* many chunks handed out dynamically: a thread the OS preempts holds back one
+     * chunk (at most 256K elements), not a fixed share of the work */
+    int64_t chunk = n / ((int64_t)nthreads * 8);
     if (chunk < CPU_PAR_THRESHOLD)
         chunk = CPU_PAR_THRESHOLD;
-    if (chunk > ((int64_t)1 << 22))
-        chunk = (int64_t)1 << 22;
+    if (chunk > ((int64_t)1 << 18))
+        chunk = (int64_t)1 << 18;
     int64_t nchunks = (n + chunk - 1) / chunk;
     int stopped = 0;
 #pragma omp parallel for schedule(dynamic, 1)

@@ -8,15 +8,16 @@
  *     results merged; many rows are spread over threads.
  *   inner > 1 ("columns"): each output column is accumulated row after row, a block of
  *     up to CPU_COLS columns at a time, so the loads stay contiguous and vectorise.
- * Numerics: float sums, means and norms accumulate in double (f32 values are widened),
- * in blocks of RED_BLOCK elements whose partial sums are added, so the error stays far
- * below f32's resolution; var and std are two-pass (the mean first, then the sum of
+ * Numerics: float sums, means and norms accumulate in double (f32 values are widened)
+ * over 16 interleaved partial sums, so the error stays far below f32's resolution; var and std are two-pass (the mean first, then the sum of
  * squared deviations from it, in double); max and min propagate NaN as NumPy does, and
  * argmax/argmin return the first index of the extreme (or of the first NaN). Integer
  * sums accumulate in 64 bits, wrapping.
  */
 #if defined(__clang__)
 #pragma clang diagnostic ignored "-Wpass-failed" /* omp simd is a hint where clang cannot */
+#elif defined(__GNUC__)
+#pragma GCC optimize("no-trapping-math") /* float compares become vector selects */
 #endif
 #include "cpu/cpu_internal.h"
 
@@ -25,7 +26,13 @@
 #include <stdlib.h>
 
 #define CPU_COLS 256
-#define RED_BLOCK 4096
+
+/* typed kernels compiled for x86-64 and x86-64-v3 (AVX2, FMA), chosen at load time */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define CPU_HOT __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define CPU_HOT
+#endif
 
 /* What one reduction of a run of elements produced. */
 typedef struct red_state {
@@ -49,10 +56,58 @@ static int op_is_max(kn_opid op)
 
 /* ROWS: reduce x[0..n) (contiguous) into st; mean is used by VAR/STD's second pass.
  * MAX/MIN and ARG* need n >= 1. ARG* gives the index of the first element equal to
- * the extreme (found by a second, vectorisable scan). */
+ * the extreme (found by a second scan). The loops keep RED_LANES independent
+ * accumulators (double for sums), which the compiler turns into several vector
+ * registers: one accumulator would make every add wait for the previous one. */
+#define RED_LANES 16
+#define RED_ACC(EXPR)                                                             \
+    do {                                                                          \
+        double acc[RED_LANES] = {0};                                              \
+        int64_t i = 0;                                                            \
+        for (; i + RED_LANES <= n; i += RED_LANES)                                \
+            for (int j = 0; j < RED_LANES; j++) {                                 \
+                double v = (double)x[i + j];                                      \
+                acc[j] += (EXPR);                                                 \
+            }                                                                     \
+        double s = 0;                                                             \
+        for (; i < n; i++) {                                                      \
+            double v = (double)x[i];                                              \
+            s += (EXPR);                                                          \
+        }                                                                         \
+        for (int j = 0; j < RED_LANES; j++)                                       \
+            s += acc[j];                                                          \
+        st->sum = s;                                                              \
+    } while (0)
+#define RED_EXT(T, CMP)                                                            \
+    do {                                                                          \
+        T b[RED_LANES];                                                           \
+        int nn[RED_LANES];                                                        \
+        for (int j = 0; j < RED_LANES; j++) {                                     \
+            b[j] = x[0];                                                          \
+            nn[j] = 0;                                                            \
+        }                                                                         \
+        int64_t i = 0;                                                            \
+        for (; i + RED_LANES <= n; i += RED_LANES)                                \
+            for (int j = 0; j < RED_LANES; j++) {                                 \
+                T v = x[i + j];                                                   \
+                b[j] = v CMP b[j] ? v : b[j];                                     \
+                nn[j] |= v != v;                                                  \
+            }                                                                     \
+        for (; i < n; i++) {                                                      \
+            T v = x[i];                                                           \
+            b[0] = v CMP b[0] ? v : b[0];                                         \
+            nn[0] |= v != v;                                                      \
+        }                                                                         \
+        for (int j = 1; j < RED_LANES; j++) {                                     \
+            b[0] = b[j] CMP b[0] ? b[j] : b[0];                                   \
+            nn[0] |= nn[j];                                                       \
+        }                                                                         \
+        best = b[0];                                                              \
+        nan = nn[0];                                                              \
+    } while (0)
 #define RED_ROW(S, T, ISF)                                                        \
-    static void row_##S(kn_opid op, const T *restrict x, int64_t n, double mean,  \
-                        red_state *st)                                            \
+    CPU_HOT static void row_##S(kn_opid op, const T *restrict x, int64_t n,       \
+                                double mean, red_state *st)                       \
     {                                                                             \
         memset(st, 0, sizeof *st);                                                \
         switch (op) {                                                             \
@@ -65,51 +120,21 @@ static int op_is_max(kn_opid op)
                 st->sum = (double)(int64_t)s;                                     \
                 return;                                                           \
             }                                                                     \
-            for (int64_t b = 0; b < n; b += RED_BLOCK) {                          \
-                int64_t e = b + RED_BLOCK < n ? b + RED_BLOCK : n;                \
-                double s = 0;                                                     \
-                _Pragma("omp simd reduction(+:s)") for (int64_t i = b; i < e; i++) \
-                    s += (double)x[i];                                            \
-                st->sum += s;                                                     \
-            }                                                                     \
+            RED_ACC(v);                                                           \
             return;                                                               \
         case KN_OP_NORM:                                                          \
-            for (int64_t b = 0; b < n; b += RED_BLOCK) {                          \
-                int64_t e = b + RED_BLOCK < n ? b + RED_BLOCK : n;                \
-                double s = 0;                                                     \
-                _Pragma("omp simd reduction(+:s)") for (int64_t i = b; i < e; i++) \
-                    s += (double)x[i] * (double)x[i];                             \
-                st->sum += s;                                                     \
-            }                                                                     \
+            RED_ACC(v * v);                                                       \
             return;                                                               \
         case KN_OP_VAR: case KN_OP_STD:                                           \
-            for (int64_t b = 0; b < n; b += RED_BLOCK) {                          \
-                int64_t e = b + RED_BLOCK < n ? b + RED_BLOCK : n;                \
-                double s = 0;                                                     \
-                _Pragma("omp simd reduction(+:s)") for (int64_t i = b; i < e; i++) \
-                {                                                                 \
-                    double d = (double)x[i] - mean;                               \
-                    s += d * d;                                                   \
-                }                                                                 \
-                st->sum += s;                                                     \
-            }                                                                     \
+            RED_ACC((v - mean) * (v - mean));                                     \
             return;                                                               \
         default: {                                                                \
-            int mx = op_is_max(op), nan = 0;                                      \
-            T best = x[0];                                                        \
-            if (mx) {                                                             \
-                _Pragma("omp simd reduction(max:best) reduction(|:nan)")          \
-                for (int64_t i = 0; i < n; i++) {                                 \
-                    best = x[i] > best ? x[i] : best;                             \
-                    nan |= x[i] != x[i];                                          \
-                }                                                                 \
-            } else {                                                              \
-                _Pragma("omp simd reduction(min:best) reduction(|:nan)")          \
-                for (int64_t i = 0; i < n; i++) {                                 \
-                    best = x[i] < best ? x[i] : best;                             \
-                    nan |= x[i] != x[i];                                          \
-                }                                                                 \
-            }                                                                     \
+            int nan = 0;                                                          \
+            T best;                                                               \
+            if (op_is_max(op))                                                    \
+                RED_EXT(T, >);                                                     \
+            else                                                                  \
+                RED_EXT(T, <);                                                     \
             st->nan = nan;                                                        \
             st->best = nan ? NAN : (double)best;                                  \
             st->ibest = ISF ? 0 : (int64_t)best;                                  \
@@ -128,7 +153,7 @@ static int op_is_max(kn_opid op)
 
 /* COLUMNS: out_state[j] for j in [0, w) reduces x[k * inner + j] over k < n */
 #define RED_COLS(S, T, ISF)                                                       \
-    static void cols_##S(kn_opid op, const T *restrict x, int64_t n, int64_t inner, \
+    CPU_HOT static void cols_##S(kn_opid op, const T *restrict x, int64_t n, int64_t inner, \
                          int w, const double *mean, red_state *st)                \
     {                                                                             \
         double acc[CPU_COLS];                                                     \
@@ -281,15 +306,20 @@ static int reduce_one_row(const red_job *j, const char *x, int64_t i_out, eng_er
     size_t es = kn_dtype_size(j->dt);
     int64_t n = j->n;
     int nt = omp_get_max_threads();
-    int64_t parts = n >= 4 * CPU_PAR_THRESHOLD && nt > 1 ? nt : 1;
+    /* several parts per thread, handed out dynamically, so that a thread the OS
+     * preempts holds back one small part rather than half of the work; the split
+     * depends only on n, so the result does not depend on the threads */
+    int64_t parts = nt > 1 ? n / (2 * CPU_PAR_THRESHOLD) : 1;
     red_state st[64];
     if (parts > 64)
         parts = 64;
+    if (parts < 1)
+        parts = 1;
     double mean = 0;
     int pass2 = j->op == KN_OP_VAR || j->op == KN_OP_STD;
     for (int pass = 0; pass <= pass2; pass++) {
         kn_opid op = pass2 && pass == 0 ? KN_OP_SUM : j->op;
-#pragma omp parallel for if (parts > 1)
+#pragma omp parallel for if (parts > 1) schedule(dynamic, 1)
         for (int64_t p = 0; p < parts; p++) {
             int64_t b = n * p / parts, e = n * (p + 1) / parts;
             j->row(op, x + b * (int64_t)es, e - b, mean, &st[p]); /* idx within the part */
