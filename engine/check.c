@@ -207,7 +207,7 @@ static const struct {
     const char *name;
     ast_type type;
 } constants[] = {
-    {"f32", TY_DTYPE}, {"f64", TY_DTYPE}, {"f16", TY_DTYPE}, {"bf16", TY_DTYPE},
+    {"bool", TY_DTYPE}, {"f32", TY_DTYPE}, {"f64", TY_DTYPE}, {"f16", TY_DTYPE}, {"bf16", TY_DTYPE},
     {"i32", TY_DTYPE}, {"i64", TY_DTYPE}, {"u8", TY_DTYPE},  {"cpu", TY_DEVICE},
     {"cuda", TY_DEVICE}, {"stdout", TY_INT}, {"stderr", TY_INT}, {"M_PI", TY_FLOAT},
     {"INFINITY", TY_FLOAT}, {"NAN", TY_FLOAT},

@@ -535,6 +535,7 @@ static ast *parse_primary(parser *p)
         n->ival = t.kind == TK_TRUE;
         return n;
     case TK_NAME:
+    case TK_BOOL_KW: /* in an expression, `bool` names the dtype: x.to(bool) */
         parse_advance(p);
         n = parse_node_at(p, AST_NAME, &t);
         parse_set_name(p, n, &t);
@@ -735,7 +736,8 @@ static int parse_binary_prec(tok_kind k)
     }
 }
 
-/* binary := unary { binop unary }   (C's levels from '||' up to '* / % @', left-assoc) */
+/* binary := unary { binop unary }   (C's levels from '||' up to '* / % @', left-assoc);
+ * the node's position is its operator's */
 static ast *parse_binary(parser *p, int min_prec)
 {
     ast *left = parse_unary(p);
@@ -745,7 +747,7 @@ static ast *parse_binary(parser *p, int min_prec)
             return left;
         token op = p->cur;
         parse_advance(p);
-        ast *n = parse_node(p, AST_BINARY, left->line, left->col);
+        ast *n = parse_node(p, AST_BINARY, op.line, op.col); /* errors point at the operator */
         n->op = op.kind;
         n->a = left;
         n->b = parse_binary(p, prec + 1);

@@ -422,7 +422,7 @@ static void test_errors(void)
            "2:5 expected an expression, found ';'|3:9 unexpected character '$'|4:8 expected an expression, found ';'");
     ERRORS("void f() {\n  int g() { }\n  x = 1;\n  y = ;\n}",
            "2:3 functions can only be defined at top level|4:7 expected an expression");
-    ERRORS("1 + 2 = 3;", "1:1 cannot assign to this expression");
+    ERRORS("1 + 2 = 3;", "1:3 cannot assign to this expression"); /* a binary node is at its operator */
     ERRORS("f() = 3;", "1:1 cannot assign to this expression");
     ERRORS("x = 99999999999999999999;", "1:5 integer literal '99999999999999999999' is too large");
     ERRORS("x = 0x10000000000000000;", "1:5 integer literal '0x10000000000000000' is too large");
