@@ -9,6 +9,9 @@
  *
  * Also here: copy (with casts), fill, arange, where and gather, the data-movement ops.
  */
+#if defined(__clang__)
+#pragma clang diagnostic ignored "-Wpass-failed" /* omp simd is a hint where clang cannot */
+#endif
 #include "cpu/cpu_internal.h"
 
 #include <omp.h>
