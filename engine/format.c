@@ -224,7 +224,7 @@ int eng_format(eng_call *c, int first, char **out)
                 while (*p >= '0' && *p <= '9' && n < 40)
                     spec[n++] = *p++;
         }
-        while (*p && strchr("hlLqjzt", *p))
+        while (*p && strchr("hlLjzt", *p))
             p++; /* lengths are implied by the value */
         char conv = *p;
         if (!conv || !strchr("diuxXocsfFeEgGaA", conv)) {

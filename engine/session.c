@@ -229,9 +229,17 @@ static void report(eng_session *s, const eng_source *src, const eng_error *errs,
         describe_error(&out, err_src ? err_src : src, &errs[i]);
     if (ntotal > nshown)
         lines_add(&out, fmt_alloc("... and %d more errors", ntotal - nshown));
-    if (trace)
-        for (int i = 0; i < trace->n; i++)
+    if (trace) { /* deep recursion: the innermost and outermost calls, not a thousand lines */
+        const int head = 6, tail = 5;
+        for (int i = 0; i < trace->n; i++) {
+            if (trace->n > head + tail + 1 && i == head) {
+                lines_add(&out, fmt_alloc("  ... %d more calls ...", trace->n - head - tail));
+                i = trace->n - tail - 1;
+                continue;
+            }
             lines_add(&out, strdup(trace->lines[i]));
+        }
+    }
     char evalue[700];
     if (ntotal > 1)
         snprintf(evalue, sizeof evalue, "%s (and %d more error%s)", errs[0].msg, ntotal - 1, ntotal > 2 ? "s" : "");
