@@ -29,6 +29,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+from benchlib import cpu_model, git
 import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -420,24 +422,6 @@ def summary(xs):
     q = statistics.quantiles(xs, n=10) if len(xs) >= 10 else [None] * 9
     return {"n": len(xs), "median": statistics.median(xs), "min": min(xs),
             "p10": q[0], "p90": q[8], "max": max(xs)}
-
-
-def cpu_model():
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def git(*args):
-    try:
-        p = subprocess.run(["git", "-C", ROOT] + list(args), capture_output=True, text=True)
-        return p.stdout.strip() if p.returncode == 0 else None
-    except OSError:
-        return None
 
 
 def environment(kiln):

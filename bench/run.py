@@ -21,6 +21,8 @@ import sys
 import tempfile
 import time
 
+from benchlib import cpu_model, git
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 PY = sys.executable            # the peer CPython is the python running this script
@@ -392,24 +394,6 @@ def bench_cells(kiln):
 
 # ---------------------------------------------------------------------------------------
 # environment
-
-def cpu_model():
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def git(*args):
-    try:
-        p = subprocess.run(["git", "-C", ROOT] + list(args), capture_output=True, text=True)
-        return p.stdout.strip() if p.returncode == 0 else None
-    except OSError:
-        return None
-
 
 def environment(kiln):
     try:

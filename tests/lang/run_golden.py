@@ -31,7 +31,6 @@ def main():
         tests = [t for t in tests if t in names]
     failed = 0
     for name in tests:
-        src = os.path.join(HERE, name + ".kn")
         # relative paths in the tests resolve from tests/lang
         proc = subprocess.run([kiln, "run", "-k", name + ".kn"], cwd=HERE, capture_output=True,
                               text=True, timeout=120)
