@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "engine/builtins_autograd.h"
 #include "engine/builtins_tensor.h"
 #include "engine/interp.h"
 
@@ -18,6 +19,7 @@ static const eng_builtin builtin_table[] = {
 #define BUILTIN(name, fn, mn, mx, ret, sig, doc) {name, fn, mn, mx, ret, sig, doc},
 #include "engine/builtins_core.def"
 #include "engine/builtins_tensor.def"
+#include "engine/builtins_autograd.def"
 #undef BUILTIN
 };
 #define NBUILTINS ((int)(sizeof builtin_table / sizeof builtin_table[0]))

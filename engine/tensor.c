@@ -7,6 +7,7 @@
  * host goes through the backend's to_host, so it works the same for device memory.
  */
 #include "engine/tensor_impl.h"
+#include "engine/autograd.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -201,6 +202,8 @@ void tensor_decref(tensor *t)
     }
     if (t->grad)
         tensor_decref(t->grad);
+    if (t->autograd)
+        ag_node_release(t->autograd);
     free(t);
 }
 
@@ -455,6 +458,8 @@ static int norm_dim(const char *op, int dim, int ndim, eng_error *err)
 
 tensor *tensor_slice(tensor *t, int dim, int64_t start, int64_t stop, int64_t step, eng_error *err)
 {
+    if (AG_WANTS(t))
+        return ag_slice(t, dim, start, stop, step, err);
     int d = norm_dim("slice", dim, t->ndim, err);
     if (d < 0)
         return NULL;
@@ -496,6 +501,8 @@ tensor *tensor_slice(tensor *t, int dim, int64_t start, int64_t stop, int64_t st
 
 tensor *tensor_select(tensor *t, int dim, int64_t index, eng_error *err)
 {
+    if (AG_WANTS(t))
+        return ag_select(t, dim, index, err);
     int d = norm_dim("index", dim, t->ndim, err);
     if (d < 0)
         return NULL;
@@ -519,6 +526,8 @@ tensor *tensor_select(tensor *t, int dim, int64_t index, eng_error *err)
 
 tensor *tensor_transpose(tensor *t, int d0, int d1, eng_error *err)
 {
+    if (AG_WANTS(t))
+        return ag_transpose(t, d0, d1, err);
     int a = norm_dim("transpose", d0, t->ndim, err), b;
     if (a < 0 || (b = norm_dim("transpose", d1, t->ndim, err)) < 0)
         return NULL;
@@ -534,6 +543,8 @@ tensor *tensor_transpose(tensor *t, int d0, int d1, eng_error *err)
 
 tensor *tensor_permute(tensor *t, const int *dims, int n, eng_error *err)
 {
+    if (AG_WANTS(t))
+        return ag_permute(t, dims, n, err);
     if (n != t->ndim) {
         eng_fail(err, ERR_VALUE, "permute: %d dimensions given for a %d-d tensor", n, t->ndim);
         return NULL;
@@ -561,6 +572,8 @@ tensor *tensor_permute(tensor *t, const int *dims, int n, eng_error *err)
 
 tensor *tensor_expand(tensor *t, int ndim, const int64_t *shape, eng_error *err)
 {
+    if (AG_WANTS(t))
+        return ag_expand(t, ndim, shape, err);
     char b1[TENSOR_SHAPE_BUF], b2[TENSOR_SHAPE_BUF];
     if (ndim < t->ndim || ndim > TENSOR_MAXDIM) {
         eng_fail(err, ERR_SHAPE, "expand: shape %s cannot be broadcast to %s",
@@ -597,6 +610,8 @@ tensor *tensor_expand(tensor *t, int ndim, const int64_t *shape, eng_error *err)
 
 tensor *tensor_squeeze(tensor *t, int dim, eng_error *err)
 {
+    if (AG_WANTS(t))
+        return ag_squeeze(t, dim, err);
     int d = -1;
     if (dim != -1000) {
         d = norm_dim("squeeze", dim, t->ndim, err);
@@ -620,6 +635,8 @@ tensor *tensor_squeeze(tensor *t, int dim, eng_error *err)
 
 tensor *tensor_unsqueeze(tensor *t, int dim, eng_error *err)
 {
+    if (AG_WANTS(t))
+        return ag_unsqueeze(t, dim, err);
     if (t->ndim >= TENSOR_MAXDIM) {
         eng_fail(err, ERR_VALUE, "unsqueeze: a tensor has at most %d dimensions", TENSOR_MAXDIM);
         return NULL;
@@ -675,6 +692,8 @@ static int view_strides(int ond, const int64_t *oshape, const int64_t *ostride, 
 
 tensor *tensor_reshape(tensor *t, int ndim, const int64_t *shape_in, eng_error *err)
 {
+    if (AG_WANTS(t))
+        return ag_reshape(t, ndim, shape_in, err);
     char b1[TENSOR_SHAPE_BUF], b2[TENSOR_SHAPE_BUF];
     if (ndim < 0 || ndim > TENSOR_MAXDIM) {
         eng_fail(err, ERR_VALUE, "reshape: %d dimensions; at most %d are supported", ndim,
@@ -759,6 +778,8 @@ tensor *tensor_contiguous(tensor *t, eng_error *err)
 
 tensor *tensor_cast(const tensor *t, kn_dtype dt, eng_error *err)
 {
+    if (AG_WANTS(t))
+        return ag_cast(t, dt, err);
     tensor *c = tensor_empty(dt, t->ndim, t->shape, err);
     if (!c)
         return NULL;
@@ -777,6 +798,8 @@ tensor *tensor_clone(const tensor *t, eng_error *err)
 int tensor_assign(tensor *dst, const tensor *src, eng_error *err)
 {
     char b1[TENSOR_SHAPE_BUF], b2[TENSOR_SHAPE_BUF];
+    if (AG_WANTS(dst))
+        return ag_refuse_inplace(dst, err);
     if (src->ndim > dst->ndim) {
         /* leading size-1 dimensions of src may be dropped */
         int extra = src->ndim - dst->ndim;
@@ -787,6 +810,8 @@ int tensor_assign(tensor *dst, const tensor *src, eng_error *err)
                                 tensor_shape_str(dst->ndim, dst->shape, b2, sizeof b2));
     }
     tensor tmp = *src;
+    tmp.requires_grad = 0; /* a stack header: values only, never recorded */
+    tmp.autograd = NULL;
     if (src->ndim > dst->ndim) {
         int extra = src->ndim - dst->ndim;
         tmp.ndim = dst->ndim;
@@ -816,5 +841,7 @@ int tensor_assign(tensor *dst, const tensor *src, eng_error *err)
 
 int tensor_fill(tensor *dst, double v, eng_error *err)
 {
+    if (AG_WANTS(dst))
+        return ag_refuse_inplace(dst, err);
     return dst->storage->backend->fill(dst, v, err);
 }

@@ -15,6 +15,7 @@
  * to the output's shape as stride-0 views, so broadcasting never copies.
  */
 #include "engine/tensor_impl.h"
+#include "engine/autograd.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +92,8 @@ static int unary_is_float_fn(kn_opid op)
 
 tensor *tensor_unary(kn_opid op, const tensor *x, double p0, double p1, eng_error *err)
 {
+    if (AG_WANTS(x))
+        return ag_unary(op, x, p0, p1, err);
     kn_dtype cd = x->dtype, final;
     if (unary_is_float_fn(op) && !kn_dtype_is_float(cd))
         cd = KN_F32;
@@ -179,6 +182,8 @@ static int is_arith(kn_opid op)
 
 tensor *tensor_binary(kn_opid op, const tensor *a, const tensor *b, eng_error *err)
 {
+    if (AG_WANTS2(a, b))
+        return ag_binary(op, a, b, err);
     kn_dtype cd = kn_dtype_promote(a->dtype, b->dtype);
     if (cd == KN_BOOL && is_arith(op))
         cd = KN_I64;
@@ -188,6 +193,8 @@ tensor *tensor_binary(kn_opid op, const tensor *a, const tensor *b, eng_error *e
 int tensor_binary_inplace(kn_opid op, tensor *a, const tensor *b, eng_error *err)
 {
     char b1[TENSOR_SHAPE_BUF], b2[TENSOR_SHAPE_BUF];
+    if (AG_WANTS(a))
+        return ag_refuse_inplace(a, err);
     if (is_compare(op))
         return eng_fail(err, ERR_TYPE, "%s: cannot be done in place", kn_op_name(op));
     kn_dtype cd = kn_dtype_promote(a->dtype, b->dtype);
@@ -226,6 +233,8 @@ int tensor_binary_inplace(kn_opid op, tensor *a, const tensor *b, eng_error *err
 tensor *tensor_binary_scalar(kn_opid op, const tensor *t, double s, int s_is_float, int scalar_left,
                              eng_error *err)
 {
+    if (AG_WANTS(t))
+        return ag_binary_scalar(op, t, s, s_is_float, scalar_left, err);
     kn_dtype cd = t->dtype;
     if (s_is_float && !kn_dtype_is_float(cd))
         cd = KN_F32;
@@ -249,6 +258,8 @@ tensor *tensor_binary_scalar(kn_opid op, const tensor *t, double s, int s_is_flo
 tensor *tensor_where(const tensor *c, const tensor *a, const tensor *b, eng_error *err)
 {
     char b1[TENSOR_SHAPE_BUF], b2[TENSOR_SHAPE_BUF], b3[TENSOR_SHAPE_BUF];
+    if (AG_WANTS2(a, b))
+        return ag_where(c, a, b, err);
     int nd, nd2;
     int64_t s1[TENSOR_MAXDIM], shape[TENSOR_MAXDIM];
     if (broadcast_shape(a->ndim, a->shape, b->ndim, b->shape, &nd, s1) < 0 ||
@@ -284,6 +295,8 @@ err:
 
 tensor *tensor_reduce(kn_opid op, const tensor *x, int dim, int keepdim, eng_error *err)
 {
+    if (AG_WANTS(x))
+        return ag_reduce(op, x, dim, keepdim, err);
     char b1[TENSOR_SHAPE_BUF];
     const char *name = kn_op_name(op);
     int all = dim == TENSOR_ALLDIMS;
@@ -364,6 +377,8 @@ static tensor *as_batched(tensor *t, int nbatch, eng_error *err)
 
 tensor *tensor_matmul(const tensor *a, const tensor *b, eng_error *err)
 {
+    if (AG_WANTS2(a, b))
+        return ag_matmul(a, b, err);
     char b1[TENSOR_SHAPE_BUF], b2[TENSOR_SHAPE_BUF];
     if (a->ndim == 0 || b->ndim == 0) {
         eng_fail(err, ERR_SHAPE, "matmul: %s @ %s: operands must have at least one dimension (use * for scalars)",
@@ -501,11 +516,12 @@ tensor *tensor_outer(const tensor *a, const tensor *b, eng_error *err)
                  SHAPE(b, b2));
         return NULL;
     }
-    tensor col = *a;
-    col.ndim = 2;
-    col.shape[1] = 1;
-    col.stride[1] = 1;
-    return tensor_binary(KN_OP_MUL, &col, b, err);
+    tensor *col = tensor_unsqueeze((tensor *)a, 1, err); /* a real tensor, so autograd can hold it */
+    if (!col)
+        return NULL;
+    tensor *r = tensor_binary(KN_OP_MUL, col, b, err);
+    tensor_decref(col);
+    return r;
 }
 
 /* ---- joining and gathering ---- */
@@ -530,6 +546,9 @@ tensor *tensor_cat(tensor *const *ts, int n, int dim, eng_error *err)
     int64_t shape[TENSOR_MAXDIM];
     memcpy(shape, t0->shape, sizeof shape);
     kn_dtype dt = t0->dtype;
+    for (int i = 0; ag_grad_enabled && i < n; i++)
+        if (ts[i]->requires_grad)
+            return ag_cat(ts, n, dim, err);
     for (int i = 1; i < n; i++) {
         const tensor *t = ts[i];
         int ok = t->ndim == t0->ndim;
@@ -601,6 +620,8 @@ done:
 tensor *tensor_gather(const tensor *x, const tensor *idx, eng_error *err)
 {
     char b1[TENSOR_SHAPE_BUF], b2[TENSOR_SHAPE_BUF];
+    if (AG_WANTS(x))
+        return ag_gather(x, idx, err);
     if (idx->dtype != KN_I32 && idx->dtype != KN_I64) {
         eng_fail(err, ERR_TYPE, "gather: index tensor must be i32 or i64, got %s", kn_dtype_name(idx->dtype));
         return NULL;
