@@ -1,0 +1,410 @@
+/* test_autograd.c — unit tests of engine/autograd.c: the gradient of every recorded op
+ * against central finite differences in f64 (small random shapes, broadcasting
+ * included), accumulation across backward calls, grad mode off recording nothing, the
+ * refusal of in-place writes, detach, and the tape freed (no live node left) once the
+ * loss is dropped or backward has run. Exits non-zero on failure.
+ *
+ * Each check: L = sum(f(params) * R) for a fixed random R, so every output element
+ * weighs differently; analytic dL/dp from backward against (L(p+h) - L(p-h)) / 2h with
+ * h = 1e-6, passing when |analytic - numeric| <= tol * max(1, |analytic|, |numeric|);
+ * tol = 1e-6 unless the case says otherwise (a cast through f32: tol 1e-3, h 1e-2).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/autograd.h"
+
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers" /* the case table below */
+
+static int failures;
+#define CHECK(cond)                                                                \
+    do {                                                                           \
+        if (!(cond)) {                                                             \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+            failures++;                                                            \
+        }                                                                          \
+    } while (0)
+
+static eng_error err;
+
+static tensor *must(tensor *t)
+{
+    if (!t) {
+        fprintf(stderr, "test_autograd: unexpected failure: %s\n", err.msg);
+        exit(1);
+    }
+    return t;
+}
+
+/* a small LCG, so the test does not depend on the session RNG */
+static uint64_t lcg = 12345;
+static double urand(void)
+{
+    lcg = lcg * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (double)(lcg >> 11) / 9007199254740992.0;
+}
+
+static tensor *random_f64(int nd, const int64_t *shape, int positive)
+{
+    int64_t n = 1;
+    for (int d = 0; d < nd; d++)
+        n *= shape[d];
+    double *v = malloc(sizeof *v * (size_t)(n ? n : 1));
+    for (int64_t i = 0; i < n; i++)
+        v[i] = positive ? 0.5 + 1.5 * urand() : 4.0 * urand() - 2.0;
+    tensor *t = must(tensor_from_doubles(v, KN_F64, nd, shape, &err));
+    free(v);
+    return t;
+}
+
+typedef struct gcase gcase;
+typedef tensor *(*fwd_fn)(tensor **p, const gcase *c);
+struct gcase {
+    const char *name;
+    fwd_fn f;
+    int np;                    /* parameters (at most 3) */
+    int nd[3];
+    int64_t shape[3][4];
+    int positive;              /* parameters drawn from [0.5, 2) instead of [-2, 2) */
+    kn_opid op;
+    int dim, keepdim;          /* reductions, views */
+    double p0, p1;             /* clamp bounds; scalar operand */
+    double tol;                /* 0: 1e-6 */
+    double h;                  /* 0: 1e-6 */
+};
+
+static tensor *f_unary(tensor **p, const gcase *c) { return tensor_unary(c->op, p[0], c->p0, c->p1, &err); }
+static tensor *f_binary(tensor **p, const gcase *c) { return tensor_binary(c->op, p[0], p[1], &err); }
+static tensor *f_scalar_r(tensor **p, const gcase *c) { return tensor_binary_scalar(c->op, p[0], c->p0, 1, 0, &err); }
+static tensor *f_scalar_l(tensor **p, const gcase *c) { return tensor_binary_scalar(c->op, p[0], c->p0, 1, 1, &err); }
+static tensor *f_reduce(tensor **p, const gcase *c) { return tensor_reduce(c->op, p[0], c->dim, c->keepdim, &err); }
+static tensor *f_matmul(tensor **p, const gcase *c) { return tensor_matmul(p[0], p[1], &err); }
+static tensor *f_dot(tensor **p, const gcase *c) { return tensor_dot(p[0], p[1], &err); }
+static tensor *f_outer(tensor **p, const gcase *c) { return tensor_outer(p[0], p[1], &err); }
+static tensor *f_slice(tensor **p, const gcase *c) { return tensor_slice(p[0], c->dim, 1, 5, 2, &err); }
+static tensor *f_slice_neg(tensor **p, const gcase *c) { return tensor_slice(p[0], c->dim, -1, -100, -1, &err); }
+static tensor *f_select(tensor **p, const gcase *c) { return tensor_select(p[0], c->dim, -1, &err); }
+static tensor *f_transpose(tensor **p, const gcase *c) { return tensor_transpose(p[0], 0, 2, &err); }
+static tensor *f_permute(tensor **p, const gcase *c)
+{
+    int dims[3] = {2, 0, 1};
+    return tensor_permute(p[0], dims, 3, &err);
+}
+static tensor *f_reshape(tensor **p, const gcase *c)
+{
+    int64_t s[2] = {-1, 3};
+    tensor *t = must(tensor_transpose(p[0], 0, 1, &err)); /* not viewable: reshape copies */
+    tensor *r = tensor_reshape(t, 2, s, &err);
+    tensor_decref(t);
+    return r;
+}
+static tensor *f_expand(tensor **p, const gcase *c)
+{
+    int64_t s[3] = {2, 3, 4};
+    return tensor_expand(p[0], 3, s, &err);
+}
+static tensor *f_squeeze(tensor **p, const gcase *c)
+{
+    tensor *t = must(tensor_squeeze(p[0], -1000, &err));
+    tensor *r = tensor_unsqueeze(t, 0, &err);
+    tensor_decref(t);
+    return r;
+}
+static tensor *f_contiguous(tensor **p, const gcase *c)
+{
+    tensor *t = must(tensor_transpose(p[0], 0, 1, &err));
+    tensor *r = tensor_contiguous(t, &err);
+    tensor_decref(t);
+    return r;
+}
+static tensor *f_cast(tensor **p, const gcase *c)
+{
+    tensor *t = must(tensor_cast(p[0], KN_F32, &err));
+    tensor *r = tensor_unary(KN_OP_TANH, t, 0, 0, &err);
+    tensor_decref(t);
+    return r;
+}
+static tensor *f_gather(tensor **p, const gcase *c)
+{
+    double iv[5] = {2, 0, 2, -1, 2}; /* repeated and negative indices */
+    int64_t n = 5;
+    tensor *idx = must(tensor_from_doubles(iv, KN_I64, 1, &n, &err));
+    tensor *r = tensor_gather(p[0], idx, &err);
+    tensor_decref(idx);
+    return r;
+}
+static tensor *f_cat(tensor **p, const gcase *c) { return tensor_cat(p, c->np, c->dim, &err); }
+static tensor *f_stack(tensor **p, const gcase *c) { return tensor_stack(p, c->np, c->dim, &err); }
+static tensor *f_where(tensor **p, const gcase *c)
+{
+    tensor *cond = must(tensor_binary_scalar(KN_OP_GT, p[0], 0.0, 1, 0, &err)); /* bool: no gradient */
+    tensor *r = tensor_where(cond, p[0], p[1], &err);
+    tensor_decref(cond);
+    return r;
+}
+static tensor *f_mlp(tensor **p, const gcase *c) /* sum(relu(x @ w + b)), x a constant */
+{
+    int64_t xs[2] = {5, 4};
+    uint64_t saved = lcg;
+    lcg = 777; /* the same constant x at every call */
+    tensor *x = random_f64(2, xs, 0);
+    lcg = saved;
+    tensor *h = must(tensor_matmul(x, p[0], &err));
+    tensor *z = must(tensor_binary(KN_OP_ADD, h, p[1], &err));
+    tensor *r = tensor_unary(KN_OP_RELU, z, 0, 0, &err);
+    tensor_decref(x);
+    tensor_decref(h);
+    tensor_decref(z);
+    return r;
+}
+
+/* L = sum(f(p) * R); R made at the first call from the output's shape */
+static double loss_value(const gcase *c, tensor **p, tensor **R, tensor **keep_loss)
+{
+    tensor *y = must(c->f(p, c));
+    if (!*R)
+        *R = random_f64(y->ndim, y->shape, 0);
+    tensor *m = must(tensor_binary(KN_OP_MUL, y, *R, &err));
+    tensor *l = must(tensor_reduce(KN_OP_SUM, m, TENSOR_ALLDIMS, 0, &err));
+    tensor_decref(y);
+    tensor_decref(m);
+    double v = 0;
+    tensor_item(l, &v, &err);
+    if (keep_loss)
+        *keep_loss = l;
+    else
+        tensor_decref(l);
+    return v;
+}
+
+static void gradcheck(const gcase *c)
+{
+    tensor *p[3] = {0}, *R = NULL, *loss = NULL;
+    double tol = c->tol ? c->tol : 1e-6, h = c->h ? c->h : 1e-6, worst = 0;
+    for (int i = 0; i < c->np; i++)
+        p[i] = must(ag_param(random_f64(c->nd[i], c->shape[i], c->positive), &err)), tensor_decref(p[i]);
+    ag_grad_enabled = 1;
+    loss_value(c, p, &R, &loss);
+    if (ag_backward(loss, &err) < 0) {
+        fprintf(stderr, "gradcheck %s: backward failed: %s\n", c->name, err.msg);
+        failures++;
+        goto done;
+    }
+    tensor_decref(loss);
+    loss = NULL;
+    ag_grad_enabled = 0;
+    for (int i = 0; i < c->np; i++) {
+        double *x = tensor_data_ptr(p[i]);
+        if (!p[i]->grad) {
+            fprintf(stderr, "gradcheck %s: parameter %d got no gradient\n", c->name, i);
+            failures++;
+            continue;
+        }
+        CHECK(p[i]->grad->dtype == KN_F64 && p[i]->grad->ndim == p[i]->ndim);
+        for (int64_t k = 0; k < tensor_numel(p[i]); k++) {
+            double x0 = x[k];
+            x[k] = x0 + h;
+            double lp = loss_value(c, p, &R, NULL);
+            x[k] = x0 - h;
+            double lm = loss_value(c, p, &R, NULL);
+            x[k] = x0;
+            double num = (lp - lm) / (2 * h), ana = tensor_get_flat(p[i]->grad, k);
+            double scale = fmax(1.0, fmax(fabs(num), fabs(ana))), e = fabs(num - ana) / scale;
+            if (e > worst)
+                worst = e;
+            if (e > tol) {
+                fprintf(stderr, "gradcheck %s: parameter %d element %lld: backward %.10g, finite differences %.10g\n",
+                        c->name, i, (long long)k, ana, num);
+                failures++;
+                break;
+            }
+        }
+    }
+    printf("  %-22s max rel error %.2e\n", c->name, worst);
+done:
+    ag_grad_enabled = 1;
+    tensor_decref(loss);
+    tensor_decref(R);
+    for (int i = 0; i < c->np; i++)
+        tensor_decref(p[i]);
+    if (ag_live_nodes() != 0) {
+        fprintf(stderr, "gradcheck %s: %lld nodes still alive\n", c->name, (long long)ag_live_nodes());
+        failures++;
+    }
+}
+
+#define S1(a, b, c_, d) 4, {{a, b, c_, d}}
+static const gcase cases[] = {
+    {"neg", f_unary, 1, {2}, {{3, 4}}, 0, KN_OP_NEG},
+    {"abs", f_unary, 1, {2}, {{3, 4}}, 0, KN_OP_ABS},
+    {"exp", f_unary, 1, {2}, {{3, 4}}, 0, KN_OP_EXP},
+    {"log", f_unary, 1, {2}, {{3, 4}}, 1, KN_OP_LOG},
+    {"sqrt", f_unary, 1, {2}, {{3, 4}}, 1, KN_OP_SQRT},
+    {"tanh", f_unary, 1, {2}, {{3, 4}}, 0, KN_OP_TANH},
+    {"sigmoid", f_unary, 1, {2}, {{3, 4}}, 0, KN_OP_SIGMOID},
+    {"relu", f_unary, 1, {2}, {{3, 4}}, 0, KN_OP_RELU},
+    {"gelu", f_unary, 1, {2}, {{3, 4}}, 0, KN_OP_GELU},
+    {"sin", f_unary, 1, {2}, {{3, 4}}, 0, KN_OP_SIN},
+    {"cos", f_unary, 1, {2}, {{3, 4}}, 0, KN_OP_COS},
+    {"clamp", f_unary, 1, {2}, {{3, 4}}, 0, KN_OP_CLAMP, 0, 0, -0.5, 0.7},
+    {"floor", f_unary, 1, {2}, {{3, 4}}, 0, KN_OP_FLOOR},
+    {"ceil", f_unary, 1, {2}, {{3, 4}}, 0, KN_OP_CEIL},
+    {"round", f_unary, 1, {2}, {{3, 4}}, 0, KN_OP_ROUND},
+    {"add broadcast", f_binary, 2, {2, 1}, {{3, 4}, {4}}, 0, KN_OP_ADD},
+    {"sub broadcast", f_binary, 2, {2, 2}, {{3, 1}, {1, 4}}, 0, KN_OP_SUB},
+    {"mul broadcast", f_binary, 2, {3, 2}, {{2, 3, 4}, {3, 1}}, 0, KN_OP_MUL},
+    {"div broadcast", f_binary, 2, {2, 0}, {{3, 4}, {0}}, 1, KN_OP_DIV},
+    {"pow", f_binary, 2, {2, 2}, {{3, 4}, {3, 4}}, 1, KN_OP_POW},
+    {"pow broadcast", f_binary, 2, {2, 1}, {{3, 4}, {1}}, 1, KN_OP_POW},
+    {"maximum broadcast", f_binary, 2, {2, 1}, {{3, 4}, {4}}, 0, KN_OP_MAXIMUM},
+    {"minimum", f_binary, 2, {2, 2}, {{3, 4}, {3, 4}}, 0, KN_OP_MINIMUM},
+    {"x + s", f_scalar_r, 1, {2}, {{3, 4}}, 0, KN_OP_ADD, 0, 0, 1.7},
+    {"x - s", f_scalar_r, 1, {2}, {{3, 4}}, 0, KN_OP_SUB, 0, 0, 1.7},
+    {"s - x", f_scalar_l, 1, {2}, {{3, 4}}, 0, KN_OP_SUB, 0, 0, 1.7},
+    {"x * s", f_scalar_r, 1, {2}, {{3, 4}}, 0, KN_OP_MUL, 0, 0, 1.7},
+    {"s / x", f_scalar_l, 1, {2}, {{3, 4}}, 1, KN_OP_DIV, 0, 0, 1.7},
+    {"x ^ s", f_scalar_r, 1, {2}, {{3, 4}}, 1, KN_OP_POW, 0, 0, 2.5},
+    {"s ^ x", f_scalar_l, 1, {2}, {{3, 4}}, 0, KN_OP_POW, 0, 0, 1.7},
+    {"sum all", f_reduce, 1, {2}, {{3, 4}}, 0, KN_OP_SUM, TENSOR_ALLDIMS, 0},
+    {"sum dim 1", f_reduce, 1, {3}, {{2, 3, 4}}, 0, KN_OP_SUM, 1, 0},
+    {"sum dim -1 keepdim", f_reduce, 1, {3}, {{2, 3, 4}}, 0, KN_OP_SUM, -1, 1},
+    {"mean all", f_reduce, 1, {2}, {{3, 4}}, 0, KN_OP_MEAN, TENSOR_ALLDIMS, 0},
+    {"mean dim 0 keepdim", f_reduce, 1, {2}, {{3, 4}}, 0, KN_OP_MEAN, 0, 1},
+    {"max all", f_reduce, 1, {2}, {{3, 4}}, 0, KN_OP_MAX, TENSOR_ALLDIMS, 0},
+    {"max dim 1", f_reduce, 1, {2}, {{3, 4}}, 0, KN_OP_MAX, 1, 0},
+    {"min dim 0 keepdim", f_reduce, 1, {2}, {{3, 4}}, 0, KN_OP_MIN, 0, 1},
+    {"var all", f_reduce, 1, {2}, {{3, 4}}, 0, KN_OP_VAR, TENSOR_ALLDIMS, 0},
+    {"var dim 1", f_reduce, 1, {2}, {{3, 4}}, 0, KN_OP_VAR, 1, 0},
+    {"std dim 0", f_reduce, 1, {2}, {{3, 4}}, 0, KN_OP_STD, 0, 1},
+    {"std all", f_reduce, 1, {2}, {{3, 4}}, 0, KN_OP_STD, TENSOR_ALLDIMS, 0},
+    {"norm all", f_reduce, 1, {2}, {{3, 4}}, 0, KN_OP_NORM, TENSOR_ALLDIMS, 0},
+    {"norm dim 1", f_reduce, 1, {2}, {{3, 4}}, 0, KN_OP_NORM, 1, 0},
+    {"matmul 2-d", f_matmul, 2, {2, 2}, {{3, 4}, {4, 5}}, 0},
+    {"matmul batched", f_matmul, 2, {3, 3}, {{2, 3, 4}, {2, 4, 5}}, 0},
+    {"matmul broadcast batch", f_matmul, 2, {3, 2}, {{2, 3, 4}, {4, 5}}, 0},
+    {"matmul 1-d @ 2-d", f_matmul, 2, {1, 2}, {{4}, {4, 5}}, 0},
+    {"matmul 3-d @ 1-d", f_matmul, 2, {3, 1}, {{2, 3, 4}, {4}}, 0},
+    {"dot", f_dot, 2, {1, 1}, {{4}, {4}}, 0},
+    {"outer", f_outer, 2, {1, 1}, {{3}, {4}}, 0},
+    {"slice", f_slice, 1, {2}, {{3, 6}}, 0, 0, 1},
+    {"slice reversed", f_slice_neg, 1, {2}, {{4, 3}}, 0, 0, 0},
+    {"select", f_select, 1, {3}, {{2, 3, 4}}, 0, 0, 1},
+    {"transpose", f_transpose, 1, {3}, {{2, 3, 4}}, 0},
+    {"permute", f_permute, 1, {3}, {{2, 3, 4}}, 0},
+    {"reshape (copy)", f_reshape, 1, {2}, {{4, 3}}, 0},
+    {"expand", f_expand, 1, {2}, {{3, 1}}, 0},
+    {"squeeze, unsqueeze", f_squeeze, 1, {3}, {{3, 1, 4}}, 0},
+    {"contiguous", f_contiguous, 1, {2}, {{3, 4}}, 0},
+    {"cast f64 -> f32", f_cast, 1, {2}, {{3, 4}}, 0, 0, 0, 0, 0, 0, 1e-3, 1e-2},
+    {"gather", f_gather, 1, {2}, {{3, 4}}, 0},
+    {"cat dim 1", f_cat, 3, {2, 2, 2}, {{3, 1}, {3, 4}, {3, 2}}, 0, 0, 1},
+    {"stack dim 0", f_stack, 2, {2, 2}, {{3, 4}, {3, 4}}, 0, 0, 0},
+    {"where broadcast", f_where, 2, {2, 1}, {{3, 4}, {4}}, 0},
+    {"mlp", f_mlp, 2, {2, 1}, {{4, 3}, {3}}, 0},
+};
+
+static tensor *quadratic_loss(tensor *w) /* sum(w * w * 3) */
+{
+    tensor *a = must(tensor_binary(KN_OP_MUL, w, w, &err));
+    tensor *b = must(tensor_binary_scalar(KN_OP_MUL, a, 3.0, 1, 0, &err));
+    tensor *l = must(tensor_reduce(KN_OP_SUM, b, TENSOR_ALLDIMS, 0, &err));
+    tensor_decref(a);
+    tensor_decref(b);
+    return l;
+}
+
+static void test_accumulate_and_modes(void)
+{
+    double v[3] = {1, -2, 0.5};
+    int64_t n = 3;
+    tensor *w = must(ag_param(must(tensor_from_doubles(v, KN_F32, 1, &n, &err)), &err));
+    tensor_decref(w); /* ag_param returned a second reference */
+    for (int round = 0; round < 2; round++) {
+        tensor *l = quadratic_loss(w);
+        CHECK(l->requires_grad && ag_live_nodes() == 3);
+        CHECK(ag_backward(l, &err) == 0);
+        CHECK(ag_live_nodes() == 0); /* backward frees the graph below the loss */
+        CHECK(ag_backward(l, &err) < 0); /* and a second backward of the same loss says so */
+        CHECK(strstr(err.msg, "freed by an earlier backward") != NULL);
+        err = (eng_error){0};
+        tensor_decref(l);
+    }
+    for (int k = 0; k < 3; k++) /* two rounds of 6w */
+        CHECK(fabs(tensor_get_flat(w->grad, k) - 12 * v[k]) < 1e-5);
+
+    /* dropping the loss without backward frees the tape too */
+    tensor *l = quadratic_loss(w);
+    CHECK(ag_live_nodes() == 3);
+    tensor_decref(l);
+    CHECK(ag_live_nodes() == 0);
+
+    /* grad mode off: nothing recorded, and in-place updates allowed */
+    ag_grad_enabled = 0;
+    l = quadratic_loss(w);
+    CHECK(!l->requires_grad && !l->autograd && ag_live_nodes() == 0);
+    tensor_decref(l);
+    CHECK(tensor_binary_inplace(KN_OP_SUB, w, w->grad, &err) == 0);
+    ag_grad_enabled = 1;
+
+    /* in place with grad mode on: refused, with the advice */
+    tensor *one = must(tensor_scalar(1.0, KN_F32, &err));
+    CHECK(w->requires_grad);
+    int rc = tensor_binary_inplace(KN_OP_ADD, w, one, &err);
+    CHECK(rc < 0 && strstr(err.msg, "set_grad_enabled(false)"));
+    err = (eng_error){0};
+    CHECK(tensor_assign(w, one, &err) < 0);
+    err = (eng_error){0};
+    CHECK(tensor_fill(w, 0.0, &err) < 0);
+    err = (eng_error){0};
+    tensor_decref(one);
+
+    /* detach: the same values, no gradient, no node */
+    tensor *d = must(ag_detach(w, &err));
+    tensor *y = must(tensor_binary(KN_OP_MUL, d, d, &err));
+    CHECK(!d->requires_grad && !y->requires_grad && ag_live_nodes() == 0);
+    CHECK(tensor_get_flat(d, 0) == tensor_get_flat(w, 0));
+    tensor_decref(y);
+    tensor_decref(d);
+
+    /* a loss that is not one float element */
+    tensor *v2 = must(tensor_binary(KN_OP_MUL, w, w, &err));
+    rc = ag_backward(v2, &err);
+    CHECK(rc < 0 && strstr(err.msg, "one-element"));
+    err = (eng_error){0};
+    tensor_decref(v2);
+
+    /* integer tensors cannot be params */
+    tensor *it = must(tensor_arange(0, 3, 1, KN_I64, &err));
+    CHECK(!ag_param(it, &err));
+    err = (eng_error){0};
+    tensor_decref(it);
+
+    /* a long chain: freed without recursion */
+    tensor *x = w;
+    tensor_incref(x);
+    for (int i = 0; i < 200000; i++) {
+        tensor *nx = must(tensor_binary_scalar(KN_OP_MUL, x, 1.0, 1, 0, &err));
+        tensor_decref(x);
+        x = nx;
+    }
+    CHECK(ag_live_nodes() == 200000);
+    tensor_decref(x);
+    CHECK(ag_live_nodes() == 0);
+    tensor_decref(w);
+}
+
+int main(void)
+{
+    printf("gradient checks (f64, central differences, h = 1e-6, rel tol 1e-6 unless given):\n");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        gradcheck(&cases[i]);
+    test_accumulate_and_modes();
+    if (failures) {
+        fprintf(stderr, "test_autograd: %d failure(s)\n", failures);
+        return 1;
+    }
+    printf("test_autograd: all passed (%zu gradient checks)\n", sizeof cases / sizeof cases[0]);
+    return 0;
+}
