@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "engine/backend.h"
 #include "engine/interp.h"
 
 /* ---- a growable string ---- */
@@ -347,6 +348,61 @@ void eng_stream(eng_session *s, int fd, const char *text, size_t len)
         eng_flush(s);
 }
 
+/* text/html of a tensor: a caption (shape, dtype, device) and, for a 2-D (or 1-D)
+ * tensor of at most 50×50, a table of its values; larger ones show the caption and
+ * the NumPy-like text. malloc'ed, NULL on allocation failure. */
+#define HTML_TABLE_MAX 50
+static char *tensor_html(const tensor *t)
+{
+    sbuf b = {0};
+    sb_append(&b, "<div class=\"kiln-tensor\">", 25);
+    sb_printf(&b, "<div><code>tensor</code> shape [");
+    for (int d = 0; d < t->ndim; d++)
+        sb_printf(&b, d ? ", %lld" : "%lld", (long long)t->shape[d]);
+    sb_printf(&b, "], dtype %s, device %s</div>\n", kn_dtype_name(t->dtype), t->storage->backend->name);
+    int64_t rows = t->ndim == 2 ? t->shape[0] : 1, cols = t->ndim == 2 ? t->shape[1] : t->ndim == 1 ? t->shape[0] : 0;
+    if ((t->ndim == 2 || t->ndim == 1) && rows <= HTML_TABLE_MAX && cols <= HTML_TABLE_MAX && cols > 0 && rows > 0) {
+        int isf = kn_dtype_is_float(t->dtype);
+        sb_printf(&b, "<table class=\"kiln-tensor-table\">\n<thead><tr><th></th>");
+        for (int64_t j = 0; j < cols; j++)
+            sb_printf(&b, "<th>%lld</th>", (long long)j);
+        sb_printf(&b, "</tr></thead>\n<tbody>\n");
+        for (int64_t i = 0; i < rows; i++) {
+            sb_printf(&b, "<tr><th>%lld</th>", (long long)i);
+            for (int64_t j = 0; j < cols; j++) {
+                double x = tensor_get_flat(t, i * cols + j);
+                if (t->dtype == KN_BOOL)
+                    sb_printf(&b, "<td>%s</td>", x != 0 ? "true" : "false");
+                else if (isf)
+                    sb_printf(&b, "<td>%.6g</td>", x);
+                else
+                    sb_printf(&b, "<td>%lld</td>", (long long)x);
+            }
+            sb_printf(&b, "</tr>\n");
+        }
+        sb_printf(&b, "</tbody>\n</table>");
+    } else {
+        char *text = tensor_format(t);
+        sb_printf(&b, "<pre>");
+        for (const char *p = text; p && *p; p++) {
+            if (*p == '<')
+                sb_append(&b, "&lt;", 4);
+            else if (*p == '>')
+                sb_append(&b, "&gt;", 4);
+            else if (*p == '&')
+                sb_append(&b, "&amp;", 5);
+            else
+                sb_append(&b, p, 1);
+        }
+        sb_printf(&b, "</pre>");
+        if (!text)
+            b.oom = 1;
+        free(text);
+    }
+    sb_printf(&b, "</div>\n");
+    return sb_finish(&b);
+}
+
 int eng_show(eng_session *s, value v, int as_result, const char *display_id, int update, eng_error *err)
 {
     char *text = eng_value_text(v, 1);
@@ -355,6 +411,12 @@ int eng_show(eng_session *s, value v, int as_result, const char *display_id, int
     eng_bundle b = {.n = 1, .display_id = display_id};
     b.items[0].mime = "text/plain";
     b.items[0].data = text;
+    char *html = v.type == VAL_TENSOR ? tensor_html(v.as.t) : NULL;
+    if (html) {
+        b.items[1].mime = "text/html";
+        b.items[1].data = html;
+        b.n = 2;
+    }
     eng_flush(s);
     if (s->sink) {
         if (as_result && s->sink->result)
@@ -363,5 +425,6 @@ int eng_show(eng_session *s, value v, int as_result, const char *display_id, int
             s->sink->display(s->sink->user, &b, update);
     }
     free(text);
+    free(html);
     return 0;
 }

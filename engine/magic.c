@@ -1,4 +1,4 @@
-/* magic.c — lines that start with '%': %time, %timeit, %whos, %reset, %seed, %device,
+/* magic.c — lines that start with '%': %time, %timeit, %whos, %gpu, %save, %load, %reset, %seed, %device,
  * %lsmagic, %help. A magic runs as a statement of its cell, in order. */
 #include <ctype.h>
 #include <stdarg.h>
@@ -10,6 +10,7 @@
 
 #include "engine/backend.h"
 #include "engine/interp.h"
+#include "engine/session_file.h"
 
 static double now(void)
 {
@@ -105,38 +106,163 @@ static int magic_time(eng_session *s, const char *code, eng_source *src, eng_err
     return rc;
 }
 
-static void magic_whos(eng_session *s)
+static void html_escape(FILE *f, const char *t)
+{
+    for (; t && *t; t++) {
+        switch (*t) {
+        case '<': fputs("&lt;", f); break;
+        case '>': fputs("&gt;", f); break;
+        case '&': fputs("&amp;", f); break;
+        case '"': fputs("&quot;", f); break;
+        default: fputc(*t, f);
+        }
+    }
+}
+
+/* sends text (and html, if any) as one display_data; frees both */
+static int send_display(eng_session *s, char *text, char *html, eng_error *err)
+{
+    if (!text) {
+        free(html);
+        return eng_fail(err, ERR_MEMORY, "out of memory");
+    }
+    size_t n = strlen(text);
+    if (n && text[n - 1] == '\n')
+        text[n - 1] = 0;
+    eng_bundle b = {.n = 1};
+    b.items[0].mime = "text/plain";
+    b.items[0].data = text;
+    if (html) {
+        b.items[1].mime = "text/html";
+        b.items[1].data = html;
+        b.n = 2;
+    }
+    eng_flush(s);
+    if (s->sink && s->sink->display)
+        s->sink->display(s->sink->user, &b, 0);
+    free(text);
+    free(html);
+    return 0;
+}
+
+static void shape_text(char *shape, size_t n, const tensor *t)
+{
+    snprintf(shape, n, "[");
+    for (int d = 0; d < t->ndim; d++) {
+        size_t l = strlen(shape);
+        snprintf(shape + l, n - l, d ? ", %lld" : "%lld", (long long)t->shape[d]);
+    }
+    strncat(shape, "]", n - strlen(shape) - 1);
+}
+
+/* %whos: text/plain in the layout of before, and an HTML table */
+static int magic_whos(eng_session *s, eng_error *err)
 {
     int any = 0;
+    char *text = NULL, *html = NULL;
+    size_t tl = 0, hl = 0;
+    FILE *tf = open_memstream(&text, &tl), *hf = open_memstream(&html, &hl);
+    if (!tf || !hf) {
+        if (tf)
+            fclose(tf);
+        if (hf)
+            fclose(hf);
+        free(text);
+        free(html);
+        return eng_fail(err, ERR_MEMORY, "%%whos: out of memory");
+    }
+    fputs("<table class=\"kiln-whos\">\n<thead><tr><th>Name</th><th>Type</th><th>Dtype</th><th>Shape</th>"
+          "<th>Device</th><th>Bytes</th><th>Requires grad</th><th>Value / signature</th></tr></thead>\n<tbody>\n",
+          hf);
     for (int i = 0; i < s->nglobals; i++) {
         eng_global *g = &s->globals[i];
         if (!g->defined)
             continue;
         if (!any)
-            out(s, "%-16s %-9s %-6s %-18s %-7s %s\n", "Variable", "Type", "Dtype", "Shape", "Device", "Data/Info");
+            fprintf(tf, "%-16s %-9s %-6s %-18s %-7s %s\n", "Variable", "Type", "Dtype", "Shape", "Device", "Data/Info");
         any = 1;
         value v = g->v;
+        fputs("<tr><td>", hf);
+        html_escape(hf, g->name);
         if (v.type == VAL_TENSOR) {
             tensor *t = v.as.t;
-            char shape[128] = "[", bytes[32];
-            for (int d = 0; d < t->ndim; d++) {
-                size_t l = strlen(shape);
-                snprintf(shape + l, sizeof shape - l, d ? ", %lld" : "%lld", (long long)t->shape[d]);
-            }
-            strncat(shape, "]", sizeof shape - strlen(shape) - 1);
+            char shape[128], bytes[32];
+            shape_text(shape, sizeof shape, t);
             human_bytes(bytes, sizeof bytes, (double)tensor_nbytes(t));
-            out(s, "%-16s %-9s %-6s %-18s %-7s %s%s\n", g->name, "tensor", kn_dtype_name(t->dtype), shape,
-                t->storage->backend->name, bytes, t->requires_grad ? ", requires grad" : "");
+            fprintf(tf, "%-16s %-9s %-6s %-18s %-7s %s%s\n", g->name, "tensor", kn_dtype_name(t->dtype), shape,
+                    t->storage->backend->name, bytes, t->requires_grad ? ", requires grad" : "");
+            fprintf(hf, "</td><td>tensor</td><td>%s</td><td>%s</td><td>%s</td><td>%zu</td><td>%s</td><td></td></tr>\n",
+                    kn_dtype_name(t->dtype), shape, t->storage->backend->name, tensor_nbytes(t),
+                    t->requires_grad ? "yes" : "no");
         } else {
-            char *text = eng_value_text(v, 1);
-            if (text && strlen(text) > 40)
-                strcpy(text + 37, "...");
-            out(s, "%-16s %-9s %-6s %-18s %-7s %s\n", g->name, value_type_name(v.type), "", "", "", text ? text : "");
-            free(text);
+            char *full = eng_value_text(v, 1);
+            char *shown = full ? strdup(full) : NULL;
+            if (shown && strlen(shown) > 40 && v.type != VAL_FUNC)
+                strcpy(shown + 37, "...");
+            fprintf(tf, "%-16s %-9s %-6s %-18s %-7s %s\n", g->name, value_type_name(v.type), "", "", "",
+                    shown ? shown : "");
+            fprintf(hf, "</td><td>%s</td><td></td><td></td><td></td><td></td><td></td><td><code>",
+                    value_type_name(v.type));
+            html_escape(hf, shown);
+            fputs("</code></td></tr>\n", hf);
+            free(full);
+            free(shown);
         }
     }
     if (!any)
-        out(s, "The session has no variables yet.\n");
+        fputs("The session has no variables yet.\n", tf);
+    fputs("</tbody>\n</table>\n", hf);
+    int bad = fclose(tf) | fclose(hf);
+    if (bad) {
+        free(text);
+        free(html);
+        return eng_fail(err, ERR_MEMORY, "%%whos: out of memory");
+    }
+    if (!any) {
+        free(html);
+        html = NULL;
+    }
+    return send_display(s, text, html, err);
+}
+
+/* %gpu: this build's view of device memory; honest about what it lacks */
+static void magic_gpu(eng_session *s)
+{
+    out(s, "No CUDA device: this kernel runs on the CPU backend only (no GPU memory, allocator or kernels to "
+           "show).\n");
+    /* the CPU allocator's view: bytes of the storages that the session's tensors hold */
+    const void *seen[256];
+    int nseen = 0, ntensors = 0;
+    double held = 0;
+    const char *big = NULL;
+    size_t bigbytes = 0;
+    for (int i = 0; i < s->nglobals; i++) {
+        eng_global *g = &s->globals[i];
+        if (!g->defined || g->v.type != VAL_TENSOR)
+            continue;
+        tensor_storage *st = g->v.as.t->storage;
+        ntensors++;
+        int dup = 0;
+        for (int k = 0; k < nseen; k++)
+            dup |= seen[k] == st;
+        if (!dup) {
+            if (nseen < 256)
+                seen[nseen++] = st;
+            held += (double)st->bytes;
+        }
+        if (st->bytes > bigbytes) {
+            bigbytes = st->bytes;
+            big = g->name;
+        }
+    }
+    char hb[32];
+    human_bytes(hb, sizeof hb, held);
+    out(s, "CPU memory held by the %d tensor variable%s of the session: %s", ntensors, ntensors == 1 ? "" : "s", hb);
+    if (big) {
+        human_bytes(hb, sizeof hb, (double)bigbytes);
+        out(s, " (largest: %s, %s)", big, hb);
+    }
+    out(s, "\n");
 }
 
 int eng_magic(eng_session *s, const char *line, eng_source *src, eng_error *err)
@@ -154,9 +280,30 @@ int eng_magic(eng_session *s, const char *line, eng_source *src, eng_error *err)
         return magic_time(s, rest, src, err, 0);
     if (IS("timeit"))
         return magic_time(s, rest, src, err, 1);
-    if (IS("whos")) {
-        magic_whos(s);
+    if (IS("whos"))
+        return magic_whos(s, err);
+    if (IS("gpu")) {
+        magic_gpu(s);
         return 0;
+    }
+    if (IS("save") || IS("load")) {
+        if (!*rest)
+            return eng_fail(err, ERR_VALUE, "%%%.*s needs a file name, as in %%%.*s session.npz", n, line, n, line);
+        char path[4096];
+        snprintf(path, sizeof path, "%s", rest);
+        size_t pl = strlen(path);
+        while (pl > 0 && isspace((unsigned char)path[pl - 1]))
+            path[--pl] = 0;
+        if (pl >= 2 && (path[0] == '"' || path[0] == '\'') && path[pl - 1] == path[0]) {
+            path[pl - 1] = 0;
+            memmove(path, path + 1, pl - 1);
+        }
+        char *summary = NULL;
+        int rc = IS("save") ? eng_session_save(s, path, &summary, err) : eng_session_load(s, path, &summary, err);
+        if (!rc && summary)
+            out(s, "%s", summary);
+        free(summary);
+        return rc;
     }
     if (IS("reset")) {
         eng_session_reset(s);
@@ -182,7 +329,8 @@ int eng_magic(eng_session *s, const char *line, eng_source *src, eng_error *err)
         return eng_fail(err, ERR_VALUE, "%%device takes cpu or cuda, got '%s'", rest);
     }
     if (IS("lsmagic") || IS("help")) {
-        out(s, "Magics: %%time STMT, %%timeit STMT, %%whos, %%reset, %%seed N, %%device cpu|cuda, %%lsmagic, %%help\n");
+        out(s, "Magics: %%time STMT, %%timeit STMT, %%whos, %%gpu, %%save PATH, %%load PATH, %%reset, %%seed N, "
+            "%%device cpu|cuda, %%lsmagic, %%help\n");
         if (IS("help"))
             out(s, "The language is documented in docs/language.md; Shift+Tab on a name shows its signature.\n");
         return 0;

@@ -180,16 +180,12 @@ static void byteswap(unsigned char *p, size_t n, size_t es)
         }
 }
 
-tensor *tensor_load_npy(const char *path, eng_error *err)
+/* reads a .npy from f (owned: closed here); path names it in messages */
+static tensor *load_npy_stream(FILE *f, const char *path, eng_error *err)
 {
-    FILE *f = fopen(path, "rb");
     unsigned char *data = NULL, *wide = NULL;
     char *htext = NULL;
     tensor *t = NULL, *tr = NULL;
-    if (!f) {
-        eng_fail(err, ERR_IO, "load_npy: cannot open '%s': %s", path, strerror(errno));
-        return NULL;
-    }
     unsigned char pre[12];
     size_t got = fread(pre, 1, 10, f);
     if (got < 10 || memcmp(pre, "\x93NUMPY", 6) != 0) {
@@ -324,13 +320,33 @@ err:
     return t;
 }
 
-int tensor_save_npy(const tensor *t, const char *path, eng_error *err)
+tensor *tensor_load_npy(const char *path, eng_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        eng_fail(err, ERR_IO, "load_npy: cannot open '%s': %s", path, strerror(errno));
+        return NULL;
+    }
+    return load_npy_stream(f, path, err);
+}
+
+tensor *tensor_load_npy_mem(const void *buf, size_t len, const char *name, eng_error *err)
+{
+    FILE *f = len ? fmemopen((void *)buf, len, "rb") : NULL;
+    if (!f) {
+        eng_fail(err, ERR_IO, "load_npy: '%s' is empty or cannot be read", name);
+        return NULL;
+    }
+    return load_npy_stream(f, name, err);
+}
+
+/* the bytes of a .npy file for t: malloc'ed, *len set; NULL with err on failure */
+unsigned char *tensor_npy_encode(const tensor *t, size_t *len, eng_error *err)
 {
     const char *descr;
     tensor *src = NULL;
     void *host = NULL;
-    FILE *f = NULL;
-    int rc = -1;
+    unsigned char *buf = NULL;
     switch (t->dtype) {
     case KN_BOOL: descr = "|b1"; break;
     case KN_U8: descr = "|u1"; break;
@@ -341,7 +357,8 @@ int tensor_save_npy(const tensor *t, const char *path, eng_error *err)
     case KN_F32: descr = "<f4"; break;
     case KN_F64: descr = "<f8"; break;
     default:
-        return eng_fail(err, ERR_TYPE, "save_npy: dtype %s cannot be saved", kn_dtype_name(t->dtype));
+        eng_fail(err, ERR_TYPE, "save_npy: dtype %s cannot be saved", kn_dtype_name(t->dtype));
+        return NULL;
     }
     if (t->dtype == KN_BF16)
         src = tensor_cast(t, KN_F32, err);
@@ -350,7 +367,7 @@ int tensor_save_npy(const tensor *t, const char *path, eng_error *err)
         tensor_incref(src);
     }
     if (!src)
-        return -1;
+        return NULL;
     if (!(host = tensor_to_host(src, err)))
         goto err;
     char shape[TENSOR_SHAPE_BUF * 2];
@@ -373,27 +390,38 @@ int tensor_save_npy(const tensor *t, const char *path, eng_error *err)
     header[hl++] = '\n';
     unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(hl & 0xff),
                              (unsigned char)(hl >> 8)};
-    if (!(f = fopen(path, "wb"))) {
-        eng_fail(err, ERR_IO, "save_npy: cannot create '%s': %s", path, strerror(errno));
-        goto err;
-    }
     size_t bytes = tensor_nbytes(src);
-    if (fwrite(pre, 1, 10, f) != 10 || fwrite(header, 1, (size_t)hl, f) != (size_t)hl ||
-        fwrite(host, 1, bytes, f) != bytes) {
-        eng_fail(err, ERR_IO, "save_npy: writing '%s' failed: %s", path, strerror(errno));
+    if (!(buf = malloc(10 + (size_t)hl + bytes))) {
+        eng_fail(err, ERR_MEMORY, "save_npy: out of memory (%zu bytes)", bytes);
         goto err;
     }
-    if (fclose(f) != 0) {
-        f = NULL;
-        eng_fail(err, ERR_IO, "save_npy: writing '%s' failed: %s", path, strerror(errno));
-        goto err;
-    }
-    f = NULL;
-    rc = 0;
+    memcpy(buf, pre, 10);
+    memcpy(buf + 10, header, (size_t)hl);
+    memcpy(buf + 10 + hl, host, bytes);
+    *len = 10 + (size_t)hl + bytes;
 err:
-    if (f)
-        fclose(f);
     free(host);
     tensor_decref(src);
+    return buf;
+}
+
+int tensor_save_npy(const tensor *t, const char *path, eng_error *err)
+{
+    size_t len = 0;
+    unsigned char *buf = tensor_npy_encode(t, &len, err);
+    if (!buf)
+        return -1;
+    FILE *f = fopen(path, "wb");
+    int rc = -1;
+    if (!f)
+        eng_fail(err, ERR_IO, "save_npy: cannot create '%s': %s", path, strerror(errno));
+    else if (fwrite(buf, 1, len, f) != len) {
+        eng_fail(err, ERR_IO, "save_npy: writing '%s' failed: %s", path, strerror(errno));
+        fclose(f);
+    } else if (fclose(f) != 0)
+        eng_fail(err, ERR_IO, "save_npy: writing '%s' failed: %s", path, strerror(errno));
+    else
+        rc = 0;
+    free(buf);
     return rc;
 }

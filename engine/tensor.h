@@ -166,6 +166,9 @@ char *tensor_describe(const tensor *t);
 /* ---- files ---- */
 tensor *tensor_load_npy(const char *path, eng_error *err);
 int tensor_save_npy(const tensor *t, const char *path, eng_error *err);
+/* the same through memory (the session file's .npz members); name is for messages */
+tensor *tensor_load_npy_mem(const void *buf, size_t len, const char *name, eng_error *err);
+unsigned char *tensor_npy_encode(const tensor *t, size_t *len, eng_error *err); /* malloc'ed */
 tensor *tensor_load_idx(const char *path, eng_error *err); /* .gz or plain; u8 etc. */
 
 /* ---- interrupt ---- */
