@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "engine/builtins_autograd.h"
+#include "engine/builtins_display.h"
 #include "engine/builtins_tensor.h"
 #include "engine/interp.h"
 
@@ -20,6 +21,7 @@ static const eng_builtin builtin_table[] = {
 #include "engine/builtins_core.def"
 #include "engine/builtins_tensor.def"
 #include "engine/builtins_autograd.def"
+#include "engine/builtins_display.def"
 #undef BUILTIN
 };
 #define NBUILTINS ((int)(sizeof builtin_table / sizeof builtin_table[0]))
