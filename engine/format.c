@@ -373,6 +373,8 @@ static char *tensor_html(const tensor *t)
                 double x = tensor_get_flat(t, i * cols + j);
                 if (t->dtype == KN_BOOL)
                     sb_printf(&b, "<td>%s</td>", x != 0 ? "true" : "false");
+                else if (isf && isnan(x))
+                    sb_printf(&b, "<td>nan</td>");
                 else if (isf)
                     sb_printf(&b, "<td>%.6g</td>", x);
                 else

@@ -3,10 +3,13 @@
  * inspection and interrupts. */
 #define _GNU_SOURCE
 #include <ctype.h>
+#include <dirent.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "engine/interp.h"
 #include "engine/session.h"
@@ -427,8 +430,8 @@ static const char *keywords[] = {"int", "float", "double", "bool", "string", "te
 static const char *members[] = {"shape", "ndim", "numel", "dtype", "device", "T", "grad"};
 static const char *const_names[] = {"f32", "f64", "i32", "i64", "u8", "cpu", "cuda", "stdout", "stderr",
                                     "M_PI", "INFINITY", "NAN"};
-const char *const eng_magic_names[] = {"time", "timeit", "whos", "reset", "seed", "device", "lsmagic", "help",
-                                       NULL};
+const char *const eng_magic_names[] = {"time", "timeit", "whos", "gpu", "save", "load", "reset", "seed", "device",
+                                       "lsmagic", "help", NULL};
 
 typedef struct matchlist {
     char **v;
@@ -456,6 +459,78 @@ static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *
 
 static int is_ident(int c) { return isalnum(c) || c == '_'; }
 
+/* Inside the string argument of a file built-in (load_npy("/usr/sh|): the offset of
+ * the path's first character, or -1. */
+static int path_arg_start(const char *code, int cursor)
+{
+    static const char *const file_fns[] = {"load_npy", "load_idx", "save_npy"};
+    int q = cursor;
+    while (q > 0 && code[q - 1] != '"' && code[q - 1] != '\n')
+        q--;
+    if (q == 0 || code[q - 1] != '"')
+        return -1;
+    int p = q - 1; /* the opening quote: it must follow "name(" with blanks allowed */
+    while (p > 0 && code[p - 1] == ' ')
+        p--;
+    if (p == 0 || code[p - 1] != '(')
+        return -1;
+    p--;
+    while (p > 0 && code[p - 1] == ' ')
+        p--;
+    for (size_t i = 0; i < sizeof file_fns / sizeof file_fns[0]; i++) {
+        int n = (int)strlen(file_fns[i]);
+        if (p >= n && !strncmp(code + p - n, file_fns[i], (size_t)n) && (p == n || !is_ident((unsigned char)code[p - n - 1])))
+            return q;
+    }
+    return -1;
+}
+
+/* file names that complete the path code[start, cursor); directories end in '/' */
+static void match_paths(matchlist *m, const char *code, int start, int cursor)
+{
+    char prefix[4096];
+    int plen = cursor - start;
+    if (plen >= (int)sizeof prefix)
+        return;
+    memcpy(prefix, code + start, (size_t)plen);
+    prefix[plen] = 0;
+    char *slash = strrchr(prefix, '/');
+    char dir[4096];
+    const char *base;
+    if (slash) {
+        int dl = (int)(slash - prefix) + 1;
+        memcpy(dir, prefix, (size_t)dl);
+        dir[dl] = 0;
+        base = slash + 1;
+    } else {
+        strcpy(dir, "");
+        base = prefix;
+    }
+    DIR *d = opendir(*dir ? dir : ".");
+    if (!d)
+        return;
+    struct dirent *e;
+    size_t blen = strlen(base);
+    int count = 0;
+    while ((e = readdir(d)) && count < 1000) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+            continue;
+        if (strncmp(e->d_name, base, blen) || (e->d_name[0] == '.' && base[0] != '.'))
+            continue;
+        char full[8192];
+        snprintf(full, sizeof full, "%s%s", *dir ? dir : "./", e->d_name);
+        struct stat st;
+        int isdir = stat(full, &st) == 0 && S_ISDIR(st.st_mode);
+        char *cand = fmt_alloc("%s%s%s", dir, e->d_name, isdir ? "/" : "");
+        if (cand) {
+            match_add(m, cand, "", 0, "");
+            free(cand);
+            count++;
+        }
+    }
+    closedir(d);
+}
+
 eng_completions eng_complete(eng_session *s, const char *code, int cursor)
 {
     eng_completions r = {0};
@@ -475,7 +550,11 @@ eng_completions eng_complete(eng_session *s, const char *code, int cursor)
     for (int i = line_start; i < start - 1; i++)
         if (!isspace((unsigned char)code[i]))
             only_blank = 0;
-    if (start > 0 && code[start - 1] == '%' && only_blank) {
+    int path_start = path_arg_start(code, cursor);
+    if (path_start >= 0) {
+        start = path_start;
+        match_paths(&m, code, start, cursor);
+    } else if (start > 0 && code[start - 1] == '%' && only_blank) {
         for (int i = 0; eng_magic_names[i]; i++)
             match_add(&m, eng_magic_names[i], prefix, plen, "");
     } else if (start > 0 && code[start - 1] == '.') {
@@ -521,6 +600,87 @@ void eng_completions_free(eng_completions *c)
 
 /* ---- inspection ---- */
 
+#define STATS_MAX_ELEMENTS 10000000LL /* past this, statistics are over an even sample */
+#define STATS_SAMPLE 1000000LL
+#define HIST_BINS 10
+
+/* statistics and a histogram of a tensor's values, as text lines (malloc'ed) */
+static char *tensor_stats_text(const tensor *t)
+{
+    int64_t n = tensor_numel(t);
+    if (n == 0)
+        return fmt_alloc("(no elements)\n");
+    int64_t step = n > STATS_MAX_ELEMENTS ? n / STATS_SAMPLE : 1;
+    eng_error err = {0};
+    tensor *d = NULL; /* small tensors: one contiguous f64 copy; huge ones: read the sample in place */
+    if (step == 1 && !(d = tensor_cast(t, KN_F64, &err)))
+        return fmt_alloc("statistics unavailable: %s\n", err.msg);
+    const double *xd = d ? tensor_data_ptr(d) : NULL;
+#define X(i) (xd ? xd[i] : tensor_get_flat(t, i))
+    int64_t used = 0, nans = 0, infs = 0, finite = 0;
+    double lo = INFINITY, hi = -INFINITY, sum = 0;
+    for (int64_t i = 0; i < n; i += step) {
+        double v = X(i);
+        used++;
+        if (isnan(v))
+            nans++;
+        else if (isinf(v))
+            infs++;
+        else {
+            finite++;
+            sum += v;
+            lo = v < lo ? v : lo;
+            hi = v > hi ? v : hi;
+        }
+    }
+    double mean = finite ? sum / (double)finite : NAN, ss = 0;
+    int64_t bins[HIST_BINS] = {0};
+    for (int64_t i = 0; i < n; i += step) {
+        double v = X(i);
+        if (!isfinite(v))
+            continue;
+        ss += (v - mean) * (v - mean);
+        int b = hi > lo ? (int)((v - lo) / (hi - lo) * HIST_BINS) : 0;
+        bins[b >= HIST_BINS ? HIST_BINS - 1 : b < 0 ? 0 : b]++;
+    }
+#undef X
+    if (d)
+        tensor_decref(d);
+    double sd = finite ? sqrt(ss / (double)finite) : NAN;
+    char head[512];
+    if (finite)
+        snprintf(head, sizeof head, "min %.6g  max %.6g  mean %.6g  std %.6g  NaN %lld  Inf %lld\n", lo, hi, mean, sd,
+                 (long long)nans, (long long)infs);
+    else
+        snprintf(head, sizeof head, "no finite values  NaN %lld  Inf %lld\n", (long long)nans, (long long)infs);
+    char sample[160] = "";
+    if (step > 1)
+        snprintf(sample, sizeof sample, "(over a sample of %lld of %lld elements: every %lld-th)\n", (long long)used,
+                 (long long)n, (long long)step);
+    if (!finite)
+        return fmt_alloc("%s%s", head, sample);
+    /* one row per bin: its range, a bar of block characters and its count */
+    static const char *const eighths[] = {"", "▏", "▎", "▍", "▌", "▋", "▊", "▉"};
+    int64_t top = 1;
+    for (int b = 0; b < HIST_BINS; b++)
+        top = bins[b] > top ? bins[b] : top;
+    char hist[HIST_BINS * 200] = "histogram:\n";
+    for (int b = 0; b < HIST_BINS; b++) {
+        double a = lo + (hi - lo) * b / HIST_BINS, z = lo + (hi - lo) * (b + 1) / HIST_BINS;
+        int units = (int)((double)bins[b] * 30 * 8 / (double)top + 0.5);
+        char bar[200] = "";
+        for (int k = 0; k < units / 8; k++)
+            strcat(bar, "█");
+        strcat(bar, eighths[units % 8]);
+        size_t l = strlen(hist);
+        snprintf(hist + l, sizeof hist - l, "  [%10.4g, %10.4g%c %s %lld\n", a, z, b == HIST_BINS - 1 ? ']' : ')', bar,
+                 (long long)bins[b]);
+        if (hi <= lo)
+            break; /* every value is the same: one bin */
+    }
+    return fmt_alloc("%s%s%s", head, sample, hist);
+}
+
 char *eng_inspect(eng_session *s, const char *code, int cursor, int detail_level)
 {
     int len = (int)strlen(code);
@@ -548,11 +708,15 @@ char *eng_inspect(eng_session *s, const char *code, int cursor, int detail_level
     if (g >= 0 && s->globals[g].defined) {
         value v = s->globals[g].v;
         if (v.type == VAL_TENSOR) {
-            char *desc = tensor_describe(v.as.t);
-            char *text = detail_level > 0 || tensor_numel(v.as.t) <= 100 ? eng_value_text(v, 1) : NULL;
-            char *r = fmt_alloc("%.*s: %s\n%s%s", nlen, name, desc ? desc : "tensor", text ? "\n" : "",
+            tensor *t = v.as.t;
+            char *desc = tensor_describe(t);
+            char *stats = tensor_stats_text(t);
+            char *text = detail_level > 0 || tensor_numel(t) <= 100 ? eng_value_text(v, 1) : NULL;
+            char *r = fmt_alloc("%.*s: %s\nbytes %zu%s\n%s%s%s", nlen, name, desc ? desc : "tensor", tensor_nbytes(t),
+                                t->requires_grad ? ", requires grad" : "", stats ? stats : "", text ? "\n" : "",
                                 text ? text : "");
             free(desc);
+            free(stats);
             free(text);
             return r;
         }
