@@ -1,0 +1,128 @@
+"""Plots and images through jupyter_client: plot, scatter and hist send display_data
+with image/svg+xml that parses as XML (with the expected series and legend), imshow
+and imgrid send image/png that decodes (signature, IHDR size, CRCs, inflated IDAT of
+the right length), each with a text/plain fallback."""
+import base64
+import struct
+import unittest
+import xml.etree.ElementTree as ET
+import zlib
+
+from kiln_testing import run, start, stop
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def png_info(data):
+    """(width, height, colour type, raw bytes) of a PNG, checking every chunk's CRC."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", data[:8]
+    at, idat, ihdr, chunks = 8, b"", None, []
+    while at < len(data):
+        (n,) = struct.unpack(">I", data[at:at + 4])
+        kind, body = data[at + 4:at + 8], data[at + 8:at + 8 + n]
+        (crc,) = struct.unpack(">I", data[at + 8 + n:at + 12 + n])
+        assert zlib.crc32(kind + body) == crc, kind
+        chunks.append(kind)
+        if kind == b"IHDR":
+            ihdr = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            idat += body
+        at += 12 + n
+    assert chunks[0] == b"IHDR" and chunks[-1] == b"IEND", chunks
+    width, height, depth, colour = ihdr[:4]
+    assert depth == 8
+    return width, height, colour, zlib.decompress(idat)
+
+
+class TestDisplay(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.km, cls.kc = start()
+        run(cls.kc, "seed(1); tensor x = linspace(0, 6.28, 64);")
+
+    @classmethod
+    def tearDownClass(cls):
+        stop(cls.km, cls.kc)
+
+    def display(self, code):
+        r = run(self.kc, code)
+        self.assertEqual(r.status, "ok", r.errors)
+        shown = r.of_type("display_data")
+        self.assertEqual(len(shown), 1, r)
+        return shown[0]["content"]["data"]
+
+    def svg(self, code, plain):
+        data = self.display(code)
+        self.assertEqual(data["text/plain"], plain)
+        root = ET.fromstring(data["image/svg+xml"])
+        self.assertEqual(root.tag, SVG + "svg")
+        return root
+
+    def series(self, root):
+        return [e for e in root.iter() if e.get("class") == "series"]
+
+    def texts(self, root):
+        return [e.text for e in root.iter(SVG + "text")]
+
+    def test_plot(self):
+        root = self.svg("plot(sin(x));", "<plot: 1 series, 64 points>")
+        self.assertEqual(len(self.series(root)), 1)
+        self.assertEqual(self.series(root)[0].tag, SVG + "path")
+        self.assertIn("-1.0", self.texts(root))  # y ticks at steps of 0.5
+        self.assertIn("0.5", self.texts(root))
+        self.assertFalse([e for e in root.iter() if e.get("class") == "legend"])
+
+    def test_plot_several_series_with_legend(self):
+        root = self.svg('plot(x, stack(sin(x), cos(x), x / 6, 1), "sin, cos, ramp", "three");',
+                        "<plot: 3 series, 64 points>")
+        series = self.series(root)
+        self.assertEqual(len(series), 3)
+        self.assertEqual(len({s.get("stroke") for s in series}), 3)  # distinct colours
+        legend = [e for e in root.iter() if e.get("class") == "legend"]
+        self.assertEqual(len(legend), 1)
+        self.assertEqual([t.text for t in legend[0].iter(SVG + "text")], ["sin", "cos", "ramp"])
+        self.assertIn("three", self.texts(root))
+
+    def test_scatter_and_hist(self):
+        root = self.svg("scatter(randn(40), randn(40));", "<scatter: 1 series, 40 points>")
+        self.assertEqual(len(list(self.series(root)[0].iter(SVG + "circle"))), 40)
+        root = self.svg("hist(randn(500), 15);", "<hist: 500 values, 15 bins>")
+        bars = list(self.series(root)[0].iter(SVG + "rect"))
+        self.assertEqual(len(bars), 15)
+        self.assertEqual(sum(1 for b in bars if float(b.get("height")) >= 0), 15)
+
+    def png(self, code, plain):
+        data = self.display(code)
+        self.assertEqual(data["text/plain"], plain)
+        return png_info(base64.b64decode(data["image/png"]))
+
+    def test_imshow_grey_and_rgb(self):
+        w, h, colour, raw = self.png("imshow(rand(28, 28));", "<image: 28x28 grey, shown at 224x224>")
+        self.assertEqual((w, h, colour), (224, 224, 0))
+        self.assertEqual(len(raw), h * (w + 1))
+        w, h, colour, raw = self.png("imshow(rand(10, 20, 3));", "<image: 20x10 RGB, shown at 240x120>")
+        self.assertEqual((w, h, colour), (240, 120, 2))
+        self.assertEqual(len(raw), h * (3 * w + 1))
+
+    def test_imshow_normalises(self):
+        w, h, _, raw = self.png("imshow({{0.0, 1.0}, {2.0, 3.0}});", "<image: 2x2 grey, shown at 224x224>")
+        rows = [raw[y * (w + 1) + 1:(y + 1) * (w + 1)] for y in range(h)]
+        self.assertEqual((rows[0][0], rows[0][-1], rows[-1][0], rows[-1][-1]), (0, 85, 170, 255))
+
+    def test_imgrid(self):
+        w, h, colour, _ = self.png("imgrid(rand(16, 28, 28));",
+                                   "<image grid: 16 images of 28x28 grey, 4 columns, 458x458>")
+        self.assertEqual((w, h, colour), (458, 458, 0))
+        w, h, _, _ = self.png("imgrid(rand(6, 1, 28, 28), 3);",
+                              "<image grid: 6 images of 28x28 grey, 3 columns, 344x230>")
+        self.assertEqual((w, h), (344, 230))
+
+    def test_errors_are_errors(self):
+        r = run(self.kc, "imshow(rand(5));")
+        self.assertEqual(r.status, "error")
+        self.assertEqual(r.content["ename"], "ShapeError")
+        self.assertFalse(r.of_type("display_data"))
+
+
+if __name__ == "__main__":
+    unittest.main()
