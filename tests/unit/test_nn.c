@@ -1,0 +1,393 @@
+/* test_nn.c — unit tests of engine/nn.c: the gradient of every layer and loss against
+ * central finite differences in f64 (the approach of test_autograd.c: L = sum(f(p) * R)
+ * for a fixed random R; h = 1e-6, relative tolerance 1e-6), values against values
+ * computed by hand here, conv2d against a direct nested-loop reference, cross_entropy
+ * stable for logits of +-1000, batch_norm's running statistics, the initialisers'
+ * ranges, and no autograd node left alive. Exits non-zero on failure.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/autograd.h"
+#include "engine/nn.h"
+
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers" /* the case table below */
+
+static int failures;
+#define CHECK(cond)                                                                \
+    do {                                                                           \
+        if (!(cond)) {                                                             \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+            failures++;                                                            \
+        }                                                                          \
+    } while (0)
+#define NEAR(a, b, tol) (fabs((a) - (b)) <= (tol) * fmax(1.0, fabs(b)))
+
+static eng_error err;
+
+static tensor *must(tensor *t)
+{
+    if (!t) {
+        fprintf(stderr, "test_nn: unexpected failure: %s\n", err.msg);
+        exit(1);
+    }
+    return t;
+}
+
+static uint64_t lcg = 4242;
+static double urand(void)
+{
+    lcg = lcg * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (double)(lcg >> 11) / 9007199254740992.0;
+}
+
+static tensor *random_f64(int nd, const int64_t *shape)
+{
+    int64_t n = 1;
+    for (int d = 0; d < nd; d++)
+        n *= shape[d];
+    double *v = malloc(sizeof *v * (size_t)(n ? n : 1));
+    for (int64_t i = 0; i < n; i++)
+        v[i] = 4.0 * urand() - 2.0;
+    tensor *t = must(tensor_from_doubles(v, KN_F64, nd, shape, &err));
+    free(v);
+    return t;
+}
+
+static tensor *vec(const double *v, kn_dtype dt, int nd, const int64_t *shape)
+{
+    return must(tensor_from_doubles(v, dt, nd, shape, &err));
+}
+
+typedef struct gcase gcase;
+typedef tensor *(*fwd_fn)(tensor **p, const gcase *c);
+struct gcase {
+    const char *name;
+    fwd_fn f;
+    int np;              /* parameters (at most 3) */
+    int nd[3];
+    int64_t shape[3][4];
+    int a, b;            /* per-case integers: dim, stride, padding, k */
+};
+
+static tensor *labels4(void)
+{
+    double l[4] = {2, 0, 4, 2};
+    int64_t n = 4;
+    return vec(l, KN_I64, 1, &n);
+}
+
+static tensor *f_log_softmax(tensor **p, const gcase *c) { return nn_log_softmax(p[0], c->a, &err); }
+static tensor *f_softmax(tensor **p, const gcase *c) { return nn_softmax(p[0], c->a, &err); }
+static tensor *f_cross_entropy(tensor **p, const gcase *c)
+{
+    tensor *l = labels4();
+    tensor *r = nn_cross_entropy(p[0], l, &err);
+    tensor_decref(l);
+    return r;
+}
+static tensor *f_mse(tensor **p, const gcase *c) { return nn_mse(p[0], p[1], &err); }
+static tensor *f_linear(tensor **p, const gcase *c) { return nn_linear(p[0], p[1], c->np > 2 ? p[2] : NULL, &err); }
+static tensor *f_dropout(tensor **p, const gcase *c)
+{
+    tensor_rng rng = {7, 0}; /* the same mask at every call */
+    return nn_dropout(p[0], 0.4, 1, &rng, &err);
+}
+static tensor *f_layer_norm(tensor **p, const gcase *c) { return nn_layer_norm(p[0], p[1], p[2], 1e-5, &err); }
+static tensor *f_batch_norm(tensor **p, const gcase *c)
+{
+    return nn_batch_norm(p[0], p[1], p[2], NULL, NULL, 1, 0.1, 1e-5, &err);
+}
+static tensor *f_batch_norm_eval(tensor **p, const gcase *c)
+{
+    double m[3] = {0.5, -0.2, 0.1}, v[3] = {1.5, 0.7, 2.0};
+    int64_t n = 3;
+    tensor *rm = vec(m, KN_F64, 1, &n), *rv = vec(v, KN_F64, 1, &n);
+    tensor *r = nn_batch_norm(p[0], p[1], p[2], rm, rv, 0, 0.1, 1e-5, &err);
+    tensor_decref(rm);
+    tensor_decref(rv);
+    return r;
+}
+static tensor *f_conv2d(tensor **p, const gcase *c) { return nn_conv2d(p[0], p[1], c->np > 2 ? p[2] : NULL, c->a, c->b, &err); }
+static tensor *f_max_pool(tensor **p, const gcase *c) { return nn_max_pool2d(p[0], c->a, c->b, &err); }
+static tensor *f_avg_pool(tensor **p, const gcase *c) { return nn_avg_pool2d(p[0], c->a, c->b, &err); }
+static tensor *f_embedding(tensor **p, const gcase *c)
+{
+    double iv[6] = {1, 3, 1, 0, 4, 4};
+    int64_t s[2] = {2, 3};
+    tensor *idx = vec(iv, KN_I32, 2, s);
+    tensor *r = nn_embedding(idx, p[0], &err);
+    tensor_decref(idx);
+    return r;
+}
+
+static double loss_value(const gcase *c, tensor **p, tensor **R, tensor **keep_loss)
+{
+    tensor *y = must(c->f(p, c));
+    if (!*R)
+        *R = random_f64(y->ndim, y->shape);
+    tensor *m = must(tensor_binary(KN_OP_MUL, y, *R, &err));
+    tensor *l = must(tensor_reduce(KN_OP_SUM, m, TENSOR_ALLDIMS, 0, &err));
+    tensor_decref(y);
+    tensor_decref(m);
+    double v = 0;
+    tensor_item(l, &v, &err);
+    if (keep_loss)
+        *keep_loss = l;
+    else
+        tensor_decref(l);
+    return v;
+}
+
+static void gradcheck(const gcase *c)
+{
+    tensor *p[3] = {0}, *R = NULL, *loss = NULL;
+    double tol = 1e-6, h = 1e-6, worst = 0;
+    for (int i = 0; i < c->np; i++)
+        p[i] = must(ag_param(random_f64(c->nd[i], c->shape[i]), &err)), tensor_decref(p[i]);
+    ag_grad_enabled = 1;
+    loss_value(c, p, &R, &loss);
+    if (ag_backward(loss, &err) < 0) {
+        fprintf(stderr, "gradcheck %s: backward failed: %s\n", c->name, err.msg);
+        failures++;
+        goto done;
+    }
+    tensor_decref(loss);
+    loss = NULL;
+    ag_grad_enabled = 0;
+    for (int i = 0; i < c->np; i++) {
+        double *x = tensor_data_ptr(p[i]);
+        if (!p[i]->grad) {
+            fprintf(stderr, "gradcheck %s: parameter %d got no gradient\n", c->name, i);
+            failures++;
+            continue;
+        }
+        for (int64_t k = 0; k < tensor_numel(p[i]); k++) {
+            double x0 = x[k];
+            x[k] = x0 + h;
+            double lp = loss_value(c, p, &R, NULL);
+            x[k] = x0 - h;
+            double lm = loss_value(c, p, &R, NULL);
+            x[k] = x0;
+            double num = (lp - lm) / (2 * h), ana = tensor_get_flat(p[i]->grad, k);
+            double e = fabs(num - ana) / fmax(1.0, fmax(fabs(num), fabs(ana)));
+            if (e > worst)
+                worst = e;
+            if (e > tol) {
+                fprintf(stderr, "gradcheck %s: parameter %d element %lld: backward %.10g, finite differences %.10g\n",
+                        c->name, i, (long long)k, ana, num);
+                failures++;
+                break;
+            }
+        }
+    }
+    printf("  %-26s max rel error %.2e\n", c->name, worst);
+done:
+    ag_grad_enabled = 1;
+    tensor_decref(loss);
+    tensor_decref(R);
+    for (int i = 0; i < c->np; i++)
+        tensor_decref(p[i]);
+    if (ag_live_nodes() != 0) {
+        fprintf(stderr, "gradcheck %s: %lld nodes still alive\n", c->name, (long long)ag_live_nodes());
+        failures++;
+    }
+}
+
+static const gcase cases[] = {
+    {"log_softmax dim 1", f_log_softmax, 1, {2}, {{3, 5}}, 1},
+    {"log_softmax dim -1 (3-d)", f_log_softmax, 1, {3}, {{2, 3, 4}}, -1},
+    {"softmax dim 0", f_softmax, 1, {2}, {{4, 3}}, 0},
+    {"cross_entropy", f_cross_entropy, 1, {2}, {{4, 5}}},
+    {"mse", f_mse, 2, {2, 2}, {{3, 4}, {3, 4}}},
+    {"mse broadcast", f_mse, 2, {2, 1}, {{3, 4}, {4}}},
+    {"linear", f_linear, 3, {2, 2, 1}, {{5, 4}, {4, 3}, {3}}},
+    {"linear no bias, 3-d x", f_linear, 2, {3, 2}, {{2, 5, 4}, {4, 3}}},
+    {"dropout (training)", f_dropout, 1, {2}, {{4, 6}}},
+    {"layer_norm", f_layer_norm, 3, {2, 1, 1}, {{3, 5}, {5}, {5}}},
+    {"batch_norm [N, C]", f_batch_norm, 3, {2, 1, 1}, {{6, 3}, {3}, {3}}},
+    {"batch_norm [N, C, H, W]", f_batch_norm, 3, {4, 1, 1}, {{3, 2, 3, 3}, {2}, {2}}},
+    {"batch_norm eval", f_batch_norm_eval, 3, {2, 1, 1}, {{4, 3}, {3}, {3}}},
+    {"conv2d", f_conv2d, 3, {4, 4, 1}, {{2, 2, 5, 5}, {3, 2, 3, 3}, {3}}, 1, 0},
+    {"conv2d stride 2 padding 1", f_conv2d, 3, {4, 4, 1}, {{2, 2, 5, 5}, {3, 2, 3, 3}, {3}}, 2, 1},
+    {"conv2d no bias 1x2", f_conv2d, 2, {4, 4}, {{1, 3, 4, 4}, {2, 3, 1, 2}}, 1, 0},
+    {"max_pool2d k 2", f_max_pool, 1, {4}, {{2, 2, 4, 4}}, 2, 0},
+    {"max_pool2d k 3 stride 1", f_max_pool, 1, {3}, {{2, 5, 5}}, 3, 1},
+    {"avg_pool2d k 3 stride 2", f_avg_pool, 1, {4}, {{1, 2, 5, 5}}, 3, 2},
+    {"embedding", f_embedding, 1, {2}, {{5, 3}}},
+};
+
+/* ---- values ---- */
+
+static void test_values(void)
+{
+    /* cross_entropy of [[1, 2, 3], [1, 1, 1]] with labels [2, 0], by hand */
+    double lv[6] = {1, 2, 3, 1, 1, 1}, yv[2] = {2, 0}, out;
+    int64_t ls[2] = {2, 3}, n2 = 2;
+    tensor *logits = vec(lv, KN_F64, 2, ls), *lab = vec(yv, KN_U8, 1, &n2);
+    tensor *ce = must(nn_cross_entropy(logits, lab, &err));
+    double e1 = -log(exp(3.0) / (exp(1.0) + exp(2.0) + exp(3.0))), e2 = log(3.0);
+    CHECK(ce->ndim == 0 && tensor_item(ce, &out, &err) == 0 && NEAR(out, (e1 + e2) / 2, 1e-12));
+    tensor *acc = must(nn_accuracy(logits, lab, &err));
+    CHECK(acc->dtype == KN_F32 && tensor_item(acc, &out, &err) == 0 && NEAR(out, 1.0, 1e-7));
+    tensor *sm = must(nn_softmax(logits, -1, &err));
+    CHECK(NEAR(tensor_get_flat(sm, 0), exp(1.0) / (exp(1.0) + exp(2.0) + exp(3.0)), 1e-12));
+    CHECK(NEAR(tensor_get_flat(sm, 4), 1.0 / 3, 1e-12));
+    tensor_decref(ce), tensor_decref(acc), tensor_decref(sm), tensor_decref(logits), tensor_decref(lab);
+
+    /* stable for logits of +-1000: loss (0 + 2000) / 2, finite gradient */
+    double bv[6] = {1000, -1000, 0, -1000, 1000, 0}, bl[2] = {0, 0};
+    tensor *big = must(ag_param(vec(bv, KN_F32, 2, ls), &err));
+    tensor_decref(big);
+    tensor *bigl = vec(bl, KN_I32, 1, &n2);
+    ce = must(nn_cross_entropy(big, bigl, &err));
+    CHECK(tensor_item(ce, &out, &err) == 0 && NEAR(out, 1000.0, 1e-6));
+    CHECK(ag_backward(ce, &err) == 0);
+    CHECK(big->grad && NEAR(tensor_get_flat(big->grad, 0), 0.0, 1e-6) && NEAR(tensor_get_flat(big->grad, 3), -0.5, 1e-6) &&
+          NEAR(tensor_get_flat(big->grad, 4), 0.5, 1e-6) && isfinite(tensor_get_flat(big->grad, 5)));
+    tensor_decref(ce), tensor_decref(big), tensor_decref(bigl);
+
+    /* bad labels */
+    double badv[2] = {0, 3};
+    logits = vec(lv, KN_F64, 2, ls);
+    lab = vec(badv, KN_I64, 1, &n2);
+    CHECK(nn_cross_entropy(logits, lab, &err) == NULL && err.kind == ERR_INDEX);
+    tensor_decref(logits), tensor_decref(lab);
+
+    /* mse by hand */
+    double av[3] = {1, 2, 3}, cv[3] = {0, 2, 5};
+    int64_t n3 = 3;
+    tensor *a = vec(av, KN_F32, 1, &n3), *b = vec(cv, KN_F32, 1, &n3);
+    tensor *m = must(nn_mse(a, b, &err));
+    CHECK(tensor_item(m, &out, &err) == 0 && NEAR(out, 5.0 / 3, 1e-6));
+    tensor_decref(m);
+
+    /* dropout: identity in evaluation, inverted scaling in training */
+    tensor_rng rng = {1, 0};
+    int64_t big_n = 100000;
+    tensor *ones = must(tensor_full(KN_F32, 1, &big_n, 1, &err));
+    tensor *d = must(nn_dropout(a, 0.5, 0, &rng, &err));
+    CHECK(d == a);
+    tensor_decref(d);
+    d = must(nn_dropout(ones, 0.25, 1, &rng, &err));
+    int zeros = 0, others = 0;
+    for (int64_t i = 0; i < big_n; i++) {
+        double v = tensor_get_flat(d, i);
+        zeros += v == 0;
+        others += v != 0 && !NEAR(v, 1 / 0.75, 1e-6);
+    }
+    CHECK(others == 0 && zeros > 24000 && zeros < 26000);
+    tensor_decref(d), tensor_decref(ones), tensor_decref(a), tensor_decref(b);
+
+    /* layer_norm of [1, 2, 3]: (x - 2) / sqrt(2/3 + eps) */
+    a = vec(av, KN_F64, 1, &n3);
+    tensor *ln = must(nn_layer_norm(a, NULL, NULL, 1e-5, &err));
+    CHECK(NEAR(tensor_get_flat(ln, 2), 1 / sqrt(2.0 / 3 + 1e-5), 1e-12));
+    tensor_decref(ln), tensor_decref(a);
+}
+
+static void test_batch_norm_running(void)
+{
+    /* x [4, 1]: batch mean 2.5, biased var 1.25, unbiased 5/3 */
+    double xv[4] = {1, 2, 3, 4}, out;
+    int64_t xs[2] = {4, 1}, one = 1;
+    tensor *x = vec(xv, KN_F32, 2, xs);
+    tensor *rm = must(tensor_full(KN_F32, 1, &one, 0, &err)), *rv = must(tensor_full(KN_F32, 1, &one, 1, &err));
+    tensor *y = must(nn_batch_norm(x, NULL, NULL, rm, rv, 1, 0.1, 1e-5, &err));
+    CHECK(NEAR(tensor_get_flat(rm, 0), 0.25, 1e-6));
+    CHECK(NEAR(tensor_get_flat(rv, 0), 0.9 + 0.1 * 5.0 / 3, 1e-6));
+    CHECK(NEAR(tensor_get_flat(y, 0), -1.5 / sqrt(1.25 + 1e-5), 1e-5));
+    tensor_decref(y);
+    y = must(nn_batch_norm(x, NULL, NULL, rm, rv, 0, 0.1, 1e-5, &err));
+    out = tensor_get_flat(y, 3);
+    CHECK(NEAR(out, (4 - 0.25) / sqrt(0.9 + 0.1 * 5.0 / 3 + 1e-5), 1e-5));
+    tensor_decref(y), tensor_decref(x), tensor_decref(rm), tensor_decref(rv);
+}
+
+/* conv2d against the direct definition */
+static void test_conv_reference(void)
+{
+    int64_t xs[4] = {2, 3, 7, 6}, ws[4] = {4, 3, 3, 2}, bs = 4;
+    tensor *x = random_f64(4, xs), *w = random_f64(4, ws), *b = random_f64(1, &bs);
+    int configs[3][2] = {{1, 0}, {2, 1}, {3, 2}};
+    for (int ci = 0; ci < 3; ci++) {
+        int st = configs[ci][0], pad = configs[ci][1];
+        tensor *y = must(nn_conv2d(x, w, b, st, pad, &err));
+        int64_t Ho = (7 + 2 * pad - 3) / st + 1, Wo = (6 + 2 * pad - 2) / st + 1;
+        CHECK(y->ndim == 4 && y->shape[0] == 2 && y->shape[1] == 4 && y->shape[2] == Ho && y->shape[3] == Wo);
+        double worst = 0;
+        for (int64_t n = 0; n < 2; n++)
+            for (int64_t o = 0; o < 4; o++)
+                for (int64_t i = 0; i < Ho; i++)
+                    for (int64_t j = 0; j < Wo; j++) {
+                        double acc = tensor_get_flat(b, o);
+                        for (int64_t c = 0; c < 3; c++)
+                            for (int64_t ki = 0; ki < 3; ki++)
+                                for (int64_t kj = 0; kj < 2; kj++) {
+                                    int64_t r = i * st + ki - pad, q = j * st + kj - pad;
+                                    if (r < 0 || r >= 7 || q < 0 || q >= 6)
+                                        continue;
+                                    acc += tensor_get_flat(x, ((n * 3 + c) * 7 + r) * 6 + q) *
+                                           tensor_get_flat(w, ((o * 3 + c) * 3 + ki) * 2 + kj);
+                                }
+                        double got = tensor_get_flat(y, ((n * 4 + o) * Ho + i) * Wo + j);
+                        worst = fmax(worst, fabs(got - acc));
+                    }
+        CHECK(worst < 1e-12);
+        printf("  conv2d stride %d padding %d vs loops: max abs error %.2e\n", st, pad, worst);
+        tensor_decref(y);
+    }
+    /* pooling by hand: [[1, 2], [3, 4]] in a 2x2 window */
+    double pv[4] = {1, 2, 3, 4}, out;
+    int64_t ps[4] = {1, 1, 2, 2};
+    tensor *p = vec(pv, KN_F32, 4, ps);
+    tensor *mp = must(nn_max_pool2d(p, 2, 0, &err)), *ap = must(nn_avg_pool2d(p, 2, 0, &err));
+    CHECK(tensor_numel(mp) == 1 && tensor_item(mp, &out, &err) == 0 && out == 4);
+    CHECK(tensor_item(ap, &out, &err) == 0 && NEAR(out, 2.5, 1e-7));
+    tensor_decref(mp), tensor_decref(ap), tensor_decref(p);
+    tensor_decref(x), tensor_decref(w), tensor_decref(b);
+}
+
+static void test_init(void)
+{
+    tensor_rng rng = {3, 0};
+    int64_t s[2] = {200, 300};
+    tensor *k = must(nn_kaiming_normal(&rng, 200, 2, s, &err));
+    tensor *sd = must(tensor_reduce(KN_OP_STD, k, TENSOR_ALLDIMS, 0, &err));
+    double v;
+    CHECK(k->dtype == KN_F32 && tensor_item(sd, &v, &err) == 0 && fabs(v - sqrt(2.0 / 200)) < 0.02 * sqrt(2.0 / 200));
+    tensor *x = must(nn_xavier_uniform(&rng, 200, 300, &err));
+    tensor *mx = must(tensor_reduce(KN_OP_MAX, x, TENSOR_ALLDIMS, 0, &err));
+    tensor *mn = must(tensor_reduce(KN_OP_MIN, x, TENSOR_ALLDIMS, 0, &err));
+    double a = sqrt(6.0 / 500), hi, lo;
+    tensor_item(mx, &hi, &err);
+    tensor_item(mn, &lo, &err);
+    CHECK(hi <= a && hi > 0.99 * a && lo >= -a && lo < -0.99 * a);
+    tensor *u = must(nn_kaiming_uniform(&rng, 50, 2, s, &err));
+    tensor *umx = must(tensor_reduce(KN_OP_MAX, u, TENSOR_ALLDIMS, 0, &err));
+    tensor_item(umx, &hi, &err);
+    CHECK(hi <= sqrt(6.0 / 50) && hi > 0.99 * sqrt(6.0 / 50));
+    CHECK(nn_kaiming_normal(&rng, 0, 2, s, &err) == NULL);
+    tensor_decref(k), tensor_decref(sd), tensor_decref(x), tensor_decref(mx), tensor_decref(mn);
+    tensor_decref(u), tensor_decref(umx);
+}
+
+int main(void)
+{
+    printf("gradient checks (f64, central differences, h = 1e-6, rel tol 1e-6):\n");
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        gradcheck(&cases[i]);
+    test_values();
+    test_batch_norm_running();
+    test_conv_reference();
+    test_init();
+    CHECK(ag_live_nodes() == 0);
+    if (failures) {
+        fprintf(stderr, "test_nn: %d failure(s)\n", failures);
+        return 1;
+    }
+    printf("test_nn: all passed (%zu gradient checks)\n", sizeof cases / sizeof cases[0]);
+    return 0;
+}
