@@ -36,7 +36,7 @@ MAIN_OBJ := $(BUILD)/kernel/main.o
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all test test-unit test-lang test-numpy test-kernel test-fuzz asan bench \
+.PHONY: all test test-unit test-lang test-numpy test-kernel test-fuzz test-browser asan bench \
         install uninstall clean fuzz cuda-info
 all: cuda-info $(BUILD)/kiln
 
@@ -58,7 +58,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libkiln.a
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libkiln.a $(LDFLAGS) $(LDLIBS)
 
 # ---- tests ---------------------------------------------------------------------------
-test: all test-unit test-lang test-numpy test-kernel test-fuzz
+test: all test-unit test-lang test-numpy test-kernel test-fuzz test-browser
 	@echo "make test: all passed ($(BUILD))"
 
 test-unit: $(UNIT_BIN)
@@ -73,6 +73,11 @@ test-numpy: $(BUILD)/kiln
 test-kernel: $(BUILD)/kiln
 	@if [ -x tests/kernel/run.sh ]; then KILN=$(CURDIR)/$(BUILD)/kiln PYTHON=$(PYTHON) tests/kernel/run.sh; \
 	 else echo "test-kernel: no kernel tests yet"; fi
+
+# notebooks/02-inspect.ipynb in JupyterLab + headless Chromium (Playwright); skips only
+# when /usr/bin/chromium is missing; screenshot in $(BUILD)/browser/02-inspect.png
+test-browser: $(BUILD)/kiln
+	KILN=$(abspath $(BUILD))/kiln PYTHON=$(PYTHON) tests/browser/run.sh
 
 # libFuzzer over lexer, parser and checker, for a bounded time (FUZZ_SECONDS)
 FUZZ_SECONDS ?= 60
