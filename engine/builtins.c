@@ -9,7 +9,9 @@
 
 #include "engine/builtins_autograd.h"
 #include "engine/builtins_display.h"
+#include "engine/builtins_nn.h"
 #include "engine/builtins_tensor.h"
+#include "engine/builtins_train.h"
 #include "engine/interp.h"
 
 #define BUILTIN(name, fn, mn, mx, ret, sig, doc) static int fn(eng_call *c, value *out);
@@ -22,6 +24,8 @@ static const eng_builtin builtin_table[] = {
 #include "engine/builtins_tensor.def"
 #include "engine/builtins_autograd.def"
 #include "engine/builtins_display.def"
+#include "engine/builtins_nn.def"
+#include "engine/builtins_train.def"
 #undef BUILTIN
 };
 #define NBUILTINS ((int)(sizeof builtin_table / sizeof builtin_table[0]))

@@ -1,0 +1,59 @@
+/* optim.h — optimisers: SGD (momentum, Nesterov, decoupled weight decay) and AdamW with
+ * fastai's defaults (beta1 0.9, beta2 0.99, eps 1e-5, weight decay 0.01 applied as
+ * p *= 1 - lr*wd, none on 1-D parameters such as biases and norm weights).
+ *
+ * An optimiser holds references to its parameters and its per-parameter state (the
+ * momentum or first-moment buffer m, the second moment v). Updates run with grad
+ * recording off, as in-place tensor ops, on whatever device the parameters live.
+ *
+ * The language refers to an optimiser by an int handle (`int opt = adamw(w, b);`):
+ * the registry below maps handles to optimisers for the life of the process (it is
+ * freed at exit). Handles are not saved by %save.
+ */
+#ifndef KILN_OPTIM_H
+#define KILN_OPTIM_H
+
+#include "engine/tensor.h"
+
+typedef enum opt_kind { OPT_SGD, OPT_ADAMW } opt_kind;
+
+typedef struct opt_state {
+    opt_kind kind;
+    int n;              /* number of parameters */
+    tensor **params;    /* references */
+    tensor **m;         /* SGD momentum buffer / Adam first moment (NULL until first step) */
+    tensor **v;         /* Adam second moment (NULL until first step) */
+    double beta1;       /* Adam beta1, or SGD momentum (0: plain SGD) */
+    double beta2;       /* Adam only */
+    double eps;         /* Adam only */
+    double wd;          /* decoupled weight decay: p *= 1 - lr*wd before the step */
+    int nesterov;       /* SGD only */
+    int wd_1d;          /* also decay 1-D parameters (0 by default) */
+    int64_t steps;      /* updates done (Adam's bias correction) */
+} opt_state;
+
+/* New optimisers over n float parameters (each gets a new reference). */
+opt_state *opt_adamw_new(tensor *const *params, int n, eng_error *err);
+opt_state *opt_sgd_new(tensor *const *params, int n, eng_error *err);
+void opt_free(opt_state *o);
+
+/* One update with learning rate lr from each parameter's .grad (parameters without a
+ * gradient are skipped). Grad recording is off during the update. */
+int opt_step(opt_state *o, double lr, eng_error *err);
+/* Clears every parameter's .grad. */
+void opt_zero_grad(opt_state *o);
+
+/* Sets a hyperparameter by name: "momentum" (SGD) / "beta1", "beta2", "eps", "wd",
+ * "nesterov", "wd_1d". 0, or -1 with err for an unknown name or bad value. */
+int opt_set(opt_state *o, const char *name, double value, eng_error *err);
+
+/* A snapshot of the parameters' values and the optimiser's state, and its restore
+ * (lr_find). The snapshot is an opt_state whose params are clones. */
+opt_state *opt_snapshot(const opt_state *o, eng_error *err);
+int opt_restore(opt_state *o, const opt_state *snap, eng_error *err);
+
+/* ---- the registry of handles ---- */
+int opt_register(opt_state *o); /* a handle > 0, or -1 on allocation failure (o is then freed) */
+opt_state *opt_lookup(int64_t handle);
+
+#endif

@@ -1,0 +1,442 @@
+/* train.c — the one-cycle schedule, lr_find and fit (see train.h), after fastai's
+ * fastai/callback/schedule.py: SchedCos, combined_cos, LRFinder and valley. */
+#include "engine/train.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine/autograd.h"
+#include "engine/builtins_display.h"
+#include "engine/nn.h"
+#include "engine/plot.h"
+
+/* ---- schedules ---- */
+
+static double sched_cos(double start, double end, double pos)
+{
+    return start + (1 + cos(M_PI * (1 - pos))) * (end - start) / 2;
+}
+
+/* fastai's combined_cos(0.25, a, b, c) at position pos in [0, 1] */
+static double combined_cos(double pos, double a, double b, double c)
+{
+    if (!(pos > 0))
+        pos = 0;
+    if (pos > 1)
+        pos = 1;
+    return pos < 0.25 ? sched_cos(a, b, pos / 0.25) : sched_cos(b, c, (pos - 0.25) / 0.75);
+}
+
+double train_onecycle_lr(double step, double total, double max_lr)
+{
+    return combined_cos(total > 0 ? step / total : 1, max_lr / 25, max_lr, max_lr / 1e5);
+}
+
+double train_onecycle_mom(double step, double total)
+{
+    return combined_cos(total > 0 ? step / total : 1, 0.95, 0.85, 0.95);
+}
+
+int train_valley(const double *losses, int n)
+{
+    if (n <= 0)
+        return 0;
+    int *lds = malloc((size_t)n * sizeof *lds);
+    if (!lds)
+        return n / 2;
+    int max_start = 0, max_end = 0;
+    for (int i = 0; i < n; i++)
+        lds[i] = 1;
+    for (int i = 1; i < n; i++)
+        for (int j = 0; j < i; j++) {
+            if (losses[i] < losses[j] && lds[i] < lds[j] + 1)
+                lds[i] = lds[j] + 1;
+            if (lds[max_end] < lds[i]) {
+                max_end = i;
+                max_start = max_end - lds[max_end];
+            }
+        }
+    free(lds);
+    double sections = (max_end - max_start) / 3.0;
+    int idx = max_start + (int)sections + (int)(sections / 2);
+    return idx < 0 ? 0 : idx >= n ? n - 1 : idx;
+}
+
+/* ---- helpers ---- */
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int interrupted(eng_session *s) { return s->interrupt || tensor_interrupt_flag; }
+
+/* model(x) as a new tensor reference */
+static tensor *call_model(eng_session *s, eng_func *model, tensor *x, eng_error *err)
+{
+    value arg = value_tensor(x), out = value_void();
+    if (interp_call(s, model, 1, &arg, &out, err))
+        return NULL;
+    if (out.type != VAL_TENSOR) {
+        eng_fail(err, ERR_TYPE, "%s() must return a tensor (logits), got %s", model->name, value_type_name(out.type));
+        value_decref(out);
+        return NULL;
+    }
+    return out.as.t;
+}
+
+/* a uniformly shuffled 0..n-1 (Fisher-Yates on Philox draws from the session's RNG) */
+static int shuffle(eng_session *s, int64_t *perm, int64_t n, eng_error *err)
+{
+    for (int64_t i = 0; i < n; i++)
+        perm[i] = i;
+    if (n < 2)
+        return 0;
+    int64_t shape[1] = {n};
+    tensor *u = tensor_rand(eng_session_rng(s), 1, shape, err);
+    if (!u)
+        return -1;
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = (int64_t)(tensor_get_flat(u, i) * (double)(i + 1));
+        if (j > i)
+            j = i;
+        int64_t t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+    tensor_decref(u);
+    return 0;
+}
+
+/* x[perm[from .. from+n-1]] and y[...] */
+static int gather_batch(tensor *x, tensor *y, const int64_t *perm, int64_t n, tensor **xb, tensor **yb,
+                        eng_error *err)
+{
+    double *d = malloc((size_t)n * sizeof *d);
+    if (!d)
+        return eng_fail(err, ERR_MEMORY, "fit: out of memory");
+    for (int64_t i = 0; i < n; i++)
+        d[i] = (double)perm[i];
+    int64_t shape[1] = {n};
+    tensor *idx = tensor_from_doubles(d, KN_I64, 1, shape, err);
+    free(d);
+    if (!idx)
+        return -1;
+    *xb = tensor_gather(x, idx, err);
+    *yb = *xb ? tensor_gather(y, idx, err) : NULL;
+    tensor_decref(idx);
+    if (!*yb) {
+        tensor_decref(*xb);
+        *xb = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* one training step on (xb, yb) at learning rate lr; *loss gets the batch loss */
+static int train_step(eng_session *s, eng_func *model, opt_state *o, tensor *xb, tensor *yb, double lr,
+                      double *loss, eng_error *err)
+{
+    ag_grad_enabled = 1;
+    tensor *logits = call_model(s, model, xb, err);
+    if (!logits)
+        return -1;
+    tensor *l = nn_cross_entropy(logits, yb, err);
+    tensor_decref(logits);
+    if (!l)
+        return -1;
+    int rc = tensor_item(l, loss, err);
+    if (!rc)
+        rc = ag_backward(l, err);
+    tensor_decref(l);
+    if (!rc)
+        rc = opt_step(o, lr, err);
+    opt_zero_grad(o);
+    return rc;
+}
+
+static int check_data(const char *who, tensor *x, tensor *y, eng_error *err)
+{
+    if (x->ndim < 1 || y->ndim != 1 || x->shape[0] != y->shape[0])
+        return eng_fail(err, ERR_SHAPE, "%s: x must be [N, ...] and y [N] labels with the same N, got %lld and %lld rows",
+                        who, (long long)(x->ndim ? x->shape[0] : 0), (long long)(y->ndim ? y->shape[0] : 0));
+    if (kn_dtype_is_float(y->dtype))
+        return eng_fail(err, ERR_TYPE, "%s: labels must be an integer tensor, got %s", who, kn_dtype_name(y->dtype));
+    if (x->shape[0] == 0)
+        return eng_fail(err, ERR_VALUE, "%s: no data (0 rows)", who);
+    return 0;
+}
+
+/* ---- lr_find ---- */
+
+#define LRF_STEPS 100
+#define LRF_START 1e-7
+#define LRF_END 10.0
+#define SMOOTH_BETA 0.98
+
+static void show_lr_find(eng_session *s, const double *lrs, const double *losses, int n, int sug, eng_error *err)
+{
+    double *lx = malloc((size_t)(n + 1) * sizeof *lx);
+    char *text = malloc(4096);
+    if (!lx || !text) {
+        free(lx);
+        free(text);
+        return;
+    }
+    for (int i = 0; i < n; i++)
+        lx[i] = log10(lrs[i]);
+    int len = snprintf(text, 4096, "lr_find: %d steps, suggested learning rate (valley) %.3g\n%10s  %s\n", n,
+                       lrs[sug], "lr", "smoothed loss");
+    int every = n > 10 ? (n + 9) / 10 : 1;
+    for (int i = 0; i < n && len < 3900; i++)
+        if (i % every == 0 || i == n - 1 || i == sug)
+            len += snprintf(text + len, (size_t)(4096 - len), "%10.3g  %.4g%s\n", lrs[i], losses[i],
+                            i == sug ? "  <- valley" : "");
+    if (len > 0 && text[len - 1] == '\n')
+        text[len - 1] = 0;
+    char title[128];
+    snprintf(title, sizeof title, "lr_find: smoothed loss against log10(lr); valley %.3g", lrs[sug]);
+    double vx[1] = {lx[sug]}, vy[1] = {losses[sug]};
+    plot_series series[2] = {{lx, losses, n, "smoothed loss", PLOT_LINE, 0},
+                             {vx, vy, 1, "valley", PLOT_SCATTER, 0}};
+    plot_spec spec = {series, 2, title, 0, 0};
+    char *svg = plot_svg(&spec);
+    eng_bundle b = {.n = svg ? 2 : 1};
+    b.items[0].mime = "text/plain";
+    b.items[0].data = text;
+    if (svg) {
+        b.items[1].mime = "image/svg+xml";
+        b.items[1].data = svg;
+    }
+    eng_display_bundle(s, &b, 0, err);
+    free(svg);
+    free(text);
+    free(lx);
+}
+
+int train_lr_find(eng_session *s, eng_func *model, opt_state *o, tensor *x, tensor *y, int64_t batch_size,
+                  int quiet, double *suggested, eng_error *err)
+{
+    if (check_data("lr_find", x, y, err))
+        return -1;
+    int64_t n = x->shape[0];
+    if (batch_size <= 0)
+        return eng_fail(err, ERR_VALUE, "lr_find: batch size must be positive, got %lld", (long long)batch_size);
+    if (batch_size > n)
+        batch_size = n;
+    int saved_grad = ag_grad_enabled, rc = -1, nrec = 0;
+    opt_state *snap = opt_snapshot(o, err);
+    int64_t *perm = malloc((size_t)n * sizeof *perm);
+    double lrs[LRF_STEPS], losses[LRF_STEPS];
+    if (!snap || !perm) {
+        if (snap)
+            eng_fail(err, ERR_MEMORY, "lr_find: out of memory");
+        goto done;
+    }
+    opt_zero_grad(o);
+    int64_t pos = n;
+    double avg = 0, best = INFINITY;
+    for (int i = 0; i < LRF_STEPS; i++) {
+        if (interrupted(s)) {
+            eng_fail(err, ERR_INTERRUPT, "lr_find: interrupted (the parameters are restored)");
+            goto done;
+        }
+        if (pos + batch_size > n) {
+            if (shuffle(s, perm, n, err))
+                goto done;
+            pos = 0;
+        }
+        tensor *xb, *yb;
+        if (gather_batch(x, y, perm + pos, batch_size, &xb, &yb, err))
+            goto done;
+        pos += batch_size;
+        double lr = LRF_START * pow(LRF_END / LRF_START, (double)i / LRF_STEPS), loss;
+        int r = train_step(s, model, o, xb, yb, lr, &loss, err);
+        tensor_decref(xb);
+        tensor_decref(yb);
+        if (r)
+            goto done;
+        avg = SMOOTH_BETA * avg + (1 - SMOOTH_BETA) * loss;
+        double sm = avg / (1 - pow(SMOOTH_BETA, i + 1));
+        lrs[nrec] = lr;
+        losses[nrec++] = sm;
+        if (sm < best)
+            best = sm;
+        if (!isfinite(sm) || sm > 4 * best)
+            break;
+    }
+    rc = 0;
+done:
+    ag_grad_enabled = saved_grad;
+    if (snap) {
+        eng_error rerr = {0};
+        if (opt_restore(o, snap, rc ? &rerr : err))
+            rc = -1;
+    }
+    opt_free(snap);
+    free(perm);
+    if (rc)
+        return rc;
+    /* fastai: lrs[num_it//10 : -5] */
+    int from = LRF_STEPS / 10, to = nrec - 5;
+    if (to - from < 2) {
+        from = 0;
+        to = nrec;
+    }
+    int sug = from + train_valley(losses + from, to - from);
+    /* a non-finite loss has no valley to its right that makes sense */
+    *suggested = lrs[sug];
+    if (!quiet)
+        show_lr_find(s, lrs, losses, nrec, sug, err);
+    return 0;
+}
+
+/* ---- fit ---- */
+
+/* mean loss and accuracy of model over (x, y), in batches, with grad recording off */
+static int evaluate(eng_session *s, eng_func *model, tensor *x, tensor *y, double *loss, double *acc,
+                    eng_error *err)
+{
+    int64_t n = x->shape[0], bs = 1024;
+    double lsum = 0, asum = 0;
+    int saved = ag_grad_enabled;
+    ag_grad_enabled = 0;
+    int rc = 0;
+    for (int64_t a = 0; a < n && !rc; a += bs) {
+        int64_t b = a + bs < n ? a + bs : n;
+        tensor *xb = tensor_slice(x, 0, a, b, 1, err), *yb = xb ? tensor_slice(y, 0, a, b, 1, err) : NULL;
+        tensor *logits = yb ? call_model(s, model, xb, err) : NULL, *l = NULL, *ac = NULL;
+        double lv = 0, av = 0;
+        if (!logits || !(l = nn_cross_entropy(logits, yb, err)) || !(ac = nn_accuracy(logits, yb, err)) ||
+            tensor_item(l, &lv, err) || tensor_item(ac, &av, err))
+            rc = -1;
+        lsum += lv * (double)(b - a);
+        asum += av * (double)(b - a);
+        tensor_decref(xb);
+        tensor_decref(yb);
+        tensor_decref(logits);
+        tensor_decref(l);
+        tensor_decref(ac);
+    }
+    ag_grad_enabled = saved;
+    *loss = lsum / (double)n;
+    *acc = asum / (double)n;
+    return rc;
+}
+
+static void progress(eng_session *s, const char *id, int update, const char *text)
+{
+    eng_bundle b = {.n = 1, .display_id = id};
+    b.items[0].mime = "text/plain";
+    b.items[0].data = text;
+    eng_error e = {0};
+    eng_display_bundle(s, &b, update, &e);
+}
+
+static void progress_text(char *buf, size_t cap, int64_t epoch, int64_t epochs, int64_t done, int64_t total,
+                          double loss, double lr, double elapsed)
+{
+    char bar[31];
+    int fill = total > 0 ? (int)(30 * done / total) : 30;
+    for (int i = 0; i < 30; i++)
+        bar[i] = i < fill ? '#' : '.';
+    bar[30] = 0;
+    char lt[32] = "-";
+    if (done > 0)
+        snprintf(lt, sizeof lt, "%.4f", loss);
+    snprintf(buf, cap, "epoch %lld/%lld [%s] %3d%%  step %lld/%lld  loss %s  lr %.2e  %.1f s",
+             (long long)epoch, (long long)epochs, bar, total > 0 ? (int)(100 * done / total) : 100,
+             (long long)done, (long long)total, lt, lr, elapsed);
+}
+
+int train_fit(eng_session *s, eng_func *model, opt_state *o, tensor *xtr, tensor *ytr, tensor *xval,
+              tensor *yval, int64_t epochs, int64_t batch_size, double *val_acc, eng_error *err)
+{
+    static int fit_count;
+    if (check_data("fit", xtr, ytr, err) || check_data("fit", xval, yval, err))
+        return -1;
+    if (epochs <= 0 || batch_size <= 0)
+        return eng_fail(err, ERR_VALUE, "fit: epochs and batch size must be positive, got %lld and %lld",
+                        (long long)epochs, (long long)batch_size);
+    int64_t n = xtr->shape[0];
+    if (batch_size > n)
+        batch_size = n;
+    double max_lr;
+    if (train_lr_find(s, model, o, xtr, ytr, batch_size, 0, &max_lr, err))
+        return -1;
+    if (!(max_lr > 0) || !isfinite(max_lr))
+        max_lr = 1e-3;
+    char line[256], id[64];
+    snprintf(line, sizeof line, "fit: one cycle to lr %.3g, %lld epochs, batch size %lld\n", max_lr,
+             (long long)epochs, (long long)batch_size);
+    eng_stream(s, 1, line, strlen(line));
+    snprintf(id, sizeof id, "kiln-fit-%d-%ld", ++fit_count, (long)time(NULL));
+
+    int64_t nb = n / batch_size, total = epochs * nb, done = 0;
+    int64_t *perm = malloc((size_t)n * sizeof *perm);
+    if (!perm)
+        return eng_fail(err, ERR_MEMORY, "fit: out of memory");
+    int saved_grad = ag_grad_enabled, rc = -1;
+    double saved_beta1 = o->beta1, t0 = now_s(), last_shown = 0, avg = 0, sm = 0, lr = 0;
+    char text[512];
+    progress_text(text, sizeof text, 1, epochs, 0, total, NAN, max_lr / 25, 0);
+    progress(s, id, 0, text);
+    opt_zero_grad(o);
+    for (int64_t e = 0; e < epochs; e++) {
+        if (shuffle(s, perm, n, err))
+            goto done;
+        double esum = 0;
+        for (int64_t bi = 0; bi < nb; bi++) {
+            if (interrupted(s)) {
+                eng_fail(err, ERR_INTERRUPT,
+                         "fit: interrupted at epoch %lld, step %lld of %lld; the parameters keep their values",
+                         (long long)e + 1, (long long)done, (long long)total);
+                goto done;
+            }
+            tensor *xb, *yb;
+            if (gather_batch(xtr, ytr, perm + bi * batch_size, batch_size, &xb, &yb, err))
+                goto done;
+            lr = train_onecycle_lr((double)done, (double)total, max_lr);
+            o->beta1 = train_onecycle_mom((double)done, (double)total);
+            double loss;
+            int r = train_step(s, model, o, xb, yb, lr, &loss, err);
+            tensor_decref(xb);
+            tensor_decref(yb);
+            if (r)
+                goto done;
+            done++;
+            esum += loss;
+            avg = SMOOTH_BETA * avg + (1 - SMOOTH_BETA) * loss;
+            sm = avg / (1 - pow(SMOOTH_BETA, (double)done));
+            double t = now_s();
+            if (t - last_shown >= 0.1) {
+                last_shown = t;
+                progress_text(text, sizeof text, e + 1, epochs, done, total, sm, lr, t - t0);
+                progress(s, id, 1, text);
+            }
+        }
+        double vloss, vacc;
+        if (evaluate(s, model, xval, yval, &vloss, &vacc, err))
+            goto done;
+        *val_acc = vacc;
+        snprintf(line, sizeof line, "epoch %lld/%lld  train loss %.4f  val loss %.4f  val accuracy %.4f\n",
+                 (long long)e + 1, (long long)epochs, nb ? esum / (double)nb : NAN, vloss, vacc);
+        eng_stream(s, 1, line, strlen(line));
+    }
+    rc = 0;
+done:
+    ag_grad_enabled = saved_grad;
+    o->beta1 = saved_beta1;
+    opt_zero_grad(o);
+    free(perm);
+    progress_text(text, sizeof text, epochs, epochs, done, total, sm, lr, now_s() - t0);
+    if (rc)
+        strncat(text, "  (stopped)", sizeof text - strlen(text) - 1);
+    progress(s, id, 1, text);
+    return rc;
+}
