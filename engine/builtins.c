@@ -9,6 +9,7 @@
 
 #include "engine/builtins_autograd.h"
 #include "engine/builtins_display.h"
+#include "engine/builtins_nn.h"
 #include "engine/builtins_tensor.h"
 #include "engine/builtins_train.h"
 #include "engine/interp.h"
@@ -23,6 +24,7 @@ static const eng_builtin builtin_table[] = {
 #include "engine/builtins_tensor.def"
 #include "engine/builtins_autograd.def"
 #include "engine/builtins_display.def"
+#include "engine/builtins_nn.def"
 #include "engine/builtins_train.def"
 #undef BUILTIN
 };
