@@ -37,7 +37,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all test test-unit test-lang test-numpy test-kernel test-fuzz test-browser asan bench \
-        install uninstall clean fuzz cuda-info
+        install uninstall clean fuzz cuda-info test-train
 all: cuda-info $(BUILD)/kiln
 
 cuda-info:
@@ -58,7 +58,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libkiln.a
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libkiln.a $(LDFLAGS) $(LDLIBS)
 
 # ---- tests ---------------------------------------------------------------------------
-test: all test-unit test-lang test-numpy test-kernel test-fuzz test-browser
+test: all test-unit test-lang test-numpy test-kernel test-fuzz test-browser test-train
 	@echo "make test: all passed ($(BUILD))"
 
 test-unit: $(UNIT_BIN)
@@ -69,6 +69,10 @@ test-lang: $(BUILD)/kiln
 
 test-numpy: $(BUILD)/kiln
 	$(PYTHON) tests/numpy/run.py $(BUILD)/kiln
+
+# optimisers, schedules, lr_find and fit against NumPy; fit on Fashion-MNIST (issue 6)
+test-train: $(BUILD)/kiln
+	KILN=$(CURDIR)/$(BUILD)/kiln $(PYTHON) -m pytest -q tests/train
 
 test-kernel: $(BUILD)/kiln
 	@if [ -x tests/kernel/run.sh ]; then KILN=$(CURDIR)/$(BUILD)/kiln PYTHON=$(PYTHON) tests/kernel/run.sh; \
