@@ -377,7 +377,7 @@ int train_fit(eng_session *s, eng_func *model, opt_state *o, tensor *xtr, tensor
     eng_stream(s, 1, line, strlen(line));
     snprintf(id, sizeof id, "kiln-fit-%d-%ld", ++fit_count, (long)time(NULL));
 
-    int64_t nb = n / batch_size, total = epochs * nb, done = 0;
+    int64_t nb = n / batch_size, total = epochs * nb, done = 0, cur = 1;
     int64_t *perm = malloc((size_t)n * sizeof *perm);
     if (!perm)
         return eng_fail(err, ERR_MEMORY, "fit: out of memory");
@@ -391,6 +391,7 @@ int train_fit(eng_session *s, eng_func *model, opt_state *o, tensor *xtr, tensor
         if (shuffle(s, perm, n, err))
             goto done;
         double esum = 0;
+        cur = e + 1;
         for (int64_t bi = 0; bi < nb; bi++) {
             if (interrupted(s)) {
                 eng_fail(err, ERR_INTERRUPT,
@@ -434,7 +435,7 @@ done:
     o->beta1 = saved_beta1;
     opt_zero_grad(o);
     free(perm);
-    progress_text(text, sizeof text, epochs, epochs, done, total, sm, lr, now_s() - t0);
+    progress_text(text, sizeof text, cur, epochs, done, total, sm, lr, now_s() - t0);
     if (rc)
         strncat(text, "  (stopped)", sizeof text - strlen(text) - 1);
     progress(s, id, 1, text);
