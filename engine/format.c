@@ -9,71 +9,13 @@
 
 #include "engine/backend.h"
 #include "engine/interp.h"
+#include "engine/strbuf.h"
 
 /* ---- a growable string ---- */
-typedef struct sbuf {
-    char *p;        /* NUL-terminated text, malloc'ed */
-    size_t len, cap;
-    int oom;        /* an allocation failed */
-} sbuf;
-
-static void sb_append(sbuf *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = 0;
-}
-
-static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(sbuf *b, const char *fmt, ...)
-{
-    char tmp[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    if ((size_t)n < sizeof tmp) {
-        sb_append(b, tmp, (size_t)n);
-        return;
-    }
-    char *big = malloc((size_t)n + 1);
-    if (!big) {
-        b->oom = 1;
-        return;
-    }
-    va_start(ap, fmt);
-    vsnprintf(big, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    sb_append(b, big, (size_t)n);
-    free(big);
-}
-
-static char *sb_finish(sbuf *b)
-{
-    if (b->oom) {
-        free(b->p);
-        return NULL;
-    }
-    if (!b->p)
-        return strdup("");
-    return b->p;
-}
+typedef strbuf sbuf;
+#define sb_append strbuf_put
+#define sb_printf strbuf_printf
+#define sb_finish strbuf_finish
 
 /* the shortest %g that reads back as the same double, always with a '.' or 'e' */
 static void float_text(sbuf *b, double f)

@@ -13,49 +13,15 @@
 #include "engine/backend.h"
 #include "engine/interp.h"
 #include "engine/session_file.h"
+#include "engine/strbuf.h"
 
 #define MANIFEST "__kiln__.json"
 #define FORMAT_VERSION 1
 
-/* ---- a growable byte buffer ---- */
-typedef struct bbuf {
-    unsigned char *p; /* bytes, malloc'ed; NUL-terminated for text */
-    size_t len, cap;
-    int oom;          /* an allocation failed */
-} bbuf;
-
-static void bb_put(bbuf *b, const void *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        unsigned char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = 0;
-}
-
-static void bb_printf(bbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void bb_printf(bbuf *b, const char *fmt, ...)
-{
-    char tmp[256];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        bb_put(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
-}
+/* ---- a growable byte buffer (engine/strbuf.h) ---- */
+typedef strbuf bbuf;
+#define bb_put strbuf_put
+#define bb_printf strbuf_printf
 
 static void bb_u16(bbuf *b, unsigned v)
 {
@@ -536,7 +502,7 @@ int eng_session_save(eng_session *s, const char *path, char **summary, eng_error
         eng_fail(err, ERR_MEMORY, "%%save: out of memory");
         goto err;
     }
-    if (zip_add(&zip, &ms[nm], MANIFEST, man.p, man.len, err))
+    if (zip_add(&zip, &ms[nm], MANIFEST, (const unsigned char *)man.p, man.len, err))
         goto err;
     nm++;
     zip_finish(&zip, ms, nm);
