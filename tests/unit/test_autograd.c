@@ -15,49 +15,12 @@
 #include <string.h>
 
 #include "engine/autograd.h"
+#include "tests/unit/check.h"
+#define GRADCHECK_SEED 12345
+#include "tests/unit/gradcheck.h"
 
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers" /* the case table below */
 
-static int failures;
-#define CHECK(cond)                                                                \
-    do {                                                                           \
-        if (!(cond)) {                                                             \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                            \
-        }                                                                          \
-    } while (0)
-
-static eng_error err;
-
-static tensor *must(tensor *t)
-{
-    if (!t) {
-        fprintf(stderr, "test_autograd: unexpected failure: %s\n", err.msg);
-        exit(1);
-    }
-    return t;
-}
-
-/* a small LCG, so the test does not depend on the session RNG */
-static uint64_t lcg = 12345;
-static double urand(void)
-{
-    lcg = lcg * 6364136223846793005ULL + 1442695040888963407ULL;
-    return (double)(lcg >> 11) / 9007199254740992.0;
-}
-
-static tensor *random_f64(int nd, const int64_t *shape, int positive)
-{
-    int64_t n = 1;
-    for (int d = 0; d < nd; d++)
-        n *= shape[d];
-    double *v = malloc(sizeof *v * (size_t)(n ? n : 1));
-    for (int64_t i = 0; i < n; i++)
-        v[i] = positive ? 0.5 + 1.5 * urand() : 4.0 * urand() - 2.0;
-    tensor *t = must(tensor_from_doubles(v, KN_F64, nd, shape, &err));
-    free(v);
-    return t;
-}
 
 typedef struct gcase gcase;
 typedef tensor *(*fwd_fn)(tensor **p, const gcase *c);
@@ -161,78 +124,15 @@ static tensor *f_mlp(tensor **p, const gcase *c) /* sum(relu(x @ w + b)), x a co
 }
 
 /* L = sum(f(p) * R); R made at the first call from the output's shape */
-static double loss_value(const gcase *c, tensor **p, tensor **R, tensor **keep_loss)
+static tensor *run_case(tensor **p, const void *ctx)
 {
-    tensor *y = must(c->f(p, c));
-    if (!*R)
-        *R = random_f64(y->ndim, y->shape, 0);
-    tensor *m = must(tensor_binary(KN_OP_MUL, y, *R, &err));
-    tensor *l = must(tensor_reduce(KN_OP_SUM, m, TENSOR_ALLDIMS, 0, &err));
-    tensor_decref(y);
-    tensor_decref(m);
-    double v = 0;
-    tensor_item(l, &v, &err);
-    if (keep_loss)
-        *keep_loss = l;
-    else
-        tensor_decref(l);
-    return v;
+    const gcase *c = ctx;
+    return c->f(p, c);
 }
 
-static void gradcheck(const gcase *c)
+static void check_case(const gcase *c)
 {
-    tensor *p[3] = {0}, *R = NULL, *loss = NULL;
-    double tol = c->tol ? c->tol : 1e-6, h = c->h ? c->h : 1e-6, worst = 0;
-    for (int i = 0; i < c->np; i++)
-        p[i] = must(ag_param(random_f64(c->nd[i], c->shape[i], c->positive), &err)), tensor_decref(p[i]);
-    ag_grad_enabled = 1;
-    loss_value(c, p, &R, &loss);
-    if (ag_backward(loss, &err) < 0) {
-        fprintf(stderr, "gradcheck %s: backward failed: %s\n", c->name, err.msg);
-        failures++;
-        goto done;
-    }
-    tensor_decref(loss);
-    loss = NULL;
-    ag_grad_enabled = 0;
-    for (int i = 0; i < c->np; i++) {
-        double *x = tensor_data_ptr(p[i]);
-        if (!p[i]->grad) {
-            fprintf(stderr, "gradcheck %s: parameter %d got no gradient\n", c->name, i);
-            failures++;
-            continue;
-        }
-        CHECK(p[i]->grad->dtype == KN_F64 && p[i]->grad->ndim == p[i]->ndim);
-        for (int64_t k = 0; k < tensor_numel(p[i]); k++) {
-            double x0 = x[k];
-            x[k] = x0 + h;
-            double lp = loss_value(c, p, &R, NULL);
-            x[k] = x0 - h;
-            double lm = loss_value(c, p, &R, NULL);
-            x[k] = x0;
-            double num = (lp - lm) / (2 * h), ana = tensor_get_flat(p[i]->grad, k);
-            double scale = fmax(1.0, fmax(fabs(num), fabs(ana))), e = fabs(num - ana) / scale;
-            if (e > worst)
-                worst = e;
-            if (e > tol) {
-                fprintf(stderr, "gradcheck %s: parameter %d element %lld: backward %.10g, finite differences %.10g\n",
-                        c->name, i, (long long)k, ana, num);
-                failures++;
-                break;
-            }
-        }
-    }
-    printf("  %-22s max rel error %.2e\n", c->name, worst);
-done:
-    ag_grad_enabled = 1;
-    tensor_decref(loss);
-    tensor_decref(R);
-    for (int i = 0; i < c->np; i++)
-        tensor_decref(p[i]);
-    if (ag_live_nodes() != 0) {
-        fprintf(stderr, "gradcheck %s: %lld nodes still alive\n", c->name, (long long)ag_live_nodes());
-        failures++;
-    }
+    gradcheck(c->name, run_case, c, c->np, c->nd, c->shape, c->positive, c->tol, c->h);
 }
 
 #define S1(a, b, c_, d) 4, {{a, b, c_, d}}
@@ -399,7 +299,7 @@ int main(void)
 {
     printf("gradient checks (f64, central differences, h = 1e-6, rel tol 1e-6 unless given):\n");
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        gradcheck(&cases[i]);
+        check_case(&cases[i]);
     test_accumulate_and_modes();
     if (failures) {
         fprintf(stderr, "test_autograd: %d failure(s)\n", failures);

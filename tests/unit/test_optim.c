@@ -11,15 +11,8 @@
 #include "engine/autograd.h"
 #include "engine/optim.h"
 #include "engine/train.h"
+#include "tests/unit/check.h"
 
-static int failures;
-#define CHECK(cond)                                                                \
-    do {                                                                           \
-        if (!(cond)) {                                                             \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                            \
-        }                                                                          \
-    } while (0)
 #define NEAR(a, b, tol) (fabs((a) - (b)) <= (tol) * (1 + fabs(b)))
 
 static eng_error err;
@@ -169,10 +162,5 @@ int main(void)
     test_sgd();
     test_schedules();
     test_valley();
-    if (failures) {
-        fprintf(stderr, "test_optim: %d failure(s)\n", failures);
-        return 1;
-    }
-    printf("test_optim: all passed\n");
-    return 0;
+    return check_finish("test_optim");
 }

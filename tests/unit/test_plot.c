@@ -16,23 +16,8 @@
 #include "engine/engine.h"
 #include "engine/plot.h"
 #include "engine/png.h"
+#include "tests/unit/check.h"
 
-static int failures;
-#define CHECK(cond)                                                                \
-    do {                                                                           \
-        if (!(cond)) {                                                             \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                            \
-        }                                                                          \
-    } while (0)
-#define CHECK_STR(got, want)                                                       \
-    do {                                                                           \
-        const char *g_ = (got), *w_ = (want);                                      \
-        if (!g_ || strcmp(g_, w_) != 0) {                                          \
-            fprintf(stderr, "%s:%d: got %s, want %s\n", __FILE__, __LINE__, g_ ? g_ : "(null)", w_); \
-            failures++;                                                            \
-        }                                                                          \
-    } while (0)
 
 static uint32_t be32(const unsigned char *p)
 {
@@ -354,10 +339,5 @@ int main(void)
     test_png();
     test_svg();
     test_builtins();
-    if (failures) {
-        fprintf(stderr, "test_plot: %d failure(s)\n", failures);
-        return 1;
-    }
-    printf("test_plot: ok\n");
-    return 0;
+    return check_finish("test_plot");
 }

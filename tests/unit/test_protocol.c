@@ -10,16 +10,9 @@
 #include "protocol/jp_auth.h"
 #include "protocol/jp_connection.h"
 #include "protocol/jp_message.h"
+#include "tests/unit/check.h"
 
-static int failures;
 
-#define CHECK(cond)                                                                    \
-    do {                                                                               \
-        if (!(cond)) {                                                                 \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);   \
-            failures++;                                                                \
-        }                                                                              \
-    } while (0)
 
 static void test_connection(void)
 {
@@ -260,10 +253,5 @@ int main(void)
     test_hmac();
     test_decode();
     test_header_pieces();
-    if (failures) {
-        fprintf(stderr, "test_protocol: %d failure(s)\n", failures);
-        return 1;
-    }
-    printf("test_protocol: all passed\n");
-    return 0;
+    return check_finish("test_protocol");
 }

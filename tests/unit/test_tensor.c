@@ -14,24 +14,8 @@
 
 #include "cpu/philox.h"
 #include "engine/backend.h"
+#include "tests/unit/check.h"
 
-static int failures;
-#define CHECK(cond)                                                                \
-    do {                                                                           \
-        if (!(cond)) {                                                             \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                            \
-        }                                                                          \
-    } while (0)
-#define CHECK_STR(got, want)                                                       \
-    do {                                                                           \
-        const char *g_ = (got), *w_ = (want);                                      \
-        if (!g_ || strcmp(g_, w_) != 0) {                                          \
-            fprintf(stderr, "%s:%d: got\n%s\nwant\n%s\n", __FILE__, __LINE__, g_ ? g_ : "(null)", w_); \
-            failures++;                                                            \
-        }                                                                          \
-    } while (0)
-#define CHECK_NEAR(a, b, tol) CHECK(fabs((double)(a) - (double)(b)) <= (tol))
 
 static tensor *from(const double *v, kn_dtype dt, int nd, const int64_t *shape)
 {
@@ -559,10 +543,5 @@ int main(void)
     test_rng();
     test_files();
     test_interrupt();
-    if (failures) {
-        fprintf(stderr, "test_tensor: %d failure(s)\n", failures);
-        return 1;
-    }
-    printf("test_tensor: all passed\n");
-    return 0;
+    return check_finish("test_tensor");
 }
