@@ -25,3 +25,26 @@ def git(*args):
         return p.stdout.strip() if p.returncode == 0 else None
     except OSError:
         return None
+
+
+def save_results(result, out_dir, prefix, commit):
+    """Writes result as bench/results-style JSON named PREFIX-<date>T<time>-<commit>.json
+    and returns its path (a time in the name keeps two runs of a day apart)."""
+    import datetime
+    import json
+    os.makedirs(out_dir, exist_ok=True)
+    stamp = datetime.datetime.now().strftime("%Y-%m-%dT%H%M%S")
+    path = os.path.join(out_dir, "%s-%s-%s.json" % (prefix, stamp, (commit or "nocommit")[:7]))
+    with open(path, "w") as f:
+        json.dump(result, f, indent=2)
+        f.write("\n")
+    print("wrote %s" % os.path.relpath(path, os.getcwd()))
+    return path
+
+
+def exit_status(metrics, label):
+    """1 when a metric failed to run (named on stdout), else 0."""
+    failed = [m["name"] for m in metrics if m.get("error")]
+    if failed:
+        print("%s: %d metric(s) failed: %s" % (label, len(failed), ", ".join(failed)))
+    return 1 if failed else 0

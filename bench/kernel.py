@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 
-from benchlib import cpu_model, git
+from benchlib import cpu_model, exit_status, git, save_results
 import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -556,18 +556,8 @@ def main():
               % ", ".join("%s %s" % (k, fmt(v, "s")) for k, v in rt_hb.items()))
     print("medians; ratio = ipykernel / kiln: > 1 means Kiln is faster.")
     if not args.no_save:
-        os.makedirs(args.out, exist_ok=True)
-        stamp = datetime.datetime.now().strftime("%Y-%m-%dT%H%M%S")
-        short = (env["commit"] or "nocommit")[:7]
-        path = os.path.join(args.out, "kernel-cpu-%s-%s.json" % (stamp, short))
-        with open(path, "w") as f:
-            json.dump(result, f, indent=2)
-            f.write("\n")
-        print("wrote %s" % os.path.relpath(path, os.getcwd()))
-    failed = [m["name"] for m in metrics if m.get("error")]
-    if failed:
-        print("bench/kernel.py: %d metric(s) failed: %s" % (len(failed), ", ".join(failed)))
-    return 1 if failed else 0
+        save_results(result, args.out, "kernel-cpu", env["commit"])
+    return exit_status(metrics, "bench/kernel.py")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ ratio = peer time / Kiln time, so ratio > 1 means Kiln is faster. See bench/READ
 
 import argparse
 import datetime
-import json
 import math
 import os
 import platform
@@ -21,7 +20,7 @@ import sys
 import tempfile
 import time
 
-from benchlib import cpu_model, git
+from benchlib import cpu_model, exit_status, git, save_results
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -42,7 +41,7 @@ class BenchError(Exception):
 def sh(cmd, **kw):
     try:
         return subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, **kw)
-    except subprocess.TimeoutExpired as e:
+    except subprocess.TimeoutExpired:
         raise BenchError("timed out after %ds: %s" % (TIMEOUT, " ".join(map(str, cmd))))
 
 
@@ -491,19 +490,9 @@ def main():
     print("\nratio = peer / kiln: > 1 means Kiln is faster. ratio is of the best runs; "
           "(noisy): a side's slowest run took > 1.5x its fastest")
     if not args.no_save:
-        os.makedirs(args.out, exist_ok=True)
         host = re.sub(r"[^A-Za-z0-9_.-]", "_", env["device"]["hostname"])
-        stamp = datetime.datetime.now().strftime("%Y-%m-%dT%H%M%S")
-        short = (env["commit"] or "nocommit")[:7]
-        path = os.path.join(args.out, "cpu-%s-%s-%s.json" % (host, stamp, short))
-        with open(path, "w") as f:
-            json.dump(result, f, indent=2)
-            f.write("\n")
-        print("wrote %s" % os.path.relpath(path, os.getcwd()))
-    failed = [m["name"] for m in metrics if m.get("error")]
-    if failed:
-        print("bench: %d metric(s) failed: %s" % (len(failed), ", ".join(failed)))
-    return 1 if failed else 0
+        save_results(result, args.out, "cpu-%s" % host, env["commit"])
+    return exit_status(metrics, "bench")
 
 
 if __name__ == "__main__":
