@@ -213,7 +213,11 @@ static const struct {
     {"INFINITY", TY_FLOAT}, {"NAN", TY_FLOAT},
 };
 
-int check_constant_index(const char *name, int len);
+const char *check_constant_name(int i)
+{
+    return i >= 0 && i < (int)(sizeof constants / sizeof constants[0]) ? constants[i].name : NULL;
+}
+
 int check_constant_index(const char *name, int len)
 {
     for (int i = 0; i < (int)(sizeof constants / sizeof constants[0]); i++)
@@ -379,7 +383,6 @@ static const char *op_text(int op)
 }
 
 /* the compound operator's binary operator: += gives + */
-int check_compound_op(int op);
 int check_compound_op(int op)
 {
     switch (op) {

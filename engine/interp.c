@@ -31,8 +31,6 @@ typedef struct interp {
 static int eval(interp *it, ast *n, value *out);
 static int exec(interp *it, ast *n);
 static inline int fast_int(interp *it, ast *n, int64_t *out);
-int check_constant_index(const char *name, int len);
-int check_compound_op(int op);
 
 /* ---- errors ---- */
 
@@ -109,8 +107,8 @@ static double num(value v) { return v.type == VAL_FLOAT ? v.as.f : (double)v.as.
 static int tensor_scalar_value(interp *it, ast *n, tensor *t, const char *what, double *d)
 {
     if (tensor_numel(t) != 1)
-        return fail(it, n, ERR_TYPE, "%s: a tensor of shape %s has %lld elements, not one", what,
-                    "given", (long long)tensor_numel(t));
+        return fail(it, n, ERR_TYPE, "%s: needs one value, got a tensor of %lld elements", what,
+                    (long long)tensor_numel(t));
     if (tensor_item(t, d, it->err))
         return located(it, n);
     return 0;
@@ -455,8 +453,6 @@ static value *global_slot(interp *it, ast *n)
 static int eval_const(interp *it, ast *n, value *out)
 {
     const char *name = n->str;
-    int k = check_constant_index(name, n->slen);
-    (void)k;
     int dt = kn_dtype_from_name(name);
     if (dt >= 0)
         *out = value_dtype((kn_dtype)dt);
@@ -753,10 +749,6 @@ static int eval_assign(interp *it, ast *n, value *out)
                 rc = fail(it, target, ERR_TYPE, "only tensor elements can be assigned, not %s elements",
                           value_type_name(base.type));
             else {
-                for (int i = 0; i < target->nlist && !rc; i++)
-                    if (target->list[i]->kind != AST_SLICE && target->list[i]->type == TY_TENSOR && target->nlist == 1) {
-                        /* checked again at run time below: gathers are copies */
-                    }
                 if (!(rc = index_tensor(it, target, base.as.t, &view))) {
                     if (view->storage != base.as.t->storage)
                         rc = fail(it, target, ERR_INDEX,
@@ -857,7 +849,7 @@ static int call_function(interp *it, ast *site, eng_func *fn, value *args, int a
     if (args + argc + extra > s->stack + ENG_STACK_SLOTS)
         return fail(it, site, ERR_RUNTIME, "stack overflow: too many locals in calls in progress (in %s)", fn->name);
     for (int i = 0; i < argc; i++)
-        if (convert(it, site->list && site->nlist > 0 ? site : site, def->list[i]->type, &args[i], def->list[i]->str))
+        if (convert(it, site, def->list[i]->type, &args[i], def->list[i]->str))
             return -1;
     for (int i = argc; i < fn->frame_size; i++)
         args[i] = value_void();

@@ -77,6 +77,13 @@ typedef struct check_result {
 } check_result;
 int check_cell(eng_session *s, ast_cell *cell, eng_error *errs, int max_errs, check_result *res);
 
+/* the names the language defines (f32, cpu, stderr, M_PI, ...): index of name or -1,
+ * and the i-th name (NULL past the end) */
+int check_constant_index(const char *name, int len);
+const char *check_constant_name(int i);
+/* the binary operator of a compound assignment: TK_PLUSEQ gives TK_PLUS; 0 for others */
+int check_compound_op(int op);
+
 /* ---- interpreter ---- */
 /* Runs a checked cell. Returns 0, or -1 with *err set, *err_src the source whose lines
  * err's line/col refer to, and trace (malloc'ed lines, caller frees) the call chain. */

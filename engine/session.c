@@ -428,8 +428,6 @@ static const char *keywords[] = {"int", "float", "double", "bool", "string", "te
                                  "else", "for", "while", "do", "break", "continue", "return", "true",
                                  "false", "const", "__global__", "__device__"};
 static const char *members[] = {"shape", "ndim", "numel", "dtype", "device", "T", "grad"};
-static const char *const_names[] = {"f32", "f64", "i32", "i64", "u8", "cpu", "cuda", "stdout", "stderr",
-                                    "M_PI", "INFINITY", "NAN"};
 const char *const eng_magic_names[] = {"time", "timeit", "whos", "gpu", "save", "load", "reset", "seed", "device",
                                        "lsmagic", "help", NULL};
 
@@ -570,8 +568,8 @@ eng_completions eng_complete(eng_session *s, const char *code, int cursor)
             match_add(&m, eng_builtin_at(i)->name, prefix, plen, "");
         for (size_t i = 0; i < sizeof keywords / sizeof keywords[0]; i++)
             match_add(&m, keywords[i], prefix, plen, "");
-        for (size_t i = 0; i < sizeof const_names / sizeof const_names[0]; i++)
-            match_add(&m, const_names[i], prefix, plen, "");
+        for (int i = 0; check_constant_name(i); i++)
+            match_add(&m, check_constant_name(i), prefix, plen, "");
     }
     if (m.n > 1)
         qsort(m.v, (size_t)m.n, sizeof *m.v, cmp_str);
