@@ -11,6 +11,8 @@
 
 #include "engine/tensor.h"
 
+struct eng_kdriver;
+
 typedef struct eng_backend {
     const char *name; /* "cpu", "cuda" */
 
@@ -41,6 +43,9 @@ typedef struct eng_backend {
     int (*where)(tensor *out, const tensor *cond, const tensor *a, const tensor *b, eng_error *err);
     /* out = x[idx] along dim 0; idx is i32 or i64, checked in range by the backend */
     int (*gather)(tensor *out, const tensor *x, const tensor *idx, eng_error *err);
+
+    /* runs the cells' __global__ kernels on this backend's memory (engine/kdriver.h) */
+    const struct eng_kdriver *kernels;
 } eng_backend;
 
 /* The CPU backend (cpu/). */

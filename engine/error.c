@@ -30,6 +30,8 @@ const char *eng_errkind_name(eng_errkind kind)
     case ERR_IO: return "IOError";
     case ERR_MEMORY: return "MemoryError";
     case ERR_RUNTIME: return "RuntimeError";
+    case ERR_COMPILE: return "CompileError";
+    case ERR_CUDA: return "CudaError";
     case ERR_INTERRUPT: return "Interrupted";
     }
     return "Error";

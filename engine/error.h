@@ -20,6 +20,8 @@ typedef enum eng_errkind {
     ERR_IO,        /* IOError: missing or malformed file */
     ERR_MEMORY,    /* MemoryError: an allocation failed */
     ERR_RUNTIME,   /* RuntimeError: anything else at run time */
+    ERR_COMPILE,   /* CompileError: a CUDA kernel did not compile (the compiler's messages) */
+    ERR_CUDA,      /* CudaError: the device reported an error (illegal address, lost context) */
     ERR_INTERRUPT, /* Interrupted: eng_interrupt stopped the cell */
 } eng_errkind;
 
