@@ -264,11 +264,9 @@ def test_png_image(page):
 def test_display(page):
     out = outputs(page, "update_display(")
     text = out.inner_text()
-    # display(a, id) then three update_display(.., id): the updates must not add outputs.
-    # (That JupyterLab shows the last update, a * 3, is not checked: the kernel sends
-    # update_display_data with the display id, but JupyterLab 4.6 keeps the first
-    # display; see the report on issue 7.)
-    assert "16.5" in text or "49.5" in text, f"display(a, id) shows nothing of a:\n{text}"
+    # display(a, id) then update_display(a * i, id) for i = 1..3: JupyterLab must show one
+    # output, replaced in place by the last update (a * 3: 13.5 and 16.5 appear only there).
+    assert "13.5" in text and "16.5" in text, f"the display was not replaced by the last update (a * 3):\n{text}"
     n = out.locator(".jp-OutputArea-child").count()
     seen = [f[:300] for f in getattr(page, "kiln_frames", []) if "display_data" in f]
     assert n == 1, (f"display + update_display gave {n} outputs, not 1:\n{text}\n"
