@@ -14,12 +14,14 @@ WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 CFLAGS  += -std=gnu11 $(OPT) -g $(WARN) -fopenmp -I. -MMD -MP
 LDLIBS  += -lzmq -ljansson -lsodium -lopenblas -lz -lm -lpthread -fopenmp
 
+# parts of cuda/ that need no CUDA and are built always: the caching allocator's logic
+CUDA_ALWAYS := cuda/cu_alloc.c
 CUDA_HOME ?= $(or $(patsubst %/bin/nvcc,%,$(shell command -v nvcc 2>/dev/null)),/usr/local/cuda)
 CUDA    ?= $(if $(wildcard $(CUDA_HOME)/include/cuda_runtime.h),1,0)
 ifeq ($(CUDA),1)
   CFLAGS += -DKILN_HAVE_CUDA -I$(CUDA_HOME)/include
   LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublas -lnvrtc
-  CUDA_SRC := $(wildcard cuda/*.c)
+  CUDA_SRC := $(filter-out $(CUDA_ALWAYS),$(wildcard cuda/*.c))
   CUDA_MSG := CUDA toolkit found at $(CUDA_HOME): building with the CUDA backend
 else
   CUDA_SRC :=
@@ -30,7 +32,7 @@ endif
 CFLAGS += $(shell pkg-config --cflags openblas 2>/dev/null || echo -I/usr/include/x86_64-linux-gnu/openblas-pthread)
 
 LIB_SRC  := $(wildcard engine/*.c) $(wildcard cpu/*.c) $(wildcard protocol/*.c) \
-            $(filter-out kernel/main.c,$(wildcard kernel/*.c)) $(CUDA_SRC)
+            $(filter-out kernel/main.c,$(wildcard kernel/*.c)) $(CUDA_ALWAYS) $(CUDA_SRC)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 MAIN_OBJ := $(BUILD)/kernel/main.o
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
