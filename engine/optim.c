@@ -306,22 +306,59 @@ static void registry_free(void)
     nregistry = capregistry = 0;
 }
 
+static int registry_grow(int need)
+{
+    if (need <= capregistry)
+        return 0;
+    int cap = capregistry ? 2 * capregistry : 16;
+    while (cap < need)
+        cap *= 2;
+    opt_state **r = realloc(registry, (size_t)cap * sizeof *r);
+    if (!r)
+        return -1;
+    if (!registry)
+        atexit(registry_free);
+    for (int i = capregistry; i < cap; i++)
+        r[i] = NULL;
+    registry = r;
+    capregistry = cap;
+    return 0;
+}
+
 int opt_register(opt_state *o)
 {
-    if (nregistry == capregistry) {
-        int cap = capregistry ? 2 * capregistry : 16;
-        opt_state **r = realloc(registry, (size_t)cap * sizeof *r);
-        if (!r) {
-            opt_free(o);
-            return -1;
-        }
-        if (!registry)
-            atexit(registry_free);
-        registry = r;
-        capregistry = cap;
+    if (registry_grow(nregistry + 1)) {
+        opt_free(o);
+        return -1;
     }
     registry[nregistry++] = o;
     return nregistry;
+}
+
+int opt_register_at(int64_t handle, opt_state *o, eng_error *err)
+{
+    if (handle < 1 || handle > 1 << 20) {
+        opt_free(o);
+        return eng_fail(err, ERR_VALUE, "optimiser handle %lld is out of range", (long long)handle);
+    }
+    if (registry_grow((int)handle)) {
+        opt_free(o);
+        return eng_fail(err, ERR_MEMORY, "optimiser: out of memory");
+    }
+    opt_free(registry[handle - 1]);
+    registry[handle - 1] = o;
+    if (handle > nregistry)
+        nregistry = (int)handle;
+    return 0;
+}
+
+int opt_max_handle(void) { return nregistry; }
+
+const char *opt_kind_name(opt_kind k) { return k == OPT_ADAMW ? "adamw" : "sgd"; }
+
+int opt_kind_from_name(const char *name)
+{
+    return !strcmp(name, "adamw") ? OPT_ADAMW : !strcmp(name, "sgd") ? OPT_SGD : -1;
 }
 
 opt_state *opt_lookup(int64_t handle)

@@ -8,7 +8,9 @@
  *
  * The language refers to an optimiser by an int handle (`int opt = adamw(w, b);`):
  * the registry below maps handles to optimisers for the life of the process (it is
- * freed at exit). Handles are not saved by %save.
+ * freed at exit). %save writes every registered optimiser (its handle, kind,
+ * hyperparameters, step count, parameters and moment buffers) and %load puts it back
+ * under the same handle (engine/session_file.c, docs/session-file.md).
  */
 #ifndef KILN_OPTIM_H
 #define KILN_OPTIM_H
@@ -55,5 +57,13 @@ int opt_restore(opt_state *o, const opt_state *snap, eng_error *err);
 /* ---- the registry of handles ---- */
 int opt_register(opt_state *o); /* a handle > 0, or -1 on allocation failure (o is then freed) */
 opt_state *opt_lookup(int64_t handle);
+/* Puts o under the given handle (%load), freeing an optimiser already there; later
+ * opt_register calls give handles above it. 0, or -1 with err (o is then freed). */
+int opt_register_at(int64_t handle, opt_state *o, eng_error *err);
+/* the largest handle given so far (0: none); opt_lookup of a lower one may be NULL */
+int opt_max_handle(void);
+/* "adamw" or "sgd", and back (-1 for an unknown name) */
+const char *opt_kind_name(opt_kind k);
+int opt_kind_from_name(const char *name);
 
 #endif

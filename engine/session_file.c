@@ -12,11 +12,12 @@
 
 #include "engine/backend.h"
 #include "engine/interp.h"
+#include "engine/optim.h"
 #include "engine/session_file.h"
 #include "engine/strbuf.h"
 
 #define MANIFEST "__kiln__.json"
-#define FORMAT_VERSION 1
+#define FORMAT_VERSION 2
 
 /* ---- a growable byte buffer (engine/strbuf.h) ---- */
 typedef strbuf bbuf;
@@ -404,6 +405,93 @@ static int func_text(const eng_func *fn, const char **start, size_t *len)
     return -1;
 }
 
+/* a tensor as the stored member NAME (.npy) */
+static int add_tensor_member(bbuf *zip, zmember *ms, int *nm, const char *member, const tensor *t,
+                             eng_error *err)
+{
+    size_t len = 0;
+    unsigned char *npy = tensor_npy_encode(t, &len, err);
+    if (!npy)
+        return -1;
+    int zr = zip_add(zip, &ms[*nm], member, npy, len, err);
+    free(npy);
+    if (zr)
+        return -1;
+    (*nm)++;
+    return 0;
+}
+
+/* the global tensor variable that holds t itself, or NULL */
+static const char *global_holding(const eng_session *s, const tensor *t)
+{
+    for (int i = 0; i < s->nglobals; i++) {
+        const eng_global *g = &s->globals[i];
+        if (g->defined && g->v.type == VAL_TENSOR && g->v.as.t == t)
+            return g->name;
+    }
+    return NULL;
+}
+
+static void json_double(bbuf *b, const char *key, double v)
+{
+    if (isfinite(v))
+        bb_printf(b, ", \"%s\": %.17g", key, v);
+    else
+        bb_printf(b, ", \"%s\": \"%s\"", key, isnan(v) ? "nan" : v > 0 ? "inf" : "-inf");
+}
+
+/* the "optimizers" array: every registered optimiser with its tensors as members
+ * optimizer/H/{param,m,v}/I.npy (a parameter only when no global holds it) */
+static int save_optimizers(eng_session *s, bbuf *man, bbuf *zip, zmember *ms, int *nm, int *nopts,
+                           eng_error *err)
+{
+    bb_printf(man, "  \"optimizers\": [");
+    int first = 1;
+    for (int h = 1; h <= opt_max_handle(); h++) {
+        opt_state *o = opt_lookup(h);
+        if (!o)
+            continue;
+        bb_printf(man, "%s\n    {\"handle\": %d, \"kind\": \"%s\"", first ? "" : ",", h, opt_kind_name(o->kind));
+        first = 0;
+        json_double(man, "beta1", o->beta1);
+        json_double(man, "beta2", o->beta2);
+        json_double(man, "eps", o->eps);
+        json_double(man, "wd", o->wd);
+        bb_printf(man, ", \"nesterov\": %s, \"wd_1d\": %s, \"steps\": \"%lld\",\n     \"params\": [",
+                  o->nesterov ? "true" : "false", o->wd_1d ? "true" : "false", (long long)o->steps);
+        for (int i = 0; i < o->n; i++) {
+            tensor *p = o->params[i];
+            const char *gname = global_holding(s, p);
+            char member[96];
+            bb_printf(man, "%s\n      {", i ? "," : "");
+            if (gname) {
+                bb_printf(man, "\"global\": ");
+                json_string(man, gname, strlen(gname));
+            } else {
+                snprintf(member, sizeof member, "optimizer/%d/param/%d.npy", h, i);
+                if (add_tensor_member(zip, ms, nm, member, p, err))
+                    return -1;
+                bb_printf(man, "\"member\": \"%s\", \"dtype\": \"%s\"", member, kn_dtype_name(p->dtype));
+            }
+            const char *which[2] = {"m", "v"};
+            tensor *bufs[2] = {o->m[i], o->v[i]};
+            for (int k = 0; k < 2; k++) {
+                if (!bufs[k])
+                    continue;
+                snprintf(member, sizeof member, "optimizer/%d/%s/%d.npy", h, which[k], i);
+                if (add_tensor_member(zip, ms, nm, member, bufs[k], err))
+                    return -1;
+                bb_printf(man, ", \"%s\": \"%s\"", which[k], member);
+            }
+            bb_printf(man, "}");
+        }
+        bb_printf(man, "]}");
+        (*nopts)++;
+    }
+    bb_printf(man, "%s],\n", first ? "" : "\n  ");
+    return 0;
+}
+
 static void save_fail_cleanup(zmember *ms, int n)
 {
     for (int i = 0; i < n; i++)
@@ -414,15 +502,21 @@ static void save_fail_cleanup(zmember *ms, int n)
 int eng_session_save(eng_session *s, const char *path, char **summary, eng_error *err)
 {
     bbuf zip = {0}, man = {0};
-    zmember *ms = calloc((size_t)s->nglobals + 1, sizeof *ms);
-    int nm = 0, ntensors = 0, nvalues = 0, nfuncs = 0, rc = -1;
+    size_t nmembers = (size_t)s->nglobals + 1;
+    for (int h = 1; h <= opt_max_handle(); h++)
+        if (opt_lookup(h))
+            nmembers += 3 * (size_t)opt_lookup(h)->n;
+    zmember *ms = calloc(nmembers, sizeof *ms);
+    int nm = 0, ntensors = 0, nvalues = 0, nfuncs = 0, nopts = 0, rc = -1;
     FILE *f = NULL;
     if (!ms)
         return eng_fail(err, ERR_MEMORY, "%%save: out of memory");
     bb_printf(&man, "{\n  \"format\": \"kiln-session\",\n  \"version\": %d,\n", FORMAT_VERSION);
     bb_printf(&man, "  \"rng\": {\"seed\": \"%llu\", \"offset\": \"%llu\"},\n", (unsigned long long)s->rng.seed,
               (unsigned long long)s->rng.offset);
-    bb_printf(&man, "  \"optimizers\": [],\n  \"globals\": [");
+    if (save_optimizers(s, &man, &zip, ms, &nm, &nopts, err))
+        goto err;
+    bb_printf(&man, "  \"globals\": [");
     int first = 1;
     for (int i = 0; i < s->nglobals; i++) {
         eng_global *g = &s->globals[i];
@@ -466,15 +560,8 @@ int eng_session_save(eng_session *s, const char *path, char **summary, eng_error
             for (int d = 0; d < t->ndim; d++)
                 bb_printf(&man, d ? ", %lld" : "%lld", (long long)t->shape[d]);
             bb_printf(&man, "]");
-            size_t len = 0;
-            unsigned char *npy = tensor_npy_encode(t, &len, err);
-            if (!npy)
+            if (add_tensor_member(&zip, ms, &nm, member, t, err))
                 goto err;
-            int zr = zip_add(&zip, &ms[nm], member, npy, len, err);
-            free(npy);
-            if (zr)
-                goto err;
-            nm++;
             ntensors++;
             nvalues--;
             break;
@@ -526,8 +613,9 @@ int eng_session_save(eng_session *s, const char *path, char **summary, eng_error
     }
     if (summary) {
         char buf[512];
-        snprintf(buf, sizeof buf, "Saved %d tensor%s, %d other value%s and %d function%s to %s\n", ntensors,
-                 ntensors == 1 ? "" : "s", nvalues, nvalues == 1 ? "" : "s", nfuncs, nfuncs == 1 ? "" : "s", path);
+        snprintf(buf, sizeof buf, "Saved %d tensor%s, %d other value%s, %d function%s and %d optimiser%s to %s\n",
+                 ntensors, ntensors == 1 ? "" : "s", nvalues, nvalues == 1 ? "" : "s", nfuncs,
+                 nfuncs == 1 ? "" : "s", nopts, nopts == 1 ? "" : "s", path);
         *summary = strdup(buf);
     }
     rc = 0;
@@ -621,12 +709,111 @@ static int load_value(eng_session *s, const jv *e, const unsigned char *buf, siz
     return bind_global(s, name, type, v, err);
 }
 
+/* a stored member as a tensor of dtype want (-1: as stored) */
+static tensor *load_member(const unsigned char *buf, size_t len, const char *member, int want, const char *path,
+                           eng_error *err)
+{
+    size_t size = 0;
+    const unsigned char *data = member ? zip_find(buf, len, member, &size) : NULL;
+    if (!data) {
+        eng_fail(err, ERR_VALUE, "%%load: '%s' has no stored member '%s'", path, member ? member : "?");
+        return NULL;
+    }
+    tensor *t = tensor_load_npy_mem(data, size, member, err);
+    if (t && want >= 0 && (kn_dtype)want != t->dtype) { /* bf16 is stored as f32 */
+        tensor *c = tensor_cast(t, (kn_dtype)want, err);
+        tensor_decref(t);
+        t = c;
+    }
+    return t;
+}
+
+static double jdouble(const jv *o, const char *key, double dflt)
+{
+    const char *v = jstr(o, key);
+    return v ? strtod(v, NULL) : dflt; /* strtod reads "nan", "inf" and "-inf" too */
+}
+
+static int jbool(const jv *o, const char *key)
+{
+    jv *v = jget(o, key);
+    return v && v->kind == 't';
+}
+
+/* one optimiser from its manifest entry, registered under its saved handle */
+static int load_optimizer(eng_session *s, const jv *e, const unsigned char *buf, size_t len, const char *path,
+                          eng_error *err)
+{
+    const char *kind = jstr(e, "kind"), *handle = jstr(e, "handle");
+    jv *params = jget(e, "params");
+    int k = kind ? opt_kind_from_name(kind) : -1;
+    if (k < 0 || !handle || !params || params->kind != 'a' || params->n > 4096)
+        return eng_fail(err, ERR_VALUE, "%%load: '%s': an optimiser entry lacks its kind, handle or params", path);
+    int n = params->n, rc = -1;
+    tensor **ps = calloc((size_t)n + 1, sizeof *ps);
+    opt_state *o = NULL;
+    if (!ps)
+        return eng_fail(err, ERR_MEMORY, "%%load: out of memory");
+    for (int i = 0; i < n; i++) {
+        const jv *pe = params->items[i];
+        const char *gname = jstr(pe, "global");
+        if (gname) {
+            int g = eng_global_find(s, gname, (int)strlen(gname));
+            if (g < 0 || s->globals[g].v.type != VAL_TENSOR) {
+                eng_fail(err, ERR_VALUE, "%%load: '%s': optimiser %s's parameter %s is not a saved tensor", path,
+                         handle, gname);
+                goto done;
+            }
+            ps[i] = s->globals[g].v.as.t;
+            tensor_incref(ps[i]);
+        } else {
+            const char *dt = jstr(pe, "dtype");
+            if (!(ps[i] = load_member(buf, len, jstr(pe, "member"), dt ? kn_dtype_from_name(dt) : -1, path, err)))
+                goto done;
+            ps[i]->requires_grad = 1;
+        }
+    }
+    if (!(o = k == OPT_ADAMW ? opt_adamw_new(ps, n, err) : opt_sgd_new(ps, n, err)))
+        goto done;
+    o->beta1 = jdouble(e, "beta1", o->beta1);
+    o->beta2 = jdouble(e, "beta2", o->beta2);
+    o->eps = jdouble(e, "eps", o->eps);
+    o->wd = jdouble(e, "wd", o->wd);
+    o->nesterov = jbool(e, "nesterov");
+    o->wd_1d = jbool(e, "wd_1d");
+    o->steps = jstr(e, "steps") ? strtoll(jstr(e, "steps"), NULL, 10) : 0;
+    for (int i = 0; i < n; i++) {
+        const jv *pe = params->items[i];
+        const char *mm = jstr(pe, "m"), *vm = jstr(pe, "v");
+        if ((mm && !(o->m[i] = load_member(buf, len, mm, (int)ps[i]->dtype, path, err))) ||
+            (vm && !(o->v[i] = load_member(buf, len, vm, (int)ps[i]->dtype, path, err))))
+            goto done;
+        for (int b = 0; b < 2; b++) {
+            tensor *t = b ? o->v[i] : o->m[i];
+            if (t && (t->ndim != ps[i]->ndim ||
+                      memcmp(t->shape, ps[i]->shape, sizeof(int64_t) * (size_t)t->ndim))) {
+                eng_fail(err, ERR_SHAPE, "%%load: '%s': optimiser %s's state for parameter %d has the wrong shape",
+                         path, handle, i + 1);
+                goto done;
+            }
+        }
+    }
+    rc = opt_register_at(strtoll(handle, NULL, 10), o, err);
+    o = NULL; /* registered, or freed by opt_register_at */
+done:
+    opt_free(o);
+    for (int i = 0; i < n; i++)
+        tensor_decref(ps[i]);
+    free(ps);
+    return rc;
+}
+
 int eng_session_load(eng_session *s, const char *path, char **summary, eng_error *err)
 {
     unsigned char *buf = NULL;
     jv *root = NULL;
     bbuf funcs = {0};
-    int rc = -1, ntensors = 0, nvalues = 0, nfuncs = 0;
+    int rc = -1, ntensors = 0, nvalues = 0, nfuncs = 0, nopts = 0;
     FILE *f = fopen(path, "rb");
     if (!f)
         return eng_fail(err, ERR_IO, "%%load: cannot open '%s': %s", path, strerror(errno));
@@ -690,6 +877,10 @@ int eng_session_load(eng_session *s, const char *path, char **summary, eng_error
         if (ntensors == before)
             nvalues++;
     }
+    jv *opts = jget(root, "optimizers");
+    for (int i = 0; opts && opts->kind == 'a' && i < opts->n; i++, nopts++)
+        if (load_optimizer(s, opts->items[i], buf, (size_t)flen, path, err))
+            goto err;
     if (nfuncs) {
         char name[300];
         snprintf(name, sizeof name, "%s (functions)", path);
@@ -709,8 +900,9 @@ int eng_session_load(eng_session *s, const char *path, char **summary, eng_error
     }
     if (summary) {
         char msg[512];
-        snprintf(msg, sizeof msg, "Loaded %d tensor%s, %d other value%s and %d function%s from %s\n", ntensors,
-                 ntensors == 1 ? "" : "s", nvalues, nvalues == 1 ? "" : "s", nfuncs, nfuncs == 1 ? "" : "s", path);
+        snprintf(msg, sizeof msg, "Loaded %d tensor%s, %d other value%s, %d function%s and %d optimiser%s from %s\n",
+                 ntensors, ntensors == 1 ? "" : "s", nvalues, nvalues == 1 ? "" : "s", nfuncs,
+                 nfuncs == 1 ? "" : "s", nopts, nopts == 1 ? "" : "s", path);
         *summary = strdup(msg);
     }
     rc = 0;

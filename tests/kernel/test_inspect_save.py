@@ -1,7 +1,9 @@
 """Rich output, inspection, path completion and %save/%load through jupyter_client:
 a tensor result carries an HTML table, %whos a display with an HTML table, inspect on a
 tensor its statistics and histogram, completion inside load_npy("...") file paths, and
-a session saved in one kernel and loaded into a new one (NumPy reads the same file)."""
+a session saved in one kernel and loaded into a new one (NumPy reads the same file),
+including a training run: AdamW and SGD-momentum state, the RNG and fit's one cycle
+continue after save, restart and load exactly as they would have without."""
 import os
 import tempfile
 import unittest
@@ -123,6 +125,112 @@ class TestSaveLoad(unittest.TestCase):
             self.assertEqual(run(kc, "rand(3)").result, after_save)  # the RNG continues
         finally:
             stop(km, kc)
+
+
+TRAIN_SETUP = """
+seed(7);
+tensor x = randn(256, 12);
+tensor y = randint(0, 4, 256);
+tensor w1 = param(randn(12, 16) * 0.3);
+tensor b1 = param(zeros(16));
+tensor w2 = param(randn(16, 4) * 0.3);
+tensor b2 = param(zeros(4));
+tensor model(tensor xb) { return dropout(relu(xb @ w1 + b1), 0.2, true) @ w2 + b2; }
+int opt = adamw(w1, b1, w2, b2);
+tensor v = param(randn(12, 4) * 0.3);
+tensor vb = param(zeros(4));
+tensor lin(tensor xb) { return xb @ v + vb; }
+int sg = sgd(v, vb);
+opt_set(sg, "momentum", 0.9); opt_set(sg, "nesterov", 1); opt_set(sg, "wd", 0.05);
+int t = 0;
+int total = 12;
+float trainstep() {
+    tensor l = cross_entropy(model(x), y); backward(l);
+    step(opt, onecycle_lr(t, total, 0.05)); opt_zero_grad(opt);
+    tensor l2 = cross_entropy(lin(x), y); backward(l2);
+    step(sg, 0.1); opt_zero_grad(sg);
+    t = t + 1;
+    return l.item() + 1000.0 * l2.item();
+}
+for (int i = 0; i < 5; i++) trainstep();
+"""
+
+# one more step; the losses as exact decimal text, the parameters as .npy files
+TRAIN_STEP = """
+float loss = trainstep();
+printf("%.17g %d\\n", loss, t);
+save_npy(w1, "{d}/w1.npy"); save_npy(b2, "{d}/b2.npy"); save_npy(v, "{d}/v.npy"); save_npy(vb, "{d}/vb.npy");
+"""
+
+FIT_SETUP = """
+seed(3);
+tensor centers = randn(4, 8) * 3.0;
+tensor fy = randint(0, 4, 1200);
+tensor fx = centers[fy] + randn(1200, 8);
+tensor fw = param(randn(8, 4) * 0.3);
+tensor fb = param(zeros(4));
+tensor fmodel(tensor xb) { return xb @ fw + fb; }
+int fopt = adamw(fw, fb);
+fit(fmodel, fopt, fx[0:1000], fy[0:1000], fx[1000:1200], fy[1000:1200], 1, 32);
+"""
+
+FIT_AGAIN = """
+float facc = fit(fmodel, fopt, fx[0:1000], fy[0:1000], fx[1000:1200], fy[1000:1200], 1, 32);
+printf("%.17g\\n", facc);
+save_npy(fw, "{d}/fw.npy");
+"""
+
+
+class TestSaveLoadTraining(unittest.TestCase):
+    """Save, restart the kernel, load: the next training step gives the same loss and
+    parameters, bit for bit, as the original kernel's next step."""
+
+    def continue_both(self, setup, again, names):
+        tmp = tempfile.mkdtemp()
+        path = os.path.join(tmp, "train.npz")
+        da, db = os.path.join(tmp, "a"), os.path.join(tmp, "b")
+        os.makedirs(da)
+        os.makedirs(db)
+        km, kc = start()
+        try:
+            r = run(kc, setup, timeout=120)
+            self.assertEqual(r.status, "ok", r.outputs)
+            r = run(kc, f"%save {path}")
+            self.assertEqual(r.status, "ok", r.outputs)
+            self.assertIn("optimiser", r.stream())
+            ra = run(kc, again.replace("{d}", da), timeout=120)
+            self.assertEqual(ra.status, "ok", ra.outputs)
+            km.restart_kernel(now=False)
+            kc.wait_for_ready(timeout=TIMEOUT)
+            r = run(kc, "int probe = 1;")  # a fresh process: nothing of the run is left
+            self.assertEqual(run(kc, "%whos").status, "ok")
+            r = run(kc, "w1")
+            self.assertEqual(r.status, "error")
+            r = run(kc, f"%load {path}")
+            self.assertEqual(r.status, "ok", r.outputs)
+            self.assertIn("optimiser", r.stream())
+            rb = run(kc, again.replace("{d}", db), timeout=120)
+            self.assertEqual(rb.status, "ok", rb.outputs)
+        finally:
+            stop(km, kc)
+        last = lambda r: r.stream().strip().splitlines()[-1]  # noqa: E731
+        self.assertEqual(last(ra), last(rb))
+        for n in names:
+            a, b = np.load(os.path.join(da, n + ".npy")), np.load(os.path.join(db, n + ".npy"))
+            np.testing.assert_array_equal(a, b, err_msg=n)
+        return path, last(ra)
+
+    def test_adamw_sgd_step_after_load_is_identical(self):
+        path, line = self.continue_both(TRAIN_SETUP, TRAIN_STEP, ["w1", "b2", "v", "vb"])
+        self.assertTrue(line.endswith(" 6"), line)  # the schedule's step counter came back
+        z = np.load(path)
+        self.assertEqual(z["optimizer/1/m/0"].shape, (12, 16))   # AdamW's moments of w1
+        self.assertEqual(z["optimizer/1/v/3"].shape, (4,))
+        self.assertEqual(z["optimizer/2/m/0"].shape, (12, 4))    # SGD's momentum of v
+        self.assertTrue(np.all(z["optimizer/1/v/0"] >= 0))
+
+    def test_fit_continues_identically(self):
+        self.continue_both(FIT_SETUP, FIT_AGAIN, ["fw"])
 
 
 if __name__ == "__main__":
