@@ -16,6 +16,11 @@ LDLIBS  += -lzmq -ljansson -lsodium -lopenblas -lz -lm -lpthread -fopenmp
 
 # parts of cuda/ that need no CUDA and are built always: the caching allocator's logic
 CUDA_ALWAYS := cuda/cu_alloc.c
+# the CUDA simulator and the kernel disk cache: in every build, CPU-only too
+SIM_SRC := $(wildcard cuda/sim/*.c) cuda/kcache.c
+CUDA_ALWAYS += $(SIM_SRC)
+LDLIBS  += -ldl
+
 CUDA_HOME ?= $(or $(patsubst %/bin/nvcc,%,$(shell command -v nvcc 2>/dev/null)),/usr/local/cuda)
 CUDA    ?= $(if $(wildcard $(CUDA_HOME)/include/cuda_runtime.h),1,0)
 ifeq ($(CUDA),1)
@@ -86,12 +91,12 @@ test-browser: $(BUILD)/kiln
 
 # libFuzzer over lexer, parser and checker, for a bounded time (FUZZ_SECONDS)
 FUZZ_SECONDS ?= 60
-FUZZ_SRC := $(filter-out engine/npy.c engine/idx.c,$(wildcard engine/*.c)) $(wildcard cpu/*.c)
+FUZZ_SRC := $(filter-out engine/npy.c engine/idx.c,$(wildcard engine/*.c)) $(wildcard cpu/*.c) $(SIM_SRC)
 $(BUILD)/fuzz_parse: tests/fuzz/fuzz_parse.c $(FUZZ_SRC)
 	@mkdir -p $(dir $@)
 	clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fopenmp -Wno-pass-failed -I. \
 	  $(shell pkg-config --cflags openblas 2>/dev/null || echo -I/usr/include/x86_64-linux-gnu/openblas-pthread) \
-	  -o $@ $^ engine/npy.c engine/idx.c -lopenblas -lz -lm -lpthread
+	  -o $@ $^ engine/npy.c engine/idx.c -lopenblas -lz -lm -lpthread -ldl
 test-fuzz: $(BUILD)/fuzz_parse
 	@mkdir -p $(BUILD)/fuzz-corpus
 	@echo "== libFuzzer over lexer, parser and checker for $(FUZZ_SECONDS)s"
