@@ -160,6 +160,25 @@ static int bi_cdiv(eng_call *c, value *out)
     return 0;
 }
 
+/* dim3(x[, y[, z]]): a tuple of three ints, each at least 1, for <<<grid, block>>> */
+static int bi_dim3(eng_call *c, value *out)
+{
+    int64_t d[3] = {1, 1, 1};
+    for (int i = 0; i < c->argc; i++) {
+        if (arg_int(c, i, &d[i]))
+            return -1;
+        if (d[i] < 1)
+            return eng_fail(c->err, ERR_VALUE, "dim3: argument %d is %lld; sizes must be at least 1", i + 1,
+                            (long long)d[i]);
+    }
+    kn_tuple *t = kn_tuple_new(3, d);
+    if (!t)
+        return eng_fail(c->err, ERR_MEMORY, "dim3: out of memory");
+    out->type = VAL_TUPLE;
+    out->as.tup = t;
+    return 0;
+}
+
 /* ---- notebook ---- */
 
 static int bi_input(eng_call *c, value *out)

@@ -12,9 +12,11 @@
 #include <string.h>
 
 #include "engine/interp.h"
+#include "engine/kernels.h"
 
 #define MAX_LOCALS 4096
 #define MAX_NEW 4096
+#define MAX_CELL_KERNELS 256
 
 typedef struct local {
     const char *name; /* arena memory */
@@ -43,6 +45,10 @@ typedef struct checker {
     char *defined;       /* 1: declared in this cell before the current point */
     ast_type *types;     /* its type from this cell's declaration */
     ast **funcs;         /* AST_FUNC defined in this cell for that global */
+    /* __global__ / __device__ definitions of this cell so far (name points into the
+     * arena; params malloc'ed, freed at the end of the check) */
+    eng_kernel kernels[MAX_CELL_KERNELS];
+    int nkernels;
 } checker;
 
 static const char *type_name(ast_type t)
@@ -228,6 +234,7 @@ int check_constant_index(const char *name, int len)
 
 static ast_type check_expr(checker *ck, ast *n);
 static void check_stmt(checker *ck, ast *n);
+static ast_type check_launch(checker *ck, ast *n);
 
 static ast_type check_name(checker *ck, ast *n, int in_call)
 {
@@ -594,13 +601,114 @@ static ast_type check_expr(checker *ck, ast *n)
     case AST_SLICE:
         error_at(ck, n, ERR_SYNTAX, "a slice a:b is only allowed inside [ ]");
         return TY_UNKNOWN;
-    case AST_LAUNCH:
-        error_at(ck, n, ERR_RUNTIME, "kernel launches (<<<...>>>) are not available in this build yet");
-        return TY_VOID;
+    case AST_LAUNCH: return n->type = check_launch(ck, n);
     default:
         error_at(ck, n, ERR_SYNTAX, "expected an expression");
         return TY_UNKNOWN;
     }
+}
+
+/* ---- kernels ---- */
+
+/* a kernel defined earlier in this cell, else in the session */
+static const eng_kernel *find_kernel(checker *ck, const char *name, int len)
+{
+    for (int i = ck->nkernels - 1; i >= 0; i--)
+        if ((int)strlen(ck->kernels[i].name) == len && !memcmp(ck->kernels[i].name, name, (size_t)len))
+            return &ck->kernels[i];
+    return eng_kernel_find(ck->s->kernels, name, len);
+}
+
+/* a __global__ / __device__ definition: its parameters are parsed now, so that an
+ * unsupported type is reported before the cell runs */
+static void check_kernel_def(checker *ck, ast *n)
+{
+    if (ck->depth > 0 || ck->func) {
+        error_at(ck, n, ERR_SYNTAX, "__global__ / __device__ functions can only be defined at top level");
+        return;
+    }
+    eng_kernel k;
+    memset(&k, 0, sizeof k);
+    k.name = (char *)n->name;
+    k.is_global = n->ival == 1;
+    const char *end = n->str + n->slen;
+    while (end > n->str && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\n' || end[-1] == '\r'))
+        end--;
+    if (k.is_global && end > n->str && end[-1] == ';') {
+        error_at(ck, n, ERR_SYNTAX, "__global__ %s needs a body: a kernel cannot be only declared", n->name);
+        return;
+    }
+    if (k.is_global) {
+        eng_error e = {0};
+        if (eng_kernel_parse_params(n->str, n->name, &k.params, &k.nparams, &e)) {
+            error_at(ck, n, e.kind, "%s", e.msg);
+            return;
+        }
+    }
+    if (ck->nkernels == MAX_CELL_KERNELS) {
+        free(k.params);
+        error_at(ck, n, ERR_RUNTIME, "too many kernel definitions in one cell (at most %d)", MAX_CELL_KERNELS);
+        return;
+    }
+    ck->kernels[ck->nkernels++] = k;
+}
+
+/* k<<<grid, block[, shared]>>>(args): the kernel, the launch sizes, the argument
+ * count and which arguments are tensors, checked against the kernel's signature; the
+ * launch checks the rest (dtypes, ranges, the device's limits) */
+static ast_type check_launch(checker *ck, ast *n)
+{
+    ast *name = n->a;
+    for (int i = 0; i < n->nlist; i++) {
+        ast_type t = check_expr(ck, n->list[i]);
+        int ok = t == TY_INT || t == TY_BOOL || t == TY_UNKNOWN || (i < 2 && t == TY_TUPLE);
+        if (!ok)
+            error_at(ck, n->list[i], ERR_TYPE, "%s<<<...>>>: the %s must be %s, got %s", name->str,
+                     i == 0 ? "grid size" : i == 1 ? "block size" : "shared memory size (bytes)",
+                     i < 2 ? "an int or dim3(x, y, z)" : "an int", type_name(t));
+    }
+    check_args(ck, n->b, 0);
+    const eng_kernel *k = find_kernel(ck, name->str, name->slen);
+    if (!k) {
+        ast_type t;
+        ast *fn;
+        local *l = find_local(ck, name->str, name->slen);
+        int g = l ? -1 : global_index(ck, name->str, name->slen, 0);
+        if (l || (g >= 0 && global_visible(ck, g, &t, &fn)))
+        {
+            const char *what = l ? type_name(l->type) : t == TY_FUNC ? "function" : type_name(t);
+            error_at(ck, name, ERR_TYPE, "'%s' is a%s %s, not a __global__ kernel: only kernels can be launched",
+                     name->str, strchr("aeiou", what[0]) ? "n" : "", what);
+        }
+        else if (eng_builtin_find(name->str, name->slen))
+            error_at(ck, name, ERR_TYPE, "'%s' is a built-in function, not a __global__ kernel", name->str);
+        else
+            error_at(ck, name, ERR_NAME, "undeclared kernel '%s' (define it with __global__ first)", name->str);
+        return TY_VOID;
+    }
+    if (!k->is_global) {
+        error_at(ck, name, ERR_TYPE, "%s is a __device__ function: only __global__ kernels can be launched", k->name);
+        return TY_VOID;
+    }
+    int argc = n->b->nlist;
+    if (argc != k->nparams) {
+        char msg[600];
+        error_at(ck, n, ERR_TYPE, "%s", eng_kernel_count_error(k, argc, msg, sizeof msg));
+        return TY_VOID;
+    }
+    for (int i = 0; i < argc; i++) {
+        ast *arg = n->b->list[i];
+        ast_type t = arg->kind == AST_LIST ? TY_TENSOR : arg->type;
+        if (t == TY_UNKNOWN)
+            continue;
+        char msg[400];
+        if (eng_kernel_kind_error(k, i, t == TY_TENSOR, type_name(t), msg, sizeof msg))
+            error_at(ck, arg, ERR_TYPE, "%s", msg);
+        else if (t != TY_TENSOR && !is_scalar(t))
+            error_at(ck, arg, ERR_TYPE, "%s: argument %d ('%s', %s) takes a number, got %s", k->name, i + 1,
+                     k->params[i].name, k->params[i].type, type_name(t));
+    }
+    return TY_VOID;
 }
 
 static void check_cond(checker *ck, ast *c, const char *what)
@@ -764,9 +872,7 @@ static void check_stmt(checker *ck, ast *n)
         if (ck->depth > 0 || ck->func)
             error_at(ck, n, ERR_SYNTAX, "a magic (%%%s) must be a line of its own at top level", n->str);
         break;
-    case AST_KERNEL:
-        error_at(ck, n, ERR_RUNTIME, "CUDA kernels (__global__ / __device__) are not available in this build yet");
-        break;
+    case AST_KERNEL: check_kernel_def(ck, n); break;
     case AST_EMPTY: break;
     default: error_at(ck, n, ERR_SYNTAX, "expected a statement"); break;
     }
@@ -815,6 +921,8 @@ int check_cell(eng_session *s, ast_cell *cell, eng_error *errs, int max_errs, ch
             nerrs = 1;
         }
     }
+    for (int i = 0; i < ck->nkernels; i++)
+        free(ck->kernels[i].params);
     free(ck->defined);
     free(ck->types);
     free(ck->funcs);

@@ -15,6 +15,7 @@
 
 #include "engine/backend.h"
 #include "engine/interp.h"
+#include "engine/kernels.h"
 
 enum { EX_OK = 0, EX_BREAK, EX_CONTINUE, EX_RETURN, EX_ERROR };
 
@@ -952,6 +953,76 @@ out:
     return rc;
 }
 
+/* k<<<grid, block[, shared]>>>(args): sizes and arguments are evaluated left to right,
+ * then engine/kernels.c checks, compiles (once) and launches. A compile error's
+ * messages from the compiler follow the error as lines of its report. */
+static int eval_launch(interp *it, ast *n, value *out)
+{
+    eng_session *s = it->s;
+    ast *name = n->a;
+    if (interrupted(it, n))
+        return -1;
+    unsigned dims[2][3] = {{1, 1, 1}, {1, 1, 1}};
+    int64_t shared = 0;
+    for (int i = 0; i < n->nlist; i++) {
+        value v;
+        if (eval(it, n->list[i], &v))
+            return -1;
+        int rc = 0;
+        if (i < 2)
+            rc = eng_kernel_dims(v, name->str, i ? "block" : "grid", dims[i], it->err);
+        else if (v.type == VAL_INT)
+            shared = v.as.i;
+        else
+            rc = eng_fail(it->err, ERR_TYPE, "%s<<<...>>>: the shared memory size must be an int (bytes), got %s",
+                          name->str, value_type_name(v.type));
+        value_decref(v);
+        if (rc)
+            return located(it, n->list[i]);
+    }
+    ast *call = n->b;
+    int argc = call->nlist;
+    value *args = s->stack + s->stack_used;
+    if (s->stack_used + argc + 1 > ENG_STACK_SLOTS)
+        return fail(it, n, ERR_RUNTIME, "stack overflow: expressions nested too deeply");
+    int base_used = s->stack_used, done = 0, rc = 0;
+    for (int i = 0; i < argc; i++) {
+        value v;
+        if (eval(it, call->list[i], &v)) {
+            rc = -1;
+            goto out;
+        }
+        args[done++] = v;
+        s->stack_used++;
+    }
+    eng_kernel *k = eng_kernel_find(s->kernels, name->str, name->slen);
+    if (!k) {
+        rc = fail(it, name, ERR_NAME, "no kernel named '%s' any more (the session was reset?)", name->str);
+        goto out;
+    }
+    char *details = NULL;
+    if (eng_kernel_launch(s->kernels, k, dims[0], dims[1], shared, args, argc, &details, it->err)) {
+        rc = located(it, n);
+        for (char *line = details, *next; line && *line; line = next) {
+            next = strchr(line, '\n');
+            if (next)
+                *next++ = 0;
+            char buf[700];
+            snprintf(buf, sizeof buf, "  %s", line);
+            trace_add(it->trace, buf);
+        }
+    }
+    free(details);
+    *out = value_void();
+out:
+    for (int i = 0; i < done; i++) {
+        value_decref(args[i]);
+        args[i] = value_void();
+    }
+    s->stack_used = base_used;
+    return rc;
+}
+
 /* ---- expressions ---- */
 
 static int eval(interp *it, ast *n, value *out)
@@ -1078,6 +1149,7 @@ static int eval(interp *it, ast *n, value *out)
     case AST_INDEX: return eval_index(it, n, out);
     case AST_MEMBER: return eval_member(it, n, out);
     case AST_LIST: return eval_list(it, n, out);
+    case AST_LAUNCH: return eval_launch(it, n, out);
     case AST_CAST:
         if (eval(it, n->a, out))
             return -1;
@@ -1301,6 +1373,11 @@ static int exec(interp *it, ast *n)
         }
         return EX_RETURN;
     case AST_FUNC: return exec_func_def(it, n);
+    case AST_KERNEL:
+        if (eng_kernel_define(it->s->kernels, n->str, n->slen, n->name, n->ival == 1, it->src->name,
+                              n->line + it->src->first_line - 1, it->err))
+            return located(it, n), EX_ERROR;
+        return EX_OK;
     case AST_MAGIC: return eng_magic(it->s, n->str, it->src, it->err) ? (located(it, n), EX_ERROR) : EX_OK;
     case AST_EMPTY: return EX_OK;
     default: return fail(it, n, ERR_RUNTIME, "this statement cannot run here"), EX_ERROR;

@@ -60,6 +60,7 @@ struct eng_session {
     int ncells;           /* cells executed, for default names */
     int stack_used;       /* slots of stack in use by running frames */
     int depth;            /* calls in progress */
+    struct eng_ktable *kernels; /* __global__ and __device__ definitions (engine/kernels.h) */
 };
 
 /* ---- globals ---- */

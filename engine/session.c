@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "engine/interp.h"
+#include "engine/kernels.h"
 #include "engine/session.h"
 
 #define MAX_CELL_ERRORS 20
@@ -28,9 +29,11 @@ eng_session *eng_session_new(void)
     s->stack = calloc(ENG_STACK_SLOTS, sizeof *s->stack);
     s->hashcap = 256;
     s->hash = calloc((size_t)s->hashcap, sizeof *s->hash);
-    if (!s->stack || !s->hash) {
+    s->kernels = eng_ktable_new();
+    if (!s->stack || !s->hash || !s->kernels) {
         free(s->stack);
         free(s->hash);
+        eng_ktable_free(s->kernels);
         free(s);
         return NULL;
     }
@@ -57,11 +60,16 @@ void eng_session_free(eng_session *s)
     free(s->globals);
     free(s->hash);
     free(s->stack);
+    eng_ktable_free(s->kernels);
     free(s);
 }
 
 
-void eng_session_reset(eng_session *s) { reset_globals(s); }
+void eng_session_reset(eng_session *s)
+{
+    reset_globals(s);
+    eng_ktable_clear(s->kernels);
+}
 
 void eng_interrupt(eng_session *s)
 {
