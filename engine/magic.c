@@ -1,5 +1,5 @@
 /* magic.c — lines that start with '%': %time, %timeit, %whos, %gpu, %save, %load, %reset, %seed, %device,
- * %lsmagic, %help. A magic runs as a statement of its cell, in order. */
+ * %ptx, %sim, %lsmagic, %help. A magic runs as a statement of its cell, in order. */
 #include <ctype.h>
 #include <stdarg.h>
 #include <math.h>
@@ -10,6 +10,7 @@
 
 #include "engine/backend.h"
 #include "engine/interp.h"
+#include "engine/kernels.h"
 #include "engine/session_file.h"
 
 static double now(void)
@@ -209,6 +210,24 @@ static int magic_whos(eng_session *s, eng_error *err)
             free(shown);
         }
     }
+    eng_ktable *kt = s->kernels;
+    for (int i = 0; kt && i < kt->n; i++) {
+        const eng_kernel *k = kt->items[i];
+        char attrs[300];
+        eng_kernel_attrs(k, attrs, sizeof attrs);
+        if (i == 0)
+            fprintf(tf, "%sKernels and __device__ functions (in definition order):\n", any ? "\n" : "");
+        fprintf(tf, "  %s   [%s:%d]\n      %s\n", k->signature, k->cell, k->line, attrs);
+        fputs("<tr><td>", hf);
+        html_escape(hf, k->name);
+        fprintf(hf, "</td><td>%s</td><td></td><td></td><td>%s</td><td></td><td></td><td><code>",
+                k->is_global ? "kernel" : "__device__", k->drv ? k->drv->name : "");
+        html_escape(hf, k->signature);
+        fputs("</code><br>", hf);
+        html_escape(hf, attrs);
+        fputs("</td></tr>\n", hf);
+        any = 1;
+    }
     if (!any)
         fputs("The session has no variables yet.\n", tf);
     fputs("</tbody>\n</table>\n", hf);
@@ -265,6 +284,45 @@ static void magic_gpu(eng_session *s)
     out(s, "\n");
 }
 
+/* %ptx NAME: the kernel's compiled form, as the driver of the current backend gives it
+ * (NVRTC: PTX; the simulator: the C++ it compiled) */
+static int magic_ptx(eng_session *s, const char *rest, eng_error *err)
+{
+    int n = 0;
+    while (isalnum((unsigned char)rest[n]) || rest[n] == '_')
+        n++;
+    if (!n)
+        return eng_fail(err, ERR_VALUE, "%%ptx needs a kernel's name, as in %%ptx saxpy");
+    eng_kernel *k = eng_kernel_find(s->kernels, rest, n);
+    if (!k)
+        return eng_fail(err, ERR_NAME, "%%ptx: no kernel named '%.*s'", n, rest);
+    const eng_kdriver *drv = NULL;
+    char *details = NULL;
+    eng_kmodule *m = eng_kernel_module(s->kernels, k, &drv, &details, err);
+    if (!m) {
+        if (details) {
+            size_t l = strlen(err->msg);
+            snprintf(err->msg + l, sizeof err->msg - l, "\n%s", details);
+        }
+        free(details);
+        return -1;
+    }
+    if (!drv->code)
+        return eng_fail(err, ERR_RUNTIME, "%%ptx: the %s driver cannot show compiled code", drv->name);
+    char *code = drv->code(m, err);
+    if (!code)
+        return -1;
+    if (!strcmp(drv->name, "sim"))
+        out(s, "// %s runs on the CUDA simulator (no GPU here): the C++ it was compiled from follows; NVRTC's PTX "
+               "needs a build with CUDA and a device\n", k->name);
+    eng_flush(s);
+    eng_stream(s, 1, code, strlen(code));
+    if (*code && code[strlen(code) - 1] != '\n')
+        eng_stream(s, 1, "\n", 1);
+    free(code);
+    return 0;
+}
+
 int eng_magic(eng_session *s, const char *line, eng_source *src, eng_error *err)
 {
     while (isspace((unsigned char)*line))
@@ -307,7 +365,7 @@ int eng_magic(eng_session *s, const char *line, eng_source *src, eng_error *err)
     }
     if (IS("reset")) {
         eng_session_reset(s);
-        out(s, "Session reset: every variable and function is gone.\n");
+        out(s, "Session reset: every variable, function and kernel is gone.\n");
         return 0;
     }
     if (IS("seed")) {
@@ -328,9 +386,24 @@ int eng_magic(eng_session *s, const char *line, eng_source *src, eng_error *err)
             return eng_fail(err, ERR_RUNTIME, "%%device cuda: this build has no CUDA backend yet; tensors stay on the cpu");
         return eng_fail(err, ERR_VALUE, "%%device takes cpu or cuda, got '%s'", rest);
     }
+    if (IS("ptx"))
+        return magic_ptx(s, rest, err);
+    if (IS("sim")) {
+        if (!strncmp(rest, "check", 5))
+            s->kernels->check = 1;
+        else if (!strncmp(rest, "fast", 4))
+            s->kernels->check = 0;
+        else if (*rest)
+            return eng_fail(err, ERR_VALUE, "%%sim takes check or fast, got '%s'", rest);
+        out(s, "Simulator: %s\n", s->kernels->check
+                                      ? "checking builds (AddressSanitizer: out-of-bounds accesses are reported "
+                                        "with the kernel's line; slower)"
+                                      : "fast builds (no bounds checking)");
+        return 0;
+    }
     if (IS("lsmagic") || IS("help")) {
         out(s, "Magics: %%time STMT, %%timeit STMT, %%whos, %%gpu, %%save PATH, %%load PATH, %%reset, %%seed N, "
-            "%%device cpu|cuda, %%lsmagic, %%help\n");
+            "%%device cpu|cuda, %%ptx KERNEL, %%sim check|fast, %%lsmagic, %%help\n");
         if (IS("help"))
             out(s, "The language is documented in docs/language.md; Shift+Tab on a name shows its signature.\n");
         return 0;

@@ -437,7 +437,7 @@ static const char *keywords[] = {"int", "float", "double", "bool", "string", "te
                                  "false", "const", "__global__", "__device__"};
 static const char *members[] = {"shape", "ndim", "numel", "dtype", "device", "T", "grad"};
 const char *const eng_magic_names[] = {"time", "timeit", "whos", "gpu", "save", "load", "reset", "seed", "device",
-                                       "lsmagic", "help", NULL};
+                                       "ptx", "sim", "lsmagic", "help", NULL};
 
 typedef struct matchlist {
     char **v;
@@ -572,6 +572,8 @@ eng_completions eng_complete(eng_session *s, const char *code, int cursor)
         for (int i = 0; i < s->nglobals; i++)
             if (s->globals[i].defined)
                 match_add(&m, s->globals[i].name, prefix, plen, "");
+        for (int i = 0; i < s->kernels->n; i++)
+            match_add(&m, s->kernels->items[i]->name, prefix, plen, "");
         for (int i = 0; eng_builtin_at(i); i++)
             match_add(&m, eng_builtin_at(i)->name, prefix, plen, "");
         for (size_t i = 0; i < sizeof keywords / sizeof keywords[0]; i++)
@@ -730,6 +732,13 @@ char *eng_inspect(eng_session *s, const char *code, int cursor, int detail_level
         char *r = v.type == VAL_FUNC ? fmt_alloc("function %s", text ? text : "")
                                      : fmt_alloc("%.*s: %s = %s", nlen, name, value_type_name(v.type), text ? text : "");
         free(text);
+        return r;
+    }
+    eng_kernel *k = eng_kernel_find(s->kernels, name, nlen);
+    if (k) {
+        char *d = eng_kernel_describe(k, 1);
+        char *r = d ? fmt_alloc("%s %s", k->is_global ? "kernel" : "__device__ function", d) : NULL;
+        free(d);
         return r;
     }
     const eng_builtin *b = eng_builtin_find(name, nlen);
