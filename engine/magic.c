@@ -12,6 +12,9 @@
 #include "engine/interp.h"
 #include "engine/kernels.h"
 #include "engine/session_file.h"
+#ifdef KILN_HAVE_CUDA
+#include "cuda/nvrtc.h"
+#endif
 
 static double now(void)
 {
@@ -296,25 +299,47 @@ static int magic_ptx(eng_session *s, const char *rest, eng_error *err)
     eng_kernel *k = eng_kernel_find(s->kernels, rest, n);
     if (!k)
         return eng_fail(err, ERR_NAME, "%%ptx: no kernel named '%.*s'", n, rest);
-    const eng_kdriver *drv = NULL;
-    char *details = NULL;
-    eng_kmodule *m = eng_kernel_module(s->kernels, k, &drv, &details, err);
-    if (!m) {
-        if (details) {
-            size_t l = strlen(err->msg);
-            snprintf(err->msg + l, sizeof err->msg - l, "\n%s", details);
-        }
-        free(details);
-        return -1;
+    if (!k->is_global)
+        return eng_fail(err, ERR_TYPE, "%%ptx: %s is a __device__ function: it is compiled into the kernels that "
+                        "call it (%%ptx one of those)", k->name);
+    const eng_kdriver *cur = eng_current_backend()->kernels;
+    char *code = NULL;
+#ifdef KILN_HAVE_CUDA
+    if (!cur || !strcmp(cur->name, "sim")) {
+        /* tensors live on the CPU: NVRTC compiles PTX anyway (no device needed) */
+        char *tu = eng_kernel_tu(s->kernels, k);
+        if (!tu)
+            return eng_fail(err, ERR_MEMORY, "%%ptx: out of memory");
+        eng_error e = {0};
+        code = cu_nvrtc_ptx(tu, NULL, &e);
+        free(tu);
+        if (!code) /* e's line is the compiler's, not this cell's: the messages name it */
+            return eng_fail(err, e.kind ? e.kind : ERR_COMPILE, "%%ptx: kernel %s did not compile: %s", k->name,
+                            e.msg);
+        out(s, "// PTX of %s from NVRTC for sm_90 (no GPU in use: the session's tensors are on the cpu)\n", k->name);
     }
-    if (!drv->code)
-        return eng_fail(err, ERR_RUNTIME, "%%ptx: the %s driver cannot show compiled code", drv->name);
-    char *code = drv->code(m, err);
-    if (!code)
-        return -1;
-    if (!strcmp(drv->name, "sim"))
-        out(s, "// %s runs on the CUDA simulator (no GPU here): the C++ it was compiled from follows; NVRTC's PTX "
-               "needs a build with CUDA and a device\n", k->name);
+#endif
+    if (!code) {
+        const eng_kdriver *drv = NULL;
+        char *details = NULL;
+        eng_kmodule *m = eng_kernel_module(s->kernels, k, &drv, &details, err);
+        if (!m) {
+            if (details) {
+                size_t l = strlen(err->msg);
+                snprintf(err->msg + l, sizeof err->msg - l, "\n%s", details);
+            }
+            free(details);
+            return -1;
+        }
+        if (!drv->code)
+            return eng_fail(err, ERR_RUNTIME, "%%ptx: the %s driver cannot show compiled code", drv->name);
+        if (!(code = drv->code(m, err)))
+            return -1;
+        if (!strcmp(drv->name, "sim"))
+            out(s, "// NVRTC is not in this build: %s runs on the CUDA simulator, whose generated C++ follows\n",
+                k->name);
+    }
+    (void)cur;
     eng_flush(s);
     eng_stream(s, 1, code, strlen(code));
     if (*code && code[strlen(code) - 1] != '\n')
