@@ -43,6 +43,7 @@ MAIN_OBJ := $(BUILD)/kernel/main.o
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
+.PHONY: test-gpu bench-gpu
 .PHONY: all test test-unit test-lang test-numpy test-kernel test-fuzz test-browser asan bench \
         install uninstall clean fuzz cuda-info test-train
 all: cuda-info $(BUILD)/kiln
@@ -105,12 +106,29 @@ test-fuzz: $(BUILD)/fuzz_parse
 	  || { tail -n 60 $(BUILD)/fuzz.log; echo "test-fuzz: the fuzzer found a crash (input saved by libFuzzer above)"; exit 1; }
 	@tail -n 1 $(BUILD)/fuzz.log
 
+# the GPU twins (tests/gpu/run.sh): test_nvrtc's GPU part, the kernel golden files and
+# the backend conformance suite on the CUDA device; "no CUDA device: skipped" (exit 0)
+# where there is none
+$(BUILD)/tests/gpu_probe: tests/gpu/probe.c $(BUILD)/libkiln.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libkiln.a $(LDFLAGS) $(LDLIBS)
+test-gpu: $(BUILD)/kiln $(BUILD)/tests/test_nvrtc $(BUILD)/tests/gpu_probe
+	BUILD=$(abspath $(BUILD)) CUDA=$(CUDA) PYTHON=$(PYTHON) tests/gpu/run.sh
+
 # ---- sanitizers ------------------------------------------------------------------------
 asan: # allocations past the machine's size must fail with MemoryError, not abort in ASan
 	ASAN_OPTIONS=allocator_may_return_null=1 $(MAKE) BUILD=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	  LDFLAGS="-fsanitize=address,undefined" FUZZ_SECONDS=10 test
 
 # ---- benchmarks ----------------------------------------------------------------------
+# NVRTC compile, caches and launch overhead on the GPU against CuPy and a raw
+# cuLaunchKernel loop (bench/launch.c: dlopens libcuda, never linked); skips without a GPU
+$(BUILD)/bench/launch: bench/launch.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O2 $(WARN) -o $@ $< -ldl
+bench-gpu: $(BUILD)/kiln $(BUILD)/bench/launch
+	$(PYTHON) bench/kernels_gpu.py $(BUILD)/kiln
+
 bench: $(BUILD)/kiln
 	$(PYTHON) bench/run.py $(BUILD)/kiln
 	$(PYTHON) bench/kernel.py $(BUILD)/kiln

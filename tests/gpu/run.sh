@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# tests/gpu/run.sh — the GPU twins of the CPU tests (make test-gpu).
+#
+# Where there is no CUDA device (or the build is CPU-only) it says so and exits 0. On a
+# GPU machine it runs every GPU suite that exists and exits 1 if any fails:
+#   1. test_nvrtc's GPU part: saxpy through cuda_kdriver, the memory cache, > 48 KiB of
+#      dynamic shared memory, a bad launch survived, a lost context reported;
+#   2. the custom-kernel golden files (tests/lang/kernels*.kn) with KILN_DEVICE=cuda, so
+#      the kernels run through NVRTC instead of the simulator;
+#   3. the backend conformance suite with KILN_DEVICE=cuda ($BUILD/tests/test_conformance
+#      or tests/conformance/run.py, whichever exists).
+# A suite that does not exist yet is named as "not present" (not a failure).
+#
+# Env: BUILD (absolute build folder, required), PYTHON, CUDA (the Makefile's 0/1).
+set -u
+BUILD=${BUILD:?set BUILD to the absolute build folder}
+PYTHON=${PYTHON:-python3}
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+
+if [[ ${CUDA:-1} != 1 ]]; then
+    echo "test-gpu: CPU-only build (no CUDA toolkit): skipped"
+    exit 0
+fi
+desc=$("$BUILD/tests/gpu_probe")
+rc=$?
+if [[ $rc == 3 ]]; then
+    echo "test-gpu: no CUDA device: skipped"
+    exit 0
+elif [[ $rc != 0 ]]; then
+    echo "test-gpu: the device probe failed ($rc): $desc"
+    exit 1
+fi
+echo "test-gpu: on $desc"
+
+failed=()
+ran=0
+run() { # NAME CMD...: runs a suite, records its failure
+    local name=$1
+    shift
+    echo "== $name"
+    ran=$((ran + 1))
+    if ! "$@"; then
+        failed+=("$name")
+    fi
+}
+
+# 1. the NVRTC driver on the device; its output must not say it skipped the GPU part
+nvrtc_gpu() {
+    local out
+    out=$("$BUILD/tests/test_nvrtc" 2>&1)
+    local st=$?
+    echo "$out"
+    if grep -q "GPU part skipped" <<<"$out"; then
+        echo "test_nvrtc skipped its GPU part on a machine with a device"
+        return 1
+    fi
+    return $st
+}
+run test_nvrtc nvrtc_gpu
+
+# 2. custom-kernel golden files on the GPU
+shopt -s nullglob
+kn=()
+for f in "$root"/tests/lang/kernels*.kn; do
+    kn+=("$(basename "${f%.kn}")")
+done
+if ((${#kn[@]})); then
+    run "golden ${kn[*]} (cuda)" env KILN_DEVICE=cuda "$PYTHON" "$root/tests/lang/run_golden.py" "$BUILD/kiln" "${kn[@]}"
+else
+    echo "== golden kernels: not present (tests/lang/kernels*.kn)"
+fi
+
+# 3. backend conformance on the GPU
+if [[ -x $BUILD/tests/test_conformance ]]; then
+    run "conformance (cuda)" env KILN_DEVICE=cuda "$BUILD/tests/test_conformance"
+elif [[ -f $root/tests/conformance/run.py ]]; then
+    run "conformance (cuda)" env KILN_DEVICE=cuda "$PYTHON" "$root/tests/conformance/run.py" "$BUILD/kiln"
+else
+    echo "== conformance: not present (tests/conformance/run.py or test_conformance)"
+fi
+
+if ((${#failed[@]})); then
+    echo "test-gpu: ${#failed[@]} of $ran suite(s) failed: ${failed[*]}"
+    exit 1
+fi
+echo "test-gpu: $ran suite(s) passed on $desc"
