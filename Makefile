@@ -126,7 +126,10 @@ asan: # allocations past the machine's size must fail with MemoryError, not abor
 $(BUILD)/bench/launch: bench/launch.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 -O2 $(WARN) -o $@ $< -ldl
-bench-gpu: $(BUILD)/kiln $(BUILD)/bench/launch
+$(BUILD)/bench/nvrtc_bench: bench/nvrtc_bench.c $(BUILD)/libkiln.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libkiln.a $(LDFLAGS) $(LDLIBS)
+bench-gpu: $(BUILD)/kiln $(BUILD)/bench/launch $(BUILD)/bench/nvrtc_bench
 	$(PYTHON) bench/kernels_gpu.py $(BUILD)/kiln
 
 bench: $(BUILD)/kiln
