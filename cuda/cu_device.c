@@ -205,3 +205,41 @@ void cu_device_describe(char *buf, size_t n)
     snprintf(buf, n, "%s (%s, %d SMs, %.1f GiB)", props.name, props.arch, props.sm_count,
              props.total_mem / (1024.0 * 1024 * 1024));
 }
+
+int cu_timer_start(cu_timer *t, eng_error *err)
+{
+    if (cu_device_init(err) < 0)
+        return -1;
+    if (!t->start)
+        CU_CHECK(cudaEventCreate(&t->start), err);
+    if (!t->stop)
+        CU_CHECK(cudaEventCreate(&t->stop), err);
+    CU_CHECK(cudaEventRecord(t->start, stream), err);
+    return 0;
+}
+
+int cu_timer_stop(cu_timer *t, double *ms, eng_error *err)
+{
+    if (cu_device_init(err) < 0)
+        return -1;
+    if (!t->start || !t->stop)
+        return eng_fail(err, ERR_RUNTIME, "cu_timer_stop without cu_timer_start");
+    float f = 0;
+    CU_CHECK(cudaEventRecord(t->stop, stream), err);
+    CU_CHECK(cudaEventSynchronize(t->stop), err);
+    CU_CHECK(cudaEventElapsedTime(&f, t->start, t->stop), err);
+    *ms = f;
+    return 0;
+}
+
+void cu_timer_free(cu_timer *t)
+{
+    if (!lost) {
+        if (t->start)
+            cudaEventDestroy(t->start);
+        if (t->stop)
+            cudaEventDestroy(t->stop);
+        cudaGetLastError();
+    }
+    t->start = t->stop = NULL;
+}

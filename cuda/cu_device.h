@@ -88,6 +88,18 @@ int cu_error_is_sticky(cudaError_t e);
  * gone; restart the kernel to use the GPU again (variables on the CPU are intact)". */
 int cu_fail(cudaError_t e, const char *what, const char *file, int line, eng_error *err);
 
+/* GPU time of work on the session's stream, for %time: cu_timer_start records an event
+ * on the stream, cu_timer_stop records a second one, waits for it and gives the time
+ * between them in milliseconds (cudaEventElapsedTime: about 0.5 us resolution). The
+ * events are created once and reused; a timer is not reentrant. */
+typedef struct cu_timer {
+    cudaEvent_t start, stop; /* NULL until the first start */
+} cu_timer;
+int cu_timer_start(cu_timer *t, eng_error *err);
+int cu_timer_stop(cu_timer *t, double *ms, eng_error *err);
+/* Destroys the timer's events (errors ignored). */
+void cu_timer_free(cu_timer *t);
+
 /* One line about the device for %gpu and logs: "NVIDIA H100 80GB HBM3 (sm_90, 132 SMs,
  * 79.1 GiB)", or "no CUDA device" — into buf (always terminated). */
 void cu_device_describe(char *buf, size_t n);

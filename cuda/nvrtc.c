@@ -604,10 +604,11 @@ static eng_kmodule *nv_compile(const char *src, const char *kname, const eng_kpa
     (void)nparams;
     (void)check; /* a checking build is the simulator's (%sim check); NVRTC builds one way */
     double t0 = now_ms();
-    if (info) {
-        memset(info, 0, sizeof *info);
-        info->regs = -1;
-    }
+    eng_kinfo local;
+    if (!info)
+        info = &local;
+    memset(info, 0, sizeof *info);
+    info->regs = -1;
     if (cu_device_init(err) < 0)
         return NULL;
 
@@ -637,7 +638,7 @@ static eng_kmodule *nv_compile(const char *src, const char *kname, const eng_kpa
     if (build(src, kname, NULL, &im, info, key, err) < 0)
         return NULL;
     eng_kmodule *m = load(&im, src, kname, key, err);
-    if (!m && info && info->cache == 2 && !cu_context_lost()) {
+    if (!m && info->cache == 2 && !cu_context_lost()) {
         /* the disk's bytes passed their checksum but the loader refused them: rebuild */
         if (err)
             memset(err, 0, sizeof *err);

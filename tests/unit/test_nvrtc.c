@@ -261,7 +261,14 @@ static void test_gpu(void)
     int n = N;
     void *args[] = {&a, &dx, &dy, &n};
     unsigned grid[3] = {(N + 255) / 256, 1, 1}, block[3] = {256, 1, 1};
+    cu_timer timer = {0};
+    double ms = -1;
+    CHECK(cu_timer_start(&timer, &err) == 0);
     CHECK(cuda_kdriver.launch(m, grid, block, 0, args, &err) == 0);
+    CHECK(cu_timer_stop(&timer, &ms, &err) == 0);
+    CHECK(ms > 0 && ms < 1000);
+    printf("saxpy of %d: %.3f ms of GPU time\n", N, ms);
+    cu_timer_free(&timer);
     CHECK(cuda_kdriver.sync(&err) == 0);
     copy(hy, dy, N * sizeof(float), cudaMemcpyDeviceToHost);
     int bad = 0;
