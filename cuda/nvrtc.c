@@ -225,8 +225,9 @@ static void make_key(const char *kind, const char *tu, const char *kname, const 
 
 /* ---- compile errors ---------------------------------------------------------------- */
 
-/* NVRTC's log as the cell's error: its error lines ("cell[3](5): error: ...") joined by
- * "; ", err->line from the first one and err->col from the caret under its source. */
+/* NVRTC's log as the cell's error: its error lines ("cell[3](5): error: ..."), one per
+ * line as the engine expects (it shows the first and lists them all), err->line from
+ * the first one and err->col from the caret under its source. */
 static int compile_error(const char *log, eng_error *err)
 {
     char msg[sizeof err->msg] = "";
@@ -256,7 +257,7 @@ static int compile_error(const char *log, eng_error *err)
                 }
             }
             if (used + 3 < sizeof msg) {
-                int w = snprintf(msg + used, sizeof msg - used, "%s%.*s", seen ? "; " : "", (int)len, p);
+                int w = snprintf(msg + used, sizeof msg - used, "%s%.*s", seen ? "\n" : "", (int)len, p);
                 used = w < 0 ? used : (used + (size_t)w >= sizeof msg ? sizeof msg - 1 : used + (size_t)w);
             }
             seen++;

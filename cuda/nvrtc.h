@@ -24,8 +24,8 @@
  * A launch does no hashing and no lookup: the engine keeps the module.
  *
  * Errors: a compile error is ERR_COMPILE with NVRTC's messages, which name the cells
- * through the #line directives ("cell[3](5): error: ..."), and err->line/col at the
- * first error; device errors are ERR_CUDA through cu_fail (cu_device.h).
+ * through the #line directives ("cell[3](5): error: ...", one message per line), and
+ * err->line/col at the first error; device errors are ERR_CUDA through cu_fail (cu_device.h).
  * Only built with KILN_HAVE_CUDA. NVRTC itself needs no GPU: cu_nvrtc_ptx and
  * cu_nvrtc_build work on any machine with the toolkit.
  */
