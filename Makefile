@@ -54,6 +54,9 @@ cuda-info:
 $(BUILD)/kiln: $(MAIN_OBJ) $(BUILD)/libkiln.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LDFLAGS) $(LDLIBS)
 
+# the simulator's driver embeds its headers (.incbin), which -MMD does not see
+$(BUILD)/cuda/sim/sim_driver.o: cuda/sim/kiln_sim.h cuda/sim/sim_runtime.h
+
 $(BUILD)/libkiln.a: $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
 

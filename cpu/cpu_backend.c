@@ -13,6 +13,7 @@
 #pragma clang diagnostic ignored "-Wpass-failed" /* omp simd is a hint where clang cannot */
 #endif
 #include "cpu/cpu_internal.h"
+#include "engine/kdriver.h"
 
 #include <omp.h>
 #include <pthread.h>
@@ -513,4 +514,5 @@ const eng_backend cpu_backend = {
     .matmul = cpu_matmul,
     .where = cpu_where,
     .gather = cpu_gather,
+    .kernels = &sim_kdriver,
 };
