@@ -338,7 +338,11 @@ static int load_bytes(sim_lib *lib, const void *bytes, size_t len) {
     char path[64];
     snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
     int rc = load_lib(lib, path);
-    close(fd);
+    /* the memfd stays open while the library lives (for the process): closed, its number
+     * (and so the path /proc/self/fd/N) would be reused by the next cached load, and
+     * dlopen would hand back this library for that one, matched by name */
+    if (rc)
+        close(fd);
     return rc;
 }
 
