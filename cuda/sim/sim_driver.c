@@ -387,8 +387,11 @@ static int build_lib(sim_lib *lib, const char *full, const char *kname, eng_erro
         goto done;
     }
     if (kcache_put(lib->key, "so", bytes, len, NULL) == 0) kcache_path(lib->key, "so", lib->path, sizeof lib->path);
+    /* loaded from a memfd like a cached one: a temporary path could come back later
+     * (mkdtemp reuses freed names) and dlopen would match it to this library */
+    int lrc = load_bytes(lib, bytes, len);
     free(bytes);
-    if (load_lib(lib, sop) < 0) {
+    if (lrc < 0) {
         const char *why = dlerror();
         eng_fail(err, ERR_COMPILE, "simulator: cannot load the compiled kernel: %s", why ? why : "?");
         goto done;
