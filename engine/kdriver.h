@@ -88,6 +88,15 @@ typedef struct eng_kdriver {
     int (*launch)(eng_kmodule *m, const unsigned grid[3], const unsigned block[3], size_t shared,
                   void **args, eng_error *err);
 
+    /* Optional (NULL where the driver has none): launch, also given each argument's
+     * extent: arg_bytes[i] is the number of bytes pointer argument i may reach from its
+     * address (the tensor's storage from its first element), 0 for a scalar. The
+     * simulator's checking build (compile with check 1) needs it to copy each buffer at
+     * its exact size into an AddressSanitizer process; its plain launch refuses a checking
+     * module. The engine calls launch_sized instead of launch whenever it is non-NULL. */
+    int (*launch_sized)(eng_kmodule *m, const unsigned grid[3], const unsigned block[3], size_t shared,
+                        void **args, const size_t *arg_bytes, eng_error *err);
+
     /* Waits for launched work to finish (a no-op for the simulator). */
     int (*sync)(eng_error *err);
 
