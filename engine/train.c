@@ -390,7 +390,7 @@ int train_fit(eng_session *s, eng_func *model, opt_state *o, tensor *xtr, tensor
     for (int64_t e = 0; e < epochs; e++) {
         if (shuffle(s, perm, n, err))
             goto done;
-        double esum = 0;
+        double esum = 0, te = now_s();
         cur = e + 1;
         for (int64_t bi = 0; bi < nb; bi++) {
             if (interrupted(s)) {
@@ -421,12 +421,12 @@ int train_fit(eng_session *s, eng_func *model, opt_state *o, tensor *xtr, tensor
                 progress(s, id, 1, text);
             }
         }
-        double vloss, vacc;
+        double vloss, vacc, train_s = now_s() - te;
         if (evaluate(s, model, xval, yval, &vloss, &vacc, err))
             goto done;
         *val_acc = vacc;
-        snprintf(line, sizeof line, "epoch %lld/%lld  train loss %.4f  val loss %.4f  val accuracy %.4f\n",
-                 (long long)e + 1, (long long)epochs, nb ? esum / (double)nb : NAN, vloss, vacc);
+        snprintf(line, sizeof line, "epoch %lld/%lld  train loss %.4f  val loss %.4f  val accuracy %.4f  (%.2f s)\n",
+                 (long long)e + 1, (long long)epochs, nb ? esum / (double)nb : NAN, vloss, vacc, train_s);
         eng_stream(s, 1, line, strlen(line));
     }
     rc = 0;

@@ -1,0 +1,309 @@
+#!/usr/bin/env python3
+"""Training benchmark (issue 6): Fashion-MNIST, Kiln's `fit` against PyTorch eager on the
+same machine, in the same run.
+
+Usage: bench/train.py [--models mlp,cnn] [--epochs 5] [--ntrain 60000] [--no-save] build/kiln
+
+Kiln: `fit(model, adamw(...), xtrain, ytrain, xtest, ytest, epochs)` with no learning
+rate (lr_find's valley, one cycle of AdamW, batch 64), on all 60,000 training images;
+the test set (10,000) is the validation set. fit prints each epoch's test accuracy and
+the seconds its training steps took.
+
+PyTorch (only when `import torch` works; this script never installs it, and `make
+test` never runs it): the same model, initialisation scheme, batch size, optimiser
+(AdamW, betas 0.9/0.99, eps 1e-5, weight decay 0.01 decoupled, none on biases), the
+same one-cycle schedule of the learning rate and beta1 up to the rate Kiln's lr_find
+chose, reshuffled each epoch, last partial batch dropped; eager mode, on the CPU,
+torch.set_num_threads(cores). Timed the same way: training steps only, no evaluation.
+
+Metrics, per model: seconds per epoch (ratio = torch / kiln: > 1 means Kiln is faster),
+training seconds until the test accuracy first reaches 88 % at an epoch's end, and
+the test accuracy after the last epoch with no learning rate given (goals: MLP >= 89 %,
+CNN >= 92 %, after 5 epochs). Writes bench/results/cpu-train-<date>-<commit>.json.
+"""
+import argparse
+import gzip
+import math
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from benchlib import cpu_model, exit_status, git, save_results
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+FMNIST = "/usr/share/datasets/fashion-mnist"
+BATCH = 64
+
+MODELS_KN = {
+    "mlp": """
+tensor w1 = param(kaiming(784, 784, 256));
+tensor b1 = param(zeros(256));
+tensor w2 = param(kaiming(256, 256, 128));
+tensor b2 = param(zeros(128));
+tensor w3 = param(kaiming(128, 128, 10));
+tensor b3 = param(zeros(10));
+tensor model(tensor x) {
+    tensor h = relu(linear(reshape(x, x.shape[0], 784), w1, b1));
+    return linear(relu(linear(h, w2, b2)), w3, b3);
+}
+int opt = adamw(w1, b1, w2, b2, w3, b3);
+""",
+    "cnn": """
+tensor c1 = param(kaiming(9, 16, 1, 3, 3));
+tensor cb1 = param(zeros(16));
+tensor c2 = param(kaiming(144, 32, 16, 3, 3));
+tensor cb2 = param(zeros(32));
+tensor fw = param(kaiming(1568, 1568, 10));
+tensor fb = param(zeros(10));
+tensor model(tensor x) {
+    tensor h = reshape(x, x.shape[0], 1, 28, 28);
+    h = max_pool2d(relu(conv2d(h, c1, cb1, 1, 1)), 2);
+    h = max_pool2d(relu(conv2d(h, c2, cb2, 1, 1)), 2);
+    return linear(reshape(h, h.shape[0], 1568), fw, fb);
+}
+int opt = adamw(c1, cb1, c2, cb2, fw, fb);
+""",
+}
+
+DATA_KN = """
+seed(0);
+string dir = "%s/";
+tensor xtrain = load_idx(dir + "train-images-idx3-ubyte.gz")[0:%d].to(f32) / 255.0;
+tensor ytrain = load_idx(dir + "train-labels-idx1-ubyte.gz")[0:%d].to(i64);
+tensor xtest = load_idx(dir + "t10k-images-idx3-ubyte.gz").to(f32) / 255.0;
+tensor ytest = load_idx(dir + "t10k-labels-idx1-ubyte.gz").to(i64);
+float mu = mean(xtrain).item();
+float sd = std(xtrain).item();
+xtrain = (xtrain - mu) / sd;
+xtest = (xtest - mu) / sd;
+"""
+
+EPOCH_RE = re.compile(r"^epoch (\d+)/(\d+)  train loss (\S+)  val loss (\S+)  val accuracy (\S+)  \((\S+) s\)$")
+
+
+def load_idx(name):
+    with gzip.open(os.path.join(FMNIST, name)) as f:
+        data = f.read()
+    ndim = data[3]
+    shape = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def time_to(accs, secs, target=0.88):
+    """Cumulative training seconds at the end of the first epoch reaching target, or None."""
+    total = 0.0
+    for a, s in zip(accs, secs):
+        total += s
+        if a >= target:
+            return total
+    return None
+
+
+# ---------------------------------------------------------------------------------------
+# Kiln
+
+def run_kiln(kiln, model, epochs, ntrain):
+    src = DATA_KN % (FMNIST, ntrain, ntrain) + MODELS_KN[model] + """
+float acc = fit(model, opt, xtrain, ytrain, xtest, ytest, %d, %d);
+printf("final %%.6f\\n", acc);
+""" % (epochs, BATCH)
+    with tempfile.NamedTemporaryFile("w", suffix=".kn", prefix="bench-train-", delete=False) as f:
+        f.write(src)
+        path = f.name
+    try:
+        t0 = time.perf_counter()
+        p = subprocess.run([kiln, "run", path], capture_output=True, text=True, timeout=3600)
+        wall = time.perf_counter() - t0
+    finally:
+        os.unlink(path)
+    if p.returncode != 0:
+        raise RuntimeError("kiln run failed: %s" % (p.stdout[-800:] + p.stderr[-800:]))
+    lr = float(re.search(r"fit: one cycle to lr (\S+),", p.stdout).group(1))
+    epochs_seen = [EPOCH_RE.match(line) for line in p.stdout.splitlines()]
+    epochs_seen = [m for m in epochs_seen if m]
+    if len(epochs_seen) != epochs:
+        raise RuntimeError("expected %d epoch lines, got %d:\n%s" % (epochs, len(epochs_seen), p.stdout[-800:]))
+    return {"max_lr": lr, "acc": [float(m.group(5)) for m in epochs_seen],
+            "train_loss": [float(m.group(3)) for m in epochs_seen],
+            "epoch_s": [float(m.group(6)) for m in epochs_seen], "wall_s": round(wall, 1)}
+
+
+# ---------------------------------------------------------------------------------------
+# PyTorch
+
+def run_torch(model_name, epochs, ntrain, max_lr, threads):
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    xtr = load_idx("train-images-idx3-ubyte.gz")[:ntrain].astype(np.float32) / 255
+    ytr = load_idx("train-labels-idx1-ubyte.gz")[:ntrain].astype(np.int64)
+    xte = load_idx("t10k-images-idx3-ubyte.gz").astype(np.float32) / 255
+    yte = load_idx("t10k-labels-idx1-ubyte.gz").astype(np.int64)
+    mu, sd = xtr.mean(), xtr.std()
+    xtr, xte = torch.from_numpy((xtr - mu) / sd), torch.from_numpy((xte - mu) / sd)
+    ytr, yte = torch.from_numpy(ytr), torch.from_numpy(yte)
+
+    def kaiming(fan_in, *shape):
+        return nn.Parameter(torch.randn(*shape) * math.sqrt(2.0 / fan_in))
+
+    if model_name == "mlp":
+        ps = [kaiming(784, 784, 256), nn.Parameter(torch.zeros(256)), kaiming(256, 256, 128),
+              nn.Parameter(torch.zeros(128)), kaiming(128, 128, 10), nn.Parameter(torch.zeros(10))]
+
+        def model(x):
+            h = F.relu(x.reshape(x.shape[0], 784) @ ps[0] + ps[1])
+            return F.relu(h @ ps[2] + ps[3]) @ ps[4] + ps[5]
+    else:
+        ps = [kaiming(9, 16, 1, 3, 3), nn.Parameter(torch.zeros(16)), kaiming(144, 32, 16, 3, 3),
+              nn.Parameter(torch.zeros(32)), kaiming(1568, 1568, 10), nn.Parameter(torch.zeros(10))]
+
+        def model(x):
+            h = x.reshape(x.shape[0], 1, 28, 28)
+            h = F.max_pool2d(F.relu(F.conv2d(h, ps[0], ps[1], 1, 1)), 2)
+            h = F.max_pool2d(F.relu(F.conv2d(h, ps[2], ps[3], 1, 1)), 2)
+            return h.reshape(h.shape[0], 1568) @ ps[4] + ps[5]
+
+    decay = [p for p in ps if p.ndim > 1]
+    no_decay = [p for p in ps if p.ndim <= 1]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01},
+                             {"params": no_decay, "weight_decay": 0.0}],
+                            lr=max_lr, betas=(0.9, 0.99), eps=1e-5)
+
+    def combined_cos(pos, a, b, c):
+        def cos_(s, e, p):
+            return s + (1 + math.cos(math.pi * (1 - p))) * (e - s) / 2
+        return cos_(a, b, pos / 0.25) if pos < 0.25 else cos_(b, c, (pos - 0.25) / 0.75)
+
+    nb = ntrain // BATCH
+    total, done = epochs * nb, 0
+    accs, secs = [], []
+    for _ in range(epochs):
+        perm = torch.randperm(ntrain)
+        t0 = time.perf_counter()
+        for bi in range(nb):
+            idx = perm[bi * BATCH:(bi + 1) * BATCH]
+            pos = done / total
+            for g in opt.param_groups:
+                g["lr"] = combined_cos(pos, max_lr / 25, max_lr, max_lr / 1e5)
+                g["betas"] = (combined_cos(pos, 0.95, 0.85, 0.95), 0.99)
+            loss = F.cross_entropy(model(xtr[idx]), ytr[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            done += 1
+        secs.append(time.perf_counter() - t0)
+        with torch.no_grad():
+            correct = sum((model(xte[a:a + 1000]).argmax(1) == yte[a:a + 1000]).sum().item()
+                          for a in range(0, len(yte), 1000))
+        accs.append(correct / len(yte))
+        print("    torch %s epoch %d: test accuracy %.4f, %.2f s" % (model_name, len(accs), accs[-1], secs[-1]),
+              flush=True)
+    return {"max_lr": max_lr, "acc": accs, "epoch_s": secs, "version": torch.__version__,
+            "threads": threads}
+
+
+# ---------------------------------------------------------------------------------------
+
+def metric(name, unit, ours, peer, peer_value, goal="", min_ratio=None, detail=None, lower_better=True,
+           min_value=None, error=None):
+    ratio = None
+    if ours is not None and peer_value is not None and ours > 0:
+        ratio = peer_value / ours if lower_better else ours / peer_value
+    met = None
+    if min_ratio is not None:
+        met = ratio is not None and ratio >= min_ratio
+    if min_value is not None:
+        met = ours is not None and ours >= min_value
+    return {"name": name, "unit": unit, "ours": ours, "peer": peer, "peer_value": peer_value, "ratio": ratio,
+            "goal": goal, "min_ratio": min_ratio, "met": met, "detail": detail or {}, **({"error": error} if error else {})}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("kiln")
+    ap.add_argument("--models", default="mlp,cnn")
+    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--ntrain", type=int, default=60000)
+    ap.add_argument("--no-torch", action="store_true", help="Kiln only")
+    ap.add_argument("--out", default=os.path.join(HERE, "results"))
+    ap.add_argument("--no-save", action="store_true")
+    args = ap.parse_args()
+    kiln = os.path.abspath(args.kiln)
+    if not os.path.exists(os.path.join(FMNIST, "t10k-images-idx3-ubyte.gz")):
+        sys.exit("bench/train.py: Fashion-MNIST is not installed (Debian package dataset-fashion-mnist)")
+    cores = len(os.sched_getaffinity(0))
+    peer = None
+    if not args.no_torch:
+        try:
+            import torch
+            peer = "pytorch %s eager, CPU, %d threads" % (torch.__version__, cores)
+        except ImportError:
+            print("bench/train.py: PyTorch is not installed: Kiln only (pip install torch to compare)")
+    print("train bench: %s, %d cores; peer: %s" % (cpu_model(), cores, peer or "none"), flush=True)
+    t_start = time.perf_counter()
+    metrics, runs = [], {}
+    goals = {"mlp": 0.89, "cnn": 0.92}
+    for m in args.models.split(","):
+        print("  kiln %s: fit, %d epochs on %d images ..." % (m, args.epochs, args.ntrain), flush=True)
+        try:
+            k = run_kiln(kiln, m, args.epochs, args.ntrain)
+        except Exception as e:  # noqa: BLE001 - reported as the metric's error
+            metrics.append(metric("%s_fit_accuracy" % m, "fraction", None, None, None, error=str(e)))
+            continue
+        print("    kiln %s: lr %.3g, accuracy per epoch %s, train s per epoch %s" % (
+            m, k["max_lr"], k["acc"], k["epoch_s"]), flush=True)
+        t = None
+        if peer:
+            print("  torch %s: %d epochs, one cycle to lr %.3g ..." % (m, args.epochs, k["max_lr"]), flush=True)
+            try:
+                t = run_torch(m, args.epochs, args.ntrain, k["max_lr"], cores)
+            except Exception as e:  # noqa: BLE001
+                t = {"error": str(e)}
+        runs[m] = {"kiln": k, "torch": t}
+        terr = t.get("error") if t else None
+        tok = t and not terr
+        kep = sum(k["epoch_s"]) / len(k["epoch_s"])
+        tep = sum(t["epoch_s"]) / len(t["epoch_s"]) if tok else None
+        metrics.append(metric("%s_epochs_per_s" % m, "epochs/s", 1 / kep, peer, 1 / tep if tep else None,
+                              goal="GPU goal 1.5x (CPU: reported)", lower_better=False,
+                              detail={"kiln_epoch_s": k["epoch_s"], "torch_epoch_s": t["epoch_s"] if tok else None},
+                              error=terr))
+        k88 = time_to(k["acc"], k["epoch_s"])
+        t88 = time_to(t["acc"], t["epoch_s"]) if tok else None
+        metrics.append(metric("%s_time_to_88" % m, "s", k88, peer, t88, goal="reported",
+                              detail={"kiln_acc": k["acc"], "torch_acc": t["acc"] if tok else None}, error=terr))
+        metrics.append(metric("%s_accuracy_%d_epochs_no_lr" % (m, args.epochs), "fraction", k["acc"][-1], peer,
+                              t["acc"][-1] if tok else None, lower_better=False,
+                              goal=">= %.2f after 5 epochs on 60k" % goals[m],
+                              min_value=goals[m] if args.epochs == 5 and args.ntrain == 60000 else None,
+                              detail={"max_lr": k["max_lr"], "note": "torch uses Kiln's lr_find rate"}))
+    result = {"device": {"kind": "cpu", "model": cpu_model(), "cores": cores},
+              "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "commit": git("rev-parse", "HEAD"),
+              "dirty": bool(git("status", "--porcelain", "--untracked-files=no")), "peer": peer,
+              "epochs": args.epochs, "ntrain": args.ntrain, "batch_size": BATCH,
+              "wall_s": round(time.perf_counter() - t_start, 1), "loadavg_at_end": list(os.getloadavg()),
+              "ratio_definition": "epochs/s and accuracy: kiln / peer; times: peer / kiln (> 1: Kiln is better)",
+              "metrics": metrics, "runs": runs}
+    print()
+    for m in metrics:
+        print("%-28s kiln %-10s torch %-10s ratio %-8s goal %s%s" % (
+            m["name"], "%.4g" % m["ours"] if m["ours"] is not None else "-",
+            "%.4g" % m["peer_value"] if m["peer_value"] is not None else "-",
+            "%.2fx" % m["ratio"] if m["ratio"] is not None else "-", m["goal"],
+            {True: " (met)", False: " (NOT met)", None: ""}[m["met"]]))
+        if m.get("error"):
+            print("  ERROR: %s" % m["error"])
+    if not args.no_save:
+        save_results(result, args.out, "cpu-train", result["commit"])
+    return exit_status(metrics, "bench/train.py")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
