@@ -19,6 +19,13 @@ CUDA_ALWAYS := cuda/cu_alloc.c
 # the CUDA simulator and the kernel disk cache: in every build, CPU-only too
 SIM_SRC := $(wildcard cuda/sim/*.c) cuda/kcache.c
 CUDA_ALWAYS += $(SIM_SRC)
+# the built-in CUDA kernels' host side, device choice and the simulator backend (the
+# kernels compiled by the host C++ compiler against the simulator): in every build
+CUDA_ALWAYS += cuda/kernels/kk_dispatch.c cuda/kernels/kk_devices.c cuda/sim_backend.c
+KK_SIM_OBJ := $(BUILD)/cuda/sim_backend_kernels.o
+LDLIBS  += -lstdc++
+CXX     ?= g++
+KK_CXXFLAGS = -std=c++17 $(OPT) -g -Wall -Wextra -Wshadow -Wno-unused-parameter -fopenmp -I. -MMD -MP
 LDLIBS  += -ldl
 
 CUDA_HOME ?= $(or $(patsubst %/bin/nvcc,%,$(shell command -v nvcc 2>/dev/null)),/usr/local/cuda)
@@ -27,6 +34,9 @@ ifeq ($(CUDA),1)
   CFLAGS += -DKILN_HAVE_CUDA -I$(CUDA_HOME)/include
   LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublas -lnvrtc
   CUDA_SRC := $(filter-out $(CUDA_ALWAYS),$(wildcard cuda/*.c))
+  # the built-in kernels for the GPU: sm_90 code plus compute_90 PTX for newer devices
+  NVCC    ?= $(CUDA_HOME)/bin/nvcc
+  KK_CUDA_OBJ := $(BUILD)/cuda/kernels/cuda_kernels.o
   CUDA_MSG := CUDA toolkit found at $(CUDA_HOME): building with the CUDA backend
 else
   CUDA_SRC :=
@@ -38,12 +48,13 @@ CFLAGS += $(shell pkg-config --cflags openblas 2>/dev/null || echo -I/usr/includ
 
 LIB_SRC  := $(wildcard engine/*.c) $(wildcard cpu/*.c) $(wildcard protocol/*.c) \
             $(filter-out kernel/main.c,$(wildcard kernel/*.c)) $(CUDA_ALWAYS) $(CUDA_SRC)
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(KK_SIM_OBJ) $(KK_CUDA_OBJ)
 MAIN_OBJ := $(BUILD)/kernel/main.o
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: test-gpu bench-gpu
+.PHONY: test-conformance
 .PHONY: all test test-unit test-lang test-numpy test-kernel test-fuzz test-browser asan bench \
         install uninstall clean fuzz cuda-info test-train
 all: cuda-info $(BUILD)/kiln
@@ -56,6 +67,7 @@ $(BUILD)/kiln: $(MAIN_OBJ) $(BUILD)/libkiln.a
 
 # the simulator's driver embeds its headers (.incbin), which -MMD does not see
 $(BUILD)/cuda/sim/sim_driver.o: cuda/sim/kiln_sim.h cuda/sim/sim_runtime.h
+$(BUILD)/cuda/sim/sim_check.o: cuda/sim/sim_runtime.c cuda/sim/sim_runtime.h
 
 $(BUILD)/libkiln.a: $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^
@@ -64,16 +76,33 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
+$(KK_SIM_OBJ): cuda/sim_backend_kernels.cc
+	@mkdir -p $(dir $@)
+	$(CXX) $(KK_CXXFLAGS) -c -o $@ $<
+
+$(BUILD)/cuda/kernels/cuda_kernels.o: cuda/kernels/cuda_kernels.cu $(wildcard cuda/kernels/*.cuh cuda/kernels/*.h) cpu/philox.h engine/ops.def
+	@mkdir -p $(dir $@)
+	$(NVCC) -std=c++17 -O3 -gencode arch=compute_90,code=[sm_90,compute_90] -I. -Xcompiler -Wall,-Wextra,-Wno-unused-parameter -c -o $@ $<
+
+$(BUILD)/tests/test_conformance: tests/conformance/test_conformance.c $(BUILD)/libkiln.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libkiln.a $(LDFLAGS) $(LDLIBS)
+
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libkiln.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libkiln.a $(LDFLAGS) $(LDLIBS)
 
 # ---- tests ---------------------------------------------------------------------------
-test: all test-unit test-lang test-numpy test-kernel test-fuzz test-browser test-train
+test: all test-unit test-conformance test-lang test-numpy test-kernel test-fuzz test-browser test-train
 	@echo "make test: all passed ($(BUILD))"
 
 test-unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+# every op on the CPU backend and on the simulator backend (the CUDA kernels' logic),
+# compared within tolerances (tests/conformance; KILN_DEVICE=cuda on a GPU: make test-gpu)
+test-conformance: $(BUILD)/tests/test_conformance
+	KILN_DEVICE=sim $(BUILD)/tests/test_conformance
 
 test-lang: $(BUILD)/kiln
 	$(PYTHON) tests/lang/run_golden.py $(BUILD)/kiln
@@ -115,7 +144,7 @@ test-fuzz: $(BUILD)/fuzz_parse
 $(BUILD)/tests/gpu_probe: tests/gpu/probe.c $(BUILD)/libkiln.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libkiln.a $(LDFLAGS) $(LDLIBS)
-test-gpu: $(BUILD)/kiln $(BUILD)/tests/test_nvrtc $(BUILD)/tests/gpu_probe
+test-gpu: $(BUILD)/kiln $(BUILD)/tests/test_nvrtc $(BUILD)/tests/gpu_probe $(BUILD)/tests/test_conformance
 	BUILD=$(abspath $(BUILD)) CUDA=$(CUDA) PYTHON=$(PYTHON) tests/gpu/run.sh
 
 # ---- sanitizers ------------------------------------------------------------------------

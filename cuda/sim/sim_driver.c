@@ -14,7 +14,8 @@
  * (cuda/kcache.h, entries "<key>.so"); the key hashes the generated C++, the compile
  * flags, the compiler's identity (resolved path, size, mtime) and the machine.
  *
- * Check mode (check = 1) is not implemented yet: compile() refuses it with a message.
+ * Check mode (check = 1): an AddressSanitizer executable run per launch in a child
+ * process, see sim_check.c; it needs launch_sized (each pointer argument's extent).
  */
 #define _GNU_SOURCE
 #include "engine/kdriver.h"
@@ -38,6 +39,7 @@
 #include <unistd.h>
 
 #include "cuda/kcache.h"
+#include "cuda/sim/sim_internal.h"
 #include "cuda/sim/sim_runtime.h"
 
 extern char **environ;
@@ -67,6 +69,9 @@ typedef struct sim_lib {
     void *handle;             /* dlopen handle */
     sim_body entry;           /* kiln_sim_entry */
     int needs_fibers;         /* the source uses barriers or warp operations */
+    int check;                /* a checking build: runs in a child process */
+    int exe_fd;               /* check: a memfd holding the checking executable */
+    sim_check_params params;  /* check: the parameters' kinds and sizes */
     char *code;               /* the generated C++ as shown by code() */
     struct sim_lib *next;
 } sim_lib;
@@ -229,7 +234,7 @@ static int resolve_compiler(eng_error *err) {
 }
 
 /* runs argv with stdout+stderr into errpath; returns the exit status, -1 if it did not run */
-static int run_compiler(char *const argv[], const char *errpath) {
+int sim_run_compiler(char *const argv[], const char *errpath) {
     posix_spawn_file_actions_t fa;
     if (posix_spawn_file_actions_init(&fa) != 0) return -1;
     posix_spawn_file_actions_addopen(&fa, 1, errpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -244,7 +249,7 @@ static int run_compiler(char *const argv[], const char *errpath) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
-static char *read_file(const char *path, size_t *len) {
+char *sim_read_file(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
     sim_buf b = {0};
@@ -263,7 +268,7 @@ static char *read_file(const char *path, size_t *len) {
 
 /* turns the compiler's output into err: the error lines, one line of text, the first
  * error's cell line in err->line */
-static void compile_error(const char *out, const char *tmpdir, const char *kname, eng_error *err) {
+void sim_compile_error(const char *out, const char *tmpdir, const char *kname, eng_error *err) {
     char msg[sizeof err->msg];
     size_t len = 0;
     int shown = 0, more = 0, line = 0, col = 0;
@@ -351,6 +356,7 @@ static int load_bytes(sim_lib *lib, const void *bytes, size_t len) {
 static void free_lib(sim_lib *lib) {
     if (!lib) return;
     if (lib->handle) dlclose(lib->handle);
+    if (lib->exe_fd >= 0) close(lib->exe_fd);
     free(lib->code);
     free(lib);
 }
@@ -372,16 +378,16 @@ static int build_lib(sim_lib *lib, const char *full, const char *kname, eng_erro
         goto done;
     }
     char *argv[] = {sim_cxx, SIM_CXXFLAGS, "-o", sop, srcp, NULL};
-    int st = run_compiler(argv, errp);
+    int st = sim_run_compiler(argv, errp);
     if (st != 0) {
-        char *out = read_file(errp, NULL);
+        char *out = sim_read_file(errp, NULL);
         if (st < 0) eng_fail(err, ERR_COMPILE, "simulator: cannot run %s", sim_cxx);
-        else compile_error(out ? out : "", dir, kname, err);
+        else sim_compile_error(out ? out : "", dir, kname, err);
         free(out);
         goto done;
     }
     size_t len;
-    char *bytes = read_file(sop, &len);
+    char *bytes = sim_read_file(sop, &len);
     if (!bytes) {
         eng_fail(err, ERR_IO, "simulator: cannot read the compiled kernel %s", sop);
         goto done;
@@ -414,8 +420,8 @@ static eng_kmodule *sim_compile(const char *src, const char *kname, const eng_kp
         info->static_shared = (size_t)-1;
         info->max_threads = SIM_MAX_THREADS;
     }
-    if (check) {
-        eng_fail(err, ERR_RUNTIME, "the simulator's checking mode (AddressSanitizer) is not implemented yet");
+    if (nparams < 0 || nparams > 64) {
+        eng_fail(err, ERR_VALUE, "kernel '%s' has %d parameters: the simulator takes at most 64", kname, nparams);
         return NULL;
     }
     for (const char *c = kname; *c; c++)
@@ -453,6 +459,7 @@ static eng_kmodule *sim_compile(const char *src, const char *kname, const eng_kp
     }
     buf_str(&full, "\n");
     buf_str(&full, body.p ? body.p : "");
+    if (check) buf_str(&full, sim_check_main);
     buf_str(&shown, "#include \"kiln_sim.h\"\n");
     buf_str(&shown, body.p ? body.p : "");
     if (body.oom || full.oom || shown.oom) goto oom;
@@ -471,6 +478,7 @@ static eng_kmodule *sim_compile(const char *src, const char *kname, const eng_kp
     const char *flags[] = {SIM_CXXFLAGS};
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) kcache_hash_str(&h, flags[i]);
     kcache_hash_str(&h, sim_cxx_id);
+    kcache_hash_str(&h, check ? "check" : "plain");
     kcache_hash_key(&h, key);
 
     for (sim_lib *l = sim_libs; l; l = l->next)
@@ -492,6 +500,7 @@ static eng_kmodule *sim_compile(const char *src, const char *kname, const eng_kp
         pthread_mutex_unlock(&sim_lock);
         goto oom;
     }
+    lib->exe_fd = -1;
     memcpy(lib->key, key, sizeof key);
     lib->needs_fibers = source_needs_fibers(src);
     lib->code = shown.p;
@@ -499,7 +508,19 @@ static eng_kmodule *sim_compile(const char *src, const char *kname, const eng_kp
     int cache = 0;
     void *bytes;
     size_t len;
-    if (kcache_get(key, "so", &bytes, &len)) {
+    if (check) {
+        lib->check = 1;
+        lib->params.n = nparams;
+        for (int i = 0; i < nparams; i++) {
+            lib->params.is_ptr[i] = (unsigned char)params[i].is_ptr;
+            lib->params.is_const[i] = (unsigned char)params[i].is_const;
+            lib->params.size[i] = params[i].is_ptr ? sizeof(void *) : eng_ctype_size(params[i].ctype);
+        }
+        if (sim_check_build(sim_cxx, full.p, kname, key, &lib->exe_fd, &cache, lib->path, sizeof lib->path, err) < 0) {
+            pthread_mutex_unlock(&sim_lock);
+            goto fail;
+        }
+    } else if (kcache_get(key, "so", &bytes, &len)) {
         if (load_bytes(lib, bytes, len) == 0) {
             cache = 2;
             kcache_path(key, "so", lib->path, sizeof lib->path);
@@ -508,7 +529,7 @@ static eng_kmodule *sim_compile(const char *src, const char *kname, const eng_kp
         }
         free(bytes);
     }
-    if (!cache && build_lib(lib, full.p, kname, err) < 0) {
+    if (!check && !cache && build_lib(lib, full.p, kname, err) < 0) {
         pthread_mutex_unlock(&sim_lock);
         goto fail;
     }
@@ -548,12 +569,20 @@ static void sim_limits(eng_klimits *out) {
     out->max_shared = SIM_MAX_SHARED;
 }
 
-static int sim_klaunch(eng_kmodule *m, const unsigned grid[3], const unsigned block[3], size_t shared, void **args,
-                       eng_error *err) {
+static int sim_klaunch_sized(eng_kmodule *m, const unsigned grid[3], const unsigned block[3], size_t shared,
+                             void **args, const size_t *arg_bytes, eng_error *err) {
     char msg[512];
+    if (m->lib->check)
+        return sim_check_launch(m->lib->exe_fd, m->kname, &m->lib->params, m->lib->needs_fibers, grid, block, shared,
+                                args, arg_bytes, err);
     if (sim_launch(m->lib->entry, args, grid, block, shared, m->lib->needs_fibers, msg, sizeof msg) < 0)
         return eng_fail(err, ERR_RUNTIME, "kernel '%s': %s", m->kname, msg);
     return 0;
+}
+
+static int sim_klaunch(eng_kmodule *m, const unsigned grid[3], const unsigned block[3], size_t shared, void **args,
+                       eng_error *err) {
+    return sim_klaunch_sized(m, grid, block, shared, args, NULL, err);
 }
 
 static int sim_sync(eng_error *err) { return 0; }
@@ -570,6 +599,7 @@ const eng_kdriver sim_kdriver = {
     .release = sim_release,
     .limits = sim_limits,
     .launch = sim_klaunch,
+    .launch_sized = sim_klaunch_sized,
     .sync = sim_sync,
     .code = sim_code,
 };

@@ -352,6 +352,62 @@ static void test_compile_error(void) {
     CHECK(strstr(err.msg, "no __global__ function named 'nosuch'") != NULL);
 }
 
+static void test_check_mode(void) {
+    /* an out-of-bounds write found by the AddressSanitizer build, with its cell line */
+    const char *src = "#line 1 \"cell[11]\"\n"
+                      "__global__ void scale(float *y, const float *x, int n) {\n"
+                      "    int i = blockIdx.x * blockDim.x + threadIdx.x;\n"
+                      "    if (i <= n) y[i] = 2.0f * x[i < n ? i : 0];\n"
+                      "}\n";
+    eng_kparam p[3];
+    memset(p, 0, sizeof p);
+    p[0].is_ptr = 1;
+    p[0].ctype = KT_F32;
+    p[1].is_ptr = 1;
+    p[1].is_const = 1;
+    p[1].ctype = KT_F32;
+    p[2].ctype = KT_I32;
+    eng_error err = {0};
+    eng_kinfo info;
+    double t0 = now_ms();
+    eng_kmodule *m = D->compile(src, "scale", p, 3, 1, &info, &err);
+    printf("checking build: %.0f ms\n", now_ms() - t0);
+    CHECK(m != NULL);
+    if (!m) {
+        fprintf(stderr, "%s\n", err.msg);
+        return;
+    }
+    CHECK(info.cache == 0 && strstr(info.cache_path, ".chk") != NULL);
+    int n = 100;
+    float *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y);
+    for (int i = 0; i < n; i++) {
+        x[i] = (float)i;
+        y[i] = -1.0f;
+    }
+    void *px = x, *py = y;
+    void *args[] = {&py, &px, &n};
+    size_t bytes[] = {n * sizeof(float), n * sizeof(float), 0};
+    unsigned g[3] = {4, 1, 1}, b[3] = {32, 1, 1};
+    CHECK(D->launch(m, g, b, 0, args, &err) < 0 && strstr(err.msg, "launch_sized") != NULL); /* sizes needed */
+    memset(&err, 0, sizeof err);
+    t0 = now_ms();
+    CHECK(D->launch_sized(m, g, b, 0, args, bytes, &err) < 0);
+    printf("checked launch: %.0f ms\n", now_ms() - t0);
+    CHECK(err.kind == ERR_RUNTIME);
+    CHECK(strstr(err.msg, "out-of-bounds write of 4 bytes at cell[11]:3 in kernel 'scale' (thread (4,0,0) of block (3,0,0))") != NULL);
+    if (failures) fprintf(stderr, "got: %s\n", err.msg);
+    /* within bounds: runs, and the results come back */
+    n = 96;
+    memset(&err, 0, sizeof err);
+    CHECK(D->launch_sized(m, g, b, 0, args, bytes, &err) == 0);
+    int bad = 0;
+    for (int i = 0; i < 96; i++) bad += y[i] != 2.0f * i;
+    CHECK(bad == 0 && x[5] == 5.0f);
+    D->release(m);
+    free(x);
+    free(y);
+}
+
 /* ---- the disk cache ------------------------------------------------------------------------ */
 
 /* in a fresh process: compile src and exit with 10 + info.cache (or 1) */
@@ -471,6 +527,7 @@ int main(void) {
     test_indices_and_shared_names();
     test_launch_errors();
     test_compile_error();
+    test_check_mode();
     char sub[sizeof dir + 8];
     snprintf(sub, sizeof sub, "%s/disk", dir);
     setenv("XDG_CACHE_HOME", sub, 1); /* a folder of its own: one entry in it */
