@@ -16,11 +16,6 @@
 
 volatile int tensor_interrupt_flag;
 
-const eng_backend *eng_current_backend(void)
-{
-    return &cpu_backend;
-}
-
 /* ---- dtypes ---- */
 
 static const struct {

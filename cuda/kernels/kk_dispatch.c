@@ -1,0 +1,393 @@
+/* kk_dispatch.c — the built-in kernels' host side, shared by the CUDA and simulator
+ * backends (see kk_dispatch.h). Mirrors the CPU backend's semantics and messages;
+ * every launch goes through the device's kk_ops table. */
+#include "cuda/kernels/kk_dispatch.h"
+#include "cpu/cpu_internal.h" /* cpu_store: a fill value in the destination's bytes */
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define KK_SPLIT_MAX 1024 /* parts of one long row in a reduction */
+
+static int kk_ctx_get(const kk_device *d, kk_ctx *c, eng_error *err)
+{
+    memset(c, 0, sizeof *c);
+    return d->context(c, err);
+}
+
+static int kk_check(const kk_device *d, int code, const char *what, const kk_ctx *c, eng_error *err)
+{
+    return code ? d->fail(code, what, c, err) : 0;
+}
+
+/* ---- the iterator: cpu_iter_init's merging, strides in bytes ---- */
+
+static void kk_iter_init(kk_iter *it, int nop, const tensor *const *ts)
+{
+    const tensor *t0 = ts[0];
+    memset(it, 0, sizeof *it);
+    it->nop = nop;
+    it->numel = 1;
+    for (int k = 0; k < nop; k++)
+        it->base[k] = (char *)ts[k]->storage->data + ts[k]->offset * (int64_t)kn_dtype_size(ts[k]->dtype);
+    for (int d = 0; d < t0->ndim; d++) {
+        int64_t n = t0->shape[d];
+        it->numel *= n;
+        if (n == 1)
+            continue;
+        int nd = it->ndim, merge = nd > 0;
+        for (int k = 0; k < nop && merge; k++) {
+            int64_t s = ts[k]->stride[d] * (int64_t)kn_dtype_size(ts[k]->dtype);
+            if (it->stride[k][nd - 1] != s * n)
+                merge = 0;
+        }
+        if (merge) {
+            it->shape[nd - 1] *= n;
+            for (int k = 0; k < nop; k++)
+                it->stride[k][nd - 1] = ts[k]->stride[d] * (int64_t)kn_dtype_size(ts[k]->dtype);
+        } else {
+            it->shape[nd] = n;
+            for (int k = 0; k < nop; k++)
+                it->stride[k][nd] = ts[k]->stride[d] * (int64_t)kn_dtype_size(ts[k]->dtype);
+            it->ndim++;
+        }
+    }
+    if (it->ndim == 0) { /* one element (or none) */
+        it->ndim = 1;
+        it->shape[0] = 1;
+        for (int k = 0; k < nop; k++)
+            it->stride[k][0] = (int64_t)kn_dtype_size(ts[k]->dtype);
+    }
+    it->contig = it->ndim == 1 && it->stride[0][0] == (int64_t)kn_dtype_size(t0->dtype);
+    for (int k = 1; k < nop && it->contig; k++)
+        if (it->stride[k][0] != 0 && it->stride[k][0] != (int64_t)kn_dtype_size(ts[k]->dtype))
+            it->contig = 0;
+}
+
+/* ---- temporaries ---- */
+
+tensor *kk_temp(const kk_device *d, kn_dtype dt, int ndim, const int64_t *shape, eng_error *err)
+{
+    tensor *t = calloc(1, sizeof *t);
+    tensor_storage *s = calloc(1, sizeof *s);
+    int64_t n = 1;
+    for (int k = 0; k < ndim; k++)
+        n *= shape[k];
+    if (!t || !s)
+        goto err;
+    s->refcount = 1;
+    s->backend = d->be;
+    s->bytes = (size_t)n * kn_dtype_size(dt);
+    s->data = d->be->alloc(s->bytes ? s->bytes : 1);
+    if (!s->data)
+        goto err;
+    t->refcount = 1;
+    t->dtype = dt;
+    t->ndim = ndim;
+    int64_t st = 1;
+    for (int k = ndim - 1; k >= 0; k--) {
+        t->shape[k] = shape[k];
+        t->stride[k] = st;
+        st *= shape[k];
+    }
+    t->storage = s;
+    return t;
+err:
+    free(t);
+    free(s);
+    eng_fail(err, ERR_MEMORY, "%s: out of memory for a temporary of %lld elements", d->be->name, (long long)n);
+    return NULL;
+}
+
+tensor *kk_contiguous(const kk_device *d, const tensor *t, eng_error *err)
+{
+    if (tensor_is_contiguous(t)) {
+        tensor_incref((tensor *)t);
+        return (tensor *)t;
+    }
+    tensor *c = kk_temp(d, t->dtype, t->ndim, t->shape, err);
+    if (c && kk_copy(d, c, t, err) < 0) {
+        tensor_decref(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* reads and clears the kernels' user-error flag */
+static int kk_status(const kk_device *d, kk_ctx *c, int *flag, eng_error *err)
+{
+    int st[4] = {0};
+    if (d->be->to_host(st, c->status, sizeof(int), err) < 0)
+        return -1;
+    *flag = st[0];
+    if (st[0]) {
+        int zero = 0;
+        if (d->be->from_host(c->status, &zero, sizeof zero, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* ---- elementwise ---- */
+
+int kk_unary(const kk_device *d, kn_opid op, tensor *out, const tensor *x, double p0, double p1, eng_error *err)
+{
+    kk_ctx c;
+    if (kk_ctx_get(d, &c, err) < 0)
+        return -1;
+    const tensor *ts[2] = {out, x};
+    kk_iter it;
+    kk_iter_init(&it, 2, ts);
+    return kk_check(d, d->ops->unary(&c, op, out->dtype, x->dtype, &it, p0, p1), kn_op_name(op), &c, err);
+}
+
+int kk_binary(const kk_device *d, kn_opid op, tensor *out, const tensor *a, const tensor *b, eng_error *err)
+{
+    kk_ctx c;
+    if (kk_ctx_get(d, &c, err) < 0)
+        return -1;
+    const tensor *ts[3] = {out, a, b};
+    kk_iter it;
+    kk_iter_init(&it, 3, ts);
+    if (kk_check(d, d->ops->binary(&c, op, out->dtype, a->dtype, &it), kn_op_name(op), &c, err) < 0)
+        return -1;
+    if ((op == KN_OP_DIV || op == KN_OP_MOD) && !kn_dtype_is_float(a->dtype) && it.numel > 0) {
+        int flag;
+        if (kk_status(d, &c, &flag, err) < 0)
+            return -1;
+        if (flag)
+            return eng_fail(err, ERR_ZERODIV, "%s: integer division by zero", op == KN_OP_MOD ? "mod" : "div");
+    }
+    return 0;
+}
+
+int kk_copy(const kk_device *d, tensor *dst, const tensor *src, eng_error *err)
+{
+    kk_ctx c;
+    if (kk_ctx_get(d, &c, err) < 0)
+        return -1;
+    const tensor *ts[2] = {dst, src};
+    kk_iter it;
+    kk_iter_init(&it, 2, ts);
+    return kk_check(d, d->ops->copy(&c, dst->dtype, src->dtype, &it), "copy", &c, err);
+}
+
+int kk_fill(const kk_device *d, tensor *dst, double v, eng_error *err)
+{
+    kk_ctx c;
+    if (kk_ctx_get(d, &c, err) < 0)
+        return -1;
+    uint64_t pattern = 0;
+    cpu_store(dst->dtype, (char *)&pattern, v); /* little-endian: the low bytes */
+    const tensor *ts[1] = {dst};
+    kk_iter it;
+    kk_iter_init(&it, 1, ts);
+    return kk_check(d, d->ops->fill(&c, (int)kn_dtype_size(dst->dtype), pattern, &it), "fill", &c, err);
+}
+
+int kk_arange(const kk_device *d, tensor *dst, double start, double step, eng_error *err)
+{
+    kk_ctx c;
+    if (kk_ctx_get(d, &c, err) < 0)
+        return -1;
+    char *o = (char *)dst->storage->data + dst->offset * (int64_t)kn_dtype_size(dst->dtype);
+    return kk_check(d, d->ops->arange(&c, dst->dtype, o, tensor_numel(dst), start, step), "arange", &c, err);
+}
+
+int kk_random(const kk_device *d, int kind, tensor *dst, const tensor_rng *rng, int64_t lo, int64_t hi,
+              eng_error *err)
+{
+    if (!tensor_is_contiguous(dst))
+        return eng_fail(err, ERR_RUNTIME, "random: the destination must be contiguous");
+    if (kind == 2 && hi <= lo)
+        return eng_fail(err, ERR_VALUE, "randint: empty range [%lld, %lld)", (long long)lo, (long long)hi);
+    kk_ctx c;
+    if (kk_ctx_get(d, &c, err) < 0)
+        return -1;
+    char *o = (char *)dst->storage->data + dst->offset * (int64_t)kn_dtype_size(dst->dtype);
+    return kk_check(d, d->ops->random(&c, kind, dst->dtype, o, tensor_numel(dst), rng->seed, rng->offset, lo,
+                                      (uint64_t)hi - (uint64_t)lo), "random", &c, err);
+}
+
+int kk_where(const kk_device *d, tensor *out, const tensor *cond, const tensor *a, const tensor *b, eng_error *err)
+{
+    if (cond->dtype != KN_BOOL && cond->dtype != KN_U8)
+        return eng_fail(err, ERR_TYPE, "where: the condition must be bool, got %s", kn_dtype_name(cond->dtype));
+    kk_ctx c;
+    if (kk_ctx_get(d, &c, err) < 0)
+        return -1;
+    const tensor *ts[4] = {out, cond, a, b};
+    kk_iter it;
+    kk_iter_init(&it, 4, ts);
+    return kk_check(d, d->ops->where(&c, (int)kn_dtype_size(out->dtype), &it), "where", &c, err);
+}
+
+/* ---- gather ---- */
+
+int kk_gather(const kk_device *d, tensor *out, const tensor *x, const tensor *idx, eng_error *err)
+{
+    kk_ctx c;
+    if (kk_ctx_get(d, &c, err) < 0)
+        return -1;
+    int64_t nidx = tensor_numel(idx);
+    int64_t rows = x->ndim > 0 ? x->shape[0] : 1;
+    tensor *iv = kk_temp(d, KN_I64, idx->ndim, idx->shape, err);
+    if (!iv)
+        return -1;
+    int rc = -1, flag = 0;
+    if (kk_copy(d, iv, idx, err) < 0)
+        goto done;
+    if (kk_check(d, d->ops->gather_check(&c, iv->storage->data, nidx, rows), "gather", &c, err) < 0)
+        goto done;
+    if (nidx > 0 && kk_status(d, &c, &flag, err) < 0)
+        goto done;
+    if (flag) { /* find the first bad index on the host, for the CPU's message */
+        int64_t *h = malloc(sizeof(int64_t) * (size_t)nidx);
+        if (!h) {
+            eng_fail(err, ERR_MEMORY, "gather: out of memory");
+            goto done;
+        }
+        if (d->be->to_host(h, iv->storage->data, sizeof(int64_t) * (size_t)nidx, err) == 0) {
+            for (int64_t k = 0; k < nidx; k++)
+                if (h[k] < -rows || h[k] >= rows) {
+                    eng_fail(err, ERR_INDEX, "index %lld is out of range for dimension 0 of size %lld",
+                             (long long)h[k], (long long)rows);
+                    break;
+                }
+        }
+        free(h);
+        goto done;
+    }
+    kk_gather_job j;
+    memset(&j, 0, sizeof j);
+    size_t es = kn_dtype_size(x->dtype);
+    j.esize = (int)es;
+    j.rows = rows;
+    j.row_stride = x->ndim > 0 ? x->stride[0] * (int64_t)es : 0;
+    j.rowel = 1;
+    for (int k = 1; k < x->ndim; k++) {
+        j.shape[j.ndim] = x->shape[k];
+        j.stride[j.ndim] = x->stride[k] * (int64_t)es;
+        j.ndim++;
+        j.rowel *= x->shape[k];
+    }
+    j.nidx = nidx;
+    j.x = (const char *)x->storage->data + x->offset * (int64_t)es;
+    j.idx = iv->storage->data;
+    j.out = (char *)out->storage->data + out->offset * (int64_t)es;
+    rc = kk_check(d, d->ops->gather(&c, &j), "gather", &c, err);
+done:
+    tensor_decref(iv);
+    return rc;
+}
+
+/* ---- reductions ---- */
+
+int kk_reduce(const kk_device *d, kn_opid op, tensor *out, const tensor *x, int dim, eng_error *err)
+{
+    switch (x->dtype) {
+    case KN_F32: case KN_F64: case KN_I32: case KN_I64: case KN_U8: case KN_BOOL: break;
+    default:
+        return eng_fail(err, ERR_TYPE, "%s: dtype %s is not supported by the %s backend's reductions",
+                        kn_op_name(op), kn_dtype_name(x->dtype), d->be->name);
+    }
+    kk_ctx c;
+    if (kk_ctx_get(d, &c, err) < 0)
+        return -1;
+    kk_reduce_job j;
+    memset(&j, 0, sizeof j);
+    j.op = op;
+    j.dt = x->dtype;
+    j.odt = out->dtype;
+    j.outer = j.inner = 1;
+    if (dim == TENSOR_ALLDIMS) {
+        j.n = tensor_numel(x);
+    } else {
+        for (int k = 0; k < dim; k++)
+            j.outer *= x->shape[k];
+        j.n = x->shape[dim];
+        for (int k = dim + 1; k < x->ndim; k++)
+            j.inner *= x->shape[k];
+    }
+    int64_t nout = j.outer * j.inner;
+    if (nout == 0)
+        return 0;
+    if (j.n == 0) { /* as the CPU: sum and norm 0, mean/var/std 0/0 */
+        double v = op == KN_OP_SUM || op == KN_OP_NORM ? 0.0 : NAN;
+        return kk_fill(d, out, v, err);
+    }
+    tensor *xc = kk_contiguous(d, x, err);
+    if (!xc)
+        return -1;
+    if (j.inner == 1) {
+        if (j.n <= 64) {
+            j.splits = 0; /* short rows: a thread each */
+        } else {
+            int64_t want = (c.max_blocks + j.outer - 1) / j.outer, most = (j.n + 2047) / 2048;
+            if (want > most)
+                want = most;
+            if (want > KK_SPLIT_MAX)
+                want = KK_SPLIT_MAX;
+            j.splits = (int)(want < 1 ? 1 : want);
+        }
+    }
+    size_t nparts = (size_t)nout * (size_t)(j.splits > 0 ? j.splits : 1);
+    int rc = -1;
+    j.partial = d->be->alloc(nparts * sizeof(kk_red_state));
+    j.mean = (op == KN_OP_VAR || op == KN_OP_STD) ? d->be->alloc((size_t)nout * sizeof(double)) : NULL;
+    if (!j.partial || ((op == KN_OP_VAR || op == KN_OP_STD) && !j.mean)) {
+        eng_fail(err, ERR_MEMORY, "%s: out of memory for the reduction's partial results", kn_op_name(op));
+        goto done;
+    }
+    j.x = (const char *)xc->storage->data + xc->offset * (int64_t)kn_dtype_size(xc->dtype);
+    j.out = (char *)out->storage->data + out->offset * (int64_t)kn_dtype_size(out->dtype);
+    rc = kk_check(d, d->ops->reduce(&c, &j), kn_op_name(op), &c, err);
+done:
+    /* the frees are stream-ordered on the GPU (the cache reuses blocks on the same stream) */
+    if (j.partial)
+        d->be->free(j.partial);
+    if (j.mean)
+        d->be->free(j.mean);
+    tensor_decref(xc);
+    return rc;
+}
+
+/* ---- matmul by tiles ---- */
+
+int kk_matmul_tiled(const kk_device *d, tensor *out, const tensor *a, const tensor *cm, eng_error *err)
+{
+    if (out->dtype != KN_F32 && out->dtype != KN_F64)
+        return eng_fail(err, ERR_TYPE, "matmul: the %s backend multiplies f32 and f64, got %s", d->be->name,
+                        kn_dtype_name(out->dtype));
+    int64_t B = a->shape[0], M = a->shape[1], K = a->shape[2], N = cm->shape[2];
+    if (B * M * N == 0)
+        return 0;
+    if (K == 0)
+        return kk_fill(d, out, 0, err);
+    if ((N + 15) / 16 > 0x7fffffff || (M + 15) / 16 > 65535)
+        return eng_fail(err, ERR_VALUE, "matmul: dimensions too large for the %s backend's tiled kernel", d->be->name);
+    kk_ctx c;
+    if (kk_ctx_get(d, &c, err) < 0)
+        return -1;
+    size_t es = kn_dtype_size(out->dtype);
+    kk_matmul_job j;
+    memset(&j, 0, sizeof j);
+    j.dt = out->dtype;
+    j.M = M;
+    j.N = N;
+    j.K = K;
+    for (int k = 0; k < 3; k++) {
+        j.sa[k] = a->stride[k];
+        j.sc[k] = cm->stride[k];
+    }
+    for (int64_t b0 = 0; b0 < B; b0 += 65535) { /* grid z holds 65535 batches */
+        j.B = B - b0 < 65535 ? B - b0 : 65535;
+        j.a = (const char *)a->storage->data + (a->offset + b0 * a->stride[0]) * (int64_t)es;
+        j.c = (const char *)cm->storage->data + (cm->offset + b0 * cm->stride[0]) * (int64_t)es;
+        j.out = (char *)out->storage->data + (out->offset + b0 * M * N) * (int64_t)es;
+        if (kk_check(d, d->ops->matmul(&c, &j), "matmul", &c, err) < 0)
+            return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,579 @@
+/* kk_elementwise.cuh — elementwise built-in kernels: unary and binary ops of
+ * engine/ops.def, copy with cast, fill, arange, where, gather, and the Philox random
+ * fills. Included once per compilation (see kk_api.h); the launchers are at the end.
+ *
+ * Every elementwise op has two kernels: a contiguous one (output dense, each input dense
+ * or a broadcast scalar, with 4-element vector loads and stores when every dense pointer
+ * is aligned to the vector) and a strided one (the merged kk_iter, one element per
+ * thread-iteration, offsets from the linear index). Both are grid-stride loops, so any
+ * size runs on a bounded grid.
+ *
+ * The typed ops (f32, f64, i32, i64) reproduce the CPU backend's typed kernels
+ * (cpu/cpu_elementwise.c): integer arithmetic wraps, integer / and % truncate as C and
+ * flag a zero divisor, MIN / -1 wraps, integer pow squares. Every other dtype (bool, u8,
+ * f16, bf16, or an output dtype that differs) goes through double with the ops.def
+ * expression, as the CPU's generic path does.
+ */
+#ifndef KILN_KK_ELEMENTWISE_CUH
+#define KILN_KK_ELEMENTWISE_CUH
+
+#include "cuda/kernels/kk_common.cuh"
+
+#define PHILOX_DEVICE KK_DEV_PHILOX
+#ifdef __CUDACC__
+#define KK_DEV_PHILOX __device__
+#else
+#define KK_DEV_PHILOX
+#endif
+#include "cpu/philox.h"
+
+/* ---- the op functors ---- */
+
+template <typename T>
+KK_DEV T kk_ipow(T a, T b)
+{
+    typedef typename std::make_unsigned<T>::type U;
+    if (b < 0)
+        return a == 1 ? 1 : a == -1 ? ((b & 1) ? -1 : 1) : 0;
+    U r = 1, x = (U)a;
+    while (b) {
+        if (b & 1)
+            r *= x;
+        x *= x;
+        b >>= 1;
+    }
+    return (T)r;
+}
+
+template <int OP, typename T>
+struct kk_un {
+    T lo, hi; /* clamp's bounds */
+    KK_DEV T operator()(T x) const
+    {
+        if constexpr (std::is_floating_point<T>::value) {
+            if constexpr (OP == KN_OP_NEG) return -x;
+            if constexpr (OP == KN_OP_ABS) return kk_fabs(x);
+            if constexpr (OP == KN_OP_EXP) return kk_exp(x);
+            if constexpr (OP == KN_OP_LOG) return kk_log(x);
+            if constexpr (OP == KN_OP_SQRT) return kk_sqrt(x);
+            if constexpr (OP == KN_OP_TANH) return kk_tanh(x);
+            if constexpr (OP == KN_OP_SIGMOID) return (T)1 / ((T)1 + kk_exp(-x));
+            if constexpr (OP == KN_OP_RELU) return x < 0 ? (T)0 : x;
+            if constexpr (OP == KN_OP_GELU) return (T)0.5 * x * kk_erfc(-x * (T)0.70710678118654752440);
+            if constexpr (OP == KN_OP_SIN) return kk_sin(x);
+            if constexpr (OP == KN_OP_COS) return kk_cos(x);
+            if constexpr (OP == KN_OP_FLOOR) return kk_floor(x);
+            if constexpr (OP == KN_OP_CEIL) return kk_ceil(x);
+            if constexpr (OP == KN_OP_ROUND) return kk_rint(x);
+            if constexpr (OP == KN_OP_CLAMP) return x < lo ? lo : x > hi ? hi : x;
+        } else {
+            typedef typename std::make_unsigned<T>::type U;
+            if constexpr (OP == KN_OP_NEG) return (T)((U)0 - (U)x);
+            if constexpr (OP == KN_OP_ABS) return x < 0 ? (T)((U)0 - (U)x) : x;
+            if constexpr (OP == KN_OP_RELU) return x < 0 ? (T)0 : x;
+            if constexpr (OP == KN_OP_CLAMP) return x < lo ? lo : x > hi ? hi : x;
+        }
+        return x; /* floor, ceil, round of integers */
+    }
+};
+
+template <int OP>
+struct kk_is_compare {
+    static constexpr bool value = OP == KN_OP_EQ || OP == KN_OP_NE || OP == KN_OP_LT || OP == KN_OP_LE ||
+                                  OP == KN_OP_GT || OP == KN_OP_GE || OP == KN_OP_AND || OP == KN_OP_OR;
+};
+
+template <int OP, typename T>
+struct kk_bin {
+    typedef typename std::conditional<kk_is_compare<OP>::value, uint8_t, T>::type out_t;
+    int *status; /* set to 1 by an integer division by zero */
+    KK_DEV out_t operator()(T a, T b) const
+    {
+        if constexpr (OP == KN_OP_EQ) return a == b;
+        if constexpr (OP == KN_OP_NE) return a != b;
+        if constexpr (OP == KN_OP_LT) return a < b;
+        if constexpr (OP == KN_OP_LE) return a <= b;
+        if constexpr (OP == KN_OP_GT) return a > b;
+        if constexpr (OP == KN_OP_GE) return a >= b;
+        if constexpr (OP == KN_OP_AND) return a != 0 && b != 0;
+        if constexpr (OP == KN_OP_OR) return a != 0 || b != 0;
+        if constexpr (std::is_floating_point<T>::value) {
+            if constexpr (OP == KN_OP_ADD) return a + b;
+            if constexpr (OP == KN_OP_SUB) return a - b;
+            if constexpr (OP == KN_OP_MUL) return a * b;
+            if constexpr (OP == KN_OP_DIV) return a / b;
+            if constexpr (OP == KN_OP_MOD) return kk_fmod(a, b);
+            if constexpr (OP == KN_OP_POW) return kk_pow(a, b);
+            if constexpr (OP == KN_OP_MAXIMUM) return (a > b || a != a) ? a : b;
+            if constexpr (OP == KN_OP_MINIMUM) return (a < b || a != a) ? a : b;
+        } else {
+            typedef typename std::make_unsigned<T>::type U;
+            if constexpr (OP == KN_OP_ADD) return (T)((U)a + (U)b);
+            if constexpr (OP == KN_OP_SUB) return (T)((U)a - (U)b);
+            if constexpr (OP == KN_OP_MUL) return (T)((U)a * (U)b);
+            if constexpr (OP == KN_OP_POW) return kk_ipow(a, b);
+            if constexpr (OP == KN_OP_MAXIMUM) return a > b ? a : b;
+            if constexpr (OP == KN_OP_MINIMUM) return a < b ? a : b;
+            if constexpr (OP == KN_OP_DIV || OP == KN_OP_MOD) {
+                if (b == 0) {
+                    *status = 1;
+                    return 0;
+                }
+                if (b == -1)
+                    return OP == KN_OP_DIV ? (T)((U)0 - (U)a) : (T)0;
+                return OP == KN_OP_DIV ? a / b : a % b;
+            }
+        }
+        return 0;
+    }
+};
+
+/* the ops.def expressions in double: the generic path */
+KK_DEV double kk_unary_double(int op, double x, double p0, double p1)
+{
+    switch (op) {
+#define KN_UNARY(ID, name, expr) \
+    case KN_OP_##ID: return (expr);
+#include "engine/ops.def"
+    default: return x;
+    }
+}
+
+KK_DEV double kk_binary_double(int op, double a, double b)
+{
+    switch (op) {
+#define KN_BINARY(ID, name, expr) \
+    case KN_OP_##ID: return (expr);
+#define KN_COMPARE(ID, name, expr) \
+    case KN_OP_##ID: return (expr);
+#include "engine/ops.def"
+    default: return 0;
+    }
+}
+
+/* ---- kernels ---- */
+
+template <typename T, int V>
+struct alignas(sizeof(T) * V) kk_vec {
+    T v[V];
+};
+
+/* unary, contiguous: out[i] = f(x[i]); vec: 4-wide loads/stores (aligned, checked by the launcher) */
+template <typename TO, typename TI, typename F>
+__global__ void kk_un_contig(TO *out, const TI *x, int64_t n, int vec, F f)
+{
+    int64_t t = kk_gtid(), step = kk_gstride(), i0 = 0;
+    if (vec) {
+        int64_t nv = n / 4;
+        for (int64_t i = t; i < nv; i += step) {
+            kk_vec<TI, 4> a = ((const kk_vec<TI, 4> *)x)[i];
+            kk_vec<TO, 4> o;
+    KK_UNROLL
+            for (int k = 0; k < 4; k++)
+                o.v[k] = f(a.v[k]);
+            ((kk_vec<TO, 4> *)out)[i] = o;
+        }
+        i0 = nv * 4;
+    }
+    for (int64_t i = i0 + t; i < n; i += step)
+        out[i] = f(x[i]);
+}
+
+template <typename TO, typename TI, typename F>
+__global__ void kk_un_strided(kk_iter it, F f)
+{
+    for (int64_t i = kk_gtid(); i < it.numel; i += kk_gstride()) {
+        int64_t off[2];
+        kk_offsets<2>(it, i, off);
+        *(TO *)(it.base[0] + off[0]) = f(*(const TI *)(it.base[1] + off[1]));
+    }
+}
+
+/* binary, contiguous: each input dense or a scalar (sa / sb: 1 dense, 0 scalar) */
+template <typename TO, typename TI, typename F>
+__global__ void kk_bin_contig(TO *out, const TI *a, const TI *b, int sa, int sb, int64_t n, int vec, F f)
+{
+    int64_t t = kk_gtid(), step = kk_gstride(), i0 = 0;
+    if (vec) { /* both dense */
+        int64_t nv = n / 4;
+        for (int64_t i = t; i < nv; i += step) {
+            kk_vec<TI, 4> va = ((const kk_vec<TI, 4> *)a)[i], vb = ((const kk_vec<TI, 4> *)b)[i];
+            kk_vec<TO, 4> o;
+    KK_UNROLL
+            for (int k = 0; k < 4; k++)
+                o.v[k] = f(va.v[k], vb.v[k]);
+            ((kk_vec<TO, 4> *)out)[i] = o;
+        }
+        i0 = nv * 4;
+    }
+    for (int64_t i = i0 + t; i < n; i += step)
+        out[i] = f(a[sa ? i : 0], b[sb ? i : 0]);
+}
+
+template <typename TO, typename TI, typename F>
+__global__ void kk_bin_strided(kk_iter it, F f)
+{
+    for (int64_t i = kk_gtid(); i < it.numel; i += kk_gstride()) {
+        int64_t off[3];
+        kk_offsets<3>(it, i, off);
+        *(TO *)(it.base[0] + off[0]) = f(*(const TI *)(it.base[1] + off[1]), *(const TI *)(it.base[2] + off[2]));
+    }
+}
+
+/* generic: values through double, any dtypes */
+__global__ void kk_un_generic(kk_iter it, int op, int dout, int din, double p0, double p1)
+{
+    for (int64_t i = kk_gtid(); i < it.numel; i += kk_gstride()) {
+        int64_t off[2];
+        kk_offsets<2>(it, i, off);
+        double x = kk_load(din, it.base[1] + off[1]);
+        kk_store(dout, it.base[0] + off[0], kk_unary_double(op, x, p0, p1));
+    }
+}
+
+__global__ void kk_bin_generic(kk_iter it, int op, int dout, int din, int *status)
+{
+    int intdiv = din != KK_F16 && din != KK_BF16 && din != KK_F32 && din != KK_F64 &&
+                 (op == KN_OP_DIV || op == KN_OP_MOD);
+    for (int64_t i = kk_gtid(); i < it.numel; i += kk_gstride()) {
+        int64_t off[3];
+        kk_offsets<3>(it, i, off);
+        double a = kk_load(din, it.base[1] + off[1]), b = kk_load(din, it.base[2] + off[2]), r;
+        if (intdiv && b == 0) {
+            *status = 1;
+            r = 0;
+        } else if (intdiv && op == KN_OP_DIV) {
+            r = trunc(a / b);
+        } else {
+            r = kk_binary_double(op, a, b);
+        }
+        kk_store(dout, it.base[0] + off[0], r);
+    }
+}
+
+__global__ void kk_copy_generic(kk_iter it, int ddst, int dsrc)
+{
+    for (int64_t i = kk_gtid(); i < it.numel; i += kk_gstride()) {
+        int64_t off[2];
+        kk_offsets<2>(it, i, off);
+        kk_store(ddst, it.base[0] + off[0], kk_load(dsrc, it.base[1] + off[1]));
+    }
+}
+
+/* identity functor for same-dtype copies */
+template <typename T>
+struct kk_ident {
+    KK_DEV T operator()(T x) const { return x; }
+};
+
+/* fill: operand 0 of it, with an esize-byte pattern */
+template <typename T>
+__global__ void kk_fill_kernel(kk_iter it, T v)
+{
+    if (it.contig) {
+        T *o = (T *)it.base[0];
+        for (int64_t i = kk_gtid(); i < it.numel; i += kk_gstride())
+            o[i] = v;
+        return;
+    }
+    for (int64_t i = kk_gtid(); i < it.numel; i += kk_gstride()) {
+        int64_t off[1];
+        kk_offsets<1>(it, i, off);
+        *(T *)(it.base[0] + off[0]) = v;
+    }
+}
+
+__global__ void kk_arange_kernel(int dt, char *dst, int64_t n, double start, double step, int exact_i64)
+{
+    int64_t a = (int64_t)start, b = (int64_t)step;
+    for (int64_t i = kk_gtid(); i < n; i += kk_gstride()) {
+        if (dt == KK_F32)
+            ((float *)dst)[i] = (float)(start + (double)i * step);
+        else if (exact_i64)
+            ((int64_t *)dst)[i] = a + i * b;
+        else
+            kk_store(dt, dst + i * (dt == KK_F64 || dt == KK_I64 ? 8 : dt == KK_I32 ? 4 : dt >= KK_F16 && dt <= KK_BF16 ? 2 : 1),
+                     start + (double)i * step);
+    }
+}
+
+template <typename T>
+__global__ void kk_where_kernel(kk_iter it)
+{
+    for (int64_t i = kk_gtid(); i < it.numel; i += kk_gstride()) {
+        int64_t off[4];
+        kk_offsets<4>(it, i, off);
+        *(T *)(it.base[0] + off[0]) = *(const uint8_t *)(it.base[1] + off[1]) ? *(const T *)(it.base[2] + off[2])
+                                                                              : *(const T *)(it.base[3] + off[3]);
+    }
+}
+
+__global__ void kk_random_kernel(int kind, int dt, char *dst, int64_t n, uint64_t seed, uint64_t offset,
+                                 int64_t lo, uint64_t range)
+{
+    const double two_pi = 6.283185307179586476925286766559;
+    int es = dt == KK_F64 || dt == KK_I64 ? 8 : dt == KK_F32 || dt == KK_I32 ? 4 : dt == KK_F16 || dt == KK_BF16 ? 2 : 1;
+    for (int64_t i = kk_gtid(); i < n; i += kk_gstride()) {
+        uint32_t r[4];
+        philox_block(seed, offset + (uint64_t)i, r);
+        if (kind == 0) {
+            float u = philox_uniform(r);
+            if (dt == KK_F32)
+                ((float *)dst)[i] = u;
+            else
+                kk_store(dt, dst + i * es, u);
+        } else if (kind == 1) {
+            double u1, u2;
+            philox_boxmuller_uniforms(r, &u1, &u2);
+            float z = (float)(sqrt(-2.0 * log(u1)) * cos(two_pi * u2));
+            if (dt == KK_F32)
+                ((float *)dst)[i] = z;
+            else
+                kk_store(dt, dst + i * es, z);
+        } else {
+            int64_t v = philox_int(r, lo, range);
+            if (dt == KK_I64)
+                ((int64_t *)dst)[i] = v;
+            else
+                kk_store(dt, dst + i * es, (double)v);
+        }
+    }
+}
+
+__global__ void kk_gather_check_kernel(const int64_t *idx, int64_t n, int64_t rows, int *status)
+{
+    for (int64_t i = kk_gtid(); i < n; i += kk_gstride()) {
+        int64_t v = idx[i];
+        if (v < -rows || v >= rows)
+            *status = 1;
+    }
+}
+
+template <typename T>
+__global__ void kk_gather_kernel(kk_gather_job j)
+{
+    int64_t total = j.nidx * j.rowel;
+    for (int64_t e = kk_gtid(); e < total; e += kk_gstride()) {
+        int64_t k = e / j.rowel, r = e - k * j.rowel;
+        int64_t v = j.idx[k];
+        if (v < 0)
+            v += j.rows;
+        int64_t off = v * j.row_stride;
+        for (int d = j.ndim - 1; d >= 0; d--) {
+            int64_t s = j.shape[d];
+            int64_t q = r / s;
+            off += (r - q * s) * j.stride[d];
+            r = q;
+        }
+        ((T *)j.out)[e] = *(const T *)(j.x + off);
+    }
+}
+
+/* ---- launchers ---- */
+
+static inline int kk_aligned(const void *p, size_t a)
+{
+    return ((uintptr_t)p & (a - 1)) == 0;
+}
+
+template <typename TO, typename TI, typename F>
+static int kk_launch_unary(kk_ctx *c, const kk_iter *it, F f)
+{
+    if (it->numel == 0)
+        return 0;
+    if (it->contig && it->stride[1][0] == (int64_t)sizeof(TI)) {
+        TO *o = (TO *)it->base[0];
+        const TI *x = (const TI *)it->base[1];
+        int vec = kk_aligned(o, sizeof(TO) * 4) && kk_aligned(x, sizeof(TI) * 4);
+        auto kfn = kk_un_contig<TO, TI, F>;
+        return KK_LAUNCH(c, 0, kfn, kk_blocks(c, it->numel, vec ? 4 : 1), KK_BLOCK, 0, o, x, it->numel, vec, f);
+    }
+    auto kfn = kk_un_strided<TO, TI, F>;
+    return KK_LAUNCH(c, 0, kfn, kk_blocks(c, it->numel, 1), KK_BLOCK, 0, *it, f);
+}
+
+template <typename TO, typename TI, typename F>
+static int kk_launch_binary(kk_ctx *c, const kk_iter *it, F f)
+{
+    if (it->numel == 0)
+        return 0;
+    if (it->contig) {
+        TO *o = (TO *)it->base[0];
+        const TI *a = (const TI *)it->base[1], *b = (const TI *)it->base[2];
+        int sa = it->stride[1][0] != 0, sb = it->stride[2][0] != 0;
+        int vec = sa && sb && kk_aligned(o, sizeof(TO) * 4) && kk_aligned(a, sizeof(TI) * 4) &&
+                  kk_aligned(b, sizeof(TI) * 4);
+        auto kfn = kk_bin_contig<TO, TI, F>;
+        return KK_LAUNCH(c, 0, kfn, kk_blocks(c, it->numel, vec ? 4 : 1), KK_BLOCK, 0, o, a, b, sa, sb, it->numel,
+                         vec, f);
+    }
+    auto kfn = kk_bin_strided<TO, TI, F>;
+    return KK_LAUNCH(c, 0, kfn, kk_blocks(c, it->numel, 1), KK_BLOCK, 0, *it, f);
+}
+
+template <typename T>
+static int kk_unary_typed(kk_ctx *c, int op, const kk_iter *it, double p0, double p1, int *handled)
+{
+    *handled = 1;
+    T lo = (T)p0, hi = (T)p1;
+    if constexpr (std::is_floating_point<T>::value) {
+        switch (op) {
+#define KK_UN(ID) \
+    case KN_OP_##ID: return kk_launch_unary<T, T>(c, it, kk_un<KN_OP_##ID, T>{lo, hi});
+        KK_UN(NEG) KK_UN(ABS) KK_UN(EXP) KK_UN(LOG) KK_UN(SQRT) KK_UN(TANH) KK_UN(SIGMOID) KK_UN(RELU)
+        KK_UN(GELU) KK_UN(SIN) KK_UN(COS) KK_UN(FLOOR) KK_UN(CEIL) KK_UN(ROUND) KK_UN(CLAMP)
+        default: break;
+        }
+    } else {
+        switch (op) {
+        KK_UN(NEG) KK_UN(ABS) KK_UN(RELU) KK_UN(CLAMP)
+        case KN_OP_FLOOR: case KN_OP_CEIL: case KN_OP_ROUND:
+            return kk_launch_unary<T, T>(c, it, kk_ident<T>());
+        default: break;
+#undef KK_UN
+        }
+    }
+    *handled = 0;
+    return 0;
+}
+
+template <typename T>
+static int kk_binary_typed(kk_ctx *c, int op, int dout, const kk_iter *it, int *handled)
+{
+    *handled = 1;
+    switch (op) {
+#define KK_BIN(ID)                                                                                         \
+    case KN_OP_##ID:                                                                                       \
+        if (dout != (kk_is_compare<KN_OP_##ID>::value ? KK_BOOL : dout))                                   \
+            break;                                                                                         \
+        return kk_launch_binary<typename kk_bin<KN_OP_##ID, T>::out_t, T>(c, it, kk_bin<KN_OP_##ID, T>{c->status});
+        KK_BIN(ADD) KK_BIN(SUB) KK_BIN(MUL) KK_BIN(DIV) KK_BIN(MOD) KK_BIN(POW) KK_BIN(MAXIMUM) KK_BIN(MINIMUM)
+        KK_BIN(EQ) KK_BIN(NE) KK_BIN(LT) KK_BIN(LE) KK_BIN(GT) KK_BIN(GE) KK_BIN(AND) KK_BIN(OR)
+#undef KK_BIN
+    default: break;
+    }
+    *handled = 0;
+    return 0;
+}
+
+static int KK_NAME(unary)(kk_ctx *c, int op, int dout, int din, const kk_iter *it, double p0, double p1)
+{
+    if (it->numel == 0)
+        return 0;
+    int handled = 0, rc = 0;
+    if (dout == din) {
+        switch (din) {
+        case KK_F32: rc = kk_unary_typed<float>(c, op, it, p0, p1, &handled); break;
+        case KK_F64: rc = kk_unary_typed<double>(c, op, it, p0, p1, &handled); break;
+        case KK_I32: rc = kk_unary_typed<int32_t>(c, op, it, p0, p1, &handled); break;
+        case KK_I64: rc = kk_unary_typed<int64_t>(c, op, it, p0, p1, &handled); break;
+        default: break;
+        }
+    }
+    if (handled)
+        return rc;
+    return KK_LAUNCH(c, 0, kk_un_generic, kk_blocks(c, it->numel, 1), KK_BLOCK, 0, *it, op, dout, din, p0, p1);
+}
+
+static int KK_NAME(binary)(kk_ctx *c, int op, int dout, int din, const kk_iter *it)
+{
+    if (it->numel == 0)
+        return 0;
+    int handled = 0, rc = 0;
+    int cmp = op >= KN_OP_EQ && op <= KN_OP_OR;
+    if (cmp ? dout == KK_BOOL : dout == din) {
+        switch (din) {
+        case KK_F32: rc = kk_binary_typed<float>(c, op, dout, it, &handled); break;
+        case KK_F64: rc = kk_binary_typed<double>(c, op, dout, it, &handled); break;
+        case KK_I32: rc = kk_binary_typed<int32_t>(c, op, dout, it, &handled); break;
+        case KK_I64: rc = kk_binary_typed<int64_t>(c, op, dout, it, &handled); break;
+        default: break;
+        }
+    }
+    if (handled)
+        return rc;
+    return KK_LAUNCH(c, 0, kk_bin_generic, kk_blocks(c, it->numel, 1), KK_BLOCK, 0, *it, op, dout, din, c->status);
+}
+
+static int KK_NAME(copy)(kk_ctx *c, int ddst, int dsrc, const kk_iter *it)
+{
+    if (it->numel == 0)
+        return 0;
+    if (ddst == dsrc || (ddst == KK_U8 && dsrc == KK_BOOL)) {
+        size_t es = ddst == KK_F64 || ddst == KK_I64 ? 8 : ddst == KK_F32 || ddst == KK_I32 ? 4
+                  : ddst == KK_F16 || ddst == KK_BF16 ? 2 : 1;
+        switch (es) {
+        case 1: return kk_launch_unary<uint8_t, uint8_t>(c, it, kk_ident<uint8_t>());
+        case 2: return kk_launch_unary<uint16_t, uint16_t>(c, it, kk_ident<uint16_t>());
+        case 4: return kk_launch_unary<uint32_t, uint32_t>(c, it, kk_ident<uint32_t>());
+        default: return kk_launch_unary<uint64_t, uint64_t>(c, it, kk_ident<uint64_t>());
+        }
+    }
+    return KK_LAUNCH(c, 0, kk_copy_generic, kk_blocks(c, it->numel, 1), KK_BLOCK, 0, *it, ddst, dsrc);
+}
+
+static int KK_NAME(fill)(kk_ctx *c, int esize, uint64_t pattern, const kk_iter *it)
+{
+    if (it->numel == 0)
+        return 0;
+    unsigned g = kk_blocks(c, it->numel, 1);
+    switch (esize) {
+    case 1: { auto k = kk_fill_kernel<uint8_t>; return KK_LAUNCH(c, 0, k, g, KK_BLOCK, 0, *it, (uint8_t)pattern); }
+    case 2: { auto k = kk_fill_kernel<uint16_t>; return KK_LAUNCH(c, 0, k, g, KK_BLOCK, 0, *it, (uint16_t)pattern); }
+    case 4: { auto k = kk_fill_kernel<uint32_t>; return KK_LAUNCH(c, 0, k, g, KK_BLOCK, 0, *it, (uint32_t)pattern); }
+    default: { auto k = kk_fill_kernel<uint64_t>; return KK_LAUNCH(c, 0, k, g, KK_BLOCK, 0, *it, pattern); }
+    }
+}
+
+static int KK_NAME(arange)(kk_ctx *c, int dt, char *dst, int64_t n, double start, double step)
+{
+    if (n == 0)
+        return 0;
+    int exact = dt == KK_I64 && start == (double)(int64_t)start && step == (double)(int64_t)step;
+    return KK_LAUNCH(c, 0, kk_arange_kernel, kk_blocks(c, n, 1), KK_BLOCK, 0, dt, dst, n, start, step, exact);
+}
+
+static int KK_NAME(where)(kk_ctx *c, int esize, const kk_iter *it)
+{
+    if (it->numel == 0)
+        return 0;
+    unsigned g = kk_blocks(c, it->numel, 1);
+    switch (esize) {
+    case 1: { auto k = kk_where_kernel<uint8_t>; return KK_LAUNCH(c, 0, k, g, KK_BLOCK, 0, *it); }
+    case 2: { auto k = kk_where_kernel<uint16_t>; return KK_LAUNCH(c, 0, k, g, KK_BLOCK, 0, *it); }
+    case 4: { auto k = kk_where_kernel<uint32_t>; return KK_LAUNCH(c, 0, k, g, KK_BLOCK, 0, *it); }
+    default: { auto k = kk_where_kernel<uint64_t>; return KK_LAUNCH(c, 0, k, g, KK_BLOCK, 0, *it); }
+    }
+}
+
+static int KK_NAME(random)(kk_ctx *c, int kind, int dt, char *dst, int64_t n, uint64_t seed, uint64_t offset,
+                           int64_t lo, uint64_t range)
+{
+    if (n == 0)
+        return 0;
+    return KK_LAUNCH(c, 0, kk_random_kernel, kk_blocks(c, n, 1), KK_BLOCK, 0, kind, dt, dst, n, seed, offset, lo,
+                     range);
+}
+
+static int KK_NAME(gather_check)(kk_ctx *c, const int64_t *idx, int64_t n, int64_t rows)
+{
+    if (n == 0)
+        return 0;
+    return KK_LAUNCH(c, 0, kk_gather_check_kernel, kk_blocks(c, n, 1), KK_BLOCK, 0, idx, n, rows, c->status);
+}
+
+static int KK_NAME(gather)(kk_ctx *c, const kk_gather_job *j)
+{
+    int64_t total = j->nidx * j->rowel;
+    if (total == 0)
+        return 0;
+    unsigned g = kk_blocks(c, total, 1);
+    switch (j->esize) {
+    case 1: { auto k = kk_gather_kernel<uint8_t>; return KK_LAUNCH(c, 0, k, g, KK_BLOCK, 0, *j); }
+    case 2: { auto k = kk_gather_kernel<uint16_t>; return KK_LAUNCH(c, 0, k, g, KK_BLOCK, 0, *j); }
+    case 4: { auto k = kk_gather_kernel<uint32_t>; return KK_LAUNCH(c, 0, k, g, KK_BLOCK, 0, *j); }
+    default: { auto k = kk_gather_kernel<uint64_t>; return KK_LAUNCH(c, 0, k, g, KK_BLOCK, 0, *j); }
+    }
+}
+
+#endif

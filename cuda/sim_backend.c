@@ -1,0 +1,160 @@
+/* sim_backend.c — the simulator backend: the CUDA backend's own built-in kernels
+ * (cuda/kernels/, compiled for the host by cuda/sim_backend_kernels.cc against the CUDA
+ * simulator) run on host memory behind the eng_backend interface. Always built, so CI
+ * checks the GPU kernels' logic, their launch geometry and the CUDA backend's host-side
+ * dispatch (cuda/kernels/kk_dispatch.c) without a GPU; tests/conformance compares it
+ * with the CPU backend op by op.
+ *
+ * Memory comes through the CUDA backend's caching allocator (cuda/cu_alloc.c) over
+ * 256-byte aligned host blocks (cudaMalloc's alignment), so the allocator runs in every
+ * conformance test too. Matmul is the 16 x 16 tiled kernel (cuBLAS has no simulator).
+ *
+ * Selected with KILN_BACKEND=sim in the environment (engine/tensor.c: the session's
+ * tensors are then made here); tensors report device "sim".
+ */
+#include "cuda/sim_backend.h"
+#include "cuda/cu_alloc.h"
+#include "cuda/kernels/kk_dispatch.h"
+#include "cuda/sim/sim_runtime.h"
+#include "engine/kdriver.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static cu_allocator *sim_alloc_state;
+static pthread_once_t sim_alloc_once = PTHREAD_ONCE_INIT;
+static int sim_status[4]; /* the kernels' user-error flag ("device" memory) */
+
+static void *sim_raw_alloc(size_t bytes, void *ctx)
+{
+    (void)ctx;
+    void *p = NULL;
+    return posix_memalign(&p, 256, bytes) == 0 ? p : NULL;
+}
+
+static void sim_raw_free(void *p, void *ctx)
+{
+    (void)ctx;
+    free(p);
+}
+
+static void sim_alloc_init(void)
+{
+    cu_alloc_ops ops = {sim_raw_alloc, sim_raw_free, NULL, NULL};
+    sim_alloc_state = cu_alloc_new(&ops);
+}
+
+static cu_allocator *sim_allocator(void)
+{
+    pthread_once(&sim_alloc_once, sim_alloc_init);
+    return sim_alloc_state;
+}
+
+static void *sim_alloc(size_t bytes)
+{
+    cu_allocator *a = sim_allocator();
+    return a ? cu_alloc_get(a, bytes) : NULL;
+}
+
+static void sim_free(void *p)
+{
+    if (p && sim_alloc_state)
+        cu_alloc_put(sim_alloc_state, p);
+}
+
+static int sim_copy_bytes(void *dst, const void *src, size_t bytes, eng_error *err)
+{
+    (void)err;
+    if (bytes)
+        memcpy(dst, src, bytes);
+    return 0;
+}
+
+static int sim_context(kk_ctx *c, eng_error *err)
+{
+    (void)err;
+    int nt = sim_host_threads();
+    c->stream = NULL;
+    c->max_blocks = 4 * (nt > 0 ? nt : 1);
+    c->status = sim_status;
+    return 0;
+}
+
+static int sim_fail(int code, const char *what, const kk_ctx *c, eng_error *err)
+{
+    return eng_fail(err, ERR_RUNTIME, "%s: the simulator's launch failed (%d): %s", what, code,
+                    c->msg[0] ? c->msg : "no message");
+}
+
+static const kk_device sim_dev = {&kk_sim_ops, &sim_backend, sim_context, sim_fail};
+
+static int sim_unary(kn_opid op, tensor *out, const tensor *x, double p0, double p1, eng_error *err)
+{
+    return kk_unary(&sim_dev, op, out, x, p0, p1, err);
+}
+static int sim_binary(kn_opid op, tensor *out, const tensor *a, const tensor *b, eng_error *err)
+{
+    return kk_binary(&sim_dev, op, out, a, b, err);
+}
+static int sim_reduce(kn_opid op, tensor *out, const tensor *x, int dim, eng_error *err)
+{
+    return kk_reduce(&sim_dev, op, out, x, dim, err);
+}
+static int sim_copy(tensor *dst, const tensor *src, eng_error *err)
+{
+    return kk_copy(&sim_dev, dst, src, err);
+}
+static int sim_fill(tensor *dst, double v, eng_error *err)
+{
+    return kk_fill(&sim_dev, dst, v, err);
+}
+static int sim_arange(tensor *dst, double start, double step, eng_error *err)
+{
+    return kk_arange(&sim_dev, dst, start, step, err);
+}
+static int sim_random(int kind, tensor *dst, const tensor_rng *rng, int64_t lo, int64_t hi, eng_error *err)
+{
+    return kk_random(&sim_dev, kind, dst, rng, lo, hi, err);
+}
+static int sim_matmul(tensor *out, const tensor *a, const tensor *c, eng_error *err)
+{
+    return kk_matmul_tiled(&sim_dev, out, a, c, err);
+}
+static int sim_where(tensor *out, const tensor *cond, const tensor *a, const tensor *b, eng_error *err)
+{
+    return kk_where(&sim_dev, out, cond, a, b, err);
+}
+static int sim_gather(tensor *out, const tensor *x, const tensor *idx, eng_error *err)
+{
+    return kk_gather(&sim_dev, out, x, idx, err);
+}
+
+void sim_backend_stats(cu_alloc_stats *out)
+{
+    cu_allocator *a = sim_allocator();
+    if (a)
+        cu_alloc_get_stats(a, out);
+    else
+        memset(out, 0, sizeof *out);
+}
+
+const eng_backend sim_backend = {
+    .name = "sim",
+    .alloc = sim_alloc,
+    .free = sim_free,
+    .to_host = sim_copy_bytes,
+    .from_host = sim_copy_bytes,
+    .unary = sim_unary,
+    .binary = sim_binary,
+    .reduce = sim_reduce,
+    .copy = sim_copy,
+    .fill = sim_fill,
+    .arange = sim_arange,
+    .random = sim_random,
+    .matmul = sim_matmul,
+    .where = sim_where,
+    .gather = sim_gather,
+    .kernels = &sim_kdriver, /* cell kernels on sim tensors (host memory): the simulator */
+};

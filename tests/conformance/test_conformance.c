@@ -1,0 +1,571 @@
+/* test_conformance.c — the backend conformance suite: every op of engine/ops.def plus
+ * matmul, where, gather, random, copy/cast, fill, assign into views and arange, run
+ * through the tensor front end on the CPU backend (the reference) and on a second
+ * backend, on random shapes (broadcasting, transposed and stepped views, empty tensors,
+ * sizes 1, 7, 33, 1025, 4099 ...) and every dtype, compared element by element within
+ * the tolerances of tol_for() below. Errors must agree too (kind, and the message for
+ * gather's bad index and integer division by zero).
+ *
+ * The second backend is $KILN_DEVICE: "sim" (default: the CUDA kernels on the
+ * simulator, what CI runs) or "cuda" (make test-gpu). Exit 0 when every case agrees.
+ * Usage: test_conformance [cases-per-group (default 60)] [seed]
+ */
+#include "engine/backend.h"
+#include "engine/tensor.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const eng_backend *other;
+static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
+static long n_cases, n_elems, n_fail, n_both_err;
+
+static uint64_t rnd(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+static int rndi(int n) { return (int)(rnd() % (uint64_t)n); }
+
+static const kn_dtype all_dtypes[] = {KN_BOOL, KN_U8, KN_I32, KN_I64, KN_F16, KN_BF16, KN_F32, KN_F64};
+#define NDT 8
+
+/* ---- what one case compares ---- */
+
+typedef struct tol {
+    double rel, abs; /* |a - b| <= rel * max(|a|, |b|) + abs */
+} tol;
+
+static void fail(const char *what, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail(const char *what, const char *fmt, ...)
+{
+    n_fail++;
+    if (n_fail > 30)
+        return;
+    va_list ap;
+    fprintf(stderr, "FAIL %s: ", what);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+/* compares the results (or the errors) of one case */
+static void compare(const char *what, tensor *r0, eng_error *e0, tensor *r1, eng_error *e1, tol t, int same_msg)
+{
+    n_cases++;
+    if (!r0 || !r1) {
+        if (r0 || r1) {
+            fail(what, "one backend failed: cpu: %s | %s: %s", r0 ? "ok" : e0->msg, other->name, r1 ? "ok" : e1->msg);
+        } else {
+            n_both_err++;
+            if (e0->kind != e1->kind)
+                fail(what, "error kinds differ: cpu %s '%s', %s %s '%s'", eng_errkind_name(e0->kind), e0->msg,
+                     other->name, eng_errkind_name(e1->kind), e1->msg);
+            else if (same_msg && strcmp(e0->msg, e1->msg))
+                fail(what, "messages differ: cpu '%s', %s '%s'", e0->msg, other->name, e1->msg);
+        }
+        goto done;
+    }
+    if (r0->dtype != r1->dtype || r0->ndim != r1->ndim) {
+        fail(what, "dtype/ndim differ: %s/%d vs %s/%d", kn_dtype_name(r0->dtype), r0->ndim, kn_dtype_name(r1->dtype),
+             r1->ndim);
+        goto done;
+    }
+    for (int d = 0; d < r0->ndim; d++)
+        if (r0->shape[d] != r1->shape[d]) {
+            fail(what, "shapes differ at dim %d", d);
+            goto done;
+        }
+    if (strcmp(r1->storage->backend->name, other->name)) {
+        fail(what, "result lives on %s, not %s", r1->storage->backend->name, other->name);
+        goto done;
+    }
+    int64_t n = tensor_numel(r0);
+    int shown = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double a = tensor_get_flat(r0, i), b = tensor_get_flat(r1, i);
+        n_elems++;
+        if ((a != a) && (b != b))
+            continue;
+        if (a == b)
+            continue;
+        double m = fabs(a) > fabs(b) ? fabs(a) : fabs(b);
+        if (isfinite(a) && isfinite(b) && fabs(a - b) <= t.rel * m + t.abs)
+            continue;
+        if (!shown++)
+            fail(what, "element %lld of %lld: cpu %.17g, %s %.17g (%s)", (long long)i, (long long)n, a, other->name, b,
+                 kn_dtype_name(r0->dtype));
+    }
+done:
+    tensor_decref(r0);
+    tensor_decref(r1);
+}
+
+/* ---- inputs: the same values, layout and view on both backends ---- */
+
+typedef struct spec {
+    kn_dtype dt;
+    int ndim;
+    int64_t shape[TENSOR_MAXDIM]; /* the view's shape */
+    int view;                     /* 0 contiguous, 1 transposed (last two dims), 2 stepped slice of dim 0 */
+    int positive;                 /* values > 0 (log, sqrt, divisors) */
+    int nonzero;                  /* integers != 0 */
+    uint64_t seed;                /* of the values */
+} spec;
+
+static double value_for(const spec *s, uint64_t *st)
+{
+    *st = *st * 6364136223846793005ULL + 1442695040888963407ULL;
+    uint64_t r = *st >> 20;
+    double u = (double)(r & 0xfffffff) / (double)0x10000000;
+    switch (s->dt) {
+    case KN_BOOL: return s->nonzero ? 1 : (double)(r & 1);
+    case KN_U8: return s->nonzero ? 1 + (double)(r % 200) : (double)(r % 256);
+    case KN_I32: case KN_I64: {
+        double v = (double)((int64_t)(r % 41) - 20);
+        if (s->positive)
+            v = fabs(v) + 1;
+        if (s->nonzero && v == 0)
+            v = 3;
+        return v;
+    }
+    default: {
+        double v = u * 6 - 3;
+        if (s->positive)
+            v = u * 4 + 0.01;
+        if ((r >> 30) % 17 == 0 && !s->positive)
+            v = (double)((int)(v * 2)) / 2; /* some exact halves and integers: ties for round, equal compares */
+        return v;
+    }
+    }
+}
+
+/* builds the spec's tensor on backend be */
+static tensor *make_on(const eng_backend *be, const spec *s, eng_error *err)
+{
+    eng_set_current_backend(be);
+    int64_t base[TENSOR_MAXDIM];
+    memcpy(base, s->shape, sizeof base);
+    if (s->view == 1 && s->ndim >= 2) { /* store transposed, view back */
+        int64_t t = base[s->ndim - 1];
+        base[s->ndim - 1] = base[s->ndim - 2];
+        base[s->ndim - 2] = t;
+    } else if (s->view == 2 && s->ndim >= 1) {
+        base[0] = s->shape[0] * 2 + 1;
+    }
+    int64_t n = 1;
+    for (int d = 0; d < s->ndim; d++)
+        n *= base[d];
+    double *v = malloc(sizeof(double) * (size_t)(n ? n : 1));
+    uint64_t st = s->seed;
+    for (int64_t i = 0; i < n; i++)
+        v[i] = value_for(s, &st);
+    tensor *t = tensor_from_doubles(v, s->dt, s->ndim, base, err);
+    free(v);
+    if (!t)
+        return NULL;
+    tensor *r = t;
+    if (s->view == 1 && s->ndim >= 2)
+        r = tensor_transpose(t, s->ndim - 2, s->ndim - 1, err);
+    else if (s->view == 2 && s->ndim >= 1)
+        r = tensor_slice(t, 0, 1, base[0], 2, err);
+    if (r != t)
+        tensor_decref(t);
+    return r;
+}
+
+static const int64_t sizes[] = {1, 2, 3, 7, 1, 33, 5, 0, 4, 17, 1025, 4099};
+
+static void random_shape(spec *s, int maxdim, int allow_big)
+{
+    s->ndim = rndi(maxdim + 1);
+    int64_t total = 1;
+    for (int d = 0; d < s->ndim; d++) {
+        int k = rndi(allow_big ? 12 : 10);
+        if (sizes[k] == 0 && rndi(3))
+            k = 2; /* empty tensors: some, not most */
+        s->shape[d] = sizes[k];
+        total *= sizes[k];
+        if (total > 70000) {
+            s->shape[d] = 1;
+            total /= sizes[k];
+        }
+    }
+    s->view = s->ndim >= 2 ? rndi(3) : s->ndim == 1 ? 2 * rndi(2) : 0;
+    s->seed = rnd();
+}
+
+static int is_float(kn_dtype dt) { return dt == KN_F16 || dt == KN_BF16 || dt == KN_F32 || dt == KN_F64; }
+
+/* tolerance of an op's result in dtype dt; exact: an op that must match bit for bit */
+static tol tol_for(kn_dtype dt, int exact)
+{
+    if (exact)
+        return (tol){0, 0};
+    switch (dt) {
+    case KN_F16: return (tol){2e-3, 1e-4};  /* one f16 rounding of an f32 result */
+    case KN_BF16: return (tol){1.6e-2, 1e-3};
+    case KN_F32: return (tol){4e-6, 1e-6};  /* a few ulp: libm vs CUDA math vs cpu_expf */
+    case KN_F64: return (tol){1e-13, 1e-14};
+    default: return (tol){0, 0};
+    }
+}
+
+static void run_both(const char *what, const spec *in, int nin, tol t, int same_msg,
+                     tensor *(*fn)(tensor **x, void *ctx, eng_error *err), void *ctx)
+{
+    tensor *x0[4] = {0}, *x1[4] = {0}, *r0 = NULL, *r1 = NULL;
+    eng_error e0 = {0}, e1 = {0};
+    for (int k = 0; k < nin; k++) {
+        x0[k] = make_on(&cpu_backend, &in[k], &e0);
+        x1[k] = make_on(other, &in[k], &e1);
+        if (!x0[k] || !x1[k]) {
+            fail(what, "could not make the inputs: %s / %s", e0.msg, e1.msg);
+            goto done;
+        }
+    }
+    eng_set_current_backend(&cpu_backend);
+    r0 = fn(x0, ctx, &e0);
+    eng_set_current_backend(other);
+    r1 = fn(x1, ctx, &e1);
+    compare(what, r0, &e0, r1, &e1, t, same_msg);
+done:
+    for (int k = 0; k < nin; k++) {
+        tensor_decref(x0[k]);
+        tensor_decref(x1[k]);
+    }
+}
+
+/* ---- the ops ---- */
+
+typedef struct opctx {
+    kn_opid op;
+    int dim, keepdim;
+    kn_dtype dt;
+    double a, b;
+} opctx;
+
+static tensor *do_unary(tensor **x, void *c, eng_error *err)
+{
+    opctx *o = c;
+    return tensor_unary(o->op, x[0], o->a, o->b, err);
+}
+static tensor *do_binary(tensor **x, void *c, eng_error *err)
+{
+    return tensor_binary(((opctx *)c)->op, x[0], x[1], err);
+}
+static tensor *do_reduce(tensor **x, void *c, eng_error *err)
+{
+    opctx *o = c;
+    return tensor_reduce(o->op, x[0], o->dim, o->keepdim, err);
+}
+static tensor *do_matmul(tensor **x, void *c, eng_error *err)
+{
+    return tensor_matmul(x[0], x[1], err);
+}
+static tensor *do_where(tensor **x, void *c, eng_error *err)
+{
+    return tensor_where(x[0], x[1], x[2], err);
+}
+static tensor *do_gather(tensor **x, void *c, eng_error *err)
+{
+    return tensor_gather(x[0], x[1], err);
+}
+static tensor *do_cast(tensor **x, void *c, eng_error *err)
+{
+    return tensor_cast(x[0], ((opctx *)c)->dt, err);
+}
+static tensor *do_fill_view(tensor **x, void *c, eng_error *err)
+{
+    /* fills the view (shared storage) and returns the whole base: writes stay inside */
+    if (tensor_fill(x[0], ((opctx *)c)->a, err) < 0)
+        return NULL;
+    return tensor_clone(x[0], err);
+}
+static tensor *do_assign(tensor **x, void *c, eng_error *err)
+{
+    if (tensor_assign(x[0], x[1], err) < 0)
+        return NULL;
+    return tensor_clone(x[0], err);
+}
+static tensor *do_inplace(tensor **x, void *c, eng_error *err)
+{
+    tensor *a = tensor_clone(x[0], err);
+    if (a && tensor_binary_inplace(((opctx *)c)->op, a, x[1], err) < 0) {
+        tensor_decref(a);
+        return NULL;
+    }
+    return a;
+}
+
+static void group_unary(int cases)
+{
+    static const kn_opid ops[] = {
+#define KN_UNARY(ID, name, expr) KN_OP_##ID,
+#include "engine/ops.def"
+    };
+    for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++)
+        for (int i = 0; i < cases; i++) {
+            spec s = {.dt = all_dtypes[i % NDT]};
+            random_shape(&s, 4, 1);
+            s.positive = (ops[o] == KN_OP_LOG || ops[o] == KN_OP_SQRT) && i % 3;
+            opctx c = {.op = ops[o], .a = -1, .b = 1.5};
+            char what[96];
+            snprintf(what, sizeof what, "%s(%s)", kn_op_name(ops[o]), kn_dtype_name(s.dt));
+            int exact = ops[o] == KN_OP_NEG || ops[o] == KN_OP_NOT || ops[o] == KN_OP_ABS || ops[o] == KN_OP_RELU ||
+                        ops[o] == KN_OP_FLOOR || ops[o] == KN_OP_CEIL || ops[o] == KN_OP_ROUND ||
+                        ops[o] == KN_OP_CLAMP || ops[o] == KN_OP_SQRT;
+            /* integer input of a float function gives f32 */
+            kn_dtype rdt = is_float(s.dt) ? s.dt : KN_F32;
+            run_both(what, &s, 1, tol_for(rdt, exact), 0, do_unary, &c);
+        }
+}
+
+static void group_binary(int cases)
+{
+    static const kn_opid ops[] = {
+#define KN_BINARY(ID, name, expr) KN_OP_##ID,
+#define KN_COMPARE(ID, name, expr) KN_OP_##ID,
+#include "engine/ops.def"
+    };
+    for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++)
+        for (int i = 0; i < cases; i++) {
+            spec s[2];
+            memset(s, 0, sizeof s);
+            s[0].dt = s[1].dt = all_dtypes[i % NDT];
+            if (i % 5 == 4)
+                s[1].dt = all_dtypes[rndi(NDT)]; /* mixed dtypes: promotion */
+            random_shape(&s[0], 4, 1);
+            s[1] = (spec){.dt = s[1].dt, .ndim = s[0].ndim, .seed = rnd()};
+            memcpy(s[1].shape, s[0].shape, sizeof s[0].shape);
+            /* broadcasting: drop leading dims or set some to 1, on either side */
+            int side = rndi(3);
+            if (side) {
+                spec *b = &s[side - 1];
+                for (int d = 0; d < b->ndim; d++)
+                    if (rndi(3) == 0)
+                        b->shape[d] = 1;
+                int drop = rndi(b->ndim + 1);
+                memmove(b->shape, b->shape + drop, sizeof(int64_t) * (size_t)(b->ndim - drop));
+                b->ndim -= drop;
+            }
+            s[1].view = s[1].ndim >= 2 ? rndi(3) : 0;
+            int intdiv = (ops[o] == KN_OP_DIV || ops[o] == KN_OP_MOD);
+            s[1].nonzero = intdiv && i % 7;   /* and now and then a zero divisor: ZeroDivisionError */
+            s[1].positive = ops[o] == KN_OP_POW && i % 2;
+            opctx c = {.op = ops[o]};
+            char what[96];
+            snprintf(what, sizeof what, "%s(%s, %s)", kn_op_name(ops[o]), kn_dtype_name(s[0].dt), kn_dtype_name(s[1].dt));
+            kn_dtype rdt = kn_dtype_promote(s[0].dt, s[1].dt);
+            int exact = ops[o] != KN_OP_POW;
+            if (rdt == KN_F16 || rdt == KN_BF16)
+                exact = 0; /* f32 math rounded back: same, but allow the rounding's tie cases */
+            run_both(what, s, 2, tol_for(rdt, exact), 1, do_binary, &c);
+            if (i % 4 == 0 && s[1].ndim <= s[0].ndim && s[0].view == 0) { /* a op= b */
+                snprintf(what, sizeof what, "%s=(%s, %s)", kn_op_name(ops[o]), kn_dtype_name(s[0].dt),
+                         kn_dtype_name(s[1].dt));
+                run_both(what, s, 2, tol_for(s[0].dt, exact), 1, do_inplace, &c);
+            }
+        }
+}
+
+static void group_reduce(int cases)
+{
+    static const kn_opid ops[] = {
+#define KN_REDUCE(ID, name) KN_OP_##ID,
+#include "engine/ops.def"
+    };
+    static const kn_dtype rdts[] = {KN_BOOL, KN_U8, KN_I32, KN_I64, KN_F16, KN_F32, KN_F64, KN_BF16};
+    for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++)
+        for (int i = 0; i < cases; i++) {
+            spec s = {.dt = rdts[i % 8]};
+            random_shape(&s, 3, 1);
+            if (i % 6 == 0) { /* one long row: split among blocks */
+                s.ndim = 1;
+                s.shape[0] = 50000 + rndi(30000);
+                s.view = 0;
+            }
+            opctx c = {.op = ops[o], .dim = s.ndim && rndi(3) ? rndi(s.ndim) : TENSOR_ALLDIMS, .keepdim = rndi(2)};
+            char what[96];
+            snprintf(what, sizeof what, "%s(%s, dim %d)", kn_op_name(ops[o]), kn_dtype_name(s.dt), c.dim);
+            int ext = ops[o] == KN_OP_MAX || ops[o] == KN_OP_MIN || ops[o] == KN_OP_ARGMAX || ops[o] == KN_OP_ARGMIN;
+            tol t = tol_for(is_float(s.dt) ? s.dt : KN_F32, ext || (ops[o] == KN_OP_SUM && !is_float(s.dt)));
+            if (!ext) /* double accumulation in another order, rounded once: a last-bit difference */
+                t.rel = s.dt == KN_F64 ? 1e-12 : s.dt == KN_F16 ? 2e-3 : s.dt == KN_BF16 ? 1.6e-2 : 1e-6;
+            run_both(what, &s, 1, t, 1, do_reduce, &c);
+        }
+}
+
+static void group_matmul(int cases)
+{
+    for (int i = 0; i < cases; i++) {
+        spec s[2];
+        memset(s, 0, sizeof s);
+        kn_dtype dt = i % 3 == 0 ? KN_F64 : i % 7 == 1 ? KN_I32 : i % 7 == 2 ? KN_F16 : KN_F32;
+        int64_t M = sizes[rndi(10)], K = sizes[rndi(10)], N = sizes[rndi(10)], B = 1 + rndi(3);
+        if (i % 5 == 0) {
+            M = 40 + rndi(30);
+            K = 60 + rndi(40);
+            N = 20 + rndi(50);
+        }
+        int nb = rndi(3); /* 0: 2-D; 1: batched a with shared c; 2: both batched */
+        s[0] = (spec){.dt = dt, .ndim = nb ? 3 : 2, .seed = rnd(), .view = rndi(2)};
+        s[1] = (spec){.dt = dt, .ndim = nb == 2 ? 3 : 2, .seed = rnd(), .view = rndi(2)};
+        if (nb) {
+            s[0].shape[0] = B;
+            s[0].shape[1] = M;
+            s[0].shape[2] = K;
+        } else {
+            s[0].shape[0] = M;
+            s[0].shape[1] = K;
+        }
+        if (nb == 2) {
+            s[1].shape[0] = B;
+            s[1].shape[1] = K;
+            s[1].shape[2] = N;
+        } else {
+            s[1].shape[0] = K;
+            s[1].shape[1] = N;
+        }
+        if (i % 9 == 3) { /* a vector on one side */
+            s[1].ndim = 1;
+            s[1].shape[0] = K;
+            s[1].view = 0;
+        }
+        char what[96];
+        snprintf(what, sizeof what, "matmul(%s, M %lld K %lld N %lld)", kn_dtype_name(dt), (long long)M, (long long)K,
+                 (long long)N);
+        tol t = {dt == KN_F64 ? 1e-13 : dt == KN_F16 ? 2e-3 : 1e-5, (dt == KN_F64 ? 1e-12 : 2e-5) * (double)(K + 1)};
+        if (dt == KN_I32)
+            t = (tol){0, 0};
+        run_both(what, s, 2, t, 0, do_matmul, NULL);
+    }
+}
+
+static void group_data(int cases)
+{
+    for (int i = 0; i < cases; i++) {
+        char what[96];
+        /* where(c, a, b) with broadcasting */
+        spec s[3];
+        memset(s, 0, sizeof s);
+        random_shape(&s[0], 3, 1);
+        s[0].dt = KN_BOOL;
+        kn_dtype dt = all_dtypes[i % NDT];
+        s[1] = (spec){.dt = dt, .ndim = s[0].ndim, .seed = rnd()};
+        s[2] = (spec){.dt = dt, .ndim = 0, .seed = rnd()};
+        memcpy(s[1].shape, s[0].shape, sizeof s[0].shape);
+        snprintf(what, sizeof what, "where(%s)", kn_dtype_name(dt));
+        run_both(what, s, 3, tol_for(dt, 1), 0, do_where, NULL);
+
+        /* cast between every pair, from views */
+        spec c0 = {.dt = all_dtypes[rndi(NDT)]};
+        random_shape(&c0, 3, 1);
+        opctx oc = {.dt = all_dtypes[rndi(NDT)]};
+        snprintf(what, sizeof what, "cast(%s -> %s)", kn_dtype_name(c0.dt), kn_dtype_name(oc.dt));
+        run_both(what, &c0, 1, tol_for(oc.dt, 1), 0, do_cast, &oc);
+
+        /* fill a view */
+        spec f0 = {.dt = all_dtypes[i % NDT]};
+        random_shape(&f0, 3, 0);
+        opctx of = {.a = (i % 3) ? 2.5 : -7};
+        snprintf(what, sizeof what, "fill(%s)", kn_dtype_name(f0.dt));
+        run_both(what, &f0, 1, tol_for(f0.dt, 1), 0, do_fill_view, &of);
+
+        /* assign a broadcast source into a view, with a cast */
+        spec a2[2];
+        memset(a2, 0, sizeof a2);
+        a2[0].dt = all_dtypes[rndi(NDT)];
+        random_shape(&a2[0], 3, 0);
+        a2[1] = (spec){.dt = all_dtypes[rndi(NDT)], .ndim = a2[0].ndim ? 1 : 0, .seed = rnd()};
+        a2[1].shape[0] = a2[0].ndim ? a2[0].shape[a2[0].ndim - 1] : 1;
+        snprintf(what, sizeof what, "assign(%s <- %s)", kn_dtype_name(a2[0].dt), kn_dtype_name(a2[1].dt));
+        run_both(what, a2, 2, tol_for(a2[0].dt, 1), 0, do_assign, NULL);
+
+        /* gather rows, indices i32/i64, negative ones, and now and then a bad one */
+        spec g[2];
+        memset(g, 0, sizeof g);
+        g[0].dt = all_dtypes[rndi(NDT)];
+        random_shape(&g[0], 3, 0);
+        if (g[0].ndim == 0) {
+            g[0].ndim = 1;
+            g[0].shape[0] = 5;
+        }
+        if (g[0].shape[0] == 0)
+            g[0].shape[0] = 3;
+        g[1] = (spec){.dt = rndi(2) ? KN_I32 : KN_I64, .ndim = 1 + rndi(2), .seed = rnd()};
+        g[1].shape[0] = 1 + rndi(9);
+        g[1].shape[1] = 1 + rndi(3);
+        snprintf(what, sizeof what, "gather(%s rows %lld)", kn_dtype_name(g[0].dt), (long long)g[0].shape[0]);
+        /* index values are in [-20, 20]: in range only for big enough x; errors must match */
+        run_both(what, g, 2, tol_for(g[0].dt, 1), 1, do_gather, NULL);
+    }
+}
+
+static void group_random(int cases)
+{
+    for (int i = 0; i < cases; i++) {
+        int64_t shape[3] = {1 + rndi(40), 1 + rndi(40), 1 + rndi(3)};
+        int nd = 1 + rndi(3);
+        tensor_rng g0 = {rnd(), rnd() % 1000000}, g1 = g0;
+        eng_error e0 = {0}, e1 = {0};
+        int kind = i % 3;
+        tensor *r0, *r1;
+        eng_set_current_backend(&cpu_backend);
+        r0 = kind == 0 ? tensor_rand(&g0, nd, shape, &e0) : kind == 1 ? tensor_randn(&g0, nd, shape, &e0)
+                                                                      : tensor_randint(&g0, -5, 1000003, nd, shape, &e0);
+        eng_set_current_backend(other);
+        r1 = kind == 0 ? tensor_rand(&g1, nd, shape, &e1) : kind == 1 ? tensor_randn(&g1, nd, shape, &e1)
+                                                                      : tensor_randint(&g1, -5, 1000003, nd, shape, &e1);
+        if (g0.offset != g1.offset)
+            fail("random", "offsets advanced differently");
+        compare(kind == 0 ? "rand" : kind == 1 ? "randn" : "randint", r0, &e0, r1, &e1, (tol){kind == 1 ? 2e-7 : 0, 0},
+                0);
+        /* arange in several dtypes */
+        kn_dtype adt = all_dtypes[2 + rndi(6)];
+        double start = rndi(2) ? -3 : 0.5, step = rndi(2) ? 1 : 0.25, stop = start + step * (double)rndi(3000);
+        eng_set_current_backend(&cpu_backend);
+        r0 = tensor_arange(start, stop, step, adt, &e0);
+        eng_set_current_backend(other);
+        r1 = tensor_arange(start, stop, step, adt, &e1);
+        compare("arange", r0, &e0, r1, &e1, tol_for(adt, 1), 0);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    int cases = argc > 1 ? atoi(argv[1]) : 60;
+    if (argc > 2)
+        rng_state = strtoull(argv[2], NULL, 0) | 1;
+    const char *dev = getenv("KILN_DEVICE");
+    if (!dev || !*dev || !strcmp(dev, "cpu"))
+        dev = "sim";
+    eng_error err = {0};
+    other = eng_backend_named(dev, &err);
+    if (!other) {
+        fprintf(stderr, "test_conformance: %s\n", err.msg);
+        return 1;
+    }
+    clock_t t0 = clock();
+    struct { const char *name; void (*fn)(int); int mult; } groups[] = {
+        {"unary", group_unary, 1},   {"binary", group_binary, 1}, {"reduce", group_reduce, 1},
+        {"matmul", group_matmul, 4}, {"data", group_data, 4},     {"random", group_random, 2},
+    };
+    for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
+        long c0 = n_cases, f0 = n_fail;
+        groups[g].fn(cases * groups[g].mult / 2 > 0 ? cases * groups[g].mult / 2 : 1);
+        printf("  %-7s %6ld cases, %ld failed\n", groups[g].name, n_cases - c0, n_fail - f0);
+    }
+    eng_set_current_backend(&cpu_backend);
+    printf("conformance cpu vs %s: %ld cases (%ld where both backends report the same error), %ld elements "
+           "compared, %ld failures, %.1f s CPU\n",
+           other->name, n_cases, n_both_err, n_elems, n_fail, (double)(clock() - t0) / CLOCKS_PER_SEC);
+    return n_fail ? 1 : 0;
+}
