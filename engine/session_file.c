@@ -12,6 +12,7 @@
 
 #include "engine/backend.h"
 #include "engine/interp.h"
+#include "engine/kernels.h"
 #include "engine/optim.h"
 #include "engine/session_file.h"
 #include "engine/strbuf.h"
@@ -492,6 +493,26 @@ static int save_optimizers(eng_session *s, bbuf *man, bbuf *zip, zmember *ms, in
     return 0;
 }
 
+/* the "kernels" array: every __device__ and __global__ definition, in definition order */
+static int save_kernels(eng_session *s, bbuf *man, int *nkernels)
+{
+    bb_printf(man, "  \"kernels\": [");
+    const eng_ktable *t = s->kernels;
+    for (int i = 0; t && i < t->n; i++) {
+        const eng_kernel *k = t->items[i];
+        bb_printf(man, "%s\n    {\"name\": ", i ? "," : "");
+        json_string(man, k->name, strlen(k->name));
+        bb_printf(man, ", \"kind\": \"%s\", \"cell\": ", k->is_global ? "__global__" : "__device__");
+        json_string(man, k->cell, strlen(k->cell));
+        bb_printf(man, ", \"line\": %d, \"source\": ", k->line);
+        json_string(man, k->source, strlen(k->source));
+        bb_printf(man, "}");
+        (*nkernels)++;
+    }
+    bb_printf(man, "%s],\n", t && t->n ? "\n  " : "");
+    return 0;
+}
+
 static void save_fail_cleanup(zmember *ms, int n)
 {
     for (int i = 0; i < n; i++)
@@ -507,14 +528,14 @@ int eng_session_save(eng_session *s, const char *path, char **summary, eng_error
         if (opt_lookup(h))
             nmembers += 3 * (size_t)opt_lookup(h)->n;
     zmember *ms = calloc(nmembers, sizeof *ms);
-    int nm = 0, ntensors = 0, nvalues = 0, nfuncs = 0, nopts = 0, rc = -1;
+    int nm = 0, ntensors = 0, nvalues = 0, nfuncs = 0, nopts = 0, nkernels = 0, rc = -1;
     FILE *f = NULL;
     if (!ms)
         return eng_fail(err, ERR_MEMORY, "%%save: out of memory");
     bb_printf(&man, "{\n  \"format\": \"kiln-session\",\n  \"version\": %d,\n", FORMAT_VERSION);
     bb_printf(&man, "  \"rng\": {\"seed\": \"%llu\", \"offset\": \"%llu\"},\n", (unsigned long long)s->rng.seed,
               (unsigned long long)s->rng.offset);
-    if (save_optimizers(s, &man, &zip, ms, &nm, &nopts, err))
+    if (save_optimizers(s, &man, &zip, ms, &nm, &nopts, err) || save_kernels(s, &man, &nkernels))
         goto err;
     bb_printf(&man, "  \"globals\": [");
     int first = 1;
@@ -613,9 +634,10 @@ int eng_session_save(eng_session *s, const char *path, char **summary, eng_error
     }
     if (summary) {
         char buf[512];
-        snprintf(buf, sizeof buf, "Saved %d tensor%s, %d other value%s, %d function%s and %d optimiser%s to %s\n",
+        snprintf(buf, sizeof buf,
+                 "Saved %d tensor%s, %d other value%s, %d function%s, %d kernel%s and %d optimiser%s to %s\n",
                  ntensors, ntensors == 1 ? "" : "s", nvalues, nvalues == 1 ? "" : "s", nfuncs,
-                 nfuncs == 1 ? "" : "s", nopts, nopts == 1 ? "" : "s", path);
+                 nfuncs == 1 ? "" : "s", nkernels, nkernels == 1 ? "" : "s", nopts, nopts == 1 ? "" : "s", path);
         *summary = strdup(buf);
     }
     rc = 0;
@@ -813,7 +835,7 @@ int eng_session_load(eng_session *s, const char *path, char **summary, eng_error
     unsigned char *buf = NULL;
     jv *root = NULL;
     bbuf funcs = {0};
-    int rc = -1, ntensors = 0, nvalues = 0, nfuncs = 0, nopts = 0;
+    int rc = -1, ntensors = 0, nvalues = 0, nfuncs = 0, nopts = 0, nkernels = 0;
     FILE *f = fopen(path, "rb");
     if (!f)
         return eng_fail(err, ERR_IO, "%%load: cannot open '%s': %s", path, strerror(errno));
@@ -881,6 +903,20 @@ int eng_session_load(eng_session *s, const char *path, char **summary, eng_error
     for (int i = 0; opts && opts->kind == 'a' && i < opts->n; i++, nopts++)
         if (load_optimizer(s, opts->items[i], buf, (size_t)flen, path, err))
             goto err;
+    /* kernels before functions: a function's body may launch one */
+    jv *kernels = jget(root, "kernels");
+    for (int i = 0; kernels && kernels->kind == 'a' && i < kernels->n; i++, nkernels++) {
+        const jv *e = kernels->items[i];
+        const char *kname = jstr(e, "name"), *kkind = jstr(e, "kind"), *ksrc = jstr(e, "source");
+        const char *kcell = jstr(e, "cell"), *kline = jstr(e, "line");
+        if (!kname || !kkind || !ksrc) {
+            eng_fail(err, ERR_VALUE, "%%load: '%s': a kernel entry lacks its name, kind or source", path);
+            goto err;
+        }
+        if (eng_kernel_define(s->kernels, ksrc, (int)strlen(ksrc), kname, !strcmp(kkind, "__global__"),
+                              kcell ? kcell : path, kline ? atoi(kline) : 1, err))
+            goto err;
+    }
     if (nfuncs) {
         char name[300];
         snprintf(name, sizeof name, "%s (functions)", path);
@@ -900,9 +936,10 @@ int eng_session_load(eng_session *s, const char *path, char **summary, eng_error
     }
     if (summary) {
         char msg[512];
-        snprintf(msg, sizeof msg, "Loaded %d tensor%s, %d other value%s, %d function%s and %d optimiser%s from %s\n",
+        snprintf(msg, sizeof msg,
+                 "Loaded %d tensor%s, %d other value%s, %d function%s, %d kernel%s and %d optimiser%s from %s\n",
                  ntensors, ntensors == 1 ? "" : "s", nvalues, nvalues == 1 ? "" : "s", nfuncs,
-                 nfuncs == 1 ? "" : "s", nopts, nopts == 1 ? "" : "s", path);
+                 nfuncs == 1 ? "" : "s", nkernels, nkernels == 1 ? "" : "s", nopts, nopts == 1 ? "" : "s", path);
         *summary = strdup(msg);
     }
     rc = 0;

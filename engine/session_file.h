@@ -3,7 +3,9 @@
  * The file is a zip archive of stored (uncompressed) members: one NAME.npy per tensor
  * global, which NumPy reads with np.load(PATH)["NAME"], and __kiln__.json, a manifest
  * with every global's declared type, the scalars, strings, dtypes and tuples, the source
- * of every user function, and the RNG state. docs/session-file.md describes the format.
+ * of every user function and of every __device__/__global__ kernel, the optimisers
+ * (their handles, hyperparameters, step counts; their moment buffers as .npy members)
+ * and the RNG state. docs/session-file.md describes the format.
  * Loading restores into the given session: names in the file replace those present.
  */
 #ifndef KILN_SESSION_FILE_H

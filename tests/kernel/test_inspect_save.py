@@ -233,5 +233,49 @@ class TestSaveLoadTraining(unittest.TestCase):
         self.continue_both(FIT_SETUP, FIT_AGAIN, ["fw"])
 
 
+class TestSaveLoadKernels(unittest.TestCase):
+    """__device__ and __global__ definitions come back: a function that launches a
+    kernel, saved in one kernel process and loaded into a new one, gives the same result."""
+
+    def test_kernels_come_back(self):
+        path = os.path.join(tempfile.mkdtemp(), "kernels.npz")
+        cells = ["__device__ float sq(float v) { return v * v; }",
+                 "__global__ void sqdiff(float *out, const float *a, const float *b, int n) {\n"
+                 "    int i = blockIdx.x * blockDim.x + threadIdx.x;\n"
+                 "    if (i < n) out[i] = sq(a[i] - b[i]);\n"
+                 "}",
+                 "tensor run_sqdiff(tensor a, tensor b) {\n"
+                 "    tensor out = empty(a.numel);\n"
+                 "    sqdiff<<<cdiv(a.numel, 128), 128>>>(out, a, b, a.numel);\n"
+                 "    return out;\n"
+                 "}\n"
+                 "tensor ka = arange(300).to(f32);\n"
+                 "tensor kb = ones(300);"]
+        km, kc = start()
+        try:
+            for c in cells:
+                r = run(kc, c)
+                self.assertEqual(r.status, "ok", r.outputs)
+            before = run(kc, "sum(run_sqdiff(ka, kb))").result
+            r = run(kc, f"%save {path}")
+            self.assertEqual(r.status, "ok", r.outputs)
+            self.assertIn("2 kernels", r.stream())
+        finally:
+            stop(km, kc)
+        km, kc = start()
+        try:
+            r = run(kc, f"%load {path}")
+            self.assertEqual(r.status, "ok", r.outputs)
+            self.assertIn("2 kernels", r.stream())
+            self.assertEqual(run(kc, "sum(run_sqdiff(ka, kb))").result, before)
+            r = run(kc, "tensor o2 = empty(3);\nsqdiff<<<1, 32>>>(o2, ka[0:3], kb[0:3], 3);\no2")
+            self.assertEqual(r.status, "ok", r.outputs)
+            self.assertEqual(r.result, "[1., 0., 1.]")  # (0-1)^2, (1-1)^2, (2-1)^2
+            reply = kc.inspect("sqdiff", 3, reply=True, timeout=TIMEOUT)["content"]
+            self.assertIn("sq(a[i] - b[i])", reply["data"]["text/plain"])
+        finally:
+            stop(km, kc)
+
+
 if __name__ == "__main__":
     unittest.main()
