@@ -836,9 +836,10 @@ int eng_kernel_launch(eng_ktable *t, eng_kernel *k, const unsigned grid[3], cons
     const eng_kdriver *drv = be->kernels;
     kslot *slots = calloc((size_t)argc + 1, sizeof *slots);
     void **argp = calloc((size_t)argc + 1, sizeof *argp);
+    size_t *arg_bytes = calloc((size_t)argc + 1, sizeof *arg_bytes); /* a pointer's reach: its tensor */
     tensor **copies = calloc((size_t)argc + 1, sizeof *copies);
     int rc = -1, ncopies = 0;
-    if (!slots || !argp || !copies) {
+    if (!slots || !argp || !arg_bytes || !copies) {
         eng_fail(err, ERR_MEMORY, "%s: out of memory", k->name);
         goto out;
     }
@@ -871,6 +872,7 @@ int eng_kernel_launch(eng_ktable *t, eng_kernel *k, const unsigned grid[3], cons
             x = c;
         }
         slots[i].ptr = tensor_data_ptr(x);
+        arg_bytes[i] = (size_t)tensor_numel(x) * kn_dtype_size(x->dtype);
     }
     if (!drv) {
         eng_fail(err, ERR_RUNTIME, "%s: this build has no kernel driver for the %s backend (tensors on %s cannot "
@@ -923,7 +925,8 @@ int eng_kernel_launch(eng_ktable *t, eng_kernel *k, const unsigned grid[3], cons
         goto out;
     }
     eng_error e = {0};
-    if (drv->launch(k->mod, grid, block, (size_t)shared, argp, &e)) {
+    if (drv->launch_sized ? drv->launch_sized(k->mod, grid, block, (size_t)shared, argp, arg_bytes, &e)
+                          : drv->launch(k->mod, grid, block, (size_t)shared, argp, &e)) {
         eng_fail(err, e.kind ? e.kind : ERR_RUNTIME, "%s: %s", k->name, e.kind ? e.msg : "the launch failed");
         goto out;
     }
@@ -937,6 +940,7 @@ out:
     for (int i = 0; copies && i < ncopies; i++)
         tensor_decref(copies[i]);
     free(copies);
+    free(arg_bytes);
     free(slots);
     free(argp);
     return rc;

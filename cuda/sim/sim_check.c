@@ -198,7 +198,7 @@ static char *read_fd(int fd) {
 /* the ASan report as one line: "out-of-bounds write of 4 bytes at cell[3]:5 (thread ...)" */
 static void asan_message(const char *rep, const char *kname, eng_error *err) {
     const char *e = strstr(rep, "ERROR: AddressSanitizer: ");
-    char kind[80] = "memory error", access[80] = "", where[120] = "", thread[120] = "";
+    char kind[80] = "memory error", access[80] = "", where[160] = "", thread[120] = "";
     if (e) {
         sscanf(e + 25, "%79[^ \n]", kind);
         if (strcmp(kind, "heap-buffer-overflow") == 0 || strcmp(kind, "global-buffer-overflow") == 0 ||
@@ -213,16 +213,41 @@ static void asan_message(const char *rep, const char *kname, eng_error *err) {
             snprintf(access, sizeof access, " write of %u bytes", sz);
         else if (rw && sscanf(rw, "\nREAD of size %u", &sz) == 1)
             snprintf(access, sizeof access, " read of %u bytes", sz);
-        const char *c = strstr(e, "cell[");
-        if (c) {
-            size_t n = strcspn(c, " \n)");
-            snprintf(where, sizeof where, " at %.*s", (int)(n < 100 ? n : 100), c);
-            /* drop a trailing :column */
-            char *p1 = strchr(where, ']');
-            char *p2 = p1 ? strchr(p1, ':') : NULL;
-            char *p3 = p2 ? strchr(p2 + 1, ':') : NULL;
-            if (p3) *p3 = '\0';
-            if (err && p2) err->line = atoi(p2 + 1);
+        /* the first stack frame in the user's source: "    #0 0x.. in k(float*, int) cell[3]:5:9"
+         * (the location is the line's last word; frames in the emulation header, the
+         * runtime or the sanitizer are skipped) */
+        for (const char *ln = e; ln && *ln; ln = strchr(ln, '\n'), ln = ln ? ln + 1 : NULL) {
+            const char *q = ln;
+            while (*q == ' ')
+                q++;
+            if (*q != '#' || q[1] < '0' || q[1] > '9')
+                continue;
+            size_t n = strcspn(q, "\n");
+            const char *lastsp = NULL;
+            for (const char *r = q; r < q + n; r++)
+                if (*r == ' ')
+                    lastsp = r;
+            if (!lastsp)
+                continue;
+            char loc[120];
+            snprintf(loc, sizeof loc, "%.*s", (int)(q + n - lastsp - 1 < 110 ? q + n - lastsp - 1 : 110), lastsp + 1);
+            if (loc[0] == '(' || loc[0] == '<' || strstr(loc, "kiln_sim") || strstr(loc, "sim_runtime") ||
+                strstr(loc, "libasan") || strstr(loc, "sanitizer") || !strchr(loc, ':'))
+                continue;
+            /* drop a trailing :column: keep "NAME:LINE" */
+            char *c1 = strrchr(loc, ':');
+            char *c0 = NULL;
+            for (char *r = loc; r < c1; r++)
+                if (*r == ':')
+                    c0 = r;
+            if (c0 && c1 > c0) {
+                *c1 = '\0';
+                c1 = c0;
+            }
+            snprintf(where, sizeof where, " at %s", loc);
+            if (err)
+                err->line = atoi(c1 + 1);
+            break;
         }
     }
     const char *t = strstr(rep, "KILN-SIM-THREAD ");
@@ -235,17 +260,27 @@ static void asan_message(const char *rep, const char *kname, eng_error *err) {
     if (err) err->line = line;
 }
 
+/* fd moved to a number >= 10 (closing the original); -1 stays -1 */
+static int high_fd(int fd) {
+    if (fd < 0 || fd >= 10) return fd;
+    int h = fcntl(fd, F_DUPFD, 10);
+    close(fd);
+    return h;
+}
+
 int sim_check_launch(int exe_fd, const char *kname, const sim_check_params *p, int needs_fibers,
                      const unsigned grid[3], const unsigned block[3], size_t shared, void **args,
                      const size_t *arg_bytes, eng_error *err) {
     if (!arg_bytes)
         return eng_fail(err, ERR_RUNTIME, "kernel '%s': a checking build needs each argument's size (launch_sized)",
                         kname);
-    int in = memfd_create("kiln-sim-in", 0), out = memfd_create("kiln-sim-out", 0);
-    int errfd = memfd_create("kiln-sim-err", 0);
+    /* every fd the child gets is numbered 10 or more, so that the dup2s onto 2, 3 and 4
+     * below cannot overwrite one of them (the executable's memfd is often fd 3) */
+    int in = high_fd(memfd_create("kiln-sim-in", 0)), out = high_fd(memfd_create("kiln-sim-out", 0));
+    int errfd = high_fd(memfd_create("kiln-sim-err", 0)), xfd = high_fd(dup(exe_fd));
     char **env = NULL;
     int rc = -1;
-    if (in < 0 || out < 0 || errfd < 0) {
+    if (in < 0 || out < 0 || errfd < 0 || xfd < 0) {
         eng_fail(err, ERR_IO, "kernel '%s': %s", kname, strerror(errno));
         goto done;
     }
@@ -275,7 +310,7 @@ int sim_check_launch(int exe_fd, const char *kname, const sim_check_params *p, i
     for (size_t i = 0; i < nenv; i++)
         if (strncmp(environ[i], "ASAN_OPTIONS=", 13) != 0) env[k++] = environ[i];
     char exe[64];
-    snprintf(exe, sizeof exe, "/proc/self/fd/%d", exe_fd);
+    snprintf(exe, sizeof exe, "/proc/self/fd/%d", xfd);
     posix_spawn_file_actions_t fa;
     if (posix_spawn_file_actions_init(&fa) != 0) {
         eng_fail(err, ERR_MEMORY, "out of memory");
@@ -338,5 +373,6 @@ done:
     if (in >= 0) close(in);
     if (out >= 0) close(out);
     if (errfd >= 0) close(errfd);
+    if (xfd >= 0) close(xfd);
     return rc;
 }
