@@ -244,7 +244,13 @@ static void asan_message(const char *rep, const char *kname, eng_error *err) {
                 *c1 = '\0';
                 c1 = c0;
             }
-            snprintf(where, sizeof where, " at %s", loc);
+            /* ASan writes a relative file name (the cell's) after the working folder */
+            char cwd[512];
+            const char *shown = loc;
+            size_t cl = getcwd(cwd, sizeof cwd) ? strlen(cwd) : 0;
+            if (cl && strncmp(loc, cwd, cl) == 0 && loc[cl] == '/')
+                shown = loc + cl + 1;
+            snprintf(where, sizeof where, " at %s", shown);
             if (err)
                 err->line = atoi(c1 + 1);
             break;
