@@ -109,18 +109,6 @@ int cu_fail(cudaError_t e, const char *what, const char *file, int line, eng_err
                     cudaGetErrorName(e), short_file(file), line);
 }
 
-int cu_nvrtc_fail(nvrtcResult r, const char *what, const char *file, int line, eng_error *err)
-{
-    char fn[64];
-    size_t k = strcspn(what, "( ");
-    if (k >= sizeof fn)
-        k = sizeof fn - 1;
-    memcpy(fn, what, k);
-    fn[k] = 0;
-    return eng_fail(err, ERR_CUDA, "%s failed: %s [%s:%d]", fn, nvrtcGetErrorString(r),
-                    short_file(file), line);
-}
-
 /* Reads the properties and creates the stream (once). */
 static int first_init(eng_error *err)
 {

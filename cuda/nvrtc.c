@@ -6,6 +6,7 @@
 #include "cuda/kcache.h"
 
 #include <ctype.h>
+#include <dlfcn.h>
 #include <nvrtc.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -40,6 +41,94 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER; /* the list and the sta
 static eng_kmodule *modules;                              /* every loaded library */
 static cu_nvrtc_stats stats;
 
+/* ---- NVRTC, loaded at first use ----------------------------------------------------
+ * libnvrtc is dlopened, not linked: its static initialisers cost about 25 ms at every
+ * process start, which a kernel that never compiles a CUDA kernel must not pay. The
+ * functions below are called through pointers; the macros keep the call sites in
+ * NVRTC's own names. The library is looked for beside libcudart (which is linked),
+ * then by soname through the loader's usual path (the binary's RUNPATH included). */
+#define NV_API(X)                                                                        \
+    X(nvrtcVersion) X(nvrtcGetErrorString) X(nvrtcGetNumSupportedArchs)                  \
+    X(nvrtcGetSupportedArchs) X(nvrtcCreateProgram) X(nvrtcDestroyProgram)               \
+    X(nvrtcAddNameExpression) X(nvrtcCompileProgram) X(nvrtcGetProgramLogSize)           \
+    X(nvrtcGetProgramLog) X(nvrtcGetLoweredName) X(nvrtcGetPTXSize) X(nvrtcGetPTX)       \
+    X(nvrtcGetCUBINSize) X(nvrtcGetCUBIN)
+#define NV_PTR(f) static __typeof__(&f) p_##f;
+NV_API(NV_PTR)
+#undef NV_PTR
+
+static pthread_once_t nv_once = PTHREAD_ONCE_INIT;
+static int nv_ok;          /* every symbol resolved */
+static char nv_why[400];   /* why not, when not */
+
+static void nv_load_once(void)
+{
+    char names[3][600];
+    int n = 0;
+    Dl_info di;
+    /* beside the libcudart this binary uses */
+    if (dladdr((void *)&cudaGetDeviceCount, &di) && di.dli_fname && strchr(di.dli_fname, '/')) {
+        const char *slash = strrchr(di.dli_fname, '/');
+        snprintf(names[n++], sizeof names[0], "%.*s/libnvrtc.so.%d", (int)(slash - di.dli_fname),
+                 di.dli_fname, CUDART_VERSION / 1000);
+    }
+    snprintf(names[n++], sizeof names[0], "libnvrtc.so.%d", CUDART_VERSION / 1000);
+    snprintf(names[n++], sizeof names[0], "libnvrtc.so");
+    void *lib = NULL;
+    for (int i = 0; i < n && !lib; i++)
+        lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+    if (!lib) {
+        const char *e = dlerror();
+        snprintf(nv_why, sizeof nv_why, "NVRTC is not available (libnvrtc.so.%d: %s)", CUDART_VERSION / 1000,
+                 e ? e : "not found");
+        return;
+    }
+#define NV_SYM(f)                                                                        \
+    if (!(*(void **)&p_##f = dlsym(lib, #f))) {                                          \
+        snprintf(nv_why, sizeof nv_why, "NVRTC is not usable: libnvrtc lacks %s", #f);   \
+        return;                                                                          \
+    }
+    NV_API(NV_SYM)
+#undef NV_SYM
+    nv_ok = 1;
+}
+
+/* 0 once NVRTC is loaded; -1 with err (ERR_CUDA) where it cannot be. */
+static int nv_load(eng_error *err)
+{
+    pthread_once(&nv_once, nv_load_once);
+    return nv_ok ? 0 : eng_fail(err, ERR_CUDA, "%s", nv_why);
+}
+
+#define nvrtcVersion (*p_nvrtcVersion)
+#define nvrtcGetErrorString (*p_nvrtcGetErrorString)
+#define nvrtcGetNumSupportedArchs (*p_nvrtcGetNumSupportedArchs)
+#define nvrtcGetSupportedArchs (*p_nvrtcGetSupportedArchs)
+#define nvrtcCreateProgram (*p_nvrtcCreateProgram)
+#define nvrtcDestroyProgram (*p_nvrtcDestroyProgram)
+#define nvrtcAddNameExpression (*p_nvrtcAddNameExpression)
+#define nvrtcCompileProgram (*p_nvrtcCompileProgram)
+#define nvrtcGetProgramLogSize (*p_nvrtcGetProgramLogSize)
+#define nvrtcGetProgramLog (*p_nvrtcGetProgramLog)
+#define nvrtcGetLoweredName (*p_nvrtcGetLoweredName)
+#define nvrtcGetPTXSize (*p_nvrtcGetPTXSize)
+#define nvrtcGetPTX (*p_nvrtcGetPTX)
+#define nvrtcGetCUBINSize (*p_nvrtcGetCUBINSize)
+#define nvrtcGetCUBIN (*p_nvrtcGetCUBIN)
+
+int cu_nvrtc_fail(nvrtcResult r, const char *what, const char *file, int line, eng_error *err)
+{
+    char fn[64];
+    size_t k = strcspn(what, "( ");
+    if (k >= sizeof fn)
+        k = sizeof fn - 1;
+    memcpy(fn, what, k);
+    fn[k] = 0;
+    const char *f = strstr(file, "cuda/");
+    return eng_fail(err, ERR_CUDA, "%s failed: %s [%s:%d]", fn, nv_ok ? nvrtcGetErrorString(r) : "NVRTC not loaded",
+                    f ? f : file, line);
+}
+
 /* ---- small helpers ---------------------------------------------------------------- */
 
 static double now_ms(void)
@@ -68,7 +157,7 @@ const char *cu_nvrtc_version(void)
     static char v[16];
     if (!v[0]) {
         int major = 0, minor = 0;
-        if (nvrtcVersion(&major, &minor) != NVRTC_SUCCESS)
+        if (nv_load(NULL) < 0 || nvrtcVersion(&major, &minor) != NVRTC_SUCCESS)
             major = minor = 0;
         snprintf(v, sizeof v, "%d.%d", major, minor);
     }
@@ -424,7 +513,7 @@ static int build(const char *src, const char *kname, const char *arch, cu_nvrtc_
                  eng_kinfo *info, char key[KCACHE_KEY_LEN + 1], eng_error *err)
 {
     memset(out, 0, sizeof *out);
-    if (choose_arch(arch, 0, out->arch, err) < 0)
+    if (nv_load(err) < 0 || choose_arch(arch, 0, out->arch, err) < 0)
         return -1;
     char *tu = with_prelude(src);
     if (!tu)
@@ -472,7 +561,7 @@ int cu_nvrtc_build(const char *src, const char *kname, const char *arch, cu_nvrt
 char *cu_nvrtc_ptx_info(const char *src, const char *arch, eng_kinfo *info, eng_error *err)
 {
     char a[24];
-    if (choose_arch(arch, 1, a, err) < 0)
+    if (nv_load(err) < 0 || choose_arch(arch, 1, a, err) < 0)
         return NULL;
     char *tu = with_prelude(src);
     if (!tu) {
