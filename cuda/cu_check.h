@@ -54,7 +54,8 @@
         }                                                                   \
     } while (0)
 
-/* Fills err for a failed NVRTC call and returns -1. */
+/* Fills err for a failed NVRTC call and returns -1 (defined in cuda/nvrtc.c, which
+ * loads NVRTC). */
 int cu_nvrtc_fail(nvrtcResult r, const char *what, const char *file, int line, eng_error *err);
 
 #endif

@@ -26,8 +26,10 @@
  * Errors: a compile error is ERR_COMPILE with NVRTC's messages, which name the cells
  * through the #line directives ("cell[3](5): error: ...", one message per line), and
  * err->line/col at the first error; device errors are ERR_CUDA through cu_fail (cu_device.h).
- * Only built with KILN_HAVE_CUDA. NVRTC itself needs no GPU: cu_nvrtc_ptx and
- * cu_nvrtc_build work on any machine with the toolkit.
+ * Only built with KILN_HAVE_CUDA. libnvrtc is dlopened at the first compile (not linked:
+ * its initialisers would cost every process start 10-27 ms); where it cannot be loaded
+ * every function here fails with ERR_CUDA saying so. NVRTC itself needs no GPU:
+ * cu_nvrtc_ptx and cu_nvrtc_build work on any machine with the toolkit.
  */
 #ifndef KILN_CU_NVRTC_H
 #define KILN_CU_NVRTC_H
