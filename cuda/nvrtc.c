@@ -42,7 +42,7 @@ static eng_kmodule *modules;                              /* every loaded librar
 static cu_nvrtc_stats stats;
 
 /* ---- NVRTC, loaded at first use ----------------------------------------------------
- * libnvrtc is dlopened, not linked: its static initialisers cost about 25 ms at every
+ * libnvrtc is dlopened, not linked: its static initialisers cost about 9 ms at every
  * process start, which a kernel that never compiles a CUDA kernel must not pay. The
  * functions below are called through pointers; the macros keep the call sites in
  * NVRTC's own names. The library is looked for beside libcudart (which is linked),

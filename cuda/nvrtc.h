@@ -27,7 +27,7 @@
  * through the #line directives ("cell[3](5): error: ...", one message per line), and
  * err->line/col at the first error; device errors are ERR_CUDA through cu_fail (cu_device.h).
  * Only built with KILN_HAVE_CUDA. libnvrtc is dlopened at the first compile (not linked:
- * its initialisers would cost every process start 10-27 ms); where it cannot be loaded
+ * its initialisers would cost every process start about 9 ms); where it cannot be loaded
  * every function here fails with ERR_CUDA saying so. NVRTC itself needs no GPU:
  * cu_nvrtc_ptx and cu_nvrtc_build work on any machine with the toolkit.
  */
