@@ -66,6 +66,19 @@ static int available_is_quiet(int *avail)
     return size == 0;
 }
 
+/* 1 when a library whose path contains name is mapped into this process. */
+static int mapped(const char *name)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    char line[1024];
+    int found = 0;
+    while (f && fgets(line, sizeof line, f))
+        found |= strstr(line, name) != NULL;
+    if (f)
+        fclose(f);
+    return found;
+}
+
 static void test_ptx(void)
 {
     eng_error err = {0};
@@ -337,7 +350,11 @@ int main(void)
         return 1;
     }
     setenv("XDG_CACHE_HOME", dir, 1);
+    /* NVRTC is loaded at its first use, not at process start (its initialisers cost
+     * every start about 9 ms): nothing may link it directly */
+    CHECK(!mapped("libnvrtc"));
     printf("NVRTC %s\n", cu_nvrtc_version());
+    CHECK(mapped("libnvrtc"));
 
     int avail = -1;
     CHECK(available_is_quiet(&avail));
