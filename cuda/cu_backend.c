@@ -319,4 +319,5 @@ const eng_backend cuda_backend = {
     .where = cu_where,
     .gather = cu_gather,
     .kernels = NULL, /* the NVRTC driver (cuda/nvrtc.c) is wired by the lead */
+    .last_oom = cu_backend_last_oom,
 };

@@ -9,8 +9,14 @@
  * 256-byte aligned host blocks (cudaMalloc's alignment), so the allocator runs in every
  * conformance test too. Matmul is the 16 x 16 tiled kernel (cuBLAS has no simulator).
  *
- * Selected with KILN_BACKEND=sim in the environment (engine/tensor.c: the session's
+ * Selected with KILN_DEVICE=sim in the environment or %device sim (the session's new
  * tensors are then made here); tensors report device "sim".
+ *
+ * KILN_SIM_CAPACITY=BYTES (read at the first allocation; suffixes k, M, G for KiB, MiB,
+ * GiB) gives the simulated device that much memory: the raw allocations past it fail,
+ * so the allocator's out-of-memory path (release the cache, retry, then the message
+ * with the size asked for and what is free) runs as it would on a full GPU. Unset: the
+ * host's memory, with no limit of its own.
  */
 #include "cuda/sim_backend.h"
 #include "cuda/cu_alloc.h"
@@ -27,22 +33,83 @@ static cu_allocator *sim_alloc_state;
 static pthread_once_t sim_alloc_once = PTHREAD_ONCE_INIT;
 static int sim_status[4]; /* the kernels' user-error flag ("device" memory) */
 
+/* the simulated device's memory: KILN_SIM_CAPACITY, 0 for no limit */
+static size_t sim_capacity, sim_raw_used;
+static pthread_mutex_t sim_raw_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* raw blocks carry their size in a 256-byte header (the block stays 256-aligned) */
+#define SIM_HEADER 256
+
 static void *sim_raw_alloc(size_t bytes, void *ctx)
 {
     (void)ctx;
+    pthread_mutex_lock(&sim_raw_lock);
+    int over = sim_capacity && (bytes > sim_capacity || sim_raw_used > sim_capacity - bytes);
+    if (!over)
+        sim_raw_used += bytes;
+    pthread_mutex_unlock(&sim_raw_lock);
+    if (over)
+        return NULL;
     void *p = NULL;
-    return posix_memalign(&p, 256, bytes) == 0 ? p : NULL;
+    if (bytes > SIZE_MAX - SIM_HEADER || posix_memalign(&p, 256, bytes + SIM_HEADER) != 0) {
+        pthread_mutex_lock(&sim_raw_lock);
+        sim_raw_used -= bytes;
+        pthread_mutex_unlock(&sim_raw_lock);
+        return NULL;
+    }
+    memcpy(p, &bytes, sizeof bytes);
+    return (char *)p + SIM_HEADER;
 }
 
 static void sim_raw_free(void *p, void *ctx)
 {
     (void)ctx;
-    free(p);
+    if (!p)
+        return;
+    char *base = (char *)p - SIM_HEADER;
+    size_t bytes;
+    memcpy(&bytes, base, sizeof bytes);
+    pthread_mutex_lock(&sim_raw_lock);
+    sim_raw_used -= bytes;
+    pthread_mutex_unlock(&sim_raw_lock);
+    free(base);
+}
+
+/* what cudaMemGetInfo would say: only with a capacity (the host's memory is not ours) */
+static int sim_mem_info(size_t *free_bytes, size_t *total_bytes, void *ctx)
+{
+    (void)ctx;
+    if (!sim_capacity)
+        return -1;
+    pthread_mutex_lock(&sim_raw_lock);
+    *total_bytes = sim_capacity;
+    *free_bytes = sim_capacity - sim_raw_used;
+    pthread_mutex_unlock(&sim_raw_lock);
+    return 0;
+}
+
+/* "1000000", "64M", "2G", "512k" -> bytes; 0 when unset or malformed */
+static size_t parse_capacity(const char *s)
+{
+    if (!s || !*s)
+        return 0;
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || v <= 0)
+        return 0;
+    switch (*end) {
+    case 'k': case 'K': v *= 1024.0; end++; break;
+    case 'm': case 'M': v *= 1024.0 * 1024; end++; break;
+    case 'g': case 'G': v *= 1024.0 * 1024 * 1024; end++; break;
+    default: break;
+    }
+    return *end || v >= 1e18 ? 0 : (size_t)v;
 }
 
 static void sim_alloc_init(void)
 {
-    cu_alloc_ops ops = {sim_raw_alloc, sim_raw_free, NULL, NULL};
+    sim_capacity = parse_capacity(getenv("KILN_SIM_CAPACITY"));
+    cu_alloc_ops ops = {sim_raw_alloc, sim_raw_free, sim_mem_info, NULL};
     sim_alloc_state = cu_alloc_new(&ops);
 }
 
@@ -131,6 +198,20 @@ static int sim_gather(tensor *out, const tensor *x, const tensor *idx, eng_error
     return kk_gather(&sim_dev, out, x, idx, err);
 }
 
+static void sim_last_oom(char *buf, size_t len)
+{
+    if (sim_alloc_state)
+        cu_alloc_last_error(sim_alloc_state, buf, len);
+    else if (len)
+        buf[0] = 0;
+}
+
+size_t sim_backend_capacity(void)
+{
+    sim_allocator();
+    return sim_capacity;
+}
+
 void sim_backend_stats(cu_alloc_stats *out)
 {
     cu_allocator *a = sim_allocator();
@@ -157,4 +238,5 @@ const eng_backend sim_backend = {
     .where = sim_where,
     .gather = sim_gather,
     .kernels = &sim_kdriver, /* cell kernels on sim tensors (host memory): the simulator */
+    .last_oom = sim_last_oom,
 };

@@ -11,5 +11,7 @@ extern const eng_backend sim_backend;
 
 /* The simulator backend's allocator statistics (the CUDA allocator over host memory). */
 void sim_backend_stats(cu_alloc_stats *out);
+/* The simulated device's memory from $KILN_SIM_CAPACITY in bytes, 0 for no limit. */
+size_t sim_backend_capacity(void);
 
 #endif

@@ -29,7 +29,8 @@ typedef enum ag_kind {
     AG_TRANSPOSE, /* dim, dim2 */
     AG_PERMUTE,   /* perm (normalised) */
     AG_EXPAND,
-    AG_RESHAPE    /* reshape, squeeze, unsqueeze: back to the input's shape */
+    AG_RESHAPE,   /* reshape, squeeze, unsqueeze: back to the input's shape */
+    AG_TO         /* x.to(device): the gradient goes back to the input's device */
 } ag_kind;
 
 typedef struct ag_node {
@@ -241,6 +242,14 @@ tensor *ag_cast(const tensor *t, kn_dtype dt, eng_error *err)
     tensor *in[1] = {(tensor *)t};
     if (kn_dtype_is_float(t->dtype))
         record(&out, in, 1, AG_CAST, err);
+    return out;
+}
+
+tensor *ag_to(const tensor *t, const struct eng_backend *be, eng_error *err)
+{
+    RUN(tensor_to(t, be, err));
+    tensor *in[1] = {(tensor *)t};
+    record(&out, in, 1, AG_TO, err);
     return out;
 }
 
@@ -620,6 +629,7 @@ static int node_grads(scratch *s, ag_node *n, tensor *g, tensor **gin)
     }
     case AG_GATHER: gin[0] = gather_grad(s, n, g); break;
     case AG_CAST: gin[0] = g; break; /* accumulate casts back to the input's dtype */
+    case AG_TO: gin[0] = keep(s, tensor_to(g, x->storage->backend, s->err)); break;
     case AG_SLICE: case AG_SELECT: {
         tensor *z = s_zeros(s, g->dtype, x->ndim, x->shape), *v;
         if (!z)
@@ -659,11 +669,16 @@ static int accumulate(tensor **slot, tensor *g, const tensor *like, eng_error *e
         return eng_fail(err, ERR_SHAPE, "backward: a gradient of shape %s for a tensor of shape %s",
                         tensor_shape_str(g->ndim, g->shape, b1, sizeof b1),
                         tensor_shape_str(like->ndim, like->shape, b2, sizeof b2));
-    if (!*slot) {
-        *slot = tensor_cast(g, like->dtype, err);
-        return *slot ? 0 : -1;
-    }
-    return tensor_binary_inplace(KN_OP_ADD, *slot, g, err);
+    tensor *gm = tensor_to(g, like->storage->backend, err); /* a 0-d input from another device */
+    if (!gm)
+        return -1;
+    int rc = 0;
+    if (!*slot)
+        rc = (*slot = tensor_cast(gm, like->dtype, err)) ? 0 : -1;
+    else
+        rc = tensor_binary_inplace(KN_OP_ADD, *slot, gm, err);
+    tensor_decref(gm);
+    return rc;
 }
 
 /* ---- backward ---- */
@@ -762,7 +777,9 @@ int ag_backward(tensor *loss, eng_error *err)
                         "off, or its graph was freed by an earlier backward)");
     int saved_mode = ag_grad_enabled, rc = -1;
     ag_grad_enabled = 0;
+    const eng_backend *prev_place = tensor_place(loss->storage->backend);
     tensor *one = tensor_full(loss->dtype, loss->ndim, loss->shape, 1.0, err);
+    tensor_place(prev_place);
     if (!one)
         goto out;
     if (!loss->autograd) { /* the loss is a leaf itself */
@@ -784,7 +801,10 @@ int ag_backward(tensor *loss, eng_error *err)
         if (!n->gacc)
             continue; /* reached only through inputs that need no gradient */
         tensor **gin = calloc((size_t)n->nin, sizeof *gin);
+        /* what a rule makes from nothing (zeros, constants) goes on the gradient's device */
+        const eng_backend *node_place = tensor_place(n->gacc->storage->backend);
         int bad = !gin ? eng_fail(err, ERR_MEMORY, "backward: out of memory") : node_grads(&s, n, n->gacc, gin);
+        tensor_place(node_place);
         for (int k = 0; !bad && k < n->nin; k++) {
             tensor *in = n->in[k];
             if (!in->requires_grad || !gin[k])

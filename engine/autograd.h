@@ -59,5 +59,7 @@ tensor *ag_expand(tensor *t, int ndim, const int64_t *shape, eng_error *err);
 tensor *ag_squeeze(tensor *t, int dim, eng_error *err);
 tensor *ag_unsqueeze(tensor *t, int dim, eng_error *err);
 tensor *ag_reshape(tensor *t, int ndim, const int64_t *shape, eng_error *err);
+struct eng_backend;
+tensor *ag_to(const tensor *t, const struct eng_backend *be, eng_error *err);
 
 #endif

@@ -46,6 +46,10 @@ typedef struct eng_backend {
 
     /* runs the cells' __global__ kernels on this backend's memory (engine/kdriver.h) */
     const struct eng_kdriver *kernels;
+
+    /* optional: the message of the last failed alloc ("" if none) — the size asked
+     * for and what the device has free — for the MemoryError (NULL on the CPU) */
+    void (*last_oom)(char *buf, size_t len);
 } eng_backend;
 
 /* The CPU backend (cpu/). */

@@ -614,15 +614,19 @@ int bi_to(eng_call *c, value *out)
     tensor *x;
     value w = c->argv[1];
     if (w.type != VAL_DTYPE && w.type != VAL_DEVICE)
-        return eng_fail(c->err, ERR_TYPE, "to: argument 2 must be a dtype (f32, i64, ...) or a device (cpu, cuda), got %s",
+        return eng_fail(c->err, ERR_TYPE, "to: argument 2 must be a dtype (f32, i64, ...) or a device (cpu, cuda, sim), got %s",
                         value_type_name(w.type));
     if (arg_tensor(c, 0, &x) < 0)
         return -1;
-    if (w.type == VAL_DEVICE) {
-        if (w.as.i == 0)
-            return put_tensor(out, x);
+    if (w.type == VAL_DEVICE) { /* through the host; x itself when it is there already */
+        eng_error e = {0};
+        const eng_backend *be = eng_backend_named(value_device_name(w.as.i), &e);
+        tensor *r = be ? tensor_to(x, be, c->err) : NULL;
         tensor_decref(x);
-        return eng_fail(c->err, ERR_RUNTIME, "to: no CUDA device: this session runs on the CPU");
+        if (!be)
+            return eng_fail(c->err, e.kind, "to(x, %s): %s (the simulator backend, sim, runs the CUDA kernels on "
+                            "the CPU: x.to(sim))", value_device_name(w.as.i), e.msg);
+        return put_tensor(out, r);
     }
     tensor *r = tensor_cast(x, (kn_dtype)w.as.i, c->err);
     tensor_decref(x);

@@ -215,7 +215,7 @@ static const struct {
 } constants[] = {
     {"bool", TY_DTYPE}, {"f32", TY_DTYPE}, {"f64", TY_DTYPE}, {"f16", TY_DTYPE}, {"bf16", TY_DTYPE},
     {"i32", TY_DTYPE}, {"i64", TY_DTYPE}, {"u8", TY_DTYPE},  {"cpu", TY_DEVICE},
-    {"cuda", TY_DEVICE}, {"stdout", TY_INT}, {"stderr", TY_INT}, {"M_PI", TY_FLOAT},
+    {"cuda", TY_DEVICE}, {"sim", TY_DEVICE}, {"stdout", TY_INT}, {"stderr", TY_INT}, {"M_PI", TY_FLOAT},
     {"INFINITY", TY_FLOAT}, {"NAN", TY_FLOAT},
 };
 

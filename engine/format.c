@@ -85,7 +85,7 @@ char *eng_value_text(value v, int repr)
         sb_append(&b, v.as.tup->n == 1 ? ",)" : ")", v.as.tup->n == 1 ? 2 : 1);
         break;
     case VAL_DTYPE: sb_printf(&b, "%s", kn_dtype_name((kn_dtype)v.as.i)); break;
-    case VAL_DEVICE: sb_printf(&b, "%s", v.as.i ? "cuda" : "cpu"); break;
+    case VAL_DEVICE: sb_printf(&b, "%s", value_device_name(v.as.i)); break;
     case VAL_FUNC: {
         ast *def = v.as.fn->def;
         static const char *tn[] = {"?", "void", "bool", "int", "float", "string", "tensor", "auto",

@@ -15,6 +15,7 @@
 
 #include "engine/backend.h"
 #include "engine/interp.h"
+#include "engine/tensor_impl.h"
 #include "engine/kernels.h"
 
 enum { EX_OK = 0, EX_BREAK, EX_CONTINUE, EX_RETURN, EX_ERROR };
@@ -457,8 +458,8 @@ static int eval_const(interp *it, ast *n, value *out)
     int dt = kn_dtype_from_name(name);
     if (dt >= 0)
         *out = value_dtype((kn_dtype)dt);
-    else if (!strcmp(name, "cpu") || !strcmp(name, "cuda"))
-        *out = (value){VAL_DEVICE, {.i = name[1] == 'u'}};
+    else if (value_device_index(name) >= 0)
+        *out = value_device(value_device_index(name));
     else if (!strcmp(name, "stdout"))
         *out = value_int(1);
     else if (!strcmp(name, "stderr"))
@@ -633,10 +634,7 @@ static int eval_member(interp *it, ast *n, value *out)
     else if (!strcmp(m, "dtype"))
         *out = value_dtype(t->dtype);
     else if (!strcmp(m, "device"))
-        {
-        value dv = {VAL_DEVICE, {.i = strcmp(t->storage->backend->name, "cpu") != 0}};
-        *out = dv;
-    }
+        *out = value_device(value_device_index(t->storage->backend->name));
     else if (!strcmp(m, "T")) {
         int dims[TENSOR_MAXDIM];
         for (int i = 0; i < t->ndim; i++)
@@ -668,7 +666,9 @@ static int assign_into_tensor(interp *it, ast *n, int op, tensor *dst, value rhs
         src = rhs.as.t;
         tensor_incref(src);
     } else if (is_num(rhs)) {
+        const eng_backend *prev = tensor_place(dst->storage->backend);
         src = tensor_scalar(num(rhs), dst->dtype, it->err);
+        tensor_place(prev);
         if (!src)
             return located(it, n);
     } else
@@ -925,7 +925,17 @@ static int eval_call(interp *it, ast *n, value *out)
         const eng_builtin *b = eng_builtin_at(callee->slot);
         eng_call c = {s, b->name, argc, args, it->err};
         value result = value_void();
-        if (b->fn(&c, &result))
+        /* what the built-in makes from nothing goes where its first tensor argument is
+         * (zeros_like(x), dropout's mask, ...); with none, on the session's device */
+        const eng_backend *place = NULL;
+        for (int i = 0; i < argc && !place; i++)
+            if (args[i].type == VAL_TENSOR)
+                place = args[i].as.t->storage->backend;
+        const eng_backend *prev = place ? tensor_place(place) : NULL;
+        int bad = b->fn(&c, &result);
+        if (place)
+            tensor_place(prev);
+        if (bad)
             rc = located(it, n);
         else
             *out = result;

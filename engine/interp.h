@@ -126,6 +126,11 @@ extern const char *const eng_magic_names[];
 
 /* ---- magics ---- */
 int eng_magic(eng_session *s, const char *line, eng_source *src, eng_error *err);
+/* The largest tensors that session user's variables hold on backend be, by name, as
+ * one line into buf ("largest live tensors on sim: a 64.00 MiB, ..."); the session
+ * registers it with tensor_set_oom_note for out-of-memory errors (engine/magic.c). */
+struct eng_backend;
+void eng_oom_note(void *user, const struct eng_backend *be, char *buf, size_t n);
 
 /* ---- built-ins ---- */
 int eng_builtin_index(const eng_builtin *b);

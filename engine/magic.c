@@ -1,5 +1,6 @@
 /* magic.c — lines that start with '%': %time, %timeit, %whos, %gpu, %save, %load, %reset, %seed, %device,
- * %ptx, %sim, %lsmagic, %help. A magic runs as a statement of its cell, in order. */
+ * %ptx, %sim, %lsmagic, %help. A magic runs as a statement of its cell, in order. Also the
+ * session's "largest live tensors" for out-of-memory errors (eng_oom_note). */
 #include <ctype.h>
 #include <stdarg.h>
 #include <math.h>
@@ -12,7 +13,12 @@
 #include "engine/interp.h"
 #include "engine/kernels.h"
 #include "engine/session_file.h"
+#include "cuda/cu_alloc.h"
+#include "cuda/sim_backend.h"
 #ifdef KILN_HAVE_CUDA
+#include <cuda_runtime_api.h>
+#include "cuda/cu_backend.h"
+#include "cuda/cu_device.h"
 #include "cuda/nvrtc.h"
 #endif
 
@@ -247,44 +253,253 @@ static int magic_whos(eng_session *s, eng_error *err)
     return send_display(s, text, html, err);
 }
 
-/* %gpu: this build's view of device memory; honest about what it lacks */
-static void magic_gpu(eng_session *s)
+/* ---- the session's tensors by size: %gpu and out-of-memory errors ---- */
+
+typedef struct live_tensor {
+    const char *name;   /* the variable */
+    int grad;           /* 1: its .grad */
+    const tensor *t;    /* the tensor (borrowed from the session) */
+} live_tensor;
+
+static int live_cmp(const void *a, const void *b)
 {
-    out(s, "No CUDA device: this kernel runs on the CPU backend only (no GPU memory, allocator or kernels to "
-           "show).\n");
-    /* the CPU allocator's view: bytes of the storages that the session's tensors hold */
-    const void *seen[256];
-    int nseen = 0, ntensors = 0;
-    double held = 0;
-    const char *big = NULL;
-    size_t bigbytes = 0;
+    size_t x = ((const live_tensor *)a)->t->storage->bytes, y = ((const live_tensor *)b)->t->storage->bytes;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* The distinct storages that the session's tensor variables and their gradients hold
+ * (on be, or anywhere when be is NULL), largest first; *total gets their bytes. A view
+ * counts once, under the first variable that holds its storage. malloc'ed; NULL when
+ * there are none (or no memory). */
+static live_tensor *live_tensors(eng_session *s, const eng_backend *be, int *n, double *total)
+{
+    live_tensor *v = NULL;
+    int cap = 0;
+    *n = 0;
+    *total = 0;
     for (int i = 0; i < s->nglobals; i++) {
         eng_global *g = &s->globals[i];
         if (!g->defined || g->v.type != VAL_TENSOR)
             continue;
-        tensor_storage *st = g->v.as.t->storage;
-        ntensors++;
-        int dup = 0;
-        for (int k = 0; k < nseen; k++)
-            dup |= seen[k] == st;
-        if (!dup) {
-            if (nseen < 256)
-                seen[nseen++] = st;
-            held += (double)st->bytes;
-        }
-        if (st->bytes > bigbytes) {
-            bigbytes = st->bytes;
-            big = g->name;
+        const tensor *ts[2] = {g->v.as.t, g->v.as.t->grad};
+        for (int k = 0; k < 2; k++) {
+            const tensor *t = ts[k];
+            if (!t || (be && t->storage->backend != be))
+                continue;
+            int dup = 0;
+            for (int j = 0; j < *n && !dup; j++)
+                dup = v[j].t->storage == t->storage;
+            if (dup)
+                continue;
+            if (*n == cap) {
+                int nc = cap ? cap * 2 : 32;
+                live_tensor *nv = realloc(v, sizeof *v * (size_t)nc);
+                if (!nv)
+                    break;
+                v = nv;
+                cap = nc;
+            }
+            v[(*n)++] = (live_tensor){g->name, k, t};
+            *total += (double)t->storage->bytes;
         }
     }
+    if (*n)
+        qsort(v, (size_t)*n, sizeof *v, live_cmp);
+    return v;
+}
+
+void eng_oom_note(void *user, const eng_backend *be, char *buf, size_t n)
+{
+    eng_session *s = user;
+    if (!n)
+        return;
+    buf[0] = 0;
+    if (!s)
+        return;
+    int cnt;
+    double total;
+    live_tensor *v = live_tensors(s, be, &cnt, &total);
+    if (!cnt) {
+        snprintf(buf, n, "no variable holds a tensor on %s", be->name);
+        free(v);
+        return;
+    }
+    size_t l = (size_t)snprintf(buf, n, "largest live tensors on %s:", be->name);
+    for (int i = 0; i < cnt && i < 5 && l < n; i++) {
+        char hb[32];
+        cu_alloc_human(hb, sizeof hb, (double)v[i].t->storage->bytes);
+        l += (size_t)snprintf(buf + l, n - l, "%s %s%s %s", i ? "," : "", v[i].name, v[i].grad ? ".grad" : "", hb);
+    }
+    if (cnt > 5 && l < n)
+        snprintf(buf + l, n - l, " (and %d more)", cnt - 5);
+    free(v);
+}
+
+/* one allocator's counters as text lines and HTML rows */
+static void alloc_report(FILE *tf, FILE *hf, const char *which, const cu_alloc_stats *st)
+{
+    char a[32], b[32], c[32], d[32];
+    cu_alloc_human(a, sizeof a, (double)st->in_use);
+    cu_alloc_human(b, sizeof b, (double)st->cached);
+    cu_alloc_human(c, sizeof c, (double)st->peak);
+    cu_alloc_human(d, sizeof d, (double)st->reserved);
+    fprintf(tf, "%s allocator: in use %s, cached %s, reserved %s, peak %s\n", which, a, b, d, c);
+    fprintf(tf, "  allocations %llu (cache hits %llu), raw allocations %llu, raw frees %llu, out of memory %llu, "
+                "cache releases %llu\n",
+            (unsigned long long)st->n_alloc, (unsigned long long)st->n_hit, (unsigned long long)st->n_raw_alloc,
+            (unsigned long long)st->n_raw_free, (unsigned long long)st->n_oom, (unsigned long long)st->n_flush);
+    fprintf(hf, "<tr><th colspan=\"2\">%s allocator</th></tr>\n", which);
+    fprintf(hf, "<tr><td>in use</td><td>%s (%zu bytes)</td></tr>\n<tr><td>cached</td><td>%s</td></tr>\n"
+                "<tr><td>reserved</td><td>%s</td></tr>\n<tr><td>peak</td><td>%s</td></tr>\n",
+            a, st->in_use, b, d, c);
+    fprintf(hf, "<tr><td>allocations</td><td>%llu</td></tr>\n<tr><td>cache hits</td><td>%llu</td></tr>\n"
+                "<tr><td>raw allocations (cudaMalloc)</td><td>%llu</td></tr>\n<tr><td>raw frees</td><td>%llu</td></tr>\n"
+                "<tr><td>out of memory</td><td>%llu</td></tr>\n<tr><td>cache releases</td><td>%llu</td></tr>\n",
+            (unsigned long long)st->n_alloc, (unsigned long long)st->n_hit, (unsigned long long)st->n_raw_alloc,
+            (unsigned long long)st->n_raw_free, (unsigned long long)st->n_oom, (unsigned long long)st->n_flush);
+}
+
+/* %gpu: the device, its allocator's counters and the largest live tensors by variable
+ * name; text/plain and an HTML table. Only numbers something measured. */
+static int magic_gpu(eng_session *s, eng_error *err)
+{
+    char *text = NULL, *html = NULL;
+    size_t tl = 0, hl = 0;
+    FILE *tf = open_memstream(&text, &tl), *hf = open_memstream(&html, &hl);
+    if (!tf || !hf) {
+        if (tf)
+            fclose(tf);
+        if (hf)
+            fclose(hf);
+        free(text);
+        free(html);
+        return eng_fail(err, ERR_MEMORY, "%%gpu: out of memory");
+    }
+    const eng_backend *cur = eng_current_backend();
+    fprintf(tf, "Session device: %s\n", cur->name);
+    fputs("<table class=\"kiln-gpu\">\n<tbody>\n", hf);
+    fprintf(hf, "<tr><th>session device</th><td>%s</td></tr>\n", cur->name);
+    int have_gpu = 0;
+#ifdef KILN_HAVE_CUDA
+    if (cu_device_available()) {
+        eng_error e = {0};
+        if (cu_device_init(&e) == 0) {
+            const cu_props *p = cu_device_props();
+            size_t fr = 0, tot = 0;
+            int mi = cudaMemGetInfo(&fr, &tot) == cudaSuccess;
+            char a[32], b[32];
+            cu_alloc_human(a, sizeof a, (double)(mi ? tot : p->total_mem));
+            cu_alloc_human(b, sizeof b, (double)fr);
+            fprintf(tf, "GPU %d: %s, compute capability %d.%d (%s), %d SMs, memory %s", p->ordinal, p->name,
+                    p->major, p->minor, p->arch, p->sm_count, a);
+            if (mi)
+                fprintf(tf, ", %s free", b);
+            fputc('\n', tf);
+            fputs("<tr><th>GPU</th><td>", hf);
+            html_escape(hf, p->name);
+            fprintf(hf, " (ordinal %d)</td></tr>\n<tr><td>compute capability</td><td>%d.%d (%s), %d SMs</td></tr>\n"
+                        "<tr><td>memory total</td><td>%s</td></tr>\n",
+                    p->ordinal, p->major, p->minor, p->arch, p->sm_count, a);
+            if (mi)
+                fprintf(hf, "<tr><td>memory free</td><td>%s</td></tr>\n", b);
+            cu_alloc_stats st;
+            cu_backend_stats(&st);
+            alloc_report(tf, hf, "CUDA", &st);
+            have_gpu = 1;
+        } else {
+            fprintf(tf, "GPU unusable: %s\n", e.msg);
+            fputs("<tr><th>GPU</th><td>unusable: ", hf);
+            html_escape(hf, e.msg);
+            fputs("</td></tr>\n", hf);
+        }
+    }
+#endif
+    if (!have_gpu) {
+        fputs("No CUDA device: no GPU memory or CUDA allocator to show.\n", tf);
+        fputs("<tr><th>GPU</th><td>no CUDA device</td></tr>\n", hf);
+    }
+    cu_alloc_stats sst;
+    sim_backend_stats(&sst);
+    if (cur == &sim_backend || sst.n_alloc) {
+        size_t cap = sim_backend_capacity();
+        char a[32];
+        cu_alloc_human(a, sizeof a, (double)cap);
+        fprintf(tf, "Simulator backend (sim: the CUDA kernels on the CPU, host memory%s%s):\n",
+                cap ? ", capacity " : "", cap ? a : "");
+        alloc_report(tf, hf, "sim", &sst);
+    }
+    int n;
+    double total;
+    live_tensor *v = live_tensors(s, NULL, &n, &total);
     char hb[32];
-    human_bytes(hb, sizeof hb, held);
-    out(s, "CPU memory held by the %d tensor variable%s of the session: %s", ntensors, ntensors == 1 ? "" : "s", hb);
-    if (big) {
-        human_bytes(hb, sizeof hb, (double)bigbytes);
-        out(s, " (largest: %s, %s)", big, hb);
+    cu_alloc_human(hb, sizeof hb, total);
+    if (!n)
+        fputs("No tensor variables.\n", tf);
+    else
+        fprintf(tf, "Largest live tensors (%d storage%s, %s in all):\n  %-20s %-6s %-6s %-18s %s\n", n,
+                n == 1 ? "" : "s", hb, "Variable", "Device", "Dtype", "Shape", "Bytes");
+    fprintf(hf, "<tr><th colspan=\"2\">largest live tensors (%d, %s in all)</th></tr>\n", n, hb);
+    fputs("</tbody>\n</table>\n", hf);
+    if (n)
+        fputs("<table class=\"kiln-gpu-tensors\">\n<thead><tr><th>Variable</th><th>Device</th><th>Dtype</th>"
+              "<th>Shape</th><th>Bytes</th></tr></thead>\n<tbody>\n", hf);
+    for (int i = 0; i < n && i < 10; i++) {
+        const tensor *t = v[i].t;
+        char shape[128], name[300];
+        shape_text(shape, sizeof shape, t);
+        cu_alloc_human(hb, sizeof hb, (double)t->storage->bytes);
+        snprintf(name, sizeof name, "%s%s", v[i].name, v[i].grad ? ".grad" : "");
+        fprintf(tf, "  %-20s %-6s %-6s %-18s %s\n", name, t->storage->backend->name, kn_dtype_name(t->dtype), shape,
+                hb);
+        fputs("<tr><td>", hf);
+        html_escape(hf, name);
+        fprintf(hf, "</td><td>%s</td><td>%s</td><td>%s</td><td>%zu</td></tr>\n", t->storage->backend->name,
+                kn_dtype_name(t->dtype), shape, t->storage->bytes);
     }
-    out(s, "\n");
+    if (n > 10)
+        fprintf(tf, "  (and %d more)\n", n - 10);
+    if (n)
+        fputs("</tbody>\n</table>\n", hf);
+    free(v);
+    if (fclose(tf) | fclose(hf)) {
+        free(text);
+        free(html);
+        return eng_fail(err, ERR_MEMORY, "%%gpu: out of memory");
+    }
+    return send_display(s, text, html, err);
+}
+
+/* %device [cpu|cuda|sim]: where the session's new tensors are made */
+static int magic_device(eng_session *s, const char *rest, eng_error *err)
+{
+    char name[32];
+    int n = 0;
+    while (rest[n] && !isspace((unsigned char)rest[n]) && n < (int)sizeof name - 1)
+        name[n] = rest[n], n++;
+    name[n] = 0;
+    eng_error cuda_err = {0};
+    const eng_backend *cuda = eng_backend_named("cuda", &cuda_err);
+    if (!n) {
+        out(s, "Device: %s (new tensors are made there)\n", eng_current_backend()->name);
+        out(s, "Available: cpu; sim (the CUDA backend's kernels on the CUDA simulator, on the CPU: for testing)");
+        if (cuda)
+            out(s, "; cuda\n");
+        else
+            out(s, "; not cuda: %s\n", cuda_err.msg);
+        return 0;
+    }
+    if (strcmp(name, "cpu") && strcmp(name, "cuda") && strcmp(name, "sim"))
+        return eng_fail(err, ERR_VALUE, "%%device takes cpu, cuda or sim, got '%s'", name);
+    eng_error e = {0};
+    const eng_backend *be = eng_backend_named(name, &e);
+    if (!be)
+        return eng_fail(err, e.kind ? e.kind : ERR_RUNTIME,
+                        "%%device %s: %s; the session stays on %s (%%device sim runs the CUDA backend's kernels on "
+                        "the CUDA simulator, on the CPU)", name, e.msg, eng_current_backend()->name);
+    eng_set_current_backend(be);
+    out(s, "Device: %s (new tensors are made there; tensors made before stay where they are: x.to(%s) copies one)\n",
+        be->name, be->name);
+    return 0;
 }
 
 /* %ptx NAME: the kernel's compiled form, as the driver of the current backend gives it
@@ -365,10 +580,8 @@ int eng_magic(eng_session *s, const char *line, eng_source *src, eng_error *err)
         return magic_time(s, rest, src, err, 1);
     if (IS("whos"))
         return magic_whos(s, err);
-    if (IS("gpu")) {
-        magic_gpu(s);
-        return 0;
-    }
+    if (IS("gpu"))
+        return magic_gpu(s, err);
     if (IS("save") || IS("load")) {
         if (!*rest)
             return eng_fail(err, ERR_VALUE, "%%%.*s needs a file name, as in %%%.*s session.npz", n, line, n, line);
@@ -402,15 +615,8 @@ int eng_magic(eng_session *s, const char *line, eng_source *src, eng_error *err)
         s->rng.offset = 0;
         return 0;
     }
-    if (IS("device")) {
-        if (!*rest || !strncmp(rest, "cpu", 3)) {
-            out(s, "Device: cpu\n");
-            return 0;
-        }
-        if (!strncmp(rest, "cuda", 4))
-            return eng_fail(err, ERR_RUNTIME, "%%device cuda: this build has no CUDA backend yet; tensors stay on the cpu");
-        return eng_fail(err, ERR_VALUE, "%%device takes cpu or cuda, got '%s'", rest);
-    }
+    if (IS("device"))
+        return magic_device(s, rest, err);
     if (IS("ptx"))
         return magic_ptx(s, rest, err);
     if (IS("sim")) {
@@ -428,7 +634,7 @@ int eng_magic(eng_session *s, const char *line, eng_source *src, eng_error *err)
     }
     if (IS("lsmagic") || IS("help")) {
         out(s, "Magics: %%time STMT, %%timeit STMT, %%whos, %%gpu, %%save PATH, %%load PATH, %%reset, %%seed N, "
-            "%%device cpu|cuda, %%ptx KERNEL, %%sim check|fast, %%lsmagic, %%help\n");
+            "%%device cpu|cuda|sim, %%ptx KERNEL, %%sim check|fast, %%lsmagic, %%help\n");
         if (IS("help"))
             out(s, "The language is documented in docs/language.md; Shift+Tab on a name shows its signature.\n");
         return 0;

@@ -13,6 +13,7 @@
 
 #include "engine/interp.h"
 #include "engine/kernels.h"
+#include "engine/tensor_impl.h"
 #include "engine/session.h"
 
 #define MAX_CELL_ERRORS 20
@@ -37,6 +38,7 @@ eng_session *eng_session_new(void)
         free(s);
         return NULL;
     }
+    tensor_set_oom_note(eng_oom_note, s); /* MemoryErrors name the largest variables */
     return s;
 }
 
@@ -54,6 +56,8 @@ void eng_session_free(eng_session *s)
 {
     if (!s)
         return;
+    if (tensor_oom_note_user() == s)
+        tensor_set_oom_note(NULL, NULL);
     reset_globals(s);
     for (int i = 0; i < s->nglobals; i++)
         free(s->globals[i].name);
@@ -620,10 +624,14 @@ static char *tensor_stats_text(const tensor *t)
         return fmt_alloc("(no elements)\n");
     int64_t step = n > STATS_MAX_ELEMENTS ? n / STATS_SAMPLE : 1;
     eng_error err = {0};
-    tensor *d = NULL; /* small tensors: one contiguous f64 copy; huge ones: read the sample in place */
-    if (step == 1 && !(d = tensor_cast(t, KN_F64, &err)))
-        return fmt_alloc("statistics unavailable: %s\n", err.msg);
-    const double *xd = d ? tensor_data_ptr(d) : NULL;
+    double *xd = NULL; /* small tensors: one f64 copy on the host; huge ones: read the sample */
+    if (step == 1) {   /* (cast on the tensor's device, then one copy to the host) */
+        tensor *d = tensor_cast(t, KN_F64, &err);
+        xd = d ? tensor_to_host(d, &err) : NULL;
+        tensor_decref(d);
+        if (!xd)
+            return fmt_alloc("statistics unavailable: %s\n", err.msg);
+    }
 #define X(i) (xd ? xd[i] : tensor_get_flat(t, i))
     int64_t used = 0, nans = 0, infs = 0, finite = 0;
     double lo = INFINITY, hi = -INFINITY, sum = 0;
@@ -652,8 +660,7 @@ static char *tensor_stats_text(const tensor *t)
         bins[b >= HIST_BINS ? HIST_BINS - 1 : b < 0 ? 0 : b]++;
     }
 #undef X
-    if (d)
-        tensor_decref(d);
+    free(xd);
     double sd = finite ? sqrt(ss / (double)finite) : NAN;
     char head[512];
     if (finite)

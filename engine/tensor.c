@@ -139,7 +139,64 @@ static int check_shape(const char *op, int ndim, const int64_t *shape, size_t es
     return 0;
 }
 
+/* ---- placement: which backend new tensors are made on ---- */
+
+static const eng_backend *placement; /* innermost tensor_place, or NULL: the session's device */
+static tensor_oom_note_fn oom_note;  /* the session's "largest live tensors" writer */
+static void *oom_note_user;
+
+const eng_backend *tensor_place(const eng_backend *be)
+{
+    const eng_backend *prev = placement;
+    placement = be;
+    return prev;
+}
+
+const eng_backend *tensor_placement(void)
+{
+    return placement ? placement : eng_current_backend();
+}
+
+void tensor_set_oom_note(tensor_oom_note_fn fn, void *user)
+{
+    oom_note = fn;
+    oom_note_user = user;
+}
+
+void *tensor_oom_note_user(void)
+{
+    return oom_note_user;
+}
+
+/* the MemoryError of a failed allocation: on a device backend, what the allocator
+ * says (size asked for, what is free) and the largest live tensors by variable name */
+static void oom_error(const eng_backend *be, kn_dtype dt, int ndim, const int64_t *shape, size_t bytes,
+                      eng_error *err)
+{
+    char b[TENSOR_SHAPE_BUF], why[400] = "", live[300] = "";
+    tensor_shape_str(ndim, shape, b, sizeof b);
+    if (be->last_oom)
+        be->last_oom(why, sizeof why);
+    if (oom_note)
+        oom_note(oom_note_user, be, live, sizeof live);
+    if (be == &cpu_backend && !why[0]) {
+        eng_fail(err, ERR_MEMORY, "out of memory for a %s tensor of shape %s", kn_dtype_name(dt), b);
+        return;
+    }
+    if (why[0]) /* the allocator's words: the size asked for, what the device has free */
+        eng_fail(err, ERR_MEMORY, "out of memory on %s for a %s tensor of shape %s: %s%s%s", be->name,
+                 kn_dtype_name(dt), b, why, live[0] ? "; " : "", live);
+    else
+        eng_fail(err, ERR_MEMORY, "out of memory on %s for a %s tensor of shape %s (%zu bytes)%s%s", be->name,
+                 kn_dtype_name(dt), b, bytes, live[0] ? "; " : "", live);
+}
+
 tensor *tensor_empty(kn_dtype dt, int ndim, const int64_t *shape, eng_error *err)
+{
+    return tensor_empty_on(tensor_placement(), dt, ndim, shape, err);
+}
+
+tensor *tensor_empty_on(const eng_backend *be, kn_dtype dt, int ndim, const int64_t *shape, eng_error *err)
 {
     if ((unsigned)dt >= KN_NDTYPE) {
         eng_fail(err, ERR_TYPE, "empty: unknown dtype %d", (int)dt);
@@ -147,7 +204,6 @@ tensor *tensor_empty(kn_dtype dt, int ndim, const int64_t *shape, eng_error *err
     }
     if (check_shape("empty", ndim, shape, kn_dtype_size(dt), err) < 0)
         return NULL;
-    const eng_backend *be = eng_current_backend();
     tensor *t = calloc(1, sizeof *t);
     tensor_storage *s = calloc(1, sizeof *s);
     if (!t || !s)
@@ -170,12 +226,11 @@ tensor *tensor_empty(kn_dtype dt, int ndim, const int64_t *shape, eng_error *err
     t->storage = s;
     return t;
 err:
-    free(t);
-    free(s);
     {
-        char b[TENSOR_SHAPE_BUF];
-        eng_fail(err, ERR_MEMORY, "out of memory for a %s tensor of shape %s", kn_dtype_name(dt),
-                 tensor_shape_str(ndim, shape, b, sizeof b));
+        size_t bytes = s ? s->bytes : 0;
+        free(t);
+        free(s);
+        oom_error(be, dt, ndim, shape, bytes, err);
     }
     return NULL;
 }
@@ -775,7 +830,7 @@ tensor *tensor_cast(const tensor *t, kn_dtype dt, eng_error *err)
 {
     if (AG_WANTS(t))
         return ag_cast(t, dt, err);
-    tensor *c = tensor_empty(dt, t->ndim, t->shape, err);
+    tensor *c = tensor_empty_on(t->storage->backend, dt, t->ndim, t->shape, err);
     if (!c)
         return NULL;
     if (c->storage->backend->copy(c, t, err) < 0) {
@@ -795,6 +850,17 @@ int tensor_assign(tensor *dst, const tensor *src, eng_error *err)
     char b1[TENSOR_SHAPE_BUF], b2[TENSOR_SHAPE_BUF];
     if (AG_WANTS(dst))
         return ag_refuse_inplace(dst, err);
+    if (src->storage->backend != dst->storage->backend) {
+        const tensor *ops[2] = {dst, src};
+        if (!tensor_common_backend("assign", ops, 2, err))
+            return -1;
+        tensor *moved = tensor_to(src, dst->storage->backend, err); /* a 0-d value */
+        if (!moved)
+            return -1;
+        int rc = tensor_assign(dst, moved, err);
+        tensor_decref(moved);
+        return rc;
+    }
     if (src->ndim > dst->ndim) {
         /* leading size-1 dimensions of src may be dropped */
         int extra = src->ndim - dst->ndim;
@@ -839,4 +905,53 @@ int tensor_fill(tensor *dst, double v, eng_error *err)
     if (AG_WANTS(dst))
         return ag_refuse_inplace(dst, err);
     return dst->storage->backend->fill(dst, v, err);
+}
+
+/* ---- devices ---- */
+
+const eng_backend *tensor_common_backend(const char *op, const tensor *const *ts, int n, eng_error *err)
+{
+    const eng_backend *be = NULL;
+    for (int i = 0; i < n; i++) /* the device of the first operand with dimensions */
+        if (ts[i] && ts[i]->ndim > 0 && !be)
+            be = ts[i]->storage->backend;
+    for (int i = 0; !be && i < n; i++)
+        if (ts[i])
+            be = ts[i]->storage->backend;
+    for (int i = 0; i < n; i++) {
+        if (!ts[i] || ts[i]->storage->backend == be || ts[i]->ndim == 0)
+            continue;
+        char list[200] = "";
+        size_t l = 0;
+        for (int k = 0; k < n && l < sizeof list; k++)
+            if (ts[k])
+                l += (size_t)snprintf(list + l, sizeof list - l, "%soperand %d on %s", l ? ", " : "", k + 1,
+                                      ts[k]->storage->backend->name);
+        const char *to = ts[i]->storage->backend == &cpu_backend ? be->name : ts[i]->storage->backend->name;
+        eng_fail(err, ERR_RUNTIME,
+                 "%s: tensors on different devices (%s); move them to one device first, e.g. x.to(%s)", op, list,
+                 to);
+        return NULL;
+    }
+    return be ? be : tensor_placement();
+}
+
+tensor *tensor_to(const tensor *t, const eng_backend *be, eng_error *err)
+{
+    if (t->storage->backend == be) {
+        tensor_incref((tensor *)t);
+        return (tensor *)t;
+    }
+    if (AG_WANTS(t))
+        return ag_to(t, be, err);
+    void *host = tensor_to_host(t, err);
+    if (!host)
+        return NULL;
+    tensor *r = tensor_empty_on(be, t->dtype, t->ndim, t->shape, err);
+    if (r && be->from_host(r->storage->data, host, tensor_nbytes(r), err) < 0) {
+        tensor_decref(r);
+        r = NULL;
+    }
+    free(host);
+    return r;
 }

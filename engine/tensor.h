@@ -157,6 +157,12 @@ tensor *tensor_stack(tensor *const *ts, int n, int dim, eng_error *err);
 /* x[idx] with an integer tensor idx along dim 0: shape idx.shape + x.shape[1:] */
 tensor *tensor_gather(const tensor *x, const tensor *idx, eng_error *err);
 
+/* ---- devices ---- */
+/* t on backend be (x.to(cuda)): a copy through the host with t's dtype and shape, or t
+ * itself (a new reference) when it is there already. A tensor that requires grad gives
+ * one that does too, whose gradient flows back to t's device. */
+tensor *tensor_to(const tensor *t, const struct eng_backend *be, eng_error *err);
+
 /* ---- text ---- */
 /* NumPy-like text (summarised past 1000 elements, like NumPy's threshold); malloc'ed */
 char *tensor_format(const tensor *t);

@@ -77,6 +77,43 @@ static int broadcast_shape(int nda, const int64_t *sa, int ndb, const int64_t *s
     return 0;
 }
 
+/* ---- devices ----
+ * Every op runs on its operands' backend and makes its result there (the session's
+ * device only decides where tensors made from nothing go). operands_begin checks that
+ * the operands share a backend (tensor_common_backend: the error names the op and each
+ * operand's device), brings 0-d operands from elsewhere over, and places everything
+ * the op makes on that backend until operands_end. */
+typedef struct placed {
+    const eng_backend *prev; /* the placement to restore */
+    tensor *t[3];            /* the operands on the op's backend (new references) */
+} placed;
+
+static int operands_begin(placed *p, const char *op, const tensor *const *ts, int n, eng_error *err)
+{
+    memset(p, 0, sizeof *p);
+    const eng_backend *be = tensor_common_backend(op, ts, n, err);
+    if (!be)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        if (!ts[i])
+            continue;
+        if (!(p->t[i] = tensor_to(ts[i], be, err))) {
+            for (int k = 0; k < i; k++)
+                tensor_decref(p->t[k]);
+            return -1;
+        }
+    }
+    p->prev = tensor_place(be);
+    return 0;
+}
+
+static void operands_end(placed *p)
+{
+    tensor_place(p->prev);
+    for (int i = 0; i < 3; i++)
+        tensor_decref(p->t[i]);
+}
+
 /* ---- unary ---- */
 
 static int unary_is_float_fn(kn_opid op)
@@ -90,10 +127,22 @@ static int unary_is_float_fn(kn_opid op)
     }
 }
 
+static tensor *unary_impl(kn_opid op, const tensor *x, double p0, double p1, eng_error *err);
+
 tensor *tensor_unary(kn_opid op, const tensor *x, double p0, double p1, eng_error *err)
 {
     if (AG_WANTS(x))
         return ag_unary(op, x, p0, p1, err);
+    placed p;
+    if (operands_begin(&p, kn_op_name(op), &x, 1, err) < 0)
+        return NULL;
+    tensor *r = unary_impl(op, p.t[0], p0, p1, err);
+    operands_end(&p);
+    return r;
+}
+
+static tensor *unary_impl(kn_opid op, const tensor *x, double p0, double p1, eng_error *err)
+{
     kn_dtype cd = x->dtype, final;
     if (unary_is_float_fn(op) && !kn_dtype_is_float(cd))
         cd = KN_F32;
@@ -187,14 +236,38 @@ tensor *tensor_binary(kn_opid op, const tensor *a, const tensor *b, eng_error *e
     kn_dtype cd = kn_dtype_promote(a->dtype, b->dtype);
     if (cd == KN_BOOL && is_arith(op))
         cd = KN_I64;
-    return binary_impl(op, a, b, cd, err);
+    placed p;
+    const tensor *ops[2] = {a, b};
+    if (operands_begin(&p, kn_op_name(op), ops, 2, err) < 0)
+        return NULL;
+    tensor *r = binary_impl(op, p.t[0], p.t[1], cd, err);
+    operands_end(&p);
+    return r;
 }
+
+static int binary_inplace_impl(kn_opid op, tensor *a, const tensor *b, eng_error *err);
 
 int tensor_binary_inplace(kn_opid op, tensor *a, const tensor *b, eng_error *err)
 {
-    char b1[TENSOR_SHAPE_BUF], b2[TENSOR_SHAPE_BUF];
     if (AG_WANTS(a))
         return ag_refuse_inplace(a, err);
+    const tensor *ops[2] = {a, b};
+    if (!tensor_common_backend(kn_op_name(op), ops, 2, err))
+        return -1;
+    /* the result stays in a: b comes to a's backend (a 0-d one may come from anywhere) */
+    placed p;
+    if (operands_begin(&p, kn_op_name(op), ops, 1, err) < 0)
+        return -1;
+    tensor *bm = tensor_to(b, a->storage->backend, err);
+    int rc = bm ? binary_inplace_impl(op, a, bm, err) : -1;
+    tensor_decref(bm);
+    operands_end(&p);
+    return rc;
+}
+
+static int binary_inplace_impl(kn_opid op, tensor *a, const tensor *b, eng_error *err)
+{
+    char b1[TENSOR_SHAPE_BUF], b2[TENSOR_SHAPE_BUF];
     if (is_compare(op))
         return eng_fail(err, ERR_TYPE, "%s: cannot be done in place", kn_op_name(op));
     kn_dtype cd = kn_dtype_promote(a->dtype, b->dtype);
@@ -235,6 +308,9 @@ tensor *tensor_binary_scalar(kn_opid op, const tensor *t, double s, int s_is_flo
 {
     if (AG_WANTS(t))
         return ag_binary_scalar(op, t, s, s_is_float, scalar_left, err);
+    placed p;
+    if (operands_begin(&p, kn_op_name(op), &t, 1, err) < 0)
+        return NULL;
     kn_dtype cd = t->dtype;
     if (s_is_float && !kn_dtype_is_float(cd))
         cd = KN_F32;
@@ -245,21 +321,34 @@ tensor *tensor_binary_scalar(kn_opid op, const tensor *t, double s, int s_is_flo
         cd = s >= -2147483648.0 && s <= 2147483647.0 ? KN_I32 : KN_I64;
     else if (!s_is_float && cd == KN_I32 && (s < -2147483648.0 || s > 2147483647.0))
         cd = KN_I64;
-    tensor *st = tensor_scalar(s, cd, err);
-    if (!st)
-        return NULL;
-    tensor *r = scalar_left ? binary_impl(op, st, t, cd, err) : binary_impl(op, t, st, cd, err);
+    tensor *st = tensor_scalar(s, cd, err), *r = NULL;
+    if (st)
+        r = scalar_left ? binary_impl(op, st, t, cd, err) : binary_impl(op, t, st, cd, err);
     tensor_decref(st);
+    operands_end(&p);
     return r;
 }
 
 /* ---- where ---- */
 
+static tensor *where_impl(const tensor *c, const tensor *a, const tensor *b, eng_error *err);
+
 tensor *tensor_where(const tensor *c, const tensor *a, const tensor *b, eng_error *err)
 {
-    char b1[TENSOR_SHAPE_BUF], b2[TENSOR_SHAPE_BUF], b3[TENSOR_SHAPE_BUF];
     if (AG_WANTS2(a, b))
         return ag_where(c, a, b, err);
+    placed p;
+    const tensor *ops[3] = {c, a, b};
+    if (operands_begin(&p, "where", ops, 3, err) < 0)
+        return NULL;
+    tensor *r = where_impl(p.t[0], p.t[1], p.t[2], err);
+    operands_end(&p);
+    return r;
+}
+
+static tensor *where_impl(const tensor *c, const tensor *a, const tensor *b, eng_error *err)
+{
+    char b1[TENSOR_SHAPE_BUF], b2[TENSOR_SHAPE_BUF], b3[TENSOR_SHAPE_BUF];
     int nd, nd2;
     int64_t s1[TENSOR_MAXDIM], shape[TENSOR_MAXDIM];
     if (broadcast_shape(a->ndim, a->shape, b->ndim, b->shape, &nd, s1) < 0 ||
@@ -293,10 +382,22 @@ err:
 
 /* ---- reductions ---- */
 
+static tensor *reduce_impl(kn_opid op, const tensor *x, int dim, int keepdim, eng_error *err);
+
 tensor *tensor_reduce(kn_opid op, const tensor *x, int dim, int keepdim, eng_error *err)
 {
     if (AG_WANTS(x))
         return ag_reduce(op, x, dim, keepdim, err);
+    placed p;
+    if (operands_begin(&p, kn_op_name(op), &x, 1, err) < 0)
+        return NULL;
+    tensor *r = reduce_impl(op, p.t[0], dim, keepdim, err);
+    operands_end(&p);
+    return r;
+}
+
+static tensor *reduce_impl(kn_opid op, const tensor *x, int dim, int keepdim, eng_error *err)
+{
     char b1[TENSOR_SHAPE_BUF];
     const char *name = kn_op_name(op);
     int all = dim == TENSOR_ALLDIMS;
@@ -375,10 +476,23 @@ static tensor *as_batched(tensor *t, int nbatch, eng_error *err)
     return tensor_reshape(t, 3, shape, err);
 }
 
+static tensor *matmul_impl(const tensor *a, const tensor *b, eng_error *err);
+
 tensor *tensor_matmul(const tensor *a, const tensor *b, eng_error *err)
 {
     if (AG_WANTS2(a, b))
         return ag_matmul(a, b, err);
+    placed p;
+    const tensor *ops[2] = {a, b};
+    if (operands_begin(&p, "matmul", ops, 2, err) < 0)
+        return NULL;
+    tensor *r = matmul_impl(p.t[0], p.t[1], err);
+    operands_end(&p);
+    return r;
+}
+
+static tensor *matmul_impl(const tensor *a, const tensor *b, eng_error *err)
+{
     char b1[TENSOR_SHAPE_BUF], b2[TENSOR_SHAPE_BUF];
     if (a->ndim == 0 || b->ndim == 0) {
         eng_fail(err, ERR_SHAPE, "matmul: %s @ %s: operands must have at least one dimension (use * for scalars)",
@@ -549,6 +663,9 @@ tensor *tensor_cat(tensor *const *ts, int n, int dim, eng_error *err)
     for (int i = 0; ag_grad_enabled && i < n; i++)
         if (ts[i]->requires_grad)
             return ag_cat(ts, n, dim, err);
+    const eng_backend *be = tensor_common_backend("cat", (const tensor *const *)ts, n, err);
+    if (!be)
+        return NULL;
     for (int i = 1; i < n; i++) {
         const tensor *t = ts[i];
         int ok = t->ndim == t0->ndim;
@@ -562,7 +679,7 @@ tensor *tensor_cat(tensor *const *ts, int n, int dim, eng_error *err)
         shape[d] += t->shape[d];
         dt = kn_dtype_promote(dt, t->dtype);
     }
-    tensor *out = tensor_empty(dt, t0->ndim, shape, err);
+    tensor *out = tensor_empty_on(be, dt, t0->ndim, shape, err);
     if (!out)
         return NULL;
     int64_t at = 0;
@@ -617,11 +734,24 @@ done:
     return out;
 }
 
+static tensor *gather_impl(const tensor *x, const tensor *idx, eng_error *err);
+
 tensor *tensor_gather(const tensor *x, const tensor *idx, eng_error *err)
 {
-    char b1[TENSOR_SHAPE_BUF], b2[TENSOR_SHAPE_BUF];
     if (AG_WANTS(x))
         return ag_gather(x, idx, err);
+    placed p;
+    const tensor *ops[2] = {x, idx};
+    if (operands_begin(&p, "gather", ops, 2, err) < 0)
+        return NULL;
+    tensor *r = gather_impl(p.t[0], p.t[1], err);
+    operands_end(&p);
+    return r;
+}
+
+static tensor *gather_impl(const tensor *x, const tensor *idx, eng_error *err)
+{
+    char b1[TENSOR_SHAPE_BUF], b2[TENSOR_SHAPE_BUF];
     if (idx->dtype != KN_I32 && idx->dtype != KN_I64) {
         eng_fail(err, ERR_TYPE, "gather: index tensor must be i32 or i64, got %s", kn_dtype_name(idx->dtype));
         return NULL;

@@ -214,3 +214,20 @@ int args_shape(eng_call *c, int from, int *ndim, int64_t shape[TENSOR_MAXDIM])
 }
 
 tensor_rng *eng_session_rng(struct eng_session *s) { return &s->rng; }
+
+/* ---- devices ---- */
+
+static const char *const device_names[] = {"cpu", "cuda", "sim"};
+
+const char *value_device_name(int64_t i)
+{
+    return i >= 0 && i < (int64_t)(sizeof device_names / sizeof device_names[0]) ? device_names[i] : "?";
+}
+
+int value_device_index(const char *name)
+{
+    for (int i = 0; i < (int)(sizeof device_names / sizeof device_names[0]); i++)
+        if (!strcmp(name, device_names[i]))
+            return i;
+    return -1;
+}

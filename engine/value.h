@@ -25,7 +25,7 @@ typedef enum val_type {
     VAL_TENSOR,   /* as.t */
     VAL_TUPLE,    /* as.tup: a shape, e.g. x.shape */
     VAL_DTYPE,    /* as.i: a kn_dtype (f32, i64, ...) */
-    VAL_DEVICE,   /* as.i: 0 cpu, 1 cuda */
+    VAL_DEVICE,   /* as.i: 0 cpu, 1 cuda, 2 sim (value_device_name) */
     VAL_FUNC,     /* as.fn: a user function */
     VAL_NTYPES
 } val_type;
@@ -64,6 +64,10 @@ static inline value value_void(void) { value v = {VAL_VOID, {.i = 0}}; return v;
 /* steals the reference to t */
 static inline value value_tensor(tensor *t) { value v = {VAL_TENSOR, {.t = t}}; return v; }
 static inline value value_dtype(kn_dtype d) { value v = {VAL_DTYPE, {.i = d}}; return v; }
+/* devices as values: "cpu", "cuda", "sim" (the backend's name) <-> as.i; -1 if unknown */
+const char *value_device_name(int64_t i);
+int value_device_index(const char *name);
+static inline value value_device(int i) { value v = {VAL_DEVICE, {.i = i}}; return v; }
 
 void value_incref_obj(value v); /* the out-of-line part for reference-counted types */
 void value_decref_obj(value v);

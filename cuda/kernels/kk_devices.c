@@ -27,7 +27,7 @@ const eng_backend *eng_backend_named(const char *name, eng_error *err)
 #ifdef KILN_HAVE_CUDA
         if (cu_device_available())
             return &cuda_backend;
-        eng_fail(err, ERR_RUNTIME, "no CUDA device on this machine: tensors stay on the cpu");
+        eng_fail(err, ERR_RUNTIME, "no CUDA device on this machine");
 #else
         eng_fail(err, ERR_RUNTIME, "this build has no CUDA backend (built without the CUDA toolkit)");
 #endif
