@@ -60,8 +60,9 @@ static int fake_launch(eng_kmodule *m, const unsigned grid[3], const unsigned bl
 }
 static int fake_sync(eng_error *err) { return 0; }
 static char *fake_code(eng_kmodule *m, eng_error *err) { return strdup("code"); }
-static const eng_kdriver fake_driver = {"fake", fake_compile, fake_release, fake_limits, fake_launch, fake_sync,
-                                        fake_code};
+static const eng_kdriver fake_driver = {.name = "fake", .compile = fake_compile, .release = fake_release,
+                                        .limits = fake_limits, .launch = fake_launch, .sync = fake_sync,
+                                        .code = fake_code};
 
 static eng_backend fake_backend;
 
