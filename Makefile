@@ -32,7 +32,7 @@ CUDA_HOME ?= $(or $(patsubst %/bin/nvcc,%,$(shell command -v nvcc 2>/dev/null)),
 CUDA    ?= $(if $(wildcard $(CUDA_HOME)/include/cuda_runtime.h),1,0)
 ifeq ($(CUDA),1)
   CFLAGS += -DKILN_HAVE_CUDA -I$(CUDA_HOME)/include
-  LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublas -lnvrtc
+  LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart
   CUDA_SRC := $(filter-out $(CUDA_ALWAYS),$(wildcard cuda/*.c))
   # the built-in kernels for the GPU: sm_90 code plus compute_90 PTX for newer devices
   NVCC    ?= $(CUDA_HOME)/bin/nvcc

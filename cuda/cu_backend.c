@@ -18,12 +18,16 @@
  * marks a lost context); a failed allocation is NULL here and ERR_MEMORY in the front
  * end, with cu_backend_last_oom's message for the lead's hook.
  */
+#define _GNU_SOURCE /* dladdr */
 #include "cuda/cu_backend.h"
 #include "cuda/cu_check.h"
 #include "cuda/cu_device.h"
 #include "cuda/kernels/kk_dispatch.h"
+#include "cuda/nvrtc.h"
 
 #include <cublas_v2.h>
+#include <dlfcn.h>
+#include <stdio.h>
 #include <cuda_runtime_api.h>
 #include <limits.h>
 #include <pthread.h>
@@ -205,6 +209,64 @@ int cu_backend_tf32(void)
     return cu_tf32;
 }
 
+/* ---- cuBLAS, loaded at the first matmul ---------------------------------------------
+ * libcublas (and libcublasLt behind it) costs about 80 ms at every process start when
+ * linked, so a kernel on a CPU-only machine would start far slower than a CPU-only build.
+ * It is dlopened at the first matmul instead (beside the libcudart in use, then by
+ * soname), and called through pointers; the macros keep cuBLAS's own names at the call
+ * sites (cublas_v2.h maps cublasCreate to cublasCreate_v2, hence the _v2 names). */
+#define BLAS_API(X) X(cublasCreate_v2) X(cublasSetStream_v2) X(cublasGemmStridedBatchedEx) \
+                    X(cublasGetStatusString)
+#define BLAS_PTR(f) static __typeof__(&f) p_##f;
+BLAS_API(BLAS_PTR)
+#undef BLAS_PTR
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+static int blas_ok;         /* every symbol resolved */
+static char blas_why[400];  /* why not, when not */
+
+static void blas_load_once(void)
+{
+    char names[2][600];
+    int n = 0;
+    Dl_info di;
+    if (dladdr((void *)&cudaGetDeviceCount, &di) && di.dli_fname && strchr(di.dli_fname, '/')) {
+        const char *slash = strrchr(di.dli_fname, '/');
+        snprintf(names[n++], sizeof names[0], "%.*s/libcublas.so.%d", (int)(slash - di.dli_fname), di.dli_fname,
+                 CUDART_VERSION / 1000);
+    }
+    snprintf(names[n++], sizeof names[0], "libcublas.so.%d", CUDART_VERSION / 1000);
+    void *lib = NULL;
+    for (int i = 0; i < n && !lib; i++)
+        lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+    if (!lib) {
+        const char *e = dlerror();
+        snprintf(blas_why, sizeof blas_why, "cuBLAS is not available (libcublas.so.%d: %s)", CUDART_VERSION / 1000,
+                 e ? e : "not found");
+        return;
+    }
+#define BLAS_SYM(f)                                                                       \
+    if (!(*(void **)&p_##f = dlsym(lib, #f))) {                                           \
+        snprintf(blas_why, sizeof blas_why, "cuBLAS is not usable: libcublas lacks %s", #f); \
+        return;                                                                           \
+    }
+    BLAS_API(BLAS_SYM)
+#undef BLAS_SYM
+    blas_ok = 1;
+}
+
+/* 0 once cuBLAS is loaded; -1 with err (ERR_CUDA) where it cannot be */
+static int blas_load(eng_error *err)
+{
+    pthread_once(&blas_once, blas_load_once);
+    return blas_ok ? 0 : eng_fail(err, ERR_CUDA, "%s", blas_why);
+}
+#undef cublasCreate
+#undef cublasSetStream
+#define cublasCreate (*p_cublasCreate_v2)
+#define cublasSetStream (*p_cublasSetStream_v2)
+#define cublasGemmStridedBatchedEx (*p_cublasGemmStridedBatchedEx)
+#define cublasGetStatusString (*p_cublasGetStatusString)
+
 static int blas_fail(cublasStatus_t s, const char *what, eng_error *err)
 {
     return eng_fail(err, ERR_CUDA, "%s failed: %s (cuBLAS status %d)", what, cublasGetStatusString(s), (int)s);
@@ -241,7 +303,7 @@ static int cu_matmul(tensor *out, const tensor *a, const tensor *c, eng_error *e
         return cu_fill(out, 0, err);
     if (M > INT_MAX || N > INT_MAX || K > INT_MAX || B > INT_MAX)
         return eng_fail(err, ERR_VALUE, "matmul: dimensions too large for cuBLAS");
-    if (cu_device_init(err) < 0)
+    if (cu_device_init(err) < 0 || blas_load(err) < 0)
         return -1;
     pthread_mutex_lock(&cu_lock);
     if (!cu_blas) {
@@ -318,6 +380,6 @@ const eng_backend cuda_backend = {
     .matmul = cu_matmul,
     .where = cu_where,
     .gather = cu_gather,
-    .kernels = NULL, /* the NVRTC driver (cuda/nvrtc.c) is wired by the lead */
+    .kernels = &cuda_kdriver, /* cuda/nvrtc.c */
     .last_oom = cu_backend_last_oom,
 };
