@@ -161,8 +161,9 @@ $(BUILD)/bench/launch: bench/launch.c
 $(BUILD)/bench/nvrtc_bench: bench/nvrtc_bench.c $(BUILD)/libkiln.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libkiln.a $(LDFLAGS) $(LDLIBS)
-bench-gpu: $(BUILD)/kiln $(BUILD)/bench/launch $(BUILD)/bench/nvrtc_bench
+bench-gpu: $(BUILD)/kiln $(BUILD)/bench/launch $(BUILD)/bench/nvrtc_bench $(BUILD)/tests/gpu_probe
 	$(PYTHON) bench/kernels_gpu.py $(BUILD)/kiln
+	$(PYTHON) bench/gpu_ops.py $(BUILD)/kiln
 
 bench: $(BUILD)/kiln
 	$(PYTHON) bench/run.py $(BUILD)/kiln
