@@ -11,6 +11,7 @@
  *   p -= lr d
  */
 #include "engine/optim.h"
+#include "engine/tensor_impl.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -115,7 +116,9 @@ static int zeros_like(tensor **slot, const tensor *p, eng_error *err)
 {
     if (*slot)
         return 0;
+    const eng_backend *prev = tensor_place(p->storage->backend); /* moments live with their parameter */
     *slot = tensor_full(p->dtype, p->ndim, p->shape, 0.0, err);
+    tensor_place(prev);
     return *slot ? 0 : -1;
 }
 
