@@ -563,7 +563,7 @@ int eng_session_save(eng_session *s, const char *path, char **summary, eng_error
             json_string(&man, v.as.s->data, (size_t)v.as.s->len);
             break;
         case VAL_DTYPE: bb_printf(&man, ", \"value\": \"%s\"", kn_dtype_name((kn_dtype)v.as.i)); break;
-        case VAL_DEVICE: bb_printf(&man, ", \"value\": \"%s\"", v.as.i ? "cuda" : "cpu"); break;
+        case VAL_DEVICE: bb_printf(&man, ", \"value\": \"%s\"", value_device_name(v.as.i)); break;
         case VAL_TUPLE:
             bb_printf(&man, ", \"value\": [");
             for (int k = 0; k < v.as.tup->n; k++)
@@ -715,7 +715,7 @@ static int load_value(eng_session *s, const jv *e, const unsigned char *buf, siz
         v = value_dtype((kn_dtype)kn_dtype_from_name(val->str));
     } else if (!strcmp(kind, "device") && val && val->str) {
         v.type = VAL_DEVICE;
-        v.as.i = !strcmp(val->str, "cuda");
+        v.as.i = value_device_index(val->str) > 0 ? value_device_index(val->str) : 0;
     } else if (!strcmp(kind, "tuple") && val && val->kind == 'a') {
         int64_t items[TENSOR_MAXDIM * 4];
         int n = val->n < (int)(sizeof items / sizeof items[0]) ? val->n : (int)(sizeof items / sizeof items[0]);
