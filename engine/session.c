@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "engine/autograd.h"
 #include "engine/interp.h"
 #include "engine/kernels.h"
 #include "engine/tensor_impl.h"
@@ -374,9 +375,12 @@ int eng_execute(eng_session *s, const char *code, const char *cell_name, int fir
     s->ncells++;
     s->outlen = 0;
     eng_flush(s);
+    int grad_mode = ag_grad_enabled;
     eng_compiled *c = eng_compile(s, code, cell_name, first_line, NULL);
     int rc = c ? eng_run_compiled(s, c, NULL) : 1;
     eng_compiled_free(c);
+    if (rc) /* a failed cell leaves grad mode as it found it (set_grad_enabled(false) before the error) */
+        ag_grad_enabled = grad_mode;
     eng_flush(s);
     s->interrupt = 0;
     tensor_interrupt_flag = 0;

@@ -234,6 +234,28 @@ class TestSaveLoadTraining(unittest.TestCase):
         self.continue_both(FIT_SETUP, FIT_AGAIN, ["fw"])
 
 
+class TestGradModeAfterError(unittest.TestCase):
+    """A cell that fails inside set_grad_enabled(false) ... (true) leaves grad mode as it
+    found it; a cell that succeeds keeps what it set."""
+
+    def test_failed_cell_restores_grad_mode(self):
+        km, kc = start()
+        try:
+            grad = ("tensor gp = param(ones(2));\nbackward(sum(gp * 2.0));\n"
+                    "tensor gg = gp.grad;\ngg")
+            r = run(kc, "set_grad_enabled(false);\ntensor bad = zeros(2) + zeros(3);\nset_grad_enabled(true);")
+            self.assertEqual(r.status, "error")
+            r = run(kc, grad)
+            self.assertEqual(r.status, "ok", r.outputs)  # recording is on again
+            self.assertEqual(r.result, "[2., 2.]")
+            self.assertEqual(run(kc, "set_grad_enabled(false);").status, "ok")
+            r = run(kc, grad)
+            self.assertEqual(r.status, "error")  # off as set: backward has nothing to go through
+            self.assertEqual(run(kc, "set_grad_enabled(true);").status, "ok")
+        finally:
+            stop(km, kc)
+
+
 class TestSaveLoadKernels(unittest.TestCase):
     """__device__ and __global__ definitions come back: a function that launches a
     kernel, saved in one kernel process and loaded into a new one, gives the same result."""
