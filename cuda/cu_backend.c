@@ -364,6 +364,28 @@ done:
     return rc;
 }
 
+/* ---- %time: GPU time from events on the session's stream ---------------------------- */
+static cu_timer cu_be_timer; /* one %time at a time: cells run one after another */
+
+static int cu_be_sync(eng_error *err)
+{
+    return cu_device_available() ? cu_sync(err) : 0;
+}
+
+static int cu_be_timer_start(eng_error *err)
+{
+    return cu_timer_start(&cu_be_timer, err);
+}
+
+static int cu_be_timer_stop(double *seconds, eng_error *err)
+{
+    double ms = 0;
+    if (cu_timer_stop(&cu_be_timer, &ms, err) < 0)
+        return -1;
+    *seconds = ms / 1000.0;
+    return 0;
+}
+
 const eng_backend cuda_backend = {
     .name = "cuda",
     .alloc = cu_be_alloc,
@@ -382,4 +404,7 @@ const eng_backend cuda_backend = {
     .gather = cu_gather,
     .kernels = &cuda_kdriver, /* cuda/nvrtc.c */
     .last_oom = cu_backend_last_oom,
+    .sync = cu_be_sync,
+    .timer_start = cu_be_timer_start,
+    .timer_stop = cu_be_timer_stop,
 };

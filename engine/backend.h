@@ -50,6 +50,13 @@ typedef struct eng_backend {
     /* optional: the message of the last failed alloc ("" if none) — the size asked
      * for and what the device has free — for the MemoryError (NULL on the CPU) */
     void (*last_oom)(char *buf, size_t len);
+
+    /* optional, for %time and %timeit on a device that runs asynchronously (NULL on the
+     * CPU): wait for the work queued so far; and time the device's own work between
+     * timer_start and timer_stop (CUDA events on the session's stream), in seconds */
+    int (*sync)(eng_error *err);
+    int (*timer_start)(eng_error *err);
+    int (*timer_stop)(double *seconds, eng_error *err);
 } eng_backend;
 
 /* The CPU backend (cpu/). */

@@ -74,12 +74,32 @@ static int magic_time(eng_session *s, const char *code, eng_source *src, eng_err
         return -1;
     int rc = 0;
     char t1[32], t2[32];
+    /* on an asynchronous device, times include the queued work: sync before and after,
+     * and %time also reports the device's own time (events) */
+    const eng_backend *be = eng_current_backend();
+    if (be->sync && be->sync(err)) {
+        eng_compiled_free(c);
+        return -1;
+    }
     if (!repeat) {
-        double t0 = now();
+        int timed = be->timer_start && be->timer_stop && be->timer_start(err) == 0;
+        if (!timed && err->kind) {
+            eng_compiled_free(c);
+            return -1;
+        }
+        double t0 = now(), gpu = 0;
         rc = eng_run_compiled(s, c, err) ? -1 : 0;
+        if (!rc && timed)
+            rc = be->timer_stop(&gpu, err);
+        if (!rc && be->sync)
+            rc = be->sync(err);
         if (!rc) {
             human_time(t1, sizeof t1, now() - t0);
-            out(s, "Wall time: %s\n", t1);
+            if (timed) {
+                human_time(t2, sizeof t2, gpu);
+                out(s, "Wall time: %s, GPU time: %s (CUDA events on the %s stream)\n", t1, t2, be->name);
+            } else
+                out(s, "Wall time: %s\n", t1);
         }
         eng_compiled_free(c);
         return rc;
@@ -90,6 +110,8 @@ static int magic_time(eng_session *s, const char *code, eng_source *src, eng_err
         double t0 = now();
         for (long i = 0; i < loops && !rc; i++)
             rc = eng_run_compiled(s, c, err) ? -1 : 0;
+        if (!rc && be->sync)
+            rc = be->sync(err);
         double dt = now() - t0;
         if (rc || dt >= 0.2 || loops >= 100000000L)
             break;
@@ -101,6 +123,8 @@ static int magic_time(eng_session *s, const char *code, eng_source *src, eng_err
         double t0 = now();
         for (long i = 0; i < loops && !rc; i++)
             rc = eng_run_compiled(s, c, err) ? -1 : 0;
+        if (!rc && be->sync)
+            rc = be->sync(err);
         double per = (now() - t0) / (double)loops;
         sum += per;
         sq += per * per;
