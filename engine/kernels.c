@@ -959,14 +959,13 @@ void eng_kernel_attrs(const eng_kernel *k, char *buf, size_t n)
         return;
     }
     static const char *const cache[] = {"compiled now", "from the session's cache", "from the disk cache"};
-    char regs[32] = "?", shared[32] = "?";
+    char regs[32] = "n/a", shared[32] = "n/a"; /* the simulator has no registers to count */
     if (k->info.regs >= 0)
         snprintf(regs, sizeof regs, "%d", k->info.regs);
     if (k->info.static_shared != (size_t)-1)
         snprintf(shared, sizeof shared, "%zu B", k->info.static_shared);
-    snprintf(buf, n, "regs %s, static shared %s, max threads %d, %s%s, compile %.1f ms%s", regs, shared,
-             k->info.max_threads, k->drv ? k->drv->name : "", k->drv ? " driver" : "", k->info.compile_ms,
-             "");
+    snprintf(buf, n, "%s driver: regs %s, static shared %s, max threads %d, compile %.1f ms",
+             k->drv ? k->drv->name : "no", regs, shared, k->info.max_threads, k->info.compile_ms);
     size_t l = strlen(buf);
     int c = k->info.cache >= 0 && k->info.cache <= 2 ? k->info.cache : 0;
     snprintf(buf + l, n - l, ", %s%s", cache[c], k->mod_check ? ", checking build" : "");
