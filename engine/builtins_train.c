@@ -1,6 +1,6 @@
 /* builtins_train.c — adamw, sgd, opt_set, step, opt_zero_grad, onecycle_lr, onecycle_mom,
- * lr_find and fit: the language's face of engine/optim.c and engine/train.c. An optimiser
- * is an int handle into optim.c's registry. */
+ * lr_find, fit and fit_history: the language's face of engine/optim.c and engine/train.c.
+ * An optimiser is an int handle into optim.c's registry. */
 #include "engine/builtins_train.h"
 
 #include "engine/interp.h"
@@ -144,5 +144,19 @@ int bi_fit(eng_call *c, value *out)
     if (train_fit(c->session, fn, o, xt, yt, xv, yv, epochs, bs, &acc, c->err))
         return -1;
     *out = value_float(acc);
+    return 0;
+}
+
+int bi_fit_history(eng_call *c, value *out)
+{
+    opt_state *o;
+    if (arg_opt(c, 0, &o))
+        return -1;
+    int64_t shape[2] = {o->nhist, OPT_HIST_COLS};
+    double none = 0;
+    tensor *t = tensor_from_doubles(o->nhist ? o->hist : &none, KN_F64, 2, shape, c->err);
+    if (!t)
+        return -1;
+    *out = value_tensor(t);
     return 0;
 }

@@ -79,7 +79,23 @@ void opt_free(opt_state *o)
     free(o->params);
     free(o->m);
     free(o->v);
+    free(o->hist);
     free(o);
+}
+
+int opt_set_history(opt_state *o, const double *rows, int n, eng_error *err)
+{
+    double *h = NULL;
+    if (n > 0) {
+        h = malloc((size_t)n * OPT_HIST_COLS * sizeof *h);
+        if (!h)
+            return eng_fail(err, ERR_MEMORY, "optimiser: out of memory");
+        memcpy(h, rows, (size_t)n * OPT_HIST_COLS * sizeof *h);
+    }
+    free(o->hist);
+    o->hist = h;
+    o->nhist = n;
+    return 0;
 }
 
 void opt_zero_grad(opt_state *o)
@@ -238,6 +254,8 @@ opt_state *opt_snapshot(const opt_state *o, eng_error *err)
     opt_state *s = calloc(1, sizeof *s);
     if (s) {
         *s = *o;
+        s->hist = NULL; /* the history stays with o */
+        s->nhist = 0;
         s->params = calloc((size_t)o->n + 1, sizeof *s->params);
         s->m = calloc((size_t)o->n + 1, sizeof *s->m);
         s->v = calloc((size_t)o->n + 1, sizeof *s->v);

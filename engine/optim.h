@@ -32,7 +32,15 @@ typedef struct opt_state {
     int nesterov;       /* SGD only */
     int wd_1d;          /* also decay 1-D parameters (0 by default) */
     int64_t steps;      /* updates done (Adam's bias correction) */
+    /* the last fit's record: nhist epochs of OPT_HIST_COLS values each (malloc'ed) */
+    double *hist;
+    int nhist;
 } opt_state;
+
+/* a fit history row: train loss, validation loss, validation accuracy, training seconds */
+#define OPT_HIST_COLS 4
+/* replaces o's history with n rows (copied); 0, or -1 with err */
+int opt_set_history(opt_state *o, const double *rows, int n, eng_error *err);
 
 /* New optimisers over n float parameters (each gets a new reference). */
 opt_state *opt_adamw_new(tensor *const *params, int n, eng_error *err);

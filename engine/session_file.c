@@ -486,6 +486,18 @@ static int save_optimizers(eng_session *s, bbuf *man, bbuf *zip, zmember *ms, in
             }
             bb_printf(man, "}");
         }
+        bb_printf(man, "],\n     \"history\": [");
+        for (int r = 0; r < o->nhist; r++) {
+            bb_printf(man, r ? ", [" : "[");
+            for (int c = 0; c < OPT_HIST_COLS; c++) {
+                double v = o->hist[r * OPT_HIST_COLS + c];
+                if (isfinite(v))
+                    bb_printf(man, c ? ", %.17g" : "%.17g", v);
+                else
+                    bb_printf(man, c ? ", \"%s\"" : "\"%s\"", isnan(v) ? "nan" : v > 0 ? "inf" : "-inf");
+            }
+            bb_printf(man, "]");
+        }
         bb_printf(man, "]}");
         (*nopts)++;
     }
@@ -819,6 +831,23 @@ static int load_optimizer(eng_session *s, const jv *e, const unsigned char *buf,
                 goto done;
             }
         }
+    }
+    jv *hist = jget(e, "history");
+    if (hist && hist->kind == 'a' && hist->n > 0) {
+        double *rows = calloc((size_t)hist->n * OPT_HIST_COLS, sizeof *rows);
+        if (!rows) {
+            eng_fail(err, ERR_MEMORY, "%%load: out of memory");
+            goto done;
+        }
+        for (int r = 0; r < hist->n; r++)
+            for (int c = 0; c < OPT_HIST_COLS && hist->items[r]->kind == 'a' && c < hist->items[r]->n; c++) {
+                const jv *v = hist->items[r]->items[c];
+                rows[r * OPT_HIST_COLS + c] = v->str ? strtod(v->str, NULL) : NAN;
+            }
+        int hr = opt_set_history(o, rows, hist->n, err);
+        free(rows);
+        if (hr)
+            goto done;
     }
     rc = opt_register_at(strtoll(handle, NULL, 10), o, err);
     o = NULL; /* registered, or freed by opt_register_at */

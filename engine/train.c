@@ -360,8 +360,8 @@ int train_fit(eng_session *s, eng_func *model, opt_state *o, tensor *xtr, tensor
     static int fit_count;
     if (check_data("fit", xtr, ytr, err) || check_data("fit", xval, yval, err))
         return -1;
-    if (epochs <= 0 || batch_size <= 0)
-        return eng_fail(err, ERR_VALUE, "fit: epochs and batch size must be positive, got %lld and %lld",
+    if (epochs <= 0 || batch_size <= 0 || epochs > 1000000)
+        return eng_fail(err, ERR_VALUE, "fit: epochs (at most 1000000) and batch size must be positive, got %lld and %lld",
                         (long long)epochs, (long long)batch_size);
     int64_t n = xtr->shape[0];
     if (batch_size > n)
@@ -379,8 +379,13 @@ int train_fit(eng_session *s, eng_func *model, opt_state *o, tensor *xtr, tensor
 
     int64_t nb = n / batch_size, total = epochs * nb, done = 0, cur = 1;
     int64_t *perm = malloc((size_t)n * sizeof *perm);
-    if (!perm)
+    double *hist = malloc((size_t)epochs * OPT_HIST_COLS * sizeof *hist);
+    if (!perm || !hist) {
+        free(perm);
+        free(hist);
         return eng_fail(err, ERR_MEMORY, "fit: out of memory");
+    }
+    int nhist = 0;
     int saved_grad = ag_grad_enabled, rc = -1;
     double saved_beta1 = o->beta1, t0 = now_s(), last_shown = 0, avg = 0, sm = 0, lr = 0;
     char text[512];
@@ -425,6 +430,11 @@ int train_fit(eng_session *s, eng_func *model, opt_state *o, tensor *xtr, tensor
         if (evaluate(s, model, xval, yval, &vloss, &vacc, err))
             goto done;
         *val_acc = vacc;
+        double *row = hist + (size_t)nhist++ * OPT_HIST_COLS;
+        row[0] = nb ? esum / (double)nb : NAN;
+        row[1] = vloss;
+        row[2] = vacc;
+        row[3] = train_s;
         snprintf(line, sizeof line, "epoch %lld/%lld  train loss %.4f  val loss %.4f  val accuracy %.4f  (%.2f s)\n",
                  (long long)e + 1, (long long)epochs, nb ? esum / (double)nb : NAN, vloss, vacc, train_s);
         eng_stream(s, 1, line, strlen(line));
@@ -435,6 +445,9 @@ done:
     o->beta1 = saved_beta1;
     opt_zero_grad(o);
     free(perm);
+    if (opt_set_history(o, hist, nhist, rc ? &(eng_error){0} : err))
+        rc = -1;
+    free(hist);
     progress_text(text, sizeof text, cur, epochs, done, total, sm, lr, now_s() - t0);
     if (rc)
         strncat(text, "  (stopped)", sizeof text - strlen(text) - 1);

@@ -176,6 +176,7 @@ fit(fmodel, fopt, fx[0:1000], fy[0:1000], fx[1000:1200], fy[1000:1200], 1, 32);
 """
 
 FIT_AGAIN = """
+save_npy(fit_history(fopt), "{d}/hist.npy");
 float facc = fit(fmodel, fopt, fx[0:1000], fy[0:1000], fx[1000:1200], fy[1000:1200], 1, 32);
 printf("%.17g\\n", facc);
 save_npy(fw, "{d}/fw.npy");
@@ -231,7 +232,8 @@ class TestSaveLoadTraining(unittest.TestCase):
         self.assertTrue(np.all(z["optimizer/1/v/0"] >= 0))
 
     def test_fit_continues_identically(self):
-        self.continue_both(FIT_SETUP, FIT_AGAIN, ["fw"])
+        path, _ = self.continue_both(FIT_SETUP, FIT_AGAIN, ["fw", "hist"])  # fit_history came back too
+        self.assertEqual(len(np.load(os.path.join(os.path.dirname(path), "a", "hist.npy"))), 1)
 
 
 class TestGradModeAfterError(unittest.TestCase):

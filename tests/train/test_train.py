@@ -118,13 +118,24 @@ printf("suggested %.6g\\n", lr);
 
 
 def test_fit_toy_learns():
-    out, _, _ = run_kn(TOY + """
+    out, arr, _ = run_kn(TOY + """
+save_npy(fit_history(opt), "@TMP@/h0.npy");
 float acc = fit(model, opt, x[0:1500], y[0:1500], x[1500:2000], y[1500:2000], 2, 32);
+save_npy(fit_history(opt), "@TMP@/h.npy");
 printf("acc %.4f\\n", acc);
 """)
     acc = float(out.strip().splitlines()[-1].split()[1])
     assert acc >= 0.9, out
     assert out.count("val accuracy") == 2
+    # fit_history: one row per epoch, as printed: train loss, val loss, val accuracy, seconds
+    assert arr["h0"].shape == (0, 4)
+    h = arr["h"]
+    assert h.shape == (2, 4) and h.dtype == np.float64
+    lines = [ln.split() for ln in out.splitlines() if "val accuracy" in ln]
+    for row, ln in zip(h, lines):
+        np.testing.assert_allclose(row[:3], [float(ln[4]), float(ln[7]), float(ln[10])], atol=6e-5)
+        assert row[3] >= 0
+    assert abs(h[-1, 2] - acc) < 6e-5
 
 
 @pytest.mark.skipif(not os.path.exists(os.path.join(FMNIST, "t10k-images-idx3-ubyte.gz")),
