@@ -18,7 +18,6 @@
  * marks a lost context); a failed allocation is NULL here and ERR_MEMORY in the front
  * end, with cu_backend_last_oom's message for the lead's hook.
  */
-#define _GNU_SOURCE /* dladdr */
 #include "cuda/cu_backend.h"
 #include "cuda/cu_check.h"
 #include "cuda/cu_device.h"
@@ -226,22 +225,10 @@ static char blas_why[400];  /* why not, when not */
 
 static void blas_load_once(void)
 {
-    char names[2][600];
-    int n = 0;
-    Dl_info di;
-    if (dladdr((void *)&cudaGetDeviceCount, &di) && di.dli_fname && strchr(di.dli_fname, '/')) {
-        const char *slash = strrchr(di.dli_fname, '/');
-        snprintf(names[n++], sizeof names[0], "%.*s/libcublas.so.%d", (int)(slash - di.dli_fname), di.dli_fname,
-                 CUDART_VERSION / 1000);
-    }
-    snprintf(names[n++], sizeof names[0], "libcublas.so.%d", CUDART_VERSION / 1000);
-    void *lib = NULL;
-    for (int i = 0; i < n && !lib; i++)
-        lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+    char why[300];
+    void *lib = cu_dlopen("libcublas", why, sizeof why);
     if (!lib) {
-        const char *e = dlerror();
-        snprintf(blas_why, sizeof blas_why, "cuBLAS is not available (libcublas.so.%d: %s)", CUDART_VERSION / 1000,
-                 e ? e : "not found");
+        snprintf(blas_why, sizeof blas_why, "cuBLAS is not available (%s)", why);
         return;
     }
 #define BLAS_SYM(f)                                                                       \

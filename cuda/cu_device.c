@@ -1,7 +1,9 @@
+#define _GNU_SOURCE /* dladdr */
 /* cu_device.c — the session's CUDA device, stream and error reporting (cu_device.h). */
 #include "cuda/cu_device.h"
 #include "cuda/cu_check.h"
 
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -230,4 +232,26 @@ void cu_timer_free(cu_timer *t)
         cudaGetLastError();
     }
     t->start = t->stop = NULL;
+}
+
+void *cu_dlopen(const char *stem, char *why, size_t whylen)
+{
+    char names[3][600];
+    int n = 0;
+    Dl_info di;
+    if (dladdr((void *)&cudaGetDeviceCount, &di) && di.dli_fname && strchr(di.dli_fname, '/')) {
+        const char *slash = strrchr(di.dli_fname, '/');
+        snprintf(names[n++], sizeof names[0], "%.*s/%s.so.%d", (int)(slash - di.dli_fname), di.dli_fname, stem,
+                 CUDART_VERSION / 1000);
+    }
+    snprintf(names[n++], sizeof names[0], "%s.so.%d", stem, CUDART_VERSION / 1000);
+    snprintf(names[n++], sizeof names[0], "%s.so", stem);
+    void *lib = NULL;
+    for (int i = 0; i < n && !lib; i++)
+        lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+    if (!lib) {
+        const char *e = dlerror();
+        snprintf(why, whylen, "%s.so.%d: %s", stem, CUDART_VERSION / 1000, e ? e : "not found");
+    }
+    return lib;
 }

@@ -100,6 +100,12 @@ int cu_timer_stop(cu_timer *t, double *ms, eng_error *err);
 /* Destroys the timer's events (errors ignored). */
 void cu_timer_free(cu_timer *t);
 
+/* dlopens a CUDA library that is loaded at first use rather than linked (its static
+ * initialisers cost milliseconds at every start): "libnvrtc" is looked for as
+ * libnvrtc.so.<major> beside the libcudart in use, then by soname through the loader's
+ * path, then as libnvrtc.so. NULL with why filled ("libnvrtc.so.13: <dlerror>") when it cannot be loaded. */
+void *cu_dlopen(const char *stem, char *why, size_t whylen);
+
 /* One line about the device for %gpu and logs: "NVIDIA H100 80GB HBM3 (sm_90, 132 SMs,
  * 79.1 GiB)", or "no CUDA device" — into buf (always terminated). */
 void cu_device_describe(char *buf, size_t n);

@@ -63,24 +63,10 @@ static char nv_why[400];   /* why not, when not */
 
 static void nv_load_once(void)
 {
-    char names[3][600];
-    int n = 0;
-    Dl_info di;
-    /* beside the libcudart this binary uses */
-    if (dladdr((void *)&cudaGetDeviceCount, &di) && di.dli_fname && strchr(di.dli_fname, '/')) {
-        const char *slash = strrchr(di.dli_fname, '/');
-        snprintf(names[n++], sizeof names[0], "%.*s/libnvrtc.so.%d", (int)(slash - di.dli_fname),
-                 di.dli_fname, CUDART_VERSION / 1000);
-    }
-    snprintf(names[n++], sizeof names[0], "libnvrtc.so.%d", CUDART_VERSION / 1000);
-    snprintf(names[n++], sizeof names[0], "libnvrtc.so");
-    void *lib = NULL;
-    for (int i = 0; i < n && !lib; i++)
-        lib = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+    char why[300];
+    void *lib = cu_dlopen("libnvrtc", why, sizeof why);
     if (!lib) {
-        const char *e = dlerror();
-        snprintf(nv_why, sizeof nv_why, "NVRTC is not available (libnvrtc.so.%d: %s)", CUDART_VERSION / 1000,
-                 e ? e : "not found");
+        snprintf(nv_why, sizeof nv_why, "NVRTC is not available (%s)", why);
         return;
     }
 #define NV_SYM(f)                                                                        \
