@@ -515,4 +515,6 @@ const eng_backend cpu_backend = {
     .where = cpu_where,
     .gather = cpu_gather,
     .kernels = &sim_kdriver,
+    .im2col = cpu_im2col,
+    .col2im = cpu_col2im,
 };

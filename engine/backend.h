@@ -57,6 +57,16 @@ typedef struct eng_backend {
     int (*sync)(eng_error *err);
     int (*timer_start)(eng_error *err);
     int (*timer_stop)(double *seconds, eng_error *err);
+
+    /* optional (NULL: conv2d and the pools build their windows from views), for conv2d
+     * and pooling (engine/nn.c). x is a contiguous [N, C, H, W], cols a contiguous
+     * [N, C*kh*kw, OH*OW] of x's dtype (f32 or f64), OH = (H + 2 pad - kh) / stride + 1
+     * (OW likewise): im2col writes cols[n, (c*kh + i)*kw + j, oh*OW + ow] =
+     * x[n, c, oh*stride - pad + i, ow*stride - pad + j] (0 outside x); col2im is its
+     * adjoint: img (contiguous [N, C, H, W]) = the sum of the cols entries that read
+     * each element (img is overwritten, not added to) */
+    int (*im2col)(tensor *cols, const tensor *x, int kh, int kw, int stride, int pad, eng_error *err);
+    int (*col2im)(tensor *img, const tensor *cols, int kh, int kw, int stride, int pad, eng_error *err);
 } eng_backend;
 
 /* The CPU backend (cpu/). */
