@@ -65,75 +65,15 @@ KK_DEV int64_t kk_gstride(void)
     return (int64_t)gridDim.x * blockDim.x;
 }
 
-/* ---- half precision, bit-exact with cpu/cpu_internal.h ---- */
-KK_DEV float kk_f16_to_f32(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
-    if (e == 0) {
-        if (man == 0) {
-            bits = sign;
-        } else {
-            int k = -1;
-            do {
-                k++;
-                man <<= 1;
-            } while (!(man & 0x400));
-            bits = sign | ((uint32_t)(112 - k) << 23) | ((man & 0x3ff) << 13);
-        }
-    } else if (e == 31) {
-        bits = sign | 0x7f800000u | (man << 13);
-    } else {
-        bits = sign | ((e + 112) << 23) | (man << 13);
-    }
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
-KK_DEV uint16_t kk_f32_to_f16(float f)
-{
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    uint32_t sign = (x >> 16) & 0x8000;
-    uint32_t absx = x & 0x7fffffffu;
-    if (absx >= 0x7f800000u)
-        return (uint16_t)(sign | 0x7c00 | (absx > 0x7f800000u ? 0x200 : 0));
-    if (absx >= 0x477ff000u)
-        return (uint16_t)(sign | 0x7c00);
-    if (absx < 0x38800000u) {
-        if (absx < 0x33000000u)
-            return (uint16_t)sign;
-        uint32_t e = absx >> 23, m = (absx & 0x7fffff) | 0x800000;
-        int shift = (int)(126 - e);
-        uint32_t hv = m >> shift, rem = m & ((1u << shift) - 1), mid = 1u << (shift - 1);
-        if (rem > mid || (rem == mid && (hv & 1)))
-            hv++;
-        return (uint16_t)(sign | hv);
-    }
-    uint32_t r = absx - 0x38000000u;
-    uint32_t hv = r >> 13, rem = r & 0x1fff;
-    if (rem > 0x1000 || (rem == 0x1000 && (hv & 1)))
-        hv++;
-    return (uint16_t)(sign | hv);
-}
-
-KK_DEV float kk_bf16_to_f32(uint16_t h)
-{
-    uint32_t bits = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
-KK_DEV uint16_t kk_f32_to_bf16(float f)
-{
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    if ((x & 0x7fffffffu) > 0x7f800000u)
-        return (uint16_t)((x >> 16) | 0x40);
-    x += 0x7fff + ((x >> 16) & 1);
-    return (uint16_t)(x >> 16);
-}
+/* ---- half precision: cpu/half.h, the CPU's own conversions, as device code ---- */
+#ifdef __CUDACC__
+#define HALF_DEVICE __device__
+#endif
+#include "cpu/half.h"
+#define kk_f16_to_f32 kn_f16_to_f32
+#define kk_f32_to_f16 kn_f32_to_f16
+#define kk_bf16_to_f32 kn_bf16_to_f32
+#define kk_f32_to_bf16 kn_f32_to_bf16
 
 /* ---- element access by runtime dtype (the generic paths) ---- */
 KK_DEV double kk_load(int dt, const char *p)
