@@ -1011,6 +1011,7 @@ static int eval_launch(interp *it, ast *n, value *out)
         goto out;
     }
     char *details = NULL;
+    eng_flush(s); /* the cell's printed text goes out before the kernel's printf (fd 1) */
     if (eng_kernel_launch(s->kernels, k, dims[0], dims[1], shared, args, argc, &details, it->err)) {
         rc = located(it, n);
         for (char *line = details, *next; line && *line; line = next) {
