@@ -62,11 +62,21 @@ static const char *bundle_plain(const eng_bundle *b)
 
 /* ---- the sink ----------------------------------------------------------------------- */
 
+/* Before each output of the cell's own: what the cell wrote to fd 1/2 before it
+ * (kernel printf, library warnings) reaches IOPub first (capture.c). */
+static void captured_first(exec_ctx *x)
+{
+    if (!x->silent)
+        kn_capture_sync(x->ch->k);
+}
+
 static void sink_stream(void *user, int fd, const char *text, size_t len)
 {
     exec_ctx *x = user;
-    if (!x->silent && len)
-        kn_publish_stream(x->ch, x->req->header, fd, text, len);
+    if (x->silent || !len)
+        return;
+    captured_first(x);
+    kn_publish_stream(x->ch, x->req->header, fd, text, len);
 }
 
 static void sink_display(void *user, const eng_bundle *b, int update)
@@ -77,6 +87,7 @@ static void sink_display(void *user, const eng_bundle *b, int update)
         return;
     if (update && !b->display_id)
         return; /* an update needs a display_id */
+    captured_first(x);
     transient = b->display_id ? json_pack("{s:s}", "display_id", b->display_id) : json_object();
     kn_publish_new(x->ch, update ? "update_display_data" : "display_data", x->req->header,
                    json_pack("{s:o*, s:{}, s:o*}", "data", bundle_data(b), "metadata",
@@ -96,6 +107,7 @@ static void sink_result(void *user, const eng_bundle *b)
     }
     if (x->silent)
         return;
+    captured_first(x);
     kn_publish_new(x->ch, "execute_result", x->req->header,
                    json_pack("{s:i, s:o*, s:{}}", "execution_count", x->count, "data",
                              bundle_data(b), "metadata"));
@@ -119,13 +131,16 @@ static void sink_error(void *user, const eng_error_report *err)
     if (x->error)
         return; /* exactly one error message per failed cell */
     x->error = error_json(err->ename, err->evalue, err->traceback, err->ntraceback);
-    if (x->error && !x->silent && !x->result)
+    if (x->error && !x->silent && !x->result) {
+        captured_first(x);
         kn_publish_new(x->ch, "error", x->req->header, json_deep_copy(x->error));
+    }
 }
 
 static void sink_clear_output(void *user, int wait)
 {
     exec_ctx *x = user;
+    captured_first(x);
     if (!x->silent)
         kn_publish_new(x->ch, "clear_output", x->req->header,
                        json_pack("{s:b}", "wait", wait));
@@ -148,6 +163,7 @@ static char *sink_input(void *user, const char *prompt, int password)
             break;
         jp_frames_free(&stale);
     }
+    captured_first(x);
     kn_publish_flush(x->ch); /* show what was printed before the prompt */
     if (kn_encode_new(k, &x->req->idents, "input_request", x->req->header,
                       json_pack("{s:o*, s:b}", "prompt",
@@ -289,6 +305,10 @@ void kn_handle_execute(kn_channel *ch, const jp_msg *req)
         return;
     }
     x.count = store_history ? ++k->execution_count : k->execution_count;
+    /* fd 1/2 output from now on belongs to this request (late output of the last one
+     * is published under it first); a silent request's goes to the original fds */
+    kn_capture_sync(k);
+    kn_capture_begin(k, x.silent ? NULL : req->header);
     if (!x.silent)
         kn_publish_new(ch, "execute_input", req->header,
                        json_pack("{s:s, s:i}", "code", code, "execution_count", x.count));
@@ -316,6 +336,9 @@ void kn_handle_execute(kn_channel *ch, const jp_msg *req)
         content = json_pack("{s:s, s:i, s:o*, s:[]}", "status", "ok", "execution_count",
                             x.count, "user_expressions", uexpr, "payload");
     }
+    /* everything the cell wrote to fd 1/2 is on IOPub before the reply and the idle */
+    kn_capture_sync(k);
+    kn_capture_end(k);
     if (failed && stop_on_error)
         kn_abort_queued(k); /* what the client sent before it could see this failure */
     kn_reply_new(ch, req, "execute_reply", content);

@@ -7,6 +7,9 @@
  *                            the stream or parent changes, another message comes, the
  *                            buffer is large, or FLUSH_MS have passed
  *   "F"                      send buffered stream text now
+ *   "A" seq                  from the capture reader: everything it sent before has
+ *                            been handled; kn_capture_ack(seq) (stream text stays
+ *                            buffered: the next message of any kind flushes it first)
  *   "Q"                      drain what is queued, then exit
  * Messages from one thread keep their order. On XPUB, each subscription (verbose mode:
  * every subscriber, even to a topic already subscribed) is greeted with iopub_welcome.
@@ -185,6 +188,15 @@ static int from_feeder(kn_kernel *k, stream_buf *b, jp_frames *f)
         stream_add(k, b, f);
         return 0;
     }
+    if (tag == 'A') {
+        if (f->n == 2 && f->v[1].len < 24) {
+            char num[24];
+            memcpy(num, f->v[1].data, f->v[1].len);
+            num[f->v[1].len] = '\0';
+            kn_capture_ack(k, strtoull(num, NULL, 10));
+        }
+        return 0;
+    }
     stream_flush(k, b, 1);
     if (tag == 'M' && f->n > 1) {
         jp_frames body = {0};
@@ -313,18 +325,25 @@ int kn_publish_status(kn_channel *ch, json_t *parent, const char *state)
     return kn_publish_new(ch, "status", parent, json_pack("{s:s}", "execution_state", state));
 }
 
-int kn_publish_stream(kn_channel *ch, json_t *parent, int fd, const char *text, size_t len)
+int kn_publish_stream_text(void *push, const char *parent_json, int fd, const char *text,
+                           size_t len)
 {
     jp_frames f = {0};
-    char *ptext = parent ? json_dumps(parent, JSON_COMPACT) : NULL;
     int rc = -1;
     if (jp_frames_push_str(&f, "S") || jp_frames_push_str(&f, fd == 2 ? "2" : "1") ||
-        jp_frames_push_str(&f, ptext ? ptext : "{}") || jp_frames_push(&f, text, len))
+        jp_frames_push_str(&f, parent_json ? parent_json : "{}") || jp_frames_push(&f, text, len))
         goto done;
-    rc = jp_frames_send(ch->iopub_push, &f);
+    rc = jp_frames_send(push, &f);
 done:
-    free(ptext);
     jp_frames_free(&f);
+    return rc;
+}
+
+int kn_publish_stream(kn_channel *ch, json_t *parent, int fd, const char *text, size_t len)
+{
+    char *ptext = parent ? json_dumps(parent, JSON_COMPACT) : NULL;
+    int rc = kn_publish_stream_text(ch->iopub_push, ptext, fd, text, len);
+    free(ptext);
     return rc;
 }
 

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <zmq.h>
 
@@ -17,15 +18,27 @@
 #define SOCKET_LINGER_MS 1000               /* time to flush replies at shutdown */
 
 static kn_kernel *volatile g_kernel; /* for the SIGINT handler; set while serving */
+static atomic_int g_log_fd = 2;      /* kn_log's fd: the saved stderr while fd 2 is captured */
+
+void kn_log_set_fd(int fd)
+{
+    atomic_store(&g_log_fd, fd);
+}
 
 void kn_log(const char *fmt, ...)
 {
     char line[1024];
     va_list ap;
+    int n;
+    memcpy(line, "kiln: ", 6);
     va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
+    n = vsnprintf(line + 6, sizeof line - 7, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "kiln: %s\n", line);
+    n = n < 0 ? 0 : n > (int)sizeof line - 8 ? (int)sizeof line - 8 : n;
+    line[6 + n] = '\n';
+    /* one write: lines from several threads do not mix; a failure has nowhere to go */
+    if (write(atomic_load(&g_log_fd), line, (size_t)n + 7) < 0)
+        return;
 }
 
 void kn_interrupt(kn_kernel *k)
@@ -294,6 +307,9 @@ int kn_kernel_main(int argc, char **argv)
     if (kn_control_start(&k, &control_t) != 0)
         goto out;
     control_started = 1;
+    /* fd 1 and 2 (kernel printf, library warnings) become stream output; on failure
+     * they stay where they were and the kernel serves on */
+    kn_capture_start(&k);
 
     g_kernel = &k;
     memset(&sa, 0, sizeof sa);
@@ -313,10 +329,12 @@ out:
         g_kernel = NULL;
         sigaction(SIGINT, &old_sa, NULL);
     }
+    kn_capture_stop(&k); /* publishes what is left while IOPub still runs */
     if (iopub_started) {
         kn_iopub_stop(shell.iopub_push);
         pthread_join(iopub_t, NULL);
     }
+    kn_capture_free(&k);
     close_socket(&shell.iopub_push);
     if (k.zctx)
         zmq_ctx_shutdown(k.zctx); /* wakes control and heartbeat with ETERM */

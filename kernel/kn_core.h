@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -30,6 +31,7 @@
 #define KN_WAKE_INPROC "inproc://kiln-wake"
 
 typedef struct kn_history kn_history;
+typedef struct kn_capture kn_capture;
 
 /* Shell requests received while a failed cell's reply was not yet sent. */
 typedef struct kn_queue {
@@ -64,6 +66,7 @@ typedef struct kn_kernel {
     int aborting;         /* shell thread: answer queued executes with an abort */
     kn_queue queued;      /* shell thread: requests queued behind a failed cell */
     kn_history *history;  /* shell thread: inputs and outputs of this session */
+    kn_capture *capture;  /* fd 1 and 2 captured (capture.c); NULL when they are not */
 } kn_kernel;
 
 /* One serving thread's view: the ROUTER it answers on and its IOPub feed. */
@@ -77,8 +80,11 @@ typedef struct kn_channel {
 } kn_channel;
 
 /* ---- kernel.c --------------------------------------------------------------------- */
-/* A line on stderr, prefixed "kiln: ". */
+/* A line on the kernel's log fd (stderr; the original stderr once fd 2 is captured),
+ * prefixed "kiln: ", written with one write(2). */
 void kn_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Where kn_log writes (capture.c points it at the saved original stderr). */
+void kn_log_set_fd(int fd);
 /* Decodes one request and runs it through the handler table, with busy and idle on
  * IOPub around it. Bad messages are logged and dropped. Frees nothing of frames. */
 void kn_dispatch(kn_channel *ch, const jp_frames *frames);
@@ -103,10 +109,35 @@ int kn_publish_new(kn_channel *ch, const char *msg_type, json_t *parent, json_t 
 int kn_publish_status(kn_channel *ch, json_t *parent, const char *state);
 /* Hands stream text (fd 1 or 2) to the IOPub thread, which coalesces it. */
 int kn_publish_stream(kn_channel *ch, json_t *parent, int fd, const char *text, size_t len);
+/* The same from any thread's own PUSH, with the parent header as JSON text. */
+int kn_publish_stream_text(void *push, const char *parent_json, int fd, const char *text,
+                           size_t len);
 /* Asks the IOPub thread to send the stream text it holds now. */
 int kn_publish_flush(kn_channel *ch);
 /* Asks the IOPub thread to drain what it was sent and exit. */
 int kn_iopub_stop(void *push);
+
+/* ---- capture.c -------------------------------------------------------------------- */
+/* Points fd 1 and 2 at pipes read by a new thread that publishes what arrives as stream
+ * output (kernel mode only); kn_log moves to the saved original stderr. 0, or -1 with
+ * nothing changed. Call with the IOPub thread running and SIGINT blocked. */
+int kn_capture_start(kn_kernel *k);
+/* Shell thread: captured output is parented to parent from now on (a copy is kept);
+ * NULL: it goes to the original fd 1/2 (before any request, silent requests). */
+void kn_capture_begin(kn_kernel *k, json_t *parent);
+/* Shell thread, after a request: output arriving between requests goes to the latest
+ * parent given to kn_capture_begin (NULL: to the original fds). */
+void kn_capture_end(kn_kernel *k);
+/* Shell thread: flushes libc's stdout/stderr and waits (bounded) until everything
+ * written to fd 1/2 so far has reached the IOPub thread. 0, or -1 after the timeout. */
+int kn_capture_sync(kn_kernel *k);
+/* IOPub thread: the reader's "A" seq message has arrived (all before it was handled). */
+void kn_capture_ack(kn_kernel *k, uint64_t seq);
+/* Publishes what is left, stops the reader and puts the original fd 1 and 2 back. */
+void kn_capture_stop(kn_kernel *k);
+/* Frees the capture state: only once the IOPub thread has exited (it may still hold an
+ * "A" message for kn_capture_ack). */
+void kn_capture_free(kn_kernel *k);
 
 /* ---- handlers.c ------------------------------------------------------------------- */
 typedef void (*kn_handler)(kn_channel *ch, const jp_msg *req);
