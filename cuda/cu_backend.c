@@ -191,6 +191,14 @@ static int cu_gather(tensor *out, const tensor *x, const tensor *idx, eng_error 
 {
     return kk_gather(&cu_dev, out, x, idx, err);
 }
+static int cu_im2col(tensor *cols, const tensor *x, int kh, int kw, int stride, int pad, eng_error *err)
+{
+    return kk_im2col(&cu_dev, cols, x, kh, kw, stride, pad, err);
+}
+static int cu_col2im(tensor *img, const tensor *cols, int kh, int kw, int stride, int pad, eng_error *err)
+{
+    return kk_col2im(&cu_dev, img, cols, kh, kw, stride, pad, err);
+}
 
 /* ---- matmul through cuBLAS ---- */
 
@@ -389,6 +397,8 @@ const eng_backend cuda_backend = {
     .matmul = cu_matmul,
     .where = cu_where,
     .gather = cu_gather,
+    .im2col = cu_im2col,
+    .col2im = cu_col2im,
     .kernels = &cuda_kdriver, /* cuda/nvrtc.c */
     .last_oom = cu_backend_last_oom,
     .sync = cu_be_sync,

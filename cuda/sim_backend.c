@@ -197,6 +197,14 @@ static int sim_gather(tensor *out, const tensor *x, const tensor *idx, eng_error
 {
     return kk_gather(&sim_dev, out, x, idx, err);
 }
+static int sim_im2col(tensor *cols, const tensor *x, int kh, int kw, int stride, int pad, eng_error *err)
+{
+    return kk_im2col(&sim_dev, cols, x, kh, kw, stride, pad, err);
+}
+static int sim_col2im(tensor *img, const tensor *cols, int kh, int kw, int stride, int pad, eng_error *err)
+{
+    return kk_col2im(&sim_dev, img, cols, kh, kw, stride, pad, err);
+}
 
 static void sim_last_oom(char *buf, size_t len)
 {
@@ -237,6 +245,8 @@ const eng_backend sim_backend = {
     .matmul = sim_matmul,
     .where = sim_where,
     .gather = sim_gather,
+    .im2col = sim_im2col,
+    .col2im = sim_col2im,
     .kernels = &sim_kdriver, /* cell kernels on sim tensors (host memory): the simulator */
     .last_oom = sim_last_oom,
 };

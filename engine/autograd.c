@@ -7,6 +7,7 @@
  */
 #include "engine/autograd.h"
 #include "engine/tensor_impl.h"
+#include "engine/nn.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -30,7 +31,8 @@ typedef enum ag_kind {
     AG_PERMUTE,   /* perm (normalised) */
     AG_EXPAND,
     AG_RESHAPE,   /* reshape, squeeze, unsqueeze: back to the input's shape */
-    AG_TO         /* x.to(device): the gradient goes back to the input's device */
+    AG_TO,        /* x.to(device): the gradient goes back to the input's device */
+    AG_IM2COL     /* nn_im2col: dim, dim2 the window, step the stride, start the padding */
 } ag_kind;
 
 typedef struct ag_node {
@@ -323,6 +325,20 @@ tensor *ag_reshape(tensor *t, int ndim, const int64_t *shape, eng_error *err)
 {
     RUN(tensor_reshape(t, ndim, shape, err));
     record(&out, &t, 1, AG_RESHAPE, err);
+    return out;
+}
+
+tensor *ag_im2col(const tensor *x, int kh, int kw, int stride, int pad, eng_error *err)
+{
+    RUN(nn_im2col(x, kh, kw, stride, pad, err));
+    tensor *in[1] = {(tensor *)x};
+    ag_node *n = record(&out, in, 1, AG_IM2COL, err);
+    if (n) {
+        n->dim = kh;
+        n->dim2 = kw;
+        n->step = stride;
+        n->start = pad;
+    }
     return out;
 }
 
@@ -651,6 +667,10 @@ static int node_grads(scratch *s, ag_node *n, tensor *g, tensor **gin)
     }
     case AG_EXPAND: gin[0] = sum_to(s, g, x->ndim, x->shape); break;
     case AG_RESHAPE: gin[0] = s_reshape(s, g, x->ndim, x->shape); break;
+    case AG_IM2COL: /* the adjoint: each window element back to where it was read */
+        gin[0] = keep(s, nn_col2im(g, x->shape[1], x->shape[2], x->shape[3], n->dim, n->dim2, (int)n->step,
+                                   (int)n->start, s->err));
+        break;
     }
     for (int i = 0; i < n->nin; i++)
         if (n->in[i]->requires_grad && !gin[i])

@@ -11,6 +11,8 @@
 #include <math.h>
 
 #include "engine/autograd.h"
+#include "engine/backend.h"
+#include "engine/tensor_impl.h"
 
 #define NN_SCOPE_MAX 256
 
@@ -401,6 +403,93 @@ static int out_size(int64_t in, int64_t k, int64_t stride, int64_t *out, const c
     return 0;
 }
 
+/* im2col from recorded ops, for backends without the entry (and dtypes it lacks):
+ * zero padding by cat, the windows by strided slices and a stack */
+static tensor *im2col_views(const tensor *x, int kh, int kw, int stride, int pad, eng_error *err)
+{
+    nn_scope s = {0};
+    int64_t N = x->shape[0], C = x->shape[1], Ho, Wo;
+    tensor *xp = MUT(x);
+    if (pad > 0) { /* the zeros on x's device */
+        const eng_backend *prev = tensor_place(x->storage->backend);
+        int64_t zs[4] = {N, C, pad, x->shape[3]}, zs2[4] = {N, C, x->shape[2] + 2 * pad, pad};
+        tensor *zh = keep(&s, tensor_full(x->dtype, 4, zs, 0, err));
+        tensor *zw = zh ? keep(&s, tensor_full(x->dtype, 4, zs2, 0, err)) : NULL;
+        tensor_place(prev);
+        if (!zw)
+            goto fail;
+        tensor *th[3] = {zh, xp, zh};
+        xp = K(tensor_cat(th, 3, 2, err));
+        tensor *tw[3] = {zw, xp, zw};
+        xp = K(tensor_cat(tw, 3, 3, err));
+    }
+    if (out_size(xp->shape[2], kh, stride, &Ho, "im2col", err) || out_size(xp->shape[3], kw, stride, &Wo, "im2col", err))
+        goto fail;
+    tensor *win = windows(&s, xp, kh, kw, stride, Ho, Wo, err);
+    if (!win)
+        goto fail;
+    int64_t cs[3] = {N, C * kh * kw, Ho * Wo};
+    return finish(&s, K(tensor_reshape(win, 3, cs, err)));
+fail:
+    drop(&s);
+    return NULL;
+}
+
+/* the backend's im2col and col2im serve x */
+static int has_im2col(const tensor *x)
+{
+    const eng_backend *be = x->storage->backend;
+    return be->im2col && be->col2im && (x->dtype == KN_F32 || x->dtype == KN_F64);
+}
+
+tensor *nn_im2col(const tensor *x, int kh, int kw, int stride, int pad, eng_error *err)
+{
+    if (x->ndim != 4)
+        return fail_null(err, ERR_SHAPE, "%s: x must be [N, C, H, W]", "im2col");
+    if (pad < 0)
+        return fail_null(err, ERR_VALUE, "%s: padding must be >= 0", "im2col");
+    if (!has_im2col(x))
+        return im2col_views(x, kh, kw, stride, pad, err);
+    if (AG_WANTS(x))
+        return ag_im2col(x, kh, kw, stride, pad, err);
+    int64_t Ho, Wo;
+    if (out_size(x->shape[2] + 2 * pad, kh, stride, &Ho, "im2col", err) ||
+        out_size(x->shape[3] + 2 * pad, kw, stride, &Wo, "im2col", err))
+        return NULL;
+    const eng_backend *be = x->storage->backend;
+    int64_t cs[3] = {x->shape[0], x->shape[1] * kh * kw, Ho * Wo};
+    tensor *xc = tensor_contiguous(MUT(x), err);
+    tensor *cols = xc ? tensor_empty_on(be, x->dtype, 3, cs, err) : NULL;
+    if (cols && be->im2col(cols, xc, kh, kw, stride, pad, err) < 0) {
+        tensor_decref(cols);
+        cols = NULL;
+    }
+    tensor_decref(xc);
+    return cols;
+}
+
+tensor *nn_col2im(const tensor *cols, int64_t C, int64_t H, int64_t W, int kh, int kw, int stride, int pad,
+                  eng_error *err)
+{
+    const eng_backend *be = cols->storage->backend;
+    if (!be->col2im)
+        return fail_null(err, ERR_RUNTIME, "col2im: the %s backend has no col2im", be->name);
+    if (cols->ndim != 3)
+        return fail_null(err, ERR_SHAPE, "%s: the columns must be [N, C*kh*kw, OH*OW]", "col2im");
+    int saved = ag_grad_enabled;
+    ag_grad_enabled = 0;
+    int64_t is[4] = {cols->shape[0], C, H, W};
+    tensor *cc = tensor_contiguous(MUT(cols), err);
+    tensor *img = cc ? tensor_empty_on(be, cols->dtype, 4, is, err) : NULL;
+    ag_grad_enabled = saved;
+    if (img && be->col2im(img, cc, kh, kw, stride, pad, err) < 0) {
+        tensor_decref(img);
+        img = NULL;
+    }
+    tensor_decref(cc);
+    return img;
+}
+
 tensor *nn_conv2d(const tensor *x, const tensor *w, const tensor *b, int stride, int padding, eng_error *err)
 {
     nn_scope s = {0};
@@ -418,25 +507,13 @@ tensor *nn_conv2d(const tensor *x, const tensor *w, const tensor *b, int stride,
     int64_t N = x->shape[0], C = x->shape[1], O = w->shape[0], kh = w->shape[2], kw = w->shape[3], Ho, Wo;
     if (b && (b->ndim != 1 || b->shape[0] != O))
         return fail_null(err, ERR_SHAPE, "%s: b must be [O]", "conv2d");
-    tensor *xp = MUT(x);
-    if (padding > 0) {
-        int64_t zs[4] = {N, C, padding, x->shape[3]};
-        tensor *zh = K(tensor_full(x->dtype, 4, zs, 0, err));
-        tensor *th[3] = {zh, xp, zh};
-        xp = K(tensor_cat(th, 3, 2, err));
-        int64_t zs2[4] = {N, C, xp->shape[2], padding};
-        tensor *zw = K(tensor_full(x->dtype, 4, zs2, 0, err));
-        tensor *tw[3] = {zw, xp, zw};
-        xp = K(tensor_cat(tw, 3, 3, err));
-    }
-    if (out_size(xp->shape[2], kh, stride, &Ho, "conv2d", err) ||
-        out_size(xp->shape[3], kw, stride, &Wo, "conv2d", err))
-        goto fail;
-    tensor *win = windows(&s, xp, kh, kw, stride, Ho, Wo, err);
-    if (!win)
-        goto fail;
-    int64_t cs[3] = {N, C * kh * kw, Ho * Wo}, ws[2] = {O, C * kh * kw}, os[4] = {N, O, Ho, Wo};
-    tensor *cols = K(tensor_reshape(win, 3, cs, err));
+    if (out_size(x->shape[2] + 2 * padding, kh, stride, &Ho, "conv2d", err) ||
+        out_size(x->shape[3] + 2 * padding, kw, stride, &Wo, "conv2d", err))
+        return NULL;
+    if (kh * kw > 64 && !has_im2col(x))
+        return fail_null(err, ERR_VALUE, "%s: windows of more than 64 elements need the backend's im2col", "conv2d");
+    tensor *cols = K(nn_im2col(x, (int)kh, (int)kw, stride, padding, err));
+    int64_t ws[2] = {O, C * kh * kw}, os[4] = {N, O, Ho, Wo};
     tensor *w2 = K(tensor_reshape(MUT(w), 2, ws, err));
     tensor *y = K(tensor_matmul(w2, cols, err));
     y = K(tensor_reshape(y, 4, os, err));
@@ -465,10 +542,17 @@ static tensor *pool2d(const tensor *x, int k, int stride, kn_opid op, const char
     int64_t Ho, Wo;
     if (out_size(x4->shape[2], k, stride, &Ho, who, err) || out_size(x4->shape[3], k, stride, &Wo, who, err))
         goto fail;
-    tensor *win = windows(&s, x4, k, k, stride, Ho, Wo, err);
-    if (!win)
+    tensor *win;
+    if (has_im2col(x4)) { /* the columns [N, C*k*k, L] as [N, C, k*k, L] */
+        tensor *cols = K(nn_im2col(x4, k, k, stride, 0, err));
+        int64_t ws[4] = {x4->shape[0], x4->shape[1], (int64_t)k * k, Ho * Wo};
+        win = K(tensor_reshape(cols, 4, ws, err));
+    } else if (!(win = windows(&s, x4, k, k, stride, Ho, Wo, err))) {
         goto fail;
+    }
     tensor *y = K(tensor_reduce(op, win, 2, 0, err));
+    int64_t ys[4] = {x4->shape[0], x4->shape[1], Ho, Wo};
+    y = K(tensor_reshape(y, 4, ys, err));
     if (x->ndim == 3)
         y = K(tensor_squeeze(y, 0, err));
     return finish(&s, y);

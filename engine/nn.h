@@ -40,7 +40,17 @@ tensor *nn_layer_norm(const tensor *x, const tensor *gamma, const tensor *beta, 
 tensor *nn_batch_norm(const tensor *x, const tensor *gamma, const tensor *beta,
                       tensor *running_mean, tensor *running_var, int training, double momentum,
                       double eps, eng_error *err);
-/* x [N, C, H, W], w [O, C, kH, kW], b [O] or NULL → [N, O, H', W'] */
+/* x [N, C, H, W] → its kh x kw windows (stride, zero padding pad) as the columns
+ * [N, C*kh*kw, OH*OW] of a matrix, row (c*kh + i)*kw + j. With the backend's im2col for
+ * f32/f64 (one recorded node whose gradient is col2im); otherwise built from recorded
+ * slices and a stack. conv2d and the pools are built on it. */
+tensor *nn_im2col(const tensor *x, int kh, int kw, int stride, int pad, eng_error *err);
+/* its adjoint, unrecorded: cols [N, C*kh*kw, OH*OW] summed back into [N, C, H, W]
+ * through the backend's col2im (an error when the backend has none) */
+tensor *nn_col2im(const tensor *cols, int64_t C, int64_t H, int64_t W, int kh, int kw, int stride, int pad,
+                  eng_error *err);
+/* x [N, C, H, W], w [O, C, kH, kW], b [O] or NULL → [N, O, H', W']: im2col, then one
+ * batched matmul with w as [O, C*kH*kW] */
 tensor *nn_conv2d(const tensor *x, const tensor *w, const tensor *b, int stride, int padding,
                   eng_error *err);
 /* x [N, C, H, W] (or [C, H, W]); windows k x k, stride (<= 0: k); no padding */

@@ -25,6 +25,7 @@ namespace KK_NS {
 #include "cuda/kernels/kk_elementwise.cuh"
 #include "cuda/kernels/kk_reduce.cuh"
 #include "cuda/kernels/kk_matmul.cuh"
+#include "cuda/kernels/kk_conv.cuh"
 }
 
 extern "C" const kk_ops KK_NAME(ops) = {
@@ -40,6 +41,8 @@ extern "C" const kk_ops KK_NAME(ops) = {
     KK_NS::KK_NAME(gather),
     KK_NS::KK_NAME(reduce),
     KK_NS::KK_NAME(matmul),
+    KK_NS::KK_NAME(im2col),
+    KK_NS::KK_NAME(col2im),
 };
 
 #endif

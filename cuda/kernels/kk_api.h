@@ -89,6 +89,17 @@ typedef struct kk_gather_job {
     char *out;
 } kk_gather_job;
 
+/* im2col (src: contiguous images [NC, H, W], dst: columns [NC*kh*kw, OH*OW]) or col2im
+ * (src: the columns, dst: the images, overwritten); see engine/backend.h */
+typedef struct kk_conv_job {
+    int dt;                          /* KK_F32 or KK_F64 */
+    int64_t NC, H, W;                /* image planes (N*C) and their size */
+    int64_t kh, kw, stride, pad;     /* the window */
+    int64_t OH, OW;                  /* output positions */
+    const char *src;
+    char *dst;
+} kk_conv_job;
+
 /* Where a launch runs. */
 typedef struct kk_ctx {
     void *stream;        /* cudaStream_t (GPU), NULL (simulator) */
@@ -118,6 +129,8 @@ typedef struct kk_ops {
     int (*gather)(kk_ctx *c, const kk_gather_job *j);
     int (*reduce)(kk_ctx *c, const kk_reduce_job *j);
     int (*matmul)(kk_ctx *c, const kk_matmul_job *j);
+    int (*im2col)(kk_ctx *c, const kk_conv_job *j);
+    int (*col2im)(kk_ctx *c, const kk_conv_job *j);
 } kk_ops;
 
 extern const kk_ops kk_sim_ops;  /* cuda/sim_backend_kernels.cc: always */

@@ -391,3 +391,55 @@ int kk_matmul_tiled(const kk_device *d, tensor *out, const tensor *a, const tens
     }
     return 0;
 }
+
+/* ---- im2col, col2im ---- */
+
+/* one job from the image and the columns (both contiguous, shapes set by engine/nn.c) */
+static int kk_conv_setup(const kk_device *d, kk_conv_job *j, const tensor *img, const tensor *cols, int kh, int kw,
+                         int stride, int pad, const char *who, eng_error *err)
+{
+    if (img->dtype != KN_F32 && img->dtype != KN_F64)
+        return eng_fail(err, ERR_TYPE, "%s: the %s backend takes f32 and f64, got %s", who, d->be->name,
+                        kn_dtype_name(img->dtype));
+    if (img->ndim != 4 || cols->ndim != 3 || !tensor_is_contiguous(img) || !tensor_is_contiguous(cols) ||
+        kh < 1 || kw < 1 || stride < 1 || pad < 0 || img->shape[2] + 2 * pad < kh || img->shape[3] + 2 * pad < kw)
+        return eng_fail(err, ERR_SHAPE, "%s: contiguous [N, C, H, W] and [N, C*kh*kw, OH*OW] expected", who);
+    memset(j, 0, sizeof *j);
+    j->dt = img->dtype;
+    j->NC = img->shape[0] * img->shape[1];
+    j->H = img->shape[2];
+    j->W = img->shape[3];
+    j->kh = kh;
+    j->kw = kw;
+    j->stride = stride;
+    j->pad = pad;
+    j->OH = (j->H + 2 * pad - kh) / stride + 1;
+    j->OW = (j->W + 2 * pad - kw) / stride + 1;
+    if (cols->shape[1] != img->shape[1] * kh * kw || cols->shape[2] != j->OH * j->OW)
+        return eng_fail(err, ERR_SHAPE, "%s: the columns' shape does not match the image", who);
+    return 0;
+}
+
+int kk_im2col(const kk_device *d, tensor *cols, const tensor *x, int kh, int kw, int stride, int pad, eng_error *err)
+{
+    kk_conv_job j;
+    kk_ctx c;
+    size_t es = kn_dtype_size(x->dtype);
+    if (kk_conv_setup(d, &j, x, cols, kh, kw, stride, pad, "im2col", err) < 0 || kk_ctx_get(d, &c, err) < 0)
+        return -1;
+    j.src = (const char *)x->storage->data + x->offset * (int64_t)es;
+    j.dst = (char *)cols->storage->data + cols->offset * (int64_t)es;
+    return kk_check(d, d->ops->im2col(&c, &j), "im2col", &c, err);
+}
+
+int kk_col2im(const kk_device *d, tensor *img, const tensor *cols, int kh, int kw, int stride, int pad, eng_error *err)
+{
+    kk_conv_job j;
+    kk_ctx c;
+    size_t es = kn_dtype_size(img->dtype);
+    if (kk_conv_setup(d, &j, img, cols, kh, kw, stride, pad, "col2im", err) < 0 || kk_ctx_get(d, &c, err) < 0)
+        return -1;
+    j.src = (const char *)cols->storage->data + cols->offset * (int64_t)es;
+    j.dst = (char *)img->storage->data + img->offset * (int64_t)es;
+    return kk_check(d, d->ops->col2im(&c, &j), "col2im", &c, err);
+}

@@ -36,6 +36,9 @@ int kk_where(const kk_device *d, tensor *out, const tensor *cond, const tensor *
 int kk_gather(const kk_device *d, tensor *out, const tensor *x, const tensor *idx, eng_error *err);
 /* the tiled kernel (the simulator's matmul; cuBLAS on the GPU) */
 int kk_matmul_tiled(const kk_device *d, tensor *out, const tensor *a, const tensor *c, eng_error *err);
+/* the eng_backend entries of the same names (cuda/kernels/kk_conv.cuh) */
+int kk_im2col(const kk_device *d, tensor *cols, const tensor *x, int kh, int kw, int stride, int pad, eng_error *err);
+int kk_col2im(const kk_device *d, tensor *img, const tensor *cols, int kh, int kw, int stride, int pad, eng_error *err);
 
 /* a contiguous tensor on d's backend (for temporaries); NULL with err */
 tensor *kk_temp(const kk_device *d, kn_dtype dt, int ndim, const int64_t *shape, eng_error *err);

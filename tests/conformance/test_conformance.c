@@ -11,6 +11,7 @@
  * Usage: test_conformance [cases-per-group (default 60)] [seed]
  */
 #include "engine/backend.h"
+#include "engine/nn.h"
 #include "engine/tensor.h"
 
 #include <math.h>
@@ -449,6 +450,52 @@ static void group_matmul(int cases)
     }
 }
 
+/* im2col and col2im (engine/backend.h), through engine/nn.c: random windows, strides
+ * and padding over f32 and f64 images (some stored transposed: nn_im2col makes them
+ * contiguous first); kernels larger than the padded image must fail alike */
+typedef struct convctx {
+    int kh, kw, stride, pad;
+    int64_t C, H, W;
+} convctx;
+
+static tensor *do_im2col(tensor **x, void *c, eng_error *err)
+{
+    convctx *k = c;
+    return nn_im2col(x[0], k->kh, k->kw, k->stride, k->pad, err);
+}
+static tensor *do_col2im(tensor **x, void *c, eng_error *err)
+{
+    convctx *k = c;
+    return nn_col2im(x[0], k->C, k->H, k->W, k->kh, k->kw, k->stride, k->pad, err);
+}
+
+static void group_conv(int cases)
+{
+    for (int i = 0; i < cases; i++) {
+        kn_dtype dt = i % 2 ? KN_F64 : KN_F32;
+        convctx k = {1 + rndi(4), 1 + rndi(4), 1 + rndi(3), rndi(3), 1 + rndi(4), 1 + rndi(12), 1 + rndi(12)};
+        int64_t N = 1 + rndi(3);
+        if (i % 7 == 0) { /* a larger image: the parallel loops */
+            k.C = 8 + rndi(8);
+            k.H = 20 + rndi(12);
+            k.W = 20 + rndi(12);
+            N = 4 + rndi(4);
+        }
+        spec s = {.dt = dt, .ndim = 4, .seed = rnd(), .view = rndi(2), .shape = {N, k.C, k.H, k.W}};
+        char what[128];
+        snprintf(what, sizeof what, "im2col(%s [%lld, %lld, %lld, %lld], %dx%d, stride %d, pad %d)",
+                 kn_dtype_name(dt), (long long)N, (long long)k.C, (long long)k.H, (long long)k.W, k.kh, k.kw,
+                 k.stride, k.pad);
+        run_both(what, &s, 1, (tol){0, 0}, 1, do_im2col, &k);
+        if (k.H + 2 * k.pad < k.kh || k.W + 2 * k.pad < k.kw)
+            continue;
+        int64_t OH = (k.H + 2 * k.pad - k.kh) / k.stride + 1, OW = (k.W + 2 * k.pad - k.kw) / k.stride + 1;
+        spec cs = {.dt = dt, .ndim = 3, .seed = rnd(), .view = rndi(2), .shape = {N, k.C * k.kh * k.kw, OH * OW}};
+        memcpy(what, "col2im", 6);
+        run_both(what, &cs, 1, tol_for(dt, 0), 1, do_col2im, &k);
+    }
+}
+
 static void group_data(int cases)
 {
     for (int i = 0; i < cases; i++) {
@@ -557,6 +604,7 @@ int main(int argc, char **argv)
     struct { const char *name; void (*fn)(int); int mult; } groups[] = {
         {"unary", group_unary, 1},   {"binary", group_binary, 1}, {"reduce", group_reduce, 1},
         {"matmul", group_matmul, 4}, {"data", group_data, 4},     {"random", group_random, 2},
+        {"conv", group_conv, 2},
     };
     for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
         long c0 = n_cases, f0 = n_fail;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "engine/autograd.h"
+#include "engine/backend.h"
 #include "engine/nn.h"
 #include "tests/unit/check.h"
 #define GRADCHECK_SEED 4242
@@ -115,9 +116,12 @@ static const gcase cases[] = {
     {"conv2d", f_conv2d, 3, {4, 4, 1}, {{2, 2, 5, 5}, {3, 2, 3, 3}, {3}}, 1, 0},
     {"conv2d stride 2 padding 1", f_conv2d, 3, {4, 4, 1}, {{2, 2, 5, 5}, {3, 2, 3, 3}, {3}}, 2, 1},
     {"conv2d no bias 1x2", f_conv2d, 2, {4, 4}, {{1, 3, 4, 4}, {2, 3, 1, 2}}, 1, 0},
+    {"conv2d 2x3 stride 3 padding 2", f_conv2d, 3, {4, 4, 1}, {{2, 2, 6, 7}, {2, 2, 2, 3}, {2}}, 3, 2},
+    {"conv2d stride 2 edges dropped", f_conv2d, 3, {4, 4, 1}, {{1, 2, 6, 6}, {3, 2, 3, 3}, {3}}, 2, 0},
     {"max_pool2d k 2", f_max_pool, 1, {4}, {{2, 2, 4, 4}}, 2, 0},
     {"max_pool2d k 3 stride 1", f_max_pool, 1, {3}, {{2, 5, 5}}, 3, 1},
     {"avg_pool2d k 3 stride 2", f_avg_pool, 1, {4}, {{1, 2, 5, 5}}, 3, 2},
+    {"max_pool2d k 2 odd size", f_max_pool, 1, {4}, {{2, 3, 5, 5}}, 2, 0},
     {"embedding", f_embedding, 1, {2}, {{5, 3}}},
 };
 
@@ -252,6 +256,58 @@ static void test_conv_reference(void)
     tensor_decref(x), tensor_decref(w), tensor_decref(b);
 }
 
+/* the backend's im2col/col2im path (the CPU's) against the path built from views (the
+ * same CPU backend with the two entries removed): conv2d and the pools, values and
+ * gradients of every input */
+static void test_im2col_paths(void)
+{
+    eng_backend plain = cpu_backend;
+    plain.im2col = NULL;
+    plain.col2im = NULL;
+    int64_t xs[4] = {3, 2, 9, 8}, ws[4] = {4, 2, 3, 3}, bs = 4;
+    int configs[3][2] = {{1, 1}, {2, 0}, {2, 2}};
+    for (int ci = 0; ci < 4; ci++) {
+        double worst = 0;
+        tensor *xg[2] = {0}, *wg[2] = {0}, *bg[2] = {0}, *y[2] = {0}, *R = NULL;
+        tensor *x0 = random_f64(4, xs, 0), *w0 = random_f64(4, ws, 0), *b0 = random_f64(1, &bs, 0);
+        for (int path = 0; path < 2; path++) { /* the same inputs both ways */
+            const eng_backend *be = path ? &plain : &cpu_backend;
+            tensor *x = must(tensor_to(x0, be, &err)), *w = must(tensor_to(w0, be, &err)), *b = must(tensor_to(b0, be, &err));
+            CHECK(x->storage->backend == be);
+            tensor *px = must(ag_param(x, &err)), *pw = must(ag_param(w, &err)), *pb = must(ag_param(b, &err));
+            tensor *out = ci < 3 ? must(nn_conv2d(px, pw, pb, configs[ci][0], configs[ci][1], &err))
+                                 : must(nn_max_pool2d(px, 3, 2, &err));
+            if (!R)
+                R = random_f64(out->ndim, out->shape, 0);
+            tensor *Rb = must(tensor_to(R, be, &err));
+            tensor *pr = must(tensor_binary(KN_OP_MUL, out, Rb, &err));
+            tensor *loss = must(tensor_reduce(KN_OP_SUM, pr, TENSOR_ALLDIMS, 0, &err));
+            CHECK(ag_backward(loss, &err) == 0);
+            y[path] = must(tensor_to(out, &cpu_backend, &err));
+            xg[path] = must(tensor_to(px->grad, &cpu_backend, &err));
+            if (ci < 3) {
+                wg[path] = must(tensor_to(pw->grad, &cpu_backend, &err));
+                bg[path] = must(tensor_to(pb->grad, &cpu_backend, &err));
+            }
+            tensor_decref(loss), tensor_decref(pr), tensor_decref(Rb), tensor_decref(out);
+            tensor_decref(px), tensor_decref(pw), tensor_decref(pb), tensor_decref(x), tensor_decref(w), tensor_decref(b);
+        }
+        tensor_decref(x0), tensor_decref(w0), tensor_decref(b0), tensor_decref(R);
+        tensor *pairs[4][2] = {{y[0], y[1]}, {xg[0], xg[1]}, {wg[0], wg[1]}, {bg[0], bg[1]}};
+        for (int k = 0; k < 4; k++) {
+            if (!pairs[k][0])
+                continue;
+            CHECK(tensor_numel(pairs[k][0]) == tensor_numel(pairs[k][1]));
+            for (int64_t i = 0; i < tensor_numel(pairs[k][0]); i++)
+                worst = fmax(worst, fabs(tensor_get_flat(pairs[k][0], i) - tensor_get_flat(pairs[k][1], i)));
+            tensor_decref(pairs[k][0]), tensor_decref(pairs[k][1]);
+        }
+        CHECK(worst < 1e-12);
+        printf("  %s: im2col path vs views path, values and gradients: max abs difference %.2e\n",
+               ci < 3 ? "conv2d" : "max_pool2d 3 stride 2", worst);
+    }
+}
+
 static void test_init(void)
 {
     tensor_rng rng = {3, 0};
@@ -284,6 +340,7 @@ int main(void)
     test_values();
     test_batch_norm_running();
     test_conv_reference();
+    test_im2col_paths();
     test_init();
     CHECK(ag_live_nodes() == 0);
     if (failures) {
