@@ -9,7 +9,10 @@
  * out of notebooks.
  *
  * One reader thread polls both pipes and a wake pipe. What it reads goes to the IOPub
- * thread through its own PUSH as stream text ("S"), parented to the execute_request the
+ * thread as stream text ("S") on the shell thread's PUSH, under a mutex the shell
+ * thread takes for its own sends too (the socket is shared, never used by both at
+ * once), so the two threads' messages reach IOPub in the order they were sent. It is
+ * parented to the execute_request the
  * shell thread declared with kn_capture_begin. With no parent (before the first
  * execute_request, or while a `silent` one runs) the text goes to the saved original
  * fd instead. Between requests the last request's parent stays: late output (a GPU's
@@ -20,10 +23,9 @@
  * before the execute_reply. It flushes libc's stdout and stderr; when anything may be
  * in flight (a pipe holds bytes, or the reader read something since the last sync) it
  * writes a byte to the wake pipe with a new sequence number and waits. The reader,
- * woken, drains both pipes to EAGAIN (everything written before the wake byte), then
- * sends the IOPub thread "A" + the sequence; the IOPub thread, having handled every
- * earlier message of the reader, calls kn_capture_ack. So the captured text reaches
- * IOPub before the shell thread's next message (and so before the reply's idle).
+ * woken, drains both pipes to EAGAIN (everything written before the wake byte), has
+ * sent it all on the shared PUSH, and acknowledges the sequence. So the captured text
+ * is ahead of the shell thread's next message (and of the reply's idle) on IOPub.
  * The wait is bounded (SYNC_TIMEOUT_MS): a stuck pipe delays a cell, never hangs it.
  */
 #define _GNU_SOURCE /* pipe2, F_SETPIPE_SZ */
@@ -38,8 +40,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <zmq.h>
-
 #include "kernel/kn_core.h"
 
 #define READ_CHUNK ((size_t)64 << 10)  /* bytes per read, per stream message to IOPub */
@@ -48,11 +48,12 @@
 
 struct kn_capture {
     kn_kernel *k;
+    kn_channel ch;     /* the shell's channel: its PUSH, shared under push_mu */
+    pthread_mutex_t push_mu; /* serialises sends on the shell's PUSH */
     int saved[3];      /* saved[1], saved[2]: the original fd 1 and fd 2 (close-on-exec) */
     int rd[3];         /* rd[1], rd[2]: the read ends of the pipes now at fd 1 and 2 */
     int wake_r, wake_w; /* the shell thread wakes the reader through this pipe */
     pthread_t thread;
-    int started;       /* the reader thread runs */
 
     pthread_mutex_t mu;
     pthread_cond_t acked_cv;
@@ -79,25 +80,25 @@ static void write_all(int fd, const char *buf, size_t len)
 }
 
 /* Forwards len bytes read from stream fd (1 or 2). */
-static void forward(kn_capture *c, void *push, int fd, const char *buf, size_t len)
+static void forward(kn_capture *c, int fd, const char *buf, size_t len)
 {
     char *parent;
     pthread_mutex_lock(&c->mu);
     parent = c->parent ? strdup(c->parent) : NULL;
     pthread_mutex_unlock(&c->mu);
-    if (!parent || !push || kn_publish_stream_text(push, parent, fd, buf, len) != 0)
+    if (!parent || kn_publish_stream_text(&c->ch, parent, fd, buf, len) != 0)
         write_all(c->saved[fd], buf, len);
     free(parent);
 }
 
 /* Reads what pipe fd holds now, at most `rounds` chunks (0: until EAGAIN or EOF).
  * Returns -1 at EOF or on an error, else 0. */
-static int drain(kn_capture *c, void *push, int fd, char *buf, int rounds)
+static int drain(kn_capture *c, int fd, char *buf, int rounds)
 {
     for (int i = 0; rounds == 0 || i < rounds; i++) {
         ssize_t n = read(c->rd[fd], buf, READ_CHUNK);
         if (n > 0) {
-            forward(c, push, fd, buf, (size_t)n);
+            forward(c, fd, buf, (size_t)n);
             continue;
         }
         if (n < 0 && errno == EINTR)
@@ -109,22 +110,19 @@ static int drain(kn_capture *c, void *push, int fd, char *buf, int rounds)
     return 0;
 }
 
-/* Tells the IOPub thread to acknowledge sequence seq once it got what came before. */
-static void send_ack(kn_capture *c, void *push, uint64_t seq)
+/* The reader has sent everything up to sync sequence seq. */
+static void ack(kn_capture *c, uint64_t seq)
 {
-    char num[24];
-    jp_frames f = {0};
-    snprintf(num, sizeof num, "%llu", (unsigned long long)seq);
-    if (!push || jp_frames_push_str(&f, "A") || jp_frames_push_str(&f, num) ||
-        jp_frames_send(push, &f) != 0)
-        kn_capture_ack(c->k, seq); /* no way to IOPub: do not make the shell wait */
-    jp_frames_free(&f);
+    pthread_mutex_lock(&c->mu);
+    if (seq > c->acked)
+        c->acked = seq;
+    pthread_cond_broadcast(&c->acked_cv);
+    pthread_mutex_unlock(&c->mu);
 }
 
 static void *reader_main(void *arg)
 {
     kn_capture *c = arg;
-    void *push = kn_iopub_push_new(c->k);
     char *buf = malloc(READ_CHUNK);
     struct pollfd p[3];
     int open_fd[3] = {0, 1, 1};
@@ -132,8 +130,6 @@ static void *reader_main(void *arg)
         kn_log("capture: out of memory: fd 1 and 2 are not read");
         goto done;
     }
-    if (!push)
-        kn_log("capture: cannot reach the IOPub thread: fd 1 and 2 go to the terminal");
     for (;;) {
         int quit, n;
         uint64_t want;
@@ -150,7 +146,7 @@ static void *reader_main(void *arg)
         for (int fd = 1; fd <= 2; fd++)
             if (open_fd[fd] && (p[fd].revents & (POLLIN | POLLHUP | POLLERR))) {
                 atomic_store(&c->dirty, 1);
-                if (drain(c, push, fd, buf, 4) != 0)
+                if (drain(c, fd, buf, 4) != 0)
                     open_fd[fd] = 0;
             }
         if (!(p[0].revents & POLLIN))
@@ -164,16 +160,15 @@ static void *reader_main(void *arg)
         /* everything written before the wake byte is in the pipes now */
         atomic_store(&c->dirty, 0);
         for (int fd = 1; fd <= 2; fd++)
-            if (open_fd[fd] && drain(c, push, fd, buf, 0) != 0)
+            if (open_fd[fd] && drain(c, fd, buf, 0) != 0)
                 open_fd[fd] = 0;
-        send_ack(c, push, want);
+        ack(c, want);
         if (quit)
             break;
     }
 done:
     free(buf);
-    if (push)
-        zmq_close(push);
+    ack(c, UINT64_MAX); /* nobody waits for a reader that is gone */
     return NULL;
 }
 
@@ -206,6 +201,7 @@ static void capture_free(kn_capture *c)
     if (c->wake_w >= 0)
         close(c->wake_w);
     pthread_mutex_destroy(&c->mu);
+    pthread_mutex_destroy(&c->push_mu);
     pthread_cond_destroy(&c->acked_cv);
     free(c->parent);
     free(c->last);
@@ -223,7 +219,7 @@ static void restore_fds(kn_capture *c)
     kn_log_set_fd(2);
 }
 
-int kn_capture_start(kn_kernel *k)
+int kn_capture_start(kn_kernel *k, kn_channel *shell)
 {
     kn_capture *c = calloc(1, sizeof *c);
     int wake[2];
@@ -233,6 +229,10 @@ int kn_capture_start(kn_kernel *k)
         return -1;
     }
     c->k = k;
+    c->ch = *shell;
+    c->ch.name = "capture";
+    c->ch.push_mu = &c->push_mu;
+    pthread_mutex_init(&c->push_mu, NULL);
     c->saved[1] = c->saved[2] = c->rd[1] = c->rd[2] = c->wake_r = c->wake_w = -1;
     pthread_mutex_init(&c->mu, NULL);
     pthread_condattr_init(&ca);
@@ -267,8 +267,8 @@ int kn_capture_start(kn_kernel *k)
         capture_free(c);
         return -1;
     }
-    c->started = 1;
     k->capture = c;
+    shell->push_mu = &c->push_mu; /* from now on the shell thread locks its sends too */
     return 0;
 }
 
@@ -298,18 +298,6 @@ void kn_capture_end(kn_kernel *k)
     pthread_mutex_lock(&c->mu);
     free(c->parent);
     c->parent = c->last ? strdup(c->last) : NULL;
-    pthread_mutex_unlock(&c->mu);
-}
-
-void kn_capture_ack(kn_kernel *k, uint64_t seq)
-{
-    kn_capture *c = k->capture;
-    if (!c)
-        return;
-    pthread_mutex_lock(&c->mu);
-    if (seq > c->acked)
-        c->acked = seq;
-    pthread_cond_broadcast(&c->acked_cv);
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -356,7 +344,7 @@ int kn_capture_sync(kn_kernel *k)
     kn_capture *c = k->capture;
     fflush(stdout);
     fflush(stderr);
-    if (!c || !c->started)
+    if (!c)
         return 0;
     /* nothing in the pipes and nothing read since the last round: nothing in flight */
     if (!atomic_load(&c->dirty) && pending(c->rd[1]) == 0 && pending(c->rd[2]) == 0)
@@ -364,24 +352,15 @@ int kn_capture_sync(kn_kernel *k)
     return sync_round(c, 0);
 }
 
-void kn_capture_stop(kn_kernel *k)
+void kn_capture_stop(kn_kernel *k, kn_channel *shell)
 {
     kn_capture *c = k->capture;
     if (!c)
         return;
-    fflush(stdout);
-    fflush(stderr);
-    if (!c->started)
-        return;
     sync_round(c, 1); /* the reader publishes what is left and exits */
     pthread_join(c->thread, NULL);
-    c->started = 0;
     restore_fds(c);
-}
-
-void kn_capture_free(kn_kernel *k)
-{
-    if (k->capture)
-        capture_free(k->capture);
+    shell->push_mu = NULL;
     k->capture = NULL;
+    capture_free(c);
 }

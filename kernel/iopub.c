@@ -7,11 +7,10 @@
  *                            the stream or parent changes, another message comes, the
  *                            buffer is large, or FLUSH_MS have passed
  *   "F"                      send buffered stream text now
- *   "A" seq                  from the capture reader: everything it sent before has
- *                            been handled; kn_capture_ack(seq) (stream text stays
- *                            buffered: the next message of any kind flushes it first)
  *   "Q"                      drain what is queued, then exit
- * Messages from one thread keep their order. On XPUB, each subscription (verbose mode:
+ * Messages sent on one PUSH keep their order; the capture thread (capture.c) sends on
+ * the shell thread's PUSH under ch->push_mu, so its text and the shell's messages
+ * reach this thread in the order they were sent. On XPUB, each subscription (verbose mode:
  * every subscriber, even to a topic already subscribed) is greeted with iopub_welcome.
  */
 #include <errno.h>
@@ -188,15 +187,6 @@ static int from_feeder(kn_kernel *k, stream_buf *b, jp_frames *f)
         stream_add(k, b, f);
         return 0;
     }
-    if (tag == 'A') {
-        if (f->n == 2 && f->v[1].len < 24) {
-            char num[24];
-            memcpy(num, f->v[1].data, f->v[1].len);
-            num[f->v[1].len] = '\0';
-            kn_capture_ack(k, strtoull(num, NULL, 10));
-        }
-        return 0;
-    }
     stream_flush(k, b, 1);
     if (tag == 'M' && f->n > 1) {
         jp_frames body = {0};
@@ -287,6 +277,18 @@ void *kn_iopub_push_new(kn_kernel *k)
     return s;
 }
 
+/* Sends f on ch's PUSH, under its lock when the PUSH is shared. */
+static int push_send(kn_channel *ch, const jp_frames *f)
+{
+    int rc;
+    if (ch->push_mu)
+        pthread_mutex_lock(ch->push_mu);
+    rc = jp_frames_send(ch->iopub_push, f);
+    if (ch->push_mu)
+        pthread_mutex_unlock(ch->push_mu);
+    return rc;
+}
+
 /* Sends a one-frame tag to the IOPub thread. */
 static int send_tag(void *push, const char *tag)
 {
@@ -312,7 +314,7 @@ int kn_publish_new(kn_channel *ch, const char *msg_type, json_t *parent, json_t 
     }
     if (jp_frames_push_str(&f, "M") || jp_frames_append(&f, &out))
         goto done;
-    rc = jp_frames_send(ch->iopub_push, &f);
+    rc = push_send(ch, &f);
 done:
     jp_frames_free(&f);
     jp_frames_free(&ids);
@@ -325,7 +327,7 @@ int kn_publish_status(kn_channel *ch, json_t *parent, const char *state)
     return kn_publish_new(ch, "status", parent, json_pack("{s:s}", "execution_state", state));
 }
 
-int kn_publish_stream_text(void *push, const char *parent_json, int fd, const char *text,
+int kn_publish_stream_text(kn_channel *ch, const char *parent_json, int fd, const char *text,
                            size_t len)
 {
     jp_frames f = {0};
@@ -333,7 +335,7 @@ int kn_publish_stream_text(void *push, const char *parent_json, int fd, const ch
     if (jp_frames_push_str(&f, "S") || jp_frames_push_str(&f, fd == 2 ? "2" : "1") ||
         jp_frames_push_str(&f, parent_json ? parent_json : "{}") || jp_frames_push(&f, text, len))
         goto done;
-    rc = jp_frames_send(push, &f);
+    rc = push_send(ch, &f);
 done:
     jp_frames_free(&f);
     return rc;
@@ -342,14 +344,17 @@ done:
 int kn_publish_stream(kn_channel *ch, json_t *parent, int fd, const char *text, size_t len)
 {
     char *ptext = parent ? json_dumps(parent, JSON_COMPACT) : NULL;
-    int rc = kn_publish_stream_text(ch->iopub_push, ptext, fd, text, len);
+    int rc = kn_publish_stream_text(ch, ptext, fd, text, len);
     free(ptext);
     return rc;
 }
 
 int kn_publish_flush(kn_channel *ch)
 {
-    return send_tag(ch->iopub_push, "F");
+    jp_frames f = {0};
+    int rc = jp_frames_push_str(&f, "F") == 0 ? push_send(ch, &f) : -1;
+    jp_frames_free(&f);
+    return rc;
 }
 
 int kn_iopub_stop(void *push)

@@ -309,7 +309,7 @@ int kn_kernel_main(int argc, char **argv)
     control_started = 1;
     /* fd 1 and 2 (kernel printf, library warnings) become stream output; on failure
      * they stay where they were and the kernel serves on */
-    kn_capture_start(&k);
+    kn_capture_start(&k, &shell);
 
     g_kernel = &k;
     memset(&sa, 0, sizeof sa);
@@ -329,12 +329,11 @@ out:
         g_kernel = NULL;
         sigaction(SIGINT, &old_sa, NULL);
     }
-    kn_capture_stop(&k); /* publishes what is left while IOPub still runs */
+    kn_capture_stop(&k, &shell); /* publishes what is left while IOPub still runs */
     if (iopub_started) {
         kn_iopub_stop(shell.iopub_push);
         pthread_join(iopub_t, NULL);
     }
-    kn_capture_free(&k);
     close_socket(&shell.iopub_push);
     if (k.zctx)
         zmq_ctx_shutdown(k.zctx); /* wakes control and heartbeat with ETERM */

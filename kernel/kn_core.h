@@ -8,7 +8,10 @@
  *  - the heartbeat thread owns the heartbeat ROUTER and echoes whatever arrives;
  *  - the IOPub thread owns the XPUB socket: every other thread hands it messages
  *    through its own inproc PUSH socket; it greets subscribers with iopub_welcome and
- *    coalesces stream output.
+ *    coalesces stream output;
+ *  - the capture thread (capture.c) reads the pipes now at fd 1 and 2 and feeds what
+ *    arrives to IOPub as stream text on the shell thread's PUSH, under a mutex that
+ *    both take (the one socket used by two threads, always serialised by that lock).
  * Sockets are created by kn_kernel_main and handed to their owner before that thread
  * starts; no socket is ever used by two threads. Cross-thread state is atomic.
  */
@@ -18,7 +21,6 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
-#include <stdint.h>
 
 #include <jansson.h>
 
@@ -74,6 +76,7 @@ typedef struct kn_channel {
     kn_kernel *k;      /* the kernel */
     void *sock;        /* the ROUTER this thread serves (shell or control) */
     void *iopub_push;  /* this thread's PUSH to the IOPub thread */
+    pthread_mutex_t *push_mu; /* non-NULL: iopub_push is shared with the capture thread */
     void *wake_push;   /* control thread only: PUSH to the shell thread's wake socket */
     const char *name;  /* "shell" or "control", for logs and the handler table */
     int is_control;    /* 1 on the control thread */
@@ -109,8 +112,8 @@ int kn_publish_new(kn_channel *ch, const char *msg_type, json_t *parent, json_t 
 int kn_publish_status(kn_channel *ch, json_t *parent, const char *state);
 /* Hands stream text (fd 1 or 2) to the IOPub thread, which coalesces it. */
 int kn_publish_stream(kn_channel *ch, json_t *parent, int fd, const char *text, size_t len);
-/* The same from any thread's own PUSH, with the parent header as JSON text. */
-int kn_publish_stream_text(void *push, const char *parent_json, int fd, const char *text,
+/* The same with the parent header as JSON text. */
+int kn_publish_stream_text(kn_channel *ch, const char *parent_json, int fd, const char *text,
                            size_t len);
 /* Asks the IOPub thread to send the stream text it holds now. */
 int kn_publish_flush(kn_channel *ch);
@@ -119,9 +122,9 @@ int kn_iopub_stop(void *push);
 
 /* ---- capture.c -------------------------------------------------------------------- */
 /* Points fd 1 and 2 at pipes read by a new thread that publishes what arrives as stream
- * output (kernel mode only); kn_log moves to the saved original stderr. 0, or -1 with
- * nothing changed. Call with the IOPub thread running and SIGINT blocked. */
-int kn_capture_start(kn_kernel *k);
+ * output on shell's PUSH (shell->push_mu is set); kn_log moves to the saved original
+ * stderr. 0, or -1 with nothing changed. Call with IOPub running, SIGINT blocked. */
+int kn_capture_start(kn_kernel *k, kn_channel *shell);
 /* Shell thread: captured output is parented to parent from now on (a copy is kept);
  * NULL: it goes to the original fd 1/2 (before any request, silent requests). */
 void kn_capture_begin(kn_kernel *k, json_t *parent);
@@ -131,13 +134,9 @@ void kn_capture_end(kn_kernel *k);
 /* Shell thread: flushes libc's stdout/stderr and waits (bounded) until everything
  * written to fd 1/2 so far has reached the IOPub thread. 0, or -1 after the timeout. */
 int kn_capture_sync(kn_kernel *k);
-/* IOPub thread: the reader's "A" seq message has arrived (all before it was handled). */
-void kn_capture_ack(kn_kernel *k, uint64_t seq);
-/* Publishes what is left, stops the reader and puts the original fd 1 and 2 back. */
-void kn_capture_stop(kn_kernel *k);
-/* Frees the capture state: only once the IOPub thread has exited (it may still hold an
- * "A" message for kn_capture_ack). */
-void kn_capture_free(kn_kernel *k);
+/* Publishes what is left, stops the reader, puts the original fd 1 and 2 back and
+ * unshares shell's PUSH. */
+void kn_capture_stop(kn_kernel *k, kn_channel *shell);
 
 /* ---- handlers.c ------------------------------------------------------------------- */
 typedef void (*kn_handler)(kn_channel *ch, const jp_msg *req);

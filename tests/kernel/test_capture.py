@@ -63,16 +63,17 @@ class TestCapture(unittest.TestCase):
         self.assertEqual(self.text(msgs, "stderr"), "")
 
     def test_2_order_with_the_engines_printf(self):
-        r = run(self.kc, 'printf("before\\n");\nhello<<<1, 2>>>(2);\nprintf("after\\n");\n42',
-                timeout=120)
-        self.assertEqual(r.status, "ok", r.outputs)
-        lines = r.stream().splitlines()
-        self.assertEqual(lines[0], "before")
-        self.assertEqual(sorted(lines[1:3]), ["thread 0", "thread 1"])
-        self.assertEqual(lines[3:], ["after"])
-        # the kernel's output is published before the result
-        kinds = [m["msg_type"] for m in r.outputs]
-        self.assertEqual(kinds[-1], "execute_result", kinds)
+        for _ in range(20):  # two threads feed IOPub here: a race would show up
+            r = run(self.kc, 'printf("before\\n");\nhello<<<1, 2>>>(2);\nprintf("after\\n");\n42',
+                    timeout=120)
+            self.assertEqual(r.status, "ok", r.outputs)
+            lines = r.stream().splitlines()
+            self.assertEqual(lines[0], "before")
+            self.assertEqual(sorted(lines[1:3]), ["thread 0", "thread 1"])
+            self.assertEqual(lines[3:], ["after"])
+            # the kernel's output is published before the result
+            kinds = [m["msg_type"] for m in r.outputs]
+            self.assertEqual(kinds[-1], "execute_result", kinds)
 
     def test_3_stderr(self):
         r = run(self.kc, "warn<<<1, 32>>>(7);", timeout=120)
