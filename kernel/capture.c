@@ -60,7 +60,7 @@ struct kn_capture {
     char *parent;      /* mu: parent header (JSON text) of captured output; NULL: saved fd */
     char *last;        /* mu: the latest non-NULL parent, put back by kn_capture_end */
     uint64_t want;     /* mu: the latest sync sequence asked for */
-    uint64_t acked;    /* mu: the latest sequence the IOPub thread has seen */
+    uint64_t acked;    /* mu: the latest sequence whose text the reader has sent */
     int quit;          /* mu: the reader is to drain and exit */
     atomic_int dirty;  /* the reader read something since the last sync */
 };
