@@ -22,7 +22,6 @@
 
 #include <ctype.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -40,6 +39,7 @@
 
 #include "cuda/kcache.h"
 #include "cuda/sim/sim_internal.h"
+#include "engine/strbuf.h"
 #include "cuda/sim/sim_runtime.h"
 
 extern char **environ;
@@ -92,41 +92,8 @@ static double now_ms(void) {
 
 /* ---- growable text ------------------------------------------------------------------------ */
 
-typedef struct sim_buf {
-    char *p;
-    size_t len, cap;
-    int oom;
-} sim_buf;
+static void buf_str(strbuf *b, const char *s) { strbuf_put(b, s, strlen(s)); }
 
-static void buf_add(sim_buf *b, const char *s, size_t n) {
-    if (b->oom) return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n + 1) cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void buf_str(sim_buf *b, const char *s) { buf_add(b, s, strlen(s)); }
-
-static void buf_fmt(sim_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void buf_fmt(sim_buf *b, const char *fmt, ...) {
-    char tmp[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n > 0) buf_add(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
-}
 
 /* ---- source rewriting ------------------------------------------------------------------------ */
 
@@ -143,7 +110,7 @@ static int source_needs_fibers(const char *src) {
 
 /* copies src to out, turning `extern __shared__ T name[];` into
  * `KILN_EXTERN_SHARED(T, name);` on the same line (__align__(n) dropped) */
-static void rewrite_source(sim_buf *out, const char *src) {
+static void rewrite_source(strbuf *out, const char *src) {
     const char *p = src;
     for (;;) {
         const char *e = strstr(p, "extern");
@@ -152,14 +119,14 @@ static void rewrite_source(sim_buf *out, const char *src) {
         const char *q = e + 6;
         while (*q == ' ' || *q == '\t') q++;
         if (!word || strncmp(q, "__shared__", 10) != 0 || is_ident(q[10])) {
-            buf_add(out, p, (size_t)(e + 6 - p));
+            strbuf_put(out, p, (size_t)(e + 6 - p));
             p = e + 6;
             continue;
         }
         const char *decl = q + 10, *br = decl;
         while (*br && *br != '[' && *br != ';' && *br != '\n') br++;
         if (*br != '[' || br[1] != ']') { /* not the form we know: leave it to the compiler */
-            buf_add(out, p, (size_t)(decl - p));
+            strbuf_put(out, p, (size_t)(decl - p));
             p = decl;
             continue;
         }
@@ -167,7 +134,7 @@ static void rewrite_source(sim_buf *out, const char *src) {
         while (ne > decl && (ne[-1] == ' ' || ne[-1] == '\t')) ne--;
         const char *ns = ne;
         while (ns > decl && is_ident(ns[-1])) ns--;
-        buf_add(out, p, (size_t)(e - p));
+        strbuf_put(out, p, (size_t)(e - p));
         buf_str(out, "KILN_EXTERN_SHARED(");
         for (const char *t = decl; t < ns;) { /* the type, without __align__(...) */
             if (strncmp(t, "__align__", 9) == 0) {
@@ -177,11 +144,11 @@ static void rewrite_source(sim_buf *out, const char *src) {
                     continue;
                 }
             }
-            buf_add(out, t, 1);
+            strbuf_put(out, t, 1);
             t++;
         }
         buf_str(out, ",");
-        buf_add(out, ns, (size_t)(ne - ns));
+        strbuf_put(out, ns, (size_t)(ne - ns));
         buf_str(out, ")");
         p = br + 2;
     }
@@ -252,16 +219,16 @@ int sim_run_compiler(char *const argv[], const char *errpath) {
 char *sim_read_file(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
-    sim_buf b = {0};
+    strbuf b = {0};
     char tmp[8192];
     size_t n;
-    while ((n = fread(tmp, 1, sizeof tmp, f)) > 0) buf_add(&b, tmp, n);
+    while ((n = fread(tmp, 1, sizeof tmp, f)) > 0) strbuf_put(&b, tmp, n);
     fclose(f);
     if (b.oom) {
         free(b.p);
         return NULL;
     }
-    if (!b.p) buf_add(&b, "", 0);
+    if (!b.p) strbuf_put(&b, "", 0);
     if (len) *len = b.len;
     return b.p;
 }
@@ -430,14 +397,14 @@ static eng_kmodule *sim_compile(const char *src, const char *kname, const eng_kp
             return NULL;
         }
     eng_kmodule *m = calloc(1, sizeof *m);
-    sim_buf body = {0}, full = {0}, shown = {0};
+    strbuf body = {0}, full = {0}, shown = {0};
     sim_lib *lib = NULL;
     if (!m) goto oom;
     snprintf(m->kname, sizeof m->kname, "%s", kname);
 
     /* the kernel's part: the engine's source rewritten, then the entry */
     rewrite_source(&body, src);
-    buf_fmt(&body,
+    strbuf_printf(&body,
             "\n#line 1 \"kiln-entry\"\n"
             "extern \"C\" __attribute__((visibility(\"default\"))) void kiln_sim_entry(void *args, sim_thread *t) {\n"
             "    kiln_sim_cur = t;\n"
@@ -451,7 +418,7 @@ static eng_kmodule *sim_compile(const char *src, const char *kname, const eng_kp
     buf_str(&full, "#line 1 \"kiln_sim.h\"\n");
     const char *inc = strstr(sim_hdr_kiln, "#include \"sim_runtime.h\"");
     if (inc) {
-        buf_add(&full, sim_hdr_kiln, (size_t)(inc - sim_hdr_kiln));
+        strbuf_put(&full, sim_hdr_kiln, (size_t)(inc - sim_hdr_kiln));
         buf_str(&full, "//");
         buf_str(&full, inc);
     } else {
