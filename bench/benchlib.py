@@ -1,4 +1,4 @@
-"""What the benchmark scripts (run.py, kernel.py) share: the machine and the commit
+"""What the benchmark scripts (run.py, kernel.py, the GPU ones, train.py) share: the machine and the commit
 they ran on, for the results JSON."""
 import os
 import platform
@@ -25,6 +25,18 @@ def git(*args):
         return p.stdout.strip() if p.returncode == 0 else None
     except OSError:
         return None
+
+
+def dirty_files():
+    """The tracked files changed in the checkout (empty for a clean tree)."""
+    return [l.split(None, 1)[1] for l in (git("status", "--porcelain", "--untracked-files=no") or "").splitlines()
+            if len(l.split(None, 1)) == 2]
+
+
+def device_slug(device, default="gpu"):
+    """A file-name prefix from a device's name: "NVIDIA H100 80GB HBM3 (sm_90)" -> "nvidia-h100-80gb-hbm3"."""
+    import re
+    return re.sub(r"[^A-Za-z0-9]+", "-", device.split(" (")[0]).strip("-").lower() or default
 
 
 def save_results(result, out_dir, prefix, commit):

@@ -41,13 +41,12 @@ import datetime
 import os
 import platform
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-from benchlib import exit_status, git, save_results
+from benchlib import device_slug, dirty_files, exit_status, git, save_results
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RATIO_DEF = ("ratio = peer / ours for times and ours / peer for rates: ratio > 1 means Kiln is "
@@ -292,7 +291,7 @@ def main():
         "device": {"kind": "cuda", "model": device, "hostname": platform.node()},
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "commit": commit,
-        "dirty": [l for l in (git("status", "--porcelain", "--untracked-files=no") or "").splitlines()],
+        "dirty": dirty_files(),
         "python": platform.python_version(),
         "torch": pt.get("torch"),
         "wall_s": round(time.time() - t_start, 1),
@@ -300,8 +299,7 @@ def main():
         "metrics": metrics,
     }
     if not args.no_save:
-        slug = re.sub(r"[^A-Za-z0-9]+", "-", device.split(" (")[0]).strip("-").lower() or "gpu"
-        save_results(result, args.out, "%s-gpu-ops" % slug, commit)
+        save_results(result, args.out, "%s-gpu-ops" % device_slug(device), commit)
     return exit_status(metrics, "gpu_ops")
 
 

@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 
-from benchlib import cpu_model, exit_status, git, save_results
+from benchlib import cpu_model, dirty_files, exit_status, git, save_results
 import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -438,8 +438,7 @@ def environment(kiln):
                    "hostname": socket.gethostname()},
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "commit": git("rev-parse", "HEAD"),
-        "dirty": [l.split(None, 1)[1] for l in
-                  (git("status", "--porcelain", "--untracked-files=no") or "").splitlines()],
+        "dirty": dirty_files(),
         "kiln": (v.stdout or v.stderr).strip(),
         "python": platform.python_version(),
         "jupyter_client": jupyter_client.__version__,

@@ -33,7 +33,6 @@ import datetime
 import json
 import os
 import platform
-import re
 import shutil
 import statistics
 import subprocess
@@ -42,7 +41,7 @@ import tempfile
 import time
 import uuid
 
-from benchlib import exit_status, git, save_results
+from benchlib import device_slug, dirty_files, exit_status, git, save_results
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -278,15 +277,14 @@ def main():
         "device": {"kind": "cuda", "model": device, "hostname": platform.node()},
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "commit": commit,
-        "dirty": [l for l in (git("status", "--porcelain", "--untracked-files=no") or "").splitlines()],
+        "dirty": dirty_files(),
         "python": platform.python_version(),
         "wall_s": round(time.time() - t_start, 1),
         "ratio_definition": RATIO_DEF,
         "metrics": metrics,
     }
     if not args.no_save:
-        slug = re.sub(r"[^A-Za-z0-9]+", "-", device.split(" (")[0]).strip("-").lower() or "gpu"
-        save_results(result, args.out, "%s-kernels" % slug, commit)
+        save_results(result, args.out, "%s-kernels" % device_slug(device), commit)
     return exit_status(metrics, "kernels_gpu")
 
 

@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 
-from benchlib import cpu_model, exit_status, git, save_results
+from benchlib import cpu_model, dirty_files, exit_status, git, save_results
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -408,8 +408,7 @@ def environment(kiln):
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "commit": git("rev-parse", "HEAD"),
         # the working tree is shared: say which tracked files differ from the commit
-        "dirty": [l.split(None, 1)[1] for l in
-                  (git("status", "--porcelain", "--untracked-files=no") or "").splitlines()],
+        "dirty": dirty_files(),
         "kiln": (v.stdout or v.stderr).strip(),
         "python": platform.python_version(),
         "numpy": numpy.__version__,

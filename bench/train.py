@@ -38,7 +38,7 @@ import numpy as np
 # runs (Kiln and PyTorch alike); both sides run with the passive policy unless it is set
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
-from benchlib import cpu_model, exit_status, git, save_results
+from benchlib import cpu_model, dirty_files, exit_status, git, save_results
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FMNIST = "/usr/share/datasets/fashion-mnist"
@@ -302,7 +302,7 @@ def main():
                               detail={"max_lr": k["max_lr"], "note": "torch uses Kiln's lr_find rate"}))
     result = {"device": {"kind": "cpu", "model": cpu_model(), "cores": cores},
               "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "commit": git("rev-parse", "HEAD"),
-              "dirty": bool(git("status", "--porcelain", "--untracked-files=no")), "peer": peer,
+              "dirty": bool(dirty_files()), "peer": peer,
               "kiln_env": {"OMP_WAIT_POLICY": kiln_env()["OMP_WAIT_POLICY"]}, "epochs": args.epochs, "ntrain": args.ntrain, "batch_size": BATCH,
               "wall_s": round(time.perf_counter() - t_start, 1), "loadavg_at_end": list(os.getloadavg()),
               "ratio_definition": "epochs/s and accuracy: kiln / peer; times: peer / kiln (> 1: Kiln is better)",
