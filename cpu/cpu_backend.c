@@ -117,41 +117,10 @@ static int cpu_to_host(void *dst, const void *src, size_t bytes, eng_error *err)
 
 void cpu_iter_init(cpu_iter *it, int nop, const tensor *const *ts)
 {
-    const tensor *t0 = ts[0];
     it->nop = nop;
-    it->ndim = 0;
-    it->numel = 1;
     for (int k = 0; k < nop; k++)
         it->base[k] = cpu_ptr(ts[k]);
-    for (int d = 0; d < t0->ndim; d++) {
-        int64_t n = t0->shape[d];
-        it->numel *= n;
-        if (n == 1)
-            continue;
-        int nd = it->ndim;
-        int merge = nd > 0;
-        for (int k = 0; k < nop && merge; k++) {
-            int64_t s = ts[k]->stride[d] * (int64_t)kn_dtype_size(ts[k]->dtype);
-            if (it->stride[k][nd - 1] != s * n)
-                merge = 0;
-        }
-        if (merge) {
-            it->shape[nd - 1] *= n;
-            for (int k = 0; k < nop; k++)
-                it->stride[k][nd - 1] = ts[k]->stride[d] * (int64_t)kn_dtype_size(ts[k]->dtype);
-        } else {
-            it->shape[nd] = n;
-            for (int k = 0; k < nop; k++)
-                it->stride[k][nd] = ts[k]->stride[d] * (int64_t)kn_dtype_size(ts[k]->dtype);
-            it->ndim++;
-        }
-    }
-    if (it->ndim == 0) {
-        it->ndim = 1;
-        it->shape[0] = 1;
-        for (int k = 0; k < nop; k++)
-            it->stride[k][0] = 0;
-    }
+    it->ndim = tensor_merge_dims(nop, ts, it->shape, it->stride, &it->numel);
 }
 
 /* elements [i0, i1) in row-major order of the merged shape */

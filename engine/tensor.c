@@ -265,6 +265,36 @@ int64_t tensor_numel(const tensor *t)
     return n;
 }
 
+int tensor_merge_dims(int nop, const tensor *const *ts, int64_t *shape, int64_t (*stride)[TENSOR_MAXDIM],
+                      int64_t *numel)
+{
+    const tensor *t0 = ts[0];
+    int nd = 0;
+    *numel = 1;
+    for (int d = 0; d < t0->ndim; d++) {
+        int64_t n = t0->shape[d];
+        *numel *= n;
+        if (n == 1)
+            continue;
+        int merge = nd > 0;
+        for (int k = 0; k < nop && merge; k++)
+            if (stride[k][nd - 1] != ts[k]->stride[d] * (int64_t)kn_dtype_size(ts[k]->dtype) * n)
+                merge = 0;
+        int at = merge ? nd - 1 : nd;
+        shape[at] = merge ? shape[at] * n : n;
+        for (int k = 0; k < nop; k++)
+            stride[k][at] = ts[k]->stride[d] * (int64_t)kn_dtype_size(ts[k]->dtype);
+        nd += !merge;
+    }
+    if (nd == 0) { /* one element (or none) */
+        shape[0] = 1;
+        for (int k = 0; k < nop; k++)
+            stride[k][0] = (int64_t)kn_dtype_size(ts[k]->dtype);
+        nd = 1;
+    }
+    return nd;
+}
+
 int tensor_is_contiguous(const tensor *t)
 {
     int64_t s = 1;

@@ -84,6 +84,12 @@ void tensor_incref(tensor *t);
 void tensor_decref(tensor *t);
 int64_t tensor_numel(const tensor *t);
 int tensor_is_contiguous(const tensor *t);
+/* The layout a backend walks nop operands of ts[0]'s shape in: dimensions of size 1
+ * dropped, neighbours merged where every operand steps evenly across them; shape and
+ * stride[k] (in bytes, operand k) filled innermost last; *numel their product. Returns
+ * the merged ndim, at least 1 (one element: shape {1}, strides of one element). */
+int tensor_merge_dims(int nop, const tensor *const *ts, int64_t *shape, int64_t (*stride)[TENSOR_MAXDIM],
+                      int64_t *numel);
 void *tensor_data_ptr(const tensor *t); /* address of the first element */
 size_t tensor_nbytes(const tensor *t);  /* numel * dtype size */
 

@@ -21,44 +21,16 @@ static int kk_check(const kk_device *d, int code, const char *what, const kk_ctx
     return code ? d->fail(code, what, c, err) : 0;
 }
 
-/* ---- the iterator: cpu_iter_init's merging, strides in bytes ---- */
+/* ---- the iterator: tensor_merge_dims's layout, plus the contiguous fast path ---- */
 
 static void kk_iter_init(kk_iter *it, int nop, const tensor *const *ts)
 {
     const tensor *t0 = ts[0];
     memset(it, 0, sizeof *it);
     it->nop = nop;
-    it->numel = 1;
     for (int k = 0; k < nop; k++)
         it->base[k] = (char *)ts[k]->storage->data + ts[k]->offset * (int64_t)kn_dtype_size(ts[k]->dtype);
-    for (int d = 0; d < t0->ndim; d++) {
-        int64_t n = t0->shape[d];
-        it->numel *= n;
-        if (n == 1)
-            continue;
-        int nd = it->ndim, merge = nd > 0;
-        for (int k = 0; k < nop && merge; k++) {
-            int64_t s = ts[k]->stride[d] * (int64_t)kn_dtype_size(ts[k]->dtype);
-            if (it->stride[k][nd - 1] != s * n)
-                merge = 0;
-        }
-        if (merge) {
-            it->shape[nd - 1] *= n;
-            for (int k = 0; k < nop; k++)
-                it->stride[k][nd - 1] = ts[k]->stride[d] * (int64_t)kn_dtype_size(ts[k]->dtype);
-        } else {
-            it->shape[nd] = n;
-            for (int k = 0; k < nop; k++)
-                it->stride[k][nd] = ts[k]->stride[d] * (int64_t)kn_dtype_size(ts[k]->dtype);
-            it->ndim++;
-        }
-    }
-    if (it->ndim == 0) { /* one element (or none) */
-        it->ndim = 1;
-        it->shape[0] = 1;
-        for (int k = 0; k < nop; k++)
-            it->stride[k][0] = (int64_t)kn_dtype_size(ts[k]->dtype);
-    }
+    it->ndim = tensor_merge_dims(nop, ts, it->shape, it->stride, &it->numel);
     it->contig = it->ndim == 1 && it->stride[0][0] == (int64_t)kn_dtype_size(t0->dtype);
     for (int k = 1; k < nop && it->contig; k++)
         if (it->stride[k][0] != 0 && it->stride[k][0] != (int64_t)kn_dtype_size(ts[k]->dtype))
