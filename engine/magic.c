@@ -189,22 +189,52 @@ static void shape_text(char *shape, size_t n, const tensor *t)
     strncat(shape, "]", n - strlen(shape) - 1);
 }
 
+/* A display written as text/plain and text/html side by side (%whos, %gpu). */
+typedef struct dual_out {
+    FILE *tf, *hf;      /* the two streams being written */
+    char *text, *html;  /* their buffers once closed */
+    size_t tl, hl;
+} dual_out;
+
+static int dual_open(dual_out *d, const char *magic, eng_error *err)
+{
+    memset(d, 0, sizeof *d);
+    d->tf = open_memstream(&d->text, &d->tl);
+    d->hf = open_memstream(&d->html, &d->hl);
+    if (d->tf && d->hf)
+        return 0;
+    if (d->tf)
+        fclose(d->tf);
+    if (d->hf)
+        fclose(d->hf);
+    free(d->text);
+    free(d->html);
+    return eng_fail(err, ERR_MEMORY, "%%%s: out of memory", magic);
+}
+
+/* closes both streams and sends them (text only when with_html is 0) */
+static int dual_send(eng_session *s, dual_out *d, int with_html, const char *magic, eng_error *err)
+{
+    if (fclose(d->tf) | fclose(d->hf)) {
+        free(d->text);
+        free(d->html);
+        return eng_fail(err, ERR_MEMORY, "%%%s: out of memory", magic);
+    }
+    if (!with_html) {
+        free(d->html);
+        d->html = NULL;
+    }
+    return send_display(s, d->text, d->html, err);
+}
+
 /* %whos: text/plain in the layout of before, and an HTML table */
 static int magic_whos(eng_session *s, eng_error *err)
 {
     int any = 0;
-    char *text = NULL, *html = NULL;
-    size_t tl = 0, hl = 0;
-    FILE *tf = open_memstream(&text, &tl), *hf = open_memstream(&html, &hl);
-    if (!tf || !hf) {
-        if (tf)
-            fclose(tf);
-        if (hf)
-            fclose(hf);
-        free(text);
-        free(html);
-        return eng_fail(err, ERR_MEMORY, "%%whos: out of memory");
-    }
+    dual_out d;
+    if (dual_open(&d, "whos", err))
+        return -1;
+    FILE *tf = d.tf, *hf = d.hf;
     fputs("<table class=\"kiln-whos\">\n<thead><tr><th>Name</th><th>Type</th><th>Dtype</th><th>Shape</th>"
           "<th>Device</th><th>Bytes</th><th>Requires grad</th><th>Value / signature</th></tr></thead>\n<tbody>\n",
           hf);
@@ -264,17 +294,7 @@ static int magic_whos(eng_session *s, eng_error *err)
     if (!any)
         fputs("The session has no variables yet.\n", tf);
     fputs("</tbody>\n</table>\n", hf);
-    int bad = fclose(tf) | fclose(hf);
-    if (bad) {
-        free(text);
-        free(html);
-        return eng_fail(err, ERR_MEMORY, "%%whos: out of memory");
-    }
-    if (!any) {
-        free(html);
-        html = NULL;
-    }
-    return send_display(s, text, html, err);
+    return dual_send(s, &d, any, "whos", err);
 }
 
 /* ---- the session's tensors by size: %gpu and out-of-memory errors ---- */
@@ -387,18 +407,10 @@ static void alloc_report(FILE *tf, FILE *hf, const char *which, const cu_alloc_s
  * name; text/plain and an HTML table. Only numbers something measured. */
 static int magic_gpu(eng_session *s, eng_error *err)
 {
-    char *text = NULL, *html = NULL;
-    size_t tl = 0, hl = 0;
-    FILE *tf = open_memstream(&text, &tl), *hf = open_memstream(&html, &hl);
-    if (!tf || !hf) {
-        if (tf)
-            fclose(tf);
-        if (hf)
-            fclose(hf);
-        free(text);
-        free(html);
-        return eng_fail(err, ERR_MEMORY, "%%gpu: out of memory");
-    }
+    dual_out d;
+    if (dual_open(&d, "gpu", err))
+        return -1;
+    FILE *tf = d.tf, *hf = d.hf;
     const eng_backend *cur = eng_current_backend();
     fprintf(tf, "Session device: %s\n", cur->name);
     fputs("<table class=\"kiln-gpu\">\n<tbody>\n", hf);
@@ -485,12 +497,7 @@ static int magic_gpu(eng_session *s, eng_error *err)
     if (n)
         fputs("</tbody>\n</table>\n", hf);
     free(v);
-    if (fclose(tf) | fclose(hf)) {
-        free(text);
-        free(html);
-        return eng_fail(err, ERR_MEMORY, "%%gpu: out of memory");
-    }
-    return send_display(s, text, html, err);
+    return dual_send(s, &d, 1, "gpu", err);
 }
 
 /* %device [cpu|cuda|sim]: where the session's new tensors are made */
