@@ -19,7 +19,11 @@ def cpu_model():
 
 
 def git(*args):
-    """git's output in the checkout, or None where git fails."""
+    """git's output in the checkout, or None where git fails. KILN_BENCH_COMMIT, where set,
+    answers rev-parse HEAD: the GPU machine's copy of the tree carries a .git that can lag
+    behind the files it runs (the commit is then recorded by the caller)."""
+    if args == ("rev-parse", "HEAD") and os.environ.get("KILN_BENCH_COMMIT"):
+        return os.environ["KILN_BENCH_COMMIT"]
     try:
         p = subprocess.run(["git", "-C", ROOT] + list(args), capture_output=True, text=True)
         return p.stdout.strip() if p.returncode == 0 else None
@@ -28,7 +32,10 @@ def git(*args):
 
 
 def dirty_files():
-    """The tracked files changed in the checkout (empty for a clean tree)."""
+    """The tracked files changed in the checkout (empty for a clean tree); with
+    KILN_BENCH_COMMIT set, the list in KILN_BENCH_DIRTY (space-separated)."""
+    if os.environ.get("KILN_BENCH_COMMIT"):
+        return os.environ.get("KILN_BENCH_DIRTY", "").split()
     return [l.split(None, 1)[1] for l in (git("status", "--porcelain", "--untracked-files=no") or "").splitlines()
             if len(l.split(None, 1)) == 2]
 

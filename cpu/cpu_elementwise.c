@@ -23,6 +23,8 @@
 
 #include <math.h>
 
+#include "cpu/powd.h"
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #define CPU_HOT __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else

@@ -288,8 +288,8 @@ static int blas_view(int64_t R, int64_t C, int64_t sr, int64_t sc, cublasOperati
 
 static int cu_matmul(tensor *out, const tensor *a, const tensor *c, eng_error *err)
 {
-    if (out->dtype != KN_F32 && out->dtype != KN_F64)
-        return eng_fail(err, ERR_TYPE, "matmul: the cuda backend multiplies f32 and f64, got %s",
+    if (out->dtype != KN_F32 && out->dtype != KN_F64 && out->dtype != KN_F16 && out->dtype != KN_BF16)
+        return eng_fail(err, ERR_TYPE, "matmul: the cuda backend multiplies f16, bf16, f32 and f64, got %s",
                         kn_dtype_name(out->dtype));
     int64_t B = a->shape[0], M = a->shape[1], K = a->shape[2], N = c->shape[2];
     if (B * M * N == 0)
@@ -333,9 +333,13 @@ static int cu_matmul(tensor *out, const tensor *a, const tensor *c, eng_error *e
         const char *pc = (const char *)c->storage->data + c->offset * (int64_t)es;
         char *po = (char *)out->storage->data + out->offset * (int64_t)es;
         int f64 = out->dtype == KN_F64;
-        cudaDataType_t t = f64 ? CUDA_R_64F : CUDA_R_32F;
+        cudaDataType_t t = f64 ? CUDA_R_64F
+                         : out->dtype == KN_F16 ? CUDA_R_16F
+                         : out->dtype == KN_BF16 ? CUDA_R_16BF : CUDA_R_32F;
+        /* f16 and bf16 accumulate in f32 (tensor cores); f32 is TF32 only when asked */
         cublasComputeType_t ct = f64 ? CUBLAS_COMPUTE_64F
-                                     : cu_backend_tf32() ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+                                 : t == CUDA_R_32F && cu_backend_tf32() ? CUBLAS_COMPUTE_32F_FAST_TF32
+                                 : CUBLAS_COMPUTE_32F;
         float a32 = 1.0f, b32 = 0.0f;
         double a64 = 1.0, b64 = 0.0;
         const void *alpha = f64 ? (const void *)&a64 : (const void *)&a32;
@@ -395,6 +399,7 @@ const eng_backend cuda_backend = {
     .arange = cu_arange,
     .random = cu_random,
     .matmul = cu_matmul,
+    .matmul_half = 1,
     .where = cu_where,
     .gather = cu_gather,
     .im2col = cu_im2col,

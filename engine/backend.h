@@ -39,6 +39,10 @@ typedef struct eng_backend {
     /* out[b] = a[b] @ c[b] for 3-D views [B,M,K] x [B,K,N] -> contiguous [B,M,N]; float
      * dtypes; a and c may be transposed or batch-broadcast views */
     int (*matmul)(tensor *out, const tensor *a, const tensor *c, eng_error *err);
+    /* nonzero when matmul also multiplies f16 and bf16 (out, a and c of one dtype,
+     * accumulated in f32: cuBLAS's tensor cores); elsewhere the front end computes a
+     * half-precision product in f32 and rounds the result */
+    int matmul_half;
     /* out = cond ? a : b; all of out's shape; a, b of out's dtype */
     int (*where)(tensor *out, const tensor *cond, const tensor *a, const tensor *b, eng_error *err);
     /* out = x[idx] along dim 0; idx is i32 or i64, checked in range by the backend */

@@ -10,6 +10,8 @@
 #include "engine/builtins_tensor.h"
 
 #include <math.h>
+
+#include "cpu/powd.h"
 #include <stdlib.h>
 #include <string.h>
 

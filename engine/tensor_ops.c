@@ -539,7 +539,7 @@ static tensor *matmul_impl(const tensor *a, const tensor *b, eng_error *err)
         cd = KN_F64;
         final = dt == KN_BOOL || dt == KN_U8 ? KN_I64 : dt;
     } else if (is_half(dt)) {
-        cd = KN_F32;
+        cd = tensor_placement()->matmul_half ? dt : KN_F32;
     }
     int64_t sa[TENSOR_MAXDIM], sb[TENSOR_MAXDIM], so[TENSOR_MAXDIM];
     memcpy(sa, bshape, sizeof(int64_t) * (size_t)nb);

@@ -99,6 +99,78 @@ KK_DEV void kk_red_add(int op, kk_red_state *s, T v, int64_t k, double mean)
     }
 }
 
+/* The loops of one thread of kk_red_rows over its elements b + threadIdx.x, stepping by
+ * blockDim.x (the warp's loads coalesce), four elements per step in flight with four
+ * accumulators, and no per-element switch on the op. KIND 0 sums x, 1 sums x^2, 2 sums
+ * (x - mean)^2; floats in double, integers (kind 0) in 64 bits wrapping. */
+template <typename T, int KIND>
+KK_DEV void kk_red_span_sum(kk_red_state *s, const T *x, int64_t b, int64_t e, double mean)
+{
+    const int64_t nt = blockDim.x;
+    int64_t k = b + threadIdx.x;
+    if constexpr (!std::is_floating_point<T>::value && KIND == 0) {
+        uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+        for (; k + 3 * nt < e; k += 4 * nt) {
+            T v0 = x[k], v1 = x[k + nt], v2 = x[k + 2 * nt], v3 = x[k + 3 * nt];
+            a0 += (uint64_t)(int64_t)v0;
+            a1 += (uint64_t)(int64_t)v1;
+            a2 += (uint64_t)(int64_t)v2;
+            a3 += (uint64_t)(int64_t)v3;
+        }
+        for (; k < e; k += nt)
+            a0 += (uint64_t)(int64_t)x[k];
+        s->isum = a0 + a1 + a2 + a3;
+    } else {
+        double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+#define KK_TERM(v) (KIND == 0 ? (double)(v) : KIND == 1 ? (double)(v) * (double)(v) \
+                                : ((double)(v) - mean) * ((double)(v) - mean))
+        for (; k + 3 * nt < e; k += 4 * nt) {
+            T v0 = x[k], v1 = x[k + nt], v2 = x[k + 2 * nt], v3 = x[k + 3 * nt];
+            a0 += KK_TERM(v0);
+            a1 += KK_TERM(v1);
+            a2 += KK_TERM(v2);
+            a3 += KK_TERM(v3);
+        }
+        for (; k < e; k += nt)
+            a0 += KK_TERM(x[k]);
+#undef KK_TERM
+        s->sum = (a0 + a1) + (a2 + a3);
+    }
+}
+
+/* max (MX 1) or min (MX 0) of a thread's elements, as kk_red_span_sum walks them: the
+ * value and whether a NaN was seen; the index recorded is the thread's first element
+ * (the value alone is the result, so ties need no index) */
+template <typename T, int MX>
+KK_DEV void kk_red_span_ext(kk_red_state *s, const T *x, int64_t b, int64_t e)
+{
+    constexpr bool isf = std::is_floating_point<T>::value;
+    const int64_t nt = blockDim.x;
+    int64_t k = b + threadIdx.x;
+    if (k >= e)
+        return;
+    T best = x[k];
+    int nan = isf ? best != best : 0;
+#define KK_PICK(v) (best = MX ? ((v) > best ? (v) : best) : ((v) < best ? (v) : best), nan |= isf ? (v) != (v) : 0)
+    s->idx = k;
+    k += nt;
+    for (; k + 3 * nt < e; k += 4 * nt) {
+        T v0 = x[k], v1 = x[k + nt], v2 = x[k + 2 * nt], v3 = x[k + 3 * nt];
+        KK_PICK(v0);
+        KK_PICK(v1);
+        KK_PICK(v2);
+        KK_PICK(v3);
+    }
+    for (; k < e; k += nt) {
+        T v = x[k];
+        KK_PICK(v);
+    }
+#undef KK_PICK
+    s->best = (double)best;
+    s->ibest = isf ? 0 : (int64_t)best;
+    s->nan = nan;
+}
+
 template <typename T>
 __global__ void kk_red_rows(kk_reduce_job j, int op)
 {
@@ -109,8 +181,16 @@ __global__ void kk_red_rows(kk_reduce_job j, int op)
     double mean = j.mean && (op == KN_OP_VAR || op == KN_OP_STD) ? j.mean[o] : 0;
     kk_red_state s;
     kk_red_init(&s);
-    for (int64_t k = b + threadIdx.x; k < e; k += blockDim.x)
-        kk_red_add<T>(op, &s, x[k], k, mean);
+    switch (op) {
+    case KN_OP_SUM: case KN_OP_MEAN: kk_red_span_sum<T, 0>(&s, x, b, e, mean); break;
+    case KN_OP_NORM: kk_red_span_sum<T, 1>(&s, x, b, e, mean); break;
+    case KN_OP_VAR: case KN_OP_STD: kk_red_span_sum<T, 2>(&s, x, b, e, mean); break;
+    case KN_OP_MAX: kk_red_span_ext<T, 1>(&s, x, b, e); break;
+    case KN_OP_MIN: kk_red_span_ext<T, 0>(&s, x, b, e); break;
+    default: /* argmax, argmin: the index of each candidate matters */
+        for (int64_t k = b + threadIdx.x; k < e; k += blockDim.x)
+            kk_red_add<T>(op, &s, x[k], k, mean);
+    }
     unsigned t = threadIdx.x;
     sm[t] = s;
     __syncthreads();
