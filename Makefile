@@ -168,7 +168,16 @@ $(BUILD)/bench/launch: bench/launch.c
 $(BUILD)/bench/nvrtc_bench: bench/nvrtc_bench.c $(BUILD)/libkiln.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libkiln.a $(LDFLAGS) $(LDLIBS)
-bench-gpu: $(BUILD)/kiln $(BUILD)/bench/launch $(BUILD)/bench/nvrtc_bench $(BUILD)/tests/gpu_probe
+# the raw cuBLAS peer of gpu_ops.py's matmul metrics, and the host cost of a launch by API
+# path (bench-only programs: they link cuBLAS / are built by nvcc)
+$(BUILD)/bench/cublas_raw: bench/cublas_raw.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O2 $(WARN) -I$(CUDA_HOME)/include -o $@ $< -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart
+$(BUILD)/bench/launch_paths: bench/launch_paths.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) -O2 -gencode arch=compute_90,code=[sm_90,compute_90] -o $@ $<
+bench-gpu: $(BUILD)/kiln $(BUILD)/bench/launch $(BUILD)/bench/nvrtc_bench $(BUILD)/tests/gpu_probe \
+           $(BUILD)/bench/cublas_raw $(BUILD)/bench/launch_paths
 	$(PYTHON) bench/kernels_gpu.py $(BUILD)/kiln
 	$(PYTHON) bench/gpu_ops.py $(BUILD)/kiln
 

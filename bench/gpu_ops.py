@@ -22,14 +22,17 @@ Kiln is better):
   sum, max                whole-tensor reductions of 2^28 f32, GB/s read, as a
                           fraction of the copy bandwidth (goal: at least 0.85)
   matmul_{4096,8192}_{f32,tf32,bf16}
-                          TFLOP/s of an N^3 product against torch.matmul (goal:
-                          at least 0.97 of the peer). TF32: KILN_TF32=1 for Kiln,
-                          torch.backends.cuda.matmul.allow_tf32 for PyTorch. bf16: Kiln
-                          has bf16 storage only and computes a bf16 matmul in f32 (the
-                          front end casts): reported as it is, against PyTorch's bf16
-                          GEMM. Raw cuBLAS is not measured by this script yet.
+                          TFLOP/s of an N^3 product against a raw cublasGemmEx call
+                          (bench/cublas_raw.c: same types and compute mode, buffers made
+                          once; goal: at least 0.97 of it), with torch.matmul beside it
+                          (detail.torch_TFLOPs, detail.ratio_vs_torch). TF32: KILN_TF32=1
+                          for Kiln, CUBLAS_COMPUTE_32F_FAST_TF32 raw,
+                          torch.backends.cuda.matmul.allow_tf32 for PyTorch. bf16: bf16
+                          operands and result, f32 accumulation on all three.
   small_op_loop           c = a + b on 1,000 f32 in a loop, us per op, against
-                          PyTorch eager (goal: at most half PyTorch's time)
+                          PyTorch eager (goal: at most half PyTorch's time); detail
+                          holds bench/launch_paths's host cost of one launch of such a
+                          kernel by API path (<<<>>>, cudaLaunchKernel, cuLaunchKernel)
   alloc_churn             zeros() of 16 sizes from 4 KiB to 128 MiB in turn, us per
                           allocation + fill + free, against PyTorch's caching allocator
 
@@ -168,6 +171,18 @@ def torch_numbers(n, reps, quick):
     return json.loads(lines[-1])
 
 
+def json_program(argv, timeout=600):
+    """The JSON object a bench program (cublas_raw, launch_paths) prints last."""
+    import json
+    if not os.path.exists(argv[0]):
+        raise BenchError("%s is not built (make bench-gpu builds it)" % argv[0])
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
+    if p.returncode != 0 or not lines:
+        raise BenchError("%s: %s" % (os.path.basename(argv[0]), (p.stderr or p.stdout).strip()[-400:]))
+    return json.loads(lines[-1])
+
+
 def metric(name, unit, ours, peer, peer_value, goal, met, detail, higher_better):
     ratio = None
     if ours and peer_value:
@@ -253,6 +268,12 @@ def main():
     except (BenchError, subprocess.TimeoutExpired, KeyError) as e:
         metrics.append(failed("bandwidth", "GB/s", e))
 
+    raw = {}
+    for m in ([4096] if quick else [4096, 8192]):
+        try:
+            raw.update(json_program([os.path.join(build, "bench", "cublas_raw"), "5" if m == 8192 else "10", str(m)]))
+        except BenchError as e:
+            print("  raw cuBLAS: %s" % e)
     for m in ([4096] if quick else [4096, 8192]):
         for name, dtype, tf32 in (("f32", "f32", False), ("tf32", "f32", True), ("bf16", "bf16", False)):
             mname = "matmul_%d_%s" % (m, name)
@@ -260,11 +281,12 @@ def main():
                 s = kiln_matmul(kiln, "cuda", m, dtype, 5 if m == 8192 else 10, tf32)
                 tf = 2.0 * m ** 3 / s / 1e12
                 key = "mm_%d_%s" % (m, name)
-                peer = 2.0 * m ** 3 / pt[key] / 1e12 if key in pt else None
-                metrics.append(metric(mname, "TFLOP/s", tf, "torch.matmul", peer,
-                                      "at least 0.97 of the peer", (tf / peer >= 0.97) if peer else None,
-                                      {"kiln_s": s, "torch_s": pt.get(key),
-                                       "note": "Kiln computes bf16 matmul in f32" if name == "bf16" else ""},
+                tpeer = 2.0 * m ** 3 / pt[key] / 1e12 if key in pt else None
+                peer = 2.0 * m ** 3 / raw[key] / 1e12 if key in raw else None
+                metrics.append(metric(mname, "TFLOP/s", tf, "raw cublasGemmEx", peer,
+                                      "at least 0.97 of raw cuBLAS", (tf / peer >= 0.97) if peer else None,
+                                      {"kiln_s": s, "cublas_s": raw.get(key), "torch_s": pt.get(key),
+                                       "torch_TFLOPs": tpeer, "ratio_vs_torch": tf / tpeer if tpeer else None},
                                       True))
             except (BenchError, subprocess.TimeoutExpired) as e:
                 metrics.append(failed(mname, "TFLOP/s", e))
@@ -272,8 +294,12 @@ def main():
     try:
         k = kiln_small_and_churn(kiln, "cuda", 20000, 2000)
         us, peer = k["small"] * 1e6, pt["small"] * 1e6 if "small" in pt else None
+        try:
+            paths = json_program([os.path.join(build, "bench", "launch_paths"), "100000"])
+        except BenchError as e:
+            paths = {"error": str(e)}
         metrics.append(metric("small_op_loop", "us/op", us, "torch eager", peer, "at most half PyTorch's time",
-                              (us * 2 <= peer) if peer else None, {"elements": 1000}, False))
+                              (us * 2 <= peer) if peer else None, {"elements": 1000, "launch_paths": paths}, False))
         us, peer = k["churn"] * 1e6, pt["churn"] * 1e6 if "churn" in pt else None
         metrics.append(metric("alloc_churn", "us/alloc", us, "torch caching allocator", peer, "(context)", None,
                               {"sizes": "4 KiB .. 128 MiB, 16 in turn, each zero-filled"}, False))
@@ -286,6 +312,11 @@ def main():
                 m["name"], m["ours"], m["unit"], m["peer"],
                 "%.3f" % m["peer_value"] if m["peer_value"] else "-",
                 "  ratio %.3f" % m["ratio"] if m["ratio"] else ""))
+            d = m.get("detail") or {}
+            if d.get("ratio_vs_torch"):
+                print("  %-20s torch.matmul %.3f TFLOP/s, ratio %.3f" % ("", d["torch_TFLOPs"], d["ratio_vs_torch"]))
+            if d.get("launch_paths"):
+                print("  %-20s host cost of a launch: %s" % ("", d["launch_paths"]))
     commit = git("rev-parse", "HEAD")
     result = {
         "device": {"kind": "cuda", "model": device, "hostname": platform.node()},

@@ -5,8 +5,8 @@
 # GPU machine it runs every GPU suite that exists and exits 1 if any fails:
 #   1. test_nvrtc's GPU part: saxpy through cuda_kdriver, the memory cache, > 48 KiB of
 #      dynamic shared memory, a bad launch survived, a lost context reported;
-#   2. the custom-kernel golden files (tests/lang/kernels*.kn) with KILN_DEVICE=cuda, so
-#      the kernels run through NVRTC instead of the simulator;
+#   2. the golden files (tests/lang/*.kn but devices.kn) with KILN_DEVICE=cuda: the
+#      language's examples on the GPU, custom kernels through NVRTC, not the simulator;
 #   3. the backend conformance suite with KILN_DEVICE=cuda ($BUILD/tests/test_conformance
 #      or tests/conformance/run.py, whichever exists).
 # A suite that does not exist yet is named as "not present" (not a failure).
@@ -59,16 +59,20 @@ nvrtc_gpu() {
 }
 run test_nvrtc nvrtc_gpu
 
-# 2. custom-kernel golden files on the GPU
+# 2. the golden files on the GPU: the language's examples (design_examples.kn is
+#    language.md's), autograd, training and the custom kernels through NVRTC. devices.kn is
+#    left out: it tests the default device being the CPU. Where the GPU's output differs by
+#    design (its limits, NVRTC's messages, the last digit of expf), NAME.cuda.out/.err hold it.
 shopt -s nullglob
 kn=()
-for f in "$root"/tests/lang/kernels*.kn; do
-    kn+=("$(basename "${f%.kn}")")
+for f in "$root"/tests/lang/*.kn; do
+    n=$(basename "${f%.kn}")
+    [[ $n == devices ]] || kn+=("$n")
 done
 if ((${#kn[@]})); then
     run "golden ${kn[*]} (cuda)" env KILN_DEVICE=cuda "$PYTHON" "$root/tests/lang/run_golden.py" "$BUILD/kiln" "${kn[@]}"
 else
-    echo "== golden kernels: not present (tests/lang/kernels*.kn)"
+    echo "== golden files: not present (tests/lang/*.kn)"
 fi
 
 # 3. backend conformance on the GPU

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Golden tests of the language: each tests/lang/NAME.kn runs through `kiln run -k`;
 its stdout must equal NAME.out and its stderr NAME.err (empty when there is no .err
-file). The exit status must be 1 when the expected stderr reports an error
+file). With KILN_DEVICE=DEV set, NAME.DEV.out and NAME.DEV.err are expected instead where
+they exist (a GPU's limits and NVRTC's messages differ from the simulator's). The exit status must be 1 when the expected stderr reports an error
 ("file:line:col: SomeError: ..."), else 0.
 
     run_golden.py KILN [--update] [NAME...]
@@ -36,6 +37,15 @@ def main():
                               text=True, timeout=120)
         out_path = os.path.join(HERE, name + ".out")
         err_path = os.path.join(HERE, name + ".err")
+        dev = os.environ.get("KILN_DEVICE")
+        if dev and not update:
+            for ext in (".out", ".err"):
+                alt = os.path.join(HERE, "%s.%s%s" % (name, dev, ext))
+                if os.path.exists(alt):
+                    if ext == ".out":
+                        out_path = alt
+                    else:
+                        err_path = alt
         if update:
             with open(out_path, "w") as f:
                 f.write(proc.stdout)
