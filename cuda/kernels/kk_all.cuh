@@ -15,6 +15,9 @@
 #include "cuda/kernels/kk_api.h"
 #ifdef __CUDACC__
 #include <cuda_runtime.h>
+#include <pthread.h>
+#include <tuple>
+#include <utility>
 #define KK_NS kk_gpu
 #else
 #include "cuda/sim/kiln_sim.h"

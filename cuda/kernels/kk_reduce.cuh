@@ -219,46 +219,83 @@ __global__ void kk_red_cols(kk_reduce_job j, int op)
     }
 }
 
-/* merges the parts of each output; to_mean: write sum / n into j.mean instead */
+/* stores output i from its merged state s as the CPU backend's `finish` does; to_mean:
+ * writes sum / n into j.mean instead */
+KK_DEV void kk_red_store(const kk_reduce_job &j, int op, int to_mean, int isint, int64_t i, kk_red_state s)
+{
+    double n = (double)j.n;
+    if (isint && (op == KN_OP_SUM || op == KN_OP_MEAN))
+        s.sum = (double)(int64_t)s.isum; /* sums of integers (norm, var, std sum in double) */
+    if (to_mean) {
+        j.mean[i] = s.sum / n;
+        return;
+    }
+    char *o = j.out;
+    int od = j.odt;
+    int es = od == KK_F64 || od == KK_I64 ? 8 : od == KK_F32 || od == KK_I32 ? 4 : od == KK_F16 || od == KK_BF16 ? 2 : 1;
+    switch (op) {
+    case KN_OP_SUM:
+        if (isint && od == KK_I64)
+            ((int64_t *)o)[i] = (int64_t)s.isum;
+        else
+            kk_store(od, o + i * es, s.sum);
+        break;
+    case KN_OP_MEAN: case KN_OP_VAR: kk_store(od, o + i * es, s.sum / n); break;
+    case KN_OP_STD: kk_store(od, o + i * es, sqrt(s.sum / n)); break;
+    case KN_OP_NORM: kk_store(od, o + i * es, sqrt(s.sum)); break;
+    case KN_OP_ARGMAX: case KN_OP_ARGMIN: ((int64_t *)o)[i] = s.idx; break;
+    default:
+        if (isint && od == KK_I64)
+            ((int64_t *)o)[i] = s.ibest;
+        else
+            kk_store(od, o + i * es, s.nan ? (double)NAN : s.best);
+        break;
+    }
+}
+
+KK_DEV int kk_red_isint(int dt)
+{
+    return dt != KK_F32 && dt != KK_F64 && dt != KK_F16 && dt != KK_BF16;
+}
+
+/* merges the parts of each output, one thread per output, in order */
 __global__ void kk_red_finish(kk_reduce_job j, int op, int to_mean)
 {
     int64_t nout = j.outer * j.inner;
-    int isint = j.dt != KK_F32 && j.dt != KK_F64 && j.dt != KK_F16 && j.dt != KK_BF16;
+    int isint = kk_red_isint(j.dt);
     int splits = j.inner == 1 && j.splits > 0 ? j.splits : 1;
     for (int64_t i = kk_gtid(); i < nout; i += kk_gstride()) {
         const kk_red_state *p = (const kk_red_state *)j.partial + i * splits;
         kk_red_state s = p[0];
         for (int k = 1; k < splits; k++)
             kk_red_combine(op, isint, &s, &p[k]);
-        double n = (double)j.n;
-        if (isint && (op == KN_OP_SUM || op == KN_OP_MEAN))
-            s.sum = (double)(int64_t)s.isum; /* sums of integers (norm, var, std sum in double) */
-        if (to_mean) {
-            j.mean[i] = s.sum / n;
-            continue;
-        }
-        char *o = j.out;
-        int od = j.odt;
-        int es = od == KK_F64 || od == KK_I64 ? 8 : od == KK_F32 || od == KK_I32 ? 4 : od == KK_F16 || od == KK_BF16 ? 2 : 1;
-        switch (op) {
-        case KN_OP_SUM:
-            if (isint && od == KK_I64)
-                ((int64_t *)o)[i] = (int64_t)s.isum;
-            else
-                kk_store(od, o + i * es, s.sum);
-            break;
-        case KN_OP_MEAN: case KN_OP_VAR: kk_store(od, o + i * es, s.sum / n); break;
-        case KN_OP_STD: kk_store(od, o + i * es, sqrt(s.sum / n)); break;
-        case KN_OP_NORM: kk_store(od, o + i * es, sqrt(s.sum)); break;
-        case KN_OP_ARGMAX: case KN_OP_ARGMIN: ((int64_t *)o)[i] = s.idx; break;
-        default:
-            if (isint && od == KK_I64)
-                ((int64_t *)o)[i] = s.ibest;
-            else
-                kk_store(od, o + i * es, s.nan ? (double)NAN : s.best);
-            break;
-        }
+        kk_red_store(j, op, to_mean, isint, i, s);
     }
+}
+
+/* merges the parts of output blockIdx.x with a block: many parts (a long row split over
+ * the device) are read in parallel and combined by a tree, not by one thread's chain of
+ * dependent loads (1024 of them cost more than reading 1 GiB) */
+__global__ void kk_red_finish_wide(kk_reduce_job j, int op, int to_mean)
+{
+    __shared__ kk_red_state sm[KK_BLOCK];
+    int isint = kk_red_isint(j.dt);
+    int64_t i = blockIdx.x;
+    const kk_red_state *p = (const kk_red_state *)j.partial + i * j.splits;
+    unsigned t = threadIdx.x;
+    kk_red_state s;
+    kk_red_init(&s);
+    for (int k = (int)t; k < j.splits; k += blockDim.x)
+        kk_red_combine(op, isint, &s, &p[k]);
+    sm[t] = s;
+    __syncthreads();
+    for (unsigned h = blockDim.x / 2; h > 0; h /= 2) {
+        if (t < h)
+            kk_red_combine(op, isint, &sm[t], &sm[t + h]);
+        __syncthreads();
+    }
+    if (t == 0)
+        kk_red_store(j, op, to_mean, isint, i, sm[0]);
 }
 
 template <typename T>
@@ -275,6 +312,8 @@ static int kk_reduce_pass(kk_ctx *c, const kk_reduce_job *j, int op, int to_mean
     }
     if (rc)
         return rc;
+    if (j->inner == 1 && j->splits > 32)
+        return KK_LAUNCH(c, 1, kk_red_finish_wide, dim3((unsigned)nout), KK_BLOCK, 0, *j, op, to_mean);
     return KK_LAUNCH(c, 0, kk_red_finish, kk_blocks(c, nout, 1), KK_BLOCK, 0, *j, op, to_mean);
 }
 
