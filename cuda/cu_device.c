@@ -1,5 +1,6 @@
 #define _GNU_SOURCE /* dladdr */
 /* cu_device.c — the session's CUDA device, stream and error reporting (cu_device.h). */
+#include <pthread.h>
 #include "cuda/cu_device.h"
 #include "cuda/cu_check.h"
 
@@ -232,6 +233,26 @@ void cu_timer_free(cu_timer *t)
         cudaGetLastError();
     }
     t->start = t->stop = NULL;
+}
+
+static cu_launch_fn driver_launch;
+static pthread_once_t driver_launch_once = PTHREAD_ONCE_INIT;
+
+static void driver_launch_init(void)
+{
+    void *p = NULL;
+    enum cudaDriverEntryPointQueryResult q;
+    if (cudaGetDriverEntryPointByVersion("cuLaunchKernel", &p, 12000, cudaEnableDefault, &q) == cudaSuccess &&
+        q == cudaDriverEntryPointSuccess)
+        driver_launch = (cu_launch_fn)p;
+    else
+        cudaGetLastError();
+}
+
+cu_launch_fn cu_driver_launch(void)
+{
+    pthread_once(&driver_launch_once, driver_launch_init);
+    return driver_launch;
 }
 
 void *cu_dlopen(const char *stem, char *why, size_t whylen)

@@ -788,6 +788,12 @@ static int nv_launch(eng_kmodule *m, const unsigned grid[3], const unsigned bloc
                                       (int)shared), err);
         m->dyn_max = shared;
     }
+    /* the driver's entry point costs the host less per launch; cudaLaunchKernel where it
+     * is missing or refuses, so that a failure is reported as the runtime's error */
+    cu_launch_fn launch = cu_driver_launch();
+    if (launch && launch((void *)m->kernel, grid[0], grid[1], grid[2], block[0], block[1], block[2],
+                         (unsigned)shared, (void *)cu_stream(), args, NULL) == 0)
+        return 0;
     dim3 g = {grid[0], grid[1], grid[2]}, b = {block[0], block[1], block[2]};
     CU_CHECK(cudaLaunchKernel((const void *)m->kernel, g, b, args, shared, cu_stream()), err);
     return 0;

@@ -40,36 +40,25 @@
 
 #ifdef __CUDACC__
 /* ---- launching on the GPU ----
- * Built-in kernels are launched with the driver's cuLaunchKernel on the CUfunction that
- * cudaGetFuncBySymbol gives, through the entry point the runtime hands out (libcuda is
- * never linked). Host cost per launch of a small kernel measured on an H100 by
+ * Built-in kernels are launched with the driver's cuLaunchKernel (cu_driver_launch in
+ * cuda/cu_device.c: the entry point the runtime hands out; libcuda is never linked) on
+ * the CUfunction that cudaGetFuncBySymbol gives. Host cost per launch of a small kernel measured on an H100 by
  * bench/launch_paths.cu: <<<>>> 4.06 us, cudaLaunchKernel 3.88 us, cuLaunchKernel 3.39
  * us; a loop of small ops is all launches. Where the entry point or the function cannot
  * be had, or the driver refuses, the launch goes through cudaLaunchKernel, whose error
  * code (a cudaError_t) is what the caller reports. */
 /* <pthread.h>, <tuple>, <utility>: included by kk_all.cuh outside the namespace */
+/* cuda/cu_device.c: the driver's cuLaunchKernel or NULL (cu_launch_fn in cu_device.h) */
 typedef int (*kk_drv_launch_fn)(void *f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
                                 unsigned bz, unsigned shmem, void *stream, void **args, void **extra);
+extern "C" kk_drv_launch_fn cu_driver_launch(void);
 
 enum { KK_FN_SLOTS = 1024 }; /* open addressing: well above the number of built-in kernels */
 static struct {
     pthread_mutex_t lock;
-    pthread_once_t once;
-    kk_drv_launch_fn launch; /* NULL: the runtime's cudaLaunchKernel only */
     const void *key[KK_FN_SLOTS];
     void *fn[KK_FN_SLOTS];
-} kk_gpu_fns = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_ONCE_INIT, NULL, {0}, {0}};
-
-static void kk_gpu_fns_init(void)
-{
-    void *p = NULL;
-    cudaDriverEntryPointQueryResult q;
-    if (cudaGetDriverEntryPointByVersion("cuLaunchKernel", &p, 12000, cudaEnableDefault, &q) == cudaSuccess &&
-        q == cudaDriverEntryPointSuccess)
-        kk_gpu_fns.launch = (kk_drv_launch_fn)p;
-    else
-        cudaGetLastError();
-}
+} kk_gpu_fns = {PTHREAD_MUTEX_INITIALIZER, {0}, {0}};
 
 /* the CUfunction of a kernel's host stub, NULL where there is none */
 static void *kk_gpu_fn(const void *kfn)
@@ -100,10 +89,10 @@ static void *kk_gpu_fn(const void *kfn)
 
 static int kk_gpu_launch(const void *kfn, dim3 g, dim3 b, unsigned shmem, void *stream, void **args)
 {
-    pthread_once(&kk_gpu_fns.once, kk_gpu_fns_init);
-    if (kk_gpu_fns.launch) {
+    kk_drv_launch_fn launch = cu_driver_launch();
+    if (launch) {
         void *f = kk_gpu_fn(kfn);
-        if (f && kk_gpu_fns.launch(f, g.x, g.y, g.z, b.x, b.y, b.z, shmem, stream, args, NULL) == 0)
+        if (f && launch(f, g.x, g.y, g.z, b.x, b.y, b.z, shmem, stream, args, NULL) == 0)
             return 0;
     }
     return (int)cudaLaunchKernel(kfn, g, b, args, shmem, (cudaStream_t)stream);
