@@ -153,7 +153,11 @@ static tensor *one_hot(const tensor *labels, int64_t C, kn_dtype dt, int check, 
             goto fail;
         }
     }
-    tensor *cls = K(tensor_arange(0, (double)C, 1, KN_I64, err));
+    const eng_backend *prev = tensor_place(labels->storage->backend); /* the classes beside the labels */
+    tensor *cls = keep(&s, tensor_arange(0, (double)C, 1, KN_I64, err));
+    tensor_place(prev);
+    if (!cls)
+        goto fail;
     tensor *col = K(tensor_unsqueeze(MUT(labels), 1, err));
     tensor *eq = K(tensor_binary(KN_OP_EQ, col, cls, err));
     r = K(tensor_cast(eq, dt, err));

@@ -5,7 +5,7 @@
  * sgd_step: one pass, one kernel launch on the GPU) where the backend has it and the
  * tensors qualify (f32 or f64, contiguous, one dtype and device); otherwise a chain of
  * in-place tensor ops, about ten per parameter, which is also the reference the fused
- * steps are tested against (opt_fused_enabled = 0, tests/unit/test_optim.c).
+ * steps are tested against (tests/unit/test_optim.c, on a CPU backend without them).
  *
  * AdamW, as fastai's Adam with decoupled weight decay (and PyTorch's AdamW):
  *   p *= 1 - lr*wd                       (not for 1-D parameters unless wd_1d)
@@ -25,8 +25,6 @@
 
 #include "engine/autograd.h"
 #include "engine/backend.h"
-
-int opt_fused_enabled = 1;
 
 static opt_state *opt_alloc(opt_kind kind, tensor *const *params, int n, eng_error *err)
 {
@@ -173,7 +171,7 @@ static int adamw_param(opt_state *o, int i, double lr, double bc1, double bc2, e
     if (zeros_like(&o->m[i], p, err) || zeros_like(&o->v[i], p, err))
         return -1;
     const eng_backend *be = p->storage->backend;
-    if (opt_fused_enabled && fused_ok(be->adamw_step != NULL, p, g, o->m[i], o->v[i])) {
+    if (fused_ok(be->adamw_step != NULL, p, g, o->m[i], o->v[i])) {
         eng_step_args a = {.lr = lr, .beta1 = o->beta1, .beta2 = o->beta2, .eps = o->eps, .bc1 = bc1, .bc2 = bc2,
                            .wdf = decay_factor(o, p, lr)};
         return be->adamw_step(p, g, o->m[i], o->v[i], &a, err);
@@ -206,7 +204,7 @@ static int sgd_param(opt_state *o, int i, double lr, eng_error *err)
     tensor *p = o->params[i], *g = p->grad, *d = NULL;
     int rc = -1;
     const eng_backend *be = p->storage->backend;
-    if (opt_fused_enabled && fused_ok(be->sgd_step != NULL, p, g, o->m[i], NULL)) {
+    if (fused_ok(be->sgd_step != NULL, p, g, o->m[i], NULL)) {
         /* the momentum buffer starts at zero: 0 * momentum + g is the op-by-op path's clone of g */
         if (o->beta1 != 0 && zeros_like(&o->m[i], p, err))
             return -1;

@@ -53,9 +53,6 @@ void opt_free(opt_state *o);
  * the backend's fused step (engine/backend.h: adamw_step, sgd_step) when the backend
  * has one and the parameter, gradient and state are contiguous f32 or f64 of one
  * dtype; else the op-by-op path. */
-/* 1 (the default): use the fused steps where they apply; 0: always the op-by-op path
- * (the tests compare the two) */
-extern int opt_fused_enabled;
 int opt_step(opt_state *o, double lr, eng_error *err);
 /* Clears every parameter's .grad. */
 void opt_zero_grad(opt_state *o);
