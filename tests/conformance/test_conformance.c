@@ -9,7 +9,7 @@
  *
  * The second backend is $KILN_DEVICE: "sim" (default: the CUDA kernels on the
  * simulator, what CI runs) or "cuda" (make test-gpu). Exit 0 when every case agrees.
- * Usage: test_conformance [cases-per-group (default 60)] [seed]
+ * Usage: test_conformance [cases-per-group (default 60)] [seed] [group, e.g. train]
  */
 #include "engine/autograd.h"
 #include "engine/backend.h"
@@ -733,8 +733,11 @@ int main(int argc, char **argv)
         {"matmul", group_matmul, 4}, {"data", group_data, 4},     {"random", group_random, 2},
         {"conv", group_conv, 2},     {"train", group_train, 2},
     };
+    const char *only = argc > 3 ? argv[3] : NULL;
     for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
         long c0 = n_cases, f0 = n_fail;
+        if (only && strcmp(only, groups[g].name))
+            continue;
         groups[g].fn(cases * groups[g].mult / 2 > 0 ? cases * groups[g].mult / 2 : 1);
         printf("  %-7s %6ld cases, %ld failed\n", groups[g].name, n_cases - c0, n_fail - f0);
     }
