@@ -486,4 +486,8 @@ const eng_backend cpu_backend = {
     .kernels = &sim_kdriver,
     .im2col = cpu_im2col,
     .col2im = cpu_col2im,
+    .adamw_step = cpu_adamw_step,
+    .sgd_step = cpu_sgd_step,
+    .cross_entropy = cpu_cross_entropy,
+    .cross_entropy_backward = cpu_cross_entropy_backward,
 };

@@ -100,6 +100,12 @@ int cpu_where(tensor *out, const tensor *cond, const tensor *a, const tensor *b,
 int cpu_gather(tensor *out, const tensor *x, const tensor *idx, eng_error *err);
 int cpu_im2col(tensor *cols, const tensor *x, int kh, int kw, int stride, int pad, eng_error *err); /* cpu_conv.c */
 int cpu_col2im(tensor *img, const tensor *cols, int kh, int kw, int stride, int pad, eng_error *err);
+/* cpu_train.c */
+int cpu_adamw_step(tensor *p, const tensor *g, tensor *m, tensor *v, const eng_step_args *a, eng_error *err);
+int cpu_sgd_step(tensor *p, const tensor *g, tensor *buf, const eng_step_args *a, eng_error *err);
+int cpu_cross_entropy(tensor *rows, const tensor *logits, const tensor *labels, int check, eng_error *err);
+int cpu_cross_entropy_backward(tensor *dx, const tensor *logits, const tensor *labels, const tensor *gout,
+                               double scale, eng_error *err);
 
 /* vectorisable expf, about 1 ulp (cpu_elementwise.c) */
 float cpu_expf(float x);

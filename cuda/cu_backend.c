@@ -199,6 +199,23 @@ static int cu_col2im(tensor *img, const tensor *cols, int kh, int kw, int stride
 {
     return kk_col2im(&cu_dev, img, cols, kh, kw, stride, pad, err);
 }
+static int cu_adamw_step(tensor *p, const tensor *g, tensor *m, tensor *v, const eng_step_args *a, eng_error *err)
+{
+    return kk_adamw_step(&cu_dev, p, g, m, v, a, err);
+}
+static int cu_sgd_step(tensor *p, const tensor *g, tensor *buf, const eng_step_args *a, eng_error *err)
+{
+    return kk_sgd_step(&cu_dev, p, g, buf, a, err);
+}
+static int cu_cross_entropy(tensor *rows, const tensor *logits, const tensor *labels, int check, eng_error *err)
+{
+    return kk_cross_entropy(&cu_dev, rows, logits, labels, check, err);
+}
+static int cu_cross_entropy_backward(tensor *dx, const tensor *logits, const tensor *labels, const tensor *gout,
+                                    double scale, eng_error *err)
+{
+    return kk_cross_entropy_backward(&cu_dev, dx, logits, labels, gout, scale, err);
+}
 
 /* ---- matmul through cuBLAS ---- */
 
@@ -404,6 +421,10 @@ const eng_backend cuda_backend = {
     .gather = cu_gather,
     .im2col = cu_im2col,
     .col2im = cu_col2im,
+    .adamw_step = cu_adamw_step,
+    .sgd_step = cu_sgd_step,
+    .cross_entropy = cu_cross_entropy,
+    .cross_entropy_backward = cu_cross_entropy_backward,
     .kernels = &cuda_kdriver, /* cuda/nvrtc.c */
     .last_oom = cu_backend_last_oom,
     .sync = cu_be_sync,

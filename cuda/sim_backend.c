@@ -205,6 +205,23 @@ static int sim_col2im(tensor *img, const tensor *cols, int kh, int kw, int strid
 {
     return kk_col2im(&sim_dev, img, cols, kh, kw, stride, pad, err);
 }
+static int sim_adamw_step(tensor *p, const tensor *g, tensor *m, tensor *v, const eng_step_args *a, eng_error *err)
+{
+    return kk_adamw_step(&sim_dev, p, g, m, v, a, err);
+}
+static int sim_sgd_step(tensor *p, const tensor *g, tensor *buf, const eng_step_args *a, eng_error *err)
+{
+    return kk_sgd_step(&sim_dev, p, g, buf, a, err);
+}
+static int sim_cross_entropy(tensor *rows, const tensor *logits, const tensor *labels, int check, eng_error *err)
+{
+    return kk_cross_entropy(&sim_dev, rows, logits, labels, check, err);
+}
+static int sim_cross_entropy_backward(tensor *dx, const tensor *logits, const tensor *labels, const tensor *gout,
+                                    double scale, eng_error *err)
+{
+    return kk_cross_entropy_backward(&sim_dev, dx, logits, labels, gout, scale, err);
+}
 
 static void sim_last_oom(char *buf, size_t len)
 {
@@ -247,6 +264,10 @@ const eng_backend sim_backend = {
     .gather = sim_gather,
     .im2col = sim_im2col,
     .col2im = sim_col2im,
+    .adamw_step = sim_adamw_step,
+    .sgd_step = sim_sgd_step,
+    .cross_entropy = sim_cross_entropy,
+    .cross_entropy_backward = sim_cross_entropy_backward,
     .kernels = &sim_kdriver, /* cell kernels on sim tensors (host memory): the simulator */
     .last_oom = sim_last_oom,
 };

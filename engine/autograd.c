@@ -32,7 +32,8 @@ typedef enum ag_kind {
     AG_EXPAND,
     AG_RESHAPE,   /* reshape, squeeze, unsqueeze: back to the input's shape */
     AG_TO,        /* x.to(device): the gradient goes back to the input's device */
-    AG_IM2COL     /* nn_im2col: dim, dim2 the window, step the stride, start the padding */
+    AG_IM2COL,    /* nn_im2col: dim, dim2 the window, step the stride, start the padding */
+    AG_XENT       /* the fused cross_entropy (nn_xent_fused): saved the labels */
 } ag_kind;
 
 typedef struct ag_node {
@@ -338,6 +339,18 @@ tensor *ag_im2col(const tensor *x, int kh, int kw, int stride, int pad, eng_erro
         n->dim2 = kw;
         n->step = stride;
         n->start = pad;
+    }
+    return out;
+}
+
+tensor *ag_cross_entropy(const tensor *logits, const tensor *labels, int check, eng_error *err)
+{
+    RUN(nn_xent_fused(logits, labels, check, err));
+    tensor *in[1] = {(tensor *)logits};
+    ag_node *n = record(&out, in, 1, AG_XENT, err);
+    if (n) {
+        n->saved = (tensor *)labels;
+        tensor_incref(n->saved);
     }
     return out;
 }
@@ -671,6 +684,7 @@ static int node_grads(scratch *s, ag_node *n, tensor *g, tensor **gin)
         gin[0] = keep(s, nn_col2im(g, x->shape[1], x->shape[2], x->shape[3], n->dim, n->dim2, (int)n->step,
                                    (int)n->start, s->err));
         break;
+    case AG_XENT: gin[0] = keep(s, nn_xent_backward(x, n->saved, g, s->err)); break;
     }
     for (int i = 0; i < n->nin; i++)
         if (n->in[i]->requires_grad && !gin[i])

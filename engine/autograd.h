@@ -61,6 +61,9 @@ tensor *ag_unsqueeze(tensor *t, int dim, eng_error *err);
 tensor *ag_reshape(tensor *t, int ndim, const int64_t *shape, eng_error *err);
 /* nn_im2col through the backend (engine/nn.c): its gradient is col2im */
 tensor *ag_im2col(const tensor *x, int kh, int kw, int stride, int pad, eng_error *err);
+/* nn_xent_fused (the backend's cross_entropy) as one node: its gradient is the fused
+ * backward, dlogits = (softmax - onehot) * g / N */
+tensor *ag_cross_entropy(const tensor *logits, const tensor *labels, int check, eng_error *err);
 struct eng_backend;
 tensor *ag_to(const tensor *t, const struct eng_backend *be, eng_error *err);
 

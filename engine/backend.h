@@ -12,6 +12,7 @@
 #include "engine/tensor.h"
 
 struct eng_kdriver;
+struct eng_step_args;
 
 typedef struct eng_backend {
     const char *name; /* "cpu", "cuda" */
@@ -71,7 +72,48 @@ typedef struct eng_backend {
      * each element (img is overwritten, not added to) */
     int (*im2col)(tensor *cols, const tensor *x, int kh, int kw, int stride, int pad, eng_error *err);
     int (*col2im)(tensor *img, const tensor *cols, int kh, int kw, int stride, int pad, eng_error *err);
+
+    /* optional (NULL: engine/optim.c updates with one tensor op at a time), one launch
+     * per parameter: p, g and the state buffers contiguous, of one shape and one dtype
+     * (f32 or f64), updated in place with the scalars of a (engine/optim.h), each step
+     * rounded to the dtype as the op-by-op path rounds it:
+     *   adamw_step:  m = beta1 m + (1 - beta1) g;  v = beta2 v + (1 - beta2) g*g;
+     *                p = p * wdf;  p -= lr/bc1 * m / (sqrt(v / bc2) + eps)
+     *   sgd_step:    buf NULL (momentum 0): p = p * wdf - lr g; else
+     *                buf = beta1 buf + g;  d = nesterov ? g + beta1 buf : buf;
+     *                p = p * wdf - lr d */
+    int (*adamw_step)(tensor *p, const tensor *g, tensor *m, tensor *v, const struct eng_step_args *a,
+                      eng_error *err);
+    int (*sgd_step)(tensor *p, const tensor *g, tensor *buf, const struct eng_step_args *a, eng_error *err);
+
+    /* optional (NULL, or dtypes other than f32/f64: engine/nn.c composes cross_entropy
+     * from log_softmax and a one-hot mask). logits a contiguous [N, C] (f32 or f64),
+     * labels a contiguous [N] (i32, i64 or u8), both on this backend.
+     * cross_entropy: rows (contiguous [N], logits' dtype) = logsumexp(logits[i]) -
+     * logits[i, labels[i]], max-subtracted. check 1: a label outside [0, C) is the
+     * IndexError "cross_entropy: label L out of range for C classes" (L the smallest
+     * label when negative, else the largest: the composed path's message), which may
+     * cost the device a host synchronisation; check 0: the caller has checked the
+     * labels' range already (fit: once per call), nothing is read back, and a row with a
+     * bad label gets NaN instead of an error.
+     * cross_entropy_backward: dx (contiguous [N, C], logits' dtype) = (softmax(logits) -
+     * onehot(labels)) * gout * scale, gout a 0-d tensor of logits' dtype on this backend
+     * that the kernel reads itself (no host read), scale the host's factor (1/N) */
+    int (*cross_entropy)(tensor *rows, const tensor *logits, const tensor *labels, int check, eng_error *err);
+    int (*cross_entropy_backward)(tensor *dx, const tensor *logits, const tensor *labels, const tensor *gout,
+                                  double scale, eng_error *err);
 } eng_backend;
+
+/* The scalars of one optimiser step (adamw_step, sgd_step above; engine/optim.c). */
+typedef struct eng_step_args {
+    double lr;       /* learning rate */
+    double beta1;    /* AdamW's beta1; SGD's momentum */
+    double beta2;    /* AdamW only */
+    double eps;      /* AdamW only */
+    double bc1, bc2; /* AdamW's bias corrections 1 - beta1^t, 1 - beta2^t */
+    double wdf;      /* decoupled weight decay factor 1 - lr*wd (1: no decay) */
+    int nesterov;    /* SGD only */
+} eng_step_args;
 
 /* The CPU backend (cpu/). */
 extern const eng_backend cpu_backend;

@@ -133,15 +133,16 @@ static int check_labels(const tensor *logits, const tensor *labels, const char *
     return 0;
 }
 
-/* a float one-hot [N, C] of labels, unrecorded; checks the labels' range */
-static tensor *one_hot(const tensor *labels, int64_t C, kn_dtype dt, const char *who, eng_error *err)
+/* a float one-hot [N, C] of labels, unrecorded; check: checks the labels' range (two
+ * reads of the device), else the caller has */
+static tensor *one_hot(const tensor *labels, int64_t C, kn_dtype dt, int check, const char *who, eng_error *err)
 {
     nn_scope s = {0};
     int saved = ag_grad_enabled;
     tensor *r = NULL;
     double lo = 0, hi = 0;
     ag_grad_enabled = 0;
-    if (tensor_numel(labels) > 0) {
+    if (check && tensor_numel(labels) > 0) {
         tensor *mn = K(tensor_reduce(KN_OP_MIN, labels, TENSOR_ALLDIMS, 0, err));
         tensor *mx = K(tensor_reduce(KN_OP_MAX, labels, TENSOR_ALLDIMS, 0, err));
         if (tensor_item(mn, &lo, err) || tensor_item(mx, &hi, err))
@@ -152,7 +153,11 @@ static tensor *one_hot(const tensor *labels, int64_t C, kn_dtype dt, const char 
             goto fail;
         }
     }
-    tensor *cls = K(tensor_arange(0, (double)C, 1, KN_I64, err));
+    const eng_backend *prev = tensor_place(labels->storage->backend); /* the classes beside the labels */
+    tensor *cls = keep(&s, tensor_arange(0, (double)C, 1, KN_I64, err));
+    tensor_place(prev);
+    if (!cls)
+        goto fail;
     tensor *col = K(tensor_unsqueeze(MUT(labels), 1, err));
     tensor *eq = K(tensor_binary(KN_OP_EQ, col, cls, err));
     r = K(tensor_cast(eq, dt, err));
@@ -164,22 +169,109 @@ fail:
     return NULL;
 }
 
-tensor *nn_cross_entropy(const tensor *logits, const tensor *labels, eng_error *err)
+/* the backend's fused cross-entropy serves (logits, labels) */
+static int has_fused_xent(const tensor *logits, const tensor *labels)
+{
+    const eng_backend *be = logits->storage->backend;
+    return be->cross_entropy && be->cross_entropy_backward && labels->storage->backend == be &&
+           (logits->dtype == KN_F32 || logits->dtype == KN_F64) && logits->shape[1] > 0;
+}
+
+tensor *nn_xent_fused(const tensor *logits, const tensor *labels, int check, eng_error *err)
+{
+    const eng_backend *be = logits->storage->backend;
+    int saved = ag_grad_enabled;
+    ag_grad_enabled = 0;
+    tensor *xc = tensor_contiguous(MUT(logits), err), *lc = xc ? tensor_contiguous(MUT(labels), err) : NULL;
+    tensor *rows = lc ? tensor_empty_on(be, logits->dtype, 1, logits->shape, err) : NULL, *r = NULL;
+    if (rows && be->cross_entropy(rows, xc, lc, check, err) == 0)
+        r = tensor_reduce(KN_OP_MEAN, rows, TENSOR_ALLDIMS, 0, err);
+    ag_grad_enabled = saved;
+    tensor_decref(rows);
+    tensor_decref(lc);
+    tensor_decref(xc);
+    return r;
+}
+
+tensor *nn_xent_backward(const tensor *logits, const tensor *labels, const tensor *g, eng_error *err)
+{
+    const eng_backend *be = logits->storage->backend;
+    int saved = ag_grad_enabled;
+    ag_grad_enabled = 0;
+    tensor *xc = tensor_contiguous(MUT(logits), err), *lc = xc ? tensor_contiguous(MUT(labels), err) : NULL;
+    tensor *gm = lc ? tensor_to(g, be, err) : NULL; /* a 0-d gradient: no read of its value */
+    tensor *gc = !gm ? NULL : gm->dtype == logits->dtype ? (tensor_incref(gm), gm) : tensor_cast(gm, logits->dtype, err);
+    tensor *dx = gc ? tensor_empty_on(be, logits->dtype, 2, logits->shape, err) : NULL;
+    if (dx && be->cross_entropy_backward(dx, xc, lc, gc, 1.0 / (double)logits->shape[0], err) < 0) {
+        tensor_decref(dx);
+        dx = NULL;
+    }
+    ag_grad_enabled = saved;
+    tensor_decref(gc);
+    tensor_decref(gm);
+    tensor_decref(lc);
+    tensor_decref(xc);
+    return dx;
+}
+
+/* cross_entropy; check 0: the caller has checked that the labels lie in [0, C) */
+static tensor *cross_entropy(const tensor *logits, const tensor *labels, int check, eng_error *err)
 {
     nn_scope s = {0};
-    if (need_float(logits, "cross_entropy", "logits", err) || check_labels(logits, labels, "cross_entropy", err))
-        return NULL;
     int64_t N = logits->shape[0], C = logits->shape[1];
     if (N == 0)
         return fail_null(err, ERR_VALUE, "%s: empty batch (N = 0)", "cross_entropy");
+    if (has_fused_xent(logits, labels))
+        return AG_WANTS(logits) ? ag_cross_entropy(logits, labels, check, err)
+                                : nn_xent_fused(logits, labels, check, err);
     tensor *lp = K(nn_log_softmax(logits, 1, err));
-    tensor *oh = K(one_hot(labels, C, logits->dtype, "cross_entropy", err));
+    tensor *oh = K(one_hot(labels, C, logits->dtype, check, "cross_entropy", err));
     tensor *picked = K(tensor_binary(KN_OP_MUL, lp, oh, err));
     tensor *total = K(tensor_reduce(KN_OP_SUM, picked, TENSOR_ALLDIMS, 0, err));
     return finish(&s, K(tensor_binary_scalar(KN_OP_MUL, total, -1.0 / (double)N, 1, 0, err)));
 fail:
     drop(&s);
     return NULL;
+}
+
+tensor *nn_cross_entropy(const tensor *logits, const tensor *labels, eng_error *err)
+{
+    if (need_float(logits, "cross_entropy", "logits", err) || check_labels(logits, labels, "cross_entropy", err))
+        return NULL;
+    return cross_entropy(logits, labels, 1, err);
+}
+
+int nn_label_range(const tensor *labels, int64_t *lo, int64_t *hi, eng_error *err)
+{
+    *lo = 0;
+    *hi = -1;
+    if (tensor_numel(labels) == 0)
+        return 0;
+    int saved = ag_grad_enabled;
+    ag_grad_enabled = 0;
+    double l = 0, h = 0;
+    tensor *mn = tensor_reduce(KN_OP_MIN, labels, TENSOR_ALLDIMS, 0, err);
+    tensor *mx = mn ? tensor_reduce(KN_OP_MAX, labels, TENSOR_ALLDIMS, 0, err) : NULL;
+    int rc = mx && !tensor_item(mn, &l, err) && !tensor_item(mx, &h, err) ? 0 : -1;
+    tensor_decref(mn);
+    tensor_decref(mx);
+    ag_grad_enabled = saved;
+    *lo = (int64_t)l;
+    *hi = (int64_t)h;
+    return rc;
+}
+
+tensor *nn_cross_entropy_ranged(const tensor *logits, const tensor *labels, int64_t lo, int64_t hi, eng_error *err)
+{
+    if (need_float(logits, "cross_entropy", "logits", err) || check_labels(logits, labels, "cross_entropy", err))
+        return NULL;
+    int64_t C = logits->shape[1];
+    if (logits->shape[0] > 0 && lo <= hi && (lo < 0 || hi >= C)) {
+        eng_fail(err, ERR_INDEX, "cross_entropy: label %lld out of range for %lld classes",
+                 (long long)(lo < 0 ? lo : hi), (long long)C);
+        return NULL;
+    }
+    return cross_entropy(logits, labels, 0, err);
 }
 
 tensor *nn_mse(const tensor *a, const tensor *b, eng_error *err)

@@ -18,8 +18,23 @@ tensor *nn_log_softmax(const tensor *x, int dim, eng_error *err); /* x - logsume
 /* ---- losses ---- */
 /* logits [N, C] float, labels [N] integer (i32, i64 or u8) in [0, C): the mean over N of
  * -log_softmax(logits)[i, labels[i]]; stable for any finite logits. 0-d, differentiable
- * in logits. */
+ * in logits. Fused (one kernel forward, one backward) where the backend has it, else
+ * composed from log_softmax and a one-hot mask. */
 tensor *nn_cross_entropy(const tensor *logits, const tensor *labels, eng_error *err);
+/* The labels' smallest and largest values (two reads of the device; lo > hi when there
+ * are none), for nn_cross_entropy_ranged. */
+int nn_label_range(const tensor *labels, int64_t *lo, int64_t *hi, eng_error *err);
+/* nn_cross_entropy for labels known to lie in [lo, hi] (fit: nn_label_range of the whole
+ * label tensor, once): the range is checked against C on the host, with the same
+ * IndexError, and the step reads nothing back from the device. */
+tensor *nn_cross_entropy_ranged(const tensor *logits, const tensor *labels, int64_t lo, int64_t hi,
+                                eng_error *err);
+/* With the backend's fused cross_entropy (engine/backend.h; f32/f64 logits), the loss is
+ * one recorded node (autograd.c) whose gradient is the fused backward; these two are its
+ * unrecorded halves: the mean loss (0-d; check as the backend entry's) and
+ * dlogits = (softmax - onehot) * g / N for the loss's 0-d gradient g. */
+tensor *nn_xent_fused(const tensor *logits, const tensor *labels, int check, eng_error *err);
+tensor *nn_xent_backward(const tensor *logits, const tensor *labels, const tensor *g, eng_error *err);
 tensor *nn_mse(const tensor *a, const tensor *b, eng_error *err); /* mean((a - b)^2), 0-d */
 /* fraction of rows whose argmax equals the label; 0-d f32, never recorded */
 tensor *nn_accuracy(const tensor *logits, const tensor *labels, eng_error *err);

@@ -1,5 +1,11 @@
-/* optim.c — SGD and AdamW (see optim.h): updates as in-place tensor ops with grad
- * recording off, and the registry of optimiser handles the language uses.
+/* optim.c — SGD and AdamW (see optim.h): updates with grad recording off, and the
+ * registry of optimiser handles the language uses.
+ *
+ * Each parameter's update is one call of the backend's fused step (adamw_step,
+ * sgd_step: one pass, one kernel launch on the GPU) where the backend has it and the
+ * tensors qualify (f32 or f64, contiguous, one dtype and device); otherwise a chain of
+ * in-place tensor ops, about ten per parameter, which is also the reference the fused
+ * steps are tested against (tests/unit/test_optim.c, on a CPU backend without them).
  *
  * AdamW, as fastai's Adam with decoupled weight decay (and PyTorch's AdamW):
  *   p *= 1 - lr*wd                       (not for 1-D parameters unless wd_1d)
@@ -18,6 +24,7 @@
 #include <string.h>
 
 #include "engine/autograd.h"
+#include "engine/backend.h"
 
 static opt_state *opt_alloc(opt_kind kind, tensor *const *params, int n, eng_error *err)
 {
@@ -138,11 +145,37 @@ static int zeros_like(tensor **slot, const tensor *p, eng_error *err)
     return *slot ? 0 : -1;
 }
 
+/* the decoupled weight decay factor of parameter p: 1 - lr*wd, or 1 where it is not decayed */
+static double decay_factor(const opt_state *o, const tensor *p, double lr)
+{
+    return o->wd != 0 && (p->ndim > 1 || o->wd_1d) ? 1 - lr * o->wd : 1;
+}
+
+/* the backend has a fused step (has) and it serves p: f32 or f64, and p, its gradient
+ * and the state buffers (any may be NULL) contiguous, of p's dtype, on p's backend */
+static int fused_ok(int has, const tensor *p, const tensor *g, const tensor *m, const tensor *v)
+{
+    const eng_backend *be = p->storage->backend;
+    if (!has || (p->dtype != KN_F32 && p->dtype != KN_F64) || !tensor_is_contiguous(p))
+        return 0;
+    const tensor *o[3] = {g, m, v};
+    for (int k = 0; k < 3; k++)
+        if (o[k] && (o[k]->dtype != p->dtype || !tensor_is_contiguous(o[k]) || o[k]->storage->backend != be))
+            return 0;
+    return 1;
+}
+
 static int adamw_param(opt_state *o, int i, double lr, double bc1, double bc2, eng_error *err)
 {
     tensor *p = o->params[i], *g = p->grad;
     if (zeros_like(&o->m[i], p, err) || zeros_like(&o->v[i], p, err))
         return -1;
+    const eng_backend *be = p->storage->backend;
+    if (fused_ok(be->adamw_step != NULL, p, g, o->m[i], o->v[i])) {
+        eng_step_args a = {.lr = lr, .beta1 = o->beta1, .beta2 = o->beta2, .eps = o->eps, .bc1 = bc1, .bc2 = bc2,
+                           .wdf = decay_factor(o, p, lr)};
+        return be->adamw_step(p, g, o->m[i], o->v[i], &a, err);
+    }
     tensor *m = o->m[i], *v = o->v[i], *g2 = NULL, *den = NULL, *upd = NULL;
     int rc = -1;
     if (inplace_scalar(KN_OP_MUL, m, o->beta1, err) || inplace_scaled(KN_OP_ADD, m, g, 1 - o->beta1, err) ||
@@ -170,6 +203,14 @@ static int sgd_param(opt_state *o, int i, double lr, eng_error *err)
 {
     tensor *p = o->params[i], *g = p->grad, *d = NULL;
     int rc = -1;
+    const eng_backend *be = p->storage->backend;
+    if (fused_ok(be->sgd_step != NULL, p, g, o->m[i], NULL)) {
+        /* the momentum buffer starts at zero: 0 * momentum + g is the op-by-op path's clone of g */
+        if (o->beta1 != 0 && zeros_like(&o->m[i], p, err))
+            return -1;
+        eng_step_args a = {.lr = lr, .beta1 = o->beta1, .wdf = decay_factor(o, p, lr), .nesterov = o->nesterov};
+        return be->sgd_step(p, g, o->beta1 != 0 ? o->m[i] : NULL, &a, err);
+    }
     if (o->wd != 0 && (p->ndim > 1 || o->wd_1d) && inplace_scalar(KN_OP_MUL, p, 1 - lr * o->wd, err))
         return -1;
     if (o->beta1 == 0)

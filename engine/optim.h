@@ -4,7 +4,8 @@
  *
  * An optimiser holds references to its parameters and its per-parameter state (the
  * momentum or first-moment buffer m, the second moment v). Updates run with grad
- * recording off, as in-place tensor ops, on whatever device the parameters live.
+ * recording off, on whatever device the parameters live: one fused step per parameter
+ * where the backend has it, else in-place tensor ops.
  *
  * The language refers to an optimiser by an int handle (`int opt = adamw(w, b);`):
  * the registry below maps handles to optimisers for the life of the process (it is
@@ -48,7 +49,10 @@ opt_state *opt_sgd_new(tensor *const *params, int n, eng_error *err);
 void opt_free(opt_state *o);
 
 /* One update with learning rate lr from each parameter's .grad (parameters without a
- * gradient are skipped). Grad recording is off during the update. */
+ * gradient are skipped). Grad recording is off during the update. A parameter takes
+ * the backend's fused step (engine/backend.h: adamw_step, sgd_step) when the backend
+ * has one and the parameter, gradient and state are contiguous f32 or f64 of one
+ * dtype; else the op-by-op path. */
 int opt_step(opt_state *o, double lr, eng_error *err);
 /* Clears every parameter's .grad. */
 void opt_zero_grad(opt_state *o);

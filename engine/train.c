@@ -113,18 +113,28 @@ static int shuffle(eng_session *s, int64_t *perm, int64_t n, eng_error *err)
     return 0;
 }
 
-/* x[perm[from .. from+n-1]] and y[...] */
-static int gather_batch(tensor *x, tensor *y, const int64_t *perm, int64_t n, tensor **xb, tensor **yb,
-                        eng_error *err)
+/* the permutation as an i64 tensor on the session's device, uploaded once per epoch so
+ * that a step's batch indices are a slice of it (no host-to-device copy per step) */
+static tensor *perm_tensor(const int64_t *perm, int64_t n, eng_error *err)
 {
     double *d = malloc((size_t)n * sizeof *d);
-    if (!d)
-        return eng_fail(err, ERR_MEMORY, "fit: out of memory");
+    if (!d) {
+        eng_fail(err, ERR_MEMORY, "fit: out of memory");
+        return NULL;
+    }
     for (int64_t i = 0; i < n; i++)
         d[i] = (double)perm[i];
     int64_t shape[1] = {n};
-    tensor *idx = tensor_from_doubles(d, KN_I64, 1, shape, err);
+    tensor *t = tensor_from_doubles(d, KN_I64, 1, shape, err);
     free(d);
+    return t;
+}
+
+/* x[perm[from .. from+n-1]] and y[...] */
+static int gather_batch(tensor *x, tensor *y, tensor *perm, int64_t from, int64_t n, tensor **xb, tensor **yb,
+                        eng_error *err)
+{
+    tensor *idx = tensor_slice(perm, 0, from, from + n, 1, err);
     if (!idx)
         return -1;
     *xb = tensor_gather(x, idx, err);
@@ -138,15 +148,17 @@ static int gather_batch(tensor *x, tensor *y, const int64_t *perm, int64_t n, te
     return 0;
 }
 
-/* one training step on (xb, yb) at learning rate lr; *loss gets the batch loss */
-static int train_step(eng_session *s, eng_func *model, opt_state *o, tensor *xb, tensor *yb, double lr,
-                      double *loss, eng_error *err)
+/* one training step on (xb, yb) at learning rate lr; *loss gets the batch loss. The
+ * labels lie in yr[0] .. yr[1] (nn_label_range of the whole label tensor, once per
+ * call), so cross_entropy reads nothing back: the loss is the step's one read. */
+static int train_step(eng_session *s, eng_func *model, opt_state *o, tensor *xb, tensor *yb, const int64_t *yr,
+                      double lr, double *loss, eng_error *err)
 {
     ag_grad_enabled = 1;
     tensor *logits = call_model(s, model, xb, err);
     if (!logits)
         return -1;
-    tensor *l = nn_cross_entropy(logits, yb, err);
+    tensor *l = nn_cross_entropy_ranged(logits, yb, yr[0], yr[1], err);
     tensor_decref(logits);
     if (!l)
         return -1;
@@ -230,6 +242,7 @@ int train_lr_find(eng_session *s, eng_func *model, opt_state *o, tensor *x, tens
     if (batch_size > n)
         batch_size = n;
     int saved_grad = ag_grad_enabled, rc = -1, nrec = 0;
+    tensor *pt = NULL; /* the permutation on the device */
     opt_state *snap = opt_snapshot(o, err);
     int64_t *perm = malloc((size_t)n * sizeof *perm);
     double lrs[LRF_STEPS], losses[LRF_STEPS];
@@ -239,24 +252,27 @@ int train_lr_find(eng_session *s, eng_func *model, opt_state *o, tensor *x, tens
         goto done;
     }
     opt_zero_grad(o);
-    int64_t pos = n;
+    int64_t pos = n, yr[2];
     double avg = 0, best = INFINITY;
+    if (nn_label_range(y, &yr[0], &yr[1], err))
+        goto done;
     for (int i = 0; i < LRF_STEPS; i++) {
         if (interrupted(s)) {
             eng_fail(err, ERR_INTERRUPT, "lr_find: interrupted (the parameters are restored)");
             goto done;
         }
         if (pos + batch_size > n) {
-            if (shuffle(s, perm, n, err))
+            tensor_decref(pt);
+            if (shuffle(s, perm, n, err) || !(pt = perm_tensor(perm, n, err)))
                 goto done;
             pos = 0;
         }
         tensor *xb, *yb;
-        if (gather_batch(x, y, perm + pos, batch_size, &xb, &yb, err))
+        if (gather_batch(x, y, pt, pos, batch_size, &xb, &yb, err))
             goto done;
         pos += batch_size;
         double lr = LRF_START * pow(LRF_END / LRF_START, (double)i / LRF_STEPS), loss;
-        int r = train_step(s, model, o, xb, yb, lr, &loss, err);
+        int r = train_step(s, model, o, xb, yb, yr, lr, &loss, err);
         tensor_decref(xb);
         tensor_decref(yb);
         if (r)
@@ -272,6 +288,7 @@ int train_lr_find(eng_session *s, eng_func *model, opt_state *o, tensor *x, tens
     }
     rc = 0;
 done:
+    tensor_decref(pt);
     ag_grad_enabled = saved_grad;
     if (snap) {
         eng_error rerr = {0};
@@ -299,8 +316,8 @@ done:
 /* ---- fit ---- */
 
 /* mean loss and accuracy of model over (x, y), in batches, with grad recording off */
-static int evaluate(eng_session *s, eng_func *model, tensor *x, tensor *y, double *loss, double *acc,
-                    eng_error *err)
+static int evaluate(eng_session *s, eng_func *model, tensor *x, tensor *y, const int64_t *yr, double *loss,
+                    double *acc, eng_error *err)
 {
     int64_t n = x->shape[0], bs = 1024;
     double lsum = 0, asum = 0;
@@ -312,7 +329,7 @@ static int evaluate(eng_session *s, eng_func *model, tensor *x, tensor *y, doubl
         tensor *xb = tensor_slice(x, 0, a, b, 1, err), *yb = xb ? tensor_slice(y, 0, a, b, 1, err) : NULL;
         tensor *logits = yb ? call_model(s, model, xb, err) : NULL, *l = NULL, *ac = NULL;
         double lv = 0, av = 0;
-        if (!logits || !(l = nn_cross_entropy(logits, yb, err)) || !(ac = nn_accuracy(logits, yb, err)) ||
+        if (!logits || !(l = nn_cross_entropy_ranged(logits, yb, yr[0], yr[1], err)) || !(ac = nn_accuracy(logits, yb, err)) ||
             tensor_item(l, &lv, err) || tensor_item(ac, &av, err))
             rc = -1;
         lsum += lv * (double)(b - a);
@@ -387,13 +404,18 @@ int train_fit(eng_session *s, eng_func *model, opt_state *o, tensor *xtr, tensor
     }
     int nhist = 0;
     int saved_grad = ag_grad_enabled, rc = -1;
+    int64_t yr[2], vr[2]; /* the labels' ranges: checked against C once, not per step */
+    tensor *pt = NULL;
     double saved_beta1 = o->beta1, t0 = now_s(), last_shown = 0, avg = 0, sm = 0, lr = 0;
     char text[512];
     progress_text(text, sizeof text, 1, epochs, 0, total, NAN, max_lr / 25, 0);
     progress(s, id, 0, text);
     opt_zero_grad(o);
+    if (nn_label_range(ytr, &yr[0], &yr[1], err) || nn_label_range(yval, &vr[0], &vr[1], err))
+        goto done;
     for (int64_t e = 0; e < epochs; e++) {
-        if (shuffle(s, perm, n, err))
+        tensor_decref(pt);
+        if (shuffle(s, perm, n, err) || !(pt = perm_tensor(perm, n, err)))
             goto done;
         double esum = 0, te = now_s();
         cur = e + 1;
@@ -405,12 +427,12 @@ int train_fit(eng_session *s, eng_func *model, opt_state *o, tensor *xtr, tensor
                 goto done;
             }
             tensor *xb, *yb;
-            if (gather_batch(xtr, ytr, perm + bi * batch_size, batch_size, &xb, &yb, err))
+            if (gather_batch(xtr, ytr, pt, bi * batch_size, batch_size, &xb, &yb, err))
                 goto done;
             lr = train_onecycle_lr((double)done, (double)total, max_lr);
             o->beta1 = train_onecycle_mom((double)done, (double)total);
             double loss;
-            int r = train_step(s, model, o, xb, yb, lr, &loss, err);
+            int r = train_step(s, model, o, xb, yb, yr, lr, &loss, err);
             tensor_decref(xb);
             tensor_decref(yb);
             if (r)
@@ -427,7 +449,7 @@ int train_fit(eng_session *s, eng_func *model, opt_state *o, tensor *xtr, tensor
             }
         }
         double vloss, vacc, train_s = now_s() - te;
-        if (evaluate(s, model, xval, yval, &vloss, &vacc, err))
+        if (evaluate(s, model, xval, yval, vr, &vloss, &vacc, err))
             goto done;
         *val_acc = vacc;
         double *row = hist + (size_t)nhist++ * OPT_HIST_COLS;
@@ -441,6 +463,7 @@ int train_fit(eng_session *s, eng_func *model, opt_state *o, tensor *xtr, tensor
     }
     rc = 0;
 done:
+    tensor_decref(pt);
     ag_grad_enabled = saved_grad;
     o->beta1 = saved_beta1;
     opt_zero_grad(o);

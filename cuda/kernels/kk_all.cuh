@@ -29,6 +29,7 @@ namespace KK_NS {
 #include "cuda/kernels/kk_reduce.cuh"
 #include "cuda/kernels/kk_matmul.cuh"
 #include "cuda/kernels/kk_conv.cuh"
+#include "cuda/kernels/kk_train.cuh"
 }
 
 extern "C" const kk_ops KK_NAME(ops) = {
@@ -46,6 +47,10 @@ extern "C" const kk_ops KK_NAME(ops) = {
     KK_NS::KK_NAME(matmul),
     KK_NS::KK_NAME(im2col),
     KK_NS::KK_NAME(col2im),
+    KK_NS::KK_NAME(adamw_step),
+    KK_NS::KK_NAME(sgd_step),
+    KK_NS::KK_NAME(xent),
+    KK_NS::KK_NAME(xent_backward),
 };
 
 #endif

@@ -100,6 +100,33 @@ typedef struct kk_conv_job {
     char *dst;
 } kk_conv_job;
 
+/* One optimiser step of one parameter (engine/backend.h's adamw_step and sgd_step):
+ * p, g, m, v contiguous, n elements of dtype dt each */
+typedef struct kk_step_job {
+    int dt;                          /* KK_F32 or KK_F64 */
+    int nesterov;                    /* SGD */
+    int64_t n;
+    char *p;
+    const char *g;
+    char *m;                         /* AdamW's first moment; SGD's momentum buffer or NULL */
+    char *v;                         /* AdamW's second moment */
+    double lr, beta1, beta2, eps, bc1, bc2, wdf;
+} kk_step_job;
+
+/* cross_entropy's forward (out: the row losses [N]) or backward (out: dx [N, C]) */
+typedef struct kk_xent_job {
+    int dt;                          /* KK_F32 or KK_F64: the logits */
+    int ldt;                         /* KK_I32, KK_I64 or KK_U8: the labels */
+    int check;                       /* forward: store 1 into status[0] for a label outside [0, C) */
+    int64_t N, C;
+    const char *x;                   /* contiguous logits [N, C] */
+    const char *labels;              /* contiguous [N] */
+    char *out;
+    const char *gout;                /* backward: the 0-d output gradient (dtype dt, device) */
+    double scale;                    /* backward: dx = (softmax - onehot) * gout * scale */
+    int *status;                     /* the context's status word */
+} kk_xent_job;
+
 /* Where a launch runs. */
 typedef struct kk_ctx {
     void *stream;        /* cudaStream_t (GPU), NULL (simulator) */
@@ -131,6 +158,10 @@ typedef struct kk_ops {
     int (*matmul)(kk_ctx *c, const kk_matmul_job *j);
     int (*im2col)(kk_ctx *c, const kk_conv_job *j);
     int (*col2im)(kk_ctx *c, const kk_conv_job *j);
+    int (*adamw_step)(kk_ctx *c, const kk_step_job *j);
+    int (*sgd_step)(kk_ctx *c, const kk_step_job *j);
+    int (*xent)(kk_ctx *c, const kk_xent_job *j);
+    int (*xent_backward)(kk_ctx *c, const kk_xent_job *j);
 } kk_ops;
 
 extern const kk_ops kk_sim_ops;  /* cuda/sim_backend_kernels.cc: always */

@@ -415,3 +415,163 @@ int kk_col2im(const kk_device *d, tensor *img, const tensor *cols, int kh, int k
     j.dst = (char *)img->storage->data + img->offset * (int64_t)es;
     return kk_check(d, d->ops->col2im(&c, &j), "col2im", &c, err);
 }
+
+/* ---- the fused training steps (cuda/kernels/kk_train.cuh) ---- */
+
+/* p, and each non-NULL tensor of o: contiguous, p's dtype (f32 or f64) and size */
+static int kk_step_check(const kk_device *d, const tensor *p, const tensor *const *o, int n, const char *who,
+                         eng_error *err)
+{
+    if ((p->dtype != KN_F32 && p->dtype != KN_F64) || !tensor_is_contiguous(p))
+        return eng_fail(err, ERR_TYPE, "%s: the %s backend's fused step takes contiguous f32 and f64 parameters",
+                        who, d->be->name);
+    for (int k = 0; k < n; k++)
+        if (o[k] && (o[k]->dtype != p->dtype || !tensor_is_contiguous(o[k]) || tensor_numel(o[k]) != tensor_numel(p)))
+            return eng_fail(err, ERR_SHAPE,
+                            "%s: the gradient and state must be contiguous, of the parameter's shape and dtype", who);
+    return 0;
+}
+
+static void *kk_at(const tensor *t)
+{
+    return (char *)t->storage->data + t->offset * (int64_t)kn_dtype_size(t->dtype);
+}
+
+static void kk_step_job_init(kk_step_job *j, tensor *p, const tensor *g, tensor *m, tensor *v,
+                             const eng_step_args *a)
+{
+    memset(j, 0, sizeof *j);
+    j->dt = p->dtype;
+    j->n = tensor_numel(p);
+    j->p = kk_at(p);
+    j->g = kk_at(g);
+    j->m = m ? kk_at(m) : NULL;
+    j->v = v ? kk_at(v) : NULL;
+    j->lr = a->lr;
+    j->beta1 = a->beta1;
+    j->beta2 = a->beta2;
+    j->eps = a->eps;
+    j->bc1 = a->bc1;
+    j->bc2 = a->bc2;
+    j->wdf = a->wdf;
+    j->nesterov = a->nesterov;
+}
+
+int kk_adamw_step(const kk_device *d, tensor *p, const tensor *g, tensor *m, tensor *v, const eng_step_args *a,
+                  eng_error *err)
+{
+    const tensor *o[3] = {g, m, v};
+    if (!m || !v)
+        return eng_fail(err, ERR_RUNTIME, "adamw: the moment buffers are missing");
+    kk_ctx c;
+    if (kk_step_check(d, p, o, 3, "adamw", err) < 0 || kk_ctx_get(d, &c, err) < 0)
+        return -1;
+    kk_step_job j;
+    kk_step_job_init(&j, p, g, m, v, a);
+    return kk_check(d, d->ops->adamw_step(&c, &j), "adamw", &c, err);
+}
+
+int kk_sgd_step(const kk_device *d, tensor *p, const tensor *g, tensor *buf, const eng_step_args *a, eng_error *err)
+{
+    const tensor *o[2] = {g, buf};
+    kk_ctx c;
+    if (kk_step_check(d, p, o, 2, "sgd", err) < 0 || kk_ctx_get(d, &c, err) < 0)
+        return -1;
+    kk_step_job j;
+    kk_step_job_init(&j, p, g, buf, NULL, a);
+    return kk_check(d, d->ops->sgd_step(&c, &j), "sgd", &c, err);
+}
+
+/* ---- cross-entropy ---- */
+
+static int kk_xent_setup(const kk_device *d, kk_xent_job *j, const tensor *out, const tensor *logits,
+                         const tensor *labels, const char *who, eng_error *err)
+{
+    if ((logits->dtype != KN_F32 && logits->dtype != KN_F64) || logits->ndim != 2 || !tensor_is_contiguous(logits))
+        return eng_fail(err, ERR_TYPE, "%s: the %s backend takes contiguous f32 or f64 logits [N, C]", who,
+                        d->be->name);
+    if ((labels->dtype != KN_I64 && labels->dtype != KN_I32 && labels->dtype != KN_U8) || labels->ndim != 1 ||
+        labels->shape[0] != logits->shape[0] || !tensor_is_contiguous(labels))
+        return eng_fail(err, ERR_TYPE, "%s: contiguous integer labels [N] expected", who);
+    if (out->dtype != logits->dtype || !tensor_is_contiguous(out))
+        return eng_fail(err, ERR_TYPE, "%s: a contiguous output of the logits' dtype expected", who);
+    memset(j, 0, sizeof *j);
+    j->dt = logits->dtype;
+    j->ldt = labels->dtype;
+    j->N = logits->shape[0];
+    j->C = logits->shape[1];
+    j->x = kk_at(logits);
+    j->labels = kk_at(labels);
+    j->out = kk_at(out);
+    return 0;
+}
+
+/* after the kernel flagged a bad label: the composed path's message, from the labels */
+static int kk_xent_label_error(const kk_device *d, const tensor *labels, int64_t C, eng_error *err)
+{
+    int64_t N = labels->shape[0];
+    size_t es = kn_dtype_size(labels->dtype);
+    char *h = malloc(es * (size_t)N);
+    if (!h)
+        return eng_fail(err, ERR_MEMORY, "cross_entropy: out of memory");
+    if (d->be->to_host(h, kk_at(labels), es * (size_t)N, err) < 0) {
+        free(h);
+        return -1;
+    }
+    int64_t lo = INT64_MAX, hi = INT64_MIN;
+    for (int64_t i = 0; i < N; i++) {
+        int64_t y = labels->dtype == KN_I64 ? ((int64_t *)h)[i]
+                    : labels->dtype == KN_I32 ? ((int32_t *)h)[i] : ((uint8_t *)h)[i];
+        lo = y < lo ? y : lo;
+        hi = y > hi ? y : hi;
+    }
+    free(h);
+    return eng_fail(err, ERR_INDEX, "cross_entropy: label %lld out of range for %lld classes",
+                    (long long)(lo < 0 ? lo : hi), (long long)C);
+}
+
+int kk_cross_entropy(const kk_device *d, tensor *rows, const tensor *logits, const tensor *labels, int check,
+                     eng_error *err)
+{
+    kk_xent_job j;
+    kk_ctx c;
+    if (kk_xent_setup(d, &j, rows, logits, labels, "cross_entropy", err) < 0)
+        return -1;
+    if (tensor_numel(rows) != j.N)
+        return eng_fail(err, ERR_SHAPE, "cross_entropy: the row losses must be [N]");
+    if (j.N == 0)
+        return 0;
+    if (j.C == 0) /* every label is out of range */
+        return check ? kk_xent_label_error(d, labels, 0, err)
+                     : eng_fail(err, ERR_SHAPE, "cross_entropy: no classes (C = 0)");
+    if (kk_ctx_get(d, &c, err) < 0)
+        return -1;
+    j.check = check;
+    j.status = c.status;
+    if (kk_check(d, d->ops->xent(&c, &j), "cross_entropy", &c, err) < 0)
+        return -1;
+    if (!check)
+        return 0;
+    int flag;
+    if (kk_status(d, &c, &flag, err) < 0)
+        return -1;
+    return flag ? kk_xent_label_error(d, labels, j.C, err) : 0;
+}
+
+int kk_cross_entropy_backward(const kk_device *d, tensor *dx, const tensor *logits, const tensor *labels,
+                              const tensor *gout, double scale, eng_error *err)
+{
+    kk_xent_job j;
+    kk_ctx c;
+    if (kk_xent_setup(d, &j, dx, logits, labels, "cross_entropy backward", err) < 0)
+        return -1;
+    if (tensor_numel(dx) != tensor_numel(logits) || gout->dtype != logits->dtype || tensor_numel(gout) != 1)
+        return eng_fail(err, ERR_SHAPE, "cross_entropy backward: dx [N, C] and a 0-d gradient expected");
+    if (j.N * j.C == 0)
+        return 0;
+    if (kk_ctx_get(d, &c, err) < 0)
+        return -1;
+    j.gout = kk_at(gout);
+    j.scale = scale;
+    return kk_check(d, d->ops->xent_backward(&c, &j), "cross_entropy backward", &c, err);
+}

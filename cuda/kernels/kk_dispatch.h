@@ -40,6 +40,16 @@ int kk_matmul_tiled(const kk_device *d, tensor *out, const tensor *a, const tens
 int kk_im2col(const kk_device *d, tensor *cols, const tensor *x, int kh, int kw, int stride, int pad, eng_error *err);
 int kk_col2im(const kk_device *d, tensor *img, const tensor *cols, int kh, int kw, int stride, int pad, eng_error *err);
 
+/* the eng_backend entries of the same names (cuda/kernels/kk_train.cuh) */
+int kk_adamw_step(const kk_device *d, tensor *p, const tensor *g, tensor *m, tensor *v, const eng_step_args *a,
+                  eng_error *err);
+int kk_sgd_step(const kk_device *d, tensor *p, const tensor *g, tensor *buf, const eng_step_args *a, eng_error *err);
+/* check reads the status word back (one synchronisation); without it nothing is read */
+int kk_cross_entropy(const kk_device *d, tensor *rows, const tensor *logits, const tensor *labels, int check,
+                     eng_error *err);
+int kk_cross_entropy_backward(const kk_device *d, tensor *dx, const tensor *logits, const tensor *labels,
+                              const tensor *gout, double scale, eng_error *err);
+
 /* a contiguous tensor on d's backend (for temporaries); NULL with err */
 tensor *kk_temp(const kk_device *d, kn_dtype dt, int ndim, const int64_t *shape, eng_error *err);
 /* t itself (new reference) if contiguous, else a contiguous copy on d's backend */

@@ -1,5 +1,6 @@
 /* test_conformance.c — the backend conformance suite: every op of engine/ops.def plus
- * matmul, where, gather, random, copy/cast, fill, assign into views and arange, run
+ * matmul, where, gather, random, copy/cast, fill, assign into views and arange, and
+ * the fused training ops (cross_entropy forward and backward, AdamW and SGD steps), run
  * through the tensor front end on the CPU backend (the reference) and on a second
  * backend, on random shapes (broadcasting, transposed and stepped views, empty tensors,
  * sizes 1, 7, 33, 1025, 4099 ...) and every dtype, compared element by element within
@@ -8,10 +9,12 @@
  *
  * The second backend is $KILN_DEVICE: "sim" (default: the CUDA kernels on the
  * simulator, what CI runs) or "cuda" (make test-gpu). Exit 0 when every case agrees.
- * Usage: test_conformance [cases-per-group (default 60)] [seed]
+ * Usage: test_conformance [cases-per-group (default 60)] [seed] [group, e.g. train]
  */
+#include "engine/autograd.h"
 #include "engine/backend.h"
 #include "engine/nn.h"
+#include "engine/optim.h"
 #include "engine/tensor.h"
 
 #include <math.h>
@@ -588,6 +591,128 @@ static void group_random(int cases)
     }
 }
 
+/* ---- the fused training ops: cross_entropy (forward, backward), AdamW and SGD steps ---- */
+
+typedef struct trainctx {
+    int kind;            /* 0 loss, 1 gradient, 2 loss with the labels' range given (fit's form),
+                          * 3 AdamW (the parameter), 4 AdamW (the second moment), 5 SGD */
+    double scale;        /* the logits are multiplied by it (1e4: stability) */
+    kn_dtype ldt;        /* labels */
+    int64_t n;
+    double *labels;      /* host values */
+    int64_t lo, hi;
+    int momentum, nesterov;
+} trainctx;
+
+static tensor *xent_inputs(tensor *x, const trainctx *k, tensor **lab, eng_error *err)
+{
+    *lab = tensor_from_doubles(k->labels, k->ldt, 1, &k->n, err);
+    if (!*lab)
+        return NULL;
+    if (k->scale == 1) { /* x as made: views too */
+        tensor_incref(x);
+        return x;
+    }
+    return tensor_binary_scalar(KN_OP_MUL, x, k->scale, 1, 0, err);
+}
+
+static tensor *do_xent(tensor **x, void *c, eng_error *err)
+{
+    trainctx *k = c;
+    tensor *lab, *xs = xent_inputs(x[0], k, &lab, err), *r = NULL;
+    if (xs && k->kind == 1) {
+        tensor *p = ag_param(xs, err), *l = p ? nn_cross_entropy(p, lab, err) : NULL;
+        if (l && ag_backward(l, err) == 0 && p->grad) {
+            r = p->grad;
+            tensor_incref(r);
+        }
+        tensor_decref(l);
+        tensor_decref(p);
+    } else if (xs) {
+        r = k->kind == 2 ? nn_cross_entropy_ranged(xs, lab, k->lo, k->hi, err) : nn_cross_entropy(xs, lab, err);
+    }
+    tensor_decref(xs);
+    tensor_decref(lab);
+    return r;
+}
+
+/* three steps of an optimiser over x[0] with gradients x[1] * (t + 1) */
+static tensor *do_step(tensor **x, void *c, eng_error *err)
+{
+    trainctx *k = c;
+    tensor *p = tensor_clone(x[0], err), *r = NULL;
+    if (!p)
+        return NULL;
+    opt_state *o = k->kind == 5 ? opt_sgd_new(&p, 1, err) : opt_adamw_new(&p, 1, err);
+    if (o && k->kind == 5 && k->momentum &&
+        (opt_set(o, "momentum", 0.9, err) || opt_set(o, "nesterov", k->nesterov, err)))
+        goto done;
+    if (o && opt_set(o, "wd", 0.05, err) == 0 && opt_set(o, "wd_1d", 1, err) == 0) {
+        for (int t = 0; t < 3; t++) {
+            tensor_decref(p->grad);
+            if (!(p->grad = tensor_binary_scalar(KN_OP_MUL, x[1], t + 1, 1, 0, err)) || opt_step(o, 0.1, err))
+                goto done;
+        }
+        r = k->kind == 4 ? o->v[0] : p;
+        if (r)
+            tensor_incref(r);
+    }
+done:
+    opt_free(o);
+    tensor_decref(p);
+    return r;
+}
+
+static void group_train(int cases)
+{
+    static const int64_t ns[] = {1, 2, 7, 33, 64, 129}, cs[] = {1, 2, 10, 31, 33, 100, 1000};
+    static const kn_dtype ldts[3] = {KN_I64, KN_I32, KN_U8};
+    for (int i = 0; i < cases; i++) {
+        kn_dtype dt = i % 2 ? KN_F64 : KN_F32;
+        int64_t N = ns[rndi(6)], C = cs[rndi(7)];
+        if (C > 255)
+            C = 255 - rndi(3); /* u8 labels */
+        trainctx k = {.scale = rndi(4) == 0 ? 1e4 : 1, .ldt = ldts[rndi(3)], .n = N};
+        k.labels = malloc(sizeof(double) * (size_t)N);
+        for (int64_t r = 0; r < N; r++)
+            k.labels[r] = (double)rndi((int)C);
+        int bad = i % 9 == 4;
+        if (bad) /* a label out of range: the same IndexError and message */
+            k.labels[rndi((int)N)] = k.ldt == KN_U8 ? (double)C : rndi(2) ? (double)C + 2 : -3;
+        k.lo = k.hi = (int64_t)k.labels[0];
+        for (int64_t r = 1; r < N; r++) {
+            k.lo = (int64_t)k.labels[r] < k.lo ? (int64_t)k.labels[r] : k.lo;
+            k.hi = (int64_t)k.labels[r] > k.hi ? (int64_t)k.labels[r] : k.hi;
+        }
+        spec s = {.dt = dt, .ndim = 2, .seed = rnd(), .view = rndi(3), .shape = {N, C}};
+        char what[160];
+        for (int kind = 0; kind < 3; kind++) {
+            k.kind = kind;
+            snprintf(what, sizeof what, "cross_entropy %s(%s [%lld, %lld] x %g, %s labels%s)",
+                     kind == 1 ? "backward " : kind == 2 ? "ranged " : "", kn_dtype_name(dt), (long long)N,
+                     (long long)C, k.scale, kn_dtype_name(k.ldt), bad ? ", one bad" : "");
+            run_both(what, &s, 1, tol_for(dt, 0), 1, do_xent, &k);
+        }
+        free(k.labels);
+
+        /* the optimisers over a random shape (0-d, empty, odd sizes; views made contiguous) */
+        spec ps[2] = {{.dt = dt}, {.dt = dt}};
+        random_shape(&ps[0], 3, 1);
+        ps[1] = ps[0];
+        ps[1].seed = rnd();
+        ps[1].view = rndi(3) && ps[0].ndim >= 2 ? 1 : 0;
+        for (int kind = 3; kind < 6; kind++) {
+            k.kind = kind;
+            k.momentum = rndi(3) > 0;
+            k.nesterov = rndi(2);
+            snprintf(what, sizeof what, "%s (%s, %lld elements%s%s)", kind == 5 ? "sgd" : kind == 4 ? "adamw v" : "adamw p",
+                     kn_dtype_name(dt), (long long)(ps[0].ndim ? ps[0].shape[0] : 1),
+                     kind == 5 && k.momentum ? ", momentum" : "", kind == 5 && k.nesterov ? ", nesterov" : "");
+            run_both(what, ps, 2, tol_for(dt, 0), 1, do_step, &k);
+        }
+    }
+}
+
 int main(int argc, char **argv)
 {
     int cases = argc > 1 ? atoi(argv[1]) : 60;
@@ -606,10 +731,13 @@ int main(int argc, char **argv)
     struct { const char *name; void (*fn)(int); int mult; } groups[] = {
         {"unary", group_unary, 1},   {"binary", group_binary, 1}, {"reduce", group_reduce, 1},
         {"matmul", group_matmul, 4}, {"data", group_data, 4},     {"random", group_random, 2},
-        {"conv", group_conv, 2},
+        {"conv", group_conv, 2},     {"train", group_train, 2},
     };
+    const char *only = argc > 3 ? argv[3] : NULL;
     for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
         long c0 = n_cases, f0 = n_fail;
+        if (only && strcmp(only, groups[g].name))
+            continue;
         groups[g].fn(cases * groups[g].mult / 2 > 0 ? cases * groups[g].mult / 2 : 1);
         printf("  %-7s %6ld cases, %ld failed\n", groups[g].name, n_cases - c0, n_fail - f0);
     }

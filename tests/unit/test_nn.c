@@ -2,7 +2,8 @@
  * central finite differences in f64 (the approach of test_autograd.c: L = sum(f(p) * R)
  * for a fixed random R; h = 1e-6, relative tolerance 1e-6), values against values
  * computed by hand here, conv2d against a direct nested-loop reference, cross_entropy
- * stable for logits of +-1000, batch_norm's running statistics, the initialisers'
+ * stable for logits of +-1000 and its fused path against the composed one, batch_norm's
+ * running statistics, the initialisers'
  * ranges, and no autograd node left alive. Exits non-zero on failure.
  */
 #include <math.h>
@@ -308,6 +309,81 @@ static void test_im2col_paths(void)
     }
 }
 
+/* the fused cross_entropy (the CPU backend's entry) against the composed one (a copy of
+ * the backend without it): loss and gradient, f32 and f64, each label dtype, odd
+ * shapes, C = 1, N = 1, logits of 1e4; bad labels give the same error both ways */
+static void test_xent_paths(void)
+{
+    eng_backend plain = cpu_backend;
+    plain.cross_entropy = NULL;
+    plain.cross_entropy_backward = NULL;
+    const int64_t shapes[6][2] = {{4, 5}, {1, 7}, {9, 1}, {13, 33}, {3, 70}, {1, 1}};
+    const kn_dtype ldts[3] = {KN_I64, KN_I32, KN_U8};
+    double worst[2] = {0, 0};
+    err.kind = ERR_NONE;
+    for (int si = 0; si < 6; si++)
+        for (int f = 0; f < 2; f++)
+            for (int big = 0; big < 2; big++) {
+                kn_dtype dt = f ? KN_F64 : KN_F32, ldt = ldts[(si + f) % 3];
+                int64_t N = shapes[si][0], C = shapes[si][1];
+                tensor *x0 = random_f64(2, shapes[si], 0);
+                if (big) { /* logits of 1e4 and -1e4 */
+                    tensor *t = must(tensor_binary_scalar(KN_OP_MUL, x0, 5e3, 1, 0, &err));
+                    tensor_decref(x0);
+                    x0 = t;
+                }
+                double *lv = malloc(sizeof *lv * (size_t)N);
+                for (int64_t i = 0; i < N; i++)
+                    lv[i] = (double)((i * 7 + si) % C);
+                tensor *l0 = vec(lv, ldt, 1, &N);
+                free(lv);
+                double loss[2] = {0, 0};
+                tensor *g[2] = {0};
+                for (int path = 0; path < 2; path++) {
+                    const eng_backend *be = path ? &plain : &cpu_backend;
+                    tensor *xc = must(tensor_cast(x0, dt, &err)), *xb = must(tensor_to(xc, be, &err));
+                    tensor *lb = must(tensor_to(l0, be, &err));
+                    tensor *px = must(ag_param(xb, &err));
+                    tensor *ce = must(nn_cross_entropy(px, lb, &err));
+                    CHECK(ce->ndim == 0 && ce->dtype == dt && tensor_item(ce, &loss[path], &err) == 0);
+                    CHECK(ag_backward(ce, &err) == 0);
+                    g[path] = must(tensor_to(px->grad, &cpu_backend, &err));
+                    tensor_decref(ce), tensor_decref(px), tensor_decref(lb), tensor_decref(xb), tensor_decref(xc);
+                }
+                double tol = f ? 1e-12 : 2e-6;
+                CHECK(isfinite(loss[0]) && NEAR(loss[0], loss[1], tol));
+                worst[f] = fmax(worst[f], fabs(loss[0] - loss[1]) / fmax(1, fabs(loss[1])));
+                for (int64_t i = 0; i < N * C; i++) {
+                    double a = tensor_get_flat(g[0], i), b = tensor_get_flat(g[1], i);
+                    CHECK(isfinite(a) && fabs(a - b) <= tol);
+                    worst[f] = fmax(worst[f], fabs(a - b));
+                }
+                tensor_decref(g[0]), tensor_decref(g[1]), tensor_decref(x0), tensor_decref(l0);
+            }
+    printf("  cross_entropy fused vs composed, losses and gradients: max difference %.2e (f32), %.2e (f64)\n",
+           worst[0], worst[1]);
+
+    /* bad labels: the same IndexError both ways, and from the ranged form (fit's) */
+    int64_t xs[2] = {3, 10}, n3 = 3;
+    double bad[2][3] = {{1, 12, 3}, {-2, 4, 12}};
+    const char *want[2] = {"cross_entropy: label 12 out of range for 10 classes",
+                           "cross_entropy: label -2 out of range for 10 classes"};
+    tensor *x = random_f64(2, xs, 0);
+    for (int k = 0; k < 2; k++)
+        for (int path = 0; path < 2; path++) {
+            const eng_backend *be = path ? &plain : &cpu_backend;
+            tensor *xb = must(tensor_to(x, be, &err)), *l = vec(bad[k], KN_I64, 1, &n3), *lb = must(tensor_to(l, be, &err));
+            err.kind = ERR_NONE;
+            CHECK(nn_cross_entropy(xb, lb, &err) == NULL && err.kind == ERR_INDEX && !strcmp(err.msg, want[k]));
+            err.kind = ERR_NONE;
+            CHECK(nn_cross_entropy_ranged(xb, lb, k ? -2 : 1, 12, &err) == NULL && err.kind == ERR_INDEX &&
+                  !strcmp(err.msg, want[k]));
+            err.kind = ERR_NONE;
+            tensor_decref(xb), tensor_decref(l), tensor_decref(lb);
+        }
+    tensor_decref(x);
+}
+
 static void test_init(void)
 {
     tensor_rng rng = {3, 0};
@@ -341,6 +417,7 @@ int main(void)
     test_batch_norm_running();
     test_conv_reference();
     test_im2col_paths();
+    test_xent_paths();
     test_init();
     CHECK(ag_live_nodes() == 0);
     if (failures) {

@@ -1,14 +1,16 @@
 /* test_optim.c — unit tests of engine/optim.c and the schedules of engine/train.c:
  * AdamW and SGD (momentum, Nesterov, weight decay) steps against the update rules
  * written out in scalar C, no weight decay on 1-D parameters by default, snapshot and
- * restore, the one-cycle schedule's fixed points, and fastai's valley on known curves.
- * Exits non-zero on failure.
+ * restore, the one-cycle schedule's fixed points, and fastai's valley on known curves;
+ * the backend's fused steps (adamw_step, sgd_step) against the op-by-op path (a copy of
+ * the CPU backend without them), f32 and f64, bit for bit. Exits non-zero on failure.
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "engine/autograd.h"
+#include "engine/backend.h"
 #include "engine/optim.h"
 #include "engine/train.h"
 #include "tests/unit/check.h"
@@ -156,10 +158,104 @@ static void test_valley(void)
     CHECK(train_valley(flat, 4) == 0);
 }
 
+/* ---- the fused steps against the op-by-op path ---- */
+
+/* k-th pseudo-random value in [-1, 1) of stream seed (no state) */
+static double prand(uint64_t seed, uint64_t k)
+{
+    uint64_t z = seed * 0x9e3779b97f4a7c15ull + k * 0xbf58476d1ce4e5b9ull + 1;
+    z ^= z >> 31;
+    z *= 0x94d049bb133111ebull;
+    z ^= z >> 29;
+    return (double)(z >> 11) / 4503599627370496.0 - 1.0;
+}
+
+static tensor *rand_on(const eng_backend *be, kn_dtype dt, int ndim, const int64_t *shape, uint64_t seed,
+                       double scale)
+{
+    int64_t n = 1;
+    for (int d = 0; d < ndim; d++)
+        n *= shape[d];
+    double *v = malloc(sizeof *v * (size_t)(n ? n : 1));
+    for (int64_t i = 0; i < n; i++)
+        v[i] = scale * prand(seed, (uint64_t)i);
+    tensor *h = must(tensor_from_doubles(v, dt, ndim, shape, &err));
+    tensor *t = must(tensor_to(h, be, &err));
+    free(v);
+    tensor_decref(h);
+    return t;
+}
+
+/* opt (kind, settings by name) over a [7, 5] weight and a [5] bias on each backend,
+ * four steps with fresh gradients: parameters and state must agree bit for bit */
+static void fused_case(opt_kind kind, kn_dtype dt, const char *const *names, const double *values, int nset)
+{
+    eng_backend plain = cpu_backend;
+    plain.adamw_step = NULL;
+    plain.sgd_step = NULL;
+    const eng_backend *bes[2] = {&cpu_backend, &plain};
+    int64_t ws[2] = {7, 5}, bs[1] = {5};
+    tensor *ps[2][2];
+    opt_state *os[2];
+    for (int k = 0; k < 2; k++) {
+        ps[k][0] = rand_on(bes[k], dt, 2, ws, 1, 1.0);
+        ps[k][1] = rand_on(bes[k], dt, 1, bs, 2, 0.5);
+        os[k] = kind == OPT_ADAMW ? opt_adamw_new(ps[k], 2, &err) : opt_sgd_new(ps[k], 2, &err);
+        CHECK(os[k] != NULL);
+        for (int i = 0; i < nset; i++)
+            CHECK(opt_set(os[k], names[i], values[i], &err) == 0);
+    }
+    const double lrs[4] = {0.1, 0.03, 0.3, 0.01};
+    for (int t = 0; t < 4; t++)
+        for (int k = 0; k < 2; k++) {
+            for (int j = 0; j < 2; j++) {
+                tensor_decref(ps[k][j]->grad);
+                ps[k][j]->grad = rand_on(bes[k], dt, ps[k][j]->ndim, ps[k][j]->shape, 10 + (uint64_t)(t * 2 + j), 2.0);
+            }
+            CHECK(opt_step(os[k], lrs[t], &err) == 0);
+        }
+    int same = 1;
+    for (int j = 0; j < 2; j++) {
+        tensor *pairs[3][2] = {{ps[0][j], ps[1][j]}, {os[0]->m[j], os[1]->m[j]}, {os[0]->v[j], os[1]->v[j]}};
+        for (int q = 0; q < 3; q++) {
+            CHECK((pairs[q][0] == NULL) == (pairs[q][1] == NULL));
+            if (!pairs[q][0] || !pairs[q][1])
+                continue;
+            CHECK(pairs[q][0]->storage->backend == bes[0] && pairs[q][1]->storage->backend == bes[1]);
+            for (int64_t i = 0; i < tensor_numel(pairs[q][0]); i++)
+                same &= tensor_get_flat(pairs[q][0], i) == tensor_get_flat(pairs[q][1], i);
+        }
+    }
+    CHECK(same);
+    CHECK(tensor_get_flat(ps[0][0], 0) != prand(1, 0)); /* it moved */
+    for (int k = 0; k < 2; k++) {
+        opt_free(os[k]);
+        tensor_decref(ps[k][0]);
+        tensor_decref(ps[k][1]);
+    }
+}
+
+static void test_fused(void)
+{
+    const char *adam_names[4] = {"wd", "wd_1d", "beta2", "eps"};
+    const double adam_a[4] = {0.1, 1, 0.999, 1e-8}, adam_b[4] = {0, 0, 0.99, 1e-5};
+    const char *sgd_names[3] = {"momentum", "nesterov", "wd"};
+    const double sgd_cfg[4][3] = {{0, 0, 0}, {0, 0, 0.05}, {0.9, 0, 0.01}, {0.8, 1, 0.1}};
+    for (int f = 0; f < 2; f++) {
+        kn_dtype dt = f ? KN_F64 : KN_F32;
+        fused_case(OPT_ADAMW, dt, NULL, NULL, 0);
+        fused_case(OPT_ADAMW, dt, adam_names, adam_a, 4);
+        fused_case(OPT_ADAMW, dt, adam_names, adam_b, 4);
+        for (int c = 0; c < 4; c++)
+            fused_case(OPT_SGD, dt, sgd_names, sgd_cfg[c], 3);
+    }
+}
+
 int main(void)
 {
     test_adamw();
     test_sgd();
+    test_fused();
     test_schedules();
     test_valley();
     return check_finish("test_optim");
