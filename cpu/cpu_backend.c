@@ -418,7 +418,7 @@ int cpu_where(tensor *out, const tensor *cond, const tensor *a, const tensor *b,
 
 /* ---- gather ---- */
 
-int cpu_gather(tensor *out, const tensor *x, const tensor *idx, eng_error *err)
+int cpu_gather(tensor *out, const tensor *x, const tensor *idx, int trusted, eng_error *err)
 {
     int64_t nidx = tensor_numel(idx);
     int64_t rows = x->ndim > 0 ? x->shape[0] : 1;

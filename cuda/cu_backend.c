@@ -187,9 +187,9 @@ static int cu_where(tensor *out, const tensor *cond, const tensor *a, const tens
 {
     return kk_where(&cu_dev, out, cond, a, b, err);
 }
-static int cu_gather(tensor *out, const tensor *x, const tensor *idx, eng_error *err)
+static int cu_gather(tensor *out, const tensor *x, const tensor *idx, int trusted, eng_error *err)
 {
-    return kk_gather(&cu_dev, out, x, idx, err);
+    return kk_gather(&cu_dev, out, x, idx, trusted, err);
 }
 static int cu_im2col(tensor *cols, const tensor *x, int kh, int kw, int stride, int pad, eng_error *err)
 {

@@ -193,9 +193,9 @@ static int sim_where(tensor *out, const tensor *cond, const tensor *a, const ten
 {
     return kk_where(&sim_dev, out, cond, a, b, err);
 }
-static int sim_gather(tensor *out, const tensor *x, const tensor *idx, eng_error *err)
+static int sim_gather(tensor *out, const tensor *x, const tensor *idx, int trusted, eng_error *err)
 {
-    return kk_gather(&sim_dev, out, x, idx, err);
+    return kk_gather(&sim_dev, out, x, idx, trusted, err);
 }
 static int sim_im2col(tensor *cols, const tensor *x, int kh, int kw, int stride, int pad, eng_error *err)
 {

@@ -47,7 +47,9 @@ typedef struct eng_backend {
     /* out = cond ? a : b; all of out's shape; a, b of out's dtype */
     int (*where)(tensor *out, const tensor *cond, const tensor *a, const tensor *b, eng_error *err);
     /* out = x[idx] along dim 0; idx is i32 or i64, checked in range by the backend */
-    int (*gather)(tensor *out, const tensor *x, const tensor *idx, eng_error *err);
+    /* trusted: the caller knows every index is in range (fit's batches are slices of a
+     * permutation), so a device backend skips its check and the host read of its status */
+    int (*gather)(tensor *out, const tensor *x, const tensor *idx, int trusted, eng_error *err);
 
     /* runs the cells' __global__ kernels on this backend's memory (engine/kdriver.h) */
     const struct eng_kdriver *kernels;

@@ -162,6 +162,10 @@ tensor *tensor_cat(tensor *const *ts, int n, int dim, eng_error *err);
 tensor *tensor_stack(tensor *const *ts, int n, int dim, eng_error *err);
 /* x[idx] with an integer tensor idx along dim 0: shape idx.shape + x.shape[1:] */
 tensor *tensor_gather(const tensor *x, const tensor *idx, eng_error *err);
+/* tensor_gather for indices the caller knows are in [0, x.shape[0]) (slices of a
+ * permutation): a device backend launches no check and reads nothing back. Not recorded
+ * for autograd (x with a gradient goes through tensor_gather). */
+tensor *tensor_gather_trusted(const tensor *x, const tensor *idx, eng_error *err);
 
 /* ---- devices ---- */
 /* t on backend be (x.to(cuda)): a copy through the host with t's dtype and shape, or t

@@ -734,7 +734,7 @@ done:
     return out;
 }
 
-static tensor *gather_impl(const tensor *x, const tensor *idx, eng_error *err);
+static tensor *gather_impl(const tensor *x, const tensor *idx, int trusted, eng_error *err);
 
 tensor *tensor_gather(const tensor *x, const tensor *idx, eng_error *err)
 {
@@ -744,12 +744,25 @@ tensor *tensor_gather(const tensor *x, const tensor *idx, eng_error *err)
     const tensor *ops[2] = {x, idx};
     if (operands_begin(&p, "gather", ops, 2, err) < 0)
         return NULL;
-    tensor *r = gather_impl(p.t[0], p.t[1], err);
+    tensor *r = gather_impl(p.t[0], p.t[1], 0, err);
     operands_end(&p);
     return r;
 }
 
-static tensor *gather_impl(const tensor *x, const tensor *idx, eng_error *err)
+tensor *tensor_gather_trusted(const tensor *x, const tensor *idx, eng_error *err)
+{
+    if (AG_WANTS(x))
+        return tensor_gather(x, idx, err);
+    placed p;
+    const tensor *ops[2] = {x, idx};
+    if (operands_begin(&p, "gather", ops, 2, err) < 0)
+        return NULL;
+    tensor *r = gather_impl(p.t[0], p.t[1], 1, err);
+    operands_end(&p);
+    return r;
+}
+
+static tensor *gather_impl(const tensor *x, const tensor *idx, int trusted, eng_error *err)
 {
     char b1[TENSOR_SHAPE_BUF], b2[TENSOR_SHAPE_BUF];
     if (idx->dtype != KN_I32 && idx->dtype != KN_I64) {
@@ -767,7 +780,7 @@ static tensor *gather_impl(const tensor *x, const tensor *idx, eng_error *err)
     for (int d = 1; d < x->ndim; d++)
         shape[nd++] = x->shape[d];
     tensor *out = tensor_empty(x->dtype, nd, shape, err);
-    if (out && out->storage->backend->gather(out, x, idx, err) < 0) {
+    if (out && out->storage->backend->gather(out, x, idx, trusted, err) < 0) {
         tensor_decref(out);
         return NULL;
     }

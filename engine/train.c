@@ -9,9 +9,11 @@
 #include <time.h>
 
 #include "engine/autograd.h"
+#include "engine/backend.h"
 #include "engine/builtins_display.h"
 #include "engine/nn.h"
 #include "engine/plot.h"
+#include "engine/tensor_impl.h"
 
 /* ---- schedules ---- */
 
@@ -137,8 +139,9 @@ static int gather_batch(tensor *x, tensor *y, tensor *perm, int64_t from, int64_
     tensor *idx = tensor_slice(perm, 0, from, from + n, 1, err);
     if (!idx)
         return -1;
-    *xb = tensor_gather(x, idx, err);
-    *yb = *xb ? tensor_gather(y, idx, err) : NULL;
+    /* a slice of a permutation of the rows: in range, so no check and no read back */
+    *xb = tensor_gather_trusted(x, idx, err);
+    *yb = *xb ? tensor_gather_trusted(y, idx, err) : NULL;
     tensor_decref(idx);
     if (!*yb) {
         tensor_decref(*xb);
@@ -148,11 +151,14 @@ static int gather_batch(tensor *x, tensor *y, tensor *perm, int64_t from, int64_
     return 0;
 }
 
-/* one training step on (xb, yb) at learning rate lr; *loss gets the batch loss. The
- * labels lie in yr[0] .. yr[1] (nn_label_range of the whole label tensor, once per
- * call), so cross_entropy reads nothing back: the loss is the step's one read. */
+/* one training step on (xb, yb) at learning rate lr. The labels lie in yr[0] .. yr[1]
+ * (nn_label_range of the whole label tensor, once per call), so cross_entropy reads
+ * nothing back. With log NULL, *loss gets the batch loss (a read: lr_find needs each
+ * loss to decide when to stop); else the loss is written into (*log)[slot] on the
+ * device (*log made at the first step: slots elements of the loss's dtype) and nothing
+ * is read, so the host runs ahead of the GPU (fit reads the log when it shows progress). */
 static int train_step(eng_session *s, eng_func *model, opt_state *o, tensor *xb, tensor *yb, const int64_t *yr,
-                      double lr, double *loss, eng_error *err)
+                      double lr, double *loss, tensor **log, int64_t slot, int64_t slots, eng_error *err)
 {
     ag_grad_enabled = 1;
     tensor *logits = call_model(s, model, xb, err);
@@ -162,7 +168,19 @@ static int train_step(eng_session *s, eng_func *model, opt_state *o, tensor *xb,
     tensor_decref(logits);
     if (!l)
         return -1;
-    int rc = tensor_item(l, loss, err);
+    int rc;
+    if (!log) {
+        rc = tensor_item(l, loss, err);
+    } else {
+        tensor *at = NULL;
+        if (!*log) {
+            const eng_backend *prev = tensor_place(l->storage->backend);
+            *log = tensor_full(l->dtype, 1, &slots, NAN, err);
+            tensor_place(prev);
+        }
+        rc = !*log || !(at = tensor_slice(*log, 0, slot, slot + 1, 1, err)) || tensor_assign(at, l, err) ? -1 : 0;
+        tensor_decref(at);
+    }
     if (!rc)
         rc = ag_backward(l, err);
     tensor_decref(l);
@@ -190,6 +208,35 @@ static int check_data(const char *who, tensor *x, tensor *y, eng_error *err)
 #define LRF_START 1e-7
 #define LRF_END 10.0
 #define SMOOTH_BETA 0.98
+
+/* folds the losses log[*nread .. upto) into the epoch's sum and the smoothed loss, in
+ * step order (done: steps taken in all; the last folded is step done - 1): one copy to
+ * the host of the news */
+static int fold_losses(tensor *log, int64_t *nread, int64_t upto, int64_t done, double *esum, double *avg,
+                       double *sm, eng_error *err)
+{
+    int64_t k = upto - *nread;
+    if (k <= 0)
+        return 0;
+    tensor *sl = tensor_slice(log, 0, *nread, upto, 1, err), *d = NULL, *h = NULL;
+    int rc = -1;
+    if (!sl || !(d = tensor_cast(sl, KN_F64, err)) || !(h = tensor_to(d, &cpu_backend, err)))
+        goto out;
+    const double *v = (const double *)h->storage->data + h->offset; /* a fresh contiguous copy */
+    for (int64_t i = 0; i < k; i++) {
+        int64_t step = done - k + i + 1; /* 1-based over the whole fit */
+        *esum += v[i];
+        *avg = SMOOTH_BETA * *avg + (1 - SMOOTH_BETA) * v[i];
+        *sm = *avg / (1 - pow(SMOOTH_BETA, (double)step));
+    }
+    *nread = upto;
+    rc = 0;
+out:
+    tensor_decref(sl);
+    tensor_decref(d);
+    tensor_decref(h);
+    return rc;
+}
 
 static void show_lr_find(eng_session *s, const double *lrs, const double *losses, int n, int sug, eng_error *err)
 {
@@ -272,7 +319,7 @@ int train_lr_find(eng_session *s, eng_func *model, opt_state *o, tensor *x, tens
             goto done;
         pos += batch_size;
         double lr = LRF_START * pow(LRF_END / LRF_START, (double)i / LRF_STEPS), loss;
-        int r = train_step(s, model, o, xb, yb, yr, lr, &loss, err);
+        int r = train_step(s, model, o, xb, yb, yr, lr, &loss, NULL, 0, 0, err);
         tensor_decref(xb);
         tensor_decref(yb);
         if (r)
@@ -405,7 +452,7 @@ int train_fit(eng_session *s, eng_func *model, opt_state *o, tensor *xtr, tensor
     int nhist = 0;
     int saved_grad = ag_grad_enabled, rc = -1;
     int64_t yr[2], vr[2]; /* the labels' ranges: checked against C once, not per step */
-    tensor *pt = NULL;
+    tensor *pt = NULL, *log = NULL; /* log: this epoch's step losses, on the device */
     double saved_beta1 = o->beta1, t0 = now_s(), last_shown = 0, avg = 0, sm = 0, lr = 0;
     char text[512];
     progress_text(text, sizeof text, 1, epochs, 0, total, NAN, max_lr / 25, 0);
@@ -418,6 +465,7 @@ int train_fit(eng_session *s, eng_func *model, opt_state *o, tensor *xtr, tensor
         if (shuffle(s, perm, n, err) || !(pt = perm_tensor(perm, n, err)))
             goto done;
         double esum = 0, te = now_s();
+        int64_t nread = 0;
         cur = e + 1;
         for (int64_t bi = 0; bi < nb; bi++) {
             if (interrupted(s)) {
@@ -431,18 +479,16 @@ int train_fit(eng_session *s, eng_func *model, opt_state *o, tensor *xtr, tensor
                 goto done;
             lr = train_onecycle_lr((double)done, (double)total, max_lr);
             o->beta1 = train_onecycle_mom((double)done, (double)total);
-            double loss;
-            int r = train_step(s, model, o, xb, yb, yr, lr, &loss, err);
+            int r = train_step(s, model, o, xb, yb, yr, lr, NULL, &log, bi, nb, err);
             tensor_decref(xb);
             tensor_decref(yb);
             if (r)
                 goto done;
             done++;
-            esum += loss;
-            avg = SMOOTH_BETA * avg + (1 - SMOOTH_BETA) * loss;
-            sm = avg / (1 - pow(SMOOTH_BETA, (double)done));
             double t = now_s();
-            if (t - last_shown >= 0.1) {
+            if (t - last_shown >= 0.1 || bi == nb - 1) { /* the log's news: the one wait for the GPU */
+                if (fold_losses(log, &nread, bi + 1, done, &esum, &avg, &sm, err))
+                    goto done;
                 last_shown = t;
                 progress_text(text, sizeof text, e + 1, epochs, done, total, sm, lr, t - t0);
                 progress(s, id, 1, text);
@@ -464,6 +510,7 @@ int train_fit(eng_session *s, eng_func *model, opt_state *o, tensor *xtr, tensor
     rc = 0;
 done:
     tensor_decref(pt);
+    tensor_decref(log);
     ag_grad_enabled = saved_grad;
     o->beta1 = saved_beta1;
     opt_zero_grad(o);
