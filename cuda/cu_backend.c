@@ -239,7 +239,7 @@ int cu_backend_tf32(void)
  * It is dlopened at the first matmul instead (beside the libcudart in use, then by
  * soname), and called through pointers; the macros keep cuBLAS's own names at the call
  * sites (cublas_v2.h maps cublasCreate to cublasCreate_v2, hence the _v2 names). */
-#define BLAS_API(X) X(cublasCreate_v2) X(cublasSetStream_v2) X(cublasGemmStridedBatchedEx) \
+#define BLAS_API(X) X(cublasCreate_v2) X(cublasSetStream_v2) X(cublasGemmEx) X(cublasGemmStridedBatchedEx) \
                     X(cublasGetStatusString)
 #define BLAS_PTR(f) static __typeof__(&f) p_##f;
 BLAS_API(BLAS_PTR)
@@ -276,6 +276,7 @@ static int blas_load(eng_error *err)
 #undef cublasSetStream
 #define cublasCreate (*p_cublasCreate_v2)
 #define cublasSetStream (*p_cublasSetStream_v2)
+#define cublasGemmEx (*p_cublasGemmEx)
 #define cublasGemmStridedBatchedEx (*p_cublasGemmStridedBatchedEx)
 #define cublasGetStatusString (*p_cublasGetStatusString)
 
@@ -361,13 +362,18 @@ static int cu_matmul(tensor *out, const tensor *a, const tensor *c, eng_error *e
         double a64 = 1.0, b64 = 0.0;
         const void *alpha = f64 ? (const void *)&a64 : (const void *)&a32;
         const void *beta = f64 ? (const void *)&b64 : (const void *)&b32;
-        /* column-major: out^T [N x M] = c^T [N x K] * a^T [K x M] */
-        cublasStatus_t s = cublasGemmStridedBatchedEx(
+        /* column-major: out^T [N x M] = c^T [N x K] * a^T [K x M]; one product through
+         * cublasGemmEx, as a raw call makes it (cuBLAS may choose another kernel for a
+         * strided batch of one) */
+        cublasStatus_t s = B == 1
+            ? cublasGemmEx(cu_blas, opc, opa, (int)N, (int)M, (int)K, alpha, pc, t, (int)ldc, pa, t, (int)lda, beta,
+                           po, t, (int)N, ct, CUBLAS_GEMM_DEFAULT)
+            : cublasGemmStridedBatchedEx(
             cu_blas, opc, opa, (int)N, (int)M, (int)K, alpha, pc, t, (int)ldc, (long long)c->stride[0], pa, t,
             (int)lda, (long long)a->stride[0], beta, po, t, (int)N, (long long)(M * N), (int)B, ct,
             CUBLAS_GEMM_DEFAULT);
         if (s != CUBLAS_STATUS_SUCCESS) {
-            blas_fail(s, "cublasGemmStridedBatchedEx", err);
+            blas_fail(s, B == 1 ? "cublasGemmEx" : "cublasGemmStridedBatchedEx", err);
             goto done;
         }
     }
