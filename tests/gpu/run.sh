@@ -8,7 +8,8 @@
 #   2. the golden files (tests/lang/*.kn but devices.kn) with KILN_DEVICE=cuda: the
 #      language's examples on the GPU, custom kernels through NVRTC, not the simulator;
 #   3. the backend conformance suite with KILN_DEVICE=cuda ($BUILD/tests/test_conformance
-#      or tests/conformance/run.py, whichever exists).
+#      or tests/conformance/run.py, whichever exists);
+#   4. out of memory on the GPU through jupyter_client (tests/gpu/test_oom.py).
 # A suite that does not exist yet is named as "not present" (not a failure).
 #
 # Env: BUILD (absolute build folder, required), PYTHON, CUDA (the Makefile's 0/1).
@@ -82,6 +83,19 @@ elif [[ -f $root/tests/conformance/run.py ]]; then
     run "conformance (cuda)" env KILN_DEVICE=cuda "$PYTHON" "$root/tests/conformance/run.py" "$BUILD/kiln"
 else
     echo "== conformance: not present (tests/conformance/run.py or test_conformance)"
+fi
+
+# 4. out of memory on the GPU through jupyter_client (a real kernel process): the message,
+#    then the session goes on; sizes follow the device's memory from the probe
+oom() {
+    local gib
+    gib=$(sed -n 's/.*, \([0-9.]*\) GiB)$/\1/p' <<<"$desc")
+    KILN=$BUILD/kiln KILN_GPU_GIB=${gib:-79} "$PYTHON" "$here/test_oom.py" -v
+}
+if "$PYTHON" -c "import jupyter_client" 2>/dev/null; then
+    run "out of memory (cuda, jupyter_client)" oom
+else
+    echo "== out of memory: jupyter_client is not installed for $PYTHON: not run"
 fi
 
 if ((${#failed[@]})); then
