@@ -183,6 +183,32 @@ save_npy(x[1500:2000], "@TMP@/xv.npy");
     np.testing.assert_allclose(arr["logits"], expect, rtol=1e-4, atol=1e-4)
 
 
+def test_lr_find_restores_batch_norm_running_statistics():
+    """lr_find's steps move batch_norm's running statistics (to inf or NaN once the rate
+    is large enough, which one cycle could never wash out): it puts them back."""
+    out, arr, _ = run_kn("""
+seed(0);
+tensor centers = randn(4, 8) * 3.0;
+tensor y = randint(0, 4, 1000);
+tensor x = centers[y] + randn(1000, 8) * 10.0 + 5.0;
+tensor w = param(randn(8, 4) * 0.3);
+tensor g = param(ones(4));
+tensor bt = param(zeros(4));
+tensor rm = full(4, 0.5);
+tensor rv = full(4, 2.0);
+tensor model(tensor xb) { return batch_norm(xb @ w, g, bt, rm, rv, is_grad_enabled()); }
+int opt = adamw(w, g, bt);
+float lr = lr_find(model, opt, x, y, 32);
+save_npy(rm, "@TMP@/rm.npy");
+save_npy(rv, "@TMP@/rv.npy");
+tensor moved = model(x[0:32]);     // a training-mode call outside lr_find still updates them
+save_npy(rm, "@TMP@/rm2.npy");
+""")
+    np.testing.assert_array_equal(arr["rm"], np.full(4, 0.5, np.float32))
+    np.testing.assert_array_equal(arr["rv"], np.full(4, 2.0, np.float32))
+    assert np.abs(arr["rm2"] - 0.5).max() > 0.01
+
+
 @pytest.mark.skipif(not os.path.exists(os.path.join(FMNIST, "t10k-images-idx3-ubyte.gz")),
                     reason="Fashion-MNIST not installed (Debian package dataset-fashion-mnist)")
 def test_fit_fashion_mnist_mlp():
