@@ -4,6 +4,12 @@ same machine, in the same run.
 
 Usage: bench/train.py [--device cpu|cuda] [--models mlp,cnn] [--epochs 5] [--ntrain 60000] [--no-save] build/kiln
 
+Models: mlp (784-256-128-10), cnn (3x3 convolutions of 32, 64 and 64 channels, each with
+batch norm and ReLU, 2x2 max pooling after the first two, one linear layer; batch norm
+in training mode while Kiln records, i.e. in fit's training steps, as PyTorch's twin in
+its steps) and cnn_small (the earlier 16- and 32-channel CNN without batch norm, about
+89.4 % after 5 epochs: not a model for the 92 % goal).
+
 --device cuda: Kiln runs with KILN_DEVICE=cuda (data, model and optimiser state on the
 GPU) and PyTorch on the same GPU; epoch times then end with a device synchronisation on
 both sides. Fashion-MNIST is read from $FASHION_MNIST_DIR when it is set.
@@ -62,7 +68,7 @@ tensor model(tensor x) {
 }
 int opt = adamw(w1, b1, w2, b2, w3, b3);
 """,
-    "cnn": """
+    "cnn_small": """
 tensor c1 = param(kaiming(9, 16, 1, 3, 3));
 tensor cb1 = param(zeros(16));
 tensor c2 = param(kaiming(144, 32, 16, 3, 3));
@@ -76,6 +82,38 @@ tensor model(tensor x) {
     return linear(reshape(h, h.shape[0], 1568), fw, fb);
 }
 int opt = adamw(c1, cb1, c2, cb2, fw, fb);
+""",
+    "cnn": """
+tensor c1 = param(kaiming(9, 32, 1, 3, 3));
+tensor c2 = param(kaiming(288, 64, 32, 3, 3));
+tensor c3 = param(kaiming(576, 64, 64, 3, 3));
+tensor g1 = param(ones(32));
+tensor be1 = param(zeros(32));
+tensor rm1 = zeros(32);
+tensor rv1 = ones(32);
+tensor g2 = param(ones(64));
+tensor be2 = param(zeros(64));
+tensor rm2 = zeros(64);
+tensor rv2 = ones(64);
+tensor g3 = param(ones(64));
+tensor be3 = param(zeros(64));
+tensor rm3 = zeros(64);
+tensor rv3 = ones(64);
+tensor fw = param(xavier(3136, 10));
+tensor fb = param(zeros(10));
+// 3x3 convolution (no bias: batch_norm's beta is one), batch norm, ReLU; is_grad_enabled()
+// is true in fit's training steps and false in its evaluation (running statistics)
+tensor conv_bn(tensor h, tensor w, tensor g, tensor b, tensor rm, tensor rv) {
+    return relu(batch_norm(conv2d(h, w, 1, 1), g, b, rm, rv, is_grad_enabled()));
+}
+tensor model(tensor x) {
+    tensor h = reshape(x, x.shape[0], 1, 28, 28);
+    h = max_pool2d(conv_bn(h, c1, g1, be1, rm1, rv1), 2);
+    h = max_pool2d(conv_bn(h, c2, g2, be2, rm2, rv2), 2);
+    h = conv_bn(h, c3, g3, be3, rm3, rv3);
+    return linear(reshape(h, h.shape[0], 3136), fw, fb);
+}
+int opt = adamw(c1, g1, be1, c2, g2, be2, c3, g3, be3, fw, fb);
 """,
 }
 
@@ -186,18 +224,32 @@ def run_torch(model_name, epochs, ntrain, max_lr, threads, device):
         ps = [kaiming(784, 784, 256), nn.Parameter(torch.zeros(256)), kaiming(256, 256, 128),
               nn.Parameter(torch.zeros(128)), xavier(128, 10), nn.Parameter(torch.zeros(10))]
 
-        def model(x):
+        def model(x, training):
             h = F.relu(x.reshape(x.shape[0], 784) @ ps[0] + ps[1])
             return F.relu(h @ ps[2] + ps[3]) @ ps[4] + ps[5]
-    else:
+    elif model_name == "cnn_small":
         ps = [kaiming(9, 16, 1, 3, 3), nn.Parameter(torch.zeros(16)), kaiming(144, 32, 16, 3, 3),
               nn.Parameter(torch.zeros(32)), xavier(1568, 10), nn.Parameter(torch.zeros(10))]
 
-        def model(x):
+        def model(x, training):
             h = x.reshape(x.shape[0], 1, 28, 28)
             h = F.max_pool2d(F.relu(F.conv2d(h, ps[0], ps[1], 1, 1)), 2)
             h = F.max_pool2d(F.relu(F.conv2d(h, ps[2], ps[3], 1, 1)), 2)
             return h.reshape(h.shape[0], 1568) @ ps[4] + ps[5]
+    else:  # cnn: conv 32, pool, conv 64, pool, conv 64, linear; each conv without bias + batch norm + ReLU
+        chans = [(1, 32), (32, 64), (64, 64)]
+        convs = [kaiming(9 * ci, co, ci, 3, 3) for ci, co in chans]
+        norms = [(nn.Parameter(torch.ones(co)), nn.Parameter(torch.zeros(co)), torch.zeros(co), torch.ones(co))
+                 for _, co in chans]
+        ps = convs + [t for g, b, _, _ in norms for t in (g, b)] + [xavier(3136, 10), nn.Parameter(torch.zeros(10))]
+
+        def model(x, training):
+            h = x.reshape(x.shape[0], 1, 28, 28)
+            for i, (w, (g, b, rm, rv)) in enumerate(zip(convs, norms)):
+                h = F.relu(F.batch_norm(F.conv2d(h, w, None, 1, 1), rm, rv, g, b, training, 0.1, 1e-5))
+                if i < 2:
+                    h = F.max_pool2d(h, 2)
+            return h.reshape(h.shape[0], 3136) @ ps[-2] + ps[-1]
 
     decay = [p for p in ps if p.ndim > 1]
     no_decay = [p for p in ps if p.ndim <= 1]
@@ -223,7 +275,7 @@ def run_torch(model_name, epochs, ntrain, max_lr, threads, device):
             for g in opt.param_groups:
                 g["lr"] = combined_cos(pos, max_lr / 25, max_lr, max_lr / 1e5)
                 g["betas"] = (combined_cos(pos, 0.95, 0.85, 0.95), 0.99)
-            loss = F.cross_entropy(model(xtr[idx]), ytr[idx])
+            loss = F.cross_entropy(model(xtr[idx], True), ytr[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -231,7 +283,7 @@ def run_torch(model_name, epochs, ntrain, max_lr, threads, device):
         sync()
         secs.append(time.perf_counter() - t0)
         with torch.no_grad():
-            correct = sum((model(xte[a:a + 1000]).argmax(1) == yte[a:a + 1000]).sum().item()
+            correct = sum((model(xte[a:a + 1000], False).argmax(1) == yte[a:a + 1000]).sum().item()
                           for a in range(0, len(yte), 1000))
         accs.append(correct / len(yte))
         print("    torch %s epoch %d: test accuracy %.4f, %.2f s" % (model_name, len(accs), accs[-1], secs[-1]),
@@ -284,7 +336,7 @@ def main():
     print("train bench: %s, %d cores; peer: %s" % (cpu_model(), cores, peer or "none"), flush=True)
     t_start = time.perf_counter()
     metrics, runs = [], {}
-    goals = {"mlp": 0.89, "cnn": 0.92}
+    goals = {"mlp": 0.89, "cnn": 0.92, "cnn_small": 0.92}
     for m in args.models.split(","):
         print("  kiln %s: fit, %d epochs on %d images ..." % (m, args.epochs, args.ntrain), flush=True)
         try:

@@ -1,5 +1,6 @@
-/* builtins_autograd.c — param, backward, zero_grad, set_grad_enabled and detach: the
- * language's face of engine/autograd.c, one function per line of builtins_autograd.def. */
+/* builtins_autograd.c — param, backward, zero_grad, set_grad_enabled, is_grad_enabled and
+ * detach: the language's face of engine/autograd.c, one function per line of
+ * builtins_autograd.def. */
 #include "engine/builtins_autograd.h"
 
 #include "engine/autograd.h"
@@ -47,6 +48,13 @@ int bi_set_grad_enabled(eng_call *c, value *out)
         return -1;
     ag_grad_enabled = on != 0;
     *out = value_void();
+    return 0;
+}
+
+int bi_is_grad_enabled(eng_call *c, value *out)
+{
+    (void)c;
+    *out = value_bool(ag_grad_enabled);
     return 0;
 }
 

@@ -9,6 +9,8 @@
 #include "engine/nn.h"
 
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "engine/autograd.h"
 #include "engine/backend.h"
@@ -385,6 +387,64 @@ static tensor *channel_view(const tensor *t, int ndim, eng_error *err)
     return tensor_reshape(MUT(t), ndim, shape, err);
 }
 
+/* ---- the running-statistics journal (nn.h) ---- */
+
+static struct {
+    int open, n, cap;
+    tensor **live, **copy; /* references: the statistic, and its value at the first update */
+} journal;
+
+void nn_stats_journal_open(void)
+{
+    journal.open = 1;
+}
+
+/* a copy of t in the journal unless it has one already */
+static int journal_note(tensor *t, eng_error *err)
+{
+    if (!journal.open || !t)
+        return 0;
+    for (int i = 0; i < journal.n; i++)
+        if (journal.live[i] == t)
+            return 0;
+    if (journal.n == journal.cap) {
+        int cap = journal.cap ? 2 * journal.cap : 8;
+        tensor **l = realloc(journal.live, (size_t)cap * sizeof *l);
+        if (l)
+            journal.live = l;
+        tensor **c = l ? realloc(journal.copy, (size_t)cap * sizeof *c) : NULL;
+        if (c)
+            journal.copy = c;
+        if (!l || !c)
+            return eng_fail(err, ERR_MEMORY, "batch_norm: out of memory");
+        journal.cap = cap;
+    }
+    tensor *c = tensor_clone(t, err);
+    if (!c)
+        return -1;
+    tensor_incref(t);
+    journal.live[journal.n] = t;
+    journal.copy[journal.n++] = c;
+    return 0;
+}
+
+int nn_stats_journal_close(int restore, eng_error *err)
+{
+    int rc = 0, saved = ag_grad_enabled;
+    ag_grad_enabled = 0;
+    for (int i = 0; i < journal.n; i++) {
+        if (restore && !rc && tensor_assign(journal.live[i], journal.copy[i], err))
+            rc = -1;
+        tensor_decref(journal.live[i]);
+        tensor_decref(journal.copy[i]);
+    }
+    ag_grad_enabled = saved;
+    free(journal.live);
+    free(journal.copy);
+    memset(&journal, 0, sizeof journal);
+    return rc;
+}
+
 tensor *nn_batch_norm(const tensor *x, const tensor *gamma, const tensor *beta, tensor *running_mean,
                       tensor *running_var, int training, double momentum, double eps, eng_error *err)
 {
@@ -422,6 +482,8 @@ tensor *nn_batch_norm(const tensor *x, const tensor *gamma, const tensor *beta, 
         for (int i = 0; i < 2; i++) {
             if (!stats[i])
                 continue;
+            if (journal_note(stats[i], err))
+                goto fail;
             int64_t cs = C;
             tensor *bv = K(tensor_reshape(batch[i], 1, &cs, err));
             if (i == 1 && n > 1)

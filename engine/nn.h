@@ -55,6 +55,13 @@ tensor *nn_layer_norm(const tensor *x, const tensor *gamma, const tensor *beta, 
 tensor *nn_batch_norm(const tensor *x, const tensor *gamma, const tensor *beta,
                       tensor *running_mean, tensor *running_var, int training, double momentum,
                       double eps, eng_error *err);
+/* The running-statistics journal, for lr_find (engine/train.c), which must put back
+ * everything its steps changed: while it is open, nn_batch_norm keeps a copy of each
+ * running statistic before its first in-place update. nn_stats_journal_close puts the
+ * copies back when restore is set (-1 with err filled if that fails) and empties the
+ * journal either way. One journal at a time (the engine runs on one thread). */
+void nn_stats_journal_open(void);
+int nn_stats_journal_close(int restore, eng_error *err);
 /* x [N, C, H, W] → its kh x kw windows (stride, zero padding pad) as the columns
  * [N, C*kh*kw, OH*OW] of a matrix, row (c*kh + i)*kw + j. With the backend's im2col for
  * f32/f64 (one recorded node whose gradient is col2im); otherwise built from recorded

@@ -299,6 +299,7 @@ int train_lr_find(eng_session *s, eng_func *model, opt_state *o, tensor *x, tens
         goto done;
     }
     opt_zero_grad(o);
+    nn_stats_journal_open(); /* batch_norm's running statistics come back too */
     int64_t pos = n, yr[2];
     double avg = 0, best = INFINITY;
     if (nn_label_range(y, &yr[0], &yr[1], err))
@@ -340,6 +341,11 @@ done:
     if (snap) {
         eng_error rerr = {0};
         if (opt_restore(o, snap, rc ? &rerr : err))
+            rc = -1;
+    }
+    {
+        eng_error rerr = {0};
+        if (nn_stats_journal_close(1, rc ? &rerr : err))
             rc = -1;
     }
     opt_free(snap);

@@ -138,6 +138,77 @@ printf("acc %.4f\\n", acc);
     assert abs(h[-1, 2] - acc) < 6e-5
 
 
+def test_fit_tells_the_model_train_from_eval():
+    """fit (and its lr_find) records in training steps and not in evaluation, so a model
+    that passes is_grad_enabled() as batch_norm's and dropout's training flag uses batch
+    statistics and dropout while it trains and the running statistics when evaluated."""
+    out, arr, _ = run_kn("""
+seed(0);
+int ntrain_calls = 0;
+int neval_calls = 0;
+tensor centers = randn(4, 8) * 3.0;
+tensor y = randint(0, 4, 2000);
+tensor x = centers[y] + randn(2000, 8);
+tensor w = param(randn(8, 4) * 0.3);
+tensor g = param(ones(4));
+tensor bt = param(zeros(4));
+tensor rm = zeros(4);
+tensor rv = ones(4);
+tensor model(tensor xb) {
+    if (is_grad_enabled()) ntrain_calls += 1; else neval_calls += 1;
+    return batch_norm(dropout(xb, 0.1, is_grad_enabled()) @ w, g, bt, rm, rv, is_grad_enabled());
+}
+int opt = adamw(w, g, bt);
+float acc = fit(model, opt, x[0:1500], y[0:1500], x[1500:2000], y[1500:2000], 2, 32);
+printf("acc %.4f train %d eval %d grad %d\\n", acc, ntrain_calls, neval_calls, is_grad_enabled());
+set_grad_enabled(false);
+tensor logits = model(x[1500:2000]);
+set_grad_enabled(true);
+save_npy(logits, "@TMP@/logits.npy");
+save_npy(w, "@TMP@/w.npy");
+save_npy(g, "@TMP@/g.npy");
+save_npy(bt, "@TMP@/bt.npy");
+save_npy(rm, "@TMP@/rm.npy");
+save_npy(rv, "@TMP@/rv.npy");
+save_npy(x[1500:2000], "@TMP@/xv.npy");
+""")
+    words = out.strip().splitlines()[-1].split()
+    # lr_find's 100 steps and 2 epochs of 1500 // 32 = 46 steps train; one batch per evaluation
+    assert (int(words[3]), int(words[5]), int(words[7])) == (100 + 92, 2, 1), out
+    assert float(words[1]) >= 0.9, out
+    # evaluation used the running statistics (which training moved off 0 and 1) and no dropout
+    rm, rv = arr["rm"], arr["rv"]
+    assert np.abs(rm).max() > 0.05 and np.abs(rv - 1).max() > 0.05
+    expect = (arr["xv"] @ arr["w"] - rm) / np.sqrt(rv + 1e-5) * arr["g"] + arr["bt"]
+    np.testing.assert_allclose(arr["logits"], expect, rtol=1e-4, atol=1e-4)
+
+
+def test_lr_find_restores_batch_norm_running_statistics():
+    """lr_find's steps move batch_norm's running statistics (to inf or NaN once the rate
+    is large enough, which one cycle could never wash out): it puts them back."""
+    out, arr, _ = run_kn("""
+seed(0);
+tensor centers = randn(4, 8) * 3.0;
+tensor y = randint(0, 4, 1000);
+tensor x = centers[y] + randn(1000, 8) * 10.0 + 5.0;
+tensor w = param(randn(8, 4) * 0.3);
+tensor g = param(ones(4));
+tensor bt = param(zeros(4));
+tensor rm = full(4, 0.5);
+tensor rv = full(4, 2.0);
+tensor model(tensor xb) { return batch_norm(xb @ w, g, bt, rm, rv, is_grad_enabled()); }
+int opt = adamw(w, g, bt);
+float lr = lr_find(model, opt, x, y, 32);
+save_npy(rm, "@TMP@/rm.npy");
+save_npy(rv, "@TMP@/rv.npy");
+tensor moved = model(x[0:32]);     // a training-mode call outside lr_find still updates them
+save_npy(rm, "@TMP@/rm2.npy");
+""")
+    np.testing.assert_array_equal(arr["rm"], np.full(4, 0.5, np.float32))
+    np.testing.assert_array_equal(arr["rv"], np.full(4, 2.0, np.float32))
+    assert np.abs(arr["rm2"] - 0.5).max() > 0.01
+
+
 @pytest.mark.skipif(not os.path.exists(os.path.join(FMNIST, "t10k-images-idx3-ubyte.gz")),
                     reason="Fashion-MNIST not installed (Debian package dataset-fashion-mnist)")
 def test_fit_fashion_mnist_mlp():
