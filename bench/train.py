@@ -4,7 +4,7 @@ same machine, in the same run.
 
 Usage: bench/train.py [--device cpu|cuda] [--models mlp,cnn] [--epochs 5] [--ntrain 60000] [--no-save] build/kiln
 
-Models: mlp (784-256-128-10), cnn (3x3 convolutions of 32, 64 and 64 channels, each with
+Models: mlp (784-512-256-10), cnn (3x3 convolutions of 32, 64 and 64 channels, each with
 batch norm and ReLU, 2x2 max pooling after the first two, one linear layer; batch norm
 in training mode while Kiln records, i.e. in fit's training steps, as PyTorch's twin in
 its steps) and cnn_small (the earlier 16- and 32-channel CNN without batch norm, about
@@ -56,11 +56,11 @@ BATCH = 64
 
 MODELS_KN = {
     "mlp": """
-tensor w1 = param(kaiming(784, 784, 256));
-tensor b1 = param(zeros(256));
-tensor w2 = param(kaiming(256, 256, 128));
-tensor b2 = param(zeros(128));
-tensor w3 = param(xavier(128, 10));
+tensor w1 = param(kaiming(784, 784, 512));
+tensor b1 = param(zeros(512));
+tensor w2 = param(kaiming(512, 512, 256));
+tensor b2 = param(zeros(256));
+tensor w3 = param(xavier(256, 10));
 tensor b3 = param(zeros(10));
 tensor model(tensor x) {
     tensor h = relu(linear(reshape(x, x.shape[0], 784), w1, b1));
@@ -221,8 +221,8 @@ def run_torch(model_name, epochs, ntrain, max_lr, threads, device):
         return nn.Parameter(torch.rand(fan_in, fan_out) * 2 * a - a)
 
     if model_name == "mlp":
-        ps = [kaiming(784, 784, 256), nn.Parameter(torch.zeros(256)), kaiming(256, 256, 128),
-              nn.Parameter(torch.zeros(128)), xavier(128, 10), nn.Parameter(torch.zeros(10))]
+        ps = [kaiming(784, 784, 512), nn.Parameter(torch.zeros(512)), kaiming(512, 512, 256),
+              nn.Parameter(torch.zeros(256)), xavier(256, 10), nn.Parameter(torch.zeros(10))]
 
         def model(x, training):
             h = F.relu(x.reshape(x.shape[0], 784) @ ps[0] + ps[1])
