@@ -143,6 +143,18 @@ static int check_labels(const char *lab, kn_dtype dt, int64_t N, int64_t C, eng_
 }
 
 #define XENT(T, EXP, name)                                                                         \
+    /* a row's largest logit (*mx) and the sum of exp(x - *mx), in double */                      \
+    static inline double name##_sumexp(const T *xr, int64_t C, T *mx)                             \
+    {                                                                                             \
+        T m = xr[0];                                                                              \
+        for (int64_t j = 1; j < C; j++)                                                           \
+            m = xr[j] > m ? xr[j] : m;                                                            \
+        double se = 0;                                                                            \
+        for (int64_t j = 0; j < C; j++)                                                           \
+            se += (double)EXP(xr[j] - m);                                                         \
+        *mx = m;                                                                                  \
+        return se;                                                                                \
+    }                                                                                             \
     static void name##_fwd(T *restrict rows, const T *restrict x, const char *lab, kn_dtype ldt,  \
                            int64_t N, int64_t C)                                                  \
     {                                                                                             \
@@ -150,12 +162,8 @@ static int check_labels(const char *lab, kn_dtype dt, int64_t N, int64_t C, eng_
         for (int64_t i = 0; i < N; i++) {                                                         \
             const T *xr = x + i * C;                                                              \
             int64_t y = label_at(lab, ldt, i);                                                    \
-            T mx = xr[0];                                                                         \
-            for (int64_t j = 1; j < C; j++)                                                       \
-                mx = xr[j] > mx ? xr[j] : mx;                                                     \
-            double se = 0;                                                                        \
-            for (int64_t j = 0; j < C; j++)                                                       \
-                se += (double)EXP(xr[j] - mx);                                                    \
+            T mx;                                                                                 \
+            double se = name##_sumexp(xr, C, &mx);                                                \
             rows[i] = y < 0 || y >= C ? (T)NAN : (T)(log(se) + (double)mx - (double)xr[y]);       \
         }                                                                                         \
     }                                                                                             \
@@ -167,12 +175,8 @@ static int check_labels(const char *lab, kn_dtype dt, int64_t N, int64_t C, eng_
             const T *xr = x + i * C;                                                              \
             T *dr = dx + i * C;                                                                   \
             int64_t y = label_at(lab, ldt, i);                                                    \
-            T mx = xr[0];                                                                         \
-            for (int64_t j = 1; j < C; j++)                                                       \
-                mx = xr[j] > mx ? xr[j] : mx;                                                     \
-            double se = 0;                                                                        \
-            for (int64_t j = 0; j < C; j++)                                                       \
-                se += (double)EXP(xr[j] - mx);                                                    \
+            T mx;                                                                                 \
+            double se = name##_sumexp(xr, C, &mx);                                                \
             T inv = (T)(1.0 / se);                                                                \
             for (int64_t j = 0; j < C; j++)                                                       \
                 dr[j] = (EXP(xr[j] - mx) * inv - (T)(j == y)) * gs;                               \

@@ -736,7 +736,7 @@ done:
 
 static tensor *gather_impl(const tensor *x, const tensor *idx, int trusted, eng_error *err);
 
-tensor *tensor_gather(const tensor *x, const tensor *idx, eng_error *err)
+static tensor *gather_placed(const tensor *x, const tensor *idx, int trusted, eng_error *err)
 {
     if (AG_WANTS(x))
         return ag_gather(x, idx, err);
@@ -744,22 +744,19 @@ tensor *tensor_gather(const tensor *x, const tensor *idx, eng_error *err)
     const tensor *ops[2] = {x, idx};
     if (operands_begin(&p, "gather", ops, 2, err) < 0)
         return NULL;
-    tensor *r = gather_impl(p.t[0], p.t[1], 0, err);
+    tensor *r = gather_impl(p.t[0], p.t[1], trusted, err);
     operands_end(&p);
     return r;
 }
 
+tensor *tensor_gather(const tensor *x, const tensor *idx, eng_error *err)
+{
+    return gather_placed(x, idx, 0, err);
+}
+
 tensor *tensor_gather_trusted(const tensor *x, const tensor *idx, eng_error *err)
 {
-    if (AG_WANTS(x))
-        return tensor_gather(x, idx, err);
-    placed p;
-    const tensor *ops[2] = {x, idx};
-    if (operands_begin(&p, "gather", ops, 2, err) < 0)
-        return NULL;
-    tensor *r = gather_impl(p.t[0], p.t[1], 1, err);
-    operands_end(&p);
-    return r;
+    return gather_placed(x, idx, 1, err);
 }
 
 static tensor *gather_impl(const tensor *x, const tensor *idx, int trusted, eng_error *err)
