@@ -67,3 +67,41 @@ def exit_status(metrics, label):
     if failed:
         print("%s: %d metric(s) failed: %s" % (label, len(failed), ", ".join(failed)))
     return 1 if failed else 0
+
+
+class BenchError(Exception):
+    """A benchmark step that could not produce its figure (reported as the metric's error)."""
+
+
+def run_json(cmd, env=None, timeout=600):
+    """Runs cmd (a bench program or a peer's script) and returns the JSON object on the
+    last line of its stdout that starts with "{"; BenchError when it cannot run, prints no
+    such line, or reports {"error": ...}."""
+    import json
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    except OSError as e:
+        raise BenchError("%s: %s" % (os.path.basename(cmd[0]), e))
+    lines = [l for l in p.stdout.splitlines() if l.strip().startswith("{")]
+    if not lines:
+        raise BenchError("%s: exit %d, no result: %s" % (os.path.basename(cmd[0]), p.returncode,
+                                                       (p.stderr or p.stdout).strip()[-400:]))
+    out = json.loads(lines[-1])
+    if "error" in out:
+        raise BenchError("%s: %s" % (os.path.basename(cmd[0]), out["error"]))
+    return out
+
+
+def gpu_result(device, t_start, ratio_definition, metrics, **extra):
+    """The results record of a GPU benchmark (kernels_gpu.py, gpu_ops.py): the device, the
+    date, the commit and dirty files, the wall time since t_start (time.time()), and any
+    extra fields before the metrics."""
+    import datetime
+    import time
+    r = {"device": {"kind": "cuda", "model": device, "hostname": platform.node()},
+         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+         "commit": git("rev-parse", "HEAD"), "dirty": dirty_files(), "python": platform.python_version()}
+    r.update(extra)
+    r.update({"wall_s": round(time.time() - t_start, 1), "ratio_definition": ratio_definition,
+              "metrics": metrics})
+    return r

@@ -40,25 +40,19 @@ Writes bench/results/<device>-gpu-ops-<date>-<shortcommit>.json through benchlib
 """
 
 import argparse
-import datetime
 import os
-import platform
 import re
 import subprocess
 import sys
 import tempfile
 import time
 
-from benchlib import device_slug, dirty_files, exit_status, git, save_results
+from benchlib import BenchError, device_slug, exit_status, gpu_result, run_json, save_results
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RATIO_DEF = ("ratio = peer / ours for times and ours / peer for rates: ratio > 1 means Kiln is "
              "better, ratio < 1 means the peer is")
 GB = 1e9
-
-
-class BenchError(Exception):
-    pass
 
 
 def run_kiln(kiln, source, env=None, timeout=600):
@@ -162,25 +156,7 @@ print(json.dumps(out))
 
 
 def torch_numbers(n, reps, quick):
-    p = subprocess.run([sys.executable, "-c", TORCH, str(n), str(reps), "1" if quick else "0"],
-                       capture_output=True, text=True, timeout=900)
-    lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
-    if p.returncode != 0 or not lines:
-        raise BenchError("PyTorch: %s" % (p.stderr or p.stdout).strip()[-400:])
-    import json
-    return json.loads(lines[-1])
-
-
-def json_program(argv, timeout=600):
-    """The JSON object a bench program (cublas_raw, launch_paths) prints last."""
-    import json
-    if not os.path.exists(argv[0]):
-        raise BenchError("%s is not built (make bench-gpu builds it)" % argv[0])
-    p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
-    lines = [l for l in p.stdout.splitlines() if l.startswith("{")]
-    if p.returncode != 0 or not lines:
-        raise BenchError("%s: %s" % (os.path.basename(argv[0]), (p.stderr or p.stdout).strip()[-400:]))
-    return json.loads(lines[-1])
+    return run_json([sys.executable, "-c", TORCH, str(n), str(reps), "1" if quick else "0"], timeout=900)
 
 
 def metric(name, unit, ours, peer, peer_value, goal, met, detail, higher_better):
@@ -271,7 +247,7 @@ def main():
     raw = {}
     for m in ([4096] if quick else [4096, 8192]):
         try:
-            raw.update(json_program([os.path.join(build, "bench", "cublas_raw"), "5" if m == 8192 else "10", str(m)]))
+            raw.update(run_json([os.path.join(build, "bench", "cublas_raw"), "5" if m == 8192 else "10", str(m)]))
         except BenchError as e:
             print("  raw cuBLAS: %s" % e)
     for m in ([4096] if quick else [4096, 8192]):
@@ -295,7 +271,7 @@ def main():
         k = kiln_small_and_churn(kiln, "cuda", 20000, 2000)
         us, peer = k["small"] * 1e6, pt["small"] * 1e6 if "small" in pt else None
         try:
-            paths = json_program([os.path.join(build, "bench", "launch_paths"), "100000"])
+            paths = run_json([os.path.join(build, "bench", "launch_paths"), "100000"])
         except BenchError as e:
             paths = {"error": str(e)}
         metrics.append(metric("small_op_loop", "us/op", us, "torch eager", peer, "at most half PyTorch's time",
@@ -317,20 +293,9 @@ def main():
                 print("  %-20s torch.matmul %.3f TFLOP/s, ratio %.3f" % ("", d["torch_TFLOPs"], d["ratio_vs_torch"]))
             if d.get("launch_paths"):
                 print("  %-20s host cost of a launch: %s" % ("", d["launch_paths"]))
-    commit = git("rev-parse", "HEAD")
-    result = {
-        "device": {"kind": "cuda", "model": device, "hostname": platform.node()},
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "commit": commit,
-        "dirty": dirty_files(),
-        "python": platform.python_version(),
-        "torch": pt.get("torch"),
-        "wall_s": round(time.time() - t_start, 1),
-        "ratio_definition": RATIO_DEF,
-        "metrics": metrics,
-    }
+    result = gpu_result(device, t_start, RATIO_DEF, metrics, torch=pt.get("torch"))
     if not args.no_save:
-        save_results(result, args.out, "%s-gpu-ops" % device_slug(device), commit)
+        save_results(result, args.out, "%s-gpu-ops" % device_slug(device), result["commit"])
     return exit_status(metrics, "gpu_ops")
 
 

@@ -29,10 +29,7 @@ Writes bench/results/<device>-kernels-<date>-<shortcommit>.json through benchlib
 """
 
 import argparse
-import datetime
-import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -41,7 +38,7 @@ import tempfile
 import time
 import uuid
 
-from benchlib import device_slug, dirty_files, exit_status, git, save_results
+from benchlib import BenchError, device_slug, exit_status, gpu_result, run_json, save_results
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -89,23 +86,6 @@ with s:
         best = min(best, (time.perf_counter() - t0) / n)
 print(json.dumps({"launch_us": best * 1e6}))
 """
-
-
-class BenchError(Exception):
-    pass
-
-
-def run_json(cmd, env=None, timeout=600):
-    """Runs cmd, returns its last stdout line as JSON (BenchError on failure)."""
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
-    lines = [l for l in p.stdout.splitlines() if l.strip().startswith("{")]
-    if not lines:
-        raise BenchError("%s: exit %d, no result: %s" % (os.path.basename(cmd[0]), p.returncode,
-                                                       (p.stderr or p.stdout).strip()[-400:]))
-    out = json.loads(lines[-1])
-    if "error" in out:
-        raise BenchError("%s: %s" % (os.path.basename(cmd[0]), out["error"]))
-    return out
 
 
 def env_with(**kw):
@@ -272,19 +252,9 @@ def main():
         if "error" not in m:
             print("  %-20s ours %10.4f %s   %s %s" % (m["name"], m["ours"], m["unit"], m["peer"],
                                                      "%.4f" % m["peer_value"] if m["peer_value"] else "-"))
-    commit = git("rev-parse", "HEAD")
-    result = {
-        "device": {"kind": "cuda", "model": device, "hostname": platform.node()},
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "commit": commit,
-        "dirty": dirty_files(),
-        "python": platform.python_version(),
-        "wall_s": round(time.time() - t_start, 1),
-        "ratio_definition": RATIO_DEF,
-        "metrics": metrics,
-    }
+    result = gpu_result(device, t_start, RATIO_DEF, metrics)
     if not args.no_save:
-        save_results(result, args.out, "%s-kernels" % device_slug(device), commit)
+        save_results(result, args.out, "%s-kernels" % device_slug(device), result["commit"])
     return exit_status(metrics, "kernels_gpu")
 
 
