@@ -55,6 +55,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: test-gpu bench-gpu
 .PHONY: test-conformance
+.PHONY: test-abuse
 .PHONY: all test test-unit test-lang test-numpy test-kernel test-fuzz test-browser asan bench \
         install uninstall clean fuzz cuda-info test-train
 all: cuda-info $(BUILD)/kiln
@@ -93,7 +94,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libkiln.a
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libkiln.a $(LDFLAGS) $(LDLIBS)
 
 # ---- tests ---------------------------------------------------------------------------
-test: all test-unit test-conformance test-lang test-numpy test-kernel test-fuzz test-browser test-train
+test: all test-unit test-conformance test-lang test-numpy test-kernel test-abuse test-fuzz test-browser test-train
 	@echo "make test: all passed ($(BUILD))"
 
 test-unit: $(UNIT_BIN)
@@ -116,6 +117,10 @@ test-train: $(BUILD)/kiln
 
 test-kernel: $(BUILD)/kiln
 	KILN=$(abspath $(BUILD))/kiln PYTHON=$(PYTHON) tests/kernel/run.sh
+
+# hostile input through real clients: the kernel answers and the session survives (issue 13)
+test-abuse: $(BUILD)/kiln
+	KILN=$(abspath $(BUILD))/kiln PYTHON=$(PYTHON) tests/abuse/run.sh
 
 # notebooks/02-inspect.ipynb in JupyterLab + headless Chromium (Playwright); skips only
 # when /usr/bin/chromium is missing; screenshot in $(BUILD)/browser/02-inspect.png
