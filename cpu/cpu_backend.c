@@ -193,7 +193,7 @@ int cpu_iter_run(const cpu_iter *it, cpu_kernel kern, void *ctx, int parallel, e
 /* ---- copy with cast ---- */
 
 typedef struct copy_ctx {
-    kn_dtype dt_dst, dt_src; /* element types */
+    tensor_dtype dt_dst, dt_src; /* element types */
 } copy_ctx;
 
 #define COPY_SAME(T, name)                                                         \
@@ -257,28 +257,28 @@ static void copy_generic(void *vctx, int64_t n, char **p, const int64_t *s)
         cpu_store(c->dt_dst, p[0] + i * s[0], cpu_load(c->dt_src, p[1] + i * s[1]));
 }
 
-static cpu_kernel conv_kernel(kn_dtype d, kn_dtype s)
+static cpu_kernel conv_kernel(tensor_dtype d, tensor_dtype s)
 {
-#define PAIR(a, b) ((a) * KN_NDTYPE + (b))
+#define PAIR(a, b) ((a) * DT_COUNT + (b))
     switch (PAIR(d, s)) {
-    case PAIR(KN_F32, KN_F64): return conv_f32_f64;
-    case PAIR(KN_F64, KN_F32): return conv_f64_f32;
-    case PAIR(KN_F32, KN_I32): return conv_f32_i32;
-    case PAIR(KN_F32, KN_I64): return conv_f32_i64;
-    case PAIR(KN_F32, KN_U8): case PAIR(KN_F32, KN_BOOL): return conv_f32_u8;
-    case PAIR(KN_F64, KN_I32): return conv_f64_i32;
-    case PAIR(KN_F64, KN_I64): return conv_f64_i64;
-    case PAIR(KN_F64, KN_U8): case PAIR(KN_F64, KN_BOOL): return conv_f64_u8;
-    case PAIR(KN_I64, KN_I32): return conv_i64_i32;
-    case PAIR(KN_I64, KN_U8): case PAIR(KN_I64, KN_BOOL): return conv_i64_u8;
-    case PAIR(KN_I32, KN_U8): case PAIR(KN_I32, KN_BOOL): return conv_i32_u8;
-    case PAIR(KN_I32, KN_I64): return conv_i32_i64;
-    case PAIR(KN_BOOL, KN_F32): return conv_bool_f32;
-    case PAIR(KN_BOOL, KN_F64): return conv_bool_f64;
-    case PAIR(KN_BOOL, KN_I32): return conv_bool_i32;
-    case PAIR(KN_BOOL, KN_I64): return conv_bool_i64;
-    case PAIR(KN_BOOL, KN_U8): return conv_bool_u8;
-    case PAIR(KN_U8, KN_BOOL): return copy_1;
+    case PAIR(DT_F32, DT_F64): return conv_f32_f64;
+    case PAIR(DT_F64, DT_F32): return conv_f64_f32;
+    case PAIR(DT_F32, DT_I32): return conv_f32_i32;
+    case PAIR(DT_F32, DT_I64): return conv_f32_i64;
+    case PAIR(DT_F32, DT_U8): case PAIR(DT_F32, DT_BOOL): return conv_f32_u8;
+    case PAIR(DT_F64, DT_I32): return conv_f64_i32;
+    case PAIR(DT_F64, DT_I64): return conv_f64_i64;
+    case PAIR(DT_F64, DT_U8): case PAIR(DT_F64, DT_BOOL): return conv_f64_u8;
+    case PAIR(DT_I64, DT_I32): return conv_i64_i32;
+    case PAIR(DT_I64, DT_U8): case PAIR(DT_I64, DT_BOOL): return conv_i64_u8;
+    case PAIR(DT_I32, DT_U8): case PAIR(DT_I32, DT_BOOL): return conv_i32_u8;
+    case PAIR(DT_I32, DT_I64): return conv_i32_i64;
+    case PAIR(DT_BOOL, DT_F32): return conv_bool_f32;
+    case PAIR(DT_BOOL, DT_F64): return conv_bool_f64;
+    case PAIR(DT_BOOL, DT_I32): return conv_bool_i32;
+    case PAIR(DT_BOOL, DT_I64): return conv_bool_i64;
+    case PAIR(DT_BOOL, DT_U8): return conv_bool_u8;
+    case PAIR(DT_U8, DT_BOOL): return copy_1;
     default: return NULL;
     }
 #undef PAIR
@@ -292,7 +292,7 @@ int cpu_copy(tensor *dst, const tensor *src, eng_error *err)
     copy_ctx c = {dst->dtype, src->dtype};
     cpu_kernel k = NULL;
     if (dst->dtype == src->dtype) {
-        switch (kn_dtype_size(dst->dtype)) {
+        switch (tensor_dtype_size(dst->dtype)) {
         case 1: k = copy_1; break;
         case 2: k = copy_2; break;
         case 4: k = copy_4; break;
@@ -302,7 +302,7 @@ int cpu_copy(tensor *dst, const tensor *src, eng_error *err)
         k = conv_kernel(dst->dtype, src->dtype);
     }
     /* conversions to integers from floats go through the guarded generic path */
-    if (!k || (!kn_dtype_is_float(dst->dtype) && dst->dtype != KN_BOOL && kn_dtype_is_float(src->dtype)))
+    if (!k || (!tensor_dtype_is_float(dst->dtype) && dst->dtype != DT_BOOL && tensor_dtype_is_float(src->dtype)))
         k = copy_generic;
     return cpu_iter_run(&it, k, &c, 1, err);
 }
@@ -347,7 +347,7 @@ int cpu_fill(tensor *dst, double v, eng_error *err)
 {
     fill_ctx c;
     memset(&c, 0, sizeof c);
-    c.size = kn_dtype_size(dst->dtype);
+    c.size = tensor_dtype_size(dst->dtype);
     cpu_store(dst->dtype, (char *)c.pattern, v);
     const tensor *ts[1] = {dst};
     cpu_iter it;
@@ -359,12 +359,12 @@ int cpu_arange(tensor *dst, double start, double step, eng_error *err)
 {
     int64_t n = tensor_numel(dst);
     char *o = cpu_ptr(dst);
-    size_t es = kn_dtype_size(dst->dtype);
-    if (dst->dtype == KN_F32) {
+    size_t es = tensor_dtype_size(dst->dtype);
+    if (dst->dtype == DT_F32) {
         float *f = (float *)o;
         for (int64_t i = 0; i < n; i++)
             f[i] = (float)(start + (double)i * step);
-    } else if (dst->dtype == KN_I64 && start == (double)(int64_t)start && step == (double)(int64_t)step) {
+    } else if (dst->dtype == DT_I64 && start == (double)(int64_t)start && step == (double)(int64_t)step) {
         int64_t *q = (int64_t *)o, a = (int64_t)start, b = (int64_t)step;
         for (int64_t i = 0; i < n; i++)
             q[i] = a + i * b;
@@ -400,14 +400,14 @@ WHERE(uint64_t, where_8)
 
 int cpu_where(tensor *out, const tensor *cond, const tensor *a, const tensor *b, eng_error *err)
 {
-    if (cond->dtype != KN_BOOL && cond->dtype != KN_U8)
+    if (cond->dtype != DT_BOOL && cond->dtype != DT_U8)
         return eng_fail(err, ERR_TYPE, "where: the condition must be bool, got %s",
-                        kn_dtype_name(cond->dtype));
+                        tensor_dtype_name(cond->dtype));
     const tensor *ts[4] = {out, cond, a, b};
     cpu_iter it;
     cpu_iter_init(&it, 4, ts);
     cpu_kernel k;
-    switch (kn_dtype_size(out->dtype)) {
+    switch (tensor_dtype_size(out->dtype)) {
     case 1: k = where_1; break;
     case 2: k = where_2; break;
     case 4: k = where_4; break;

@@ -100,8 +100,8 @@ static int conv_shapes(const tensor *img, const tensor *cols, int kh, int kw, in
 {
     if (img->ndim != 4 || cols->ndim != 3 || img->dtype != cols->dtype)
         return eng_fail(err, ERR_SHAPE, "%s: expects [N, C, H, W] and [N, C*kh*kw, OH*OW] of one dtype", who);
-    if (img->dtype != KN_F32 && img->dtype != KN_F64)
-        return eng_fail(err, ERR_TYPE, "%s: f32 or f64, got %s", who, kn_dtype_name(img->dtype));
+    if (img->dtype != DT_F32 && img->dtype != DT_F64)
+        return eng_fail(err, ERR_TYPE, "%s: f32 or f64, got %s", who, tensor_dtype_name(img->dtype));
     if (kh < 1 || kw < 1 || stride < 1 || pad < 0)
         return eng_fail(err, ERR_VALUE, "%s: bad window (kernel %d x %d, stride %d, padding %d)", who, kh, kw,
                         stride, pad);
@@ -124,7 +124,7 @@ int cpu_im2col(tensor *cols, const tensor *x, int kh, int kw, int stride, int pa
     int64_t NC, OH, OW;
     if (conv_shapes(x, cols, kh, kw, stride, pad, &NC, &OH, &OW, "im2col", err) < 0)
         return -1;
-    if (x->dtype == KN_F32)
+    if (x->dtype == DT_F32)
         im2col_f32((float *)cpu_ptr(cols), (const float *)cpu_ptr(x), NC, x->shape[2], x->shape[3], kh, kw, stride, pad, OH, OW);
     else
         im2col_f64((double *)cpu_ptr(cols), (const double *)cpu_ptr(x), NC, x->shape[2], x->shape[3], kh, kw, stride, pad, OH, OW);
@@ -136,7 +136,7 @@ int cpu_col2im(tensor *img, const tensor *cols, int kh, int kw, int stride, int 
     int64_t NC, OH, OW;
     if (conv_shapes(img, cols, kh, kw, stride, pad, &NC, &OH, &OW, "col2im", err) < 0)
         return -1;
-    if (img->dtype == KN_F32)
+    if (img->dtype == DT_F32)
         col2im_f32((float *)cpu_ptr(img), (const float *)cpu_ptr(cols), NC, img->shape[2], img->shape[3], kh, kw, stride, pad, OH, OW);
     else
         col2im_f64((double *)cpu_ptr(img), (const double *)cpu_ptr(cols), NC, img->shape[2], img->shape[3], kh, kw, stride, pad, OH, OW);

@@ -23,7 +23,7 @@
 
 #include <math.h>
 
-#include "cpu/powd.h"
+#include "numeric/powd.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #define CPU_HOT __attribute__((target_clones("arch=x86-64-v3", "default")))
@@ -67,8 +67,8 @@ float cpu_expf(float x)
 /* ---- unary ---- */
 
 typedef struct un_ctx {
-    kn_opid op;          /* the op */
-    kn_dtype din, dout;  /* input and output dtypes (generic path) */
+    op_id op;          /* the op */
+    tensor_dtype din, dout;  /* input and output dtypes (generic path) */
     double p0, p1;       /* scalar parameters (clamp bounds) */
 } un_ctx;
 
@@ -131,11 +131,11 @@ UN_FLOAT_SET(f64, double, exp, log, sqrt, tanh, erfc, sin, cos, floor, ceil, nea
 UN_INT_SET(i32, int32_t, uint32_t)
 UN_INT_SET(i64, int64_t, uint64_t)
 
-static double generic_unary(kn_opid op, double x, double p0, double p1)
+static double generic_unary(op_id op, double x, double p0, double p1)
 {
     switch (op) {
-#define KN_UNARY(ID, name, expr) \
-    case KN_OP_##ID: return (expr);
+#define OP_UNARY(ID, name, expr) \
+    case OP_##ID: return (expr);
 #include "engine/ops.def"
     default: return x;
     }
@@ -151,43 +151,43 @@ static void un_generic(void *vctx, int64_t n, char **p, const int64_t *s)
 }
 
 #define UN_FLOAT_CASES(S)                                                          \
-    case KN_OP_NEG: return un_neg_##S;                                             \
-    case KN_OP_ABS: return un_abs_##S;                                             \
-    case KN_OP_EXP: return un_exp_##S;                                             \
-    case KN_OP_LOG: return un_log_##S;                                             \
-    case KN_OP_SQRT: return un_sqrt_##S;                                           \
-    case KN_OP_TANH: return un_tanh_##S;                                           \
-    case KN_OP_SIGMOID: return un_sigmoid_##S;                                     \
-    case KN_OP_RELU: return un_relu_##S;                                           \
-    case KN_OP_GELU: return un_gelu_##S;                                           \
-    case KN_OP_SIN: return un_sin_##S;                                             \
-    case KN_OP_COS: return un_cos_##S;                                             \
-    case KN_OP_FLOOR: return un_floor_##S;                                         \
-    case KN_OP_CEIL: return un_ceil_##S;                                           \
-    case KN_OP_ROUND: return un_round_##S;                                         \
-    case KN_OP_CLAMP: return un_clamp_##S;                                         \
+    case OP_NEG: return un_neg_##S;                                             \
+    case OP_ABS: return un_abs_##S;                                             \
+    case OP_EXP: return un_exp_##S;                                             \
+    case OP_LOG: return un_log_##S;                                             \
+    case OP_SQRT: return un_sqrt_##S;                                           \
+    case OP_TANH: return un_tanh_##S;                                           \
+    case OP_SIGMOID: return un_sigmoid_##S;                                     \
+    case OP_RELU: return un_relu_##S;                                           \
+    case OP_GELU: return un_gelu_##S;                                           \
+    case OP_SIN: return un_sin_##S;                                             \
+    case OP_COS: return un_cos_##S;                                             \
+    case OP_FLOOR: return un_floor_##S;                                         \
+    case OP_CEIL: return un_ceil_##S;                                           \
+    case OP_ROUND: return un_round_##S;                                         \
+    case OP_CLAMP: return un_clamp_##S;                                         \
     default: return NULL;
 
 #define UN_INT_CASES(S)                                                            \
-    case KN_OP_NEG: return un_neg_##S;                                             \
-    case KN_OP_ABS: return un_abs_##S;                                             \
-    case KN_OP_RELU: return un_relu_##S;                                           \
-    case KN_OP_FLOOR: case KN_OP_CEIL: case KN_OP_ROUND: return un_id_##S;          \
-    case KN_OP_CLAMP: return un_clamp_##S;                                         \
+    case OP_NEG: return un_neg_##S;                                             \
+    case OP_ABS: return un_abs_##S;                                             \
+    case OP_RELU: return un_relu_##S;                                           \
+    case OP_FLOOR: case OP_CEIL: case OP_ROUND: return un_id_##S;          \
+    case OP_CLAMP: return un_clamp_##S;                                         \
     default: return NULL;
 
-static cpu_kernel unary_kernel(kn_opid op, kn_dtype dt)
+static cpu_kernel unary_kernel(op_id op, tensor_dtype dt)
 {
     switch (dt) {
-    case KN_F32: switch (op) { UN_FLOAT_CASES(f32) }
-    case KN_F64: switch (op) { UN_FLOAT_CASES(f64) }
-    case KN_I32: switch (op) { UN_INT_CASES(i32) }
-    case KN_I64: switch (op) { UN_INT_CASES(i64) }
+    case DT_F32: switch (op) { UN_FLOAT_CASES(f32) }
+    case DT_F64: switch (op) { UN_FLOAT_CASES(f64) }
+    case DT_I32: switch (op) { UN_INT_CASES(i32) }
+    case DT_I64: switch (op) { UN_INT_CASES(i64) }
     default: return NULL;
     }
 }
 
-int cpu_unary(kn_opid op, tensor *out, const tensor *x, double p0, double p1, eng_error *err)
+int cpu_unary(op_id op, tensor *out, const tensor *x, double p0, double p1, eng_error *err)
 {
     un_ctx c = {op, x->dtype, out->dtype, p0, p1};
     cpu_kernel k = out->dtype == x->dtype ? unary_kernel(op, x->dtype) : NULL;
@@ -202,9 +202,9 @@ int cpu_unary(kn_opid op, tensor *out, const tensor *x, double p0, double p1, en
 /* ---- binary ---- */
 
 typedef struct bin_ctx {
-    kn_opid op;      /* the op */
-    kn_dtype din;    /* operands' dtype */
-    kn_dtype dout;   /* output dtype (bool for comparisons) */
+    op_id op;      /* the op */
+    tensor_dtype din;    /* operands' dtype */
+    tensor_dtype dout;   /* output dtype (bool for comparisons) */
     int zerodiv;     /* set when an integer division met a zero divisor */
 } bin_ctx;
 
@@ -331,13 +331,13 @@ IPOW(i64, int64_t, uint64_t)
 BIN_INT_SET(i32, int32_t, uint32_t)
 BIN_INT_SET(i64, int64_t, uint64_t)
 
-static double generic_binary(kn_opid op, double a, double b)
+static double generic_binary(op_id op, double a, double b)
 {
     switch (op) {
-#define KN_BINARY(ID, name, expr) \
-    case KN_OP_##ID: return (expr);
-#define KN_COMPARE(ID, name, expr) \
-    case KN_OP_##ID: return (expr);
+#define OP_BINARY(ID, name, expr) \
+    case OP_##ID: return (expr);
+#define OP_COMPARE(ID, name, expr) \
+    case OP_##ID: return (expr);
 #include "engine/ops.def"
     default: return 0;
     }
@@ -346,13 +346,13 @@ static double generic_binary(kn_opid op, double a, double b)
 static void bin_generic(void *vctx, int64_t n, char **p, const int64_t *s)
 {
     bin_ctx *c = vctx;
-    int intdiv = !kn_dtype_is_float(c->din) && (c->op == KN_OP_DIV || c->op == KN_OP_MOD);
+    int intdiv = !tensor_dtype_is_float(c->din) && (c->op == OP_DIV || c->op == OP_MOD);
     for (int64_t i = 0; i < n; i++) {
         double a = cpu_load(c->din, p[1] + i * s[1]), b = cpu_load(c->din, p[2] + i * s[2]), r;
         if (intdiv && b == 0) {
             __atomic_store_n(&c->zerodiv, 1, __ATOMIC_RELAXED);
             r = 0;
-        } else if (intdiv && c->op == KN_OP_DIV) {
+        } else if (intdiv && c->op == OP_DIV) {
             r = trunc(a / b);
         } else {
             r = generic_binary(c->op, a, b);
@@ -362,51 +362,51 @@ static void bin_generic(void *vctx, int64_t n, char **p, const int64_t *s)
 }
 
 #define BIN_CASES(S)                                                               \
-    case KN_OP_ADD: return bin_add_##S;                                            \
-    case KN_OP_SUB: return bin_sub_##S;                                            \
-    case KN_OP_MUL: return bin_mul_##S;                                            \
-    case KN_OP_DIV: return bin_div_##S;                                            \
-    case KN_OP_MOD: return bin_mod_##S;                                            \
-    case KN_OP_POW: return bin_pow_##S;                                            \
-    case KN_OP_MAXIMUM: return bin_maximum_##S;                                    \
-    case KN_OP_MINIMUM: return bin_minimum_##S;                                    \
-    case KN_OP_EQ: return bin_eq_##S;                                              \
-    case KN_OP_NE: return bin_ne_##S;                                              \
-    case KN_OP_LT: return bin_lt_##S;                                              \
-    case KN_OP_LE: return bin_le_##S;                                              \
-    case KN_OP_GT: return bin_gt_##S;                                              \
-    case KN_OP_GE: return bin_ge_##S;                                              \
-    case KN_OP_AND: return bin_and_##S;                                            \
-    case KN_OP_OR: return bin_or_##S;                                              \
+    case OP_ADD: return bin_add_##S;                                            \
+    case OP_SUB: return bin_sub_##S;                                            \
+    case OP_MUL: return bin_mul_##S;                                            \
+    case OP_DIV: return bin_div_##S;                                            \
+    case OP_MOD: return bin_mod_##S;                                            \
+    case OP_POW: return bin_pow_##S;                                            \
+    case OP_MAXIMUM: return bin_maximum_##S;                                    \
+    case OP_MINIMUM: return bin_minimum_##S;                                    \
+    case OP_EQ: return bin_eq_##S;                                              \
+    case OP_NE: return bin_ne_##S;                                              \
+    case OP_LT: return bin_lt_##S;                                              \
+    case OP_LE: return bin_le_##S;                                              \
+    case OP_GT: return bin_gt_##S;                                              \
+    case OP_GE: return bin_ge_##S;                                              \
+    case OP_AND: return bin_and_##S;                                            \
+    case OP_OR: return bin_or_##S;                                              \
     default: return NULL;
 
-static cpu_kernel binary_kernel(kn_opid op, kn_dtype dt)
+static cpu_kernel binary_kernel(op_id op, tensor_dtype dt)
 {
     switch (dt) {
-    case KN_F32: switch (op) { BIN_CASES(f32) }
-    case KN_F64: switch (op) { BIN_CASES(f64) }
-    case KN_I32: switch (op) { BIN_CASES(i32) }
-    case KN_I64: switch (op) { BIN_CASES(i64) }
+    case DT_F32: switch (op) { BIN_CASES(f32) }
+    case DT_F64: switch (op) { BIN_CASES(f64) }
+    case DT_I32: switch (op) { BIN_CASES(i32) }
+    case DT_I64: switch (op) { BIN_CASES(i64) }
     default: return NULL;
     }
 }
 
-static int is_compare(kn_opid op)
+static int is_compare(op_id op)
 {
     switch (op) {
-#define KN_COMPARE(ID, name, expr) \
-    case KN_OP_##ID: return 1;
+#define OP_COMPARE(ID, name, expr) \
+    case OP_##ID: return 1;
 #include "engine/ops.def"
     default: return 0;
     }
 }
 
-int cpu_binary(kn_opid op, tensor *out, const tensor *a, const tensor *b, eng_error *err)
+int cpu_binary(op_id op, tensor *out, const tensor *a, const tensor *b, eng_error *err)
 {
     bin_ctx c = {op, a->dtype, out->dtype, 0};
     int compare = is_compare(op);
     cpu_kernel k = NULL;
-    if (a->dtype == b->dtype && (compare ? out->dtype == KN_BOOL : out->dtype == a->dtype))
+    if (a->dtype == b->dtype && (compare ? out->dtype == DT_BOOL : out->dtype == a->dtype))
         k = binary_kernel(op, a->dtype);
     if (!k)
         k = bin_generic;
@@ -418,6 +418,6 @@ int cpu_binary(kn_opid op, tensor *out, const tensor *a, const tensor *b, eng_er
         return -1;
     if (c.zerodiv)
         return eng_fail(err, ERR_ZERODIV, "%s: integer division by zero",
-                        op == KN_OP_MOD ? "mod" : "div");
+                        op == OP_MOD ? "mod" : "div");
     return 0;
 }

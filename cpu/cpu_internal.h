@@ -1,6 +1,6 @@
 /* cpu_internal.h — what the CPU backend's files share: the strided iterator that every
- * elementwise loop runs on, element loads and stores by dtype, half-precision
- * conversions, and the entry points each file contributes to cpu_backend.
+ * elementwise loop runs on, the names of the shared element loads and stores
+ * (numeric/elem.h), and the entry points each file contributes to cpu_backend.
  *
  * The iterator takes up to CPU_MAXOP operands of one shape with strides in bytes,
  * merges dimensions that are contiguous in every operand, and calls a kernel on runs
@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <string.h>
 #include "engine/backend.h"
-#include "cpu/half.h"
+#include "numeric/elem.h"
 
 #define CPU_MAXOP 4
 /* elements per chunk of work: below this an op runs on one thread */
@@ -38,59 +38,19 @@ void cpu_iter_init(cpu_iter *it, int nop, const tensor *const *ts);
  * set. Returns 0, or -1 with an "interrupted" error when tensor_interrupt_flag was set. */
 int cpu_iter_run(const cpu_iter *it, cpu_kernel kern, void *ctx, int parallel, eng_error *err);
 
-/* ---- half precision (storage only): cpu/half.h, shared with the CUDA kernels ---- */
-#define cpu_f16_to_f32 kn_f16_to_f32
-#define cpu_f32_to_f16 kn_f32_to_f16
-#define cpu_bf16_to_f32 kn_bf16_to_f32
-#define cpu_f32_to_bf16 kn_f32_to_bf16
-
-/* ---- generic element access (slow paths only) ---- */
-static inline double cpu_load(kn_dtype dt, const char *p)
-{
-    switch (dt) {
-    case KN_BOOL: return *(const uint8_t *)p != 0;
-    case KN_U8: return *(const uint8_t *)p;
-    case KN_I32: return *(const int32_t *)p;
-    case KN_I64: return (double)*(const int64_t *)p;
-    case KN_F16: return cpu_f16_to_f32(*(const uint16_t *)p);
-    case KN_BF16: return cpu_bf16_to_f32(*(const uint16_t *)p);
-    case KN_F32: return *(const float *)p;
-    case KN_F64: return *(const double *)p;
-    default: return 0;
-    }
-}
-
-/* double -> integer without undefined behaviour for NaN and out-of-range values */
-static inline int64_t cpu_d2i64(double v)
-{
-    if (v != v)
-        return 0;
-    if (v >= 9223372036854775807.0)
-        return INT64_MAX;
-    if (v <= -9223372036854775808.0)
-        return INT64_MIN;
-    return (int64_t)v;
-}
-
-static inline void cpu_store(kn_dtype dt, char *p, double v)
-{
-    switch (dt) {
-    case KN_BOOL: *(uint8_t *)p = v != 0; break;
-    case KN_U8: *(uint8_t *)p = (uint8_t)cpu_d2i64(v); break;
-    case KN_I32: *(int32_t *)p = (int32_t)cpu_d2i64(v); break;
-    case KN_I64: *(int64_t *)p = cpu_d2i64(v); break;
-    case KN_F16: *(uint16_t *)p = cpu_f32_to_f16((float)v); break;
-    case KN_BF16: *(uint16_t *)p = cpu_f32_to_bf16((float)v); break;
-    case KN_F32: *(float *)p = (float)v; break;
-    case KN_F64: *(double *)p = v; break;
-    default: break;
-    }
-}
+/* ---- generic element access (slow paths only): numeric/elem.h, shared with the CUDA kernels ---- */
+#define cpu_load num_load
+#define cpu_store num_store
+#define cpu_d2i64 num_d2i64
+#define cpu_f16_to_f32 num_f16_to_f32
+#define cpu_f32_to_f16 num_f32_to_f16
+#define cpu_bf16_to_f32 num_bf16_to_f32
+#define cpu_f32_to_bf16 num_f32_to_bf16
 
 /* ---- entry points (one file each) ---- */
-int cpu_unary(kn_opid op, tensor *out, const tensor *x, double p0, double p1, eng_error *err);
-int cpu_binary(kn_opid op, tensor *out, const tensor *a, const tensor *b, eng_error *err);
-int cpu_reduce(kn_opid op, tensor *out, const tensor *x, int dim, eng_error *err);
+int cpu_unary(op_id op, tensor *out, const tensor *x, double p0, double p1, eng_error *err);
+int cpu_binary(op_id op, tensor *out, const tensor *a, const tensor *b, eng_error *err);
+int cpu_reduce(op_id op, tensor *out, const tensor *x, int dim, eng_error *err);
 int cpu_copy(tensor *dst, const tensor *src, eng_error *err);
 int cpu_fill(tensor *dst, double v, eng_error *err);
 int cpu_matmul(tensor *out, const tensor *a, const tensor *c, eng_error *err);
@@ -113,7 +73,7 @@ float cpu_expf(float x);
 /* pointer to element 0 of a tensor's view */
 static inline char *cpu_ptr(const tensor *t)
 {
-    return (char *)t->storage->data + t->offset * (int64_t)kn_dtype_size(t->dtype);
+    return (char *)t->storage->data + t->offset * (int64_t)tensor_dtype_size(t->dtype);
 }
 
 #endif

@@ -31,11 +31,11 @@ static int blas_layout(int64_t R, int64_t C, int64_t sr, int64_t sc, enum CBLAS_
     return -1;
 }
 
-static void gemm(kn_dtype dt, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int64_t M,
+static void gemm(tensor_dtype dt, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, int64_t M,
                  int64_t N, int64_t K, const char *A, int64_t lda, const char *B, int64_t ldb,
                  char *C)
 {
-    if (dt == KN_F32)
+    if (dt == DT_F32)
         cblas_sgemm(CblasRowMajor, ta, tb, (int)M, (int)N, (int)K, 1.0f, (const float *)A, (int)lda,
                     (const float *)B, (int)ldb, 0.0f, (float *)C, (int)(N > 1 ? N : 1));
     else
@@ -45,9 +45,9 @@ static void gemm(kn_dtype dt, enum CBLAS_TRANSPOSE ta, enum CBLAS_TRANSPOSE tb, 
 
 int cpu_matmul(tensor *out, const tensor *a, const tensor *c, eng_error *err)
 {
-    if (out->dtype != KN_F32 && out->dtype != KN_F64)
+    if (out->dtype != DT_F32 && out->dtype != DT_F64)
         return eng_fail(err, ERR_TYPE, "matmul: the CPU backend multiplies f32 and f64, got %s",
-                        kn_dtype_name(out->dtype));
+                        tensor_dtype_name(out->dtype));
     int64_t B = a->shape[0], M = a->shape[1], K = a->shape[2], N = c->shape[2];
     if (M > INT_MAX || N > INT_MAX || K > INT_MAX || B * M > INT_MAX)
         return eng_fail(err, ERR_VALUE, "matmul: dimensions too large for BLAS");
@@ -71,7 +71,7 @@ int cpu_matmul(tensor *out, const tensor *a, const tensor *c, eng_error *err)
         c = cc;
         blas_layout(K, N, c->stride[1], c->stride[2], &tb, &ldb);
     }
-    size_t es = kn_dtype_size(out->dtype);
+    size_t es = tensor_dtype_size(out->dtype);
     char *o = cpu_ptr(out);
     if (B > 1 && c->stride[0] == 0 && ta == CblasNoTrans && (M == 1 || a->stride[0] == M * lda)) {
         /* one tall product: the batches of a are consecutive rows */

@@ -1,10 +1,10 @@
 /* cpu_random.c — the CPU backend's random fills, from the Philox mapping documented in
- * cpu/philox.h: element i of a draw comes from the block for counter rng->offset + i, so
+ * numeric/philox.h: element i of a draw comes from the block for counter rng->offset + i, so
  * the numbers depend only on (seed, offset, i) and any split among threads (or GPU
  * threads) gives the same tensor. The front end advances rng->offset afterwards.
  */
 #include "cpu/cpu_internal.h"
-#include "cpu/philox.h"
+#include "numeric/philox.h"
 
 #include <math.h>
 
@@ -17,8 +17,8 @@ int cpu_random(int kind, tensor *dst, const tensor_rng *rng, int64_t lo, int64_t
                         (long long)hi);
     int64_t n = tensor_numel(dst);
     char *o = cpu_ptr(dst);
-    kn_dtype dt = dst->dtype;
-    size_t es = kn_dtype_size(dt);
+    tensor_dtype dt = dst->dtype;
+    size_t es = tensor_dtype_size(dt);
     uint64_t seed = rng->seed, off = rng->offset;
     uint64_t range = (uint64_t)hi - (uint64_t)lo;
     const double two_pi = 6.283185307179586476925286766559;
@@ -28,7 +28,7 @@ int cpu_random(int kind, tensor *dst, const tensor_rng *rng, int64_t lo, int64_t
         philox_block(seed, off + (uint64_t)i, r);
         if (kind == 0) {
             float u = philox_uniform(r);
-            if (dt == KN_F32)
+            if (dt == DT_F32)
                 ((float *)o)[i] = u;
             else
                 cpu_store(dt, o + i * (int64_t)es, u);
@@ -36,13 +36,13 @@ int cpu_random(int kind, tensor *dst, const tensor_rng *rng, int64_t lo, int64_t
             double u1, u2;
             philox_boxmuller_uniforms(r, &u1, &u2);
             float z = (float)(sqrt(-2.0 * log(u1)) * cos(two_pi * u2));
-            if (dt == KN_F32)
+            if (dt == DT_F32)
                 ((float *)o)[i] = z;
             else
                 cpu_store(dt, o + i * (int64_t)es, z);
         } else {
             int64_t v = philox_int(r, lo, range);
-            if (dt == KN_I64)
+            if (dt == DT_I64)
                 ((int64_t *)o)[i] = v;
             else
                 cpu_store(dt, o + i * (int64_t)es, (double)v);

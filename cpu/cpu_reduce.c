@@ -44,14 +44,14 @@ typedef struct red_state {
     int nan;        /* a NaN was seen */
 } red_state;
 
-static int is_int(kn_dtype dt)
+static int is_int(tensor_dtype dt)
 {
-    return !kn_dtype_is_float(dt);
+    return !tensor_dtype_is_float(dt);
 }
 
-static int op_is_max(kn_opid op)
+static int op_is_max(op_id op)
 {
-    return op == KN_OP_MAX || op == KN_OP_ARGMAX;
+    return op == OP_MAX || op == OP_ARGMAX;
 }
 
 /* ROWS: reduce x[0..n) (contiguous) into st; mean is used by VAR/STD's second pass.
@@ -106,12 +106,12 @@ static int op_is_max(kn_opid op)
         nan = nn[0];                                                              \
     } while (0)
 #define RED_ROW(S, T, ISF)                                                        \
-    CPU_HOT static void row_##S(kn_opid op, const T *restrict x, int64_t n,       \
+    CPU_HOT static void row_##S(op_id op, const T *restrict x, int64_t n,       \
                                 double mean, red_state *st)                       \
     {                                                                             \
         memset(st, 0, sizeof *st);                                                \
         switch (op) {                                                             \
-        case KN_OP_SUM: case KN_OP_MEAN:                                          \
+        case OP_SUM: case OP_MEAN:                                          \
             if (!ISF) {                                                           \
                 uint64_t s = 0;                                                   \
                 _Pragma("omp simd reduction(+:s)") for (int64_t i = 0; i < n; i++) \
@@ -122,10 +122,10 @@ static int op_is_max(kn_opid op)
             }                                                                     \
             RED_ACC(v);                                                           \
             return;                                                               \
-        case KN_OP_NORM:                                                          \
+        case OP_NORM:                                                          \
             RED_ACC(v * v);                                                       \
             return;                                                               \
-        case KN_OP_VAR: case KN_OP_STD:                                           \
+        case OP_VAR: case OP_STD:                                           \
             RED_ACC((v - mean) * (v - mean));                                     \
             return;                                                               \
         default: {                                                                \
@@ -139,7 +139,7 @@ static int op_is_max(kn_opid op)
             st->best = nan ? NAN : (double)best;                                  \
             st->ibest = ISF ? 0 : (int64_t)best;                                  \
             st->idx = -1;                                                         \
-            if (op == KN_OP_ARGMAX || op == KN_OP_ARGMIN) {                       \
+            if (op == OP_ARGMAX || op == OP_ARGMIN) {                       \
                 for (int64_t i = 0; i < n; i++)                                   \
                     if (nan ? x[i] != x[i] : x[i] == best) {                      \
                         st->idx = i;                                              \
@@ -153,7 +153,7 @@ static int op_is_max(kn_opid op)
 
 /* COLUMNS: out_state[j] for j in [0, w) reduces x[k * inner + j] over k < n */
 #define RED_COLS(S, T, ISF)                                                       \
-    CPU_HOT static void cols_##S(kn_opid op, const T *restrict x, int64_t n, int64_t inner, \
+    CPU_HOT static void cols_##S(op_id op, const T *restrict x, int64_t n, int64_t inner, \
                          int w, const double *mean, red_state *st)                \
     {                                                                             \
         double acc[CPU_COLS];                                                     \
@@ -167,7 +167,7 @@ static int op_is_max(kn_opid op)
             best[j] = n > 0 ? x[j] : 0;                                           \
         }                                                                         \
         switch (op) {                                                             \
-        case KN_OP_SUM: case KN_OP_MEAN:                                          \
+        case OP_SUM: case OP_MEAN:                                          \
             for (int64_t k = 0; k < n; k++) {                                     \
                 const T *r = x + k * inner;                                       \
                 if (ISF) {                                                        \
@@ -180,13 +180,13 @@ static int op_is_max(kn_opid op)
                 }                                                                 \
             }                                                                     \
             break;                                                                \
-        case KN_OP_NORM:                                                          \
+        case OP_NORM:                                                          \
             for (int64_t k = 0; k < n; k++) {                                     \
                 const T *r = x + k * inner;                                       \
                 _Pragma("omp simd") for (int j = 0; j < w; j++) acc[j] += (double)r[j] * (double)r[j]; \
             }                                                                     \
             break;                                                                \
-        case KN_OP_VAR: case KN_OP_STD:                                           \
+        case OP_VAR: case OP_STD:                                           \
             for (int64_t k = 0; k < n; k++) {                                     \
                 const T *r = x + k * inner;                                       \
                 _Pragma("omp simd") for (int j = 0; j < w; j++) {                 \
@@ -239,14 +239,14 @@ RED_COLS(i32, int32_t, 0)
 RED_COLS(i64, int64_t, 0)
 RED_COLS(u8, uint8_t, 0)
 
-typedef void (*row_fn)(kn_opid, const void *, int64_t, double, red_state *);
-typedef void (*cols_fn)(kn_opid, const void *, int64_t, int64_t, int, const double *, red_state *);
+typedef void (*row_fn)(op_id, const void *, int64_t, double, red_state *);
+typedef void (*cols_fn)(op_id, const void *, int64_t, int64_t, int, const double *, red_state *);
 
 /* ---- the driver ---- */
 
 typedef struct red_job {
-    kn_opid op;          /* the reduction */
-    kn_dtype dt;         /* input dtype */
+    op_id op;          /* the reduction */
+    tensor_dtype dt;         /* input dtype */
     const char *x;       /* contiguous input */
     int64_t outer, n, inner;
     row_fn row;          /* typed kernels */
@@ -258,25 +258,25 @@ typedef struct red_job {
 static void finish(const red_job *j, int64_t i, const red_state *st)
 {
     char *o = cpu_ptr(j->out);
-    kn_dtype od = j->out->dtype;
-    size_t es = kn_dtype_size(od);
+    tensor_dtype od = j->out->dtype;
+    size_t es = tensor_dtype_size(od);
     double n = (double)j->n;
     switch (j->op) {
-    case KN_OP_SUM:
-        if (is_int(j->dt) && od == KN_I64)
+    case OP_SUM:
+        if (is_int(j->dt) && od == DT_I64)
             ((int64_t *)o)[i] = (int64_t)st->isum;
         else if (is_int(j->dt))
             cpu_store(od, o + i * es, (double)(int64_t)st->isum);
         else
             cpu_store(od, o + i * es, st->sum);
         return;
-    case KN_OP_MEAN: cpu_store(od, o + i * es, st->sum / n); return;
-    case KN_OP_VAR: cpu_store(od, o + i * es, st->sum / n); return;
-    case KN_OP_STD: cpu_store(od, o + i * es, sqrt(st->sum / n)); return;
-    case KN_OP_NORM: cpu_store(od, o + i * es, sqrt(st->sum)); return;
-    case KN_OP_ARGMAX: case KN_OP_ARGMIN: ((int64_t *)o)[i] = st->idx; return;
+    case OP_MEAN: cpu_store(od, o + i * es, st->sum / n); return;
+    case OP_VAR: cpu_store(od, o + i * es, st->sum / n); return;
+    case OP_STD: cpu_store(od, o + i * es, sqrt(st->sum / n)); return;
+    case OP_NORM: cpu_store(od, o + i * es, sqrt(st->sum)); return;
+    case OP_ARGMAX: case OP_ARGMIN: ((int64_t *)o)[i] = st->idx; return;
     default:
-        if (is_int(j->dt) && od == KN_I64)
+        if (is_int(j->dt) && od == DT_I64)
             ((int64_t *)o)[i] = st->ibest;
         else
             cpu_store(od, o + i * es, st->best);
@@ -284,11 +284,11 @@ static void finish(const red_job *j, int64_t i, const red_state *st)
     }
 }
 
-static void merge(kn_opid op, red_state *a, const red_state *b, int64_t b_start)
+static void merge(op_id op, red_state *a, const red_state *b, int64_t b_start)
 {
     a->sum += b->sum;
     a->isum += b->isum;
-    if (op == KN_OP_MAX || op == KN_OP_MIN || op == KN_OP_ARGMAX || op == KN_OP_ARGMIN) {
+    if (op == OP_MAX || op == OP_MIN || op == OP_ARGMAX || op == OP_ARGMIN) {
         if (a->nan)
             return;
         int mx = op_is_max(op);
@@ -303,7 +303,7 @@ static void merge(kn_opid op, red_state *a, const red_state *b, int64_t b_start)
 /* one long row split among threads */
 static int reduce_one_row(const red_job *j, const char *x, int64_t i_out, eng_error *err)
 {
-    size_t es = kn_dtype_size(j->dt);
+    size_t es = tensor_dtype_size(j->dt);
     int64_t n = j->n;
     int nt = omp_get_max_threads();
     /* several parts per thread, handed out dynamically, so that a thread the OS
@@ -316,9 +316,9 @@ static int reduce_one_row(const red_job *j, const char *x, int64_t i_out, eng_er
     if (parts < 1)
         parts = 1;
     double mean = 0;
-    int pass2 = j->op == KN_OP_VAR || j->op == KN_OP_STD;
+    int pass2 = j->op == OP_VAR || j->op == OP_STD;
     for (int pass = 0; pass <= pass2; pass++) {
-        kn_opid op = pass2 && pass == 0 ? KN_OP_SUM : j->op;
+        op_id op = pass2 && pass == 0 ? OP_SUM : j->op;
 #pragma omp parallel for if (parts > 1) schedule(dynamic, 1)
         for (int64_t p = 0; p < parts; p++) {
             int64_t b = n * p / parts, e = n * (p + 1) / parts;
@@ -337,10 +337,10 @@ static int reduce_one_row(const red_job *j, const char *x, int64_t i_out, eng_er
 
 static int reduce_rows(const red_job *j, eng_error *err)
 {
-    size_t es = kn_dtype_size(j->dt);
+    size_t es = tensor_dtype_size(j->dt);
     if (j->outer == 1)
         return reduce_one_row(j, j->x, 0, err);
-    int pass2 = j->op == KN_OP_VAR || j->op == KN_OP_STD;
+    int pass2 = j->op == OP_VAR || j->op == OP_STD;
     int par = j->outer * j->n >= 2 * CPU_PAR_THRESHOLD;
 #pragma omp parallel for if (par) schedule(static)
     for (int64_t o = 0; o < j->outer; o++) {
@@ -350,7 +350,7 @@ static int reduce_rows(const red_job *j, eng_error *err)
         red_state st;
         double mean = 0;
         if (pass2) {
-            j->row(KN_OP_SUM, x, j->n, 0, &st);
+            j->row(OP_SUM, x, j->n, 0, &st);
             mean = st.sum / (double)j->n;
         }
         j->row(j->op, x, j->n, mean, &st);
@@ -361,10 +361,10 @@ static int reduce_rows(const red_job *j, eng_error *err)
 
 static int reduce_cols(const red_job *j, eng_error *err)
 {
-    size_t es = kn_dtype_size(j->dt);
+    size_t es = tensor_dtype_size(j->dt);
     int64_t nblk = (j->inner + CPU_COLS - 1) / CPU_COLS;
     int64_t tasks = j->outer * nblk;
-    int pass2 = j->op == KN_OP_VAR || j->op == KN_OP_STD;
+    int pass2 = j->op == OP_VAR || j->op == OP_STD;
     int par = j->outer * j->n * j->inner >= 2 * CPU_PAR_THRESHOLD;
 #pragma omp parallel for if (par) schedule(dynamic, 1)
     for (int64_t t = 0; t < tasks; t++) {
@@ -376,7 +376,7 @@ static int reduce_cols(const red_job *j, eng_error *err)
         red_state st[CPU_COLS];
         double mean[CPU_COLS];
         if (pass2) {
-            j->cols(KN_OP_SUM, x, j->n, j->inner, w, NULL, st);
+            j->cols(OP_SUM, x, j->n, j->inner, w, NULL, st);
             for (int c = 0; c < w; c++)
                 mean[c] = st[c].sum / (double)j->n;
         }
@@ -387,18 +387,18 @@ static int reduce_cols(const red_job *j, eng_error *err)
     return tensor_interrupt_flag ? eng_fail(err, ERR_INTERRUPT, "interrupted") : 0;
 }
 
-int cpu_reduce(kn_opid op, tensor *out, const tensor *x, int dim, eng_error *err)
+int cpu_reduce(op_id op, tensor *out, const tensor *x, int dim, eng_error *err)
 {
     red_job j = {.op = op, .dt = x->dtype, .out = out};
     switch (x->dtype) {
-    case KN_F32: j.row = (row_fn)row_f32; j.cols = (cols_fn)cols_f32; break;
-    case KN_F64: j.row = (row_fn)row_f64; j.cols = (cols_fn)cols_f64; break;
-    case KN_I32: j.row = (row_fn)row_i32; j.cols = (cols_fn)cols_i32; break;
-    case KN_I64: j.row = (row_fn)row_i64; j.cols = (cols_fn)cols_i64; break;
-    case KN_U8: case KN_BOOL: j.row = (row_fn)row_u8; j.cols = (cols_fn)cols_u8; break;
+    case DT_F32: j.row = (row_fn)row_f32; j.cols = (cols_fn)cols_f32; break;
+    case DT_F64: j.row = (row_fn)row_f64; j.cols = (cols_fn)cols_f64; break;
+    case DT_I32: j.row = (row_fn)row_i32; j.cols = (cols_fn)cols_i32; break;
+    case DT_I64: j.row = (row_fn)row_i64; j.cols = (cols_fn)cols_i64; break;
+    case DT_U8: case DT_BOOL: j.row = (row_fn)row_u8; j.cols = (cols_fn)cols_u8; break;
     default:
         return eng_fail(err, ERR_TYPE, "%s: dtype %s is not supported by the CPU backend's reductions",
-                        "reduce", kn_dtype_name(x->dtype));
+                        "reduce", tensor_dtype_name(x->dtype));
     }
     tensor *xc = tensor_contiguous((tensor *)x, err);
     if (!xc)

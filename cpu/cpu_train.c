@@ -74,7 +74,7 @@ SGD(double, sgd_f64)
 
 static int step_check(const tensor *p, const tensor *const *others, int n, const char *who, eng_error *err)
 {
-    if ((p->dtype != KN_F32 && p->dtype != KN_F64) || !tensor_is_contiguous(p))
+    if ((p->dtype != DT_F32 && p->dtype != DT_F64) || !tensor_is_contiguous(p))
         return eng_fail(err, ERR_TYPE, "%s: a contiguous f32 or f64 parameter expected", who);
     for (int k = 0; k < n; k++) {
         const tensor *t = others[k];
@@ -93,7 +93,7 @@ int cpu_adamw_step(tensor *p, const tensor *g, tensor *m, tensor *v, const eng_s
     if (!m || !v || step_check(p, o, 3, "adamw", err) < 0)
         return m && v ? -1 : eng_fail(err, ERR_RUNTIME, "adamw: the moment buffers are missing");
     int64_t n = tensor_numel(p);
-    if (p->dtype == KN_F32)
+    if (p->dtype == DT_F32)
         adamw_f32((float *)cpu_ptr(p), (const float *)cpu_ptr(g), (float *)cpu_ptr(m), (float *)cpu_ptr(v), n, a);
     else
         adamw_f64((double *)cpu_ptr(p), (const double *)cpu_ptr(g), (double *)cpu_ptr(m), (double *)cpu_ptr(v), n,
@@ -107,7 +107,7 @@ int cpu_sgd_step(tensor *p, const tensor *g, tensor *buf, const eng_step_args *a
     if (step_check(p, o, 2, "sgd", err) < 0)
         return -1;
     int64_t n = tensor_numel(p);
-    if (p->dtype == KN_F32)
+    if (p->dtype == DT_F32)
         sgd_f32((float *)cpu_ptr(p), (const float *)cpu_ptr(g), buf ? (float *)cpu_ptr(buf) : NULL, n, a);
     else
         sgd_f64((double *)cpu_ptr(p), (const double *)cpu_ptr(g), buf ? (double *)cpu_ptr(buf) : NULL, n, a);
@@ -116,17 +116,17 @@ int cpu_sgd_step(tensor *p, const tensor *g, tensor *buf, const eng_step_args *a
 
 /* ---- cross-entropy ---- */
 
-static inline int64_t label_at(const char *lab, kn_dtype dt, int64_t i)
+static inline int64_t label_at(const char *lab, tensor_dtype dt, int64_t i)
 {
     switch (dt) {
-    case KN_I64: return ((const int64_t *)lab)[i];
-    case KN_I32: return ((const int32_t *)lab)[i];
+    case DT_I64: return ((const int64_t *)lab)[i];
+    case DT_I32: return ((const int32_t *)lab)[i];
     default: return ((const uint8_t *)lab)[i];
     }
 }
 
 /* the composed path's message: the smallest label when negative, else the largest */
-static int check_labels(const char *lab, kn_dtype dt, int64_t N, int64_t C, eng_error *err)
+static int check_labels(const char *lab, tensor_dtype dt, int64_t N, int64_t C, eng_error *err)
 {
     if (N == 0)
         return 0;
@@ -155,7 +155,7 @@ static int check_labels(const char *lab, kn_dtype dt, int64_t N, int64_t C, eng_
         *mx = m;                                                                                  \
         return se;                                                                                \
     }                                                                                             \
-    static void name##_fwd(T *restrict rows, const T *restrict x, const char *lab, kn_dtype ldt,  \
+    static void name##_fwd(T *restrict rows, const T *restrict x, const char *lab, tensor_dtype ldt,  \
                            int64_t N, int64_t C)                                                  \
     {                                                                                             \
         _Pragma("omp parallel for schedule(static) if (N * C > PAR_MIN)")                         \
@@ -167,7 +167,7 @@ static int check_labels(const char *lab, kn_dtype dt, int64_t N, int64_t C, eng_
             rows[i] = y < 0 || y >= C ? (T)NAN : (T)(log(se) + (double)mx - (double)xr[y]);       \
         }                                                                                         \
     }                                                                                             \
-    static void name##_bwd(T *restrict dx, const T *restrict x, const char *lab, kn_dtype ldt,     \
+    static void name##_bwd(T *restrict dx, const T *restrict x, const char *lab, tensor_dtype ldt,     \
                            int64_t N, int64_t C, T gs)                                            \
     {                                                                                             \
         _Pragma("omp parallel for schedule(static) if (N * C > PAR_MIN)")                         \
@@ -188,9 +188,9 @@ XENT(double, exp, xent_f64)
 
 static int xent_check(const tensor *logits, const tensor *labels, const tensor *out, const char *who, eng_error *err)
 {
-    if ((logits->dtype != KN_F32 && logits->dtype != KN_F64) || logits->ndim != 2 || !tensor_is_contiguous(logits))
+    if ((logits->dtype != DT_F32 && logits->dtype != DT_F64) || logits->ndim != 2 || !tensor_is_contiguous(logits))
         return eng_fail(err, ERR_TYPE, "%s: contiguous f32 or f64 logits [N, C] expected", who);
-    if ((labels->dtype != KN_I64 && labels->dtype != KN_I32 && labels->dtype != KN_U8) || labels->ndim != 1 ||
+    if ((labels->dtype != DT_I64 && labels->dtype != DT_I32 && labels->dtype != DT_U8) || labels->ndim != 1 ||
         labels->shape[0] != logits->shape[0] || !tensor_is_contiguous(labels))
         return eng_fail(err, ERR_TYPE, "%s: contiguous integer labels [N] expected", who);
     if (out->dtype != logits->dtype || !tensor_is_contiguous(out))
@@ -210,7 +210,7 @@ int cpu_cross_entropy(tensor *rows, const tensor *logits, const tensor *labels, 
         return -1;
     if (C == 0)
         return eng_fail(err, ERR_SHAPE, "cross_entropy: no classes (C = 0)");
-    if (logits->dtype == KN_F32)
+    if (logits->dtype == DT_F32)
         xent_f32_fwd((float *)cpu_ptr(rows), (const float *)cpu_ptr(logits), lab, labels->dtype, N, C);
     else
         xent_f64_fwd((double *)cpu_ptr(rows), (const double *)cpu_ptr(logits), lab, labels->dtype, N, C);
@@ -228,7 +228,7 @@ int cpu_cross_entropy_backward(tensor *dx, const tensor *logits, const tensor *l
     if (N * C == 0)
         return 0;
     const char *lab = cpu_ptr(labels);
-    if (logits->dtype == KN_F32) {
+    if (logits->dtype == DT_F32) {
         float gs = *(const float *)cpu_ptr(gout) * (float)scale;
         xent_f32_bwd((float *)cpu_ptr(dx), (const float *)cpu_ptr(logits), lab, labels->dtype, N, C, gs);
     } else {

@@ -155,15 +155,15 @@ static int cu_launch_fail(int code, const char *what, const kk_ctx *c, eng_error
 
 static const kk_device cu_dev = {&kk_cuda_ops, &cuda_backend, cu_context, cu_launch_fail};
 
-static int cu_unary(kn_opid op, tensor *out, const tensor *x, double p0, double p1, eng_error *err)
+static int cu_unary(op_id op, tensor *out, const tensor *x, double p0, double p1, eng_error *err)
 {
     return kk_unary(&cu_dev, op, out, x, p0, p1, err);
 }
-static int cu_binary(kn_opid op, tensor *out, const tensor *a, const tensor *b, eng_error *err)
+static int cu_binary(op_id op, tensor *out, const tensor *a, const tensor *b, eng_error *err)
 {
     return kk_binary(&cu_dev, op, out, a, b, err);
 }
-static int cu_reduce(kn_opid op, tensor *out, const tensor *x, int dim, eng_error *err)
+static int cu_reduce(op_id op, tensor *out, const tensor *x, int dim, eng_error *err)
 {
     return kk_reduce(&cu_dev, op, out, x, dim, err);
 }
@@ -306,9 +306,9 @@ static int blas_view(int64_t R, int64_t C, int64_t sr, int64_t sc, cublasOperati
 
 static int cu_matmul(tensor *out, const tensor *a, const tensor *c, eng_error *err)
 {
-    if (out->dtype != KN_F32 && out->dtype != KN_F64 && out->dtype != KN_F16 && out->dtype != KN_BF16)
+    if (out->dtype != DT_F32 && out->dtype != DT_F64 && out->dtype != DT_F16 && out->dtype != DT_BF16)
         return eng_fail(err, ERR_TYPE, "matmul: the cuda backend multiplies f16, bf16, f32 and f64, got %s",
-                        kn_dtype_name(out->dtype));
+                        tensor_dtype_name(out->dtype));
     int64_t B = a->shape[0], M = a->shape[1], K = a->shape[2], N = c->shape[2];
     if (B * M * N == 0)
         return 0;
@@ -346,14 +346,14 @@ static int cu_matmul(tensor *out, const tensor *a, const tensor *c, eng_error *e
         blas_view(K, N, c->stride[1], c->stride[2], &opc, &ldc);
     }
     {
-        size_t es = kn_dtype_size(out->dtype);
+        size_t es = tensor_dtype_size(out->dtype);
         const char *pa = (const char *)a->storage->data + a->offset * (int64_t)es;
         const char *pc = (const char *)c->storage->data + c->offset * (int64_t)es;
         char *po = (char *)out->storage->data + out->offset * (int64_t)es;
-        int f64 = out->dtype == KN_F64;
+        int f64 = out->dtype == DT_F64;
         cudaDataType_t t = f64 ? CUDA_R_64F
-                         : out->dtype == KN_F16 ? CUDA_R_16F
-                         : out->dtype == KN_BF16 ? CUDA_R_16BF : CUDA_R_32F;
+                         : out->dtype == DT_F16 ? CUDA_R_16F
+                         : out->dtype == DT_BF16 ? CUDA_R_16BF : CUDA_R_32F;
         /* f16 and bf16 accumulate in f32 (tensor cores); f32 is TF32 only when asked */
         cublasComputeType_t ct = f64 ? CUBLAS_COMPUTE_64F
                                  : t == CUDA_R_32F && cu_backend_tf32() ? CUBLAS_COMPUTE_32F_FAST_TF32

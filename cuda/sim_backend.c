@@ -157,15 +157,15 @@ static int sim_fail(int code, const char *what, const kk_ctx *c, eng_error *err)
 
 static const kk_device sim_dev = {&kk_sim_ops, &sim_backend, sim_context, sim_fail};
 
-static int sim_unary(kn_opid op, tensor *out, const tensor *x, double p0, double p1, eng_error *err)
+static int sim_unary(op_id op, tensor *out, const tensor *x, double p0, double p1, eng_error *err)
 {
     return kk_unary(&sim_dev, op, out, x, p0, p1, err);
 }
-static int sim_binary(kn_opid op, tensor *out, const tensor *a, const tensor *b, eng_error *err)
+static int sim_binary(op_id op, tensor *out, const tensor *a, const tensor *b, eng_error *err)
 {
     return kk_binary(&sim_dev, op, out, a, b, err);
 }
-static int sim_reduce(kn_opid op, tensor *out, const tensor *x, int dim, eng_error *err)
+static int sim_reduce(op_id op, tensor *out, const tensor *x, int dim, eng_error *err)
 {
     return kk_reduce(&sim_dev, op, out, x, dim, err);
 }

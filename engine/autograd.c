@@ -38,7 +38,7 @@ typedef enum ag_kind {
 
 typedef struct ag_node {
     ag_kind kind;                /* which backward rule */
-    kn_opid op;                  /* the ops.def op for UNARY, BINARY, REDUCE */
+    op_id op;                  /* the ops.def op for UNARY, BINARY, REDUCE */
     double p0, p1;               /* unary parameters (clamp's bounds) */
     int dim, dim2, keepdim;      /* dimension parameters, see ag_kind */
     int64_t start, stop, step;   /* slice bounds, select index */
@@ -48,7 +48,7 @@ typedef struct ag_node {
     unsigned mark;               /* visit stamp of the topological sort */
     int ndim;                    /* the output's shape */
     int64_t shape[TENSOR_MAXDIM];
-    kn_dtype dtype;              /* the output's dtype */
+    tensor_dtype dtype;              /* the output's dtype */
     struct ag_node *next_free;   /* pending list of ag_node_release */
     int nin;                     /* number of inputs */
     tensor *in[];                /* the inputs, held by reference */
@@ -101,7 +101,7 @@ int ag_refuse_inplace(const tensor *t, eng_error *err)
 static ag_node *record(tensor **out_p, tensor *const *in, int nin, ag_kind kind, eng_error *err)
 {
     tensor *out = *out_p;
-    if (!out || !kn_dtype_is_float(out->dtype) || out->autograd)
+    if (!out || !tensor_dtype_is_float(out->dtype) || out->autograd)
         return NULL;
     ag_node *n = calloc(1, sizeof *n + sizeof(tensor *) * (size_t)nin);
     if (!n) {
@@ -132,11 +132,11 @@ static ag_node *record(tensor **out_p, tensor *const *in, int nin, ag_kind kind,
     tensor *out = call;            \
     ag_grad_enabled = 1
 
-tensor *ag_unary(kn_opid op, const tensor *x, double p0, double p1, eng_error *err)
+tensor *ag_unary(op_id op, const tensor *x, double p0, double p1, eng_error *err)
 {
     RUN(tensor_unary(op, x, p0, p1, err));
     tensor *in[1] = {(tensor *)x};
-    ag_node *n = op == KN_OP_NOT ? NULL : record(&out, in, 1, AG_UNARY, err);
+    ag_node *n = op == OP_NOT ? NULL : record(&out, in, 1, AG_UNARY, err);
     if (n) {
         n->op = op;
         n->p0 = p0;
@@ -145,18 +145,18 @@ tensor *ag_unary(kn_opid op, const tensor *x, double p0, double p1, eng_error *e
     return out;
 }
 
-static int is_differentiable_binary(kn_opid op)
+static int is_differentiable_binary(op_id op)
 {
     switch (op) {
-    case KN_OP_ADD: case KN_OP_SUB: case KN_OP_MUL: case KN_OP_DIV: case KN_OP_POW:
-    case KN_OP_MAXIMUM: case KN_OP_MINIMUM:
+    case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_POW:
+    case OP_MAXIMUM: case OP_MINIMUM:
         return 1;
     default:
         return 0;
     }
 }
 
-tensor *ag_binary(kn_opid op, const tensor *a, const tensor *b, eng_error *err)
+tensor *ag_binary(op_id op, const tensor *a, const tensor *b, eng_error *err)
 {
     RUN(tensor_binary(op, a, b, err));
     tensor *in[2] = {(tensor *)a, (tensor *)b};
@@ -166,11 +166,11 @@ tensor *ag_binary(kn_opid op, const tensor *a, const tensor *b, eng_error *err)
     return out;
 }
 
-tensor *ag_binary_scalar(kn_opid op, const tensor *t, double s, int s_is_float, int scalar_left,
+tensor *ag_binary_scalar(op_id op, const tensor *t, double s, int s_is_float, int scalar_left,
                          eng_error *err)
 {
     RUN(tensor_binary_scalar(op, t, s, s_is_float, scalar_left, err));
-    if (!out || !is_differentiable_binary(op) || !kn_dtype_is_float(out->dtype))
+    if (!out || !is_differentiable_binary(op) || !tensor_dtype_is_float(out->dtype))
         return out;
     tensor *st = tensor_scalar(s, out->dtype, err); /* the constant operand */
     if (!st) {
@@ -197,11 +197,11 @@ tensor *ag_where(const tensor *c, const tensor *a, const tensor *b, eng_error *e
     return out;
 }
 
-tensor *ag_reduce(kn_opid op, const tensor *x, int dim, int keepdim, eng_error *err)
+tensor *ag_reduce(op_id op, const tensor *x, int dim, int keepdim, eng_error *err)
 {
     RUN(tensor_reduce(op, x, dim, keepdim, err));
     tensor *in[1] = {(tensor *)x};
-    ag_node *n = op == KN_OP_ARGMAX || op == KN_OP_ARGMIN ? NULL : record(&out, in, 1, AG_REDUCE, err);
+    ag_node *n = op == OP_ARGMAX || op == OP_ARGMIN ? NULL : record(&out, in, 1, AG_REDUCE, err);
     if (n) {
         n->op = op;
         n->dim = dim;
@@ -239,11 +239,11 @@ tensor *ag_gather(const tensor *x, const tensor *idx, eng_error *err)
     return out;
 }
 
-tensor *ag_cast(const tensor *t, kn_dtype dt, eng_error *err)
+tensor *ag_cast(const tensor *t, tensor_dtype dt, eng_error *err)
 {
     RUN(tensor_cast(t, dt, err));
     tensor *in[1] = {(tensor *)t};
-    if (kn_dtype_is_float(t->dtype))
+    if (tensor_dtype_is_float(t->dtype))
         record(&out, in, 1, AG_CAST, err);
     return out;
 }
@@ -382,27 +382,27 @@ static void scratch_free(scratch *s)
     s->n = 0;
 }
 
-static tensor *s_bin(scratch *s, kn_opid op, const tensor *a, const tensor *b)
+static tensor *s_bin(scratch *s, op_id op, const tensor *a, const tensor *b)
 {
     return a && b ? keep(s, tensor_binary(op, a, b, s->err)) : NULL;
 }
 
-static tensor *s_sc(scratch *s, kn_opid op, const tensor *a, double v) /* a op v */
+static tensor *s_sc(scratch *s, op_id op, const tensor *a, double v) /* a op v */
 {
     return a ? keep(s, tensor_binary_scalar(op, a, v, 1, 0, s->err)) : NULL;
 }
 
-static tensor *s_scl(scratch *s, kn_opid op, double v, const tensor *a) /* v op a */
+static tensor *s_scl(scratch *s, op_id op, double v, const tensor *a) /* v op a */
 {
     return a ? keep(s, tensor_binary_scalar(op, a, v, 1, 1, s->err)) : NULL;
 }
 
-static tensor *s_un(scratch *s, kn_opid op, const tensor *a)
+static tensor *s_un(scratch *s, op_id op, const tensor *a)
 {
     return a ? keep(s, tensor_unary(op, a, 0, 0, s->err)) : NULL;
 }
 
-static tensor *s_red(scratch *s, kn_opid op, const tensor *a, int dim, int keepdim)
+static tensor *s_red(scratch *s, op_id op, const tensor *a, int dim, int keepdim)
 {
     return a ? keep(s, tensor_reduce(op, a, dim, keepdim, s->err)) : NULL;
 }
@@ -412,7 +412,7 @@ static tensor *s_reshape(scratch *s, const tensor *a, int ndim, const int64_t *s
     return a ? keep(s, tensor_reshape((tensor *)a, ndim, shape, s->err)) : NULL;
 }
 
-static tensor *s_zeros(scratch *s, kn_dtype dt, int ndim, const int64_t *shape)
+static tensor *s_zeros(scratch *s, tensor_dtype dt, int ndim, const int64_t *shape)
 {
     return keep(s, tensor_full(dt, ndim, shape, 0.0, s->err));
 }
@@ -421,17 +421,17 @@ static tensor *s_zeros(scratch *s, kn_dtype dt, int ndim, const int64_t *shape)
 static tensor *sum_to(scratch *s, tensor *g, int ndim, const int64_t *shape)
 {
     while (g && g->ndim > ndim)
-        g = s_red(s, KN_OP_SUM, g, 0, 0);
+        g = s_red(s, OP_SUM, g, 0, 0);
     for (int d = 0; g && d < ndim; d++)
         if (shape[d] == 1 && g->shape[d] != 1)
-            g = s_red(s, KN_OP_SUM, g, d, 1);
+            g = s_red(s, OP_SUM, g, d, 1);
     return g;
 }
 
 /* f'(x) elementwise on the host, as f64 (for gelu, which has no erf op to build it from) */
 static tensor *host_map(scratch *s, const tensor *x, double (*f)(double))
 {
-    tensor *x64 = x ? keep(s, tensor_cast(x, KN_F64, s->err)) : NULL;
+    tensor *x64 = x ? keep(s, tensor_cast(x, DT_F64, s->err)) : NULL;
     if (!x64)
         return NULL;
     double *h = tensor_to_host(x64, s->err);
@@ -440,7 +440,7 @@ static tensor *host_map(scratch *s, const tensor *x, double (*f)(double))
     int64_t n = tensor_numel(x64);
     for (int64_t i = 0; i < n; i++)
         h[i] = f(h[i]);
-    tensor *r = keep(s, tensor_from_host(h, KN_F64, x64->ndim, x64->shape, s->err));
+    tensor *r = keep(s, tensor_from_host(h, DT_F64, x64->ndim, x64->shape, s->err));
     free(h);
     return r;
 }
@@ -456,33 +456,33 @@ static void unary_grad(scratch *s, ag_node *n, tensor *g, tensor **gx)
 {
     const tensor *x = n->in[0];
     switch (n->op) {
-    case KN_OP_NEG: *gx = s_un(s, KN_OP_NEG, g); break;
-    case KN_OP_ABS: {
-        tensor *sign = s_bin(s, KN_OP_SUB, keep(s, tensor_binary_scalar(KN_OP_GT, x, 0, 0, 0, s->err)),
-                             keep(s, tensor_binary_scalar(KN_OP_LT, x, 0, 0, 0, s->err)));
-        *gx = s_bin(s, KN_OP_MUL, g, sign);
+    case OP_NEG: *gx = s_un(s, OP_NEG, g); break;
+    case OP_ABS: {
+        tensor *sign = s_bin(s, OP_SUB, keep(s, tensor_binary_scalar(OP_GT, x, 0, 0, 0, s->err)),
+                             keep(s, tensor_binary_scalar(OP_LT, x, 0, 0, 0, s->err)));
+        *gx = s_bin(s, OP_MUL, g, sign);
         break;
     }
-    case KN_OP_EXP: *gx = s_bin(s, KN_OP_MUL, g, s_un(s, KN_OP_EXP, x)); break;
-    case KN_OP_LOG: *gx = s_bin(s, KN_OP_DIV, g, x); break;
-    case KN_OP_SQRT: *gx = s_bin(s, KN_OP_DIV, g, s_sc(s, KN_OP_MUL, s_un(s, KN_OP_SQRT, x), 2.0)); break;
-    case KN_OP_TANH: {
-        tensor *t = s_un(s, KN_OP_TANH, x);
-        *gx = s_bin(s, KN_OP_MUL, g, s_scl(s, KN_OP_SUB, 1.0, s_bin(s, KN_OP_MUL, t, t)));
+    case OP_EXP: *gx = s_bin(s, OP_MUL, g, s_un(s, OP_EXP, x)); break;
+    case OP_LOG: *gx = s_bin(s, OP_DIV, g, x); break;
+    case OP_SQRT: *gx = s_bin(s, OP_DIV, g, s_sc(s, OP_MUL, s_un(s, OP_SQRT, x), 2.0)); break;
+    case OP_TANH: {
+        tensor *t = s_un(s, OP_TANH, x);
+        *gx = s_bin(s, OP_MUL, g, s_scl(s, OP_SUB, 1.0, s_bin(s, OP_MUL, t, t)));
         break;
     }
-    case KN_OP_SIGMOID: {
-        tensor *y = s_un(s, KN_OP_SIGMOID, x);
-        *gx = s_bin(s, KN_OP_MUL, g, s_bin(s, KN_OP_MUL, y, s_scl(s, KN_OP_SUB, 1.0, y)));
+    case OP_SIGMOID: {
+        tensor *y = s_un(s, OP_SIGMOID, x);
+        *gx = s_bin(s, OP_MUL, g, s_bin(s, OP_MUL, y, s_scl(s, OP_SUB, 1.0, y)));
         break;
     }
-    case KN_OP_RELU: *gx = s_bin(s, KN_OP_MUL, g, s_sc(s, KN_OP_GT, x, 0.0)); break;
-    case KN_OP_GELU: *gx = s_bin(s, KN_OP_MUL, g, host_map(s, x, gelu_grad)); break;
-    case KN_OP_SIN: *gx = s_bin(s, KN_OP_MUL, g, s_un(s, KN_OP_COS, x)); break;
-    case KN_OP_COS: *gx = s_un(s, KN_OP_NEG, s_bin(s, KN_OP_MUL, g, s_un(s, KN_OP_SIN, x))); break;
-    case KN_OP_CLAMP: {
-        tensor *in = s_bin(s, KN_OP_AND, s_sc(s, KN_OP_GE, x, n->p0), s_sc(s, KN_OP_LE, x, n->p1));
-        *gx = s_bin(s, KN_OP_MUL, g, in);
+    case OP_RELU: *gx = s_bin(s, OP_MUL, g, s_sc(s, OP_GT, x, 0.0)); break;
+    case OP_GELU: *gx = s_bin(s, OP_MUL, g, host_map(s, x, gelu_grad)); break;
+    case OP_SIN: *gx = s_bin(s, OP_MUL, g, s_un(s, OP_COS, x)); break;
+    case OP_COS: *gx = s_un(s, OP_NEG, s_bin(s, OP_MUL, g, s_un(s, OP_SIN, x))); break;
+    case OP_CLAMP: {
+        tensor *in = s_bin(s, OP_AND, s_sc(s, OP_GE, x, n->p0), s_sc(s, OP_LE, x, n->p1));
+        *gx = s_bin(s, OP_MUL, g, in);
         break;
     }
     default: /* floor, ceil, round: zero almost everywhere */
@@ -497,32 +497,32 @@ static void binary_grad(scratch *s, ag_node *n, tensor *g, tensor **ga, tensor *
     int need_a = a->requires_grad, need_b = b->requires_grad;
     tensor *ra = NULL, *rb = NULL;
     switch (n->op) {
-    case KN_OP_ADD: ra = g; rb = g; break;
-    case KN_OP_SUB: ra = g; rb = need_b ? s_un(s, KN_OP_NEG, g) : NULL; break;
-    case KN_OP_MUL:
-        ra = need_a ? s_bin(s, KN_OP_MUL, g, b) : NULL;
-        rb = need_b ? s_bin(s, KN_OP_MUL, g, a) : NULL;
+    case OP_ADD: ra = g; rb = g; break;
+    case OP_SUB: ra = g; rb = need_b ? s_un(s, OP_NEG, g) : NULL; break;
+    case OP_MUL:
+        ra = need_a ? s_bin(s, OP_MUL, g, b) : NULL;
+        rb = need_b ? s_bin(s, OP_MUL, g, a) : NULL;
         break;
-    case KN_OP_DIV:
-        ra = need_a ? s_bin(s, KN_OP_DIV, g, b) : NULL;
-        rb = need_b ? s_un(s, KN_OP_NEG, s_bin(s, KN_OP_DIV, s_bin(s, KN_OP_DIV, s_bin(s, KN_OP_MUL, g, a), b), b))
+    case OP_DIV:
+        ra = need_a ? s_bin(s, OP_DIV, g, b) : NULL;
+        rb = need_b ? s_un(s, OP_NEG, s_bin(s, OP_DIV, s_bin(s, OP_DIV, s_bin(s, OP_MUL, g, a), b), b))
                     : NULL;
         break;
-    case KN_OP_POW:
+    case OP_POW:
         if (need_a) /* b a^(b-1) */
-            ra = s_bin(s, KN_OP_MUL, g, s_bin(s, KN_OP_MUL, b, s_bin(s, KN_OP_POW, a, s_sc(s, KN_OP_SUB, b, 1.0))));
+            ra = s_bin(s, OP_MUL, g, s_bin(s, OP_MUL, b, s_bin(s, OP_POW, a, s_sc(s, OP_SUB, b, 1.0))));
         if (need_b) { /* a^b log a, taken as 0 where a == 0 */
-            tensor *v = s_bin(s, KN_OP_MUL, s_bin(s, KN_OP_POW, a, b), s_un(s, KN_OP_LOG, a));
-            tensor *zero = keep(s, tensor_scalar(0.0, v ? v->dtype : KN_F32, s->err));
-            tensor *z = s_sc(s, KN_OP_EQ, a, 0.0);
-            rb = z && v && zero ? s_bin(s, KN_OP_MUL, g, keep(s, tensor_where(z, zero, v, s->err))) : NULL;
+            tensor *v = s_bin(s, OP_MUL, s_bin(s, OP_POW, a, b), s_un(s, OP_LOG, a));
+            tensor *zero = keep(s, tensor_scalar(0.0, v ? v->dtype : DT_F32, s->err));
+            tensor *z = s_sc(s, OP_EQ, a, 0.0);
+            rb = z && v && zero ? s_bin(s, OP_MUL, g, keep(s, tensor_where(z, zero, v, s->err))) : NULL;
         }
         break;
-    case KN_OP_MAXIMUM: case KN_OP_MINIMUM: { /* ties split the gradient in halves */
-        tensor *m = s_bin(s, KN_OP_ADD, s_bin(s, n->op == KN_OP_MAXIMUM ? KN_OP_GT : KN_OP_LT, a, b),
-                          s_sc(s, KN_OP_MUL, s_bin(s, KN_OP_EQ, a, b), 0.5));
-        ra = need_a ? s_bin(s, KN_OP_MUL, g, m) : NULL;
-        rb = need_b ? s_bin(s, KN_OP_MUL, g, s_scl(s, KN_OP_SUB, 1.0, m)) : NULL;
+    case OP_MAXIMUM: case OP_MINIMUM: { /* ties split the gradient in halves */
+        tensor *m = s_bin(s, OP_ADD, s_bin(s, n->op == OP_MAXIMUM ? OP_GT : OP_LT, a, b),
+                          s_sc(s, OP_MUL, s_bin(s, OP_EQ, a, b), 0.5));
+        ra = need_a ? s_bin(s, OP_MUL, g, m) : NULL;
+        rb = need_b ? s_bin(s, OP_MUL, g, s_scl(s, OP_SUB, 1.0, m)) : NULL;
         break;
     }
     default: break;
@@ -543,26 +543,26 @@ static void reduce_grad(scratch *s, ag_node *n, tensor *g, tensor **gx)
     double cnt = all ? (double)tensor_numel(x) : (double)x->shape[d];
     tensor *gk = s_reshape(s, g, x->ndim, kshape), *r = NULL;
     switch (n->op) {
-    case KN_OP_SUM: r = gk; break;
-    case KN_OP_MEAN: r = s_sc(s, KN_OP_DIV, gk, cnt); break;
-    case KN_OP_MAX: case KN_OP_MIN: { /* to the extreme positions, shared among ties */
-        tensor *mask = s_bin(s, KN_OP_EQ, x, s_red(s, n->op, x, n->dim, 1));
-        r = s_bin(s, KN_OP_DIV, s_bin(s, KN_OP_MUL, gk, mask), s_red(s, KN_OP_SUM, mask, n->dim, 1));
+    case OP_SUM: r = gk; break;
+    case OP_MEAN: r = s_sc(s, OP_DIV, gk, cnt); break;
+    case OP_MAX: case OP_MIN: { /* to the extreme positions, shared among ties */
+        tensor *mask = s_bin(s, OP_EQ, x, s_red(s, n->op, x, n->dim, 1));
+        r = s_bin(s, OP_DIV, s_bin(s, OP_MUL, gk, mask), s_red(s, OP_SUM, mask, n->dim, 1));
         break;
     }
-    case KN_OP_VAR: {
-        tensor *c = s_bin(s, KN_OP_SUB, x, s_red(s, KN_OP_MEAN, x, n->dim, 1));
-        r = s_bin(s, KN_OP_MUL, gk, s_sc(s, KN_OP_MUL, c, 2.0 / cnt));
+    case OP_VAR: {
+        tensor *c = s_bin(s, OP_SUB, x, s_red(s, OP_MEAN, x, n->dim, 1));
+        r = s_bin(s, OP_MUL, gk, s_sc(s, OP_MUL, c, 2.0 / cnt));
         break;
     }
-    case KN_OP_STD: {
-        tensor *c = s_bin(s, KN_OP_SUB, x, s_red(s, KN_OP_MEAN, x, n->dim, 1));
-        tensor *sd = s_sc(s, KN_OP_MUL, s_red(s, KN_OP_STD, x, n->dim, 1), cnt);
-        r = s_bin(s, KN_OP_MUL, gk, s_bin(s, KN_OP_DIV, c, sd));
+    case OP_STD: {
+        tensor *c = s_bin(s, OP_SUB, x, s_red(s, OP_MEAN, x, n->dim, 1));
+        tensor *sd = s_sc(s, OP_MUL, s_red(s, OP_STD, x, n->dim, 1), cnt);
+        r = s_bin(s, OP_MUL, gk, s_bin(s, OP_DIV, c, sd));
         break;
     }
-    case KN_OP_NORM:
-        r = s_bin(s, KN_OP_MUL, gk, s_bin(s, KN_OP_DIV, x, s_red(s, KN_OP_NORM, x, n->dim, 1)));
+    case OP_NORM:
+        r = s_bin(s, OP_MUL, gk, s_bin(s, OP_DIV, x, s_red(s, OP_NORM, x, n->dim, 1)));
         break;
     default: break;
     }
@@ -600,8 +600,8 @@ static void matmul_grad(scratch *s, ag_node *n, tensor *g, tensor **ga, tensor *
 static tensor *gather_grad(scratch *s, ag_node *n, tensor *g)
 {
     const tensor *x = n->in[0];
-    tensor *g64 = keep(s, tensor_cast(g, KN_F64, s->err));
-    tensor *i64 = keep(s, tensor_cast(n->saved, KN_I64, s->err));
+    tensor *g64 = keep(s, tensor_cast(g, DT_F64, s->err));
+    tensor *i64 = keep(s, tensor_cast(n->saved, DT_I64, s->err));
     if (!g64 || !i64)
         return NULL;
     int64_t rows = x->shape[0], row = rows ? tensor_numel(x) / rows : 0, nidx = tensor_numel(i64);
@@ -618,7 +618,7 @@ static tensor *gather_grad(scratch *s, ag_node *n, tensor *g)
         for (int64_t j = 0; j < row; j++)
             acc[v * row + j] += gh[k * row + j];
     }
-    r = keep(s, tensor_from_host(acc, KN_F64, x->ndim, x->shape, s->err));
+    r = keep(s, tensor_from_host(acc, DT_F64, x->ndim, x->shape, s->err));
 done:
     free(gh);
     free(ih);
@@ -710,7 +710,7 @@ static int accumulate(tensor **slot, tensor *g, const tensor *like, eng_error *e
     if (!*slot)
         rc = (*slot = tensor_cast(gm, like->dtype, err)) ? 0 : -1;
     else
-        rc = tensor_binary_inplace(KN_OP_ADD, *slot, gm, err);
+        rc = tensor_binary_inplace(OP_ADD, *slot, gm, err);
     tensor_decref(gm);
     return rc;
 }
@@ -802,9 +802,9 @@ static void release_graph(tlist *order)
 
 int ag_backward(tensor *loss, eng_error *err)
 {
-    if (!kn_dtype_is_float(loss->dtype) || tensor_numel(loss) != 1)
+    if (!tensor_dtype_is_float(loss->dtype) || tensor_numel(loss) != 1)
         return eng_fail(err, ERR_VALUE, "backward: the loss must be a one-element float tensor, got %s",
-                        kn_dtype_name(loss->dtype));
+                        tensor_dtype_name(loss->dtype));
     if (!loss->requires_grad)
         return eng_fail(err, ERR_VALUE,
                         "backward: the loss does not require grad (computed from no param, with grad mode "
@@ -869,9 +869,9 @@ out:
 
 tensor *ag_param(tensor *t, eng_error *err)
 {
-    if (!kn_dtype_is_float(t->dtype)) {
+    if (!tensor_dtype_is_float(t->dtype)) {
         eng_fail(err, ERR_TYPE, "param: a parameter must have a float dtype, got %s (cast it first: f32(x))",
-                 kn_dtype_name(t->dtype));
+                 tensor_dtype_name(t->dtype));
         return NULL;
     }
     if (t->autograd) { /* computed from a param: a fresh leaf over its values */

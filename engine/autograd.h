@@ -41,16 +41,16 @@ void ag_node_release(void *node); /* tensor_decref of a tensor with a node */
 int ag_refuse_inplace(const tensor *t, eng_error *err);
 
 /* ---- the recording twins of the front end (called through AG_WANTS) ---- */
-tensor *ag_unary(kn_opid op, const tensor *x, double p0, double p1, eng_error *err);
-tensor *ag_binary(kn_opid op, const tensor *a, const tensor *b, eng_error *err);
-tensor *ag_binary_scalar(kn_opid op, const tensor *t, double s, int s_is_float, int scalar_left,
+tensor *ag_unary(op_id op, const tensor *x, double p0, double p1, eng_error *err);
+tensor *ag_binary(op_id op, const tensor *a, const tensor *b, eng_error *err);
+tensor *ag_binary_scalar(op_id op, const tensor *t, double s, int s_is_float, int scalar_left,
                          eng_error *err);
 tensor *ag_where(const tensor *c, const tensor *a, const tensor *b, eng_error *err);
-tensor *ag_reduce(kn_opid op, const tensor *x, int dim, int keepdim, eng_error *err);
+tensor *ag_reduce(op_id op, const tensor *x, int dim, int keepdim, eng_error *err);
 tensor *ag_matmul(const tensor *a, const tensor *b, eng_error *err);
 tensor *ag_cat(tensor *const *ts, int n, int dim, eng_error *err);
 tensor *ag_gather(const tensor *x, const tensor *idx, eng_error *err);
-tensor *ag_cast(const tensor *t, kn_dtype dt, eng_error *err);
+tensor *ag_cast(const tensor *t, tensor_dtype dt, eng_error *err);
 tensor *ag_slice(tensor *t, int dim, int64_t start, int64_t stop, int64_t step, eng_error *err);
 tensor *ag_select(tensor *t, int dim, int64_t index, eng_error *err);
 tensor *ag_transpose(tensor *t, int d0, int d1, eng_error *err);

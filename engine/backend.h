@@ -3,7 +3,7 @@
  * The tensor front end (engine/tensor*.c) does every shape, broadcast and dtype
  * decision, then calls one of these with tensors already laid out: inputs are strided
  * views broadcast to the output's shape (stride 0 where broadcast), outputs are freshly
- * allocated contiguous tensors unless said otherwise. Ops are named by kn_opid from
+ * allocated contiguous tensors unless said otherwise. Ops are named by op_id from
  * engine/ops.def. Each returns 0, or -1 with err filled.
  */
 #ifndef KILN_BACKEND_H
@@ -24,13 +24,13 @@ typedef struct eng_backend {
     int (*from_host)(void *dst, const void *src, size_t bytes, eng_error *err);
 
     /* out = op(x, p0, p1); x has out's shape; out and x may differ in dtype */
-    int (*unary)(kn_opid op, tensor *out, const tensor *x, double p0, double p1, eng_error *err);
+    int (*unary)(op_id op, tensor *out, const tensor *x, double p0, double p1, eng_error *err);
     /* out = op(a, b); a and b share one dtype (the compute dtype) and out's shape;
      * out's dtype is that dtype, or bool for comparisons */
-    int (*binary)(kn_opid op, tensor *out, const tensor *a, const tensor *b, eng_error *err);
+    int (*binary)(op_id op, tensor *out, const tensor *a, const tensor *b, eng_error *err);
     /* reduce x along dim (or every dim when dim == TENSOR_ALLDIMS) into out, whose
      * shape is x's with dim removed (keepdim is the front end's business) */
-    int (*reduce)(kn_opid op, tensor *out, const tensor *x, int dim, eng_error *err);
+    int (*reduce)(op_id op, tensor *out, const tensor *x, int dim, eng_error *err);
     /* dst = src elementwise with cast; same shape; dst may be any strided view */
     int (*copy)(tensor *dst, const tensor *src, eng_error *err);
     int (*fill)(tensor *dst, double v, eng_error *err);

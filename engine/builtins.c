@@ -91,7 +91,7 @@ static int bi_sprintf(eng_call *c, value *out)
     char *text;
     if (eng_format(c, 0, &text))
         return -1;
-    kn_string *s = kn_string_new(text, (int64_t)strlen(text));
+    eng_string *s = eng_string_new(text, (int64_t)strlen(text));
     free(text);
     if (!s)
         return eng_fail(c->err, ERR_MEMORY, "sprintf: out of memory");
@@ -103,7 +103,7 @@ static int bi_sprintf(eng_call *c, value *out)
 static int bi_str(eng_call *c, value *out)
 {
     char *text = eng_value_text(c->argv[0], 0);
-    kn_string *s = text ? kn_string_new(text, (int64_t)strlen(text)) : NULL;
+    eng_string *s = text ? eng_string_new(text, (int64_t)strlen(text)) : NULL;
     free(text);
     if (!s)
         return eng_fail(c->err, ERR_MEMORY, "str: out of memory");
@@ -171,7 +171,7 @@ static int bi_dim3(eng_call *c, value *out)
             return eng_fail(c->err, ERR_VALUE, "dim3: argument %d is %lld; sizes must be at least 1", i + 1,
                             (long long)d[i]);
     }
-    kn_tuple *t = kn_tuple_new(3, d);
+    eng_tuple *t = eng_tuple_new(3, d);
     if (!t)
         return eng_fail(c->err, ERR_MEMORY, "dim3: out of memory");
     out->type = VAL_TUPLE;
@@ -191,7 +191,7 @@ static int bi_input(eng_call *c, value *out)
     char *line = sink && sink->input ? sink->input(sink->user, prompt, 0) : NULL;
     if (!line)
         return eng_fail(c->err, ERR_RUNTIME, "input: this frontend does not support input requests");
-    kn_string *s = kn_string_new(line, (int64_t)strlen(line));
+    eng_string *s = eng_string_new(line, (int64_t)strlen(line));
     free(line);
     if (!s)
         return eng_fail(c->err, ERR_MEMORY, "input: out of memory");

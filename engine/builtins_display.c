@@ -36,7 +36,7 @@ int eng_display_bundle(eng_session *s, const eng_bundle *b, int update, eng_erro
 static double *host_doubles(const tensor *t, eng_error *err)
 {
     int64_t n = tensor_numel(t);
-    size_t es = kn_dtype_size(t->dtype);
+    size_t es = tensor_dtype_size(t->dtype);
     unsigned char *raw = tensor_to_host(t, err);
     if (!raw)
         return NULL;
@@ -248,7 +248,7 @@ done:
 
 /* n values as 8-bit levels: grey (rgb 0) always min-max; RGB: u8 as is, values all in
  * [0, 1] times 255, anything else min-max. Non-finite values become 0. */
-static void to_levels(const double *v, int64_t n, int rgb, kn_dtype dt, unsigned char *level)
+static void to_levels(const double *v, int64_t n, int rgb, tensor_dtype dt, unsigned char *level)
 {
     double lo = INFINITY, hi = -INFINITY;
     for (int64_t i = 0; i < n; i++)
@@ -257,7 +257,7 @@ static void to_levels(const double *v, int64_t n, int rgb, kn_dtype dt, unsigned
             hi = fmax(hi, v[i]);
         }
     double offset = lo, scale = hi > lo ? 255.0 / (hi - lo) : 0;
-    if (rgb && dt == KN_U8) {
+    if (rgb && dt == DT_U8) {
         offset = 0;
         scale = 1;
     } else if (rgb && lo >= 0 && hi <= 1) {

@@ -11,7 +11,7 @@
 
 #include <math.h>
 
-#include "cpu/powd.h"
+#include "numeric/powd.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,13 +31,13 @@ static int is_scalar(value v)
 }
 
 /* a trailing dtype argument: removes it from *argc and sets *dt (else leaves *dt) */
-static void trailing_dtype(eng_call *c, int *argc, kn_dtype *dt, int *given)
+static void trailing_dtype(eng_call *c, int *argc, tensor_dtype *dt, int *given)
 {
     *argc = c->argc;
     if (given)
         *given = 0;
     if (c->argc > 0 && c->argv[c->argc - 1].type == VAL_DTYPE) {
-        *dt = (kn_dtype)c->argv[c->argc - 1].as.i;
+        *dt = (tensor_dtype)c->argv[c->argc - 1].as.i;
         (*argc)--;
         if (given)
             *given = 1;
@@ -49,7 +49,7 @@ static int shape_args(eng_call *c, int from, int to, int *nd, int64_t *shape)
 {
     *nd = 0;
     if (to - from == 1 && c->argv[from].type == VAL_TUPLE) {
-        kn_tuple *tp = c->argv[from].as.tup;
+        eng_tuple *tp = c->argv[from].as.tup;
         if (tp->n > TENSOR_MAXDIM)
             return eng_fail(c->err, ERR_VALUE, "%s: %d dimensions; at most %d are supported", c->name, tp->n,
                             TENSOR_MAXDIM);
@@ -71,7 +71,7 @@ static int shape_args(eng_call *c, int from, int to, int *nd, int64_t *shape)
 
 static int create(eng_call *c, value *out, double v, int fill)
 {
-    kn_dtype dt = KN_F32;
+    tensor_dtype dt = DT_F32;
     int argc, nd;
     int64_t shape[TENSOR_MAXDIM];
     trailing_dtype(c, &argc, &dt, NULL);
@@ -87,7 +87,7 @@ int bi_empty(eng_call *c, value *out) { return create(c, out, 0, 0); }
 
 int bi_full(eng_call *c, value *out)
 {
-    kn_dtype dt = KN_F32;
+    tensor_dtype dt = DT_F32;
     int argc, nd;
     int64_t shape[TENSOR_MAXDIM];
     double v;
@@ -101,7 +101,7 @@ int bi_full(eng_call *c, value *out)
 
 int bi_arange(eng_call *c, value *out)
 {
-    kn_dtype dt = KN_I64;
+    tensor_dtype dt = DT_I64;
     int argc, given;
     trailing_dtype(c, &argc, &dt, &given);
     if (argc < 1 || argc > 3)
@@ -111,18 +111,18 @@ int bi_arange(eng_call *c, value *out)
     for (int i = 0; i < argc; i++) {
         if (arg_double(c, i, &a[i]) < 0)
             return -1;
-        if (c->argv[i].type == VAL_FLOAT || (c->argv[i].type == VAL_TENSOR && kn_dtype_is_float(c->argv[i].as.t->dtype)))
+        if (c->argv[i].type == VAL_FLOAT || (c->argv[i].type == VAL_TENSOR && tensor_dtype_is_float(c->argv[i].as.t->dtype)))
             all_int = 0;
     }
     double start = argc >= 2 ? a[0] : 0, stop = argc >= 2 ? a[1] : a[0], step = argc == 3 ? a[2] : 1;
     if (!given)
-        dt = all_int ? KN_I64 : KN_F32;
+        dt = all_int ? DT_I64 : DT_F32;
     return put_tensor(out, tensor_arange(start, stop, step, dt, c->err));
 }
 
 int bi_linspace(eng_call *c, value *out)
 {
-    kn_dtype dt = KN_F32;
+    tensor_dtype dt = DT_F32;
     int argc;
     double a, b;
     int64_t n;
@@ -132,7 +132,7 @@ int bi_linspace(eng_call *c, value *out)
     if (arg_double(c, 0, &a) < 0 || arg_double(c, 1, &b) < 0 || arg_int(c, 2, &n) < 0)
         return -1;
     tensor *t = tensor_linspace(a, b, n, c->err);
-    if (t && dt != KN_F32) {
+    if (t && dt != DT_F32) {
         tensor *r = tensor_cast(t, dt, c->err);
         tensor_decref(t);
         t = r;
@@ -142,7 +142,7 @@ int bi_linspace(eng_call *c, value *out)
 
 int bi_eye(eng_call *c, value *out)
 {
-    kn_dtype dt = KN_F32;
+    tensor_dtype dt = DT_F32;
     int argc;
     int64_t n, m = -1;
     trailing_dtype(c, &argc, &dt, NULL);
@@ -155,7 +155,7 @@ int bi_eye(eng_call *c, value *out)
     return put_tensor(out, tensor_eye(n, m, dt, c->err));
 }
 
-static tensor *cast_if(tensor *t, kn_dtype dt, eng_error *err)
+static tensor *cast_if(tensor *t, tensor_dtype dt, eng_error *err)
 {
     if (!t || t->dtype == dt)
         return t;
@@ -166,7 +166,7 @@ static tensor *cast_if(tensor *t, kn_dtype dt, eng_error *err)
 
 static int random_builtin(eng_call *c, value *out, int kind)
 {
-    kn_dtype dt = kind == 2 ? KN_I64 : KN_F32;
+    tensor_dtype dt = kind == 2 ? DT_I64 : DT_F32;
     int argc, nd, from = kind == 2 ? 2 : 0;
     int64_t shape[TENSOR_MAXDIM], lo = 0, hi = 0;
     trailing_dtype(c, &argc, &dt, NULL);
@@ -190,7 +190,7 @@ static int like(eng_call *c, value *out, double v, int fill)
     tensor *x;
     if (arg_tensor(c, 0, &x) < 0)
         return -1;
-    kn_dtype dt = x->dtype;
+    tensor_dtype dt = x->dtype;
     if (c->argc == 2 && arg_dtype(c, 1, &dt) < 0) {
         tensor_decref(x);
         return -1;
@@ -206,22 +206,22 @@ int bi_empty_like(eng_call *c, value *out) { return like(c, out, 0, 0); }
 
 /* ---- elementwise ---- */
 
-static double scalar_unary(kn_opid op, double x, double p0, double p1)
+static double scalar_unary(op_id op, double x, double p0, double p1)
 {
     switch (op) {
-#define KN_UNARY(ID, name, expr) \
-    case KN_OP_##ID: return (expr);
+#define OP_UNARY(ID, name, expr) \
+    case OP_##ID: return (expr);
 #include "engine/ops.def"
     default: return x;
     }
 }
 
-static int keeps_int(kn_opid op)
+static int keeps_int(op_id op)
 {
-    return op == KN_OP_ABS || op == KN_OP_RELU || op == KN_OP_NEG || op == KN_OP_CLAMP;
+    return op == OP_ABS || op == OP_RELU || op == OP_NEG || op == OP_CLAMP;
 }
 
-static int unary(eng_call *c, value *out, kn_opid op, double p0, double p1)
+static int unary(eng_call *c, value *out, op_id op, double p0, double p1)
 {
     if (c->argc < 1)
         return eng_fail(c->err, ERR_TYPE, "%s: needs an argument", c->name);
@@ -229,7 +229,7 @@ static int unary(eng_call *c, value *out, kn_opid op, double p0, double p1)
     if (is_scalar(v)) {
         double x = v.type == VAL_FLOAT ? v.as.f : (double)v.as.i;
         double r = scalar_unary(op, x, p0, p1);
-        if (v.type != VAL_FLOAT && keeps_int(op) && (op != KN_OP_CLAMP || (r == floor(r))))
+        if (v.type != VAL_FLOAT && keeps_int(op) && (op != OP_CLAMP || (r == floor(r))))
             *out = value_int((int64_t)r);
         else
             *out = value_float(r);
@@ -243,19 +243,19 @@ static int unary(eng_call *c, value *out, kn_opid op, double p0, double p1)
     return put_tensor(out, r);
 }
 
-int bi_abs(eng_call *c, value *out) { return unary(c, out, KN_OP_ABS, 0, 0); }
-int bi_exp(eng_call *c, value *out) { return unary(c, out, KN_OP_EXP, 0, 0); }
-int bi_log(eng_call *c, value *out) { return unary(c, out, KN_OP_LOG, 0, 0); }
-int bi_sqrt(eng_call *c, value *out) { return unary(c, out, KN_OP_SQRT, 0, 0); }
-int bi_tanh(eng_call *c, value *out) { return unary(c, out, KN_OP_TANH, 0, 0); }
-int bi_sigmoid(eng_call *c, value *out) { return unary(c, out, KN_OP_SIGMOID, 0, 0); }
-int bi_relu(eng_call *c, value *out) { return unary(c, out, KN_OP_RELU, 0, 0); }
-int bi_gelu(eng_call *c, value *out) { return unary(c, out, KN_OP_GELU, 0, 0); }
-int bi_sin(eng_call *c, value *out) { return unary(c, out, KN_OP_SIN, 0, 0); }
-int bi_cos(eng_call *c, value *out) { return unary(c, out, KN_OP_COS, 0, 0); }
-int bi_floor(eng_call *c, value *out) { return unary(c, out, KN_OP_FLOOR, 0, 0); }
-int bi_ceil(eng_call *c, value *out) { return unary(c, out, KN_OP_CEIL, 0, 0); }
-int bi_round(eng_call *c, value *out) { return unary(c, out, KN_OP_ROUND, 0, 0); }
+int bi_abs(eng_call *c, value *out) { return unary(c, out, OP_ABS, 0, 0); }
+int bi_exp(eng_call *c, value *out) { return unary(c, out, OP_EXP, 0, 0); }
+int bi_log(eng_call *c, value *out) { return unary(c, out, OP_LOG, 0, 0); }
+int bi_sqrt(eng_call *c, value *out) { return unary(c, out, OP_SQRT, 0, 0); }
+int bi_tanh(eng_call *c, value *out) { return unary(c, out, OP_TANH, 0, 0); }
+int bi_sigmoid(eng_call *c, value *out) { return unary(c, out, OP_SIGMOID, 0, 0); }
+int bi_relu(eng_call *c, value *out) { return unary(c, out, OP_RELU, 0, 0); }
+int bi_gelu(eng_call *c, value *out) { return unary(c, out, OP_GELU, 0, 0); }
+int bi_sin(eng_call *c, value *out) { return unary(c, out, OP_SIN, 0, 0); }
+int bi_cos(eng_call *c, value *out) { return unary(c, out, OP_COS, 0, 0); }
+int bi_floor(eng_call *c, value *out) { return unary(c, out, OP_FLOOR, 0, 0); }
+int bi_ceil(eng_call *c, value *out) { return unary(c, out, OP_CEIL, 0, 0); }
+int bi_round(eng_call *c, value *out) { return unary(c, out, OP_ROUND, 0, 0); }
 
 int bi_clamp(eng_call *c, value *out)
 {
@@ -264,20 +264,20 @@ int bi_clamp(eng_call *c, value *out)
         return -1;
     if (lo > hi)
         return eng_fail(c->err, ERR_VALUE, "clamp: lo %g is greater than hi %g", lo, hi);
-    return unary(c, out, KN_OP_CLAMP, lo, hi);
+    return unary(c, out, OP_CLAMP, lo, hi);
 }
 
-static double scalar_binary(kn_opid op, double a, double b)
+static double scalar_binary(op_id op, double a, double b)
 {
     switch (op) {
-#define KN_BINARY(ID, name, expr) \
-    case KN_OP_##ID: return (expr);
+#define OP_BINARY(ID, name, expr) \
+    case OP_##ID: return (expr);
 #include "engine/ops.def"
     default: return 0;
     }
 }
 
-static int binary(eng_call *c, value *out, kn_opid op)
+static int binary(eng_call *c, value *out, op_id op)
 {
     tensor *a = NULL, *b = NULL, *r = NULL;
     double sa = 0, sb = 0;
@@ -290,7 +290,7 @@ static int binary(eng_call *c, value *out, kn_opid op)
     }
     if (!a && !b) {
         double v = scalar_binary(op, sa, sb);
-        if (!fa && !fb && op != KN_OP_POW)
+        if (!fa && !fb && op != OP_POW)
             *out = value_int((int64_t)v);
         else
             *out = value_float(v);
@@ -307,9 +307,9 @@ static int binary(eng_call *c, value *out, kn_opid op)
     return put_tensor(out, r);
 }
 
-int bi_pow(eng_call *c, value *out) { return binary(c, out, KN_OP_POW); }
-int bi_maximum(eng_call *c, value *out) { return binary(c, out, KN_OP_MAXIMUM); }
-int bi_minimum(eng_call *c, value *out) { return binary(c, out, KN_OP_MINIMUM); }
+int bi_pow(eng_call *c, value *out) { return binary(c, out, OP_POW); }
+int bi_maximum(eng_call *c, value *out) { return binary(c, out, OP_MAXIMUM); }
+int bi_minimum(eng_call *c, value *out) { return binary(c, out, OP_MINIMUM); }
 
 int bi_where(eng_call *c, value *out)
 {
@@ -327,11 +327,11 @@ int bi_where(eng_call *c, value *out)
         if (t[i])
             continue;
         tensor *other = t[1 - i];
-        kn_dtype dt;
+        tensor_dtype dt;
         if (other)
-            dt = f[i] && !kn_dtype_is_float(other->dtype) ? KN_F32 : other->dtype;
+            dt = f[i] && !tensor_dtype_is_float(other->dtype) ? DT_F32 : other->dtype;
         else
-            dt = f[0] || f[1] ? KN_F32 : KN_I64;
+            dt = f[0] || f[1] ? DT_F32 : DT_I64;
         if (!(t[i] = tensor_scalar(s[i], dt, c->err)))
             goto done;
     }
@@ -345,7 +345,7 @@ done:
 
 /* ---- reductions ---- */
 
-static int reduce(eng_call *c, value *out, kn_opid op)
+static int reduce(eng_call *c, value *out, op_id op)
 {
     tensor *x;
     int64_t dim = TENSOR_ALLDIMS;
@@ -366,15 +366,15 @@ static int reduce(eng_call *c, value *out, kn_opid op)
     return put_tensor(out, r);
 }
 
-int bi_sum(eng_call *c, value *out) { return reduce(c, out, KN_OP_SUM); }
-int bi_mean(eng_call *c, value *out) { return reduce(c, out, KN_OP_MEAN); }
-int bi_max(eng_call *c, value *out) { return reduce(c, out, KN_OP_MAX); }
-int bi_min(eng_call *c, value *out) { return reduce(c, out, KN_OP_MIN); }
-int bi_argmax(eng_call *c, value *out) { return reduce(c, out, KN_OP_ARGMAX); }
-int bi_argmin(eng_call *c, value *out) { return reduce(c, out, KN_OP_ARGMIN); }
-int bi_std(eng_call *c, value *out) { return reduce(c, out, KN_OP_STD); }
-int bi_var(eng_call *c, value *out) { return reduce(c, out, KN_OP_VAR); }
-int bi_norm(eng_call *c, value *out) { return reduce(c, out, KN_OP_NORM); }
+int bi_sum(eng_call *c, value *out) { return reduce(c, out, OP_SUM); }
+int bi_mean(eng_call *c, value *out) { return reduce(c, out, OP_MEAN); }
+int bi_max(eng_call *c, value *out) { return reduce(c, out, OP_MAX); }
+int bi_min(eng_call *c, value *out) { return reduce(c, out, OP_MIN); }
+int bi_argmax(eng_call *c, value *out) { return reduce(c, out, OP_ARGMAX); }
+int bi_argmin(eng_call *c, value *out) { return reduce(c, out, OP_ARGMIN); }
+int bi_std(eng_call *c, value *out) { return reduce(c, out, OP_STD); }
+int bi_var(eng_call *c, value *out) { return reduce(c, out, OP_VAR); }
+int bi_norm(eng_call *c, value *out) { return reduce(c, out, OP_NORM); }
 
 /* ---- shape ---- */
 
@@ -592,7 +592,7 @@ int bi_item(eng_call *c, value *out)
         return eng_fail(c->err, ERR_VALUE, "item: a tensor of shape %s has %lld elements, not 1",
                         tensor_shape_str(t->ndim, t->shape, b, sizeof b), (long long)n);
     }
-    if (t->dtype == KN_I64) {
+    if (t->dtype == DT_I64) {
         int64_t iv;
         if (t->storage->backend->to_host(&iv, tensor_data_ptr(t), 8, c->err) < 0)
             return -1;
@@ -602,9 +602,9 @@ int bi_item(eng_call *c, value *out)
     double d;
     if (tensor_item(t, &d, c->err) < 0)
         return -1;
-    if (t->dtype == KN_BOOL)
+    if (t->dtype == DT_BOOL)
         *out = value_bool(d != 0);
-    else if (kn_dtype_is_float(t->dtype))
+    else if (tensor_dtype_is_float(t->dtype))
         *out = value_float(d);
     else
         *out = value_int((int64_t)d);
@@ -630,7 +630,7 @@ int bi_to(eng_call *c, value *out)
                             "the CPU: x.to(sim))", value_device_name(w.as.i), e.msg);
         return put_tensor(out, r);
     }
-    tensor *r = tensor_cast(x, (kn_dtype)w.as.i, c->err);
+    tensor *r = tensor_cast(x, (tensor_dtype)w.as.i, c->err);
     tensor_decref(x);
     return put_tensor(out, r);
 }
@@ -650,7 +650,7 @@ int bi_shape(eng_call *c, value *out)
     tensor *x;
     if (arg_tensor(c, 0, &x) < 0)
         return -1;
-    kn_tuple *tp = kn_tuple_new(x->ndim, x->shape);
+    eng_tuple *tp = eng_tuple_new(x->ndim, x->shape);
     tensor_decref(x);
     if (!tp)
         return eng_fail(c->err, ERR_MEMORY, "shape: out of memory");

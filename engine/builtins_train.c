@@ -154,7 +154,7 @@ int bi_fit_history(eng_call *c, value *out)
         return -1;
     int64_t shape[2] = {o->nhist, OPT_HIST_COLS};
     double none = 0;
-    tensor *t = tensor_from_doubles(o->nhist ? o->hist : &none, KN_F64, 2, shape, c->err);
+    tensor *t = tensor_from_doubles(o->nhist ? o->hist : &none, DT_F64, 2, shape, c->err);
     if (!t)
         return -1;
     *out = value_tensor(t);

@@ -84,7 +84,7 @@ char *eng_value_text(value v, int repr)
             sb_printf(&b, i ? ", %lld" : "%lld", (long long)v.as.tup->v[i]);
         sb_append(&b, v.as.tup->n == 1 ? ",)" : ")", v.as.tup->n == 1 ? 2 : 1);
         break;
-    case VAL_DTYPE: sb_printf(&b, "%s", kn_dtype_name((kn_dtype)v.as.i)); break;
+    case VAL_DTYPE: sb_printf(&b, "%s", tensor_dtype_name((tensor_dtype)v.as.i)); break;
     case VAL_DEVICE: sb_printf(&b, "%s", value_device_name(v.as.i)); break;
     case VAL_FUNC: {
         ast *def = v.as.fn->def;
@@ -198,7 +198,7 @@ int eng_format(eng_call *c, int first, char **out)
         int rc = 0;
         if (strchr("diuxXoc", conv)) {
             int64_t iv;
-            if (v.type == VAL_FLOAT || (v.type == VAL_TENSOR && kn_dtype_is_float(v.as.t->dtype)))
+            if (v.type == VAL_FLOAT || (v.type == VAL_TENSOR && tensor_dtype_is_float(v.as.t->dtype)))
                 rc = eng_fail(c->err, ERR_TYPE, "%s: '%%%c' needs an int, argument %d is a float "
                               "(use %%f, or (int) to convert)", c->name, conv, argi + 1);
             else
@@ -301,10 +301,10 @@ static char *tensor_html(const tensor *t)
     sb_printf(&b, "<div><code>tensor</code> shape [");
     for (int d = 0; d < t->ndim; d++)
         sb_printf(&b, d ? ", %lld" : "%lld", (long long)t->shape[d]);
-    sb_printf(&b, "], dtype %s, device %s</div>\n", kn_dtype_name(t->dtype), t->storage->backend->name);
+    sb_printf(&b, "], dtype %s, device %s</div>\n", tensor_dtype_name(t->dtype), t->storage->backend->name);
     int64_t rows = t->ndim == 2 ? t->shape[0] : 1, cols = t->ndim == 2 ? t->shape[1] : t->ndim == 1 ? t->shape[0] : 0;
     if ((t->ndim == 2 || t->ndim == 1) && rows <= HTML_TABLE_MAX && cols <= HTML_TABLE_MAX && cols > 0 && rows > 0) {
-        int isf = kn_dtype_is_float(t->dtype);
+        int isf = tensor_dtype_is_float(t->dtype);
         sb_printf(&b, "<table class=\"kiln-tensor-table\">\n<thead><tr><th></th>");
         for (int64_t j = 0; j < cols; j++)
             sb_printf(&b, "<th>%lld</th>", (long long)j);
@@ -313,7 +313,7 @@ static char *tensor_html(const tensor *t)
             sb_printf(&b, "<tr><th>%lld</th>", (long long)i);
             for (int64_t j = 0; j < cols; j++) {
                 double x = tensor_get_flat(t, i * cols + j);
-                if (t->dtype == KN_BOOL)
+                if (t->dtype == DT_BOOL)
                     sb_printf(&b, "<td>%s</td>", x != 0 ? "true" : "false");
                 else if (isf && isnan(x))
                     sb_printf(&b, "<td>nan</td>");

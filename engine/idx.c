@@ -57,14 +57,14 @@ tensor *tensor_load_idx(const char *path, eng_error *err)
         goto err;
     }
     size_t es;
-    kn_dtype dt;
+    tensor_dtype dt;
     switch (head[2]) {
-    case 0x08: es = 1; dt = KN_U8; break;
-    case 0x09: es = 1; dt = KN_I32; break;
-    case 0x0B: es = 2; dt = KN_I32; break;
-    case 0x0C: es = 4; dt = KN_I32; break;
-    case 0x0D: es = 4; dt = KN_F32; break;
-    case 0x0E: es = 8; dt = KN_F64; break;
+    case 0x08: es = 1; dt = DT_U8; break;
+    case 0x09: es = 1; dt = DT_I32; break;
+    case 0x0B: es = 2; dt = DT_I32; break;
+    case 0x0C: es = 4; dt = DT_I32; break;
+    case 0x0D: es = 4; dt = DT_F32; break;
+    case 0x0E: es = 8; dt = DT_F64; break;
     default:
         eng_fail(err, ERR_IO, "load_idx: '%s' has unknown element type 0x%02x", path, head[2]);
         goto err;
@@ -113,9 +113,9 @@ tensor *tensor_load_idx(const char *path, eng_error *err)
                  got < 0 ? "is corrupt after its data" : "has bytes after the data its header describes");
         goto err;
     }
-    if (dt != KN_U8) {
+    if (dt != DT_U8) {
         /* big-endian to host order, widening i8 and i16 to i32 */
-        size_t os = kn_dtype_size(dt);
+        size_t os = tensor_dtype_size(dt);
         conv = malloc((size_t)n * os + 1);
         if (!conv) {
             eng_fail(err, ERR_MEMORY, "load_idx: out of memory");

@@ -147,7 +147,7 @@ static int convert(interp *it, ast *n, ast_type ty, value *v, const char *name)
     case TY_BOOL:
         if (v->type == VAL_TENSOR) {
             int rc = tensor_scalar_value(it, n, v->as.t, name, &d);
-            int is_float = kn_dtype_is_float(v->as.t->dtype);
+            int is_float = tensor_dtype_is_float(v->as.t->dtype);
             value_decref(*v);
             *v = value_void();
             if (rc)
@@ -170,7 +170,7 @@ static int convert(interp *it, ast *n, ast_type ty, value *v, const char *name)
         if (v->type == VAL_TENSOR)
             return 0;
         if (is_num(*v)) {
-            tensor *t = tensor_scalar(num(*v), v->type == VAL_FLOAT ? KN_F32 : v->type == VAL_BOOL ? KN_BOOL : KN_I64,
+            tensor *t = tensor_scalar(num(*v), v->type == VAL_FLOAT ? DT_F32 : v->type == VAL_BOOL ? DT_BOOL : DT_I64,
                                       it->err);
             if (!t)
                 return located(it, n);
@@ -239,7 +239,7 @@ static int list_fill(interp *it, ast *n, int depth, const int64_t *shape, int nd
             return -1;
         double d;
         if (v.type == VAL_TENSOR) {
-            if (!kn_dtype_is_float(v.as.t->dtype))
+            if (!tensor_dtype_is_float(v.as.t->dtype))
                 *all_bool = 0;
             else
                 *any_float = 1, *all_bool = 0;
@@ -278,7 +278,7 @@ static int eval_list(interp *it, ast *n, value *out)
     int any_float = 0, all_bool = total > 0;
     int rc = list_fill(it, n, 0, shape, ndim, data, &pos, &any_float, &all_bool);
     if (!rc) {
-        kn_dtype dt = any_float ? KN_F32 : all_bool ? KN_BOOL : total == 0 ? KN_F32 : KN_I64;
+        tensor_dtype dt = any_float ? DT_F32 : all_bool ? DT_BOOL : total == 0 ? DT_F32 : DT_I64;
         tensor *t = tensor_from_doubles(data, dt, ndim, shape, it->err);
         if (!t)
             rc = located(it, n);
@@ -291,21 +291,21 @@ static int eval_list(interp *it, ast *n, value *out)
 
 /* ---- operators ---- */
 
-static kn_opid tensor_op(int op)
+static op_id tensor_op(int op)
 {
     switch (op) {
-    case TK_PLUS: return KN_OP_ADD;
-    case TK_MINUS: return KN_OP_SUB;
-    case TK_STAR: return KN_OP_MUL;
-    case TK_SLASH: return KN_OP_DIV;
-    case TK_PERCENT: return KN_OP_MOD;
-    case TK_EQ: return KN_OP_EQ;
-    case TK_NE: return KN_OP_NE;
-    case TK_LT: return KN_OP_LT;
-    case TK_LE: return KN_OP_LE;
-    case TK_GT: return KN_OP_GT;
-    case TK_GE: return KN_OP_GE;
-    default: return KN_NOPS;
+    case TK_PLUS: return OP_ADD;
+    case TK_MINUS: return OP_SUB;
+    case TK_STAR: return OP_MUL;
+    case TK_SLASH: return OP_DIV;
+    case TK_PERCENT: return OP_MOD;
+    case TK_EQ: return OP_EQ;
+    case TK_NE: return OP_NE;
+    case TK_LT: return OP_LT;
+    case TK_LE: return OP_LE;
+    case TK_GT: return OP_GT;
+    case TK_GE: return OP_GE;
+    default: return OP_COUNT;
     }
 }
 
@@ -392,8 +392,8 @@ static int binop(interp *it, ast *n, int op, value a, value b, value *out)
                             value_type_name(b.type));
             t = tensor_matmul(a.as.t, b.as.t, it->err);
         } else {
-            kn_opid id = tensor_op(op);
-            if (id == KN_NOPS)
+            op_id id = tensor_op(op);
+            if (id == OP_COUNT)
                 return fail(it, n, ERR_TYPE, "operator '%s' does not apply to tensors", op_name(op));
             if (a.type == VAL_TENSOR && b.type == VAL_TENSOR)
                 t = tensor_binary(id, a.as.t, b.as.t, it->err);
@@ -412,7 +412,7 @@ static int binop(interp *it, ast *n, int op, value a, value b, value *out)
     }
     if (a.type == VAL_STRING && b.type == VAL_STRING) {
         if (op == TK_PLUS) {
-            kn_string *s = malloc(sizeof *s + (size_t)(a.as.s->len + b.as.s->len) + 1);
+            eng_string *s = malloc(sizeof *s + (size_t)(a.as.s->len + b.as.s->len) + 1);
             if (!s)
                 return fail(it, n, ERR_MEMORY, "out of memory joining strings");
             s->refcount = 1;
@@ -455,9 +455,9 @@ static value *global_slot(interp *it, ast *n)
 static int eval_const(interp *it, ast *n, value *out)
 {
     const char *name = n->str;
-    int dt = kn_dtype_from_name(name);
+    int dt = tensor_dtype_from_name(name);
     if (dt >= 0)
-        *out = value_dtype((kn_dtype)dt);
+        *out = value_dtype((tensor_dtype)dt);
     else if (value_device_index(name) >= 0)
         *out = value_device(value_device_index(name));
     else if (!strcmp(name, "stdout"))
@@ -535,7 +535,7 @@ static int index_tensor(interp *it, ast *n, tensor *base, tensor **out)
             if (eval(it, item, &iv))
                 goto err;
             if (iv.type == VAL_TENSOR && iv.as.t->ndim > 0) {
-                if (kn_dtype_is_float(iv.as.t->dtype) || iv.as.t->dtype == KN_BOOL) {
+                if (tensor_dtype_is_float(iv.as.t->dtype) || iv.as.t->dtype == DT_BOOL) {
                     value_decref(iv);
                     fail(it, item, ERR_TYPE, "an index tensor must have an integer dtype (i32 or i64)");
                     goto err;
@@ -622,7 +622,7 @@ static int eval_member(interp *it, ast *n, value *out)
     const char *m = n->str;
     int rc = 0;
     if (!strcmp(m, "shape")) {
-        kn_tuple *tup = kn_tuple_new(t->ndim, t->shape);
+        eng_tuple *tup = eng_tuple_new(t->ndim, t->shape);
         if (!tup)
             rc = fail(it, n, ERR_MEMORY, "out of memory");
         else
@@ -677,8 +677,8 @@ static int assign_into_tensor(interp *it, ast *n, int op, tensor *dst, value rhs
     if (op == TK_ASSIGN)
         rc = tensor_assign(dst, src, it->err);
     else {
-        kn_opid id = tensor_op(check_compound_op(op));
-        rc = id == KN_NOPS ? eng_fail(it->err, ERR_TYPE, "operator '%s' does not apply in place to tensors",
+        op_id id = tensor_op(check_compound_op(op));
+        rc = id == OP_COUNT ? eng_fail(it->err, ERR_TYPE, "operator '%s' does not apply in place to tensors",
                                       op_name(check_compound_op(op)))
                            : tensor_binary_inplace(id, dst, src, it->err);
     }
@@ -1044,7 +1044,7 @@ static int eval(interp *it, ast *n, value *out)
     case AST_FLOAT: *out = value_float(n->fval); return 0;
     case AST_BOOL: *out = value_bool((int)n->ival); return 0;
     case AST_STRING: {
-        kn_string *s = kn_string_new(n->str, n->slen);
+        eng_string *s = eng_string_new(n->str, n->slen);
         if (!s)
             return fail(it, n, ERR_MEMORY, "out of memory");
         out->type = VAL_STRING;
@@ -1093,7 +1093,7 @@ static int eval(interp *it, ast *n, value *out)
                 return fail(it, n, ERR_TYPE, "operator '~' does not apply to tensors");
             }
             if (!interrupted(it, n))
-                t = tensor_unary(n->op == TK_MINUS ? KN_OP_NEG : KN_OP_NOT, a.as.t, 0, 0, it->err);
+                t = tensor_unary(n->op == TK_MINUS ? OP_NEG : OP_NOT, a.as.t, 0, 0, it->err);
             value_decref(a);
             if (!t)
                 return located(it, n);

@@ -28,14 +28,14 @@ size_t eng_ctype_size(eng_ctype t)
 int eng_ctype_dtype(eng_ctype t)
 {
     switch (t) {
-    case KT_BOOL: return KN_BOOL;
-    case KT_U8: return KN_U8;
-    case KT_I32: return KN_I32;
-    case KT_I64: return KN_I64;
-    case KT_F16: return KN_F16;
-    case KT_BF16: return KN_BF16;
-    case KT_F32: return KN_F32;
-    case KT_F64: return KN_F64;
+    case KT_BOOL: return DT_BOOL;
+    case KT_U8: return DT_U8;
+    case KT_I32: return DT_I32;
+    case KT_I64: return DT_I64;
+    case KT_F16: return DT_F16;
+    case KT_BF16: return DT_BF16;
+    case KT_F32: return DT_F32;
+    case KT_F64: return DT_F64;
     default: return -1;
     }
 }
@@ -855,7 +855,7 @@ int eng_kernel_launch(eng_ktable *t, eng_kernel *k, const unsigned grid[3], cons
         int want = eng_ctype_dtype(p->ctype);
         if ((int)x->dtype != want) {
             eng_fail(err, ERR_TYPE, "%s: argument %d ('%s', %s) needs a %s tensor, got %s", k->name, i + 1, p->name,
-                     p->type, kn_dtype_name((kn_dtype)want), kn_dtype_name(x->dtype));
+                     p->type, tensor_dtype_name((tensor_dtype)want), tensor_dtype_name(x->dtype));
             goto out;
         }
         if (!tensor_is_contiguous(x)) {
@@ -872,7 +872,7 @@ int eng_kernel_launch(eng_ktable *t, eng_kernel *k, const unsigned grid[3], cons
             x = c;
         }
         slots[i].ptr = tensor_data_ptr(x);
-        arg_bytes[i] = (size_t)tensor_numel(x) * kn_dtype_size(x->dtype);
+        arg_bytes[i] = (size_t)tensor_numel(x) * tensor_dtype_size(x->dtype);
     }
     if (!drv) {
         eng_fail(err, ERR_RUNTIME, "%s: this build has no kernel driver for the %s backend (tensors on %s cannot "

@@ -253,10 +253,10 @@ static int magic_whos(eng_session *s, eng_error *err)
             char shape[128], bytes[32];
             shape_text(shape, sizeof shape, t);
             human_bytes(bytes, sizeof bytes, (double)tensor_nbytes(t));
-            fprintf(tf, "%-16s %-9s %-6s %-18s %-7s %s%s\n", g->name, "tensor", kn_dtype_name(t->dtype), shape,
+            fprintf(tf, "%-16s %-9s %-6s %-18s %-7s %s%s\n", g->name, "tensor", tensor_dtype_name(t->dtype), shape,
                     t->storage->backend->name, bytes, t->requires_grad ? ", requires grad" : "");
             fprintf(hf, "</td><td>tensor</td><td>%s</td><td>%s</td><td>%s</td><td>%zu</td><td>%s</td><td></td></tr>\n",
-                    kn_dtype_name(t->dtype), shape, t->storage->backend->name, tensor_nbytes(t),
+                    tensor_dtype_name(t->dtype), shape, t->storage->backend->name, tensor_nbytes(t),
                     t->requires_grad ? "yes" : "no");
         } else {
             char *full = eng_value_text(v, 1);
@@ -485,12 +485,12 @@ static int magic_gpu(eng_session *s, eng_error *err)
         shape_text(shape, sizeof shape, t);
         cu_alloc_human(hb, sizeof hb, (double)t->storage->bytes);
         snprintf(name, sizeof name, "%s%s", v[i].name, v[i].grad ? ".grad" : "");
-        fprintf(tf, "  %-20s %-6s %-6s %-18s %s\n", name, t->storage->backend->name, kn_dtype_name(t->dtype), shape,
+        fprintf(tf, "  %-20s %-6s %-6s %-18s %s\n", name, t->storage->backend->name, tensor_dtype_name(t->dtype), shape,
                 hb);
         fputs("<tr><td>", hf);
         html_escape(hf, name);
         fprintf(hf, "</td><td>%s</td><td>%s</td><td>%s</td><td>%zu</td></tr>\n", t->storage->backend->name,
-                kn_dtype_name(t->dtype), shape, t->storage->bytes);
+                tensor_dtype_name(t->dtype), shape, t->storage->bytes);
     }
     if (n > 10)
         fprintf(tf, "  (and %d more)\n", n - 10);

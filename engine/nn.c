@@ -74,13 +74,13 @@ static int norm_dim(const tensor *x, int dim, const char *who, eng_error *err)
 
 static int need_float(const tensor *x, const char *who, const char *what, eng_error *err)
 {
-    if (kn_dtype_is_float(x->dtype))
+    if (tensor_dtype_is_float(x->dtype))
         return 0;
-    eng_fail(err, ERR_TYPE, "%s: %s must be a float tensor, got %s", who, what, kn_dtype_name(x->dtype));
+    eng_fail(err, ERR_TYPE, "%s: %s must be a float tensor, got %s", who, what, tensor_dtype_name(x->dtype));
     return -1;
 }
 
-static int is_int_dtype(kn_dtype dt) { return dt == KN_U8 || dt == KN_I32 || dt == KN_I64; }
+static int is_int_dtype(tensor_dtype dt) { return dt == DT_U8 || dt == DT_I32 || dt == DT_I64; }
 
 /* the views of tensor.h take a non-const tensor; they never write through it */
 #define MUT(t) ((tensor *)(t))
@@ -96,15 +96,15 @@ tensor *nn_log_softmax(const tensor *x, int dim, eng_error *err)
     if (tensor_numel(x) == 0)
         return tensor_clone(x, err);
     ag_grad_enabled = 0; /* the shift cancels: it needs no gradient */
-    tensor *m = keep(&s, tensor_reduce(KN_OP_MAX, x, d, 1, err));
+    tensor *m = keep(&s, tensor_reduce(OP_MAX, x, d, 1, err));
     ag_grad_enabled = saved;
     if (!m)
         goto fail;
-    tensor *z = K(tensor_binary(KN_OP_SUB, x, m, err));
-    tensor *e = K(tensor_unary(KN_OP_EXP, z, 0, 0, err));
-    tensor *se = K(tensor_reduce(KN_OP_SUM, e, d, 1, err));
-    tensor *lse = K(tensor_unary(KN_OP_LOG, se, 0, 0, err));
-    return finish(&s, K(tensor_binary(KN_OP_SUB, z, lse, err)));
+    tensor *z = K(tensor_binary(OP_SUB, x, m, err));
+    tensor *e = K(tensor_unary(OP_EXP, z, 0, 0, err));
+    tensor *se = K(tensor_reduce(OP_SUM, e, d, 1, err));
+    tensor *lse = K(tensor_unary(OP_LOG, se, 0, 0, err));
+    return finish(&s, K(tensor_binary(OP_SUB, z, lse, err)));
 fail:
     drop(&s);
     return NULL;
@@ -115,7 +115,7 @@ tensor *nn_softmax(const tensor *x, int dim, eng_error *err)
     tensor *lp = nn_log_softmax(x, dim, err);
     if (!lp)
         return NULL;
-    tensor *r = tensor_unary(KN_OP_EXP, lp, 0, 0, err);
+    tensor *r = tensor_unary(OP_EXP, lp, 0, 0, err);
     tensor_decref(lp);
     return r;
 }
@@ -128,7 +128,7 @@ static int check_labels(const tensor *logits, const tensor *labels, const char *
         return eng_fail(err, ERR_SHAPE, "%s: logits must be [N, C], got a %d-d tensor", who, logits->ndim);
     if (!is_int_dtype(labels->dtype))
         return eng_fail(err, ERR_TYPE, "%s: labels must be an integer tensor (i32, i64 or u8), got %s", who,
-                        kn_dtype_name(labels->dtype));
+                        tensor_dtype_name(labels->dtype));
     if (labels->ndim != 1 || labels->shape[0] != logits->shape[0])
         return eng_fail(err, ERR_SHAPE, "%s: labels must be [N] with N = %lld (the rows of logits)", who,
                         (long long)logits->shape[0]);
@@ -137,7 +137,7 @@ static int check_labels(const tensor *logits, const tensor *labels, const char *
 
 /* a float one-hot [N, C] of labels, unrecorded; check: checks the labels' range (two
  * reads of the device), else the caller has */
-static tensor *one_hot(const tensor *labels, int64_t C, kn_dtype dt, int check, const char *who, eng_error *err)
+static tensor *one_hot(const tensor *labels, int64_t C, tensor_dtype dt, int check, const char *who, eng_error *err)
 {
     nn_scope s = {0};
     int saved = ag_grad_enabled;
@@ -145,8 +145,8 @@ static tensor *one_hot(const tensor *labels, int64_t C, kn_dtype dt, int check, 
     double lo = 0, hi = 0;
     ag_grad_enabled = 0;
     if (check && tensor_numel(labels) > 0) {
-        tensor *mn = K(tensor_reduce(KN_OP_MIN, labels, TENSOR_ALLDIMS, 0, err));
-        tensor *mx = K(tensor_reduce(KN_OP_MAX, labels, TENSOR_ALLDIMS, 0, err));
+        tensor *mn = K(tensor_reduce(OP_MIN, labels, TENSOR_ALLDIMS, 0, err));
+        tensor *mx = K(tensor_reduce(OP_MAX, labels, TENSOR_ALLDIMS, 0, err));
         if (tensor_item(mn, &lo, err) || tensor_item(mx, &hi, err))
             goto fail;
         if (lo < 0 || hi >= (double)C) {
@@ -156,12 +156,12 @@ static tensor *one_hot(const tensor *labels, int64_t C, kn_dtype dt, int check, 
         }
     }
     const eng_backend *prev = tensor_place(labels->storage->backend); /* the classes beside the labels */
-    tensor *cls = keep(&s, tensor_arange(0, (double)C, 1, KN_I64, err));
+    tensor *cls = keep(&s, tensor_arange(0, (double)C, 1, DT_I64, err));
     tensor_place(prev);
     if (!cls)
         goto fail;
     tensor *col = K(tensor_unsqueeze(MUT(labels), 1, err));
-    tensor *eq = K(tensor_binary(KN_OP_EQ, col, cls, err));
+    tensor *eq = K(tensor_binary(OP_EQ, col, cls, err));
     r = K(tensor_cast(eq, dt, err));
     ag_grad_enabled = saved;
     return finish(&s, r);
@@ -176,7 +176,7 @@ static int has_fused_xent(const tensor *logits, const tensor *labels)
 {
     const eng_backend *be = logits->storage->backend;
     return be->cross_entropy && be->cross_entropy_backward && labels->storage->backend == be &&
-           (logits->dtype == KN_F32 || logits->dtype == KN_F64) && logits->shape[1] > 0;
+           (logits->dtype == DT_F32 || logits->dtype == DT_F64) && logits->shape[1] > 0;
 }
 
 tensor *nn_xent_fused(const tensor *logits, const tensor *labels, int check, eng_error *err)
@@ -187,7 +187,7 @@ tensor *nn_xent_fused(const tensor *logits, const tensor *labels, int check, eng
     tensor *xc = tensor_contiguous(MUT(logits), err), *lc = xc ? tensor_contiguous(MUT(labels), err) : NULL;
     tensor *rows = lc ? tensor_empty_on(be, logits->dtype, 1, logits->shape, err) : NULL, *r = NULL;
     if (rows && be->cross_entropy(rows, xc, lc, check, err) == 0)
-        r = tensor_reduce(KN_OP_MEAN, rows, TENSOR_ALLDIMS, 0, err);
+        r = tensor_reduce(OP_MEAN, rows, TENSOR_ALLDIMS, 0, err);
     ag_grad_enabled = saved;
     tensor_decref(rows);
     tensor_decref(lc);
@@ -228,9 +228,9 @@ static tensor *cross_entropy(const tensor *logits, const tensor *labels, int che
                                 : nn_xent_fused(logits, labels, check, err);
     tensor *lp = K(nn_log_softmax(logits, 1, err));
     tensor *oh = K(one_hot(labels, C, logits->dtype, check, "cross_entropy", err));
-    tensor *picked = K(tensor_binary(KN_OP_MUL, lp, oh, err));
-    tensor *total = K(tensor_reduce(KN_OP_SUM, picked, TENSOR_ALLDIMS, 0, err));
-    return finish(&s, K(tensor_binary_scalar(KN_OP_MUL, total, -1.0 / (double)N, 1, 0, err)));
+    tensor *picked = K(tensor_binary(OP_MUL, lp, oh, err));
+    tensor *total = K(tensor_reduce(OP_SUM, picked, TENSOR_ALLDIMS, 0, err));
+    return finish(&s, K(tensor_binary_scalar(OP_MUL, total, -1.0 / (double)N, 1, 0, err)));
 fail:
     drop(&s);
     return NULL;
@@ -252,8 +252,8 @@ int nn_label_range(const tensor *labels, int64_t *lo, int64_t *hi, eng_error *er
     int saved = ag_grad_enabled;
     ag_grad_enabled = 0;
     double l = 0, h = 0;
-    tensor *mn = tensor_reduce(KN_OP_MIN, labels, TENSOR_ALLDIMS, 0, err);
-    tensor *mx = mn ? tensor_reduce(KN_OP_MAX, labels, TENSOR_ALLDIMS, 0, err) : NULL;
+    tensor *mn = tensor_reduce(OP_MIN, labels, TENSOR_ALLDIMS, 0, err);
+    tensor *mx = mn ? tensor_reduce(OP_MAX, labels, TENSOR_ALLDIMS, 0, err) : NULL;
     int rc = mx && !tensor_item(mn, &l, err) && !tensor_item(mx, &h, err) ? 0 : -1;
     tensor_decref(mn);
     tensor_decref(mx);
@@ -279,11 +279,11 @@ tensor *nn_cross_entropy_ranged(const tensor *logits, const tensor *labels, int6
 tensor *nn_mse(const tensor *a, const tensor *b, eng_error *err)
 {
     nn_scope s = {0};
-    tensor *d = K(tensor_binary(KN_OP_SUB, a, b, err));
+    tensor *d = K(tensor_binary(OP_SUB, a, b, err));
     if (need_float(d, "mse", "a - b", err))
         goto fail;
-    tensor *sq = K(tensor_binary(KN_OP_MUL, d, d, err));
-    return finish(&s, K(tensor_reduce(KN_OP_MEAN, sq, TENSOR_ALLDIMS, 0, err)));
+    tensor *sq = K(tensor_binary(OP_MUL, d, d, err));
+    return finish(&s, K(tensor_reduce(OP_MEAN, sq, TENSOR_ALLDIMS, 0, err)));
 fail:
     drop(&s);
     return NULL;
@@ -298,10 +298,10 @@ tensor *nn_accuracy(const tensor *logits, const tensor *labels, eng_error *err)
     if (logits->shape[0] == 0)
         return fail_null(err, ERR_VALUE, "%s: empty batch (N = 0)", "accuracy");
     ag_grad_enabled = 0;
-    tensor *am = K(tensor_reduce(KN_OP_ARGMAX, logits, 1, 0, err));
-    tensor *eq = K(tensor_binary(KN_OP_EQ, am, labels, err));
-    tensor *f = K(tensor_cast(eq, KN_F32, err));
-    tensor *r = K(tensor_reduce(KN_OP_MEAN, f, TENSOR_ALLDIMS, 0, err));
+    tensor *am = K(tensor_reduce(OP_ARGMAX, logits, 1, 0, err));
+    tensor *eq = K(tensor_binary(OP_EQ, am, labels, err));
+    tensor *f = K(tensor_cast(eq, DT_F32, err));
+    tensor *r = K(tensor_reduce(OP_MEAN, f, TENSOR_ALLDIMS, 0, err));
     ag_grad_enabled = saved;
     return finish(&s, r);
 fail:
@@ -328,7 +328,7 @@ tensor *nn_linear(const tensor *x, const tensor *w, const tensor *b, eng_error *
     tensor *h = tensor_matmul(x, w, err);
     if (!h || !b)
         return h;
-    tensor *r = tensor_binary(KN_OP_ADD, h, b, err);
+    tensor *r = tensor_binary(OP_ADD, h, b, err);
     tensor_decref(h);
     return r;
 }
@@ -345,12 +345,12 @@ tensor *nn_dropout(const tensor *x, double p, int training, tensor_rng *rng, eng
     if (need_float(x, "dropout", "x", err))
         return NULL;
     if (p == 1)
-        return tensor_binary_scalar(KN_OP_MUL, x, 0.0, 1, 0, err);
+        return tensor_binary_scalar(OP_MUL, x, 0.0, 1, 0, err);
     tensor *u = K(tensor_rand(rng, x->ndim, x->shape, err));
-    tensor *keepm = K(tensor_binary_scalar(KN_OP_GE, u, p, 1, 0, err));
+    tensor *keepm = K(tensor_binary_scalar(OP_GE, u, p, 1, 0, err));
     tensor *mf = K(tensor_cast(keepm, x->dtype, err));
-    tensor *scaled = K(tensor_binary_scalar(KN_OP_MUL, mf, 1.0 / (1.0 - p), 1, 0, err));
-    return finish(&s, K(tensor_binary(KN_OP_MUL, x, scaled, err)));
+    tensor *scaled = K(tensor_binary_scalar(OP_MUL, mf, 1.0 / (1.0 - p), 1, 0, err));
+    return finish(&s, K(tensor_binary(OP_MUL, x, scaled, err)));
 fail:
     drop(&s);
     return NULL;
@@ -363,17 +363,17 @@ tensor *nn_layer_norm(const tensor *x, const tensor *gamma, const tensor *beta, 
         return NULL;
     if (x->ndim < 1)
         return fail_null(err, ERR_SHAPE, "%s: x must have at least one dimension", "layer_norm");
-    tensor *mu = K(tensor_reduce(KN_OP_MEAN, x, -1, 1, err));
-    tensor *xc = K(tensor_binary(KN_OP_SUB, x, mu, err));
-    tensor *sq = K(tensor_binary(KN_OP_MUL, xc, xc, err));
-    tensor *var = K(tensor_reduce(KN_OP_MEAN, sq, -1, 1, err));
-    tensor *ve = K(tensor_binary_scalar(KN_OP_ADD, var, eps, 1, 0, err));
-    tensor *sd = K(tensor_unary(KN_OP_SQRT, ve, 0, 0, err));
-    tensor *y = K(tensor_binary(KN_OP_DIV, xc, sd, err));
+    tensor *mu = K(tensor_reduce(OP_MEAN, x, -1, 1, err));
+    tensor *xc = K(tensor_binary(OP_SUB, x, mu, err));
+    tensor *sq = K(tensor_binary(OP_MUL, xc, xc, err));
+    tensor *var = K(tensor_reduce(OP_MEAN, sq, -1, 1, err));
+    tensor *ve = K(tensor_binary_scalar(OP_ADD, var, eps, 1, 0, err));
+    tensor *sd = K(tensor_unary(OP_SQRT, ve, 0, 0, err));
+    tensor *y = K(tensor_binary(OP_DIV, xc, sd, err));
     if (gamma)
-        y = K(tensor_binary(KN_OP_MUL, y, gamma, err));
+        y = K(tensor_binary(OP_MUL, y, gamma, err));
     if (beta)
-        y = K(tensor_binary(KN_OP_ADD, y, beta, err));
+        y = K(tensor_binary(OP_ADD, y, beta, err));
     return finish(&s, y);
 fail:
     drop(&s);
@@ -468,14 +468,14 @@ tensor *nn_batch_norm(const tensor *x, const tensor *gamma, const tensor *beta, 
         if (n < 1)
             return fail_null(err, ERR_VALUE, "%s: empty batch", "batch_norm");
         int dims[3] = {0, 2, 3}, nd = x->ndim == 4 ? 3 : 1;
-        mu = K(tensor_reduce(KN_OP_MEAN, x, 0, 1, err));
+        mu = K(tensor_reduce(OP_MEAN, x, 0, 1, err));
         for (int i = 1; i < nd; i++)
-            mu = K(tensor_reduce(KN_OP_MEAN, mu, dims[i], 1, err));
-        tensor *xc = K(tensor_binary(KN_OP_SUB, x, mu, err));
-        tensor *sq = K(tensor_binary(KN_OP_MUL, xc, xc, err));
-        var = K(tensor_reduce(KN_OP_MEAN, sq, 0, 1, err));
+            mu = K(tensor_reduce(OP_MEAN, mu, dims[i], 1, err));
+        tensor *xc = K(tensor_binary(OP_SUB, x, mu, err));
+        tensor *sq = K(tensor_binary(OP_MUL, xc, xc, err));
+        var = K(tensor_reduce(OP_MEAN, sq, 0, 1, err));
         for (int i = 1; i < nd; i++)
-            var = K(tensor_reduce(KN_OP_MEAN, var, dims[i], 1, err));
+            var = K(tensor_reduce(OP_MEAN, var, dims[i], 1, err));
         /* running statistics, in place and unrecorded */
         ag_grad_enabled = 0;
         tensor *stats[2] = {running_mean, running_var}, *batch[2] = {mu, var};
@@ -487,10 +487,10 @@ tensor *nn_batch_norm(const tensor *x, const tensor *gamma, const tensor *beta, 
             int64_t cs = C;
             tensor *bv = K(tensor_reshape(batch[i], 1, &cs, err));
             if (i == 1 && n > 1)
-                bv = K(tensor_binary_scalar(KN_OP_MUL, bv, (double)n / (double)(n - 1), 1, 0, err));
-            tensor *a = K(tensor_binary_scalar(KN_OP_MUL, stats[i], 1.0 - momentum, 1, 0, err));
-            tensor *bm = K(tensor_binary_scalar(KN_OP_MUL, bv, momentum, 1, 0, err));
-            tensor *nv = K(tensor_binary(KN_OP_ADD, a, bm, err));
+                bv = K(tensor_binary_scalar(OP_MUL, bv, (double)n / (double)(n - 1), 1, 0, err));
+            tensor *a = K(tensor_binary_scalar(OP_MUL, stats[i], 1.0 - momentum, 1, 0, err));
+            tensor *bm = K(tensor_binary_scalar(OP_MUL, bv, momentum, 1, 0, err));
+            tensor *nv = K(tensor_binary(OP_ADD, a, bm, err));
             if (tensor_assign(stats[i], nv, err))
                 goto fail;
         }
@@ -502,17 +502,17 @@ tensor *nn_batch_norm(const tensor *x, const tensor *gamma, const tensor *beta, 
         mu = K(channel_view(running_mean, x->ndim, err));
         var = K(channel_view(running_var, x->ndim, err));
     }
-    tensor *xc = K(tensor_binary(KN_OP_SUB, x, mu, err));
-    tensor *ve = K(tensor_binary_scalar(KN_OP_ADD, var, eps, 1, 0, err));
-    tensor *sd = K(tensor_unary(KN_OP_SQRT, ve, 0, 0, err));
-    tensor *y = K(tensor_binary(KN_OP_DIV, xc, sd, err));
+    tensor *xc = K(tensor_binary(OP_SUB, x, mu, err));
+    tensor *ve = K(tensor_binary_scalar(OP_ADD, var, eps, 1, 0, err));
+    tensor *sd = K(tensor_unary(OP_SQRT, ve, 0, 0, err));
+    tensor *y = K(tensor_binary(OP_DIV, xc, sd, err));
     if (gamma) {
         tensor *g = K(channel_view(gamma, x->ndim, err));
-        y = K(tensor_binary(KN_OP_MUL, y, g, err));
+        y = K(tensor_binary(OP_MUL, y, g, err));
     }
     if (beta) {
         tensor *bb = K(channel_view(beta, x->ndim, err));
-        y = K(tensor_binary(KN_OP_ADD, y, bb, err));
+        y = K(tensor_binary(OP_ADD, y, bb, err));
     }
     return finish(&s, y);
 fail:
@@ -593,7 +593,7 @@ fail:
 static int has_im2col(const tensor *x)
 {
     const eng_backend *be = x->storage->backend;
-    return be->im2col && be->col2im && (x->dtype == KN_F32 || x->dtype == KN_F64);
+    return be->im2col && be->col2im && (x->dtype == DT_F32 || x->dtype == DT_F64);
 }
 
 tensor *nn_im2col(const tensor *x, int kh, int kw, int stride, int pad, eng_error *err)
@@ -673,7 +673,7 @@ tensor *nn_conv2d(const tensor *x, const tensor *w, const tensor *b, int stride,
     y = K(tensor_reshape(y, 4, os, err));
     if (b) {
         tensor *bb = K(channel_view(b, 4, err));
-        y = K(tensor_binary(KN_OP_ADD, y, bb, err));
+        y = K(tensor_binary(OP_ADD, y, bb, err));
     }
     return finish(&s, y);
 fail:
@@ -681,7 +681,7 @@ fail:
     return NULL;
 }
 
-static tensor *pool2d(const tensor *x, int k, int stride, kn_opid op, const char *who, eng_error *err)
+static tensor *pool2d(const tensor *x, int k, int stride, op_id op, const char *who, eng_error *err)
 {
     nn_scope s = {0};
     if (need_float(x, who, "x", err))
@@ -717,12 +717,12 @@ fail:
 
 tensor *nn_max_pool2d(const tensor *x, int k, int stride, eng_error *err)
 {
-    return pool2d(x, k, stride, KN_OP_MAX, "max_pool2d", err);
+    return pool2d(x, k, stride, OP_MAX, "max_pool2d", err);
 }
 
 tensor *nn_avg_pool2d(const tensor *x, int k, int stride, eng_error *err)
 {
-    return pool2d(x, k, stride, KN_OP_MEAN, "avg_pool2d", err);
+    return pool2d(x, k, stride, OP_MEAN, "avg_pool2d", err);
 }
 
 tensor *nn_embedding(const tensor *idx, const tensor *table, eng_error *err)
@@ -740,11 +740,11 @@ static tensor *scaled(tensor *t, double mul, double add, eng_error *err)
 {
     if (!t)
         return NULL;
-    tensor *a = tensor_binary_scalar(KN_OP_MUL, t, mul, 1, 0, err);
+    tensor *a = tensor_binary_scalar(OP_MUL, t, mul, 1, 0, err);
     tensor_decref(t);
     if (!a || add == 0)
         return a;
-    tensor *r = tensor_binary_scalar(KN_OP_ADD, a, add, 1, 0, err);
+    tensor *r = tensor_binary_scalar(OP_ADD, a, add, 1, 0, err);
     tensor_decref(a);
     return r;
 }

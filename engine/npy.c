@@ -139,7 +139,7 @@ static int parse_header(const char *text, size_t len, npy_header *h, const char 
 /* descr -> (file element size, kiln dtype, how to convert); -1 if unsupported */
 enum { CV_NONE, CV_I1, CV_I2, CV_U2, CV_U4 };
 
-static int parse_descr(const char *d, int *swap, size_t *fsize, kn_dtype *dt, int *conv)
+static int parse_descr(const char *d, int *swap, size_t *fsize, tensor_dtype *dt, int *conv)
 {
     char order = d[0];
     if (order != '<' && order != '>' && order != '|' && order != '=')
@@ -150,13 +150,13 @@ static int parse_descr(const char *d, int *swap, size_t *fsize, kn_dtype *dt, in
     static const struct {
         const char *code; /* type and size */
         size_t size;      /* bytes in the file */
-        kn_dtype dt;      /* loaded as */
+        tensor_dtype dt;      /* loaded as */
         int conv;         /* widening */
     } map[] = {
-        {"b1", 1, KN_BOOL, CV_NONE}, {"u1", 1, KN_U8, CV_NONE},  {"i1", 1, KN_I32, CV_I1},
-        {"i2", 2, KN_I32, CV_I2},    {"u2", 2, KN_I32, CV_U2},   {"i4", 4, KN_I32, CV_NONE},
-        {"u4", 4, KN_I64, CV_U4},    {"i8", 8, KN_I64, CV_NONE}, {"f2", 2, KN_F16, CV_NONE},
-        {"f4", 4, KN_F32, CV_NONE},  {"f8", 8, KN_F64, CV_NONE},
+        {"b1", 1, DT_BOOL, CV_NONE}, {"u1", 1, DT_U8, CV_NONE},  {"i1", 1, DT_I32, CV_I1},
+        {"i2", 2, DT_I32, CV_I2},    {"u2", 2, DT_I32, CV_U2},   {"i4", 4, DT_I32, CV_NONE},
+        {"u4", 4, DT_I64, CV_U4},    {"i8", 8, DT_I64, CV_NONE}, {"f2", 2, DT_F16, CV_NONE},
+        {"f4", 4, DT_F32, CV_NONE},  {"f8", 8, DT_F64, CV_NONE},
     };
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
         if (strcmp(k, map[i].code) == 0) {
@@ -229,7 +229,7 @@ static tensor *load_npy_stream(FILE *f, const char *path, eng_error *err)
     }
     int swap, conv;
     size_t fsize;
-    kn_dtype dt;
+    tensor_dtype dt;
     if (parse_descr(h.descr, &swap, &fsize, &dt, &conv) < 0) {
         eng_fail(err, ERR_IO, "load_npy: '%s' holds dtype '%s', which Kiln does not load "
                  "(bool, u1, i1, i2, u2, i4, u4, i8, f2, f4, f8)", path, h.descr);
@@ -348,20 +348,20 @@ unsigned char *tensor_npy_encode(const tensor *t, size_t *len, eng_error *err)
     void *host = NULL;
     unsigned char *buf = NULL;
     switch (t->dtype) {
-    case KN_BOOL: descr = "|b1"; break;
-    case KN_U8: descr = "|u1"; break;
-    case KN_I32: descr = "<i4"; break;
-    case KN_I64: descr = "<i8"; break;
-    case KN_F16: descr = "<f2"; break;
-    case KN_BF16: descr = "<f4"; break; /* NumPy has no bf16 */
-    case KN_F32: descr = "<f4"; break;
-    case KN_F64: descr = "<f8"; break;
+    case DT_BOOL: descr = "|b1"; break;
+    case DT_U8: descr = "|u1"; break;
+    case DT_I32: descr = "<i4"; break;
+    case DT_I64: descr = "<i8"; break;
+    case DT_F16: descr = "<f2"; break;
+    case DT_BF16: descr = "<f4"; break; /* NumPy has no bf16 */
+    case DT_F32: descr = "<f4"; break;
+    case DT_F64: descr = "<f8"; break;
     default:
-        eng_fail(err, ERR_TYPE, "save_npy: dtype %s cannot be saved", kn_dtype_name(t->dtype));
+        eng_fail(err, ERR_TYPE, "save_npy: dtype %s cannot be saved", tensor_dtype_name(t->dtype));
         return NULL;
     }
-    if (t->dtype == KN_BF16)
-        src = tensor_cast(t, KN_F32, err);
+    if (t->dtype == DT_BF16)
+        src = tensor_cast(t, DT_F32, err);
     else {
         src = (tensor *)t;
         tensor_incref(src);

@@ -29,9 +29,9 @@
 static opt_state *opt_alloc(opt_kind kind, tensor *const *params, int n, eng_error *err)
 {
     for (int i = 0; i < n; i++)
-        if (!kn_dtype_is_float(params[i]->dtype)) {
+        if (!tensor_dtype_is_float(params[i]->dtype)) {
             eng_fail(err, ERR_TYPE, "%s: parameter %d must be a float tensor, got %s",
-                     kind == OPT_SGD ? "sgd" : "adamw", i + 1, kn_dtype_name(params[i]->dtype));
+                     kind == OPT_SGD ? "sgd" : "adamw", i + 1, tensor_dtype_name(params[i]->dtype));
             return NULL;
         }
     opt_state *o = calloc(1, sizeof *o);
@@ -114,7 +114,7 @@ void opt_zero_grad(opt_state *o)
 }
 
 /* t op= s */
-static int inplace_scalar(kn_opid op, tensor *t, double s, eng_error *err)
+static int inplace_scalar(op_id op, tensor *t, double s, eng_error *err)
 {
     tensor *st = tensor_scalar(s, t->dtype, err);
     if (!st)
@@ -125,9 +125,9 @@ static int inplace_scalar(kn_opid op, tensor *t, double s, eng_error *err)
 }
 
 /* t op= a * s (a borrowed) */
-static int inplace_scaled(kn_opid op, tensor *t, const tensor *a, double s, eng_error *err)
+static int inplace_scaled(op_id op, tensor *t, const tensor *a, double s, eng_error *err)
 {
-    tensor *as = tensor_binary_scalar(KN_OP_MUL, a, s, 1, 0, err);
+    tensor *as = tensor_binary_scalar(OP_MUL, a, s, 1, 0, err);
     if (!as)
         return -1;
     int rc = tensor_binary_inplace(op, t, as, err);
@@ -156,7 +156,7 @@ static double decay_factor(const opt_state *o, const tensor *p, double lr)
 static int fused_ok(int has, const tensor *p, const tensor *g, const tensor *m, const tensor *v)
 {
     const eng_backend *be = p->storage->backend;
-    if (!has || (p->dtype != KN_F32 && p->dtype != KN_F64) || !tensor_is_contiguous(p))
+    if (!has || (p->dtype != DT_F32 && p->dtype != DT_F64) || !tensor_is_contiguous(p))
         return 0;
     const tensor *o[3] = {g, m, v};
     for (int k = 0; k < 3; k++)
@@ -178,18 +178,18 @@ static int adamw_param(opt_state *o, int i, double lr, double bc1, double bc2, e
     }
     tensor *m = o->m[i], *v = o->v[i], *g2 = NULL, *den = NULL, *upd = NULL;
     int rc = -1;
-    if (inplace_scalar(KN_OP_MUL, m, o->beta1, err) || inplace_scaled(KN_OP_ADD, m, g, 1 - o->beta1, err) ||
-        inplace_scalar(KN_OP_MUL, v, o->beta2, err) || !(g2 = tensor_binary(KN_OP_MUL, g, g, err)) ||
-        inplace_scaled(KN_OP_ADD, v, g2, 1 - o->beta2, err))
+    if (inplace_scalar(OP_MUL, m, o->beta1, err) || inplace_scaled(OP_ADD, m, g, 1 - o->beta1, err) ||
+        inplace_scalar(OP_MUL, v, o->beta2, err) || !(g2 = tensor_binary(OP_MUL, g, g, err)) ||
+        inplace_scaled(OP_ADD, v, g2, 1 - o->beta2, err))
         goto done;
     /* den = sqrt(v / bc2) + eps; upd = m / den */
     tensor_decref(g2);
-    if (!(g2 = tensor_binary_scalar(KN_OP_DIV, v, bc2, 1, 0, err)) ||
-        !(den = tensor_unary(KN_OP_SQRT, g2, 0, 0, err)) || inplace_scalar(KN_OP_ADD, den, o->eps, err) ||
-        !(upd = tensor_binary(KN_OP_DIV, m, den, err)))
+    if (!(g2 = tensor_binary_scalar(OP_DIV, v, bc2, 1, 0, err)) ||
+        !(den = tensor_unary(OP_SQRT, g2, 0, 0, err)) || inplace_scalar(OP_ADD, den, o->eps, err) ||
+        !(upd = tensor_binary(OP_DIV, m, den, err)))
         goto done;
-    if ((o->wd != 0 && (p->ndim > 1 || o->wd_1d) && inplace_scalar(KN_OP_MUL, p, 1 - lr * o->wd, err)) ||
-        inplace_scaled(KN_OP_SUB, p, upd, lr / bc1, err))
+    if ((o->wd != 0 && (p->ndim > 1 || o->wd_1d) && inplace_scalar(OP_MUL, p, 1 - lr * o->wd, err)) ||
+        inplace_scaled(OP_SUB, p, upd, lr / bc1, err))
         goto done;
     rc = 0;
 done:
@@ -211,25 +211,25 @@ static int sgd_param(opt_state *o, int i, double lr, eng_error *err)
         eng_step_args a = {.lr = lr, .beta1 = o->beta1, .wdf = decay_factor(o, p, lr), .nesterov = o->nesterov};
         return be->sgd_step(p, g, o->beta1 != 0 ? o->m[i] : NULL, &a, err);
     }
-    if (o->wd != 0 && (p->ndim > 1 || o->wd_1d) && inplace_scalar(KN_OP_MUL, p, 1 - lr * o->wd, err))
+    if (o->wd != 0 && (p->ndim > 1 || o->wd_1d) && inplace_scalar(OP_MUL, p, 1 - lr * o->wd, err))
         return -1;
     if (o->beta1 == 0)
-        return inplace_scaled(KN_OP_SUB, p, g, lr, err);
+        return inplace_scaled(OP_SUB, p, g, lr, err);
     if (!o->m[i]) {
         if (!(o->m[i] = tensor_clone(g, err)))
             return -1;
-    } else if (inplace_scalar(KN_OP_MUL, o->m[i], o->beta1, err) ||
-               tensor_binary_inplace(KN_OP_ADD, o->m[i], g, err))
+    } else if (inplace_scalar(OP_MUL, o->m[i], o->beta1, err) ||
+               tensor_binary_inplace(OP_ADD, o->m[i], g, err))
         return -1;
     if (o->nesterov) {
-        if (!(d = tensor_binary_scalar(KN_OP_MUL, o->m[i], o->beta1, 1, 0, err)) ||
-            tensor_binary_inplace(KN_OP_ADD, d, g, err))
+        if (!(d = tensor_binary_scalar(OP_MUL, o->m[i], o->beta1, 1, 0, err)) ||
+            tensor_binary_inplace(OP_ADD, d, g, err))
             goto done;
     } else {
         d = o->m[i];
         tensor_incref(d);
     }
-    rc = inplace_scaled(KN_OP_SUB, p, d, lr, err);
+    rc = inplace_scaled(OP_SUB, p, d, lr, err);
 done:
     tensor_decref(d);
     return rc;

@@ -630,7 +630,7 @@ static char *tensor_stats_text(const tensor *t)
     eng_error err = {0};
     double *xd = NULL; /* small tensors: one f64 copy on the host; huge ones: read the sample */
     if (step == 1) {   /* (cast on the tensor's device, then one copy to the host) */
-        tensor *d = tensor_cast(t, KN_F64, &err);
+        tensor *d = tensor_cast(t, DT_F64, &err);
         xd = d ? tensor_to_host(d, &err) : NULL;
         tensor_decref(d);
         if (!xd)

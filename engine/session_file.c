@@ -472,7 +472,7 @@ static int save_optimizers(eng_session *s, bbuf *man, bbuf *zip, zmember *ms, in
                 snprintf(member, sizeof member, "optimizer/%d/param/%d.npy", h, i);
                 if (add_tensor_member(zip, ms, nm, member, p, err))
                     return -1;
-                bb_printf(man, "\"member\": \"%s\", \"dtype\": \"%s\"", member, kn_dtype_name(p->dtype));
+                bb_printf(man, "\"member\": \"%s\", \"dtype\": \"%s\"", member, tensor_dtype_name(p->dtype));
             }
             const char *which[2] = {"m", "v"};
             tensor *bufs[2] = {o->m[i], o->v[i]};
@@ -574,7 +574,7 @@ int eng_session_save(eng_session *s, const char *path, char **summary, eng_error
             bb_printf(&man, ", \"value\": ");
             json_string(&man, v.as.s->data, (size_t)v.as.s->len);
             break;
-        case VAL_DTYPE: bb_printf(&man, ", \"value\": \"%s\"", kn_dtype_name((kn_dtype)v.as.i)); break;
+        case VAL_DTYPE: bb_printf(&man, ", \"value\": \"%s\"", tensor_dtype_name((tensor_dtype)v.as.i)); break;
         case VAL_DEVICE: bb_printf(&man, ", \"value\": \"%s\"", value_device_name(v.as.i)); break;
         case VAL_TUPLE:
             bb_printf(&man, ", \"value\": [");
@@ -589,7 +589,7 @@ int eng_session_save(eng_session *s, const char *path, char **summary, eng_error
             bb_printf(&man, ", \"member\": ");
             json_string(&man, member, strlen(member));
             bb_printf(&man, ", \"dtype\": \"%s\", \"device\": \"%s\", \"requires_grad\": %s, \"shape\": [",
-                      kn_dtype_name(t->dtype), t->storage->backend->name, t->requires_grad ? "true" : "false");
+                      tensor_dtype_name(t->dtype), t->storage->backend->name, t->requires_grad ? "true" : "false");
             for (int d = 0; d < t->ndim; d++)
                 bb_printf(&man, d ? ", %lld" : "%lld", (long long)t->shape[d]);
             bb_printf(&man, "]");
@@ -699,9 +699,9 @@ static int load_value(eng_session *s, const jv *e, const unsigned char *buf, siz
         if (!t)
             return -1;
         const char *dt = jstr(e, "dtype");
-        int want = dt ? kn_dtype_from_name(dt) : -1;
-        if (want >= 0 && (kn_dtype)want != t->dtype) { /* bf16 is stored as f32 */
-            tensor *c = tensor_cast(t, (kn_dtype)want, err);
+        int want = dt ? tensor_dtype_from_name(dt) : -1;
+        if (want >= 0 && (tensor_dtype)want != t->dtype) { /* bf16 is stored as f32 */
+            tensor *c = tensor_cast(t, (tensor_dtype)want, err);
             tensor_decref(t);
             if (!(t = c))
                 return -1;
@@ -718,13 +718,13 @@ static int load_value(eng_session *s, const jv *e, const unsigned char *buf, siz
     } else if (!strcmp(kind, "float") && val && val->str) {
         v = value_float(strtod(val->str, NULL));
     } else if (!strcmp(kind, "string") && val && val->kind == 's') {
-        kn_string *str = kn_string_new(val->str, (int64_t)strlen(val->str));
+        eng_string *str = eng_string_new(val->str, (int64_t)strlen(val->str));
         if (!str)
             return eng_fail(err, ERR_MEMORY, "%%load: out of memory");
         v.type = VAL_STRING;
         v.as.s = str;
-    } else if (!strcmp(kind, "dtype") && val && val->str && kn_dtype_from_name(val->str) >= 0) {
-        v = value_dtype((kn_dtype)kn_dtype_from_name(val->str));
+    } else if (!strcmp(kind, "dtype") && val && val->str && tensor_dtype_from_name(val->str) >= 0) {
+        v = value_dtype((tensor_dtype)tensor_dtype_from_name(val->str));
     } else if (!strcmp(kind, "device") && val && val->str) {
         v.type = VAL_DEVICE;
         v.as.i = value_device_index(val->str) > 0 ? value_device_index(val->str) : 0;
@@ -733,7 +733,7 @@ static int load_value(eng_session *s, const jv *e, const unsigned char *buf, siz
         int n = val->n < (int)(sizeof items / sizeof items[0]) ? val->n : (int)(sizeof items / sizeof items[0]);
         for (int i = 0; i < n; i++)
             items[i] = val->items[i]->str ? strtoll(val->items[i]->str, NULL, 10) : 0;
-        kn_tuple *tup = kn_tuple_new(n, items);
+        eng_tuple *tup = eng_tuple_new(n, items);
         if (!tup)
             return eng_fail(err, ERR_MEMORY, "%%load: out of memory");
         v.type = VAL_TUPLE;
@@ -754,8 +754,8 @@ static tensor *load_member(const unsigned char *buf, size_t len, const char *mem
         return NULL;
     }
     tensor *t = tensor_load_npy_mem(data, size, member, err);
-    if (t && want >= 0 && (kn_dtype)want != t->dtype) { /* bf16 is stored as f32 */
-        tensor *c = tensor_cast(t, (kn_dtype)want, err);
+    if (t && want >= 0 && (tensor_dtype)want != t->dtype) { /* bf16 is stored as f32 */
+        tensor *c = tensor_cast(t, (tensor_dtype)want, err);
         tensor_decref(t);
         t = c;
     }
@@ -802,7 +802,7 @@ static int load_optimizer(eng_session *s, const jv *e, const unsigned char *buf,
             tensor_incref(ps[i]);
         } else {
             const char *dt = jstr(pe, "dtype");
-            if (!(ps[i] = load_member(buf, len, jstr(pe, "member"), dt ? kn_dtype_from_name(dt) : -1, path, err)))
+            if (!(ps[i] = load_member(buf, len, jstr(pe, "member"), dt ? tensor_dtype_from_name(dt) : -1, path, err)))
                 goto done;
             ps[i]->requires_grad = 1;
         }

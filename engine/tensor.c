@@ -21,39 +21,39 @@ volatile int tensor_interrupt_flag;
 static const struct {
     const char *name; /* as the language spells it */
     size_t size;      /* bytes per element */
-} dtype_info[KN_NDTYPE] = {
-    [KN_BOOL] = {"bool", 1}, [KN_U8] = {"u8", 1},    [KN_I32] = {"i32", 4},
-    [KN_I64] = {"i64", 8},   [KN_F16] = {"f16", 2},  [KN_BF16] = {"bf16", 2},
-    [KN_F32] = {"f32", 4},   [KN_F64] = {"f64", 8},
+} dtype_info[DT_COUNT] = {
+    [DT_BOOL] = {"bool", 1}, [DT_U8] = {"u8", 1},    [DT_I32] = {"i32", 4},
+    [DT_I64] = {"i64", 8},   [DT_F16] = {"f16", 2},  [DT_BF16] = {"bf16", 2},
+    [DT_F32] = {"f32", 4},   [DT_F64] = {"f64", 8},
 };
 
-size_t kn_dtype_size(kn_dtype dt)
+size_t tensor_dtype_size(tensor_dtype dt)
 {
-    return (unsigned)dt < KN_NDTYPE ? dtype_info[dt].size : 0;
+    return (unsigned)dt < DT_COUNT ? dtype_info[dt].size : 0;
 }
 
-const char *kn_dtype_name(kn_dtype dt)
+const char *tensor_dtype_name(tensor_dtype dt)
 {
-    return (unsigned)dt < KN_NDTYPE ? dtype_info[dt].name : "?";
+    return (unsigned)dt < DT_COUNT ? dtype_info[dt].name : "?";
 }
 
-int kn_dtype_from_name(const char *name)
+int tensor_dtype_from_name(const char *name)
 {
-    for (int i = 0; i < KN_NDTYPE; i++)
+    for (int i = 0; i < DT_COUNT; i++)
         if (strcmp(name, dtype_info[i].name) == 0)
             return i;
     return -1;
 }
 
-int kn_dtype_is_float(kn_dtype dt)
+int tensor_dtype_is_float(tensor_dtype dt)
 {
-    return dt == KN_F16 || dt == KN_BF16 || dt == KN_F32 || dt == KN_F64;
+    return dt == DT_F16 || dt == DT_BF16 || dt == DT_F32 || dt == DT_F64;
 }
 
-kn_dtype kn_dtype_promote(kn_dtype a, kn_dtype b)
+tensor_dtype tensor_dtype_promote(tensor_dtype a, tensor_dtype b)
 {
-    if ((a == KN_F16 && b == KN_BF16) || (a == KN_BF16 && b == KN_F16))
-        return KN_F32; /* neither holds the other */
+    if ((a == DT_F16 && b == DT_BF16) || (a == DT_BF16 && b == DT_F16))
+        return DT_F32; /* neither holds the other */
     return a > b ? a : b;
 }
 
@@ -93,15 +93,15 @@ float tensor_f16_to_f32(uint16_t h)
     return sign ? -v : v;
 }
 
-double tensor_host_load(kn_dtype dt, const void *p)
+double tensor_host_load(tensor_dtype dt, const void *p)
 {
     switch (dt) {
-    case KN_BOOL: return *(const uint8_t *)p != 0;
-    case KN_U8: return *(const uint8_t *)p;
-    case KN_I32: { int32_t v; memcpy(&v, p, 4); return v; }
-    case KN_I64: { int64_t v; memcpy(&v, p, 8); return (double)v; }
-    case KN_F16: { uint16_t v; memcpy(&v, p, 2); return tensor_f16_to_f32(v); }
-    case KN_BF16: {
+    case DT_BOOL: return *(const uint8_t *)p != 0;
+    case DT_U8: return *(const uint8_t *)p;
+    case DT_I32: { int32_t v; memcpy(&v, p, 4); return v; }
+    case DT_I64: { int64_t v; memcpy(&v, p, 8); return (double)v; }
+    case DT_F16: { uint16_t v; memcpy(&v, p, 2); return tensor_f16_to_f32(v); }
+    case DT_BF16: {
         uint16_t v;
         memcpy(&v, p, 2);
         uint32_t bits = (uint32_t)v << 16;
@@ -109,8 +109,8 @@ double tensor_host_load(kn_dtype dt, const void *p)
         memcpy(&f, &bits, 4);
         return f;
     }
-    case KN_F32: { float v; memcpy(&v, p, 4); return v; }
-    case KN_F64: { double v; memcpy(&v, p, 8); return v; }
+    case DT_F32: { float v; memcpy(&v, p, 4); return v; }
+    case DT_F64: { double v; memcpy(&v, p, 8); return v; }
     default: return 0;
     }
 }
@@ -170,7 +170,7 @@ void *tensor_oom_note_user(void)
 
 /* the MemoryError of a failed allocation: on a device backend, what the allocator
  * says (size asked for, what is free) and the largest live tensors by variable name */
-static void oom_error(const eng_backend *be, kn_dtype dt, int ndim, const int64_t *shape, size_t bytes,
+static void oom_error(const eng_backend *be, tensor_dtype dt, int ndim, const int64_t *shape, size_t bytes,
                       eng_error *err)
 {
     char b[TENSOR_SHAPE_BUF], why[400] = "", live[300] = "";
@@ -180,29 +180,29 @@ static void oom_error(const eng_backend *be, kn_dtype dt, int ndim, const int64_
     if (oom_note)
         oom_note(oom_note_user, be, live, sizeof live);
     if (be == &cpu_backend && !why[0]) {
-        eng_fail(err, ERR_MEMORY, "out of memory for a %s tensor of shape %s", kn_dtype_name(dt), b);
+        eng_fail(err, ERR_MEMORY, "out of memory for a %s tensor of shape %s", tensor_dtype_name(dt), b);
         return;
     }
     if (why[0]) /* the allocator's words: the size asked for, what the device has free */
         eng_fail(err, ERR_MEMORY, "out of memory on %s for a %s tensor of shape %s: %s%s%s", be->name,
-                 kn_dtype_name(dt), b, why, live[0] ? "; " : "", live);
+                 tensor_dtype_name(dt), b, why, live[0] ? "; " : "", live);
     else
         eng_fail(err, ERR_MEMORY, "out of memory on %s for a %s tensor of shape %s (%zu bytes)%s%s", be->name,
-                 kn_dtype_name(dt), b, bytes, live[0] ? "; " : "", live);
+                 tensor_dtype_name(dt), b, bytes, live[0] ? "; " : "", live);
 }
 
-tensor *tensor_empty(kn_dtype dt, int ndim, const int64_t *shape, eng_error *err)
+tensor *tensor_empty(tensor_dtype dt, int ndim, const int64_t *shape, eng_error *err)
 {
     return tensor_empty_on(tensor_placement(), dt, ndim, shape, err);
 }
 
-tensor *tensor_empty_on(const eng_backend *be, kn_dtype dt, int ndim, const int64_t *shape, eng_error *err)
+tensor *tensor_empty_on(const eng_backend *be, tensor_dtype dt, int ndim, const int64_t *shape, eng_error *err)
 {
-    if ((unsigned)dt >= KN_NDTYPE) {
+    if ((unsigned)dt >= DT_COUNT) {
         eng_fail(err, ERR_TYPE, "empty: unknown dtype %d", (int)dt);
         return NULL;
     }
-    if (check_shape("empty", ndim, shape, kn_dtype_size(dt), err) < 0)
+    if (check_shape("empty", ndim, shape, tensor_dtype_size(dt), err) < 0)
         return NULL;
     tensor *t = calloc(1, sizeof *t);
     tensor_storage *s = calloc(1, sizeof *s);
@@ -213,7 +213,7 @@ tensor *tensor_empty_on(const eng_backend *be, kn_dtype dt, int ndim, const int6
         n *= shape[d];
     s->refcount = 1;
     s->backend = be;
-    s->bytes = (size_t)n * kn_dtype_size(dt);
+    s->bytes = (size_t)n * tensor_dtype_size(dt);
     s->data = be->alloc(s->bytes);
     if (!s->data)
         goto err;
@@ -278,18 +278,18 @@ int tensor_merge_dims(int nop, const tensor *const *ts, int64_t *shape, int64_t 
             continue;
         int merge = nd > 0;
         for (int k = 0; k < nop && merge; k++)
-            if (stride[k][nd - 1] != ts[k]->stride[d] * (int64_t)kn_dtype_size(ts[k]->dtype) * n)
+            if (stride[k][nd - 1] != ts[k]->stride[d] * (int64_t)tensor_dtype_size(ts[k]->dtype) * n)
                 merge = 0;
         int at = merge ? nd - 1 : nd;
         shape[at] = merge ? shape[at] * n : n;
         for (int k = 0; k < nop; k++)
-            stride[k][at] = ts[k]->stride[d] * (int64_t)kn_dtype_size(ts[k]->dtype);
+            stride[k][at] = ts[k]->stride[d] * (int64_t)tensor_dtype_size(ts[k]->dtype);
         nd += !merge;
     }
     if (nd == 0) { /* one element (or none) */
         shape[0] = 1;
         for (int k = 0; k < nop; k++)
-            stride[k][0] = (int64_t)kn_dtype_size(ts[k]->dtype);
+            stride[k][0] = (int64_t)tensor_dtype_size(ts[k]->dtype);
         nd = 1;
     }
     return nd;
@@ -310,12 +310,12 @@ int tensor_is_contiguous(const tensor *t)
 
 void *tensor_data_ptr(const tensor *t)
 {
-    return (char *)t->storage->data + t->offset * (int64_t)kn_dtype_size(t->dtype);
+    return (char *)t->storage->data + t->offset * (int64_t)tensor_dtype_size(t->dtype);
 }
 
 size_t tensor_nbytes(const tensor *t)
 {
-    return (size_t)tensor_numel(t) * kn_dtype_size(t->dtype);
+    return (size_t)tensor_numel(t) * tensor_dtype_size(t->dtype);
 }
 
 /* a new view header onto t's storage, with t's dtype; shape and strides to be set */
@@ -337,7 +337,7 @@ static tensor *view_of(const tensor *t, eng_error *err)
 
 /* ---- host transfer ---- */
 
-tensor *tensor_from_host(const void *data, kn_dtype dt, int ndim, const int64_t *shape, eng_error *err)
+tensor *tensor_from_host(const void *data, tensor_dtype dt, int ndim, const int64_t *shape, eng_error *err)
 {
     tensor *t = tensor_empty(dt, ndim, shape, err);
     if (!t)
@@ -371,7 +371,7 @@ void *tensor_to_host(const tensor *t, eng_error *err)
 
 /* ---- creation ---- */
 
-tensor *tensor_full(kn_dtype dt, int ndim, const int64_t *shape, double value, eng_error *err)
+tensor *tensor_full(tensor_dtype dt, int ndim, const int64_t *shape, double value, eng_error *err)
 {
     tensor *t = tensor_empty(dt, ndim, shape, err);
     if (t && t->storage->backend->fill(t, value, err) < 0) {
@@ -381,12 +381,12 @@ tensor *tensor_full(kn_dtype dt, int ndim, const int64_t *shape, double value, e
     return t;
 }
 
-tensor *tensor_scalar(double v, kn_dtype dt, eng_error *err)
+tensor *tensor_scalar(double v, tensor_dtype dt, eng_error *err)
 {
     return tensor_full(dt, 0, NULL, v, err);
 }
 
-tensor *tensor_arange(double start, double stop, double step, kn_dtype dt, eng_error *err)
+tensor *tensor_arange(double start, double stop, double step, tensor_dtype dt, eng_error *err)
 {
     if (step == 0 || step != step) {
         eng_fail(err, ERR_VALUE, "arange: step must be non-zero");
@@ -422,12 +422,12 @@ tensor *tensor_linspace(double start, double stop, int64_t n, eng_error *err)
         v[i] = start + (double)i * step;
     if (n > 1)
         v[n - 1] = stop;
-    tensor *t = tensor_from_doubles(v, KN_F32, 1, &n, err);
+    tensor *t = tensor_from_doubles(v, DT_F32, 1, &n, err);
     free(v);
     return t;
 }
 
-tensor *tensor_eye(int64_t n, int64_t m, kn_dtype dt, eng_error *err)
+tensor *tensor_eye(int64_t n, int64_t m, tensor_dtype dt, eng_error *err)
 {
     int64_t shape[2] = {n, m < 0 ? n : m};
     tensor *t = tensor_full(dt, 2, shape, 0, err);
@@ -451,7 +451,7 @@ tensor *tensor_eye(int64_t n, int64_t m, kn_dtype dt, eng_error *err)
     return t;
 }
 
-static tensor *random_tensor(int kind, kn_dtype dt, tensor_rng *rng, int64_t lo, int64_t hi,
+static tensor *random_tensor(int kind, tensor_dtype dt, tensor_rng *rng, int64_t lo, int64_t hi,
                              int ndim, const int64_t *shape, eng_error *err)
 {
     tensor *t = tensor_empty(dt, ndim, shape, err);
@@ -467,12 +467,12 @@ static tensor *random_tensor(int kind, kn_dtype dt, tensor_rng *rng, int64_t lo,
 
 tensor *tensor_rand(tensor_rng *rng, int ndim, const int64_t *shape, eng_error *err)
 {
-    return random_tensor(0, KN_F32, rng, 0, 0, ndim, shape, err);
+    return random_tensor(0, DT_F32, rng, 0, 0, ndim, shape, err);
 }
 
 tensor *tensor_randn(tensor_rng *rng, int ndim, const int64_t *shape, eng_error *err)
 {
-    return random_tensor(1, KN_F32, rng, 0, 0, ndim, shape, err);
+    return random_tensor(1, DT_F32, rng, 0, 0, ndim, shape, err);
 }
 
 tensor *tensor_randint(tensor_rng *rng, int64_t lo, int64_t hi, int ndim, const int64_t *shape,
@@ -482,14 +482,14 @@ tensor *tensor_randint(tensor_rng *rng, int64_t lo, int64_t hi, int ndim, const 
         eng_fail(err, ERR_VALUE, "randint: empty range [%lld, %lld)", (long long)lo, (long long)hi);
         return NULL;
     }
-    return random_tensor(2, KN_I64, rng, lo, hi, ndim, shape, err);
+    return random_tensor(2, DT_I64, rng, lo, hi, ndim, shape, err);
 }
 
-tensor *tensor_from_doubles(const double *v, kn_dtype dt, int ndim, const int64_t *shape,
+tensor *tensor_from_doubles(const double *v, tensor_dtype dt, int ndim, const int64_t *shape,
                             eng_error *err)
 {
-    tensor *f = tensor_from_host(v, KN_F64, ndim, shape, err);
-    if (!f || dt == KN_F64)
+    tensor *f = tensor_from_host(v, DT_F64, ndim, shape, err);
+    if (!f || dt == DT_F64)
         return f;
     tensor *t = tensor_cast(f, dt, err);
     tensor_decref(f);
@@ -506,7 +506,7 @@ double tensor_get_flat(const tensor *t, int64_t i)
         off += (i % n) * t->stride[d];
         i /= n;
     }
-    size_t es = kn_dtype_size(t->dtype);
+    size_t es = tensor_dtype_size(t->dtype);
     unsigned char buf[8];
     if (t->storage->backend->to_host(buf, (char *)t->storage->data + off * (int64_t)es, es, NULL) < 0)
         return NAN;
@@ -856,7 +856,7 @@ tensor *tensor_contiguous(tensor *t, eng_error *err)
     return tensor_clone(t, err);
 }
 
-tensor *tensor_cast(const tensor *t, kn_dtype dt, eng_error *err)
+tensor *tensor_cast(const tensor *t, tensor_dtype dt, eng_error *err)
 {
     if (AG_WANTS(t))
         return ag_cast(t, dt, err);

@@ -15,30 +15,31 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "engine/error.h"
+#include "numeric/elem.h" /* the dtype codes and the generic element load/store */
 
 #define TENSOR_MAXDIM 8
 
 /* Order matters: tensor_promote uses it (bool < u8 < i32 < i64 < f16 < bf16 < f32 < f64). */
-typedef enum kn_dtype {
-    KN_BOOL = 0, /* 1 byte, 0 or 1 */
-    KN_U8,
-    KN_I32,
-    KN_I64,
-    KN_F16,      /* storage only on the CPU: reserved for the CUDA backend */
-    KN_BF16,     /* likewise */
-    KN_F32,      /* the default dtype */
-    KN_F64,
-    KN_NDTYPE
-} kn_dtype;
+typedef enum tensor_dtype {
+    DT_BOOL = NUM_BOOL, /* 1 byte, 0 or 1 */
+    DT_U8 = NUM_U8,
+    DT_I32 = NUM_I32,
+    DT_I64 = NUM_I64,
+    DT_F16 = NUM_F16,   /* storage only on the CPU: reserved for the CUDA backend */
+    DT_BF16 = NUM_BF16, /* likewise */
+    DT_F32 = NUM_F32,   /* the default dtype */
+    DT_F64 = NUM_F64,
+    DT_COUNT
+} tensor_dtype;
 
-typedef enum kn_opid {
-#define KN_UNARY(ID, name, expr) KN_OP_##ID,
-#define KN_BINARY(ID, name, expr) KN_OP_##ID,
-#define KN_COMPARE(ID, name, expr) KN_OP_##ID,
-#define KN_REDUCE(ID, name) KN_OP_##ID,
+typedef enum op_id {
+#define OP_UNARY(ID, name, expr) OP_##ID,
+#define OP_BINARY(ID, name, expr) OP_##ID,
+#define OP_COMPARE(ID, name, expr) OP_##ID,
+#define OP_REDUCE(ID, name) OP_##ID,
 #include "engine/ops.def"
-    KN_NOPS
-} kn_opid;
+    OP_COUNT
+} op_id;
 
 struct eng_backend;
 
@@ -51,7 +52,7 @@ typedef struct tensor_storage {
 
 typedef struct tensor {
     int refcount;                   /* values, views and tapes that hold it */
-    kn_dtype dtype;                 /* element type */
+    tensor_dtype dtype;                 /* element type */
     int ndim;                       /* 0 for a scalar tensor */
     int64_t shape[TENSOR_MAXDIM];   /* extent of each dimension */
     int64_t stride[TENSOR_MAXDIM];  /* in elements; 0 for a broadcast dimension */
@@ -71,15 +72,15 @@ typedef struct tensor_rng {
 } tensor_rng;
 
 /* ---- dtypes ---- */
-size_t kn_dtype_size(kn_dtype dt);
-const char *kn_dtype_name(kn_dtype dt);      /* "f32" */
-int kn_dtype_from_name(const char *name);    /* -1 if unknown */
-int kn_dtype_is_float(kn_dtype dt);
-kn_dtype kn_dtype_promote(kn_dtype a, kn_dtype b);
-const char *kn_op_name(kn_opid op);          /* "add", from ops.def */
+size_t tensor_dtype_size(tensor_dtype dt);
+const char *tensor_dtype_name(tensor_dtype dt);      /* "f32" */
+int tensor_dtype_from_name(const char *name);    /* -1 if unknown */
+int tensor_dtype_is_float(tensor_dtype dt);
+tensor_dtype tensor_dtype_promote(tensor_dtype a, tensor_dtype b);
+const char *tensor_op_name(op_id op);          /* "add", from ops.def */
 
 /* ---- life ---- */
-tensor *tensor_empty(kn_dtype dt, int ndim, const int64_t *shape, eng_error *err);
+tensor *tensor_empty(tensor_dtype dt, int ndim, const int64_t *shape, eng_error *err);
 void tensor_incref(tensor *t);
 void tensor_decref(tensor *t);
 int64_t tensor_numel(const tensor *t);
@@ -94,18 +95,18 @@ void *tensor_data_ptr(const tensor *t); /* address of the first element */
 size_t tensor_nbytes(const tensor *t);  /* numel * dtype size */
 
 /* ---- creation ---- */
-tensor *tensor_full(kn_dtype dt, int ndim, const int64_t *shape, double value, eng_error *err);
-tensor *tensor_arange(double start, double stop, double step, kn_dtype dt, eng_error *err);
+tensor *tensor_full(tensor_dtype dt, int ndim, const int64_t *shape, double value, eng_error *err);
+tensor *tensor_arange(double start, double stop, double step, tensor_dtype dt, eng_error *err);
 tensor *tensor_linspace(double start, double stop, int64_t n, eng_error *err);
-tensor *tensor_eye(int64_t n, int64_t m, kn_dtype dt, eng_error *err);
+tensor *tensor_eye(int64_t n, int64_t m, tensor_dtype dt, eng_error *err);
 tensor *tensor_rand(tensor_rng *rng, int ndim, const int64_t *shape, eng_error *err);  /* U[0,1) f32 */
 tensor *tensor_randn(tensor_rng *rng, int ndim, const int64_t *shape, eng_error *err); /* N(0,1) f32 */
 tensor *tensor_randint(tensor_rng *rng, int64_t lo, int64_t hi, int ndim, const int64_t *shape,
                        eng_error *err); /* i64 in [lo, hi) */
 /* from n doubles in row-major order (tensor literals, tests) */
-tensor *tensor_from_doubles(const double *v, kn_dtype dt, int ndim, const int64_t *shape,
+tensor *tensor_from_doubles(const double *v, tensor_dtype dt, int ndim, const int64_t *shape,
                             eng_error *err);
-tensor *tensor_scalar(double v, kn_dtype dt, eng_error *err); /* 0-d */
+tensor *tensor_scalar(double v, tensor_dtype dt, eng_error *err); /* 0-d */
 
 /* ---- elements ---- */
 double tensor_get_flat(const tensor *t, int64_t i); /* i-th element in row-major order */
@@ -127,28 +128,28 @@ tensor *tensor_flatten(tensor *t, eng_error *err);
 /* ---- copies ---- */
 tensor *tensor_contiguous(tensor *t, eng_error *err); /* t itself (new ref) if already */
 tensor *tensor_clone(const tensor *t, eng_error *err);
-tensor *tensor_cast(const tensor *t, kn_dtype dt, eng_error *err);
+tensor *tensor_cast(const tensor *t, tensor_dtype dt, eng_error *err);
 /* dst[...] = src with broadcasting and cast (dst may be a view: x[1:3] = y) */
 int tensor_assign(tensor *dst, const tensor *src, eng_error *err);
 int tensor_fill(tensor *dst, double v, eng_error *err);
 
 /* ---- arithmetic (ops.def) ---- */
 /* Result dtype: unary float ops on integer input give f32; NEG/ABS/CLAMP/ROUND... keep it. */
-tensor *tensor_unary(kn_opid op, const tensor *x, double p0, double p1, eng_error *err);
-/* Broadcasting; dtype by kn_dtype_promote; comparisons give bool; integer DIV and MOD
+tensor *tensor_unary(op_id op, const tensor *x, double p0, double p1, eng_error *err);
+/* Broadcasting; dtype by tensor_dtype_promote; comparisons give bool; integer DIV and MOD
  * follow C (truncation) and fail with ERR_ZERODIV on a zero divisor. */
-tensor *tensor_binary(kn_opid op, const tensor *a, const tensor *b, eng_error *err);
+tensor *tensor_binary(op_id op, const tensor *a, const tensor *b, eng_error *err);
 /* a op= b in place (a keeps its dtype and shape; b must broadcast to a) */
-int tensor_binary_inplace(kn_opid op, tensor *a, const tensor *b, eng_error *err);
+int tensor_binary_inplace(op_id op, tensor *a, const tensor *b, eng_error *err);
 /* A scalar operand is "weak": it takes the tensor's dtype unless the tensor is integer
  * and the scalar a float (then f32). scalar_left: the scalar is the left operand. */
-tensor *tensor_binary_scalar(kn_opid op, const tensor *t, double s, int s_is_float, int scalar_left,
+tensor *tensor_binary_scalar(op_id op, const tensor *t, double s, int s_is_float, int scalar_left,
                              eng_error *err);
 /* dim < 0 is counted from the end; TENSOR_ALLDIMS reduces everything to a 0-d tensor.
  * ARGMAX/ARGMIN give i64; MEAN/VAR/STD/NORM give float; VAR/STD are population
  * (ddof 0, as NumPy's default). */
 #define TENSOR_ALLDIMS (-1000)
-tensor *tensor_reduce(kn_opid op, const tensor *x, int dim, int keepdim, eng_error *err);
+tensor *tensor_reduce(op_id op, const tensor *x, int dim, int keepdim, eng_error *err);
 tensor *tensor_where(const tensor *c, const tensor *a, const tensor *b, eng_error *err);
 
 /* ---- linear algebra ---- */

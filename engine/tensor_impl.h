@@ -11,12 +11,12 @@ char *tensor_shape_str(int ndim, const int64_t *shape, char *buf, size_t size);
 #define TENSOR_SHAPE_BUF 200
 
 /* a value of dtype dt at host address p, as a double (f16/bf16 decoded) */
-double tensor_host_load(kn_dtype dt, const void *p);
+double tensor_host_load(tensor_dtype dt, const void *p);
 /* f16 <-> f32 on the host, for npy */
 float tensor_f16_to_f32(uint16_t h);
 
 /* A new tensor of shape (ndim, shape) made from host memory laid out row-major (copied). */
-tensor *tensor_from_host(const void *data, kn_dtype dt, int ndim, const int64_t *shape,
+tensor *tensor_from_host(const void *data, tensor_dtype dt, int ndim, const int64_t *shape,
                          eng_error *err);
 /* A malloc'ed host copy of t's elements, row-major (contiguous); NULL with err filled. */
 void *tensor_to_host(const tensor *t, eng_error *err);
@@ -31,7 +31,7 @@ void *tensor_to_host(const tensor *t, eng_error *err);
 const eng_backend *tensor_place(const eng_backend *be);
 /* Where tensor_empty allocates now. */
 const eng_backend *tensor_placement(void);
-tensor *tensor_empty_on(const eng_backend *be, kn_dtype dt, int ndim, const int64_t *shape, eng_error *err);
+tensor *tensor_empty_on(const eng_backend *be, tensor_dtype dt, int ndim, const int64_t *shape, eng_error *err);
 /* The backend an op named op runs on for these operands (NULL entries skipped): the one
  * they share. 0-d operands may live anywhere (tensor_to brings them over, as PyTorch
  * does for CPU scalars). Operands on two backends: NULL and a RuntimeError naming the

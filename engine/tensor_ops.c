@@ -3,7 +3,7 @@
  *
  * Rules (docs/tensors.md says them for users):
  *   - Broadcasting is NumPy's: shapes align at the right, a size-1 dimension stretches.
- *   - Binary ops compute in kn_dtype_promote(a, b) (bool < u8 < i32 < i64 < f16 < bf16 <
+ *   - Binary ops compute in tensor_dtype_promote(a, b) (bool < u8 < i32 < i64 < f16 < bf16 <
  *     f32 < f64; f16 with bf16 gives f32); arithmetic on two bools computes in i64, as
  *     C's does; comparisons and logical ops give bool.
  *   - A scalar operand is weak: it takes the tensor's dtype, except a float scalar with
@@ -20,36 +20,36 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *kn_op_name(kn_opid op)
+const char *tensor_op_name(op_id op)
 {
     switch (op) {
-#define KN_UNARY(ID, name, expr) case KN_OP_##ID: return name;
-#define KN_BINARY(ID, name, expr) case KN_OP_##ID: return name;
-#define KN_COMPARE(ID, name, expr) case KN_OP_##ID: return name;
-#define KN_REDUCE(ID, name) case KN_OP_##ID: return name;
+#define OP_UNARY(ID, name, expr) case OP_##ID: return name;
+#define OP_BINARY(ID, name, expr) case OP_##ID: return name;
+#define OP_COMPARE(ID, name, expr) case OP_##ID: return name;
+#define OP_REDUCE(ID, name) case OP_##ID: return name;
 #include "engine/ops.def"
     default: return "op";
     }
 }
 
-static int is_compare(kn_opid op)
+static int is_compare(op_id op)
 {
     switch (op) {
-#define KN_COMPARE(ID, name, expr) case KN_OP_##ID: return 1;
+#define OP_COMPARE(ID, name, expr) case OP_##ID: return 1;
 #include "engine/ops.def"
     default: return 0;
     }
 }
 
-static int is_half(kn_dtype dt)
+static int is_half(tensor_dtype dt)
 {
-    return dt == KN_F16 || dt == KN_BF16;
+    return dt == DT_F16 || dt == DT_BF16;
 }
 
 #define SHAPE(t, buf) tensor_shape_str((t)->ndim, (t)->shape, buf, sizeof buf)
 
 /* x cast to dt (a new reference; x itself when it already is dt) */
-static tensor *as_dtype(const tensor *x, kn_dtype dt, eng_error *err)
+static tensor *as_dtype(const tensor *x, tensor_dtype dt, eng_error *err)
 {
     if (x->dtype == dt) {
         tensor_incref((tensor *)x);
@@ -116,45 +116,45 @@ static void operands_end(placed *p)
 
 /* ---- unary ---- */
 
-static int unary_is_float_fn(kn_opid op)
+static int unary_is_float_fn(op_id op)
 {
     switch (op) {
-    case KN_OP_EXP: case KN_OP_LOG: case KN_OP_SQRT: case KN_OP_TANH: case KN_OP_SIGMOID:
-    case KN_OP_GELU: case KN_OP_SIN: case KN_OP_COS:
+    case OP_EXP: case OP_LOG: case OP_SQRT: case OP_TANH: case OP_SIGMOID:
+    case OP_GELU: case OP_SIN: case OP_COS:
         return 1;
     default:
         return 0;
     }
 }
 
-static tensor *unary_impl(kn_opid op, const tensor *x, double p0, double p1, eng_error *err);
+static tensor *unary_impl(op_id op, const tensor *x, double p0, double p1, eng_error *err);
 
-tensor *tensor_unary(kn_opid op, const tensor *x, double p0, double p1, eng_error *err)
+tensor *tensor_unary(op_id op, const tensor *x, double p0, double p1, eng_error *err)
 {
     if (AG_WANTS(x))
         return ag_unary(op, x, p0, p1, err);
     placed p;
-    if (operands_begin(&p, kn_op_name(op), &x, 1, err) < 0)
+    if (operands_begin(&p, tensor_op_name(op), &x, 1, err) < 0)
         return NULL;
     tensor *r = unary_impl(op, p.t[0], p0, p1, err);
     operands_end(&p);
     return r;
 }
 
-static tensor *unary_impl(kn_opid op, const tensor *x, double p0, double p1, eng_error *err)
+static tensor *unary_impl(op_id op, const tensor *x, double p0, double p1, eng_error *err)
 {
-    kn_dtype cd = x->dtype, final;
-    if (unary_is_float_fn(op) && !kn_dtype_is_float(cd))
-        cd = KN_F32;
-    if (op == KN_OP_NEG && cd == KN_BOOL)
-        cd = KN_I64;
+    tensor_dtype cd = x->dtype, final;
+    if (unary_is_float_fn(op) && !tensor_dtype_is_float(cd))
+        cd = DT_F32;
+    if (op == OP_NEG && cd == DT_BOOL)
+        cd = DT_I64;
     if (is_half(cd))
-        cd = KN_F32;
+        cd = DT_F32;
     final = is_half(x->dtype) ? x->dtype : cd;
-    kn_dtype od = cd;
-    if (op == KN_OP_NOT) {
+    tensor_dtype od = cd;
+    if (op == OP_NOT) {
         cd = x->dtype;
-        od = final = KN_BOOL;
+        od = final = DT_BOOL;
     }
     tensor *xc = NULL, *out = NULL, *r = NULL;
     if (!(xc = as_dtype(x, cd, err)))
@@ -179,28 +179,28 @@ err:
 /* ---- binary ---- */
 
 /* a op b computed in cd (result cd, or bool for comparisons; f16/bf16 cd computes in f32) */
-static tensor *binary_impl(kn_opid op, const tensor *a, const tensor *b, kn_dtype cd, eng_error *err)
+static tensor *binary_impl(op_id op, const tensor *a, const tensor *b, tensor_dtype cd, eng_error *err)
 {
     char b1[TENSOR_SHAPE_BUF], b2[TENSOR_SHAPE_BUF];
     int nd;
     int64_t shape[TENSOR_MAXDIM];
     if (broadcast_shape(a->ndim, a->shape, b->ndim, b->shape, &nd, shape) < 0) {
-        eng_fail(err, ERR_SHAPE, "%s: shapes %s and %s do not broadcast", kn_op_name(op), SHAPE(a, b1),
+        eng_fail(err, ERR_SHAPE, "%s: shapes %s and %s do not broadcast", tensor_op_name(op), SHAPE(a, b1),
                  SHAPE(b, b2));
         return NULL;
     }
-    kn_dtype final = cd;
+    tensor_dtype final = cd;
     if (is_half(cd))
-        cd = KN_F32;
+        cd = DT_F32;
     int cmp = is_compare(op);
     if (cmp)
-        final = KN_BOOL;
+        final = DT_BOOL;
     tensor *ac = NULL, *bc = NULL, *ae = NULL, *be = NULL, *out = NULL;
     if (!(ac = as_dtype(a, cd, err)) || !(bc = as_dtype(b, cd, err)))
         goto err;
     if (!(ae = tensor_expand(ac, nd, shape, err)) || !(be = tensor_expand(bc, nd, shape, err)))
         goto err;
-    if (!(out = tensor_empty(cmp ? KN_BOOL : cd, nd, shape, err)))
+    if (!(out = tensor_empty(cmp ? DT_BOOL : cd, nd, shape, err)))
         goto err;
     if (out->storage->backend->binary(op, out, ae, be, err) < 0)
         goto err;
@@ -223,40 +223,40 @@ err:
     return NULL;
 }
 
-static int is_arith(kn_opid op)
+static int is_arith(op_id op)
 {
-    return op == KN_OP_ADD || op == KN_OP_SUB || op == KN_OP_MUL || op == KN_OP_DIV ||
-           op == KN_OP_MOD || op == KN_OP_POW;
+    return op == OP_ADD || op == OP_SUB || op == OP_MUL || op == OP_DIV ||
+           op == OP_MOD || op == OP_POW;
 }
 
-tensor *tensor_binary(kn_opid op, const tensor *a, const tensor *b, eng_error *err)
+tensor *tensor_binary(op_id op, const tensor *a, const tensor *b, eng_error *err)
 {
     if (AG_WANTS2(a, b))
         return ag_binary(op, a, b, err);
-    kn_dtype cd = kn_dtype_promote(a->dtype, b->dtype);
-    if (cd == KN_BOOL && is_arith(op))
-        cd = KN_I64;
+    tensor_dtype cd = tensor_dtype_promote(a->dtype, b->dtype);
+    if (cd == DT_BOOL && is_arith(op))
+        cd = DT_I64;
     placed p;
     const tensor *ops[2] = {a, b};
-    if (operands_begin(&p, kn_op_name(op), ops, 2, err) < 0)
+    if (operands_begin(&p, tensor_op_name(op), ops, 2, err) < 0)
         return NULL;
     tensor *r = binary_impl(op, p.t[0], p.t[1], cd, err);
     operands_end(&p);
     return r;
 }
 
-static int binary_inplace_impl(kn_opid op, tensor *a, const tensor *b, eng_error *err);
+static int binary_inplace_impl(op_id op, tensor *a, const tensor *b, eng_error *err);
 
-int tensor_binary_inplace(kn_opid op, tensor *a, const tensor *b, eng_error *err)
+int tensor_binary_inplace(op_id op, tensor *a, const tensor *b, eng_error *err)
 {
     if (AG_WANTS(a))
         return ag_refuse_inplace(a, err);
     const tensor *ops[2] = {a, b};
-    if (!tensor_common_backend(kn_op_name(op), ops, 2, err))
+    if (!tensor_common_backend(tensor_op_name(op), ops, 2, err))
         return -1;
     /* the result stays in a: b comes to a's backend (a 0-d one may come from anywhere) */
     placed p;
-    if (operands_begin(&p, kn_op_name(op), ops, 1, err) < 0)
+    if (operands_begin(&p, tensor_op_name(op), ops, 1, err) < 0)
         return -1;
     tensor *bm = tensor_to(b, a->storage->backend, err);
     int rc = bm ? binary_inplace_impl(op, a, bm, err) : -1;
@@ -265,14 +265,14 @@ int tensor_binary_inplace(kn_opid op, tensor *a, const tensor *b, eng_error *err
     return rc;
 }
 
-static int binary_inplace_impl(kn_opid op, tensor *a, const tensor *b, eng_error *err)
+static int binary_inplace_impl(op_id op, tensor *a, const tensor *b, eng_error *err)
 {
     char b1[TENSOR_SHAPE_BUF], b2[TENSOR_SHAPE_BUF];
     if (is_compare(op))
-        return eng_fail(err, ERR_TYPE, "%s: cannot be done in place", kn_op_name(op));
-    kn_dtype cd = kn_dtype_promote(a->dtype, b->dtype);
-    if (cd == KN_BOOL && is_arith(op))
-        cd = KN_I64;
+        return eng_fail(err, ERR_TYPE, "%s: cannot be done in place", tensor_op_name(op));
+    tensor_dtype cd = tensor_dtype_promote(a->dtype, b->dtype);
+    if (cd == DT_BOOL && is_arith(op))
+        cd = DT_I64;
     /* fast path: a is contiguous, already the compute dtype, and b is another storage */
     if (cd == a->dtype && !is_half(cd) && tensor_is_contiguous(a) && b->storage != a->storage) {
         tensor *bc = as_dtype(b, cd, err), *be = NULL;
@@ -282,7 +282,7 @@ static int binary_inplace_impl(kn_opid op, tensor *a, const tensor *b, eng_error
         tensor_decref(bc);
         if (!be)
             return eng_fail(err, ERR_SHAPE, "%s: shape %s cannot be broadcast to %s in place",
-                            kn_op_name(op), SHAPE(b, b1), SHAPE(a, b2));
+                            tensor_op_name(op), SHAPE(b, b1), SHAPE(a, b2));
         int rc = a->storage->backend->binary(op, a, a, be, err);
         tensor_decref(be);
         return rc;
@@ -296,31 +296,31 @@ static int binary_inplace_impl(kn_opid op, tensor *a, const tensor *b, eng_error
     int rc;
     if (!same)
         rc = eng_fail(err, ERR_SHAPE, "%s: shape %s cannot be broadcast to %s in place",
-                      kn_op_name(op), SHAPE(b, b1), SHAPE(a, b2));
+                      tensor_op_name(op), SHAPE(b, b1), SHAPE(a, b2));
     else
         rc = tensor_assign(a, r, err);
     tensor_decref(r);
     return rc;
 }
 
-tensor *tensor_binary_scalar(kn_opid op, const tensor *t, double s, int s_is_float, int scalar_left,
+tensor *tensor_binary_scalar(op_id op, const tensor *t, double s, int s_is_float, int scalar_left,
                              eng_error *err)
 {
     if (AG_WANTS(t))
         return ag_binary_scalar(op, t, s, s_is_float, scalar_left, err);
     placed p;
-    if (operands_begin(&p, kn_op_name(op), &t, 1, err) < 0)
+    if (operands_begin(&p, tensor_op_name(op), &t, 1, err) < 0)
         return NULL;
-    kn_dtype cd = t->dtype;
-    if (s_is_float && !kn_dtype_is_float(cd))
-        cd = KN_F32;
-    else if (cd == KN_BOOL && (is_arith(op) || (!s_is_float && s != 0 && s != 1)))
-        cd = KN_I64;
+    tensor_dtype cd = t->dtype;
+    if (s_is_float && !tensor_dtype_is_float(cd))
+        cd = DT_F32;
+    else if (cd == DT_BOOL && (is_arith(op) || (!s_is_float && s != 0 && s != 1)))
+        cd = DT_I64;
     /* an int that the tensor's integer dtype cannot hold widens it (u8 + 300) */
-    if (!s_is_float && cd == KN_U8 && (s < 0 || s > 255))
-        cd = s >= -2147483648.0 && s <= 2147483647.0 ? KN_I32 : KN_I64;
-    else if (!s_is_float && cd == KN_I32 && (s < -2147483648.0 || s > 2147483647.0))
-        cd = KN_I64;
+    if (!s_is_float && cd == DT_U8 && (s < 0 || s > 255))
+        cd = s >= -2147483648.0 && s <= 2147483647.0 ? DT_I32 : DT_I64;
+    else if (!s_is_float && cd == DT_I32 && (s < -2147483648.0 || s > 2147483647.0))
+        cd = DT_I64;
     tensor *st = tensor_scalar(s, cd, err), *r = NULL;
     if (st)
         r = scalar_left ? binary_impl(op, st, t, cd, err) : binary_impl(op, t, st, cd, err);
@@ -357,9 +357,9 @@ static tensor *where_impl(const tensor *c, const tensor *a, const tensor *b, eng
                  SHAPE(a, b2), SHAPE(b, b3));
         return NULL;
     }
-    kn_dtype dt = kn_dtype_promote(a->dtype, b->dtype);
+    tensor_dtype dt = tensor_dtype_promote(a->dtype, b->dtype);
     tensor *cc = NULL, *ac = NULL, *bc = NULL, *ce = NULL, *ae = NULL, *be = NULL, *out = NULL;
-    if (!(cc = as_dtype(c, KN_BOOL, err)) || !(ac = as_dtype(a, dt, err)) || !(bc = as_dtype(b, dt, err)))
+    if (!(cc = as_dtype(c, DT_BOOL, err)) || !(ac = as_dtype(a, dt, err)) || !(bc = as_dtype(b, dt, err)))
         goto err;
     if (!(ce = tensor_expand(cc, nd2, shape, err)) || !(ae = tensor_expand(ac, nd2, shape, err)) ||
         !(be = tensor_expand(bc, nd2, shape, err)))
@@ -382,24 +382,24 @@ err:
 
 /* ---- reductions ---- */
 
-static tensor *reduce_impl(kn_opid op, const tensor *x, int dim, int keepdim, eng_error *err);
+static tensor *reduce_impl(op_id op, const tensor *x, int dim, int keepdim, eng_error *err);
 
-tensor *tensor_reduce(kn_opid op, const tensor *x, int dim, int keepdim, eng_error *err)
+tensor *tensor_reduce(op_id op, const tensor *x, int dim, int keepdim, eng_error *err)
 {
     if (AG_WANTS(x))
         return ag_reduce(op, x, dim, keepdim, err);
     placed p;
-    if (operands_begin(&p, kn_op_name(op), &x, 1, err) < 0)
+    if (operands_begin(&p, tensor_op_name(op), &x, 1, err) < 0)
         return NULL;
     tensor *r = reduce_impl(op, p.t[0], dim, keepdim, err);
     operands_end(&p);
     return r;
 }
 
-static tensor *reduce_impl(kn_opid op, const tensor *x, int dim, int keepdim, eng_error *err)
+static tensor *reduce_impl(op_id op, const tensor *x, int dim, int keepdim, eng_error *err)
 {
     char b1[TENSOR_SHAPE_BUF];
-    const char *name = kn_op_name(op);
+    const char *name = tensor_op_name(op);
     int all = dim == TENSOR_ALLDIMS;
     int d = dim;
     if (!all) {
@@ -411,7 +411,7 @@ static tensor *reduce_impl(kn_opid op, const tensor *x, int dim, int keepdim, en
         }
     }
     int64_t n = all ? tensor_numel(x) : x->shape[d];
-    int extreme = op == KN_OP_MAX || op == KN_OP_MIN || op == KN_OP_ARGMAX || op == KN_OP_ARGMIN;
+    int extreme = op == OP_MAX || op == OP_MIN || op == OP_ARGMAX || op == OP_ARGMIN;
     if (extreme && n == 0) {
         if (all)
             eng_fail(err, ERR_VALUE, "%s: the tensor of shape %s is empty", name, SHAPE(x, b1));
@@ -420,14 +420,14 @@ static tensor *reduce_impl(kn_opid op, const tensor *x, int dim, int keepdim, en
         return NULL;
     }
     /* dtypes: the input's compute dtype and the output's */
-    kn_dtype in = is_half(x->dtype) ? KN_F32 : x->dtype, od, final;
+    tensor_dtype in = is_half(x->dtype) ? DT_F32 : x->dtype, od, final;
     switch (op) {
-    case KN_OP_SUM: od = kn_dtype_is_float(in) ? in : KN_I64; break;
-    case KN_OP_ARGMAX: case KN_OP_ARGMIN: od = KN_I64; break;
-    case KN_OP_MAX: case KN_OP_MIN: od = in; break;
-    default: od = kn_dtype_is_float(in) ? in : KN_F32; break;
+    case OP_SUM: od = tensor_dtype_is_float(in) ? in : DT_I64; break;
+    case OP_ARGMAX: case OP_ARGMIN: od = DT_I64; break;
+    case OP_MAX: case OP_MIN: od = in; break;
+    default: od = tensor_dtype_is_float(in) ? in : DT_F32; break;
     }
-    final = is_half(x->dtype) && od == KN_F32 ? x->dtype : od;
+    final = is_half(x->dtype) && od == DT_F32 ? x->dtype : od;
     int ond = 0;
     int64_t oshape[TENSOR_MAXDIM];
     if (!all)
@@ -534,12 +534,12 @@ static tensor *matmul_impl(const tensor *a, const tensor *b, eng_error *err)
         return NULL;
     }
     int64_t M = a2.shape[a2.ndim - 2], N = b2t.shape[b2t.ndim - 1];
-    kn_dtype dt = kn_dtype_promote(a->dtype, b->dtype), cd = dt, final = dt;
-    if (!kn_dtype_is_float(dt)) {
-        cd = KN_F64;
-        final = dt == KN_BOOL || dt == KN_U8 ? KN_I64 : dt;
+    tensor_dtype dt = tensor_dtype_promote(a->dtype, b->dtype), cd = dt, final = dt;
+    if (!tensor_dtype_is_float(dt)) {
+        cd = DT_F64;
+        final = dt == DT_BOOL || dt == DT_U8 ? DT_I64 : dt;
     } else if (is_half(dt)) {
-        cd = tensor_placement()->matmul_half ? dt : KN_F32;
+        cd = tensor_placement()->matmul_half ? dt : DT_F32;
     }
     int64_t sa[TENSOR_MAXDIM], sb[TENSOR_MAXDIM], so[TENSOR_MAXDIM];
     memcpy(sa, bshape, sizeof(int64_t) * (size_t)nb);
@@ -633,7 +633,7 @@ tensor *tensor_outer(const tensor *a, const tensor *b, eng_error *err)
     tensor *col = tensor_unsqueeze((tensor *)a, 1, err); /* a real tensor, so autograd can hold it */
     if (!col)
         return NULL;
-    tensor *r = tensor_binary(KN_OP_MUL, col, b, err);
+    tensor *r = tensor_binary(OP_MUL, col, b, err);
     tensor_decref(col);
     return r;
 }
@@ -659,7 +659,7 @@ tensor *tensor_cat(tensor *const *ts, int n, int dim, eng_error *err)
     }
     int64_t shape[TENSOR_MAXDIM];
     memcpy(shape, t0->shape, sizeof shape);
-    kn_dtype dt = t0->dtype;
+    tensor_dtype dt = t0->dtype;
     for (int i = 0; ag_grad_enabled && i < n; i++)
         if (ts[i]->requires_grad)
             return ag_cat(ts, n, dim, err);
@@ -677,7 +677,7 @@ tensor *tensor_cat(tensor *const *ts, int n, int dim, eng_error *err)
             return NULL;
         }
         shape[d] += t->shape[d];
-        dt = kn_dtype_promote(dt, t->dtype);
+        dt = tensor_dtype_promote(dt, t->dtype);
     }
     tensor *out = tensor_empty_on(be, dt, t0->ndim, shape, err);
     if (!out)
@@ -762,8 +762,8 @@ tensor *tensor_gather_trusted(const tensor *x, const tensor *idx, eng_error *err
 static tensor *gather_impl(const tensor *x, const tensor *idx, int trusted, eng_error *err)
 {
     char b1[TENSOR_SHAPE_BUF], b2[TENSOR_SHAPE_BUF];
-    if (idx->dtype != KN_I32 && idx->dtype != KN_I64) {
-        eng_fail(err, ERR_TYPE, "gather: index tensor must be i32 or i64, got %s", kn_dtype_name(idx->dtype));
+    if (idx->dtype != DT_I32 && idx->dtype != DT_I64) {
+        eng_fail(err, ERR_TYPE, "gather: index tensor must be i32 or i64, got %s", tensor_dtype_name(idx->dtype));
         return NULL;
     }
     if (x->ndim == 0 || idx->ndim + x->ndim - 1 > TENSOR_MAXDIM) {

@@ -76,16 +76,16 @@ static pcell fetch(const tensor *t, const int64_t *idx)
     int64_t off = t->offset;
     for (int d = 0; d < t->ndim; d++)
         off += idx[d] * t->stride[d];
-    size_t es = kn_dtype_size(t->dtype);
+    size_t es = tensor_dtype_size(t->dtype);
     unsigned char raw[8] = {0};
     pcell c = {0, 0};
     if (t->storage->backend->to_host(raw, (char *)t->storage->data + off * (int64_t)es, es, NULL) < 0)
         return c;
     switch (t->dtype) {
-    case KN_BOOL: c.i = raw[0] != 0; break;
-    case KN_U8: c.i = raw[0]; break;
-    case KN_I32: { int32_t v; memcpy(&v, raw, 4); c.i = v; break; }
-    case KN_I64: memcpy(&c.i, raw, 8); break;
+    case DT_BOOL: c.i = raw[0] != 0; break;
+    case DT_U8: c.i = raw[0]; break;
+    case DT_I32: { int32_t v; memcpy(&v, raw, 4); c.i = v; break; }
+    case DT_I64: memcpy(&c.i, raw, 8); break;
     default: c.f = tensor_host_load(t->dtype, raw); break;
     }
     return c;
@@ -111,31 +111,31 @@ static int shown(int64_t n, int summarise, int64_t *out)
 /* ---- float formatting ---- */
 
 typedef struct ffmt {
-    kn_dtype dt;  /* element dtype */
+    tensor_dtype dt;  /* element dtype */
     int expo;     /* scientific notation */
     int digits;   /* the most fractional (mantissa) digits any element needs */
     int width;    /* the widest element */
 } ffmt;
 
 /* does text s read back as v in dtype dt? */
-static int round_trips(const char *s, double v, kn_dtype dt)
+static int round_trips(const char *s, double v, tensor_dtype dt)
 {
     double r = strtod(s, NULL);
-    if (dt == KN_F64)
+    if (dt == DT_F64)
         return r == v;
-    if (dt == KN_F32)
+    if (dt == DT_F32)
         return (float)r == (float)v;
     /* half types: within half an ulp of v at the type's precision */
     int e;
     frexp(v, &e);
-    int mant = dt == KN_F16 ? 11 : 8;
-    if (dt == KN_F16 && e < -13)
+    int mant = dt == DT_F16 ? 11 : 8;
+    if (dt == DT_F16 && e < -13)
         e = -13; /* subnormal halves have a fixed ulp */
     return fabs(r - v) <= ldexp(1.0, e - mant - 1);
 }
 
 /* fewest fractional digits (0..8) for v; returns them */
-static int min_digits(double v, int expo, kn_dtype dt)
+static int min_digits(double v, int expo, tensor_dtype dt)
 {
     char s[64];
     for (int p = 0; p <= PRINT_PRECISION; p++) {
@@ -199,8 +199,8 @@ typedef struct pctx {
 static void elem_text(const pctx *c, pcell v, char *out, size_t size)
 {
     switch (c->t->dtype) {
-    case KN_BOOL: snprintf(out, size, "%s", v.i ? "true" : "false"); break;
-    case KN_U8: case KN_I32: case KN_I64: snprintf(out, size, "%lld", (long long)v.i); break;
+    case DT_BOOL: snprintf(out, size, "%s", v.i ? "true" : "false"); break;
+    case DT_U8: case DT_I32: case DT_I64: snprintf(out, size, "%lld", (long long)v.i); break;
     default: float_text(out, size, v.f, &c->f, c->f.digits); break;
     }
 }
@@ -356,7 +356,7 @@ char *tensor_format(const tensor *t)
         sb_add(&b, "[]");
         return b.s;
     }
-    if (kn_dtype_is_float(t->dtype)) {
+    if (tensor_dtype_is_float(t->dtype)) {
         fstats s = {0};
         visit(&c, 0, idx, stat_range, &s);
         c.f.expo = s.any && (s.maxabs >= 1e8 || s.minabs < 1e-4 || s.maxabs / s.minabs > 1e3);
@@ -388,6 +388,6 @@ char *tensor_describe(const tensor *t)
     size_t size = strlen(shape) + 80;
     char *s = malloc(size);
     if (s)
-        snprintf(s, size, "tensor(shape=%s, dtype=%s, device=%s)", shape, kn_dtype_name(t->dtype), dev);
+        snprintf(s, size, "tensor(shape=%s, dtype=%s, device=%s)", shape, tensor_dtype_name(t->dtype), dev);
     return s;
 }

@@ -127,7 +127,7 @@ static tensor *perm_tensor(const int64_t *perm, int64_t n, eng_error *err)
     for (int64_t i = 0; i < n; i++)
         d[i] = (double)perm[i];
     int64_t shape[1] = {n};
-    tensor *t = tensor_from_doubles(d, KN_I64, 1, shape, err);
+    tensor *t = tensor_from_doubles(d, DT_I64, 1, shape, err);
     free(d);
     return t;
 }
@@ -195,8 +195,8 @@ static int check_data(const char *who, tensor *x, tensor *y, eng_error *err)
     if (x->ndim < 1 || y->ndim != 1 || x->shape[0] != y->shape[0])
         return eng_fail(err, ERR_SHAPE, "%s: x must be [N, ...] and y [N] labels with the same N, got %lld and %lld rows",
                         who, (long long)(x->ndim ? x->shape[0] : 0), (long long)(y->ndim ? y->shape[0] : 0));
-    if (kn_dtype_is_float(y->dtype))
-        return eng_fail(err, ERR_TYPE, "%s: labels must be an integer tensor, got %s", who, kn_dtype_name(y->dtype));
+    if (tensor_dtype_is_float(y->dtype))
+        return eng_fail(err, ERR_TYPE, "%s: labels must be an integer tensor, got %s", who, tensor_dtype_name(y->dtype));
     if (x->shape[0] == 0)
         return eng_fail(err, ERR_VALUE, "%s: no data (0 rows)", who);
     return 0;
@@ -220,7 +220,7 @@ static int fold_losses(tensor *log, int64_t *nread, int64_t upto, int64_t done, 
         return 0;
     tensor *sl = tensor_slice(log, 0, *nread, upto, 1, err), *d = NULL, *h = NULL;
     int rc = -1;
-    if (!sl || !(d = tensor_cast(sl, KN_F64, err)) || !(h = tensor_to(d, &cpu_backend, err)))
+    if (!sl || !(d = tensor_cast(sl, DT_F64, err)) || !(h = tensor_to(d, &cpu_backend, err)))
         goto out;
     const double *v = (const double *)h->storage->data + h->offset; /* a fresh contiguous copy */
     for (int64_t i = 0; i < k; i++) {

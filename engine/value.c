@@ -42,9 +42,9 @@ const char *value_type_name(val_type t)
     return t < VAL_NTYPES ? names[t] : "?";
 }
 
-kn_string *kn_string_new(const char *s, int64_t len)
+eng_string *eng_string_new(const char *s, int64_t len)
 {
-    kn_string *str = malloc(sizeof *str + (size_t)len + 1);
+    eng_string *str = malloc(sizeof *str + (size_t)len + 1);
     if (!str)
         return NULL;
     str->refcount = 1;
@@ -54,9 +54,9 @@ kn_string *kn_string_new(const char *s, int64_t len)
     return str;
 }
 
-kn_tuple *kn_tuple_new(int n, const int64_t *items)
+eng_tuple *eng_tuple_new(int n, const int64_t *items)
 {
-    kn_tuple *t = malloc(sizeof *t + sizeof(int64_t) * (size_t)(n > 0 ? n : 1));
+    eng_tuple *t = malloc(sizeof *t + sizeof(int64_t) * (size_t)(n > 0 ? n : 1));
     if (!t)
         return NULL;
     t->refcount = 1;
@@ -98,7 +98,7 @@ int arg_int(eng_call *c, int i, int64_t *out)
         *out = v.as.i;
         return 0;
     }
-    if (v.type == VAL_TENSOR && !kn_dtype_is_float(v.as.t->dtype)) {
+    if (v.type == VAL_TENSOR && !tensor_dtype_is_float(v.as.t->dtype)) {
         double d;
         if (tensor_scalar_arg(c, i, &d))
             return -1;
@@ -141,13 +141,13 @@ int arg_string(eng_call *c, int i, const char **out)
     return 0;
 }
 
-int arg_dtype(eng_call *c, int i, kn_dtype *out)
+int arg_dtype(eng_call *c, int i, tensor_dtype *out)
 {
     if (arg_missing(c, i, "a dtype"))
         return -1;
     if (c->argv[i].type != VAL_DTYPE)
         return arg_wrong(c, i, "a dtype (f32, f64, i32, i64, u8, bool)");
-    *out = (kn_dtype)c->argv[i].as.i;
+    *out = (tensor_dtype)c->argv[i].as.i;
     return 0;
 }
 
@@ -161,9 +161,9 @@ int arg_tensor(eng_call *c, int i, tensor **out)
         tensor_incref(v.as.t);
         *out = v.as.t;
         return 0;
-    case VAL_INT: *out = tensor_scalar((double)v.as.i, KN_I64, c->err); break;
-    case VAL_BOOL: *out = tensor_scalar((double)v.as.i, KN_BOOL, c->err); break;
-    case VAL_FLOAT: *out = tensor_scalar(v.as.f, KN_F32, c->err); break;
+    case VAL_INT: *out = tensor_scalar((double)v.as.i, DT_I64, c->err); break;
+    case VAL_BOOL: *out = tensor_scalar((double)v.as.i, DT_BOOL, c->err); break;
+    case VAL_FLOAT: *out = tensor_scalar(v.as.f, DT_F32, c->err); break;
     default: return arg_wrong(c, i, "a tensor");
     }
     return *out ? 0 : -1;
@@ -191,7 +191,7 @@ int args_shape(eng_call *c, int from, int *ndim, int64_t shape[TENSOR_MAXDIM])
 {
     *ndim = 0;
     if (from < c->argc && c->argv[from].type == VAL_TUPLE) {
-        kn_tuple *tup = c->argv[from].as.tup;
+        eng_tuple *tup = c->argv[from].as.tup;
         if (tup->n > TENSOR_MAXDIM)
             return eng_fail(c->err, ERR_VALUE, "%s: %d dimensions, at most %d are supported", c->name,
                             tup->n, TENSOR_MAXDIM);

@@ -24,23 +24,23 @@ typedef enum val_type {
     VAL_STRING,   /* as.s */
     VAL_TENSOR,   /* as.t */
     VAL_TUPLE,    /* as.tup: a shape, e.g. x.shape */
-    VAL_DTYPE,    /* as.i: a kn_dtype (f32, i64, ...) */
+    VAL_DTYPE,    /* as.i: a tensor_dtype (f32, i64, ...) */
     VAL_DEVICE,   /* as.i: 0 cpu, 1 cuda, 2 sim (value_device_name) */
     VAL_FUNC,     /* as.fn: a user function */
     VAL_NTYPES
 } val_type;
 
-typedef struct kn_string {
+typedef struct eng_string {
     int refcount; /* values that hold it */
     int64_t len;  /* bytes, without the NUL */
     char data[];  /* NUL-terminated */
-} kn_string;
+} eng_string;
 
-typedef struct kn_tuple {
+typedef struct eng_tuple {
     int refcount; /* values that hold it */
     int n;        /* number of items */
     int64_t v[];  /* the items */
-} kn_tuple;
+} eng_tuple;
 
 struct eng_func;
 struct eng_session;
@@ -50,9 +50,9 @@ typedef struct value {
     union {
         int64_t i;
         double f;
-        kn_string *s;
+        eng_string *s;
         tensor *t;
-        kn_tuple *tup;
+        eng_tuple *tup;
         struct eng_func *fn;
     } as;
 } value;
@@ -63,7 +63,7 @@ static inline value value_bool(int b) { value v = {VAL_BOOL, {.i = b != 0}}; ret
 static inline value value_void(void) { value v = {VAL_VOID, {.i = 0}}; return v; }
 /* steals the reference to t */
 static inline value value_tensor(tensor *t) { value v = {VAL_TENSOR, {.t = t}}; return v; }
-static inline value value_dtype(kn_dtype d) { value v = {VAL_DTYPE, {.i = d}}; return v; }
+static inline value value_dtype(tensor_dtype d) { value v = {VAL_DTYPE, {.i = d}}; return v; }
 /* devices as values: "cpu", "cuda", "sim" (the backend's name) <-> as.i; -1 if unknown */
 const char *value_device_name(int64_t i);
 int value_device_index(const char *name);
@@ -87,8 +87,8 @@ static inline void value_decref(value v)
 }
 const char *value_type_name(val_type t); /* "int", "tensor", ... */
 
-kn_string *kn_string_new(const char *s, int64_t len); /* NULL on allocation failure */
-kn_tuple *kn_tuple_new(int n, const int64_t *items);
+eng_string *eng_string_new(const char *s, int64_t len); /* NULL on allocation failure */
+eng_tuple *eng_tuple_new(int n, const int64_t *items);
 
 /* What a built-in sees. */
 typedef struct eng_call {
@@ -107,7 +107,7 @@ int arg_int(eng_call *c, int i, int64_t *out);      /* int, bool, or a 1-element
 int arg_double(eng_call *c, int i, double *out);    /* int, float, bool, or a 1-element tensor */
 int arg_bool(eng_call *c, int i, int *out);
 int arg_string(eng_call *c, int i, const char **out);
-int arg_dtype(eng_call *c, int i, kn_dtype *out);
+int arg_dtype(eng_call *c, int i, tensor_dtype *out);
 /* a NEW reference; an int becomes a 0-d i64 tensor, a float a 0-d f32, a bool a bool */
 int arg_tensor(eng_call *c, int i, tensor **out);
 /* arguments from..argc-1 as a shape: ints (randn(2, 3)) or one tuple (zeros(x.shape)) */

@@ -20,6 +20,7 @@
 #define KILN_KK_API_H
 
 #include <stdint.h>
+#include "numeric/elem.h" /* the dtype codes KK_* mirror */
 
 #ifdef __cplusplus
 extern "C" {
@@ -28,8 +29,8 @@ extern "C" {
 #define KK_MAXDIM 8 /* = TENSOR_MAXDIM */
 #define KK_MAXOP 4
 
-/* dtype codes: the same numbers as kn_dtype (engine/tensor.h) */
-enum { KK_BOOL = 0, KK_U8, KK_I32, KK_I64, KK_F16, KK_BF16, KK_F32, KK_F64 };
+/* dtype codes: the same numbers as tensor_dtype (engine/tensor.h) */
+enum { KK_BOOL = NUM_BOOL, KK_U8 = NUM_U8, KK_I32 = NUM_I32, KK_I64 = NUM_I64, KK_F16 = NUM_F16, KK_BF16 = NUM_BF16, KK_F32 = NUM_F32, KK_F64 = NUM_F64 };
 
 /* Up to KK_MAXOP operands of one shape, dimensions merged where contiguous in all. */
 typedef struct kk_iter {
@@ -44,7 +45,7 @@ typedef struct kk_iter {
 
 /* One reduction: contiguous x seen as [outer, n, inner], reducing n. */
 typedef struct kk_reduce_job {
-    int op;              /* kn_opid of the reduction (SUM ... NORM) */
+    int op;              /* op_id of the reduction (SUM ... NORM) */
     int dt, odt;         /* input and output dtypes */
     const char *x;       /* input */
     char *out;           /* contiguous output, outer * inner elements */

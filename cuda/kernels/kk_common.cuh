@@ -18,7 +18,7 @@
 #include <math.h>
 #include <type_traits>
 
-#include "engine/tensor.h" /* kn_opid */
+#include "engine/tensor.h" /* op_id */
 #include "cuda/kernels/kk_api.h"
 
 #ifdef __CUDACC__
@@ -142,61 +142,22 @@ KK_DEV int64_t kk_gstride(void)
     return (int64_t)gridDim.x * blockDim.x;
 }
 
-/* ---- half precision: cpu/half.h, the CPU's own conversions, as device code ---- */
-#ifdef __CUDACC__
-#define HALF_DEVICE __device__
-#endif
-#include "cpu/half.h"
-#define kk_f16_to_f32 kn_f16_to_f32
-#define kk_f32_to_f16 kn_f32_to_f16
-#define kk_bf16_to_f32 kn_bf16_to_f32
-#define kk_f32_to_bf16 kn_f32_to_bf16
+/* ---- half precision and element access by runtime dtype (the generic paths):
+ * numeric/elem.h and numeric/half.h, the CPU backend's own definitions, as device code ---- */
+#include "numeric/elem.h"
+#define kk_f16_to_f32 num_f16_to_f32
+#define kk_f32_to_f16 num_f32_to_f16
+#define kk_bf16_to_f32 num_bf16_to_f32
+#define kk_f32_to_bf16 num_f32_to_bf16
+#define kk_load num_load
+#define kk_store num_store
+#define kk_d2i64 num_d2i64
 
-/* pow in double for the generic paths (engine/ops.def): cpu/powd.h, shared with the CPU */
+/* pow in double for the generic paths (engine/ops.def): numeric/powd.h, shared with the CPU */
 #ifdef __CUDACC__
 #define POWD_DEVICE __device__
 #endif
-#include "cpu/powd.h"
-
-/* ---- element access by runtime dtype (the generic paths) ---- */
-KK_DEV double kk_load(int dt, const char *p)
-{
-    switch (dt) {
-    case KK_BOOL: return *(const uint8_t *)p != 0;
-    case KK_U8: return *(const uint8_t *)p;
-    case KK_I32: return *(const int32_t *)p;
-    case KK_I64: return (double)*(const int64_t *)p;
-    case KK_F16: return kk_f16_to_f32(*(const uint16_t *)p);
-    case KK_BF16: return kk_bf16_to_f32(*(const uint16_t *)p);
-    case KK_F32: return *(const float *)p;
-    default: return *(const double *)p;
-    }
-}
-
-KK_DEV int64_t kk_d2i64(double v)
-{
-    if (v != v)
-        return 0;
-    if (v >= 9223372036854775807.0)
-        return INT64_MAX;
-    if (v <= -9223372036854775808.0)
-        return INT64_MIN;
-    return (int64_t)v;
-}
-
-KK_DEV void kk_store(int dt, char *p, double v)
-{
-    switch (dt) {
-    case KK_BOOL: *(uint8_t *)p = v != 0; break;
-    case KK_U8: *(uint8_t *)p = (uint8_t)kk_d2i64(v); break;
-    case KK_I32: *(int32_t *)p = (int32_t)kk_d2i64(v); break;
-    case KK_I64: *(int64_t *)p = kk_d2i64(v); break;
-    case KK_F16: *(uint16_t *)p = kk_f32_to_f16((float)v); break;
-    case KK_BF16: *(uint16_t *)p = kk_f32_to_bf16((float)v); break;
-    case KK_F32: *(float *)p = (float)v; break;
-    default: *(double *)p = v; break;
-    }
-}
+#include "numeric/powd.h"
 
 /* byte offsets of element i of an iterator's NOP operands */
 template <int NOP>

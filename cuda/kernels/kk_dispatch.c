@@ -2,7 +2,7 @@
  * backends (see kk_dispatch.h). Mirrors the CPU backend's semantics and messages;
  * every launch goes through the device's kk_ops table. */
 #include "cuda/kernels/kk_dispatch.h"
-#include "cpu/cpu_internal.h" /* cpu_store: a fill value in the destination's bytes */
+#include "numeric/elem.h" /* num_store: a fill value in the destination's bytes */
 
 #include <math.h>
 #include <stdlib.h>
@@ -29,17 +29,17 @@ static void kk_iter_init(kk_iter *it, int nop, const tensor *const *ts)
     memset(it, 0, sizeof *it);
     it->nop = nop;
     for (int k = 0; k < nop; k++)
-        it->base[k] = (char *)ts[k]->storage->data + ts[k]->offset * (int64_t)kn_dtype_size(ts[k]->dtype);
+        it->base[k] = (char *)ts[k]->storage->data + ts[k]->offset * (int64_t)tensor_dtype_size(ts[k]->dtype);
     it->ndim = tensor_merge_dims(nop, ts, it->shape, it->stride, &it->numel);
-    it->contig = it->ndim == 1 && it->stride[0][0] == (int64_t)kn_dtype_size(t0->dtype);
+    it->contig = it->ndim == 1 && it->stride[0][0] == (int64_t)tensor_dtype_size(t0->dtype);
     for (int k = 1; k < nop && it->contig; k++)
-        if (it->stride[k][0] != 0 && it->stride[k][0] != (int64_t)kn_dtype_size(ts[k]->dtype))
+        if (it->stride[k][0] != 0 && it->stride[k][0] != (int64_t)tensor_dtype_size(ts[k]->dtype))
             it->contig = 0;
 }
 
 /* ---- temporaries ---- */
 
-tensor *kk_temp(const kk_device *d, kn_dtype dt, int ndim, const int64_t *shape, eng_error *err)
+tensor *kk_temp(const kk_device *d, tensor_dtype dt, int ndim, const int64_t *shape, eng_error *err)
 {
     tensor *t = calloc(1, sizeof *t);
     tensor_storage *s = calloc(1, sizeof *s);
@@ -50,7 +50,7 @@ tensor *kk_temp(const kk_device *d, kn_dtype dt, int ndim, const int64_t *shape,
         goto err;
     s->refcount = 1;
     s->backend = d->be;
-    s->bytes = (size_t)n * kn_dtype_size(dt);
+    s->bytes = (size_t)n * tensor_dtype_size(dt);
     s->data = d->be->alloc(s->bytes ? s->bytes : 1);
     if (!s->data)
         goto err;
@@ -103,7 +103,7 @@ static int kk_status(const kk_device *d, kk_ctx *c, int *flag, eng_error *err)
 
 /* ---- elementwise ---- */
 
-int kk_unary(const kk_device *d, kn_opid op, tensor *out, const tensor *x, double p0, double p1, eng_error *err)
+int kk_unary(const kk_device *d, op_id op, tensor *out, const tensor *x, double p0, double p1, eng_error *err)
 {
     kk_ctx c;
     if (kk_ctx_get(d, &c, err) < 0)
@@ -111,10 +111,10 @@ int kk_unary(const kk_device *d, kn_opid op, tensor *out, const tensor *x, doubl
     const tensor *ts[2] = {out, x};
     kk_iter it;
     kk_iter_init(&it, 2, ts);
-    return kk_check(d, d->ops->unary(&c, op, out->dtype, x->dtype, &it, p0, p1), kn_op_name(op), &c, err);
+    return kk_check(d, d->ops->unary(&c, op, out->dtype, x->dtype, &it, p0, p1), tensor_op_name(op), &c, err);
 }
 
-int kk_binary(const kk_device *d, kn_opid op, tensor *out, const tensor *a, const tensor *b, eng_error *err)
+int kk_binary(const kk_device *d, op_id op, tensor *out, const tensor *a, const tensor *b, eng_error *err)
 {
     kk_ctx c;
     if (kk_ctx_get(d, &c, err) < 0)
@@ -122,14 +122,14 @@ int kk_binary(const kk_device *d, kn_opid op, tensor *out, const tensor *a, cons
     const tensor *ts[3] = {out, a, b};
     kk_iter it;
     kk_iter_init(&it, 3, ts);
-    if (kk_check(d, d->ops->binary(&c, op, out->dtype, a->dtype, &it), kn_op_name(op), &c, err) < 0)
+    if (kk_check(d, d->ops->binary(&c, op, out->dtype, a->dtype, &it), tensor_op_name(op), &c, err) < 0)
         return -1;
-    if ((op == KN_OP_DIV || op == KN_OP_MOD) && !kn_dtype_is_float(a->dtype) && it.numel > 0) {
+    if ((op == OP_DIV || op == OP_MOD) && !tensor_dtype_is_float(a->dtype) && it.numel > 0) {
         int flag;
         if (kk_status(d, &c, &flag, err) < 0)
             return -1;
         if (flag)
-            return eng_fail(err, ERR_ZERODIV, "%s: integer division by zero", op == KN_OP_MOD ? "mod" : "div");
+            return eng_fail(err, ERR_ZERODIV, "%s: integer division by zero", op == OP_MOD ? "mod" : "div");
     }
     return 0;
 }
@@ -151,11 +151,11 @@ int kk_fill(const kk_device *d, tensor *dst, double v, eng_error *err)
     if (kk_ctx_get(d, &c, err) < 0)
         return -1;
     uint64_t pattern = 0;
-    cpu_store(dst->dtype, (char *)&pattern, v); /* little-endian: the low bytes */
+    num_store(dst->dtype, (char *)&pattern, v); /* little-endian: the low bytes */
     const tensor *ts[1] = {dst};
     kk_iter it;
     kk_iter_init(&it, 1, ts);
-    return kk_check(d, d->ops->fill(&c, (int)kn_dtype_size(dst->dtype), pattern, &it), "fill", &c, err);
+    return kk_check(d, d->ops->fill(&c, (int)tensor_dtype_size(dst->dtype), pattern, &it), "fill", &c, err);
 }
 
 int kk_arange(const kk_device *d, tensor *dst, double start, double step, eng_error *err)
@@ -163,7 +163,7 @@ int kk_arange(const kk_device *d, tensor *dst, double start, double step, eng_er
     kk_ctx c;
     if (kk_ctx_get(d, &c, err) < 0)
         return -1;
-    char *o = (char *)dst->storage->data + dst->offset * (int64_t)kn_dtype_size(dst->dtype);
+    char *o = (char *)dst->storage->data + dst->offset * (int64_t)tensor_dtype_size(dst->dtype);
     return kk_check(d, d->ops->arange(&c, dst->dtype, o, tensor_numel(dst), start, step), "arange", &c, err);
 }
 
@@ -177,22 +177,22 @@ int kk_random(const kk_device *d, int kind, tensor *dst, const tensor_rng *rng, 
     kk_ctx c;
     if (kk_ctx_get(d, &c, err) < 0)
         return -1;
-    char *o = (char *)dst->storage->data + dst->offset * (int64_t)kn_dtype_size(dst->dtype);
+    char *o = (char *)dst->storage->data + dst->offset * (int64_t)tensor_dtype_size(dst->dtype);
     return kk_check(d, d->ops->random(&c, kind, dst->dtype, o, tensor_numel(dst), rng->seed, rng->offset, lo,
                                       (uint64_t)hi - (uint64_t)lo), "random", &c, err);
 }
 
 int kk_where(const kk_device *d, tensor *out, const tensor *cond, const tensor *a, const tensor *b, eng_error *err)
 {
-    if (cond->dtype != KN_BOOL && cond->dtype != KN_U8)
-        return eng_fail(err, ERR_TYPE, "where: the condition must be bool, got %s", kn_dtype_name(cond->dtype));
+    if (cond->dtype != DT_BOOL && cond->dtype != DT_U8)
+        return eng_fail(err, ERR_TYPE, "where: the condition must be bool, got %s", tensor_dtype_name(cond->dtype));
     kk_ctx c;
     if (kk_ctx_get(d, &c, err) < 0)
         return -1;
     const tensor *ts[4] = {out, cond, a, b};
     kk_iter it;
     kk_iter_init(&it, 4, ts);
-    return kk_check(d, d->ops->where(&c, (int)kn_dtype_size(out->dtype), &it), "where", &c, err);
+    return kk_check(d, d->ops->where(&c, (int)tensor_dtype_size(out->dtype), &it), "where", &c, err);
 }
 
 /* ---- gather ---- */
@@ -206,11 +206,11 @@ int kk_gather(const kk_device *d, tensor *out, const tensor *x, const tensor *id
     int64_t rows = x->ndim > 0 ? x->shape[0] : 1;
     tensor *iv;
     int rc = -1, flag = 0;
-    if (idx->dtype == KN_I64 && tensor_is_contiguous(idx)) { /* the kernel reads it as it is */
+    if (idx->dtype == DT_I64 && tensor_is_contiguous(idx)) { /* the kernel reads it as it is */
         iv = (tensor *)idx;
         tensor_incref(iv);
     } else {
-        if (!(iv = kk_temp(d, KN_I64, idx->ndim, idx->shape, err)))
+        if (!(iv = kk_temp(d, DT_I64, idx->ndim, idx->shape, err)))
             return -1;
         if (kk_copy(d, iv, idx, err) < 0)
             goto done;
@@ -240,7 +240,7 @@ int kk_gather(const kk_device *d, tensor *out, const tensor *x, const tensor *id
     }
     kk_gather_job j;
     memset(&j, 0, sizeof j);
-    size_t es = kn_dtype_size(x->dtype);
+    size_t es = tensor_dtype_size(x->dtype);
     j.esize = (int)es;
     j.rows = rows;
     j.row_stride = x->ndim > 0 ? x->stride[0] * (int64_t)es : 0;
@@ -263,13 +263,13 @@ done:
 
 /* ---- reductions ---- */
 
-int kk_reduce(const kk_device *d, kn_opid op, tensor *out, const tensor *x, int dim, eng_error *err)
+int kk_reduce(const kk_device *d, op_id op, tensor *out, const tensor *x, int dim, eng_error *err)
 {
     switch (x->dtype) {
-    case KN_F32: case KN_F64: case KN_I32: case KN_I64: case KN_U8: case KN_BOOL: break;
+    case DT_F32: case DT_F64: case DT_I32: case DT_I64: case DT_U8: case DT_BOOL: break;
     default:
         return eng_fail(err, ERR_TYPE, "%s: dtype %s is not supported by the %s backend's reductions",
-                        kn_op_name(op), kn_dtype_name(x->dtype), d->be->name);
+                        tensor_op_name(op), tensor_dtype_name(x->dtype), d->be->name);
     }
     kk_ctx c;
     if (kk_ctx_get(d, &c, err) < 0)
@@ -293,7 +293,7 @@ int kk_reduce(const kk_device *d, kn_opid op, tensor *out, const tensor *x, int 
     if (nout == 0)
         return 0;
     if (j.n == 0) { /* as the CPU: sum and norm 0, mean/var/std 0/0 */
-        double v = op == KN_OP_SUM || op == KN_OP_NORM ? 0.0 : NAN;
+        double v = op == OP_SUM || op == OP_NORM ? 0.0 : NAN;
         return kk_fill(d, out, v, err);
     }
     tensor *xc = kk_contiguous(d, x, err);
@@ -314,14 +314,14 @@ int kk_reduce(const kk_device *d, kn_opid op, tensor *out, const tensor *x, int 
     size_t nparts = (size_t)nout * (size_t)(j.splits > 0 ? j.splits : 1);
     int rc = -1;
     j.partial = d->be->alloc(nparts * sizeof(kk_red_state));
-    j.mean = (op == KN_OP_VAR || op == KN_OP_STD) ? d->be->alloc((size_t)nout * sizeof(double)) : NULL;
-    if (!j.partial || ((op == KN_OP_VAR || op == KN_OP_STD) && !j.mean)) {
-        eng_fail(err, ERR_MEMORY, "%s: out of memory for the reduction's partial results", kn_op_name(op));
+    j.mean = (op == OP_VAR || op == OP_STD) ? d->be->alloc((size_t)nout * sizeof(double)) : NULL;
+    if (!j.partial || ((op == OP_VAR || op == OP_STD) && !j.mean)) {
+        eng_fail(err, ERR_MEMORY, "%s: out of memory for the reduction's partial results", tensor_op_name(op));
         goto done;
     }
-    j.x = (const char *)xc->storage->data + xc->offset * (int64_t)kn_dtype_size(xc->dtype);
-    j.out = (char *)out->storage->data + out->offset * (int64_t)kn_dtype_size(out->dtype);
-    rc = kk_check(d, d->ops->reduce(&c, &j), kn_op_name(op), &c, err);
+    j.x = (const char *)xc->storage->data + xc->offset * (int64_t)tensor_dtype_size(xc->dtype);
+    j.out = (char *)out->storage->data + out->offset * (int64_t)tensor_dtype_size(out->dtype);
+    rc = kk_check(d, d->ops->reduce(&c, &j), tensor_op_name(op), &c, err);
 done:
     /* the frees are stream-ordered on the GPU (the cache reuses blocks on the same stream) */
     if (j.partial)
@@ -336,9 +336,9 @@ done:
 
 int kk_matmul_tiled(const kk_device *d, tensor *out, const tensor *a, const tensor *cm, eng_error *err)
 {
-    if (out->dtype != KN_F32 && out->dtype != KN_F64)
+    if (out->dtype != DT_F32 && out->dtype != DT_F64)
         return eng_fail(err, ERR_TYPE, "matmul: the %s backend multiplies f32 and f64, got %s", d->be->name,
-                        kn_dtype_name(out->dtype));
+                        tensor_dtype_name(out->dtype));
     int64_t B = a->shape[0], M = a->shape[1], K = a->shape[2], N = cm->shape[2];
     if (B * M * N == 0)
         return 0;
@@ -349,7 +349,7 @@ int kk_matmul_tiled(const kk_device *d, tensor *out, const tensor *a, const tens
     kk_ctx c;
     if (kk_ctx_get(d, &c, err) < 0)
         return -1;
-    size_t es = kn_dtype_size(out->dtype);
+    size_t es = tensor_dtype_size(out->dtype);
     kk_matmul_job j;
     memset(&j, 0, sizeof j);
     j.dt = out->dtype;
@@ -377,9 +377,9 @@ int kk_matmul_tiled(const kk_device *d, tensor *out, const tensor *a, const tens
 static int kk_conv_setup(const kk_device *d, kk_conv_job *j, const tensor *img, const tensor *cols, int kh, int kw,
                          int stride, int pad, const char *who, eng_error *err)
 {
-    if (img->dtype != KN_F32 && img->dtype != KN_F64)
+    if (img->dtype != DT_F32 && img->dtype != DT_F64)
         return eng_fail(err, ERR_TYPE, "%s: the %s backend takes f32 and f64, got %s", who, d->be->name,
-                        kn_dtype_name(img->dtype));
+                        tensor_dtype_name(img->dtype));
     if (img->ndim != 4 || cols->ndim != 3 || !tensor_is_contiguous(img) || !tensor_is_contiguous(cols) ||
         kh < 1 || kw < 1 || stride < 1 || pad < 0 || img->shape[2] + 2 * pad < kh || img->shape[3] + 2 * pad < kw)
         return eng_fail(err, ERR_SHAPE, "%s: contiguous [N, C, H, W] and [N, C*kh*kw, OH*OW] expected", who);
@@ -403,7 +403,7 @@ int kk_im2col(const kk_device *d, tensor *cols, const tensor *x, int kh, int kw,
 {
     kk_conv_job j;
     kk_ctx c;
-    size_t es = kn_dtype_size(x->dtype);
+    size_t es = tensor_dtype_size(x->dtype);
     if (kk_conv_setup(d, &j, x, cols, kh, kw, stride, pad, "im2col", err) < 0 || kk_ctx_get(d, &c, err) < 0)
         return -1;
     j.src = (const char *)x->storage->data + x->offset * (int64_t)es;
@@ -415,7 +415,7 @@ int kk_col2im(const kk_device *d, tensor *img, const tensor *cols, int kh, int k
 {
     kk_conv_job j;
     kk_ctx c;
-    size_t es = kn_dtype_size(img->dtype);
+    size_t es = tensor_dtype_size(img->dtype);
     if (kk_conv_setup(d, &j, img, cols, kh, kw, stride, pad, "col2im", err) < 0 || kk_ctx_get(d, &c, err) < 0)
         return -1;
     j.src = (const char *)cols->storage->data + cols->offset * (int64_t)es;
@@ -429,7 +429,7 @@ int kk_col2im(const kk_device *d, tensor *img, const tensor *cols, int kh, int k
 static int kk_step_check(const kk_device *d, const tensor *p, const tensor *const *o, int n, const char *who,
                          eng_error *err)
 {
-    if ((p->dtype != KN_F32 && p->dtype != KN_F64) || !tensor_is_contiguous(p))
+    if ((p->dtype != DT_F32 && p->dtype != DT_F64) || !tensor_is_contiguous(p))
         return eng_fail(err, ERR_TYPE, "%s: the %s backend's fused step takes contiguous f32 and f64 parameters",
                         who, d->be->name);
     for (int k = 0; k < n; k++)
@@ -441,7 +441,7 @@ static int kk_step_check(const kk_device *d, const tensor *p, const tensor *cons
 
 static void *kk_at(const tensor *t)
 {
-    return (char *)t->storage->data + t->offset * (int64_t)kn_dtype_size(t->dtype);
+    return (char *)t->storage->data + t->offset * (int64_t)tensor_dtype_size(t->dtype);
 }
 
 static void kk_step_job_init(kk_step_job *j, tensor *p, const tensor *g, tensor *m, tensor *v,
@@ -494,10 +494,10 @@ int kk_sgd_step(const kk_device *d, tensor *p, const tensor *g, tensor *buf, con
 static int kk_xent_setup(const kk_device *d, kk_xent_job *j, const tensor *out, const tensor *logits,
                          const tensor *labels, const char *who, eng_error *err)
 {
-    if ((logits->dtype != KN_F32 && logits->dtype != KN_F64) || logits->ndim != 2 || !tensor_is_contiguous(logits))
+    if ((logits->dtype != DT_F32 && logits->dtype != DT_F64) || logits->ndim != 2 || !tensor_is_contiguous(logits))
         return eng_fail(err, ERR_TYPE, "%s: the %s backend takes contiguous f32 or f64 logits [N, C]", who,
                         d->be->name);
-    if ((labels->dtype != KN_I64 && labels->dtype != KN_I32 && labels->dtype != KN_U8) || labels->ndim != 1 ||
+    if ((labels->dtype != DT_I64 && labels->dtype != DT_I32 && labels->dtype != DT_U8) || labels->ndim != 1 ||
         labels->shape[0] != logits->shape[0] || !tensor_is_contiguous(labels))
         return eng_fail(err, ERR_TYPE, "%s: contiguous integer labels [N] expected", who);
     if (out->dtype != logits->dtype || !tensor_is_contiguous(out))
@@ -517,7 +517,7 @@ static int kk_xent_setup(const kk_device *d, kk_xent_job *j, const tensor *out, 
 static int kk_xent_label_error(const kk_device *d, const tensor *labels, int64_t C, eng_error *err)
 {
     int64_t N = labels->shape[0];
-    size_t es = kn_dtype_size(labels->dtype);
+    size_t es = tensor_dtype_size(labels->dtype);
     char *h = malloc(es * (size_t)N);
     if (!h)
         return eng_fail(err, ERR_MEMORY, "cross_entropy: out of memory");
@@ -527,8 +527,8 @@ static int kk_xent_label_error(const kk_device *d, const tensor *labels, int64_t
     }
     int64_t lo = INT64_MAX, hi = INT64_MIN;
     for (int64_t i = 0; i < N; i++) {
-        int64_t y = labels->dtype == KN_I64 ? ((int64_t *)h)[i]
-                    : labels->dtype == KN_I32 ? ((int32_t *)h)[i] : ((uint8_t *)h)[i];
+        int64_t y = labels->dtype == DT_I64 ? ((int64_t *)h)[i]
+                    : labels->dtype == DT_I32 ? ((int32_t *)h)[i] : ((uint8_t *)h)[i];
         lo = y < lo ? y : lo;
         hi = y > hi ? y : hi;
     }

@@ -24,9 +24,9 @@ typedef struct kk_device {
     int (*fail)(int code, const char *what, const kk_ctx *c, eng_error *err);
 } kk_device;
 
-int kk_unary(const kk_device *d, kn_opid op, tensor *out, const tensor *x, double p0, double p1, eng_error *err);
-int kk_binary(const kk_device *d, kn_opid op, tensor *out, const tensor *a, const tensor *b, eng_error *err);
-int kk_reduce(const kk_device *d, kn_opid op, tensor *out, const tensor *x, int dim, eng_error *err);
+int kk_unary(const kk_device *d, op_id op, tensor *out, const tensor *x, double p0, double p1, eng_error *err);
+int kk_binary(const kk_device *d, op_id op, tensor *out, const tensor *a, const tensor *b, eng_error *err);
+int kk_reduce(const kk_device *d, op_id op, tensor *out, const tensor *x, int dim, eng_error *err);
 int kk_copy(const kk_device *d, tensor *dst, const tensor *src, eng_error *err);
 int kk_fill(const kk_device *d, tensor *dst, double v, eng_error *err);
 int kk_arange(const kk_device *d, tensor *dst, double start, double step, eng_error *err);
@@ -51,7 +51,7 @@ int kk_cross_entropy_backward(const kk_device *d, tensor *dx, const tensor *logi
                               const tensor *gout, double scale, eng_error *err);
 
 /* a contiguous tensor on d's backend (for temporaries); NULL with err */
-tensor *kk_temp(const kk_device *d, kn_dtype dt, int ndim, const int64_t *shape, eng_error *err);
+tensor *kk_temp(const kk_device *d, tensor_dtype dt, int ndim, const int64_t *shape, eng_error *err);
 /* t itself (new reference) if contiguous, else a contiguous copy on d's backend */
 tensor *kk_contiguous(const kk_device *d, const tensor *t, eng_error *err);
 

@@ -25,7 +25,7 @@
 #else
 #define KK_DEV_PHILOX
 #endif
-#include "cpu/philox.h"
+#include "numeric/philox.h"
 
 /* ---- the op functors ---- */
 
@@ -51,27 +51,27 @@ struct kk_un {
     KK_DEV T operator()(T x) const
     {
         if constexpr (std::is_floating_point<T>::value) {
-            if constexpr (OP == KN_OP_NEG) return -x;
-            if constexpr (OP == KN_OP_ABS) return kk_fabs(x);
-            if constexpr (OP == KN_OP_EXP) return kk_exp(x);
-            if constexpr (OP == KN_OP_LOG) return kk_log(x);
-            if constexpr (OP == KN_OP_SQRT) return kk_sqrt(x);
-            if constexpr (OP == KN_OP_TANH) return kk_tanh(x);
-            if constexpr (OP == KN_OP_SIGMOID) return (T)1 / ((T)1 + kk_exp(-x));
-            if constexpr (OP == KN_OP_RELU) return x < 0 ? (T)0 : x;
-            if constexpr (OP == KN_OP_GELU) return (T)0.5 * x * kk_erfc(-x * (T)0.70710678118654752440);
-            if constexpr (OP == KN_OP_SIN) return kk_sin(x);
-            if constexpr (OP == KN_OP_COS) return kk_cos(x);
-            if constexpr (OP == KN_OP_FLOOR) return kk_floor(x);
-            if constexpr (OP == KN_OP_CEIL) return kk_ceil(x);
-            if constexpr (OP == KN_OP_ROUND) return kk_rint(x);
-            if constexpr (OP == KN_OP_CLAMP) return x < lo ? lo : x > hi ? hi : x;
+            if constexpr (OP == OP_NEG) return -x;
+            if constexpr (OP == OP_ABS) return kk_fabs(x);
+            if constexpr (OP == OP_EXP) return kk_exp(x);
+            if constexpr (OP == OP_LOG) return kk_log(x);
+            if constexpr (OP == OP_SQRT) return kk_sqrt(x);
+            if constexpr (OP == OP_TANH) return kk_tanh(x);
+            if constexpr (OP == OP_SIGMOID) return (T)1 / ((T)1 + kk_exp(-x));
+            if constexpr (OP == OP_RELU) return x < 0 ? (T)0 : x;
+            if constexpr (OP == OP_GELU) return (T)0.5 * x * kk_erfc(-x * (T)0.70710678118654752440);
+            if constexpr (OP == OP_SIN) return kk_sin(x);
+            if constexpr (OP == OP_COS) return kk_cos(x);
+            if constexpr (OP == OP_FLOOR) return kk_floor(x);
+            if constexpr (OP == OP_CEIL) return kk_ceil(x);
+            if constexpr (OP == OP_ROUND) return kk_rint(x);
+            if constexpr (OP == OP_CLAMP) return x < lo ? lo : x > hi ? hi : x;
         } else {
             typedef typename std::make_unsigned<T>::type U;
-            if constexpr (OP == KN_OP_NEG) return (T)((U)0 - (U)x);
-            if constexpr (OP == KN_OP_ABS) return x < 0 ? (T)((U)0 - (U)x) : x;
-            if constexpr (OP == KN_OP_RELU) return x < 0 ? (T)0 : x;
-            if constexpr (OP == KN_OP_CLAMP) return x < lo ? lo : x > hi ? hi : x;
+            if constexpr (OP == OP_NEG) return (T)((U)0 - (U)x);
+            if constexpr (OP == OP_ABS) return x < 0 ? (T)((U)0 - (U)x) : x;
+            if constexpr (OP == OP_RELU) return x < 0 ? (T)0 : x;
+            if constexpr (OP == OP_CLAMP) return x < lo ? lo : x > hi ? hi : x;
         }
         return x; /* floor, ceil, round of integers */
     }
@@ -79,8 +79,8 @@ struct kk_un {
 
 template <int OP>
 struct kk_is_compare {
-    static constexpr bool value = OP == KN_OP_EQ || OP == KN_OP_NE || OP == KN_OP_LT || OP == KN_OP_LE ||
-                                  OP == KN_OP_GT || OP == KN_OP_GE || OP == KN_OP_AND || OP == KN_OP_OR;
+    static constexpr bool value = OP == OP_EQ || OP == OP_NE || OP == OP_LT || OP == OP_LE ||
+                                  OP == OP_GT || OP == OP_GE || OP == OP_AND || OP == OP_OR;
 };
 
 template <int OP, typename T>
@@ -89,39 +89,39 @@ struct kk_bin {
     int *status; /* set to 1 by an integer division by zero */
     KK_DEV out_t operator()(T a, T b) const
     {
-        if constexpr (OP == KN_OP_EQ) return a == b;
-        if constexpr (OP == KN_OP_NE) return a != b;
-        if constexpr (OP == KN_OP_LT) return a < b;
-        if constexpr (OP == KN_OP_LE) return a <= b;
-        if constexpr (OP == KN_OP_GT) return a > b;
-        if constexpr (OP == KN_OP_GE) return a >= b;
-        if constexpr (OP == KN_OP_AND) return a != 0 && b != 0;
-        if constexpr (OP == KN_OP_OR) return a != 0 || b != 0;
+        if constexpr (OP == OP_EQ) return a == b;
+        if constexpr (OP == OP_NE) return a != b;
+        if constexpr (OP == OP_LT) return a < b;
+        if constexpr (OP == OP_LE) return a <= b;
+        if constexpr (OP == OP_GT) return a > b;
+        if constexpr (OP == OP_GE) return a >= b;
+        if constexpr (OP == OP_AND) return a != 0 && b != 0;
+        if constexpr (OP == OP_OR) return a != 0 || b != 0;
         if constexpr (std::is_floating_point<T>::value) {
-            if constexpr (OP == KN_OP_ADD) return a + b;
-            if constexpr (OP == KN_OP_SUB) return a - b;
-            if constexpr (OP == KN_OP_MUL) return a * b;
-            if constexpr (OP == KN_OP_DIV) return a / b;
-            if constexpr (OP == KN_OP_MOD) return kk_fmod(a, b);
-            if constexpr (OP == KN_OP_POW) return kk_pow(a, b);
-            if constexpr (OP == KN_OP_MAXIMUM) return (a > b || a != a) ? a : b;
-            if constexpr (OP == KN_OP_MINIMUM) return (a < b || a != a) ? a : b;
+            if constexpr (OP == OP_ADD) return a + b;
+            if constexpr (OP == OP_SUB) return a - b;
+            if constexpr (OP == OP_MUL) return a * b;
+            if constexpr (OP == OP_DIV) return a / b;
+            if constexpr (OP == OP_MOD) return kk_fmod(a, b);
+            if constexpr (OP == OP_POW) return kk_pow(a, b);
+            if constexpr (OP == OP_MAXIMUM) return (a > b || a != a) ? a : b;
+            if constexpr (OP == OP_MINIMUM) return (a < b || a != a) ? a : b;
         } else {
             typedef typename std::make_unsigned<T>::type U;
-            if constexpr (OP == KN_OP_ADD) return (T)((U)a + (U)b);
-            if constexpr (OP == KN_OP_SUB) return (T)((U)a - (U)b);
-            if constexpr (OP == KN_OP_MUL) return (T)((U)a * (U)b);
-            if constexpr (OP == KN_OP_POW) return kk_ipow(a, b);
-            if constexpr (OP == KN_OP_MAXIMUM) return a > b ? a : b;
-            if constexpr (OP == KN_OP_MINIMUM) return a < b ? a : b;
-            if constexpr (OP == KN_OP_DIV || OP == KN_OP_MOD) {
+            if constexpr (OP == OP_ADD) return (T)((U)a + (U)b);
+            if constexpr (OP == OP_SUB) return (T)((U)a - (U)b);
+            if constexpr (OP == OP_MUL) return (T)((U)a * (U)b);
+            if constexpr (OP == OP_POW) return kk_ipow(a, b);
+            if constexpr (OP == OP_MAXIMUM) return a > b ? a : b;
+            if constexpr (OP == OP_MINIMUM) return a < b ? a : b;
+            if constexpr (OP == OP_DIV || OP == OP_MOD) {
                 if (b == 0) {
                     *status = 1;
                     return 0;
                 }
                 if (b == -1)
-                    return OP == KN_OP_DIV ? (T)((U)0 - (U)a) : (T)0;
-                return OP == KN_OP_DIV ? a / b : a % b;
+                    return OP == OP_DIV ? (T)((U)0 - (U)a) : (T)0;
+                return OP == OP_DIV ? a / b : a % b;
             }
         }
         return 0;
@@ -132,8 +132,8 @@ struct kk_bin {
 KK_DEV double kk_unary_double(int op, double x, double p0, double p1)
 {
     switch (op) {
-#define KN_UNARY(ID, name, expr) \
-    case KN_OP_##ID: return (expr);
+#define OP_UNARY(ID, name, expr) \
+    case OP_##ID: return (expr);
 #include "engine/ops.def"
     default: return x;
     }
@@ -142,10 +142,10 @@ KK_DEV double kk_unary_double(int op, double x, double p0, double p1)
 KK_DEV double kk_binary_double(int op, double a, double b)
 {
     switch (op) {
-#define KN_BINARY(ID, name, expr) \
-    case KN_OP_##ID: return (expr);
-#define KN_COMPARE(ID, name, expr) \
-    case KN_OP_##ID: return (expr);
+#define OP_BINARY(ID, name, expr) \
+    case OP_##ID: return (expr);
+#define OP_COMPARE(ID, name, expr) \
+    case OP_##ID: return (expr);
 #include "engine/ops.def"
     default: return 0;
     }
@@ -234,7 +234,7 @@ __global__ void kk_un_generic(kk_iter it, int op, int dout, int din, double p0, 
 __global__ void kk_bin_generic(kk_iter it, int op, int dout, int din, int *status)
 {
     int intdiv = din != KK_F16 && din != KK_BF16 && din != KK_F32 && din != KK_F64 &&
-                 (op == KN_OP_DIV || op == KN_OP_MOD);
+                 (op == OP_DIV || op == OP_MOD);
     for (int64_t i = kk_gtid(); i < it.numel; i += kk_gstride()) {
         int64_t off[3];
         kk_offsets<3>(it, i, off);
@@ -242,7 +242,7 @@ __global__ void kk_bin_generic(kk_iter it, int op, int dout, int din, int *statu
         if (intdiv && b == 0) {
             *status = 1;
             r = 0;
-        } else if (intdiv && op == KN_OP_DIV) {
+        } else if (intdiv && op == OP_DIV) {
             r = trunc(a / b);
         } else {
             r = kk_binary_double(op, a, b);
@@ -419,7 +419,7 @@ static int kk_unary_typed(kk_ctx *c, int op, const kk_iter *it, double p0, doubl
     if constexpr (std::is_floating_point<T>::value) {
         switch (op) {
 #define KK_UN(ID) \
-    case KN_OP_##ID: return kk_launch_unary<T, T>(c, it, kk_un<KN_OP_##ID, T>{lo, hi});
+    case OP_##ID: return kk_launch_unary<T, T>(c, it, kk_un<OP_##ID, T>{lo, hi});
         KK_UN(NEG) KK_UN(ABS) KK_UN(EXP) KK_UN(LOG) KK_UN(SQRT) KK_UN(TANH) KK_UN(SIGMOID) KK_UN(RELU)
         KK_UN(GELU) KK_UN(SIN) KK_UN(COS) KK_UN(FLOOR) KK_UN(CEIL) KK_UN(ROUND) KK_UN(CLAMP)
         default: break;
@@ -427,7 +427,7 @@ static int kk_unary_typed(kk_ctx *c, int op, const kk_iter *it, double p0, doubl
     } else {
         switch (op) {
         KK_UN(NEG) KK_UN(ABS) KK_UN(RELU) KK_UN(CLAMP)
-        case KN_OP_FLOOR: case KN_OP_CEIL: case KN_OP_ROUND:
+        case OP_FLOOR: case OP_CEIL: case OP_ROUND:
             return kk_launch_unary<T, T>(c, it, kk_ident<T>());
         default: break;
 #undef KK_UN
@@ -443,10 +443,10 @@ static int kk_binary_typed(kk_ctx *c, int op, int dout, const kk_iter *it, int *
     *handled = 1;
     switch (op) {
 #define KK_BIN(ID)                                                                                         \
-    case KN_OP_##ID:                                                                                       \
-        if (dout != (kk_is_compare<KN_OP_##ID>::value ? KK_BOOL : dout))                                   \
+    case OP_##ID:                                                                                       \
+        if (dout != (kk_is_compare<OP_##ID>::value ? KK_BOOL : dout))                                   \
             break;                                                                                         \
-        return kk_launch_binary<typename kk_bin<KN_OP_##ID, T>::out_t, T>(c, it, kk_bin<KN_OP_##ID, T>{c->status});
+        return kk_launch_binary<typename kk_bin<OP_##ID, T>::out_t, T>(c, it, kk_bin<OP_##ID, T>{c->status});
         KK_BIN(ADD) KK_BIN(SUB) KK_BIN(MUL) KK_BIN(DIV) KK_BIN(MOD) KK_BIN(POW) KK_BIN(MAXIMUM) KK_BIN(MINIMUM)
         KK_BIN(EQ) KK_BIN(NE) KK_BIN(LT) KK_BIN(LE) KK_BIN(GT) KK_BIN(GE) KK_BIN(AND) KK_BIN(OR)
 #undef KK_BIN
@@ -480,7 +480,7 @@ static int KK_NAME(binary)(kk_ctx *c, int op, int dout, int din, const kk_iter *
     if (it->numel == 0)
         return 0;
     int handled = 0, rc = 0;
-    int cmp = op >= KN_OP_EQ && op <= KN_OP_OR;
+    int cmp = op >= OP_EQ && op <= OP_OR;
     if (cmp ? dout == KK_BOOL : dout == din) {
         switch (din) {
         case KK_F32: rc = kk_binary_typed<float>(c, op, dout, it, &handled); break;

@@ -32,7 +32,7 @@ KK_DEV void kk_red_init(kk_red_state *s)
 
 KK_DEV int kk_red_is_ext(int op)
 {
-    return op == KN_OP_MAX || op == KN_OP_MIN || op == KN_OP_ARGMAX || op == KN_OP_ARGMIN;
+    return op == OP_MAX || op == OP_MIN || op == OP_ARGMAX || op == OP_ARGMIN;
 }
 
 /* folds b into a (any order: ties and NaNs resolve by index) */
@@ -48,7 +48,7 @@ KK_DEV void kk_red_combine(int op, int isint, kk_red_state *a, const kk_red_stat
     } else if (a->nan || b->nan) {
         take = b->nan && (!a->nan || b->idx < a->idx);
     } else {
-        int mx = op == KN_OP_MAX || op == KN_OP_ARGMAX;
+        int mx = op == OP_MAX || op == OP_ARGMAX;
         int better = isint ? (mx ? b->ibest > a->ibest : b->ibest < a->ibest)
                            : (mx ? b->best > a->best : b->best < a->best);
         int equal = isint ? b->ibest == a->ibest : b->best == a->best;
@@ -68,18 +68,18 @@ KK_DEV void kk_red_add(int op, kk_red_state *s, T v, int64_t k, double mean)
 {
     constexpr bool isf = std::is_floating_point<T>::value;
     switch (op) {
-    case KN_OP_SUM: case KN_OP_MEAN:
+    case OP_SUM: case OP_MEAN:
         if constexpr (isf)
             s->sum += (double)v;
         else
             s->isum += (uint64_t)(int64_t)v;
         return;
-    case KN_OP_NORM: {
+    case OP_NORM: {
         double d = (double)v;
         s->sum += d * d;
         return;
     }
-    case KN_OP_VAR: case KN_OP_STD: {
+    case OP_VAR: case OP_STD: {
         double d = (double)v - mean;
         s->sum += d * d;
         return;
@@ -178,15 +178,15 @@ __global__ void kk_red_rows(kk_reduce_job j, int op)
     int64_t o = blockIdx.x, part = blockIdx.y;
     int64_t b = j.n * part / j.splits, e = j.n * (part + 1) / j.splits;
     const T *x = (const T *)j.x + o * j.n;
-    double mean = j.mean && (op == KN_OP_VAR || op == KN_OP_STD) ? j.mean[o] : 0;
+    double mean = j.mean && (op == OP_VAR || op == OP_STD) ? j.mean[o] : 0;
     kk_red_state s;
     kk_red_init(&s);
     switch (op) {
-    case KN_OP_SUM: case KN_OP_MEAN: kk_red_span_sum<T, 0>(&s, x, b, e, mean); break;
-    case KN_OP_NORM: kk_red_span_sum<T, 1>(&s, x, b, e, mean); break;
-    case KN_OP_VAR: case KN_OP_STD: kk_red_span_sum<T, 2>(&s, x, b, e, mean); break;
-    case KN_OP_MAX: kk_red_span_ext<T, 1>(&s, x, b, e); break;
-    case KN_OP_MIN: kk_red_span_ext<T, 0>(&s, x, b, e); break;
+    case OP_SUM: case OP_MEAN: kk_red_span_sum<T, 0>(&s, x, b, e, mean); break;
+    case OP_NORM: kk_red_span_sum<T, 1>(&s, x, b, e, mean); break;
+    case OP_VAR: case OP_STD: kk_red_span_sum<T, 2>(&s, x, b, e, mean); break;
+    case OP_MAX: kk_red_span_ext<T, 1>(&s, x, b, e); break;
+    case OP_MIN: kk_red_span_ext<T, 0>(&s, x, b, e); break;
     default: /* argmax, argmin: the index of each candidate matters */
         for (int64_t k = b + threadIdx.x; k < e; k += blockDim.x)
             kk_red_add<T>(op, &s, x[k], k, mean);
@@ -210,7 +210,7 @@ __global__ void kk_red_cols(kk_reduce_job j, int op)
     for (int64_t i = kk_gtid(); i < nout; i += kk_gstride()) {
         int64_t o = i / j.inner, c = i - o * j.inner;
         const T *x = (const T *)j.x + o * j.n * j.inner + c;
-        double mean = j.mean && (op == KN_OP_VAR || op == KN_OP_STD) ? j.mean[i] : 0;
+        double mean = j.mean && (op == OP_VAR || op == OP_STD) ? j.mean[i] : 0;
         kk_red_state s;
         kk_red_init(&s);
         for (int64_t k = 0; k < j.n; k++)
@@ -224,7 +224,7 @@ __global__ void kk_red_cols(kk_reduce_job j, int op)
 KK_DEV void kk_red_store(const kk_reduce_job &j, int op, int to_mean, int isint, int64_t i, kk_red_state s)
 {
     double n = (double)j.n;
-    if (isint && (op == KN_OP_SUM || op == KN_OP_MEAN))
+    if (isint && (op == OP_SUM || op == OP_MEAN))
         s.sum = (double)(int64_t)s.isum; /* sums of integers (norm, var, std sum in double) */
     if (to_mean) {
         j.mean[i] = s.sum / n;
@@ -234,16 +234,16 @@ KK_DEV void kk_red_store(const kk_reduce_job &j, int op, int to_mean, int isint,
     int od = j.odt;
     int es = od == KK_F64 || od == KK_I64 ? 8 : od == KK_F32 || od == KK_I32 ? 4 : od == KK_F16 || od == KK_BF16 ? 2 : 1;
     switch (op) {
-    case KN_OP_SUM:
+    case OP_SUM:
         if (isint && od == KK_I64)
             ((int64_t *)o)[i] = (int64_t)s.isum;
         else
             kk_store(od, o + i * es, s.sum);
         break;
-    case KN_OP_MEAN: case KN_OP_VAR: kk_store(od, o + i * es, s.sum / n); break;
-    case KN_OP_STD: kk_store(od, o + i * es, sqrt(s.sum / n)); break;
-    case KN_OP_NORM: kk_store(od, o + i * es, sqrt(s.sum)); break;
-    case KN_OP_ARGMAX: case KN_OP_ARGMIN: ((int64_t *)o)[i] = s.idx; break;
+    case OP_MEAN: case OP_VAR: kk_store(od, o + i * es, s.sum / n); break;
+    case OP_STD: kk_store(od, o + i * es, sqrt(s.sum / n)); break;
+    case OP_NORM: kk_store(od, o + i * es, sqrt(s.sum)); break;
+    case OP_ARGMAX: case OP_ARGMIN: ((int64_t *)o)[i] = s.idx; break;
     default:
         if (isint && od == KK_I64)
             ((int64_t *)o)[i] = s.ibest;
@@ -320,8 +320,8 @@ static int kk_reduce_pass(kk_ctx *c, const kk_reduce_job *j, int op, int to_mean
 template <typename T>
 static int kk_reduce_typed(kk_ctx *c, const kk_reduce_job *j)
 {
-    if (j->op == KN_OP_VAR || j->op == KN_OP_STD) {
-        int rc = kk_reduce_pass<T>(c, j, KN_OP_SUM, 1);
+    if (j->op == OP_VAR || j->op == OP_STD) {
+        int rc = kk_reduce_pass<T>(c, j, OP_SUM, 1);
         if (rc)
             return rc;
     }

@@ -37,7 +37,7 @@ static uint64_t rnd(void)
 }
 static int rndi(int n) { return (int)(rnd() % (uint64_t)n); }
 
-static const kn_dtype all_dtypes[] = {KN_BOOL, KN_U8, KN_I32, KN_I64, KN_F16, KN_BF16, KN_F32, KN_F64};
+static const tensor_dtype all_dtypes[] = {DT_BOOL, DT_U8, DT_I32, DT_I64, DT_F16, DT_BF16, DT_F32, DT_F64};
 #define NDT 8
 
 /* ---- what one case compares ---- */
@@ -78,7 +78,7 @@ static void compare(const char *what, tensor *r0, eng_error *e0, tensor *r1, eng
         goto done;
     }
     if (r0->dtype != r1->dtype || r0->ndim != r1->ndim) {
-        fail(what, "dtype/ndim differ: %s/%d vs %s/%d", kn_dtype_name(r0->dtype), r0->ndim, kn_dtype_name(r1->dtype),
+        fail(what, "dtype/ndim differ: %s/%d vs %s/%d", tensor_dtype_name(r0->dtype), r0->ndim, tensor_dtype_name(r1->dtype),
              r1->ndim);
         goto done;
     }
@@ -105,7 +105,7 @@ static void compare(const char *what, tensor *r0, eng_error *e0, tensor *r1, eng
             continue;
         if (!shown++)
             fail(what, "element %lld of %lld: cpu %.17g, %s %.17g (%s)", (long long)i, (long long)n, a, other->name, b,
-                 kn_dtype_name(r0->dtype));
+                 tensor_dtype_name(r0->dtype));
     }
 done:
     tensor_decref(r0);
@@ -115,7 +115,7 @@ done:
 /* ---- inputs: the same values, layout and view on both backends ---- */
 
 typedef struct spec {
-    kn_dtype dt;
+    tensor_dtype dt;
     int ndim;
     int64_t shape[TENSOR_MAXDIM]; /* the view's shape */
     int view;                     /* 0 contiguous, 1 transposed (last two dims), 2 stepped slice of dim 0 */
@@ -130,9 +130,9 @@ static double value_for(const spec *s, uint64_t *st)
     uint64_t r = *st >> 20;
     double u = (double)(r & 0xfffffff) / (double)0x10000000;
     switch (s->dt) {
-    case KN_BOOL: return s->nonzero ? 1 : (double)(r & 1);
-    case KN_U8: return s->nonzero ? 1 + (double)(r % 200) : (double)(r % 256);
-    case KN_I32: case KN_I64: {
+    case DT_BOOL: return s->nonzero ? 1 : (double)(r & 1);
+    case DT_U8: return s->nonzero ? 1 + (double)(r % 200) : (double)(r % 256);
+    case DT_I32: case DT_I64: {
         double v = (double)((int64_t)(r % 41) - 20);
         if (s->positive)
             v = fabs(v) + 1;
@@ -206,18 +206,18 @@ static void random_shape(spec *s, int maxdim, int allow_big)
     s->seed = rnd();
 }
 
-static int is_float(kn_dtype dt) { return dt == KN_F16 || dt == KN_BF16 || dt == KN_F32 || dt == KN_F64; }
+static int is_float(tensor_dtype dt) { return dt == DT_F16 || dt == DT_BF16 || dt == DT_F32 || dt == DT_F64; }
 
 /* tolerance of an op's result in dtype dt; exact: an op that must match bit for bit */
-static tol tol_for(kn_dtype dt, int exact)
+static tol tol_for(tensor_dtype dt, int exact)
 {
     if (exact)
         return (tol){0, 0};
     switch (dt) {
-    case KN_F16: return (tol){2e-3, 1e-4};  /* one f16 rounding of an f32 result */
-    case KN_BF16: return (tol){1.6e-2, 1e-3};
-    case KN_F32: return (tol){4e-6, 1e-6};  /* a few ulp: libm vs CUDA math vs cpu_expf */
-    case KN_F64: return (tol){1e-13, 1e-14};
+    case DT_F16: return (tol){2e-3, 1e-4};  /* one f16 rounding of an f32 result */
+    case DT_BF16: return (tol){1.6e-2, 1e-3};
+    case DT_F32: return (tol){4e-6, 1e-6};  /* a few ulp: libm vs CUDA math vs cpu_expf */
+    case DT_F64: return (tol){1e-13, 1e-14};
     default: return (tol){0, 0};
     }
 }
@@ -250,9 +250,9 @@ done:
 /* ---- the ops ---- */
 
 typedef struct opctx {
-    kn_opid op;
+    op_id op;
     int dim, keepdim;
-    kn_dtype dt;
+    tensor_dtype dt;
     double a, b;
 } opctx;
 
@@ -311,32 +311,32 @@ static tensor *do_inplace(tensor **x, void *c, eng_error *err)
 
 static void group_unary(int cases)
 {
-    static const kn_opid ops[] = {
-#define KN_UNARY(ID, name, expr) KN_OP_##ID,
+    static const op_id ops[] = {
+#define OP_UNARY(ID, name, expr) OP_##ID,
 #include "engine/ops.def"
     };
     for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++)
         for (int i = 0; i < cases; i++) {
             spec s = {.dt = all_dtypes[i % NDT]};
             random_shape(&s, 4, 1);
-            s.positive = (ops[o] == KN_OP_LOG || ops[o] == KN_OP_SQRT) && i % 3;
+            s.positive = (ops[o] == OP_LOG || ops[o] == OP_SQRT) && i % 3;
             opctx c = {.op = ops[o], .a = -1, .b = 1.5};
             char what[96];
-            snprintf(what, sizeof what, "%s(%s)", kn_op_name(ops[o]), kn_dtype_name(s.dt));
-            int exact = ops[o] == KN_OP_NEG || ops[o] == KN_OP_NOT || ops[o] == KN_OP_ABS || ops[o] == KN_OP_RELU ||
-                        ops[o] == KN_OP_FLOOR || ops[o] == KN_OP_CEIL || ops[o] == KN_OP_ROUND ||
-                        ops[o] == KN_OP_CLAMP || ops[o] == KN_OP_SQRT;
+            snprintf(what, sizeof what, "%s(%s)", tensor_op_name(ops[o]), tensor_dtype_name(s.dt));
+            int exact = ops[o] == OP_NEG || ops[o] == OP_NOT || ops[o] == OP_ABS || ops[o] == OP_RELU ||
+                        ops[o] == OP_FLOOR || ops[o] == OP_CEIL || ops[o] == OP_ROUND ||
+                        ops[o] == OP_CLAMP || ops[o] == OP_SQRT;
             /* integer input of a float function gives f32 */
-            kn_dtype rdt = is_float(s.dt) ? s.dt : KN_F32;
+            tensor_dtype rdt = is_float(s.dt) ? s.dt : DT_F32;
             run_both(what, &s, 1, tol_for(rdt, exact), 0, do_unary, &c);
         }
 }
 
 static void group_binary(int cases)
 {
-    static const kn_opid ops[] = {
-#define KN_BINARY(ID, name, expr) KN_OP_##ID,
-#define KN_COMPARE(ID, name, expr) KN_OP_##ID,
+    static const op_id ops[] = {
+#define OP_BINARY(ID, name, expr) OP_##ID,
+#define OP_COMPARE(ID, name, expr) OP_##ID,
 #include "engine/ops.def"
     };
     for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++)
@@ -361,20 +361,20 @@ static void group_binary(int cases)
                 b->ndim -= drop;
             }
             s[1].view = s[1].ndim >= 2 ? rndi(3) : 0;
-            int intdiv = (ops[o] == KN_OP_DIV || ops[o] == KN_OP_MOD);
+            int intdiv = (ops[o] == OP_DIV || ops[o] == OP_MOD);
             s[1].nonzero = intdiv && i % 7;   /* and now and then a zero divisor: ZeroDivisionError */
-            s[1].positive = ops[o] == KN_OP_POW && i % 2;
+            s[1].positive = ops[o] == OP_POW && i % 2;
             opctx c = {.op = ops[o]};
             char what[96];
-            snprintf(what, sizeof what, "%s(%s, %s)", kn_op_name(ops[o]), kn_dtype_name(s[0].dt), kn_dtype_name(s[1].dt));
-            kn_dtype rdt = kn_dtype_promote(s[0].dt, s[1].dt);
-            int exact = ops[o] != KN_OP_POW;
-            if (rdt == KN_F16 || rdt == KN_BF16)
+            snprintf(what, sizeof what, "%s(%s, %s)", tensor_op_name(ops[o]), tensor_dtype_name(s[0].dt), tensor_dtype_name(s[1].dt));
+            tensor_dtype rdt = tensor_dtype_promote(s[0].dt, s[1].dt);
+            int exact = ops[o] != OP_POW;
+            if (rdt == DT_F16 || rdt == DT_BF16)
                 exact = 0; /* f32 math rounded back: same, but allow the rounding's tie cases */
             run_both(what, s, 2, tol_for(rdt, exact), 1, do_binary, &c);
             if (i % 4 == 0 && s[1].ndim <= s[0].ndim && s[0].view == 0) { /* a op= b */
-                snprintf(what, sizeof what, "%s=(%s, %s)", kn_op_name(ops[o]), kn_dtype_name(s[0].dt),
-                         kn_dtype_name(s[1].dt));
+                snprintf(what, sizeof what, "%s=(%s, %s)", tensor_op_name(ops[o]), tensor_dtype_name(s[0].dt),
+                         tensor_dtype_name(s[1].dt));
                 run_both(what, s, 2, tol_for(s[0].dt, exact), 1, do_inplace, &c);
             }
         }
@@ -382,11 +382,11 @@ static void group_binary(int cases)
 
 static void group_reduce(int cases)
 {
-    static const kn_opid ops[] = {
-#define KN_REDUCE(ID, name) KN_OP_##ID,
+    static const op_id ops[] = {
+#define OP_REDUCE(ID, name) OP_##ID,
 #include "engine/ops.def"
     };
-    static const kn_dtype rdts[] = {KN_BOOL, KN_U8, KN_I32, KN_I64, KN_F16, KN_F32, KN_F64, KN_BF16};
+    static const tensor_dtype rdts[] = {DT_BOOL, DT_U8, DT_I32, DT_I64, DT_F16, DT_F32, DT_F64, DT_BF16};
     for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++)
         for (int i = 0; i < cases; i++) {
             spec s = {.dt = rdts[i % 8]};
@@ -398,11 +398,11 @@ static void group_reduce(int cases)
             }
             opctx c = {.op = ops[o], .dim = s.ndim && rndi(3) ? rndi(s.ndim) : TENSOR_ALLDIMS, .keepdim = rndi(2)};
             char what[96];
-            snprintf(what, sizeof what, "%s(%s, dim %d)", kn_op_name(ops[o]), kn_dtype_name(s.dt), c.dim);
-            int ext = ops[o] == KN_OP_MAX || ops[o] == KN_OP_MIN || ops[o] == KN_OP_ARGMAX || ops[o] == KN_OP_ARGMIN;
-            tol t = tol_for(is_float(s.dt) ? s.dt : KN_F32, ext || (ops[o] == KN_OP_SUM && !is_float(s.dt)));
+            snprintf(what, sizeof what, "%s(%s, dim %d)", tensor_op_name(ops[o]), tensor_dtype_name(s.dt), c.dim);
+            int ext = ops[o] == OP_MAX || ops[o] == OP_MIN || ops[o] == OP_ARGMAX || ops[o] == OP_ARGMIN;
+            tol t = tol_for(is_float(s.dt) ? s.dt : DT_F32, ext || (ops[o] == OP_SUM && !is_float(s.dt)));
             if (!ext) /* double accumulation in another order, rounded once: a last-bit difference */
-                t.rel = s.dt == KN_F64 ? 1e-12 : s.dt == KN_F16 ? 2e-3 : s.dt == KN_BF16 ? 1.6e-2 : 1e-6;
+                t.rel = s.dt == DT_F64 ? 1e-12 : s.dt == DT_F16 ? 2e-3 : s.dt == DT_BF16 ? 1.6e-2 : 1e-6;
             run_both(what, &s, 1, t, 1, do_reduce, &c);
         }
 }
@@ -412,7 +412,7 @@ static void group_matmul(int cases)
     for (int i = 0; i < cases; i++) {
         spec s[2];
         memset(s, 0, sizeof s);
-        kn_dtype dt = i % 3 == 0 ? KN_F64 : i % 7 == 1 ? KN_I32 : i % 7 == 2 ? KN_F16 : i % 7 == 4 ? KN_BF16 : KN_F32;
+        tensor_dtype dt = i % 3 == 0 ? DT_F64 : i % 7 == 1 ? DT_I32 : i % 7 == 2 ? DT_F16 : i % 7 == 4 ? DT_BF16 : DT_F32;
         int64_t M = sizes[rndi(10)], K = sizes[rndi(10)], N = sizes[rndi(10)], B = 1 + rndi(3);
         if (i % 5 == 0) {
             M = 40 + rndi(30);
@@ -444,12 +444,12 @@ static void group_matmul(int cases)
             s[1].view = 0;
         }
         char what[96];
-        snprintf(what, sizeof what, "matmul(%s, M %lld K %lld N %lld)", kn_dtype_name(dt), (long long)M, (long long)K,
+        snprintf(what, sizeof what, "matmul(%s, M %lld K %lld N %lld)", tensor_dtype_name(dt), (long long)M, (long long)K,
                  (long long)N);
         /* half products: one backend may round an f32 product (CPU), the other accumulate
          * in f32 on tensor cores and round once (cuBLAS): a unit in the last place apart */
-        tol t = {dt == KN_F64 ? 1e-13 : dt == KN_F16 ? 2e-3 : dt == KN_BF16 ? 1.6e-2 : 1e-5, (dt == KN_F64 ? 1e-12 : 2e-5) * (double)(K + 1)};
-        if (dt == KN_I32)
+        tol t = {dt == DT_F64 ? 1e-13 : dt == DT_F16 ? 2e-3 : dt == DT_BF16 ? 1.6e-2 : 1e-5, (dt == DT_F64 ? 1e-12 : 2e-5) * (double)(K + 1)};
+        if (dt == DT_I32)
             t = (tol){0, 0};
         run_both(what, s, 2, t, 0, do_matmul, NULL);
     }
@@ -477,7 +477,7 @@ static tensor *do_col2im(tensor **x, void *c, eng_error *err)
 static void group_conv(int cases)
 {
     for (int i = 0; i < cases; i++) {
-        kn_dtype dt = i % 2 ? KN_F64 : KN_F32;
+        tensor_dtype dt = i % 2 ? DT_F64 : DT_F32;
         convctx k = {1 + rndi(4), 1 + rndi(4), 1 + rndi(3), rndi(3), 1 + rndi(4), 1 + rndi(12), 1 + rndi(12)};
         int64_t N = 1 + rndi(3);
         if (i % 7 == 0) { /* a larger image: the parallel loops */
@@ -489,7 +489,7 @@ static void group_conv(int cases)
         spec s = {.dt = dt, .ndim = 4, .seed = rnd(), .view = rndi(2), .shape = {N, k.C, k.H, k.W}};
         char what[128];
         snprintf(what, sizeof what, "im2col(%s [%lld, %lld, %lld, %lld], %dx%d, stride %d, pad %d)",
-                 kn_dtype_name(dt), (long long)N, (long long)k.C, (long long)k.H, (long long)k.W, k.kh, k.kw,
+                 tensor_dtype_name(dt), (long long)N, (long long)k.C, (long long)k.H, (long long)k.W, k.kh, k.kw,
                  k.stride, k.pad);
         run_both(what, &s, 1, (tol){0, 0}, 1, do_im2col, &k);
         if (k.H + 2 * k.pad < k.kh || k.W + 2 * k.pad < k.kw)
@@ -509,26 +509,26 @@ static void group_data(int cases)
         spec s[3];
         memset(s, 0, sizeof s);
         random_shape(&s[0], 3, 1);
-        s[0].dt = KN_BOOL;
-        kn_dtype dt = all_dtypes[i % NDT];
+        s[0].dt = DT_BOOL;
+        tensor_dtype dt = all_dtypes[i % NDT];
         s[1] = (spec){.dt = dt, .ndim = s[0].ndim, .seed = rnd()};
         s[2] = (spec){.dt = dt, .ndim = 0, .seed = rnd()};
         memcpy(s[1].shape, s[0].shape, sizeof s[0].shape);
-        snprintf(what, sizeof what, "where(%s)", kn_dtype_name(dt));
+        snprintf(what, sizeof what, "where(%s)", tensor_dtype_name(dt));
         run_both(what, s, 3, tol_for(dt, 1), 0, do_where, NULL);
 
         /* cast between every pair, from views */
         spec c0 = {.dt = all_dtypes[rndi(NDT)]};
         random_shape(&c0, 3, 1);
         opctx oc = {.dt = all_dtypes[rndi(NDT)]};
-        snprintf(what, sizeof what, "cast(%s -> %s)", kn_dtype_name(c0.dt), kn_dtype_name(oc.dt));
+        snprintf(what, sizeof what, "cast(%s -> %s)", tensor_dtype_name(c0.dt), tensor_dtype_name(oc.dt));
         run_both(what, &c0, 1, tol_for(oc.dt, 1), 0, do_cast, &oc);
 
         /* fill a view */
         spec f0 = {.dt = all_dtypes[i % NDT]};
         random_shape(&f0, 3, 0);
         opctx of = {.a = (i % 3) ? 2.5 : -7};
-        snprintf(what, sizeof what, "fill(%s)", kn_dtype_name(f0.dt));
+        snprintf(what, sizeof what, "fill(%s)", tensor_dtype_name(f0.dt));
         run_both(what, &f0, 1, tol_for(f0.dt, 1), 0, do_fill_view, &of);
 
         /* assign a broadcast source into a view, with a cast */
@@ -538,7 +538,7 @@ static void group_data(int cases)
         random_shape(&a2[0], 3, 0);
         a2[1] = (spec){.dt = all_dtypes[rndi(NDT)], .ndim = a2[0].ndim ? 1 : 0, .seed = rnd()};
         a2[1].shape[0] = a2[0].ndim ? a2[0].shape[a2[0].ndim - 1] : 1;
-        snprintf(what, sizeof what, "assign(%s <- %s)", kn_dtype_name(a2[0].dt), kn_dtype_name(a2[1].dt));
+        snprintf(what, sizeof what, "assign(%s <- %s)", tensor_dtype_name(a2[0].dt), tensor_dtype_name(a2[1].dt));
         run_both(what, a2, 2, tol_for(a2[0].dt, 1), 0, do_assign, NULL);
 
         /* gather rows, indices i32/i64, negative ones, and now and then a bad one */
@@ -552,10 +552,10 @@ static void group_data(int cases)
         }
         if (g[0].shape[0] == 0)
             g[0].shape[0] = 3;
-        g[1] = (spec){.dt = rndi(2) ? KN_I32 : KN_I64, .ndim = 1 + rndi(2), .seed = rnd()};
+        g[1] = (spec){.dt = rndi(2) ? DT_I32 : DT_I64, .ndim = 1 + rndi(2), .seed = rnd()};
         g[1].shape[0] = 1 + rndi(9);
         g[1].shape[1] = 1 + rndi(3);
-        snprintf(what, sizeof what, "gather(%s rows %lld)", kn_dtype_name(g[0].dt), (long long)g[0].shape[0]);
+        snprintf(what, sizeof what, "gather(%s rows %lld)", tensor_dtype_name(g[0].dt), (long long)g[0].shape[0]);
         /* index values are in [-20, 20]: in range only for big enough x; errors must match */
         run_both(what, g, 2, tol_for(g[0].dt, 1), 1, do_gather, NULL);
     }
@@ -581,7 +581,7 @@ static void group_random(int cases)
         compare(kind == 0 ? "rand" : kind == 1 ? "randn" : "randint", r0, &e0, r1, &e1, (tol){kind == 1 ? 2e-7 : 0, 0},
                 0);
         /* arange in several dtypes */
-        kn_dtype adt = all_dtypes[2 + rndi(6)];
+        tensor_dtype adt = all_dtypes[2 + rndi(6)];
         double start = rndi(2) ? -3 : 0.5, step = rndi(2) ? 1 : 0.25, stop = start + step * (double)rndi(3000);
         eng_set_current_backend(&cpu_backend);
         r0 = tensor_arange(start, stop, step, adt, &e0);
@@ -597,7 +597,7 @@ typedef struct trainctx {
     int kind;            /* 0 loss, 1 gradient, 2 loss with the labels' range given (fit's form),
                           * 3 AdamW (the parameter), 4 AdamW (the second moment), 5 SGD */
     double scale;        /* the logits are multiplied by it (1e4: stability) */
-    kn_dtype ldt;        /* labels */
+    tensor_dtype ldt;        /* labels */
     int64_t n;
     double *labels;      /* host values */
     int64_t lo, hi;
@@ -613,7 +613,7 @@ static tensor *xent_inputs(tensor *x, const trainctx *k, tensor **lab, eng_error
         tensor_incref(x);
         return x;
     }
-    return tensor_binary_scalar(KN_OP_MUL, x, k->scale, 1, 0, err);
+    return tensor_binary_scalar(OP_MUL, x, k->scale, 1, 0, err);
 }
 
 static tensor *do_xent(tensor **x, void *c, eng_error *err)
@@ -650,7 +650,7 @@ static tensor *do_step(tensor **x, void *c, eng_error *err)
     if (o && opt_set(o, "wd", 0.05, err) == 0 && opt_set(o, "wd_1d", 1, err) == 0) {
         for (int t = 0; t < 3; t++) {
             tensor_decref(p->grad);
-            if (!(p->grad = tensor_binary_scalar(KN_OP_MUL, x[1], t + 1, 1, 0, err)) || opt_step(o, 0.1, err))
+            if (!(p->grad = tensor_binary_scalar(OP_MUL, x[1], t + 1, 1, 0, err)) || opt_step(o, 0.1, err))
                 goto done;
         }
         r = k->kind == 4 ? o->v[0] : p;
@@ -666,9 +666,9 @@ done:
 static void group_train(int cases)
 {
     static const int64_t ns[] = {1, 2, 7, 33, 64, 129}, cs[] = {1, 2, 10, 31, 33, 100, 1000};
-    static const kn_dtype ldts[3] = {KN_I64, KN_I32, KN_U8};
+    static const tensor_dtype ldts[3] = {DT_I64, DT_I32, DT_U8};
     for (int i = 0; i < cases; i++) {
-        kn_dtype dt = i % 2 ? KN_F64 : KN_F32;
+        tensor_dtype dt = i % 2 ? DT_F64 : DT_F32;
         int64_t N = ns[rndi(6)], C = cs[rndi(7)];
         if (C > 255)
             C = 255 - rndi(3); /* u8 labels */
@@ -678,7 +678,7 @@ static void group_train(int cases)
             k.labels[r] = (double)rndi((int)C);
         int bad = i % 9 == 4;
         if (bad) /* a label out of range: the same IndexError and message */
-            k.labels[rndi((int)N)] = k.ldt == KN_U8 ? (double)C : rndi(2) ? (double)C + 2 : -3;
+            k.labels[rndi((int)N)] = k.ldt == DT_U8 ? (double)C : rndi(2) ? (double)C + 2 : -3;
         k.lo = k.hi = (int64_t)k.labels[0];
         for (int64_t r = 1; r < N; r++) {
             k.lo = (int64_t)k.labels[r] < k.lo ? (int64_t)k.labels[r] : k.lo;
@@ -689,8 +689,8 @@ static void group_train(int cases)
         for (int kind = 0; kind < 3; kind++) {
             k.kind = kind;
             snprintf(what, sizeof what, "cross_entropy %s(%s [%lld, %lld] x %g, %s labels%s)",
-                     kind == 1 ? "backward " : kind == 2 ? "ranged " : "", kn_dtype_name(dt), (long long)N,
-                     (long long)C, k.scale, kn_dtype_name(k.ldt), bad ? ", one bad" : "");
+                     kind == 1 ? "backward " : kind == 2 ? "ranged " : "", tensor_dtype_name(dt), (long long)N,
+                     (long long)C, k.scale, tensor_dtype_name(k.ldt), bad ? ", one bad" : "");
             run_both(what, &s, 1, tol_for(dt, 0), 1, do_xent, &k);
         }
         free(k.labels);
@@ -706,7 +706,7 @@ static void group_train(int cases)
             k.momentum = rndi(3) > 0;
             k.nesterov = rndi(2);
             snprintf(what, sizeof what, "%s (%s, %lld elements%s%s)", kind == 5 ? "sgd" : kind == 4 ? "adamw v" : "adamw p",
-                     kn_dtype_name(dt), (long long)(ps[0].ndim ? ps[0].shape[0] : 1),
+                     tensor_dtype_name(dt), (long long)(ps[0].ndim ? ps[0].shape[0] : 1),
                      kind == 5 && k.momentum ? ", momentum" : "", kind == 5 && k.nesterov ? ", nesterov" : "");
             run_both(what, ps, 2, tol_for(dt, 0), 1, do_step, &k);
         }

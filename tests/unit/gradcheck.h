@@ -44,7 +44,7 @@ static tensor *random_f64(int nd, const int64_t *shape, int positive)
         return must(NULL);
     for (int64_t i = 0; i < n; i++)
         v[i] = positive ? 0.5 + 1.5 * urand() : 4.0 * urand() - 2.0;
-    tensor *t = must(tensor_from_doubles(v, KN_F64, nd, shape, &err));
+    tensor *t = must(tensor_from_doubles(v, DT_F64, nd, shape, &err));
     free(v);
     return t;
 }
@@ -58,8 +58,8 @@ static double gradcheck_loss(gradcheck_fn f, const void *ctx, tensor **p, tensor
     tensor *y = must(f(p, ctx));
     if (!*R)
         *R = random_f64(y->ndim, y->shape, 0);
-    tensor *m = must(tensor_binary(KN_OP_MUL, y, *R, &err));
-    tensor *l = must(tensor_reduce(KN_OP_SUM, m, TENSOR_ALLDIMS, 0, &err));
+    tensor *m = must(tensor_binary(OP_MUL, y, *R, &err));
+    tensor *l = must(tensor_reduce(OP_SUM, m, TENSOR_ALLDIMS, 0, &err));
     tensor_decref(y);
     tensor_decref(m);
     double v = 0;
@@ -98,7 +98,7 @@ static void gradcheck(const char *name, gradcheck_fn f, const void *ctx, int np,
             failures++;
             continue;
         }
-        CHECK(p[i]->grad->dtype == KN_F64 && p[i]->grad->ndim == p[i]->ndim);
+        CHECK(p[i]->grad->dtype == DT_F64 && p[i]->grad->ndim == p[i]->ndim);
         for (int64_t k = 0; k < tensor_numel(p[i]); k++) {
             double x0 = x[k];
             x[k] = x0 + h;

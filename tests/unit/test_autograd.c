@@ -31,7 +31,7 @@ struct gcase {
     int nd[3];
     int64_t shape[3][4];
     int positive;              /* parameters drawn from [0.5, 2) instead of [-2, 2) */
-    kn_opid op;
+    op_id op;
     int dim, keepdim;          /* reductions, views */
     double p0, p1;             /* clamp bounds; scalar operand */
     double tol;                /* 0: 1e-6 */
@@ -84,8 +84,8 @@ static tensor *f_contiguous(tensor **p, const gcase *c)
 }
 static tensor *f_cast(tensor **p, const gcase *c)
 {
-    tensor *t = must(tensor_cast(p[0], KN_F32, &err));
-    tensor *r = tensor_unary(KN_OP_TANH, t, 0, 0, &err);
+    tensor *t = must(tensor_cast(p[0], DT_F32, &err));
+    tensor *r = tensor_unary(OP_TANH, t, 0, 0, &err);
     tensor_decref(t);
     return r;
 }
@@ -93,7 +93,7 @@ static tensor *f_gather(tensor **p, const gcase *c)
 {
     double iv[5] = {2, 0, 2, -1, 2}; /* repeated and negative indices */
     int64_t n = 5;
-    tensor *idx = must(tensor_from_doubles(iv, KN_I64, 1, &n, &err));
+    tensor *idx = must(tensor_from_doubles(iv, DT_I64, 1, &n, &err));
     tensor *r = tensor_gather(p[0], idx, &err);
     tensor_decref(idx);
     return r;
@@ -102,7 +102,7 @@ static tensor *f_cat(tensor **p, const gcase *c) { return tensor_cat(p, c->np, c
 static tensor *f_stack(tensor **p, const gcase *c) { return tensor_stack(p, c->np, c->dim, &err); }
 static tensor *f_where(tensor **p, const gcase *c)
 {
-    tensor *cond = must(tensor_binary_scalar(KN_OP_GT, p[0], 0.0, 1, 0, &err)); /* bool: no gradient */
+    tensor *cond = must(tensor_binary_scalar(OP_GT, p[0], 0.0, 1, 0, &err)); /* bool: no gradient */
     tensor *r = tensor_where(cond, p[0], p[1], &err);
     tensor_decref(cond);
     return r;
@@ -115,8 +115,8 @@ static tensor *f_mlp(tensor **p, const gcase *c) /* sum(relu(x @ w + b)), x a co
     tensor *x = random_f64(2, xs, 0);
     lcg = saved;
     tensor *h = must(tensor_matmul(x, p[0], &err));
-    tensor *z = must(tensor_binary(KN_OP_ADD, h, p[1], &err));
-    tensor *r = tensor_unary(KN_OP_RELU, z, 0, 0, &err);
+    tensor *z = must(tensor_binary(OP_ADD, h, p[1], &err));
+    tensor *r = tensor_unary(OP_RELU, z, 0, 0, &err);
     tensor_decref(x);
     tensor_decref(h);
     tensor_decref(z);
@@ -137,50 +137,50 @@ static void check_case(const gcase *c)
 
 #define S1(a, b, c_, d) 4, {{a, b, c_, d}}
 static const gcase cases[] = {
-    {"neg", f_unary, 1, {2}, {{3, 4}}, 0, KN_OP_NEG},
-    {"abs", f_unary, 1, {2}, {{3, 4}}, 0, KN_OP_ABS},
-    {"exp", f_unary, 1, {2}, {{3, 4}}, 0, KN_OP_EXP},
-    {"log", f_unary, 1, {2}, {{3, 4}}, 1, KN_OP_LOG},
-    {"sqrt", f_unary, 1, {2}, {{3, 4}}, 1, KN_OP_SQRT},
-    {"tanh", f_unary, 1, {2}, {{3, 4}}, 0, KN_OP_TANH},
-    {"sigmoid", f_unary, 1, {2}, {{3, 4}}, 0, KN_OP_SIGMOID},
-    {"relu", f_unary, 1, {2}, {{3, 4}}, 0, KN_OP_RELU},
-    {"gelu", f_unary, 1, {2}, {{3, 4}}, 0, KN_OP_GELU},
-    {"sin", f_unary, 1, {2}, {{3, 4}}, 0, KN_OP_SIN},
-    {"cos", f_unary, 1, {2}, {{3, 4}}, 0, KN_OP_COS},
-    {"clamp", f_unary, 1, {2}, {{3, 4}}, 0, KN_OP_CLAMP, 0, 0, -0.5, 0.7},
-    {"floor", f_unary, 1, {2}, {{3, 4}}, 0, KN_OP_FLOOR},
-    {"ceil", f_unary, 1, {2}, {{3, 4}}, 0, KN_OP_CEIL},
-    {"round", f_unary, 1, {2}, {{3, 4}}, 0, KN_OP_ROUND},
-    {"add broadcast", f_binary, 2, {2, 1}, {{3, 4}, {4}}, 0, KN_OP_ADD},
-    {"sub broadcast", f_binary, 2, {2, 2}, {{3, 1}, {1, 4}}, 0, KN_OP_SUB},
-    {"mul broadcast", f_binary, 2, {3, 2}, {{2, 3, 4}, {3, 1}}, 0, KN_OP_MUL},
-    {"div broadcast", f_binary, 2, {2, 0}, {{3, 4}, {0}}, 1, KN_OP_DIV},
-    {"pow", f_binary, 2, {2, 2}, {{3, 4}, {3, 4}}, 1, KN_OP_POW},
-    {"pow broadcast", f_binary, 2, {2, 1}, {{3, 4}, {1}}, 1, KN_OP_POW},
-    {"maximum broadcast", f_binary, 2, {2, 1}, {{3, 4}, {4}}, 0, KN_OP_MAXIMUM},
-    {"minimum", f_binary, 2, {2, 2}, {{3, 4}, {3, 4}}, 0, KN_OP_MINIMUM},
-    {"x + s", f_scalar_r, 1, {2}, {{3, 4}}, 0, KN_OP_ADD, 0, 0, 1.7},
-    {"x - s", f_scalar_r, 1, {2}, {{3, 4}}, 0, KN_OP_SUB, 0, 0, 1.7},
-    {"s - x", f_scalar_l, 1, {2}, {{3, 4}}, 0, KN_OP_SUB, 0, 0, 1.7},
-    {"x * s", f_scalar_r, 1, {2}, {{3, 4}}, 0, KN_OP_MUL, 0, 0, 1.7},
-    {"s / x", f_scalar_l, 1, {2}, {{3, 4}}, 1, KN_OP_DIV, 0, 0, 1.7},
-    {"x ^ s", f_scalar_r, 1, {2}, {{3, 4}}, 1, KN_OP_POW, 0, 0, 2.5},
-    {"s ^ x", f_scalar_l, 1, {2}, {{3, 4}}, 0, KN_OP_POW, 0, 0, 1.7},
-    {"sum all", f_reduce, 1, {2}, {{3, 4}}, 0, KN_OP_SUM, TENSOR_ALLDIMS, 0},
-    {"sum dim 1", f_reduce, 1, {3}, {{2, 3, 4}}, 0, KN_OP_SUM, 1, 0},
-    {"sum dim -1 keepdim", f_reduce, 1, {3}, {{2, 3, 4}}, 0, KN_OP_SUM, -1, 1},
-    {"mean all", f_reduce, 1, {2}, {{3, 4}}, 0, KN_OP_MEAN, TENSOR_ALLDIMS, 0},
-    {"mean dim 0 keepdim", f_reduce, 1, {2}, {{3, 4}}, 0, KN_OP_MEAN, 0, 1},
-    {"max all", f_reduce, 1, {2}, {{3, 4}}, 0, KN_OP_MAX, TENSOR_ALLDIMS, 0},
-    {"max dim 1", f_reduce, 1, {2}, {{3, 4}}, 0, KN_OP_MAX, 1, 0},
-    {"min dim 0 keepdim", f_reduce, 1, {2}, {{3, 4}}, 0, KN_OP_MIN, 0, 1},
-    {"var all", f_reduce, 1, {2}, {{3, 4}}, 0, KN_OP_VAR, TENSOR_ALLDIMS, 0},
-    {"var dim 1", f_reduce, 1, {2}, {{3, 4}}, 0, KN_OP_VAR, 1, 0},
-    {"std dim 0", f_reduce, 1, {2}, {{3, 4}}, 0, KN_OP_STD, 0, 1},
-    {"std all", f_reduce, 1, {2}, {{3, 4}}, 0, KN_OP_STD, TENSOR_ALLDIMS, 0},
-    {"norm all", f_reduce, 1, {2}, {{3, 4}}, 0, KN_OP_NORM, TENSOR_ALLDIMS, 0},
-    {"norm dim 1", f_reduce, 1, {2}, {{3, 4}}, 0, KN_OP_NORM, 1, 0},
+    {"neg", f_unary, 1, {2}, {{3, 4}}, 0, OP_NEG},
+    {"abs", f_unary, 1, {2}, {{3, 4}}, 0, OP_ABS},
+    {"exp", f_unary, 1, {2}, {{3, 4}}, 0, OP_EXP},
+    {"log", f_unary, 1, {2}, {{3, 4}}, 1, OP_LOG},
+    {"sqrt", f_unary, 1, {2}, {{3, 4}}, 1, OP_SQRT},
+    {"tanh", f_unary, 1, {2}, {{3, 4}}, 0, OP_TANH},
+    {"sigmoid", f_unary, 1, {2}, {{3, 4}}, 0, OP_SIGMOID},
+    {"relu", f_unary, 1, {2}, {{3, 4}}, 0, OP_RELU},
+    {"gelu", f_unary, 1, {2}, {{3, 4}}, 0, OP_GELU},
+    {"sin", f_unary, 1, {2}, {{3, 4}}, 0, OP_SIN},
+    {"cos", f_unary, 1, {2}, {{3, 4}}, 0, OP_COS},
+    {"clamp", f_unary, 1, {2}, {{3, 4}}, 0, OP_CLAMP, 0, 0, -0.5, 0.7},
+    {"floor", f_unary, 1, {2}, {{3, 4}}, 0, OP_FLOOR},
+    {"ceil", f_unary, 1, {2}, {{3, 4}}, 0, OP_CEIL},
+    {"round", f_unary, 1, {2}, {{3, 4}}, 0, OP_ROUND},
+    {"add broadcast", f_binary, 2, {2, 1}, {{3, 4}, {4}}, 0, OP_ADD},
+    {"sub broadcast", f_binary, 2, {2, 2}, {{3, 1}, {1, 4}}, 0, OP_SUB},
+    {"mul broadcast", f_binary, 2, {3, 2}, {{2, 3, 4}, {3, 1}}, 0, OP_MUL},
+    {"div broadcast", f_binary, 2, {2, 0}, {{3, 4}, {0}}, 1, OP_DIV},
+    {"pow", f_binary, 2, {2, 2}, {{3, 4}, {3, 4}}, 1, OP_POW},
+    {"pow broadcast", f_binary, 2, {2, 1}, {{3, 4}, {1}}, 1, OP_POW},
+    {"maximum broadcast", f_binary, 2, {2, 1}, {{3, 4}, {4}}, 0, OP_MAXIMUM},
+    {"minimum", f_binary, 2, {2, 2}, {{3, 4}, {3, 4}}, 0, OP_MINIMUM},
+    {"x + s", f_scalar_r, 1, {2}, {{3, 4}}, 0, OP_ADD, 0, 0, 1.7},
+    {"x - s", f_scalar_r, 1, {2}, {{3, 4}}, 0, OP_SUB, 0, 0, 1.7},
+    {"s - x", f_scalar_l, 1, {2}, {{3, 4}}, 0, OP_SUB, 0, 0, 1.7},
+    {"x * s", f_scalar_r, 1, {2}, {{3, 4}}, 0, OP_MUL, 0, 0, 1.7},
+    {"s / x", f_scalar_l, 1, {2}, {{3, 4}}, 1, OP_DIV, 0, 0, 1.7},
+    {"x ^ s", f_scalar_r, 1, {2}, {{3, 4}}, 1, OP_POW, 0, 0, 2.5},
+    {"s ^ x", f_scalar_l, 1, {2}, {{3, 4}}, 0, OP_POW, 0, 0, 1.7},
+    {"sum all", f_reduce, 1, {2}, {{3, 4}}, 0, OP_SUM, TENSOR_ALLDIMS, 0},
+    {"sum dim 1", f_reduce, 1, {3}, {{2, 3, 4}}, 0, OP_SUM, 1, 0},
+    {"sum dim -1 keepdim", f_reduce, 1, {3}, {{2, 3, 4}}, 0, OP_SUM, -1, 1},
+    {"mean all", f_reduce, 1, {2}, {{3, 4}}, 0, OP_MEAN, TENSOR_ALLDIMS, 0},
+    {"mean dim 0 keepdim", f_reduce, 1, {2}, {{3, 4}}, 0, OP_MEAN, 0, 1},
+    {"max all", f_reduce, 1, {2}, {{3, 4}}, 0, OP_MAX, TENSOR_ALLDIMS, 0},
+    {"max dim 1", f_reduce, 1, {2}, {{3, 4}}, 0, OP_MAX, 1, 0},
+    {"min dim 0 keepdim", f_reduce, 1, {2}, {{3, 4}}, 0, OP_MIN, 0, 1},
+    {"var all", f_reduce, 1, {2}, {{3, 4}}, 0, OP_VAR, TENSOR_ALLDIMS, 0},
+    {"var dim 1", f_reduce, 1, {2}, {{3, 4}}, 0, OP_VAR, 1, 0},
+    {"std dim 0", f_reduce, 1, {2}, {{3, 4}}, 0, OP_STD, 0, 1},
+    {"std all", f_reduce, 1, {2}, {{3, 4}}, 0, OP_STD, TENSOR_ALLDIMS, 0},
+    {"norm all", f_reduce, 1, {2}, {{3, 4}}, 0, OP_NORM, TENSOR_ALLDIMS, 0},
+    {"norm dim 1", f_reduce, 1, {2}, {{3, 4}}, 0, OP_NORM, 1, 0},
     {"matmul 2-d", f_matmul, 2, {2, 2}, {{3, 4}, {4, 5}}, 0},
     {"matmul batched", f_matmul, 2, {3, 3}, {{2, 3, 4}, {2, 4, 5}}, 0},
     {"matmul broadcast batch", f_matmul, 2, {3, 2}, {{2, 3, 4}, {4, 5}}, 0},
@@ -207,9 +207,9 @@ static const gcase cases[] = {
 
 static tensor *quadratic_loss(tensor *w) /* sum(w * w * 3) */
 {
-    tensor *a = must(tensor_binary(KN_OP_MUL, w, w, &err));
-    tensor *b = must(tensor_binary_scalar(KN_OP_MUL, a, 3.0, 1, 0, &err));
-    tensor *l = must(tensor_reduce(KN_OP_SUM, b, TENSOR_ALLDIMS, 0, &err));
+    tensor *a = must(tensor_binary(OP_MUL, w, w, &err));
+    tensor *b = must(tensor_binary_scalar(OP_MUL, a, 3.0, 1, 0, &err));
+    tensor *l = must(tensor_reduce(OP_SUM, b, TENSOR_ALLDIMS, 0, &err));
     tensor_decref(a);
     tensor_decref(b);
     return l;
@@ -219,7 +219,7 @@ static void test_accumulate_and_modes(void)
 {
     double v[3] = {1, -2, 0.5};
     int64_t n = 3;
-    tensor *w = must(ag_param(must(tensor_from_doubles(v, KN_F32, 1, &n, &err)), &err));
+    tensor *w = must(ag_param(must(tensor_from_doubles(v, DT_F32, 1, &n, &err)), &err));
     tensor_decref(w); /* ag_param returned a second reference */
     for (int round = 0; round < 2; round++) {
         tensor *l = quadratic_loss(w);
@@ -245,13 +245,13 @@ static void test_accumulate_and_modes(void)
     l = quadratic_loss(w);
     CHECK(!l->requires_grad && !l->autograd && ag_live_nodes() == 0);
     tensor_decref(l);
-    CHECK(tensor_binary_inplace(KN_OP_SUB, w, w->grad, &err) == 0);
+    CHECK(tensor_binary_inplace(OP_SUB, w, w->grad, &err) == 0);
     ag_grad_enabled = 1;
 
     /* in place with grad mode on: refused, with the advice */
-    tensor *one = must(tensor_scalar(1.0, KN_F32, &err));
+    tensor *one = must(tensor_scalar(1.0, DT_F32, &err));
     CHECK(w->requires_grad);
-    int rc = tensor_binary_inplace(KN_OP_ADD, w, one, &err);
+    int rc = tensor_binary_inplace(OP_ADD, w, one, &err);
     CHECK(rc < 0 && strstr(err.msg, "set_grad_enabled(false)"));
     err = (eng_error){0};
     CHECK(tensor_assign(w, one, &err) < 0);
@@ -262,21 +262,21 @@ static void test_accumulate_and_modes(void)
 
     /* detach: the same values, no gradient, no node */
     tensor *d = must(ag_detach(w, &err));
-    tensor *y = must(tensor_binary(KN_OP_MUL, d, d, &err));
+    tensor *y = must(tensor_binary(OP_MUL, d, d, &err));
     CHECK(!d->requires_grad && !y->requires_grad && ag_live_nodes() == 0);
     CHECK(tensor_get_flat(d, 0) == tensor_get_flat(w, 0));
     tensor_decref(y);
     tensor_decref(d);
 
     /* a loss that is not one float element */
-    tensor *v2 = must(tensor_binary(KN_OP_MUL, w, w, &err));
+    tensor *v2 = must(tensor_binary(OP_MUL, w, w, &err));
     rc = ag_backward(v2, &err);
     CHECK(rc < 0 && strstr(err.msg, "one-element"));
     err = (eng_error){0};
     tensor_decref(v2);
 
     /* integer tensors cannot be params */
-    tensor *it = must(tensor_arange(0, 3, 1, KN_I64, &err));
+    tensor *it = must(tensor_arange(0, 3, 1, DT_I64, &err));
     CHECK(!ag_param(it, &err));
     err = (eng_error){0};
     tensor_decref(it);
@@ -285,7 +285,7 @@ static void test_accumulate_and_modes(void)
     tensor *x = w;
     tensor_incref(x);
     for (int i = 0; i < 200000; i++) {
-        tensor *nx = must(tensor_binary_scalar(KN_OP_MUL, x, 1.0, 1, 0, &err));
+        tensor *nx = must(tensor_binary_scalar(OP_MUL, x, 1.0, 1, 0, &err));
         tensor_decref(x);
         x = nx;
     }

@@ -130,8 +130,8 @@ static void test_launch(void)
     free(tu);
 
     int64_t shape[2] = {4, 3};
-    tensor *out = on_fake(tensor_empty(KN_F32, 1, shape, &e));
-    tensor *m = on_fake(tensor_arange(0, 12, 1, KN_F32, &e));
+    tensor *out = on_fake(tensor_empty(DT_F32, 1, shape, &e));
+    tensor *m = on_fake(tensor_arange(0, 12, 1, DT_F32, &e));
     tensor *m2 = tensor_reshape(m, 2, shape, &e);
     tensor *mt = tensor_transpose(m2, 0, 1, &e); /* not contiguous: [3, 4], first row 0 3 6 9 */
     unsigned g[3] = {2, 1, 1}, b[3] = {32, 1, 1};
@@ -172,7 +172,7 @@ static void test_launch(void)
         if (!strstr(be.msg, bad[i].want))
             fprintf(stderr, "  got: %s\n", be.msg);
     }
-    tensor *ints = on_fake(tensor_empty(KN_I32, 1, shape, &e));
+    tensor *ints = on_fake(tensor_empty(DT_I32, 1, shape, &e));
     value a3[5] = {value_tensor(ints), args[1], args[2], args[3], args[4]};
     eng_error de = {0};
     CHECK(eng_kernel_launch(t, k, g, b, 0, a3, 5, NULL, &de) == -1 && strstr(de.msg, "needs a f32 tensor, got i32"));
@@ -233,7 +233,7 @@ static void test_dims(void)
     unsigned d[3];
     eng_error e = {0};
     int64_t v[2] = {4, 5};
-    kn_tuple *tup = kn_tuple_new(2, v);
+    eng_tuple *tup = eng_tuple_new(2, v);
     value tv = {VAL_TUPLE, {.tup = tup}};
     CHECK(!eng_kernel_dims(tv, "k", "grid", d, &e) && d[0] == 4 && d[1] == 5 && d[2] == 1);
     value_decref(tv);

@@ -22,7 +22,7 @@
 
 #define NEAR(a, b, tol) (fabs((a) - (b)) <= (tol) * fmax(1.0, fabs(b)))
 
-static tensor *vec(const double *v, kn_dtype dt, int nd, const int64_t *shape)
+static tensor *vec(const double *v, tensor_dtype dt, int nd, const int64_t *shape)
 {
     return must(tensor_from_doubles(v, dt, nd, shape, &err));
 }
@@ -42,7 +42,7 @@ static tensor *labels4(void)
 {
     double l[4] = {2, 0, 4, 2};
     int64_t n = 4;
-    return vec(l, KN_I64, 1, &n);
+    return vec(l, DT_I64, 1, &n);
 }
 
 static tensor *f_log_softmax(tensor **p, const gcase *c) { return nn_log_softmax(p[0], c->a, &err); }
@@ -70,7 +70,7 @@ static tensor *f_batch_norm_eval(tensor **p, const gcase *c)
 {
     double m[3] = {0.5, -0.2, 0.1}, v[3] = {1.5, 0.7, 2.0};
     int64_t n = 3;
-    tensor *rm = vec(m, KN_F64, 1, &n), *rv = vec(v, KN_F64, 1, &n);
+    tensor *rm = vec(m, DT_F64, 1, &n), *rv = vec(v, DT_F64, 1, &n);
     tensor *r = nn_batch_norm(p[0], p[1], p[2], rm, rv, 0, 0.1, 1e-5, &err);
     tensor_decref(rm);
     tensor_decref(rv);
@@ -83,7 +83,7 @@ static tensor *f_embedding(tensor **p, const gcase *c)
 {
     double iv[6] = {1, 3, 1, 0, 4, 4};
     int64_t s[2] = {2, 3};
-    tensor *idx = vec(iv, KN_I32, 2, s);
+    tensor *idx = vec(iv, DT_I32, 2, s);
     tensor *r = nn_embedding(idx, p[0], &err);
     tensor_decref(idx);
     return r;
@@ -133,12 +133,12 @@ static void test_values(void)
     /* cross_entropy of [[1, 2, 3], [1, 1, 1]] with labels [2, 0], by hand */
     double lv[6] = {1, 2, 3, 1, 1, 1}, yv[2] = {2, 0}, out;
     int64_t ls[2] = {2, 3}, n2 = 2;
-    tensor *logits = vec(lv, KN_F64, 2, ls), *lab = vec(yv, KN_U8, 1, &n2);
+    tensor *logits = vec(lv, DT_F64, 2, ls), *lab = vec(yv, DT_U8, 1, &n2);
     tensor *ce = must(nn_cross_entropy(logits, lab, &err));
     double e1 = -log(exp(3.0) / (exp(1.0) + exp(2.0) + exp(3.0))), e2 = log(3.0);
     CHECK(ce->ndim == 0 && tensor_item(ce, &out, &err) == 0 && NEAR(out, (e1 + e2) / 2, 1e-12));
     tensor *acc = must(nn_accuracy(logits, lab, &err));
-    CHECK(acc->dtype == KN_F32 && tensor_item(acc, &out, &err) == 0 && NEAR(out, 1.0, 1e-7));
+    CHECK(acc->dtype == DT_F32 && tensor_item(acc, &out, &err) == 0 && NEAR(out, 1.0, 1e-7));
     tensor *sm = must(nn_softmax(logits, -1, &err));
     CHECK(NEAR(tensor_get_flat(sm, 0), exp(1.0) / (exp(1.0) + exp(2.0) + exp(3.0)), 1e-12));
     CHECK(NEAR(tensor_get_flat(sm, 4), 1.0 / 3, 1e-12));
@@ -146,9 +146,9 @@ static void test_values(void)
 
     /* stable for logits of +-1000: loss (0 + 2000) / 2, finite gradient */
     double bv[6] = {1000, -1000, 0, -1000, 1000, 0}, bl[2] = {0, 0};
-    tensor *big = must(ag_param(vec(bv, KN_F32, 2, ls), &err));
+    tensor *big = must(ag_param(vec(bv, DT_F32, 2, ls), &err));
     tensor_decref(big);
-    tensor *bigl = vec(bl, KN_I32, 1, &n2);
+    tensor *bigl = vec(bl, DT_I32, 1, &n2);
     ce = must(nn_cross_entropy(big, bigl, &err));
     CHECK(tensor_item(ce, &out, &err) == 0 && NEAR(out, 1000.0, 1e-6));
     CHECK(ag_backward(ce, &err) == 0);
@@ -158,15 +158,15 @@ static void test_values(void)
 
     /* bad labels */
     double badv[2] = {0, 3};
-    logits = vec(lv, KN_F64, 2, ls);
-    lab = vec(badv, KN_I64, 1, &n2);
+    logits = vec(lv, DT_F64, 2, ls);
+    lab = vec(badv, DT_I64, 1, &n2);
     CHECK(nn_cross_entropy(logits, lab, &err) == NULL && err.kind == ERR_INDEX);
     tensor_decref(logits), tensor_decref(lab);
 
     /* mse by hand */
     double av[3] = {1, 2, 3}, cv[3] = {0, 2, 5};
     int64_t n3 = 3;
-    tensor *a = vec(av, KN_F32, 1, &n3), *b = vec(cv, KN_F32, 1, &n3);
+    tensor *a = vec(av, DT_F32, 1, &n3), *b = vec(cv, DT_F32, 1, &n3);
     tensor *m = must(nn_mse(a, b, &err));
     CHECK(tensor_item(m, &out, &err) == 0 && NEAR(out, 5.0 / 3, 1e-6));
     tensor_decref(m);
@@ -174,7 +174,7 @@ static void test_values(void)
     /* dropout: identity in evaluation, inverted scaling in training */
     tensor_rng rng = {1, 0};
     int64_t big_n = 100000;
-    tensor *ones = must(tensor_full(KN_F32, 1, &big_n, 1, &err));
+    tensor *ones = must(tensor_full(DT_F32, 1, &big_n, 1, &err));
     tensor *d = must(nn_dropout(a, 0.5, 0, &rng, &err));
     CHECK(d == a);
     tensor_decref(d);
@@ -189,7 +189,7 @@ static void test_values(void)
     tensor_decref(d), tensor_decref(ones), tensor_decref(a), tensor_decref(b);
 
     /* layer_norm of [1, 2, 3]: (x - 2) / sqrt(2/3 + eps) */
-    a = vec(av, KN_F64, 1, &n3);
+    a = vec(av, DT_F64, 1, &n3);
     tensor *ln = must(nn_layer_norm(a, NULL, NULL, 1e-5, &err));
     CHECK(NEAR(tensor_get_flat(ln, 2), 1 / sqrt(2.0 / 3 + 1e-5), 1e-12));
     tensor_decref(ln), tensor_decref(a);
@@ -200,8 +200,8 @@ static void test_batch_norm_running(void)
     /* x [4, 1]: batch mean 2.5, biased var 1.25, unbiased 5/3 */
     double xv[4] = {1, 2, 3, 4}, out;
     int64_t xs[2] = {4, 1}, one = 1;
-    tensor *x = vec(xv, KN_F32, 2, xs);
-    tensor *rm = must(tensor_full(KN_F32, 1, &one, 0, &err)), *rv = must(tensor_full(KN_F32, 1, &one, 1, &err));
+    tensor *x = vec(xv, DT_F32, 2, xs);
+    tensor *rm = must(tensor_full(DT_F32, 1, &one, 0, &err)), *rv = must(tensor_full(DT_F32, 1, &one, 1, &err));
     tensor *y = must(nn_batch_norm(x, NULL, NULL, rm, rv, 1, 0.1, 1e-5, &err));
     CHECK(NEAR(tensor_get_flat(rm, 0), 0.25, 1e-6));
     CHECK(NEAR(tensor_get_flat(rv, 0), 0.9 + 0.1 * 5.0 / 3, 1e-6));
@@ -249,7 +249,7 @@ static void test_conv_reference(void)
     /* pooling by hand: [[1, 2], [3, 4]] in a 2x2 window */
     double pv[4] = {1, 2, 3, 4}, out;
     int64_t ps[4] = {1, 1, 2, 2};
-    tensor *p = vec(pv, KN_F32, 4, ps);
+    tensor *p = vec(pv, DT_F32, 4, ps);
     tensor *mp = must(nn_max_pool2d(p, 2, 0, &err)), *ap = must(nn_avg_pool2d(p, 2, 0, &err));
     CHECK(tensor_numel(mp) == 1 && tensor_item(mp, &out, &err) == 0 && out == 4);
     CHECK(tensor_item(ap, &out, &err) == 0 && NEAR(out, 2.5, 1e-7));
@@ -281,8 +281,8 @@ static void test_im2col_paths(void)
             if (!R)
                 R = random_f64(out->ndim, out->shape, 0);
             tensor *Rb = must(tensor_to(R, be, &err));
-            tensor *pr = must(tensor_binary(KN_OP_MUL, out, Rb, &err));
-            tensor *loss = must(tensor_reduce(KN_OP_SUM, pr, TENSOR_ALLDIMS, 0, &err));
+            tensor *pr = must(tensor_binary(OP_MUL, out, Rb, &err));
+            tensor *loss = must(tensor_reduce(OP_SUM, pr, TENSOR_ALLDIMS, 0, &err));
             CHECK(ag_backward(loss, &err) == 0);
             y[path] = must(tensor_to(out, &cpu_backend, &err));
             xg[path] = must(tensor_to(px->grad, &cpu_backend, &err));
@@ -318,17 +318,17 @@ static void test_xent_paths(void)
     plain.cross_entropy = NULL;
     plain.cross_entropy_backward = NULL;
     const int64_t shapes[6][2] = {{4, 5}, {1, 7}, {9, 1}, {13, 33}, {3, 70}, {1, 1}};
-    const kn_dtype ldts[3] = {KN_I64, KN_I32, KN_U8};
+    const tensor_dtype ldts[3] = {DT_I64, DT_I32, DT_U8};
     double worst[2] = {0, 0};
     err.kind = ERR_NONE;
     for (int si = 0; si < 6; si++)
         for (int f = 0; f < 2; f++)
             for (int big = 0; big < 2; big++) {
-                kn_dtype dt = f ? KN_F64 : KN_F32, ldt = ldts[(si + f) % 3];
+                tensor_dtype dt = f ? DT_F64 : DT_F32, ldt = ldts[(si + f) % 3];
                 int64_t N = shapes[si][0], C = shapes[si][1];
                 tensor *x0 = random_f64(2, shapes[si], 0);
                 if (big) { /* logits of 1e4 and -1e4 */
-                    tensor *t = must(tensor_binary_scalar(KN_OP_MUL, x0, 5e3, 1, 0, &err));
+                    tensor *t = must(tensor_binary_scalar(OP_MUL, x0, 5e3, 1, 0, &err));
                     tensor_decref(x0);
                     x0 = t;
                 }
@@ -372,7 +372,7 @@ static void test_xent_paths(void)
     for (int k = 0; k < 2; k++)
         for (int path = 0; path < 2; path++) {
             const eng_backend *be = path ? &plain : &cpu_backend;
-            tensor *xb = must(tensor_to(x, be, &err)), *l = vec(bad[k], KN_I64, 1, &n3), *lb = must(tensor_to(l, be, &err));
+            tensor *xb = must(tensor_to(x, be, &err)), *l = vec(bad[k], DT_I64, 1, &n3), *lb = must(tensor_to(l, be, &err));
             err.kind = ERR_NONE;
             CHECK(nn_cross_entropy(xb, lb, &err) == NULL && err.kind == ERR_INDEX && !strcmp(err.msg, want[k]));
             err.kind = ERR_NONE;
@@ -389,18 +389,18 @@ static void test_init(void)
     tensor_rng rng = {3, 0};
     int64_t s[2] = {200, 300};
     tensor *k = must(nn_kaiming_normal(&rng, 200, 2, s, &err));
-    tensor *sd = must(tensor_reduce(KN_OP_STD, k, TENSOR_ALLDIMS, 0, &err));
+    tensor *sd = must(tensor_reduce(OP_STD, k, TENSOR_ALLDIMS, 0, &err));
     double v;
-    CHECK(k->dtype == KN_F32 && tensor_item(sd, &v, &err) == 0 && fabs(v - sqrt(2.0 / 200)) < 0.02 * sqrt(2.0 / 200));
+    CHECK(k->dtype == DT_F32 && tensor_item(sd, &v, &err) == 0 && fabs(v - sqrt(2.0 / 200)) < 0.02 * sqrt(2.0 / 200));
     tensor *x = must(nn_xavier_uniform(&rng, 200, 300, &err));
-    tensor *mx = must(tensor_reduce(KN_OP_MAX, x, TENSOR_ALLDIMS, 0, &err));
-    tensor *mn = must(tensor_reduce(KN_OP_MIN, x, TENSOR_ALLDIMS, 0, &err));
+    tensor *mx = must(tensor_reduce(OP_MAX, x, TENSOR_ALLDIMS, 0, &err));
+    tensor *mn = must(tensor_reduce(OP_MIN, x, TENSOR_ALLDIMS, 0, &err));
     double a = sqrt(6.0 / 500), hi, lo;
     tensor_item(mx, &hi, &err);
     tensor_item(mn, &lo, &err);
     CHECK(hi <= a && hi > 0.99 * a && lo >= -a && lo < -0.99 * a);
     tensor *u = must(nn_kaiming_uniform(&rng, 50, 2, s, &err));
-    tensor *umx = must(tensor_reduce(KN_OP_MAX, u, TENSOR_ALLDIMS, 0, &err));
+    tensor *umx = must(tensor_reduce(OP_MAX, u, TENSOR_ALLDIMS, 0, &err));
     tensor_item(umx, &hi, &err);
     CHECK(hi <= sqrt(6.0 / 50) && hi > 0.99 * sqrt(6.0 / 50));
     CHECK(nn_kaiming_normal(&rng, 0, 2, s, &err) == NULL);

@@ -30,7 +30,7 @@ static tensor *must(tensor *t)
 
 static tensor *vec(const double *v, int ndim, const int64_t *shape)
 {
-    return must(tensor_from_doubles(v, KN_F64, ndim, shape, &err));
+    return must(tensor_from_doubles(v, DT_F64, ndim, shape, &err));
 }
 
 /* a [2, 2] weight and a [2] bias, with gradients g*(step+1) set by the caller */
@@ -170,7 +170,7 @@ static double prand(uint64_t seed, uint64_t k)
     return (double)(z >> 11) / 4503599627370496.0 - 1.0;
 }
 
-static tensor *rand_on(const eng_backend *be, kn_dtype dt, int ndim, const int64_t *shape, uint64_t seed,
+static tensor *rand_on(const eng_backend *be, tensor_dtype dt, int ndim, const int64_t *shape, uint64_t seed,
                        double scale)
 {
     int64_t n = 1;
@@ -188,7 +188,7 @@ static tensor *rand_on(const eng_backend *be, kn_dtype dt, int ndim, const int64
 
 /* opt (kind, settings by name) over a [7, 5] weight and a [5] bias on each backend,
  * four steps with fresh gradients: parameters and state must agree bit for bit */
-static void fused_case(opt_kind kind, kn_dtype dt, const char *const *names, const double *values, int nset)
+static void fused_case(opt_kind kind, tensor_dtype dt, const char *const *names, const double *values, int nset)
 {
     eng_backend plain = cpu_backend;
     plain.adamw_step = NULL;
@@ -242,7 +242,7 @@ static void test_fused(void)
     const char *sgd_names[3] = {"momentum", "nesterov", "wd"};
     const double sgd_cfg[4][3] = {{0, 0, 0}, {0, 0, 0.05}, {0.9, 0, 0.01}, {0.8, 1, 0.1}};
     for (int f = 0; f < 2; f++) {
-        kn_dtype dt = f ? KN_F64 : KN_F32;
+        tensor_dtype dt = f ? DT_F64 : DT_F32;
         fused_case(OPT_ADAMW, dt, NULL, NULL, 0);
         fused_case(OPT_ADAMW, dt, adam_names, adam_a, 4);
         fused_case(OPT_ADAMW, dt, adam_names, adam_b, 4);

@@ -12,12 +12,12 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "cpu/philox.h"
+#include "numeric/philox.h"
 #include "engine/backend.h"
 #include "tests/unit/check.h"
 
 
-static tensor *from(const double *v, kn_dtype dt, int nd, const int64_t *shape)
+static tensor *from(const double *v, tensor_dtype dt, int nd, const int64_t *shape)
 {
     eng_error e = {0};
     tensor *t = tensor_from_doubles(v, dt, nd, shape, &e);
@@ -28,7 +28,7 @@ static tensor *from(const double *v, kn_dtype dt, int nd, const int64_t *shape)
     return t;
 }
 
-static tensor *iota(kn_dtype dt, int nd, const int64_t *shape)
+static tensor *iota(tensor_dtype dt, int nd, const int64_t *shape)
 {
     eng_error e = {0};
     int64_t n = 1;
@@ -49,20 +49,20 @@ static void check_format(const tensor *t, const char *want)
 
 static void test_dtypes(void)
 {
-    CHECK(kn_dtype_promote(KN_I32, KN_F32) == KN_F32);
-    CHECK(kn_dtype_promote(KN_BOOL, KN_U8) == KN_U8);
-    CHECK(kn_dtype_promote(KN_I64, KN_F64) == KN_F64);
-    CHECK(kn_dtype_promote(KN_F16, KN_BF16) == KN_F32);
-    CHECK(kn_dtype_from_name("bf16") == KN_BF16);
-    CHECK(kn_dtype_from_name("f128") == -1);
-    CHECK(kn_dtype_size(KN_F16) == 2);
-    CHECK(strcmp(kn_op_name(KN_OP_ADD), "add") == 0);
+    CHECK(tensor_dtype_promote(DT_I32, DT_F32) == DT_F32);
+    CHECK(tensor_dtype_promote(DT_BOOL, DT_U8) == DT_U8);
+    CHECK(tensor_dtype_promote(DT_I64, DT_F64) == DT_F64);
+    CHECK(tensor_dtype_promote(DT_F16, DT_BF16) == DT_F32);
+    CHECK(tensor_dtype_from_name("bf16") == DT_BF16);
+    CHECK(tensor_dtype_from_name("f128") == -1);
+    CHECK(tensor_dtype_size(DT_F16) == 2);
+    CHECK(strcmp(tensor_op_name(OP_ADD), "add") == 0);
 }
 
 static void test_views(void)
 {
     eng_error e = {0};
-    tensor *a = iota(KN_F32, 2, (int64_t[]){3, 4});
+    tensor *a = iota(DT_F32, 2, (int64_t[]){3, 4});
     tensor *t = tensor_transpose(a, 0, 1, &e);
     CHECK(t && t->shape[0] == 4 && !tensor_is_contiguous(t));
     CHECK(tensor_get_flat(t, 1) == 4); /* t[0][1] = a[1][0] */
@@ -110,53 +110,53 @@ static void test_views(void)
 static void test_broadcast_promotion(void)
 {
     eng_error e = {0};
-    tensor *a = iota(KN_I32, 2, (int64_t[]){3, 1});
-    tensor *b = from((double[]){0.5, 1.5}, KN_F32, 1, (int64_t[]){2});
-    tensor *c = tensor_binary(KN_OP_ADD, a, b, &e);
-    CHECK(c && c->dtype == KN_F32 && c->ndim == 2 && c->shape[0] == 3 && c->shape[1] == 2);
+    tensor *a = iota(DT_I32, 2, (int64_t[]){3, 1});
+    tensor *b = from((double[]){0.5, 1.5}, DT_F32, 1, (int64_t[]){2});
+    tensor *c = tensor_binary(OP_ADD, a, b, &e);
+    CHECK(c && c->dtype == DT_F32 && c->ndim == 2 && c->shape[0] == 3 && c->shape[1] == 2);
     CHECK(c && tensor_get_flat(c, 5) == 3.5);
-    tensor *bad = from((double[]){1, 2, 3, 4, 5}, KN_F32, 1, (int64_t[]){5});
-    tensor *m = iota(KN_F32, 2, (int64_t[]){3, 4});
+    tensor *bad = from((double[]){1, 2, 3, 4, 5}, DT_F32, 1, (int64_t[]){5});
+    tensor *m = iota(DT_F32, 2, (int64_t[]){3, 4});
     eng_error e2 = {0};
-    CHECK(tensor_binary(KN_OP_ADD, m, bad, &e2) == NULL && e2.kind == ERR_SHAPE);
+    CHECK(tensor_binary(OP_ADD, m, bad, &e2) == NULL && e2.kind == ERR_SHAPE);
     CHECK_STR(e2.msg, "add: shapes [3, 4] and [5] do not broadcast");
     /* weak scalars */
-    tensor *s1 = tensor_binary_scalar(KN_OP_MUL, a, 2, 0, 0, &e);
-    CHECK(s1 && s1->dtype == KN_I32 && tensor_get_flat(s1, 2) == 4);
-    tensor *s2 = tensor_binary_scalar(KN_OP_MUL, a, 0.5, 1, 0, &e);
-    CHECK(s2 && s2->dtype == KN_F32 && tensor_get_flat(s2, 1) == 0.5);
-    tensor *s3 = tensor_binary_scalar(KN_OP_SUB, a, 10, 0, 1, &e); /* 10 - a */
+    tensor *s1 = tensor_binary_scalar(OP_MUL, a, 2, 0, 0, &e);
+    CHECK(s1 && s1->dtype == DT_I32 && tensor_get_flat(s1, 2) == 4);
+    tensor *s2 = tensor_binary_scalar(OP_MUL, a, 0.5, 1, 0, &e);
+    CHECK(s2 && s2->dtype == DT_F32 && tensor_get_flat(s2, 1) == 0.5);
+    tensor *s3 = tensor_binary_scalar(OP_SUB, a, 10, 0, 1, &e); /* 10 - a */
     CHECK(s3 && tensor_get_flat(s3, 2) == 8);
-    tensor *cmp = tensor_binary_scalar(KN_OP_GT, m, 5, 0, 0, &e);
-    CHECK(cmp && cmp->dtype == KN_BOOL && tensor_get_flat(cmp, 6) == 1 && tensor_get_flat(cmp, 5) == 0);
+    tensor *cmp = tensor_binary_scalar(OP_GT, m, 5, 0, 0, &e);
+    CHECK(cmp && cmp->dtype == DT_BOOL && tensor_get_flat(cmp, 6) == 1 && tensor_get_flat(cmp, 5) == 0);
     /* bool arithmetic counts, as C's */
-    tensor *bb = tensor_binary(KN_OP_ADD, cmp, cmp, &e);
-    CHECK(bb && bb->dtype == KN_I64 && tensor_get_flat(bb, 11) == 2);
+    tensor *bb = tensor_binary(OP_ADD, cmp, cmp, &e);
+    CHECK(bb && bb->dtype == DT_I64 && tensor_get_flat(bb, 11) == 2);
     /* integer division: C truncation, zero divisor fails */
-    tensor *n = from((double[]){-7, 7}, KN_I64, 1, (int64_t[]){2});
-    tensor *d = from((double[]){2, 0}, KN_I64, 1, (int64_t[]){2});
-    tensor *q = tensor_binary_scalar(KN_OP_DIV, n, 2, 0, 0, &e);
+    tensor *n = from((double[]){-7, 7}, DT_I64, 1, (int64_t[]){2});
+    tensor *d = from((double[]){2, 0}, DT_I64, 1, (int64_t[]){2});
+    tensor *q = tensor_binary_scalar(OP_DIV, n, 2, 0, 0, &e);
     CHECK(q && tensor_get_flat(q, 0) == -3);
-    tensor *md = tensor_binary_scalar(KN_OP_MOD, n, 2, 0, 0, &e);
+    tensor *md = tensor_binary_scalar(OP_MOD, n, 2, 0, 0, &e);
     CHECK(md && tensor_get_flat(md, 0) == -1);
     eng_error e3 = {0};
-    CHECK(tensor_binary(KN_OP_DIV, n, d, &e3) == NULL && e3.kind == ERR_ZERODIV);
+    CHECK(tensor_binary(OP_DIV, n, d, &e3) == NULL && e3.kind == ERR_ZERODIV);
     /* unary float fn of ints gives f32 */
-    tensor *ex = tensor_unary(KN_OP_EXP, a, 0, 0, &e);
-    CHECK(ex && ex->dtype == KN_F32 && fabs(tensor_get_flat(ex, 1) - M_E) < 1e-6);
+    tensor *ex = tensor_unary(OP_EXP, a, 0, 0, &e);
+    CHECK(ex && ex->dtype == DT_F32 && fabs(tensor_get_flat(ex, 1) - M_E) < 1e-6);
     /* in place with broadcast */
     eng_error e5 = {0};
-    CHECK(tensor_binary_inplace(KN_OP_ADD, m, b, &e5) < 0 && e5.kind == ERR_SHAPE);
-    tensor *row = from((double[]){1, 1, 1, 1}, KN_F32, 1, (int64_t[]){4});
+    CHECK(tensor_binary_inplace(OP_ADD, m, b, &e5) < 0 && e5.kind == ERR_SHAPE);
+    tensor *row = from((double[]){1, 1, 1, 1}, DT_F32, 1, (int64_t[]){4});
     eng_error e4 = {0};
-    CHECK(tensor_binary_inplace(KN_OP_ADD, m, row, &e4) == 0 && tensor_get_flat(m, 11) == 12);
+    CHECK(tensor_binary_inplace(OP_ADD, m, row, &e4) == 0 && tensor_get_flat(m, 11) == 12);
     /* where, with broadcasting */
     tensor *w = tensor_where(cmp, m, row, &e);
     CHECK(w && tensor_get_flat(w, 0) == 1 && tensor_get_flat(w, 11) == 12);
     /* f16 storage computes in f32 and rounds back */
-    tensor *h = tensor_cast(b, KN_F16, &e);
-    tensor *h2 = tensor_binary(KN_OP_MUL, h, h, &e);
-    CHECK(h2 && h2->dtype == KN_F16 && tensor_get_flat(h2, 1) == 2.25);
+    tensor *h = tensor_cast(b, DT_F16, &e);
+    tensor *h2 = tensor_binary(OP_MUL, h, h, &e);
+    CHECK(h2 && h2->dtype == DT_F16 && tensor_get_flat(h2, 1) == 2.25);
     tensor *vs[] = {a, b, c, bad, m, s1, s2, s3, cmp, bb, n, d, q, md, ex, row, w, h, h2};
     for (size_t i = 0; i < sizeof vs / sizeof vs[0]; i++)
         tensor_decref(vs[i]);
@@ -173,7 +173,7 @@ static void test_elementwise_paths(void)
     rng_t = tensor_randn(&rng, 1, &n, &e);
     tensor *two = tensor_reshape(rng_t, 2, (int64_t[]){1, n}, &e);
     tensor *step = tensor_slice(rng_t, 0, 0, n, 3, &e);
-    static const kn_opid ops[] = {KN_OP_EXP, KN_OP_TANH, KN_OP_SIGMOID, KN_OP_RELU, KN_OP_ABS, KN_OP_GELU};
+    static const op_id ops[] = {OP_EXP, OP_TANH, OP_SIGMOID, OP_RELU, OP_ABS, OP_GELU};
     for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++) {
         tensor *y = tensor_unary(ops[k], step, 0, 0, &e);
         CHECK(y != NULL);
@@ -181,37 +181,37 @@ static void test_elementwise_paths(void)
         for (int64_t i = 0; y && i < y->shape[0]; i++) {
             double x = tensor_get_flat(step, i), want;
             switch (ops[k]) {
-            case KN_OP_EXP: want = exp(x); break;
-            case KN_OP_TANH: want = tanh(x); break;
-            case KN_OP_SIGMOID: want = 1 / (1 + exp(-x)); break;
-            case KN_OP_RELU: want = x > 0 ? x : 0; break;
-            case KN_OP_ABS: want = fabs(x); break;
+            case OP_EXP: want = exp(x); break;
+            case OP_TANH: want = tanh(x); break;
+            case OP_SIGMOID: want = 1 / (1 + exp(-x)); break;
+            case OP_RELU: want = x > 0 ? x : 0; break;
+            case OP_ABS: want = fabs(x); break;
             default: want = 0.5 * x * (1 + erf(x / sqrt(2.0))); break;
             }
             double rel = fabs(tensor_get_flat(y, i) - want) / (fabs(want) + 1e-30);
             if (rel > worst)
                 worst = rel;
         }
-        double tol = ops[k] == KN_OP_GELU ? 2e-6 : 4e-7; /* f32: a few ulp */
+        double tol = ops[k] == OP_GELU ? 2e-6 : 4e-7; /* f32: a few ulp */
         if (worst >= tol)
-            fprintf(stderr, "op %s: worst relative error %g\n", kn_op_name(ops[k]), worst);
+            fprintf(stderr, "op %s: worst relative error %g\n", tensor_op_name(ops[k]), worst);
         CHECK(worst < tol);
         tensor_decref(y);
     }
     /* exp at the edges: overflow, underflow into subnormals, NaN */
-    tensor *edge = from((double[]){89, -104, -100, NAN, 88.5, 0}, KN_F32, 1, (int64_t[]){6});
-    tensor *ee = tensor_unary(KN_OP_EXP, edge, 0, 0, &e);
+    tensor *edge = from((double[]){89, -104, -100, NAN, 88.5, 0}, DT_F32, 1, (int64_t[]){6});
+    tensor *ee = tensor_unary(OP_EXP, edge, 0, 0, &e);
     CHECK(isinf(tensor_get_flat(ee, 0)) && tensor_get_flat(ee, 1) < 1e-44);
     CHECK(fabs(tensor_get_flat(ee, 2) - (double)expf(-100.0f)) <= 2e-45);
     CHECK(isnan(tensor_get_flat(ee, 3)) && tensor_get_flat(ee, 5) == 1);
     CHECK(fabs(tensor_get_flat(ee, 4) / exp(88.5) - 1) < 3e-7);
     /* binary: contiguous + broadcast row + strided */
-    tensor *sum = tensor_binary(KN_OP_SUB, two, step, &e);
+    tensor *sum = tensor_binary(OP_SUB, two, step, &e);
     CHECK(sum == NULL); /* [1, n] and [ceil(n/3)] do not broadcast */
     e.kind = ERR_NONE;
     tensor *col = tensor_reshape(step, 2, (int64_t[]){-1, 1}, &e);
     tensor *small = tensor_slice(rng_t, 0, 0, 7, 1, &e);
-    tensor *outer = tensor_binary(KN_OP_MUL, col, small, &e);
+    tensor *outer = tensor_binary(OP_MUL, col, small, &e);
     CHECK(outer && outer->shape[0] == step->shape[0] && outer->shape[1] == 7);
     int bad = 0;
     for (int64_t i = 0; outer && i < outer->shape[0]; i += 97)
@@ -229,41 +229,41 @@ static void test_elementwise_paths(void)
 static void test_reductions(void)
 {
     eng_error e = {0};
-    tensor *a = iota(KN_F32, 3, (int64_t[]){2, 3, 4});
-    tensor *s = tensor_reduce(KN_OP_SUM, a, TENSOR_ALLDIMS, 0, &e);
+    tensor *a = iota(DT_F32, 3, (int64_t[]){2, 3, 4});
+    tensor *s = tensor_reduce(OP_SUM, a, TENSOR_ALLDIMS, 0, &e);
     CHECK(s && s->ndim == 0 && tensor_get_flat(s, 0) == 276);
-    tensor *s1 = tensor_reduce(KN_OP_SUM, a, 1, 1, &e);
+    tensor *s1 = tensor_reduce(OP_SUM, a, 1, 1, &e);
     CHECK(s1 && s1->ndim == 3 && s1->shape[1] == 1 && tensor_get_flat(s1, 0) == 12);
-    tensor *mx = tensor_reduce(KN_OP_ARGMAX, a, -1, 0, &e);
-    CHECK(mx && mx->dtype == KN_I64 && tensor_get_flat(mx, 5) == 3);
-    tensor *v = tensor_reduce(KN_OP_VAR, a, 0, 0, &e);
+    tensor *mx = tensor_reduce(OP_ARGMAX, a, -1, 0, &e);
+    CHECK(mx && mx->dtype == DT_I64 && tensor_get_flat(mx, 5) == 3);
+    tensor *v = tensor_reduce(OP_VAR, a, 0, 0, &e);
     CHECK(v && tensor_get_flat(v, 0) == 36);
-    tensor *ai = iota(KN_I32, 2, (int64_t[]){3, 4});
-    tensor *si = tensor_reduce(KN_OP_SUM, ai, 0, 0, &e);
-    CHECK(si && si->dtype == KN_I64 && tensor_get_flat(si, 3) == 21);
-    tensor *mi = tensor_reduce(KN_OP_MEAN, ai, TENSOR_ALLDIMS, 0, &e);
-    CHECK(mi && mi->dtype == KN_F32 && tensor_get_flat(mi, 0) == 5.5);
+    tensor *ai = iota(DT_I32, 2, (int64_t[]){3, 4});
+    tensor *si = tensor_reduce(OP_SUM, ai, 0, 0, &e);
+    CHECK(si && si->dtype == DT_I64 && tensor_get_flat(si, 3) == 21);
+    tensor *mi = tensor_reduce(OP_MEAN, ai, TENSOR_ALLDIMS, 0, &e);
+    CHECK(mi && mi->dtype == DT_F32 && tensor_get_flat(mi, 0) == 5.5);
     /* NaN propagates through max, argmax finds the first NaN */
-    tensor *nn = from((double[]){1, NAN, 3, NAN}, KN_F32, 1, (int64_t[]){4});
-    tensor *nm = tensor_reduce(KN_OP_MAX, nn, TENSOR_ALLDIMS, 0, &e);
-    tensor *na = tensor_reduce(KN_OP_ARGMAX, nn, TENSOR_ALLDIMS, 0, &e);
+    tensor *nn = from((double[]){1, NAN, 3, NAN}, DT_F32, 1, (int64_t[]){4});
+    tensor *nm = tensor_reduce(OP_MAX, nn, TENSOR_ALLDIMS, 0, &e);
+    tensor *na = tensor_reduce(OP_ARGMAX, nn, TENSOR_ALLDIMS, 0, &e);
     CHECK(nm && isnan(tensor_get_flat(nm, 0)) && na && tensor_get_flat(na, 0) == 1);
     /* empty */
-    tensor *em = tensor_empty(KN_F32, 2, (int64_t[]){0, 3}, &e);
-    tensor *es = tensor_reduce(KN_OP_SUM, em, 0, 0, &e);
+    tensor *em = tensor_empty(DT_F32, 2, (int64_t[]){0, 3}, &e);
+    tensor *es = tensor_reduce(OP_SUM, em, 0, 0, &e);
     CHECK(es && es->shape[0] == 3 && tensor_get_flat(es, 2) == 0);
     eng_error e2 = {0};
-    CHECK(tensor_reduce(KN_OP_MAX, em, 0, 0, &e2) == NULL && e2.kind == ERR_VALUE);
+    CHECK(tensor_reduce(OP_MAX, em, 0, 0, &e2) == NULL && e2.kind == ERR_VALUE);
     /* a long f32 sum is accurate: 1e7 values of 0.1 */
     int64_t n = 10000000;
-    tensor *big = tensor_full(KN_F32, 1, &n, 0.1, &e);
-    tensor *bs = tensor_reduce(KN_OP_SUM, big, TENSOR_ALLDIMS, 0, &e);
+    tensor *big = tensor_full(DT_F32, 1, &n, 0.1, &e);
+    tensor *bs = tensor_reduce(OP_SUM, big, TENSOR_ALLDIMS, 0, &e);
     CHECK(bs && fabs(tensor_get_flat(bs, 0) / (1e7 * (double)0.1f) - 1) < 1e-6);
-    tensor *bm = tensor_reduce(KN_OP_ARGMIN, big, TENSOR_ALLDIMS, 0, &e);
+    tensor *bm = tensor_reduce(OP_ARGMIN, big, TENSOR_ALLDIMS, 0, &e);
     CHECK(bm && tensor_get_flat(bm, 0) == 0);
     /* along a dim of a transposed view */
     tensor *t = tensor_transpose(a, 0, 2, &e);
-    tensor *ts = tensor_reduce(KN_OP_MIN, t, 1, 0, &e);
+    tensor *ts = tensor_reduce(OP_MIN, t, 1, 0, &e);
     CHECK(ts && ts->shape[0] == 4 && ts->shape[1] == 2 && tensor_get_flat(ts, 1) == 12);
     tensor *vs[] = {a, s, s1, mx, v, ai, si, mi, nn, nm, na, em, es, big, bs, bm, t, ts};
     for (size_t i = 0; i < sizeof vs / sizeof vs[0]; i++)
@@ -273,8 +273,8 @@ static void test_reductions(void)
 static void test_matmul(void)
 {
     eng_error e = {0};
-    tensor *a = iota(KN_F32, 2, (int64_t[]){2, 3});
-    tensor *b = iota(KN_F32, 2, (int64_t[]){3, 2});
+    tensor *a = iota(DT_F32, 2, (int64_t[]){2, 3});
+    tensor *b = iota(DT_F32, 2, (int64_t[]){3, 2});
     tensor *c = tensor_matmul(a, b, &e);
     CHECK(c && c->shape[0] == 2 && c->shape[1] == 2);
     CHECK(c && tensor_get_flat(c, 0) == 10 && tensor_get_flat(c, 3) == 28 + 12);
@@ -284,17 +284,17 @@ static void test_matmul(void)
     tensor *c2 = tensor_matmul(at, bt, &e);     /* b^T a^T = (a b)^T */
     CHECK(c2 && tensor_get_flat(c2, 1) == tensor_get_flat(c, 2));
     /* batched with broadcast, 1-d operands, integer matmul */
-    tensor *batch = iota(KN_F64, 3, (int64_t[]){4, 2, 3});
+    tensor *batch = iota(DT_F64, 3, (int64_t[]){4, 2, 3});
     tensor *cb = tensor_matmul(batch, b, &e);
-    CHECK(cb && cb->dtype == KN_F64 && cb->ndim == 3 && cb->shape[0] == 4 && tensor_get_flat(cb, 0) == 10);
-    tensor *v = iota(KN_I32, 1, (int64_t[]){3});
+    CHECK(cb && cb->dtype == DT_F64 && cb->ndim == 3 && cb->shape[0] == 4 && tensor_get_flat(cb, 0) == 10);
+    tensor *v = iota(DT_I32, 1, (int64_t[]){3});
     tensor *mv = tensor_matmul(a, v, &e);
     CHECK(mv && mv->ndim == 1 && mv->shape[0] == 2 && tensor_get_flat(mv, 1) == 14);
-    tensor *vi = iota(KN_I64, 2, (int64_t[]){2, 3});
+    tensor *vi = iota(DT_I64, 2, (int64_t[]){2, 3});
     tensor *vv = tensor_matmul(v, v, &e);
-    CHECK(vv && vv->ndim == 0 && vv->dtype == KN_I32 && tensor_get_flat(vv, 0) == 5);
+    CHECK(vv && vv->ndim == 0 && vv->dtype == DT_I32 && tensor_get_flat(vv, 0) == 5);
     eng_error e2 = {0};
-    tensor *x = iota(KN_F32, 2, (int64_t[]){3, 4}), *y = iota(KN_F32, 2, (int64_t[]){5, 6});
+    tensor *x = iota(DT_F32, 2, (int64_t[]){3, 4}), *y = iota(DT_F32, 2, (int64_t[]){5, 6});
     CHECK(tensor_matmul(x, y, &e2) == NULL);
     CHECK_STR(e2.msg, "matmul: [3, 4] @ [5, 6]: inner dimensions 4 and 5 differ");
     tensor *o = tensor_outer(v, v, &e);
@@ -307,18 +307,18 @@ static void test_matmul(void)
 static void test_join_gather(void)
 {
     eng_error e = {0};
-    tensor *a = iota(KN_F32, 2, (int64_t[]){2, 3});
-    tensor *b = iota(KN_I32, 2, (int64_t[]){1, 3});
+    tensor *a = iota(DT_F32, 2, (int64_t[]){2, 3});
+    tensor *b = iota(DT_I32, 2, (int64_t[]){1, 3});
     tensor *ts[] = {a, b};
     tensor *c = tensor_cat(ts, 2, 0, &e);
-    CHECK(c && c->dtype == KN_F32 && c->shape[0] == 3 && tensor_get_flat(c, 7) == 1);
+    CHECK(c && c->dtype == DT_F32 && c->shape[0] == 3 && tensor_get_flat(c, 7) == 1);
     tensor *ts2[] = {a, a};
     tensor *s = tensor_stack(ts2, 2, 1, &e);
     CHECK(s && s->ndim == 3 && s->shape[1] == 2 && tensor_get_flat(s, 3) == 0);
-    tensor *idx = from((double[]){1, 0, -1}, KN_I64, 1, (int64_t[]){3});
+    tensor *idx = from((double[]){1, 0, -1}, DT_I64, 1, (int64_t[]){3});
     tensor *g = tensor_gather(a, idx, &e);
     CHECK(g && g->shape[0] == 3 && tensor_get_flat(g, 0) == 3 && tensor_get_flat(g, 8) == 5);
-    tensor *bad = from((double[]){2}, KN_I64, 1, (int64_t[]){1});
+    tensor *bad = from((double[]){2}, DT_I64, 1, (int64_t[]){1});
     eng_error e2 = {0};
     CHECK(tensor_gather(a, bad, &e2) == NULL && e2.kind == ERR_INDEX);
     tensor *vs[] = {a, b, c, s, idx, g, bad};
@@ -329,27 +329,27 @@ static void test_join_gather(void)
 static void test_printing(void)
 {
     eng_error e = {0};
-    tensor *a = from((double[]){1, 2, 3, 4}, KN_F32, 2, (int64_t[]){2, 2});
+    tensor *a = from((double[]){1, 2, 3, 4}, DT_F32, 2, (int64_t[]){2, 2});
     check_format(a, "[[1., 2.],\n [3., 4.]]");
-    tensor *b = from((double[]){1, 2.5, -0.25}, KN_F32, 1, (int64_t[]){3});
+    tensor *b = from((double[]){1, 2.5, -0.25}, DT_F32, 1, (int64_t[]){3});
     check_format(b, "[ 1.  ,  2.5 , -0.25]");
-    tensor *f = from((double[]){0.1, 0.3}, KN_F32, 1, (int64_t[]){2});
+    tensor *f = from((double[]){0.1, 0.3}, DT_F32, 1, (int64_t[]){2});
     check_format(f, "[0.1, 0.3]");
-    tensor *ex = from((double[]){1e-5, 1}, KN_F64, 1, (int64_t[]){2});
+    tensor *ex = from((double[]){1e-5, 1}, DT_F64, 1, (int64_t[]){2});
     check_format(ex, "[1.e-05, 1.e+00]");
-    tensor *i = iota(KN_I64, 2, (int64_t[]){2, 3});
+    tensor *i = iota(DT_I64, 2, (int64_t[]){2, 3});
     check_format(i, "[[0, 1, 2],\n [3, 4, 5]]");
-    tensor *bo = tensor_binary_scalar(KN_OP_GT, i, 2, 0, 0, &e);
+    tensor *bo = tensor_binary_scalar(OP_GT, i, 2, 0, 0, &e);
     check_format(bo, "[[false, false, false],\n [ true,  true,  true]]");
-    tensor *sc = tensor_scalar(3, KN_F32, &e);
+    tensor *sc = tensor_scalar(3, DT_F32, &e);
     check_format(sc, "3.0");
-    tensor *nanv = from((double[]){NAN, INFINITY, 1}, KN_F32, 1, (int64_t[]){3});
+    tensor *nanv = from((double[]){NAN, INFINITY, 1}, DT_F32, 1, (int64_t[]){3});
     check_format(nanv, "[nan, inf,  1.]");
-    tensor *em = tensor_empty(KN_F32, 2, (int64_t[]){0, 3}, &e);
+    tensor *em = tensor_empty(DT_F32, 2, (int64_t[]){0, 3}, &e);
     check_format(em, "[]");
-    tensor *big = iota(KN_I64, 1, (int64_t[]){2000});
+    tensor *big = iota(DT_I64, 1, (int64_t[]){2000});
     check_format(big, "[   0,    1,    2, ..., 1997, 1998, 1999]");
-    tensor *big2 = iota(KN_I64, 2, (int64_t[]){100, 20});
+    tensor *big2 = iota(DT_I64, 2, (int64_t[]){100, 20});
     check_format(big2, "[[   0,    1,    2, ...,   17,   18,   19],\n"
                        " [  20,   21,   22, ...,   37,   38,   39],\n"
                        " [  40,   41,   42, ...,   57,   58,   59],\n"
@@ -357,7 +357,7 @@ static void test_printing(void)
                        " [1940, 1941, 1942, ..., 1957, 1958, 1959],\n"
                        " [1960, 1961, 1962, ..., 1977, 1978, 1979],\n"
                        " [1980, 1981, 1982, ..., 1997, 1998, 1999]]");
-    tensor *three = iota(KN_I32, 3, (int64_t[]){2, 1, 2});
+    tensor *three = iota(DT_I32, 3, (int64_t[]){2, 1, 2});
     check_format(three, "[[[0, 1]],\n\n [[2, 3]]]");
     char *d = tensor_describe(a);
     CHECK_STR(d, "tensor(shape=[2, 2], dtype=f32, device=cpu)");
@@ -401,18 +401,18 @@ static void test_rng(void)
     CHECK(memcmp(tensor_data_ptr(c1), tensor_data_ptr(a), tensor_nbytes(c1)) == 0);
     CHECK(memcmp(tensor_data_ptr(c2), (char *)tensor_data_ptr(a) + tensor_nbytes(c1), tensor_nbytes(c2)) == 0);
     /* moments */
-    tensor *m = tensor_reduce(KN_OP_MEAN, a, TENSOR_ALLDIMS, 0, &e);
-    tensor *s = tensor_reduce(KN_OP_STD, a, TENSOR_ALLDIMS, 0, &e);
+    tensor *m = tensor_reduce(OP_MEAN, a, TENSOR_ALLDIMS, 0, &e);
+    tensor *s = tensor_reduce(OP_STD, a, TENSOR_ALLDIMS, 0, &e);
     CHECK_NEAR(tensor_get_flat(m, 0), 0, 0.02);
     CHECK_NEAR(tensor_get_flat(s, 0), 1, 0.02);
     tensor_rng r4 = {1, 0};
     tensor *u = tensor_rand(&r4, 1, &n, &e);
-    tensor *umin = tensor_reduce(KN_OP_MIN, u, TENSOR_ALLDIMS, 0, &e);
-    tensor *umax = tensor_reduce(KN_OP_MAX, u, TENSOR_ALLDIMS, 0, &e);
+    tensor *umin = tensor_reduce(OP_MIN, u, TENSOR_ALLDIMS, 0, &e);
+    tensor *umax = tensor_reduce(OP_MAX, u, TENSOR_ALLDIMS, 0, &e);
     CHECK(tensor_get_flat(umin, 0) >= 0 && tensor_get_flat(umax, 0) < 1);
     tensor *ri = tensor_randint(&r4, -3, 4, 1, &n, &e);
-    tensor *rmin = tensor_reduce(KN_OP_MIN, ri, TENSOR_ALLDIMS, 0, &e);
-    tensor *rmax = tensor_reduce(KN_OP_MAX, ri, TENSOR_ALLDIMS, 0, &e);
+    tensor *rmin = tensor_reduce(OP_MIN, ri, TENSOR_ALLDIMS, 0, &e);
+    tensor *rmax = tensor_reduce(OP_MAX, ri, TENSOR_ALLDIMS, 0, &e);
     CHECK(tensor_get_flat(rmin, 0) == -3 && tensor_get_flat(rmax, 0) == 3);
     tensor *vs[] = {a, b, c1, c2, m, s, u, umin, umax, ri, rmin, rmax};
     for (size_t k = 0; k < sizeof vs / sizeof vs[0]; k++)
@@ -438,12 +438,12 @@ static void test_files(void)
     char path[256];
     eng_error e = {0};
     /* npy round trip of every dtype, including a non-contiguous source */
-    static const kn_dtype dts[] = {KN_BOOL, KN_U8, KN_I32, KN_I64, KN_F16, KN_F32, KN_F64};
-    tensor *base = iota(KN_F64, 2, (int64_t[]){3, 4});
+    static const tensor_dtype dts[] = {DT_BOOL, DT_U8, DT_I32, DT_I64, DT_F16, DT_F32, DT_F64};
+    tensor *base = iota(DT_F64, 2, (int64_t[]){3, 4});
     tensor *tr = tensor_transpose(base, 0, 1, &e);
     for (size_t k = 0; k < sizeof dts / sizeof dts[0]; k++) {
         tensor *x = tensor_cast(tr, dts[k], &e);
-        snprintf(path, sizeof path, "%s/%s.npy", dir, kn_dtype_name(dts[k]));
+        snprintf(path, sizeof path, "%s/%s.npy", dir, tensor_dtype_name(dts[k]));
         CHECK(tensor_save_npy(x, path, &e) == 0);
         tensor *y = tensor_load_npy(path, &e);
         CHECK(y && y->dtype == dts[k] && y->ndim == 2 && y->shape[0] == 4);
@@ -484,7 +484,7 @@ static void test_files(void)
     snprintf(path, sizeof path, "%s/a.idx", dir);
     write_file(path, idx, sizeof idx);
     tensor *t = tensor_load_idx(path, &e);
-    CHECK(t && t->dtype == KN_I32 && t->shape[0] == 2 && tensor_get_flat(t, 0) == 258 &&
+    CHECK(t && t->dtype == DT_I32 && t->shape[0] == 2 && tensor_get_flat(t, 0) == 258 &&
           tensor_get_flat(t, 1) == -2 && tensor_get_flat(t, 3) == -32768);
     tensor_decref(t);
     snprintf(path, sizeof path, "%s/a.idx.gz", dir);
@@ -518,13 +518,13 @@ static void test_interrupt(void)
 {
     eng_error e = {0};
     int64_t n = 1 << 20;
-    tensor *a = tensor_full(KN_F32, 1, &n, 1, &e);
+    tensor *a = tensor_full(DT_F32, 1, &n, 1, &e);
     tensor_interrupt_flag = 1;
     eng_error e1 = {0}, e2 = {0};
-    CHECK(tensor_binary(KN_OP_ADD, a, a, &e1) == NULL && e1.kind == ERR_INTERRUPT);
-    CHECK(tensor_reduce(KN_OP_SUM, a, TENSOR_ALLDIMS, 0, &e2) == NULL && e2.kind == ERR_INTERRUPT);
+    CHECK(tensor_binary(OP_ADD, a, a, &e1) == NULL && e1.kind == ERR_INTERRUPT);
+    CHECK(tensor_reduce(OP_SUM, a, TENSOR_ALLDIMS, 0, &e2) == NULL && e2.kind == ERR_INTERRUPT);
     tensor_interrupt_flag = 0;
-    tensor *b = tensor_binary(KN_OP_ADD, a, a, &e);
+    tensor *b = tensor_binary(OP_ADD, a, a, &e);
     CHECK(b && tensor_get_flat(b, n - 1) == 2);
     tensor_decref(a);
     tensor_decref(b);

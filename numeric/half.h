@@ -3,7 +3,7 @@
  *
  * Plain C, `static inline`, memcpy only, so that the same file compiles for the CPU
  * backend and inside CUDA kernels (define HALF_DEVICE as __device__ there, as
- * cuda/kernels/kk_common.cuh does), like cpu/philox.h.
+ * cuda/kernels/kk_common.cuh does), like numeric/philox.h.
  */
 #ifndef KILN_HALF_H
 #define KILN_HALF_H
@@ -15,7 +15,7 @@
 #define HALF_DEVICE
 #endif
 
-static inline HALF_DEVICE float kn_f16_to_f32(uint16_t h)
+static inline HALF_DEVICE float num_f16_to_f32(uint16_t h)
 {
     uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
     if (exp == 0) {
@@ -39,7 +39,7 @@ static inline HALF_DEVICE float kn_f16_to_f32(uint16_t h)
     return f;
 }
 
-static inline HALF_DEVICE uint16_t kn_f32_to_f16(float f)
+static inline HALF_DEVICE uint16_t num_f32_to_f16(float f)
 {
     uint32_t x;
     memcpy(&x, &f, 4);
@@ -67,7 +67,7 @@ static inline HALF_DEVICE uint16_t kn_f32_to_f16(float f)
     return (uint16_t)(sign | half);
 }
 
-static inline HALF_DEVICE float kn_bf16_to_f32(uint16_t h)
+static inline HALF_DEVICE float num_bf16_to_f32(uint16_t h)
 {
     uint32_t bits = (uint32_t)h << 16;
     float f;
@@ -75,7 +75,7 @@ static inline HALF_DEVICE float kn_bf16_to_f32(uint16_t h)
     return f;
 }
 
-static inline HALF_DEVICE uint16_t kn_f32_to_bf16(float f)
+static inline HALF_DEVICE uint16_t num_f32_to_bf16(float f)
 {
     uint32_t x;
     memcpy(&x, &f, 4);

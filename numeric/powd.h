@@ -6,7 +6,7 @@
  * correctly rounded, so both backends agree bit for bit and integral results below 2^53
  * are exact (CUDA's pow() may be an ulp off, and 15.999999999999998 stored into a u8 is
  * 15, not 16). Any other exponent goes to pow(). Define POWD_DEVICE as __device__ to use
- * it in CUDA code, as cuda/kernels/kk_common.cuh does (cf. cpu/half.h).
+ * it in CUDA code, as cuda/kernels/kk_common.cuh does (cf. numeric/half.h).
  */
 #ifndef KILN_POWD_H
 #define KILN_POWD_H
@@ -17,7 +17,7 @@
 #define POWD_DEVICE
 #endif
 
-static inline POWD_DEVICE double kn_powd(double a, double b)
+static inline POWD_DEVICE double num_powd(double a, double b)
 {
     if (!(b >= -64 && b <= 64) || b != (double)(int)b)
         return pow(a, b);
