@@ -56,20 +56,6 @@ size_t cu_alloc_round(size_t bytes)
     return (bytes + grain - 1) / grain * grain;
 }
 
-void cu_alloc_human(char *buf, size_t len, double bytes)
-{
-    static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    int u = 0;
-    while (bytes >= 1024 && u < 4) {
-        bytes /= 1024;
-        u++;
-    }
-    if (u == 0)
-        snprintf(buf, len, "%.0f B", bytes);
-    else
-        snprintf(buf, len, "%.2f %s", bytes, units[u]);
-}
-
 cu_allocator *cu_alloc_new(const cu_alloc_ops *ops)
 {
     cu_allocator *a = calloc(1, sizeof *a);

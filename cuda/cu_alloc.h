@@ -26,6 +26,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "engine/backend.h"
 
 /* The memory underneath. */
 typedef struct cu_alloc_ops {
@@ -37,19 +38,8 @@ typedef struct cu_alloc_ops {
 } cu_alloc_ops;
 
 /* What %gpu shows. */
-typedef struct cu_alloc_stats {
-    size_t in_use;        /* bytes (rounded) of the blocks handed out now */
-    size_t requested;     /* bytes asked for by the blocks handed out now */
-    size_t cached;        /* bytes of the free blocks kept for reuse */
-    size_t peak;          /* highest in_use seen */
-    size_t reserved;      /* in_use + cached: what the raw allocator holds for us */
-    uint64_t n_alloc;     /* cu_alloc_get calls that returned memory */
-    uint64_t n_hit;       /* ... of which served from the cache */
-    uint64_t n_raw_alloc; /* raw_alloc calls (cudaMalloc) that succeeded */
-    uint64_t n_raw_free;  /* raw_free calls (cudaFree) */
-    uint64_t n_oom;       /* requests that failed even after releasing the cache */
-    uint64_t n_flush;     /* times the cache was released to retry an allocation */
-} cu_alloc_stats;
+/* the counters are engine/backend.h's, so %gpu reads them through the backend */
+typedef eng_alloc_stats cu_alloc_stats;
 
 typedef struct cu_allocator cu_allocator;
 
@@ -77,7 +67,7 @@ size_t cu_alloc_block_size(cu_allocator *a, const void *p);
 void cu_alloc_last_error(cu_allocator *a, char *buf, size_t len);
 uint64_t cu_alloc_bad_puts(cu_allocator *a);
 
-/* "1.50 GiB" style, for messages. */
-void cu_alloc_human(char *buf, size_t len, double bytes);
+/* "1.50 GiB" style, for messages (engine/backend.c). */
+#define cu_alloc_human eng_human_bytes
 
 #endif

@@ -408,6 +408,33 @@ static int cu_be_timer_stop(double *seconds, eng_error *err)
     return 0;
 }
 
+/* %device and %gpu: is there a device, and what is it */
+static int cu_be_usable(eng_error *err)
+{
+    if (cu_device_available())
+        return 0;
+    return eng_fail(err, ERR_RUNTIME, "no CUDA device on this machine");
+}
+
+static int cu_be_device_info(eng_device_info *info, eng_error *err)
+{
+    if (cu_be_usable(err) || cu_device_init(err))
+        return -1;
+    const cu_props *p = cu_device_props();
+    memset(info, 0, sizeof *info);
+    info->ordinal = p->ordinal;
+    snprintf(info->name, sizeof info->name, "%s", p->name);
+    info->major = p->major;
+    info->minor = p->minor;
+    snprintf(info->arch, sizeof info->arch, "%s", p->arch);
+    info->sm_count = p->sm_count;
+    size_t fr = 0, tot = 0;
+    info->have_free = cudaMemGetInfo(&fr, &tot) == cudaSuccess;
+    info->total_mem = info->have_free ? tot : p->total_mem;
+    info->free_mem = fr;
+    return 0;
+}
+
 const eng_backend cuda_backend = {
     .name = "cuda",
     .alloc = cu_be_alloc,
@@ -436,4 +463,7 @@ const eng_backend cuda_backend = {
     .sync = cu_be_sync,
     .timer_start = cu_be_timer_start,
     .timer_stop = cu_be_timer_stop,
+    .usable = cu_be_usable,
+    .device_info = cu_be_device_info,
+    .alloc_stats = cu_backend_stats,
 };

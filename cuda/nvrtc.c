@@ -812,6 +812,11 @@ static char *nv_code(eng_kmodule *m, eng_error *err)
     return s;
 }
 
+static char *nv_code_offline(const char *src, eng_error *err)
+{
+    return cu_nvrtc_ptx(src, NULL, err);
+}
+
 const eng_kdriver cuda_kdriver = {
     .name = "cuda",
     .compile = nv_compile,
@@ -820,4 +825,5 @@ const eng_kdriver cuda_kdriver = {
     .launch = nv_launch,
     .sync = nv_sync,
     .code = nv_code,
+    .code_offline = nv_code_offline,
 };

@@ -270,4 +270,6 @@ const eng_backend sim_backend = {
     .cross_entropy_backward = sim_cross_entropy_backward,
     .kernels = &sim_kdriver, /* cell kernels on sim tensors (host memory): the simulator */
     .last_oom = sim_last_oom,
+    .alloc_stats = sim_backend_stats,
+    .capacity = sim_backend_capacity,
 };

@@ -14,6 +14,33 @@
 struct eng_kdriver;
 struct eng_step_args;
 
+/* A caching allocator's counters (cuda/cu_alloc.c keeps them; %gpu shows them). */
+typedef struct eng_alloc_stats {
+    size_t in_use;        /* bytes (rounded) of the blocks handed out now */
+    size_t requested;     /* bytes asked for by the blocks handed out now */
+    size_t cached;        /* bytes of the free blocks kept for reuse */
+    size_t peak;          /* highest in_use seen */
+    size_t reserved;      /* in_use + cached: what the raw allocator holds for us */
+    uint64_t n_alloc;     /* allocations that returned memory */
+    uint64_t n_hit;       /* ... of which served from the cache */
+    uint64_t n_raw_alloc; /* raw allocations (cudaMalloc) that succeeded */
+    uint64_t n_raw_free;  /* raw frees (cudaFree) */
+    uint64_t n_oom;       /* requests that failed even after releasing the cache */
+    uint64_t n_flush;     /* times the cache was released to retry an allocation */
+} eng_alloc_stats;
+
+/* The physical device behind a backend (%gpu). */
+typedef struct eng_device_info {
+    int ordinal;      /* the device's ordinal */
+    char name[256];   /* "NVIDIA H100 80GB HBM3" */
+    int major, minor; /* compute capability */
+    char arch[16];    /* "sm_90" */
+    int sm_count;     /* multiprocessors */
+    size_t total_mem; /* bytes */
+    size_t free_mem;  /* bytes free now, when have_free */
+    int have_free;    /* 0: the free memory could not be read */
+} eng_device_info;
+
 typedef struct eng_backend {
     const char *name; /* "cpu", "cuda" */
 
@@ -104,6 +131,19 @@ typedef struct eng_backend {
     int (*cross_entropy)(tensor *rows, const tensor *logits, const tensor *labels, int check, eng_error *err);
     int (*cross_entropy_backward)(tensor *dx, const tensor *logits, const tensor *labels, const tensor *gout,
                                   double scale, eng_error *err);
+
+    /* ---- optional entries for the magics (%device, %gpu, %ptx): what the engine may
+     * know of a device without including its code ---- */
+    /* 0 when the backend can run here; -1 with err saying why not (no device, a driver
+     * too old). NULL: always usable. */
+    int (*usable)(eng_error *err);
+    /* the device behind the backend; -1 with err when it cannot be opened */
+    int (*device_info)(eng_device_info *info, eng_error *err);
+    /* the backend's caching allocator's counters */
+    void (*alloc_stats)(eng_alloc_stats *st);
+    /* the memory the backend may use in bytes, 0 for no limit (the simulator's
+     * $KILN_SIM_CAPACITY) */
+    size_t (*capacity)(void);
 } eng_backend;
 
 /* The scalars of one optimiser step (adamw_step, sgd_step above; engine/optim.c). */
@@ -117,16 +157,24 @@ typedef struct eng_step_args {
     int nesterov;    /* SGD only */
 } eng_step_args;
 
-/* The CPU backend (cpu/). */
+/* ---- the registry (engine/backend.c) ----
+ * The backends this build links: cpu (cpu/), sim (cuda/sim_backend.c: the CUDA kernels
+ * on the simulator) and, when built with the CUDA toolkit, cuda (cuda/cu_backend.c).
+ * The engine names them by their symbols only; it includes none of their headers. */
 extern const eng_backend cpu_backend;
 
 /* The backend new tensors are made on (the session's device): $KILN_DEVICE (cpu, sim,
- * cuda) at start, the CPU when unset or unavailable (cuda/kernels/kk_devices.c). */
+ * cuda) at start, the CPU when unset or unavailable. */
 const eng_backend *eng_current_backend(void);
 /* Makes be the session's device (%device). */
 void eng_set_current_backend(const eng_backend *be);
 /* The backend named "cpu", "sim" (the CUDA kernels on the simulator) or "cuda"; NULL
  * with err when this build or machine lacks it. */
 const eng_backend *eng_backend_named(const char *name, eng_error *err);
+/* The backend of that name if this build links it, usable here or not (%gpu, %ptx);
+ * NULL otherwise. */
+const eng_backend *eng_backend_linked(const char *name);
+/* "1.50 GiB" style, for messages. */
+void eng_human_bytes(char *buf, size_t len, double bytes);
 
 #endif

@@ -103,6 +103,11 @@ typedef struct eng_kdriver {
     /* The compiled form as text (NVRTC: PTX; the simulator: the generated C++), malloc'ed;
      * NULL with err set if there is none. */
     char *(*code)(eng_kmodule *m, eng_error *err);
+
+    /* Optional: compiles `src` to the driver's text form without a device (NVRTC: PTX
+     * for sm_90), malloc'ed; NULL with err set. %ptx uses it when the session's tensors
+     * are not on this driver's device. */
+    char *(*code_offline)(const char *src, eng_error *err);
 } eng_kdriver;
 
 /* The simulator (cuda/sim/sim_driver.c). */

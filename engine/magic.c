@@ -13,14 +13,6 @@
 #include "engine/interp.h"
 #include "engine/kernels.h"
 #include "engine/session_file.h"
-#include "cuda/cu_alloc.h"
-#include "cuda/sim_backend.h"
-#ifdef KILN_HAVE_CUDA
-#include <cuda_runtime_api.h>
-#include "cuda/cu_backend.h"
-#include "cuda/cu_device.h"
-#include "cuda/nvrtc.h"
-#endif
 
 static double now(void)
 {
@@ -371,7 +363,7 @@ void eng_oom_note(void *user, const eng_backend *be, char *buf, size_t n)
     size_t l = (size_t)snprintf(buf, n, "largest live tensors on %s:", be->name);
     for (int i = 0; i < cnt && i < 5 && l < n; i++) {
         char hb[32];
-        cu_alloc_human(hb, sizeof hb, (double)v[i].t->storage->bytes);
+        eng_human_bytes(hb, sizeof hb, (double)v[i].t->storage->bytes);
         l += (size_t)snprintf(buf + l, n - l, "%s %s%s %s", i ? "," : "", v[i].name, v[i].grad ? ".grad" : "", hb);
     }
     if (cnt > 5 && l < n)
@@ -380,13 +372,13 @@ void eng_oom_note(void *user, const eng_backend *be, char *buf, size_t n)
 }
 
 /* one allocator's counters as text lines and HTML rows */
-static void alloc_report(FILE *tf, FILE *hf, const char *which, const cu_alloc_stats *st)
+static void alloc_report(FILE *tf, FILE *hf, const char *which, const eng_alloc_stats *st)
 {
     char a[32], b[32], c[32], d[32];
-    cu_alloc_human(a, sizeof a, (double)st->in_use);
-    cu_alloc_human(b, sizeof b, (double)st->cached);
-    cu_alloc_human(c, sizeof c, (double)st->peak);
-    cu_alloc_human(d, sizeof d, (double)st->reserved);
+    eng_human_bytes(a, sizeof a, (double)st->in_use);
+    eng_human_bytes(b, sizeof b, (double)st->cached);
+    eng_human_bytes(c, sizeof c, (double)st->peak);
+    eng_human_bytes(d, sizeof d, (double)st->reserved);
     fprintf(tf, "%s allocator: in use %s, cached %s, reserved %s, peak %s\n", which, a, b, d, c);
     fprintf(tf, "  allocations %llu (cache hits %llu), raw allocations %llu, raw frees %llu, out of memory %llu, "
                 "cache releases %llu\n",
@@ -416,30 +408,29 @@ static int magic_gpu(eng_session *s, eng_error *err)
     fputs("<table class=\"kiln-gpu\">\n<tbody>\n", hf);
     fprintf(hf, "<tr><th>session device</th><td>%s</td></tr>\n", cur->name);
     int have_gpu = 0;
-#ifdef KILN_HAVE_CUDA
-    if (cu_device_available()) {
-        eng_error e = {0};
-        if (cu_device_init(&e) == 0) {
-            const cu_props *p = cu_device_props();
-            size_t fr = 0, tot = 0;
-            int mi = cudaMemGetInfo(&fr, &tot) == cudaSuccess;
+    const eng_backend *gpu = eng_backend_linked("cuda");
+    eng_error e = {0};
+    if (gpu && gpu->device_info && (!gpu->usable || !gpu->usable(&e))) {
+        eng_device_info p;
+        if (gpu->device_info(&p, &e) == 0) {
             char a[32], b[32];
-            cu_alloc_human(a, sizeof a, (double)(mi ? tot : p->total_mem));
-            cu_alloc_human(b, sizeof b, (double)fr);
-            fprintf(tf, "GPU %d: %s, compute capability %d.%d (%s), %d SMs, memory %s", p->ordinal, p->name,
-                    p->major, p->minor, p->arch, p->sm_count, a);
-            if (mi)
+            eng_human_bytes(a, sizeof a, (double)p.total_mem);
+            eng_human_bytes(b, sizeof b, (double)p.free_mem);
+            fprintf(tf, "GPU %d: %s, compute capability %d.%d (%s), %d SMs, memory %s", p.ordinal, p.name, p.major,
+                    p.minor, p.arch, p.sm_count, a);
+            if (p.have_free)
                 fprintf(tf, ", %s free", b);
             fputc('\n', tf);
             fputs("<tr><th>GPU</th><td>", hf);
-            html_escape(hf, p->name);
+            html_escape(hf, p.name);
             fprintf(hf, " (ordinal %d)</td></tr>\n<tr><td>compute capability</td><td>%d.%d (%s), %d SMs</td></tr>\n"
                         "<tr><td>memory total</td><td>%s</td></tr>\n",
-                    p->ordinal, p->major, p->minor, p->arch, p->sm_count, a);
-            if (mi)
+                    p.ordinal, p.major, p.minor, p.arch, p.sm_count, a);
+            if (p.have_free)
                 fprintf(hf, "<tr><td>memory free</td><td>%s</td></tr>\n", b);
-            cu_alloc_stats st;
-            cu_backend_stats(&st);
+            eng_alloc_stats st = {0};
+            if (gpu->alloc_stats)
+                gpu->alloc_stats(&st);
             alloc_report(tf, hf, "CUDA", &st);
             have_gpu = 1;
         } else {
@@ -449,17 +440,18 @@ static int magic_gpu(eng_session *s, eng_error *err)
             fputs("</td></tr>\n", hf);
         }
     }
-#endif
     if (!have_gpu) {
         fputs("No CUDA device: no GPU memory or CUDA allocator to show.\n", tf);
         fputs("<tr><th>GPU</th><td>no CUDA device</td></tr>\n", hf);
     }
-    cu_alloc_stats sst;
-    sim_backend_stats(&sst);
-    if (cur == &sim_backend || sst.n_alloc) {
-        size_t cap = sim_backend_capacity();
+    const eng_backend *sim = eng_backend_linked("sim");
+    eng_alloc_stats sst = {0};
+    if (sim && sim->alloc_stats)
+        sim->alloc_stats(&sst);
+    if (sim && (cur == sim || sst.n_alloc)) {
+        size_t cap = sim->capacity ? sim->capacity() : 0;
         char a[32];
-        cu_alloc_human(a, sizeof a, (double)cap);
+        eng_human_bytes(a, sizeof a, (double)cap);
         fprintf(tf, "Simulator backend (sim: the CUDA kernels on the CPU, host memory%s%s):\n",
                 cap ? ", capacity " : "", cap ? a : "");
         alloc_report(tf, hf, "sim", &sst);
@@ -468,7 +460,7 @@ static int magic_gpu(eng_session *s, eng_error *err)
     double total;
     live_tensor *v = live_tensors(s, NULL, &n, &total);
     char hb[32];
-    cu_alloc_human(hb, sizeof hb, total);
+    eng_human_bytes(hb, sizeof hb, total);
     if (!n)
         fputs("No tensor variables.\n", tf);
     else
@@ -483,7 +475,7 @@ static int magic_gpu(eng_session *s, eng_error *err)
         const tensor *t = v[i].t;
         char shape[128], name[300];
         shape_text(shape, sizeof shape, t);
-        cu_alloc_human(hb, sizeof hb, (double)t->storage->bytes);
+        eng_human_bytes(hb, sizeof hb, (double)t->storage->bytes);
         snprintf(name, sizeof name, "%s%s", v[i].name, v[i].grad ? ".grad" : "");
         fprintf(tf, "  %-20s %-6s %-6s %-18s %s\n", name, t->storage->backend->name, tensor_dtype_name(t->dtype), shape,
                 hb);
@@ -550,21 +542,21 @@ static int magic_ptx(eng_session *s, const char *rest, eng_error *err)
                         "call it (%%ptx one of those)", k->name);
     const eng_kdriver *cur = eng_current_backend()->kernels;
     char *code = NULL;
-#ifdef KILN_HAVE_CUDA
-    if (!cur || !strcmp(cur->name, "sim")) {
+    const eng_backend *gpu = eng_backend_linked("cuda");
+    const eng_kdriver *nv = gpu ? gpu->kernels : NULL;
+    if ((!cur || !strcmp(cur->name, "sim")) && nv && nv->code_offline) {
         /* tensors live on the CPU: NVRTC compiles PTX anyway (no device needed) */
         char *tu = eng_kernel_tu(s->kernels, k);
         if (!tu)
             return eng_fail(err, ERR_MEMORY, "%%ptx: out of memory");
         eng_error e = {0};
-        code = cu_nvrtc_ptx(tu, NULL, &e);
+        code = nv->code_offline(tu, &e);
         free(tu);
         if (!code) /* e's line is the compiler's, not this cell's: the messages name it */
             return eng_fail(err, e.kind ? e.kind : ERR_COMPILE, "%%ptx: kernel %s did not compile: %s", k->name,
                             e.msg);
         out(s, "// PTX of %s from NVRTC for sm_90 (no GPU in use: the session's tensors are on the cpu)\n", k->name);
     }
-#endif
     if (!code) {
         const eng_kdriver *drv = NULL;
         char *details = NULL;
