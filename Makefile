@@ -46,7 +46,7 @@ endif
 # OpenBLAS's cblas.h lives in /usr/include/<triplet>/ on Debian
 CFLAGS += $(shell pkg-config --cflags openblas 2>/dev/null || echo -I/usr/include/x86_64-linux-gnu/openblas-pthread)
 
-LIB_SRC  := $(wildcard engine/*.c) $(wildcard cpu/*.c) $(wildcard protocol/*.c) \
+LIB_SRC  := $(wildcard engine/*/*.c) $(wildcard cpu/*.c) $(wildcard protocol/*.c) \
             $(filter-out kernel/main.c,$(wildcard kernel/*.c)) $(CUDA_ALWAYS) $(CUDA_SRC)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o) $(KK_SIM_OBJ) $(KK_CUDA_OBJ)
 MAIN_OBJ := $(BUILD)/kernel/main.o
@@ -81,7 +81,7 @@ $(KK_SIM_OBJ): cuda/sim_backend_kernels.cc
 	@mkdir -p $(dir $@)
 	$(CXX) $(KK_CXXFLAGS) -c -o $@ $<
 
-$(BUILD)/cuda/kernels/cuda_kernels.o: cuda/kernels/cuda_kernels.cu $(wildcard cuda/kernels/*.cuh cuda/kernels/*.h) $(wildcard numeric/*.h) engine/ops.def
+$(BUILD)/cuda/kernels/cuda_kernels.o: cuda/kernels/cuda_kernels.cu $(wildcard cuda/kernels/*.cuh cuda/kernels/*.h) $(wildcard numeric/*.h) engine/tensor/ops.def
 	@mkdir -p $(dir $@)
 	$(NVCC) -std=c++17 -O3 -gencode arch=compute_90,code=[sm_90,compute_90] -I. -Xcompiler -Wall,-Wextra,-Wno-unused-parameter -c -o $@ $<
 
@@ -131,12 +131,12 @@ test-browser: $(BUILD)/kiln
 FUZZ_SECONDS ?= 60
 # (the engine reaches the device choice and the sim backend, whose kernels are the C++
 # object g++ built for kiln; it is linked as it is, not instrumented)
-FUZZ_SRC := $(filter-out engine/npy.c engine/idx.c,$(wildcard engine/*.c)) $(wildcard cpu/*.c) $(CUDA_ALWAYS)
+FUZZ_SRC := $(filter-out engine/io/npy.c engine/io/idx.c,$(wildcard engine/*/*.c)) $(wildcard cpu/*.c) $(CUDA_ALWAYS)
 $(BUILD)/fuzz_parse: tests/fuzz/fuzz_parse.c $(FUZZ_SRC) $(KK_SIM_OBJ)
 	@mkdir -p $(dir $@)
 	clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fopenmp -Wno-pass-failed -I. \
 	  $(shell pkg-config --cflags openblas 2>/dev/null || echo -I/usr/include/x86_64-linux-gnu/openblas-pthread) \
-	  -o $@ $^ engine/npy.c engine/idx.c -lopenblas -lz -lm -lpthread -ldl -lstdc++
+	  -o $@ $^ engine/io/npy.c engine/io/idx.c -lopenblas -lz -lm -lpthread -ldl -lstdc++
 test-fuzz: $(BUILD)/fuzz_parse
 	@mkdir -p $(BUILD)/fuzz-corpus
 	@echo "== libFuzzer over lexer, parser and checker for $(FUZZ_SECONDS)s"

@@ -13,7 +13,7 @@
 #pragma clang diagnostic ignored "-Wpass-failed" /* omp simd is a hint where clang cannot */
 #endif
 #include "cpu/cpu_internal.h"
-#include "engine/kdriver.h"
+#include "engine/tensor/kdriver.h"
 
 #include <omp.h>
 #include <pthread.h>

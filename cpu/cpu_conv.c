@@ -1,4 +1,4 @@
-/* cpu_conv.c — im2col and col2im for conv2d and pooling (engine/backend.h): the
+/* cpu_conv.c — im2col and col2im for conv2d and pooling (engine/tensor/backend.h): the
  * windows of an image laid out as the columns of a matrix, and the adjoint.
  *
  * One (n, c) image plane per OpenMP iteration: im2col writes the kh*kw rows of that

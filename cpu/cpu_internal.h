@@ -12,7 +12,7 @@
 
 #include <stdint.h>
 #include <string.h>
-#include "engine/backend.h"
+#include "engine/tensor/backend.h"
 #include "numeric/elem.h"
 
 #define CPU_MAXOP 4

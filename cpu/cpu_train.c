@@ -1,7 +1,7 @@
-/* cpu_train.c — the fused training entries of engine/backend.h: one pass per optimiser
+/* cpu_train.c — the fused training entries of engine/tensor/backend.h: one pass per optimiser
  * step of a parameter (AdamW, SGD) and cross-entropy's forward and backward.
  *
- * The optimiser loops do, element by element, what engine/optim.c's op-by-op path does
+ * The optimiser loops do, element by element, what engine/train/optim.c's op-by-op path does
  * one tensor op at a time, with the same roundings: every scalar is cast to the
  * parameter's dtype first (as tensor_binary_scalar does) and each step is rounded to it,
  * so on this backend the two paths agree to the last bit (tests/unit/test_optim.c).

@@ -26,7 +26,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "engine/backend.h"
+#include "engine/tensor/backend.h"
 
 /* The memory underneath. */
 typedef struct cu_alloc_ops {
@@ -38,7 +38,7 @@ typedef struct cu_alloc_ops {
 } cu_alloc_ops;
 
 /* What %gpu shows. */
-/* the counters are engine/backend.h's, so %gpu reads them through the backend */
+/* the counters are engine/tensor/backend.h's, so %gpu reads them through the backend */
 typedef eng_alloc_stats cu_alloc_stats;
 
 typedef struct cu_allocator cu_allocator;
@@ -67,7 +67,7 @@ size_t cu_alloc_block_size(cu_allocator *a, const void *p);
 void cu_alloc_last_error(cu_allocator *a, char *buf, size_t len);
 uint64_t cu_alloc_bad_puts(cu_allocator *a);
 
-/* "1.50 GiB" style, for messages (engine/backend.c). */
+/* "1.50 GiB" style, for messages (engine/tensor/backend.c). */
 #define cu_alloc_human eng_human_bytes
 
 #endif

@@ -8,7 +8,7 @@
 #define KILN_CU_BACKEND_H
 
 #include <stddef.h>
-#include "engine/backend.h"
+#include "engine/tensor/backend.h"
 #include "cuda/cu_alloc.h"
 
 extern const eng_backend cuda_backend;

@@ -28,7 +28,7 @@
 
 #include <stddef.h>
 #include <cuda_runtime_api.h>
-#include "engine/error.h"
+#include "engine/base/error.h"
 
 /* What the session's device is, read once by cu_device_init(). */
 typedef struct cu_props {

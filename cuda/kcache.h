@@ -27,7 +27,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "engine/error.h"
+#include "engine/base/error.h"
 
 #define KCACHE_KEY_LEN 32
 

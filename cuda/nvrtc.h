@@ -1,6 +1,6 @@
 /* nvrtc.h — the NVRTC kernel driver: CUDA C from cells compiled for the session's GPU.
  *
- * cuda_kdriver (engine/kdriver.h) compiles a translation unit with NVRTC for the device's
+ * cuda_kdriver (engine/tensor/kdriver.h) compiles a translation unit with NVRTC for the device's
  * own architecture (--gpu-architecture=sm_XX from its compute capability), loads the
  * CUBIN with the runtime's library API (cudaLibraryLoadData, cudaLibraryGetKernel: no
  * link to libcuda, so the binary starts where there is no driver) and launches with
@@ -35,7 +35,7 @@
 #define KILN_CU_NVRTC_H
 
 #include <stddef.h>
-#include "engine/kdriver.h"
+#include "engine/tensor/kdriver.h"
 
 extern const eng_kdriver cuda_kdriver;
 

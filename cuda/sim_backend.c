@@ -22,7 +22,7 @@
 #include "cuda/cu_alloc.h"
 #include "cuda/kernels/kk_dispatch.h"
 #include "cuda/sim/sim_runtime.h"
-#include "engine/kdriver.h"
+#include "engine/tensor/kdriver.h"
 
 #include <pthread.h>
 #include <stdio.h>

@@ -1,10 +1,10 @@
 /* sim_backend.h — the simulator backend (cuda/sim_backend.c): the CUDA backend's
- * built-in kernels run by the CUDA simulator on host memory, behind engine/backend.h.
+ * built-in kernels run by the CUDA simulator on host memory, behind engine/tensor/backend.h.
  * For tests (tests/conformance) and for KILN_BACKEND=sim; always built. */
 #ifndef KILN_SIM_BACKEND_H
 #define KILN_SIM_BACKEND_H
 
-#include "engine/backend.h"
+#include "engine/tensor/backend.h"
 #include "cuda/cu_alloc.h"
 
 extern const eng_backend sim_backend;

@@ -3,7 +3,7 @@
  * both round and saturate alike (f16/bf16 to nearest even, NaN to integer 0, out-of-range
  * values to the integer type's limit).
  *
- * The dtype codes are engine/tensor.h's tensor_dtype (DT_BOOL ... DT_F64), which is
+ * The dtype codes are engine/tensor/tensor.h's tensor_dtype (DT_BOOL ... DT_F64), which is
  * defined from these. Plain C, `static inline`; under nvcc the functions are __host__ __device__
  * (NUM_DEVICE), so one inclusion serves host and kernels alike.
  */

@@ -1,6 +1,6 @@
 /* powd.h — pow in double for the generic elementwise paths (u8, bool, f16, bf16 and mixed
  * dtypes), the one definition for the CPU backend, the CUDA kernels and the front end's
- * scalar arithmetic (engine/ops.def names it).
+ * scalar arithmetic (engine/tensor/ops.def names it).
  *
  * An integral exponent of magnitude up to 64 is computed by squaring: IEEE products are
  * correctly rounded, so both backends agree bit for bit and integral results below 2^53

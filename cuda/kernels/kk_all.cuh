@@ -11,7 +11,7 @@
 #include <string.h>
 #include <math.h>
 #include <type_traits>
-#include "engine/tensor.h"
+#include "engine/tensor/tensor.h"
 #include "cuda/kernels/kk_api.h"
 #ifdef __CUDACC__
 #include <cuda_runtime.h>

@@ -29,7 +29,7 @@ extern "C" {
 #define KK_MAXDIM 8 /* = TENSOR_MAXDIM */
 #define KK_MAXOP 4
 
-/* dtype codes: the same numbers as tensor_dtype (engine/tensor.h) */
+/* dtype codes: the same numbers as tensor_dtype (engine/tensor/tensor.h) */
 enum { KK_BOOL = NUM_BOOL, KK_U8 = NUM_U8, KK_I32 = NUM_I32, KK_I64 = NUM_I64, KK_F16 = NUM_F16, KK_BF16 = NUM_BF16, KK_F32 = NUM_F32, KK_F64 = NUM_F64 };
 
 /* Up to KK_MAXOP operands of one shape, dimensions merged where contiguous in all. */
@@ -91,7 +91,7 @@ typedef struct kk_gather_job {
 } kk_gather_job;
 
 /* im2col (src: contiguous images [NC, H, W], dst: columns [NC*kh*kw, OH*OW]) or col2im
- * (src: the columns, dst: the images, overwritten); see engine/backend.h */
+ * (src: the columns, dst: the images, overwritten); see engine/tensor/backend.h */
 typedef struct kk_conv_job {
     int dt;                          /* KK_F32 or KK_F64 */
     int64_t NC, H, W;                /* image planes (N*C) and their size */
@@ -101,7 +101,7 @@ typedef struct kk_conv_job {
     char *dst;
 } kk_conv_job;
 
-/* One optimiser step of one parameter (engine/backend.h's adamw_step and sgd_step):
+/* One optimiser step of one parameter (engine/tensor/backend.h's adamw_step and sgd_step):
  * p, g, m, v contiguous, n elements of dtype dt each */
 typedef struct kk_step_job {
     int dt;                          /* KK_F32 or KK_F64 */

@@ -18,7 +18,7 @@
 #include <math.h>
 #include <type_traits>
 
-#include "engine/tensor.h" /* op_id */
+#include "engine/tensor/tensor.h" /* op_id */
 #include "cuda/kernels/kk_api.h"
 
 #ifdef __CUDACC__
@@ -153,7 +153,7 @@ KK_DEV int64_t kk_gstride(void)
 #define kk_store num_store
 #define kk_d2i64 num_d2i64
 
-/* pow in double for the generic paths (engine/ops.def): numeric/powd.h, shared with the CPU */
+/* pow in double for the generic paths (engine/tensor/ops.def): numeric/powd.h, shared with the CPU */
 #ifdef __CUDACC__
 #define POWD_DEVICE __device__
 #endif

@@ -1,4 +1,4 @@
-/* kk_conv.cuh — im2col and col2im (engine/backend.h) for conv2d and pooling: the
+/* kk_conv.cuh — im2col and col2im (engine/tensor/backend.h) for conv2d and pooling: the
  * windows of [N, C, H, W] images as the columns [N, C*kh*kw, OH*OW] of a matrix, and
  * the adjoint. Grid-stride loops, one thread per output element: im2col reads one
  * input (or writes 0 in the padding); col2im gathers, for one image element, the

@@ -373,7 +373,7 @@ int kk_matmul_tiled(const kk_device *d, tensor *out, const tensor *a, const tens
 
 /* ---- im2col, col2im ---- */
 
-/* one job from the image and the columns (both contiguous, shapes set by engine/nn.c) */
+/* one job from the image and the columns (both contiguous, shapes set by engine/train/nn.c) */
 static int kk_conv_setup(const kk_device *d, kk_conv_job *j, const tensor *img, const tensor *cols, int kh, int kw,
                          int stride, int pad, const char *who, eng_error *err)
 {

@@ -12,7 +12,7 @@
 #ifndef KILN_KK_DISPATCH_H
 #define KILN_KK_DISPATCH_H
 
-#include "engine/backend.h"
+#include "engine/tensor/backend.h"
 #include "cuda/kernels/kk_api.h"
 
 typedef struct kk_device {

@@ -1,5 +1,5 @@
 /* kk_elementwise.cuh — elementwise built-in kernels: unary and binary ops of
- * engine/ops.def, copy with cast, fill, arange, where, gather, and the Philox random
+ * engine/tensor/ops.def, copy with cast, fill, arange, where, gather, and the Philox random
  * fills. Included once per compilation (see kk_api.h); the launchers are at the end.
  *
  * Every elementwise op has two kernels: a contiguous one (output dense, each input dense
@@ -134,7 +134,7 @@ KK_DEV double kk_unary_double(int op, double x, double p0, double p1)
     switch (op) {
 #define OP_UNARY(ID, name, expr) \
     case OP_##ID: return (expr);
-#include "engine/ops.def"
+#include "engine/tensor/ops.def"
     default: return x;
     }
 }
@@ -146,7 +146,7 @@ KK_DEV double kk_binary_double(int op, double a, double b)
     case OP_##ID: return (expr);
 #define OP_COMPARE(ID, name, expr) \
     case OP_##ID: return (expr);
-#include "engine/ops.def"
+#include "engine/tensor/ops.def"
     default: return 0;
     }
 }

@@ -1,8 +1,8 @@
-/* kk_train.cuh — the fused training kernels (engine/backend.h: adamw_step, sgd_step,
+/* kk_train.cuh — the fused training kernels (engine/tensor/backend.h: adamw_step, sgd_step,
  * cross_entropy, cross_entropy_backward).
  *
  * The optimiser steps are one grid-stride kernel per parameter, one thread per element,
- * doing in registers the chain of tensor ops that engine/optim.c's op-by-op path runs
+ * doing in registers the chain of tensor ops that engine/train/optim.c's op-by-op path runs
  * (about ten launches and five temporaries per parameter on this backend); each step
  * is rounded to the parameter's dtype as that path rounds it (the scalars cast to it
  * first), so only contraction into FMAs by nvcc separates the two.

@@ -18,7 +18,7 @@
  * process, see sim_check.c; it needs launch_sized (each pointer argument's extent).
  */
 #define _GNU_SOURCE
-#include "engine/kdriver.h"
+#include "engine/tensor/kdriver.h"
 
 #include <ctype.h>
 #include <limits.h>
@@ -39,7 +39,7 @@
 
 #include "cuda/kcache.h"
 #include "cuda/sim/sim_internal.h"
-#include "engine/strbuf.h"
+#include "engine/base/strbuf.h"
 #include "cuda/sim/sim_runtime.h"
 
 extern char **environ;

@@ -4,7 +4,7 @@
 #define KILN_SIM_INTERNAL_H
 
 #include <stddef.h>
-#include "engine/error.h"
+#include "engine/base/error.h"
 
 /* runs argv (argv[0] a path) with stdout+stderr into errpath: the exit status, -1 if it
  * did not run */

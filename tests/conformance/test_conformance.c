@@ -1,4 +1,4 @@
-/* test_conformance.c — the backend conformance suite: every op of engine/ops.def plus
+/* test_conformance.c — the backend conformance suite: every op of engine/tensor/ops.def plus
  * matmul, where, gather, random, copy/cast, fill, assign into views and arange, and
  * the fused training ops (cross_entropy forward and backward, AdamW and SGD steps), run
  * through the tensor front end on the CPU backend (the reference) and on a second
@@ -11,11 +11,11 @@
  * simulator, what CI runs) or "cuda" (make test-gpu). Exit 0 when every case agrees.
  * Usage: test_conformance [cases-per-group (default 60)] [seed] [group, e.g. train]
  */
-#include "engine/autograd.h"
-#include "engine/backend.h"
-#include "engine/nn.h"
-#include "engine/optim.h"
-#include "engine/tensor.h"
+#include "engine/train/autograd.h"
+#include "engine/tensor/backend.h"
+#include "engine/train/nn.h"
+#include "engine/train/optim.h"
+#include "engine/tensor/tensor.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -313,7 +313,7 @@ static void group_unary(int cases)
 {
     static const op_id ops[] = {
 #define OP_UNARY(ID, name, expr) OP_##ID,
-#include "engine/ops.def"
+#include "engine/tensor/ops.def"
     };
     for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++)
         for (int i = 0; i < cases; i++) {
@@ -337,7 +337,7 @@ static void group_binary(int cases)
     static const op_id ops[] = {
 #define OP_BINARY(ID, name, expr) OP_##ID,
 #define OP_COMPARE(ID, name, expr) OP_##ID,
-#include "engine/ops.def"
+#include "engine/tensor/ops.def"
     };
     for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++)
         for (int i = 0; i < cases; i++) {
@@ -384,7 +384,7 @@ static void group_reduce(int cases)
 {
     static const op_id ops[] = {
 #define OP_REDUCE(ID, name) OP_##ID,
-#include "engine/ops.def"
+#include "engine/tensor/ops.def"
     };
     static const tensor_dtype rdts[] = {DT_BOOL, DT_U8, DT_I32, DT_I64, DT_F16, DT_F32, DT_F64, DT_BF16};
     for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++)
@@ -455,7 +455,7 @@ static void group_matmul(int cases)
     }
 }
 
-/* im2col and col2im (engine/backend.h), through engine/nn.c: random windows, strides
+/* im2col and col2im (engine/tensor/backend.h), through engine/train/nn.c: random windows, strides
  * and padding over f32 and f64 images (some stored transposed: nn_im2col makes them
  * contiguous first); kernels larger than the padded image must fail alike */
 typedef struct convctx {

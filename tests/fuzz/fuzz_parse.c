@@ -6,7 +6,7 @@
  * lexer and parser alone; ast_open_depth is exercised on the same input either way.
  *
  *   clang -fsanitize=fuzzer,address,undefined -DFUZZ_PARSE_ONLY -I. tests/fuzz/fuzz_parse.c \
- *     engine/lex.c engine/parse.c engine/arena.c engine/error.c -o build/fuzz_parse_only
+ *     engine/lang/lex.c engine/lang/parse.c engine/base/arena.c engine/base/error.c -o build/fuzz_parse_only
  *   build/fuzz_parse_only -dict=tests/fuzz/kiln.dict -max_len=4096 tests/fuzz/corpus
  */
 #include <stddef.h>
@@ -14,11 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/ast.h"
-#include "engine/error.h"
+#include "engine/lang/ast.h"
+#include "engine/base/error.h"
 #ifndef FUZZ_PARSE_ONLY
 #include "engine/engine.h"
-#include "engine/session.h"
+#include "engine/lang/session.h"
 #endif
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "engine/autograd.h"
+#include "engine/train/autograd.h"
 
 static eng_error err; /* the error of the last tensor call */
 

@@ -1,4 +1,4 @@
-/* test_autograd.c — unit tests of engine/autograd.c: the gradient of every recorded op
+/* test_autograd.c — unit tests of engine/train/autograd.c: the gradient of every recorded op
  * against central finite differences in f64 (small random shapes, broadcasting
  * included), accumulation across backward calls, grad mode off recording nothing, the
  * refusal of in-place writes, detach, and the tape freed (no live node left) once the
@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/autograd.h"
+#include "engine/train/autograd.h"
 #include "tests/unit/check.h"
 #define GRADCHECK_SEED 12345
 #include "tests/unit/gradcheck.h"

@@ -1,11 +1,11 @@
-/* test_kernels.c — the engine's side of custom kernels (engine/kernels.c) against a
+/* test_kernels.c — the engine's side of custom kernels (engine/lang/kernels.c) against a
  * recording driver: signature parsing, translation units, and what a launch hands the
  * driver (converted scalars, tensor addresses, contiguous copies, limits, caching). */
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/backend.h"
-#include "engine/kernels.h"
+#include "engine/tensor/backend.h"
+#include "engine/lang/kernels.h"
 #include "tests/unit/check.h"
 
 /* ---- a driver that records ---- */

@@ -1,4 +1,4 @@
-/* test_nn.c — unit tests of engine/nn.c: the gradient of every layer and loss against
+/* test_nn.c — unit tests of engine/train/nn.c: the gradient of every layer and loss against
  * central finite differences in f64 (the approach of test_autograd.c: L = sum(f(p) * R)
  * for a fixed random R; h = 1e-6, relative tolerance 1e-6), values against values
  * computed by hand here, conv2d against a direct nested-loop reference, cross_entropy
@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/autograd.h"
-#include "engine/backend.h"
-#include "engine/nn.h"
+#include "engine/train/autograd.h"
+#include "engine/tensor/backend.h"
+#include "engine/train/nn.h"
 #include "tests/unit/check.h"
 #define GRADCHECK_SEED 4242
 #include "tests/unit/gradcheck.h"

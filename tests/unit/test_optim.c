@@ -1,4 +1,4 @@
-/* test_optim.c — unit tests of engine/optim.c and the schedules of engine/train.c:
+/* test_optim.c — unit tests of engine/train/optim.c and the schedules of engine/train/train.c:
  * AdamW and SGD (momentum, Nesterov, weight decay) steps against the update rules
  * written out in scalar C, no weight decay on 1-D parameters by default, snapshot and
  * restore, the one-cycle schedule's fixed points, and fastai's valley on known curves;
@@ -9,10 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "engine/autograd.h"
-#include "engine/backend.h"
-#include "engine/optim.h"
-#include "engine/train.h"
+#include "engine/train/autograd.h"
+#include "engine/tensor/backend.h"
+#include "engine/train/optim.h"
+#include "engine/train/train.h"
 #include "tests/unit/check.h"
 
 #define NEAR(a, b, tol) (fabs((a) - (b)) <= (tol) * (1 + fabs(b)))

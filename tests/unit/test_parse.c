@@ -1,11 +1,11 @@
-/* test_parse.c — unit tests of the lexer (engine/lex.c) and parser (engine/parse.c).
+/* test_parse.c — unit tests of the lexer (engine/lang/lex.c) and parser (engine/lang/parse.c).
  *
  * Each parse test prints the tree of a cell as an S-expression and compares it with
  * the expected text; error tests compare the count, positions and messages of the
  * syntax errors. Uses only the lexer, parser, arena and error functions. Exits 1 on
  * any failure.
  */
-#include "engine/ast.h"
+#include "engine/lang/ast.h"
 
 #include <stdio.h>
 #include <stdlib.h>

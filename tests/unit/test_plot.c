@@ -14,8 +14,8 @@
 #include <zlib.h>
 
 #include "engine/engine.h"
-#include "engine/plot.h"
-#include "engine/png.h"
+#include "engine/io/plot.h"
+#include "engine/io/png.h"
 #include "tests/unit/check.h"
 
 

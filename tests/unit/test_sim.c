@@ -12,7 +12,7 @@
 
 #include "cuda/kcache.h"
 #include "cuda/sim/sim_runtime.h"
-#include "engine/kdriver.h"
+#include "engine/tensor/kdriver.h"
 #include "tests/unit/check.h"
 
 static const eng_kdriver *D = &sim_kdriver;

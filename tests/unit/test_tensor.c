@@ -13,7 +13,7 @@
 #include <zlib.h>
 
 #include "numeric/philox.h"
-#include "engine/backend.h"
+#include "engine/tensor/backend.h"
 #include "tests/unit/check.h"
 
 

@@ -1,0 +1,15 @@
+/* builtins_nn.h — the C functions behind the language's layers, losses and initialisers,
+ * one per line of engine/lang/builtins_nn.def (which engine/lang/builtins.c includes into its
+ * table). Each follows eng_builtin_fn: 0 with *out a new reference, or -1 with c->err
+ * filled.
+ */
+#ifndef KILN_BUILTINS_NN_H
+#define KILN_BUILTINS_NN_H
+
+#include "engine/lang/value.h"
+
+#define BUILTIN(name, fn, mn, mx, ret, sig, doc) int fn(eng_call *c, value *out);
+#include "engine/lang/builtins_nn.def"
+#undef BUILTIN
+
+#endif

@@ -1,0 +1,162 @@
+/* builtins_train.c — adamw, sgd, opt_set, step, opt_zero_grad, onecycle_lr, onecycle_mom,
+ * lr_find, fit and fit_history: the language's face of engine/train/optim.c and engine/train/train.c.
+ * An optimiser is an int handle into optim.c's registry. */
+#include "engine/lang/builtins_train.h"
+
+#include "engine/lang/interp.h"
+#include "engine/train/optim.h"
+#include "engine/train/train.h"
+
+static int new_opt(eng_call *c, value *out, opt_state *(*make)(tensor *const *, int, eng_error *))
+{
+    tensor *ps[256];
+    if (c->argc > 256)
+        return eng_fail(c->err, ERR_VALUE, "%s: at most 256 parameters", c->name);
+    for (int i = 0; i < c->argc; i++) {
+        if (c->argv[i].type != VAL_TENSOR)
+            return eng_fail(c->err, ERR_TYPE, "%s: argument %d must be a tensor, got %s", c->name, i + 1,
+                            value_type_name(c->argv[i].type));
+        ps[i] = c->argv[i].as.t;
+    }
+    opt_state *o = make(ps, c->argc, c->err);
+    if (!o)
+        return -1;
+    int h = opt_register(o);
+    if (h < 0)
+        return eng_fail(c->err, ERR_MEMORY, "%s: out of memory", c->name);
+    *out = value_int(h);
+    return 0;
+}
+
+int bi_adamw(eng_call *c, value *out) { return new_opt(c, out, opt_adamw_new); }
+int bi_sgd(eng_call *c, value *out) { return new_opt(c, out, opt_sgd_new); }
+
+static int arg_opt(eng_call *c, int i, opt_state **o)
+{
+    int64_t h;
+    if (c->argv[i].type != VAL_INT)
+        return eng_fail(c->err, ERR_TYPE, "%s: argument %d must be an optimiser (the int from adamw or sgd), got %s",
+                        c->name, i + 1, value_type_name(c->argv[i].type));
+    h = c->argv[i].as.i;
+    if (!(*o = opt_lookup(h)))
+        return eng_fail(c->err, ERR_VALUE, "%s: %lld is not an optimiser (make one with adamw or sgd)", c->name,
+                        (long long)h);
+    return 0;
+}
+
+static int arg_model(eng_call *c, int i, eng_func **fn)
+{
+    if (c->argv[i].type != VAL_FUNC)
+        return eng_fail(c->err, ERR_TYPE, "%s: argument %d must be a function tensor model(tensor x), got %s",
+                        c->name, i + 1, value_type_name(c->argv[i].type));
+    *fn = c->argv[i].as.fn;
+    if (fn[0]->def->nlist != 1)
+        return eng_fail(c->err, ERR_TYPE, "%s: the model %s() must take one argument (the batch), it takes %d",
+                        c->name, fn[0]->name, fn[0]->def->nlist);
+    return 0;
+}
+
+static int arg_tensor_only(eng_call *c, int i, tensor **t)
+{
+    if (c->argv[i].type != VAL_TENSOR)
+        return eng_fail(c->err, ERR_TYPE, "%s: argument %d must be a tensor, got %s", c->name, i + 1,
+                        value_type_name(c->argv[i].type));
+    *t = c->argv[i].as.t;
+    return 0;
+}
+
+int bi_opt_set(eng_call *c, value *out)
+{
+    opt_state *o;
+    const char *name;
+    double v;
+    if (arg_opt(c, 0, &o) || arg_string(c, 1, &name) || arg_double(c, 2, &v))
+        return -1;
+    *out = value_void();
+    return opt_set(o, name, v, c->err);
+}
+
+int bi_step(eng_call *c, value *out)
+{
+    opt_state *o;
+    double lr;
+    if (arg_opt(c, 0, &o) || arg_double(c, 1, &lr))
+        return -1;
+    *out = value_void();
+    return opt_step(o, lr, c->err);
+}
+
+int bi_opt_zero_grad(eng_call *c, value *out)
+{
+    opt_state *o;
+    if (arg_opt(c, 0, &o))
+        return -1;
+    opt_zero_grad(o);
+    *out = value_void();
+    return 0;
+}
+
+int bi_onecycle_lr(eng_call *c, value *out)
+{
+    double st, total, mx;
+    if (arg_double(c, 0, &st) || arg_double(c, 1, &total) || arg_double(c, 2, &mx))
+        return -1;
+    *out = value_float(train_onecycle_lr(st, total, mx));
+    return 0;
+}
+
+int bi_onecycle_mom(eng_call *c, value *out)
+{
+    double st, total;
+    if (arg_double(c, 0, &st) || arg_double(c, 1, &total))
+        return -1;
+    *out = value_float(train_onecycle_mom(st, total));
+    return 0;
+}
+
+int bi_lr_find(eng_call *c, value *out)
+{
+    eng_func *fn;
+    opt_state *o;
+    tensor *x = NULL, *y = NULL;
+    int64_t bs = 64;
+    double lr;
+    if (arg_model(c, 0, &fn) || arg_opt(c, 1, &o) || arg_tensor_only(c, 2, &x) || arg_tensor_only(c, 3, &y) ||
+        (c->argc > 4 && arg_int(c, 4, &bs)))
+        return -1;
+    if (train_lr_find(c->session, fn, o, x, y, bs, 0, &lr, c->err))
+        return -1;
+    *out = value_float(lr);
+    return 0;
+}
+
+int bi_fit(eng_call *c, value *out)
+{
+    eng_func *fn;
+    opt_state *o;
+    tensor *xt = NULL, *yt = NULL, *xv = NULL, *yv = NULL;
+    int64_t epochs, bs = 64;
+    double acc = 0;
+    if (arg_model(c, 0, &fn) || arg_opt(c, 1, &o) || arg_tensor_only(c, 2, &xt) || arg_tensor_only(c, 3, &yt) ||
+        arg_tensor_only(c, 4, &xv) || arg_tensor_only(c, 5, &yv) || arg_int(c, 6, &epochs) ||
+        (c->argc > 7 && arg_int(c, 7, &bs)))
+        return -1;
+    if (train_fit(c->session, fn, o, xt, yt, xv, yv, epochs, bs, &acc, c->err))
+        return -1;
+    *out = value_float(acc);
+    return 0;
+}
+
+int bi_fit_history(eng_call *c, value *out)
+{
+    opt_state *o;
+    if (arg_opt(c, 0, &o))
+        return -1;
+    int64_t shape[2] = {o->nhist, OPT_HIST_COLS};
+    double none = 0;
+    tensor *t = tensor_from_doubles(o->nhist ? o->hist : &none, DT_F64, 2, shape, c->err);
+    if (!t)
+        return -1;
+    *out = value_tensor(t);
+    return 0;
+}

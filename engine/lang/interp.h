@@ -1,0 +1,139 @@
+/* interp.h — the session's state and the engine's internal interfaces between the
+ * checker (engine/lang/check.c), the interpreter (engine/lang/interp.c), the built-ins
+ * (engine/builtins*.c) and the session API (engine/lang/session.c).
+ *
+ * The session owns its globals (top-level variables and functions, by index, found by
+ * name through a hash table), the RNG, the value stack the interpreter's frames live
+ * on, and the sink of the running cell. A global's index never changes once given, so
+ * checked code refers to globals by index; re-declaring a name rebinds the same index.
+ */
+#ifndef KILN_INTERP_H
+#define KILN_INTERP_H
+
+#include <signal.h>
+#include "engine/lang/ast.h"
+#include "engine/engine.h"
+#include "engine/lang/value.h"
+
+/* Where code came from: a cell, kept alive by its arena, so that errors inside a
+ * function defined in cell 2 and called from cell 5 point into cell 2. */
+typedef struct eng_source {
+    int refcount;        /* the running cell and each function defined in it */
+    arena *arena;        /* the parse tree; dropped with the source */
+    const char *text;    /* the cell's text (arena memory) */
+    char *name;          /* "cell[3]", "train.kn" (malloc'ed) */
+    int first_line;      /* line number of the text's first line within name */
+} eng_source;
+
+/* A user function. */
+typedef struct eng_func {
+    int refcount;        /* globals and values that hold it */
+    eng_source *src;     /* the cell that defined it */
+    ast *def;            /* its AST_FUNC node (in src->arena) */
+    int frame_size;      /* local slots its body needs (parameters first) */
+    char *name;          /* malloc'ed */
+} eng_func;
+
+typedef struct eng_global {
+    char *name;          /* malloc'ed */
+    ast_type type;       /* declared type; TY_FUNC for a function */
+    value v;             /* current value (VAL_VOID until its declaration runs) */
+    int defined;         /* a declaration has run: later cells may use it */
+} eng_global;
+
+#define ENG_STACK_SLOTS (1 << 16)
+#define ENG_MAX_DEPTH 1000
+#define ENG_STREAM_BUF 8192
+
+struct eng_session {
+    eng_global *globals;  /* by index */
+    int nglobals, capglobals;
+    int *hash;            /* open addressing: index+1 into globals, 0 empty */
+    int hashcap;          /* power of two */
+    tensor_rng rng;       /* seed(n) resets it */
+    volatile sig_atomic_t interrupt; /* set by eng_interrupt */
+    value *stack;         /* ENG_STACK_SLOTS values for frames */
+    const eng_sink *sink; /* the running cell's sink */
+    char outbuf[ENG_STREAM_BUF]; /* stdout text not yet sent */
+    int outlen;
+    double last_flush;    /* monotonic seconds of the last stream flush */
+    int ncells;           /* cells executed, for default names */
+    int stack_used;       /* slots of stack in use by running frames */
+    int depth;            /* calls in progress */
+    struct eng_ktable *kernels; /* __global__ and __device__ definitions (engine/lang/kernels.h) */
+};
+
+/* ---- globals ---- */
+int eng_global_find(eng_session *s, const char *name, int len); /* -1 if none */
+int eng_global_add(eng_session *s, const char *name, int len);  /* index, or -1 on OOM */
+
+/* ---- checker ---- */
+/* Resolves names and checks types of a parsed cell against the session; stores
+ * errors (at most max_errs) and returns how many there were. New top-level names get
+ * global indices >= s->nglobals, in order of appearance. */
+typedef struct check_result {
+    int nnew;            /* new top-level names: globals s->nglobals .. +nnew-1 */
+    const char **names;  /* their names (cell arena memory); malloc'ed array */
+    int frame_size;      /* local slots the cell's own code needs */
+} check_result;
+int check_cell(eng_session *s, ast_cell *cell, eng_error *errs, int max_errs, check_result *res);
+
+/* the names the language defines (f32, cpu, stderr, M_PI, ...): index of name or -1,
+ * and the i-th name (NULL past the end) */
+int check_constant_index(const char *name, int len);
+const char *check_constant_name(int i);
+/* the binary operator of a compound assignment: TK_PLUSEQ gives TK_PLUS; 0 for others */
+int check_compound_op(int op);
+
+/* ---- interpreter ---- */
+/* Runs a checked cell. Returns 0, or -1 with *err set, *err_src the source whose lines
+ * err's line/col refer to, and trace (malloc'ed lines, caller frees) the call chain. */
+typedef struct eng_trace {
+    char **lines;         /* "  in f() at cell[2]:4:5" ... */
+    int n, cap;
+} eng_trace;
+int interp_run_cell(eng_session *s, ast_cell *cell, eng_source *src, int frame_size, eng_error *err,
+                    eng_source **err_src, eng_trace *trace);
+void eng_trace_free(eng_trace *t);
+/* calls a user function with argc values (borrowed) */
+int interp_call(eng_session *s, eng_func *fn, int argc, value *argv, value *out, eng_error *err);
+
+void eng_source_decref(eng_source *src);
+void eng_func_decref(eng_func *fn);
+
+/* ---- output ---- */
+void eng_stream(eng_session *s, int fd, const char *text, size_t len);
+void eng_flush(eng_session *s);
+/* text/plain of a value: repr 1 quotes strings (cell results); malloc'ed */
+char *eng_value_text(value v, int repr);
+/* C printf over values: argv[0] is the format */
+int eng_format(eng_call *c, int first, char **out);
+/* sends a value as display_data (update 0/1) or as the cell's result (as_result 1) */
+int eng_show(eng_session *s, value v, int as_result, const char *display_id, int update, eng_error *err);
+
+/* ---- compiling and running code (engine/lang/session.c) ---- */
+typedef struct eng_compiled {
+    ast_cell cell;       /* the parse, checked */
+    eng_source *src;     /* holds the arena */
+    int frame_size;      /* local slots of the cell's own code */
+} eng_compiled;
+eng_compiled *eng_compile(eng_session *s, const char *code, const char *cell_name, int first_line,
+                          eng_error *quiet_err);
+int eng_run_compiled(eng_session *s, eng_compiled *c, eng_error *quiet_err);
+void eng_compiled_free(eng_compiled *c);
+void eng_session_reset(eng_session *s);
+extern const char *const eng_magic_names[];
+
+/* ---- magics ---- */
+int eng_magic(eng_session *s, const char *line, eng_source *src, eng_error *err);
+/* The largest tensors that session user's variables hold on backend be, by name, as
+ * one line into buf ("largest live tensors on sim: a 64.00 MiB, ..."); the session
+ * registers it with tensor_set_oom_note for out-of-memory errors (engine/lang/magic.c). */
+struct eng_backend;
+void eng_oom_note(void *user, const struct eng_backend *be, char *buf, size_t n);
+
+/* ---- built-ins ---- */
+int eng_builtin_index(const eng_builtin *b);
+int eng_builtin_count(void);
+
+#endif

@@ -1,0 +1,103 @@
+/* kernels.h — the session's CUDA C: __device__ functions and __global__ kernels.
+ *
+ * A cell's `__global__` / `__device__` definition (engine/lang/parse.c: AST_KERNEL) is kept
+ * here verbatim with the cell and line it came from. __device__ definitions are kept in
+ * definition order (a redefinition of a name replaces it in place); __global__ kernels
+ * carry their parsed signature (eng_kparam, engine/tensor/kdriver.h). A launch
+ * `k<<<grid, block[, shared]>>>(args)` is checked here against the signature and the
+ * driver's limits, then compiled through the driver of the tensors' backend (the
+ * translation unit: every __device__ source in order, then the kernel's, each after a
+ * `#line N "cell[k]"`) and run.
+ *
+ * Ownership: the table owns its kernels, their strings and their compiled modules
+ * (given back to the driver that built them when a kernel is replaced, when a
+ * __device__ function changes the translation unit, and on %reset). Every function
+ * fills eng_error and returns -1 / NULL on failure.
+ */
+#ifndef KILN_KERNELS_H
+#define KILN_KERNELS_H
+
+#include <stdint.h>
+#include "engine/tensor/kdriver.h"
+#include "engine/lang/value.h"
+
+typedef struct eng_kernel {
+    char *name;            /* the function's name (malloc'ed) */
+    int is_global;         /* 1 __global__ (launchable), 0 __device__ */
+    char *source;          /* verbatim, #define lines before it included (malloc'ed) */
+    char *cell;            /* the cell it came from: "cell[3]", "kernels.kn" (malloc'ed) */
+    int line;              /* line of source's first line within cell */
+    eng_kparam *params;    /* __global__: its parameters (malloc'ed), else NULL */
+    int nparams;
+    char *signature;       /* "__global__ void k(float *out, int n)" (malloc'ed) */
+    /* __global__: the compiled module, kept while the translation unit is unchanged */
+    eng_kmodule *mod;      /* NULL until the first launch */
+    const eng_kdriver *drv; /* the driver that built mod */
+    int mod_check;         /* mod is a checking build (%sim check) */
+    unsigned mod_gen;      /* the table's dev_gen that mod was built against */
+    eng_kinfo info;        /* what its compile reported */
+    int compiled;          /* info holds a compile's report (kept after %reset of mod) */
+    long launches;         /* launches so far */
+} eng_kernel;
+
+typedef struct eng_ktable {
+    eng_kernel **items;    /* every definition, in definition order */
+    int n, cap;
+    unsigned dev_gen;      /* bumped when a __device__ definition changes */
+    int check;             /* %sim check: compile checking builds */
+} eng_ktable;
+
+eng_ktable *eng_ktable_new(void);               /* NULL when out of memory */
+void eng_ktable_free(eng_ktable *t);
+void eng_ktable_clear(eng_ktable *t);           /* %reset: every definition goes */
+
+/* The definition named name (__global__ or __device__), or NULL. */
+eng_kernel *eng_kernel_find(const eng_ktable *t, const char *name, int len);
+
+/* Parses the parameter list of the function `name` in a __global__ definition's source.
+ * *params is malloc'ed (NULL when there are none). An unsupported type (a struct, a
+ * template, a reference, a pointer to a pointer...) is an error naming the parameter. */
+int eng_kernel_parse_params(const char *src, const char *name, eng_kparam **params, int *nparams,
+                            eng_error *err);
+
+/* Adds or replaces a definition. A __global__ one's parameters are parsed here. A
+ * redefinition with the very same source keeps what was compiled. */
+int eng_kernel_define(eng_ktable *t, const char *src, int srclen, const char *name, int is_global,
+                      const char *cell, int line, eng_error *err);
+
+/* The translation unit for kernel k (malloc'ed): the __device__ sources in order, then
+ * k's, each after its #line directive. */
+char *eng_kernel_tu(const eng_ktable *t, const eng_kernel *k);
+
+/* A grid or block size: an int, or a tuple of 1 to 3 ints from dim3(x, y, z); each
+ * at least 1. what names it in messages ("grid", "block"). */
+int eng_kernel_dims(value v, const char *kname, const char *what, unsigned out[3], eng_error *err);
+
+/* Checks a launch of k with argc argument values (borrowed) against its signature and
+ * the driver's limits, compiles k if needed, and launches it. On failure err is set;
+ * for a compile error, *details (malloc'ed, may be NULL) receives the compiler's
+ * messages, one per line, for the report. */
+int eng_kernel_launch(eng_ktable *t, eng_kernel *k, const unsigned grid[3], const unsigned block[3],
+                      int64_t shared, const value *args, int argc, char **details, eng_error *err);
+
+/* Compiles k (if needed) for the driver of the current backend, without launching;
+ * for %ptx. Returns the module, or NULL with err (and *details) set. */
+eng_kmodule *eng_kernel_module(eng_ktable *t, eng_kernel *k, const eng_kdriver **drv, char **details,
+                               eng_error *err);
+
+/* The message for argument i of k having the wrong kind (a tensor where a scalar is
+ * declared or the other way round), or NULL when got_tensor suits the parameter. The
+ * checker and the launch use the same words. buf receives it. */
+const char *eng_kernel_kind_error(const eng_kernel *k, int i, int got_tensor, const char *got, char *buf,
+                                  size_t n);
+
+/* "k takes 4 arguments (float *out, ..., int n), 3 given" into buf. */
+const char *eng_kernel_count_error(const eng_kernel *k, int argc, char *buf, size_t n);
+
+/* Text for inspect and %whos: the signature, attributes of the last compile, and
+ * (with_source) the source. malloc'ed. */
+char *eng_kernel_describe(const eng_kernel *k, int with_source);
+/* "regs 32, static shared 0 B, max threads 1024, compiled in 812 ms" or "not compiled yet" */
+void eng_kernel_attrs(const eng_kernel *k, char *buf, size_t n);
+
+#endif

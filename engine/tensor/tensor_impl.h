@@ -1,0 +1,50 @@
+/* tensor_impl.h — helpers shared by the tensor layer's own files (engine/tensor*.c,
+ * npy.c, idx.c); not part of the tensor API.
+ */
+#ifndef KILN_TENSOR_IMPL_H
+#define KILN_TENSOR_IMPL_H
+
+#include "engine/tensor/backend.h"
+
+/* "[3, 4]" into buf (always NUL-terminated); returns buf */
+char *tensor_shape_str(int ndim, const int64_t *shape, char *buf, size_t size);
+#define TENSOR_SHAPE_BUF 200
+
+/* a value of dtype dt at host address p, as a double (f16/bf16 decoded) */
+double tensor_host_load(tensor_dtype dt, const void *p);
+/* f16 <-> f32 on the host, for npy */
+float tensor_f16_to_f32(uint16_t h);
+
+/* A new tensor of shape (ndim, shape) made from host memory laid out row-major (copied). */
+tensor *tensor_from_host(const void *data, tensor_dtype dt, int ndim, const int64_t *shape,
+                         eng_error *err);
+/* A malloc'ed host copy of t's elements, row-major (contiguous); NULL with err filled. */
+void *tensor_to_host(const tensor *t, eng_error *err);
+
+/* ---- placement ----
+ * New tensors are made on the session's device (eng_current_backend) unless a
+ * tensor_place scope says otherwise: the tensor front end (tensor_ops.c) places the
+ * results of an op on its operands' backend, the interpreter places what a built-in
+ * makes on the backend of its first tensor argument, backward on the gradient's. */
+/* Makes be (NULL: the session's device) where tensor_empty allocates; returns the
+ * previous placement, to be restored with tensor_place(prev). */
+const eng_backend *tensor_place(const eng_backend *be);
+/* Where tensor_empty allocates now. */
+const eng_backend *tensor_placement(void);
+tensor *tensor_empty_on(const eng_backend *be, tensor_dtype dt, int ndim, const int64_t *shape, eng_error *err);
+/* The backend an op named op runs on for these operands (NULL entries skipped): the one
+ * they share. 0-d operands may live anywhere (tensor_to brings them over, as PyTorch
+ * does for CPU scalars). Operands on two backends: NULL and a RuntimeError naming the
+ * op, each operand's device and the fix (x.to(...)). */
+const eng_backend *tensor_common_backend(const char *op, const tensor *const *ts, int n, eng_error *err);
+
+/* Out of memory on a device: the session's writer of "largest live tensors: a 1.0 GiB,
+ * ..." for be into buf, added to the MemoryError (engine/lang/magic.c sets it). */
+typedef void (*tensor_oom_note_fn)(void *user, const eng_backend *be, char *buf, size_t n);
+void tensor_set_oom_note(tensor_oom_note_fn fn, void *user);
+void *tensor_oom_note_user(void);
+
+/* contiguous strides for shape into stride */
+void tensor_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride);
+
+#endif

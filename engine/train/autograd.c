@@ -1,0 +1,895 @@
+/* autograd.c — the tape (one node per recorded op), the recording twins of the front
+ * end, backward and the gradient of each op. See engine/train/autograd.h and docs/autograd.md.
+ *
+ * Gradients are computed with the tensor front end itself, with grad mode off, so they
+ * run on whichever backend holds the tensors. Two need a host loop for now: gelu's
+ * derivative (there is no erf op) and gather's scatter-add.
+ */
+#include "engine/train/autograd.h"
+#include "engine/tensor/tensor_impl.h"
+#include "engine/train/nn.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int ag_grad_enabled = 1;
+static int64_t live_nodes; /* for ag_live_nodes */
+
+typedef enum ag_kind {
+    AG_UNARY,     /* op, p0, p1 */
+    AG_BINARY,    /* op; in[1] may be a constant scalar tensor */
+    AG_WHERE,     /* saved: the condition */
+    AG_REDUCE,    /* op, dim (raw), keepdim */
+    AG_MATMUL,
+    AG_CAT,       /* dim (normalised) */
+    AG_GATHER,    /* saved: the index tensor */
+    AG_CAST,
+    AG_SLICE,     /* dim, start, stop, step as given */
+    AG_SELECT,    /* dim, start (the index) */
+    AG_TRANSPOSE, /* dim, dim2 */
+    AG_PERMUTE,   /* perm (normalised) */
+    AG_EXPAND,
+    AG_RESHAPE,   /* reshape, squeeze, unsqueeze: back to the input's shape */
+    AG_TO,        /* x.to(device): the gradient goes back to the input's device */
+    AG_IM2COL,    /* nn_im2col: dim, dim2 the window, step the stride, start the padding */
+    AG_XENT       /* the fused cross_entropy (nn_xent_fused): saved the labels */
+} ag_kind;
+
+typedef struct ag_node {
+    ag_kind kind;                /* which backward rule */
+    op_id op;                  /* the ops.def op for UNARY, BINARY, REDUCE */
+    double p0, p1;               /* unary parameters (clamp's bounds) */
+    int dim, dim2, keepdim;      /* dimension parameters, see ag_kind */
+    int64_t start, stop, step;   /* slice bounds, select index */
+    int perm[TENSOR_MAXDIM];     /* permute's order */
+    tensor *saved;               /* a non-differentiable operand (where's cond, gather's idx) */
+    tensor *gacc;                /* the output's gradient, accumulated during backward */
+    unsigned mark;               /* visit stamp of the topological sort */
+    int ndim;                    /* the output's shape */
+    int64_t shape[TENSOR_MAXDIM];
+    tensor_dtype dtype;              /* the output's dtype */
+    struct ag_node *next_free;   /* pending list of ag_node_release */
+    int nin;                     /* number of inputs */
+    tensor *in[];                /* the inputs, held by reference */
+} ag_node;
+
+int64_t ag_live_nodes(void) { return live_nodes; }
+
+/* ---- life ---- */
+
+static void node_free_now(ag_node *n)
+{
+    for (int i = 0; i < n->nin; i++)
+        tensor_decref(n->in[i]);
+    tensor_decref(n->saved);
+    tensor_decref(n->gacc);
+    free(n);
+    live_nodes--;
+}
+
+/* Freeing a node drops its inputs, which may free their nodes: a work list instead of
+ * recursion, so a chain of a million ops does not overflow the stack. */
+void ag_node_release(void *node)
+{
+    static ag_node *pending;
+    static int draining;
+    ag_node *n = node;
+    n->next_free = pending;
+    pending = n;
+    if (draining)
+        return;
+    draining = 1;
+    while (pending) {
+        ag_node *p = pending;
+        pending = p->next_free;
+        node_free_now(p);
+    }
+    draining = 0;
+}
+
+int ag_refuse_inplace(const tensor *t, eng_error *err)
+{
+    (void)t;
+    return eng_fail(err, ERR_VALUE,
+                    "in-place update of a tensor that requires grad; use set_grad_enabled(false) around updates");
+}
+
+/* Records a node for out (a new tensor) with nin inputs; returns the node for the
+ * caller to fill, or NULL when out needs none (not float) or on failure (then out is
+ * freed and *out_p set NULL with err filled). */
+static ag_node *record(tensor **out_p, tensor *const *in, int nin, ag_kind kind, eng_error *err)
+{
+    tensor *out = *out_p;
+    if (!out || !tensor_dtype_is_float(out->dtype) || out->autograd)
+        return NULL;
+    ag_node *n = calloc(1, sizeof *n + sizeof(tensor *) * (size_t)nin);
+    if (!n) {
+        eng_fail(err, ERR_MEMORY, "autograd: out of memory");
+        tensor_decref(out);
+        *out_p = NULL;
+        return NULL;
+    }
+    live_nodes++;
+    n->kind = kind;
+    n->nin = nin;
+    for (int i = 0; i < nin; i++) {
+        n->in[i] = in[i];
+        tensor_incref(in[i]);
+    }
+    n->ndim = out->ndim;
+    memcpy(n->shape, out->shape, sizeof n->shape);
+    n->dtype = out->dtype;
+    out->autograd = n;
+    out->requires_grad = 1;
+    return n;
+}
+
+/* ---- the recording twins: run the op with grad mode off, then record ---- */
+
+#define RUN(call)                  \
+    ag_grad_enabled = 0;           \
+    tensor *out = call;            \
+    ag_grad_enabled = 1
+
+tensor *ag_unary(op_id op, const tensor *x, double p0, double p1, eng_error *err)
+{
+    RUN(tensor_unary(op, x, p0, p1, err));
+    tensor *in[1] = {(tensor *)x};
+    ag_node *n = op == OP_NOT ? NULL : record(&out, in, 1, AG_UNARY, err);
+    if (n) {
+        n->op = op;
+        n->p0 = p0;
+        n->p1 = p1;
+    }
+    return out;
+}
+
+static int is_differentiable_binary(op_id op)
+{
+    switch (op) {
+    case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_POW:
+    case OP_MAXIMUM: case OP_MINIMUM:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+tensor *ag_binary(op_id op, const tensor *a, const tensor *b, eng_error *err)
+{
+    RUN(tensor_binary(op, a, b, err));
+    tensor *in[2] = {(tensor *)a, (tensor *)b};
+    ag_node *n = is_differentiable_binary(op) ? record(&out, in, 2, AG_BINARY, err) : NULL;
+    if (n)
+        n->op = op;
+    return out;
+}
+
+tensor *ag_binary_scalar(op_id op, const tensor *t, double s, int s_is_float, int scalar_left,
+                         eng_error *err)
+{
+    RUN(tensor_binary_scalar(op, t, s, s_is_float, scalar_left, err));
+    if (!out || !is_differentiable_binary(op) || !tensor_dtype_is_float(out->dtype))
+        return out;
+    tensor *st = tensor_scalar(s, out->dtype, err); /* the constant operand */
+    if (!st) {
+        tensor_decref(out);
+        return NULL;
+    }
+    tensor *in[2] = {scalar_left ? st : (tensor *)t, scalar_left ? (tensor *)t : st};
+    ag_node *n = record(&out, in, 2, AG_BINARY, err);
+    if (n)
+        n->op = op;
+    tensor_decref(st);
+    return out;
+}
+
+tensor *ag_where(const tensor *c, const tensor *a, const tensor *b, eng_error *err)
+{
+    RUN(tensor_where(c, a, b, err));
+    tensor *in[2] = {(tensor *)a, (tensor *)b};
+    ag_node *n = record(&out, in, 2, AG_WHERE, err);
+    if (n) {
+        n->saved = (tensor *)c;
+        tensor_incref(n->saved);
+    }
+    return out;
+}
+
+tensor *ag_reduce(op_id op, const tensor *x, int dim, int keepdim, eng_error *err)
+{
+    RUN(tensor_reduce(op, x, dim, keepdim, err));
+    tensor *in[1] = {(tensor *)x};
+    ag_node *n = op == OP_ARGMAX || op == OP_ARGMIN ? NULL : record(&out, in, 1, AG_REDUCE, err);
+    if (n) {
+        n->op = op;
+        n->dim = dim;
+        n->keepdim = keepdim;
+    }
+    return out;
+}
+
+tensor *ag_matmul(const tensor *a, const tensor *b, eng_error *err)
+{
+    RUN(tensor_matmul(a, b, err));
+    tensor *in[2] = {(tensor *)a, (tensor *)b};
+    record(&out, in, 2, AG_MATMUL, err);
+    return out;
+}
+
+tensor *ag_cat(tensor *const *ts, int n, int dim, eng_error *err)
+{
+    RUN(tensor_cat(ts, n, dim, err));
+    ag_node *node = record(&out, ts, n, AG_CAT, err);
+    if (node)
+        node->dim = dim < 0 ? dim + ts[0]->ndim : dim;
+    return out;
+}
+
+tensor *ag_gather(const tensor *x, const tensor *idx, eng_error *err)
+{
+    RUN(tensor_gather(x, idx, err));
+    tensor *in[1] = {(tensor *)x};
+    ag_node *n = record(&out, in, 1, AG_GATHER, err);
+    if (n) {
+        n->saved = (tensor *)idx;
+        tensor_incref(n->saved);
+    }
+    return out;
+}
+
+tensor *ag_cast(const tensor *t, tensor_dtype dt, eng_error *err)
+{
+    RUN(tensor_cast(t, dt, err));
+    tensor *in[1] = {(tensor *)t};
+    if (tensor_dtype_is_float(t->dtype))
+        record(&out, in, 1, AG_CAST, err);
+    return out;
+}
+
+tensor *ag_to(const tensor *t, const struct eng_backend *be, eng_error *err)
+{
+    RUN(tensor_to(t, be, err));
+    tensor *in[1] = {(tensor *)t};
+    record(&out, in, 1, AG_TO, err);
+    return out;
+}
+
+tensor *ag_slice(tensor *t, int dim, int64_t start, int64_t stop, int64_t step, eng_error *err)
+{
+    RUN(tensor_slice(t, dim, start, stop, step, err));
+    ag_node *n = record(&out, &t, 1, AG_SLICE, err);
+    if (n) {
+        n->dim = dim;
+        n->start = start;
+        n->stop = stop;
+        n->step = step;
+    }
+    return out;
+}
+
+tensor *ag_select(tensor *t, int dim, int64_t index, eng_error *err)
+{
+    RUN(tensor_select(t, dim, index, err));
+    ag_node *n = record(&out, &t, 1, AG_SELECT, err);
+    if (n) {
+        n->dim = dim;
+        n->start = index;
+    }
+    return out;
+}
+
+tensor *ag_transpose(tensor *t, int d0, int d1, eng_error *err)
+{
+    RUN(tensor_transpose(t, d0, d1, err));
+    ag_node *n = record(&out, &t, 1, AG_TRANSPOSE, err);
+    if (n) {
+        n->dim = d0;
+        n->dim2 = d1;
+    }
+    return out;
+}
+
+tensor *ag_permute(tensor *t, const int *dims, int nd, eng_error *err)
+{
+    RUN(tensor_permute(t, dims, nd, err));
+    ag_node *n = record(&out, &t, 1, AG_PERMUTE, err);
+    if (n)
+        for (int i = 0; i < nd; i++)
+            n->perm[i] = dims[i] < 0 ? dims[i] + nd : dims[i];
+    return out;
+}
+
+tensor *ag_expand(tensor *t, int ndim, const int64_t *shape, eng_error *err)
+{
+    RUN(tensor_expand(t, ndim, shape, err));
+    record(&out, &t, 1, AG_EXPAND, err);
+    return out;
+}
+
+tensor *ag_squeeze(tensor *t, int dim, eng_error *err)
+{
+    RUN(tensor_squeeze(t, dim, err));
+    record(&out, &t, 1, AG_RESHAPE, err);
+    return out;
+}
+
+tensor *ag_unsqueeze(tensor *t, int dim, eng_error *err)
+{
+    RUN(tensor_unsqueeze(t, dim, err));
+    record(&out, &t, 1, AG_RESHAPE, err);
+    return out;
+}
+
+tensor *ag_reshape(tensor *t, int ndim, const int64_t *shape, eng_error *err)
+{
+    RUN(tensor_reshape(t, ndim, shape, err));
+    record(&out, &t, 1, AG_RESHAPE, err);
+    return out;
+}
+
+tensor *ag_im2col(const tensor *x, int kh, int kw, int stride, int pad, eng_error *err)
+{
+    RUN(nn_im2col(x, kh, kw, stride, pad, err));
+    tensor *in[1] = {(tensor *)x};
+    ag_node *n = record(&out, in, 1, AG_IM2COL, err);
+    if (n) {
+        n->dim = kh;
+        n->dim2 = kw;
+        n->step = stride;
+        n->start = pad;
+    }
+    return out;
+}
+
+tensor *ag_cross_entropy(const tensor *logits, const tensor *labels, int check, eng_error *err)
+{
+    RUN(nn_xent_fused(logits, labels, check, err));
+    tensor *in[1] = {(tensor *)logits};
+    ag_node *n = record(&out, in, 1, AG_XENT, err);
+    if (n) {
+        n->saved = (tensor *)labels;
+        tensor_incref(n->saved);
+    }
+    return out;
+}
+
+/* ---- backward helpers: scratch tensors freed together; NULL-safe ---- */
+
+typedef struct scratch {
+    tensor *t[32]; /* temporaries to free */
+    int n;
+    eng_error *err;
+} scratch;
+
+static tensor *keep(scratch *s, tensor *t)
+{
+    if (t && s->n < (int)(sizeof s->t / sizeof s->t[0]))
+        s->t[s->n++] = t;
+    else if (t) { /* never with the rules below; fail rather than leak */
+        tensor_decref(t);
+        eng_fail(s->err, ERR_RUNTIME, "autograd: too many temporaries");
+        return NULL;
+    }
+    return t;
+}
+
+static void scratch_free(scratch *s)
+{
+    for (int i = 0; i < s->n; i++)
+        tensor_decref(s->t[i]);
+    s->n = 0;
+}
+
+static tensor *s_bin(scratch *s, op_id op, const tensor *a, const tensor *b)
+{
+    return a && b ? keep(s, tensor_binary(op, a, b, s->err)) : NULL;
+}
+
+static tensor *s_sc(scratch *s, op_id op, const tensor *a, double v) /* a op v */
+{
+    return a ? keep(s, tensor_binary_scalar(op, a, v, 1, 0, s->err)) : NULL;
+}
+
+static tensor *s_scl(scratch *s, op_id op, double v, const tensor *a) /* v op a */
+{
+    return a ? keep(s, tensor_binary_scalar(op, a, v, 1, 1, s->err)) : NULL;
+}
+
+static tensor *s_un(scratch *s, op_id op, const tensor *a)
+{
+    return a ? keep(s, tensor_unary(op, a, 0, 0, s->err)) : NULL;
+}
+
+static tensor *s_red(scratch *s, op_id op, const tensor *a, int dim, int keepdim)
+{
+    return a ? keep(s, tensor_reduce(op, a, dim, keepdim, s->err)) : NULL;
+}
+
+static tensor *s_reshape(scratch *s, const tensor *a, int ndim, const int64_t *shape)
+{
+    return a ? keep(s, tensor_reshape((tensor *)a, ndim, shape, s->err)) : NULL;
+}
+
+static tensor *s_zeros(scratch *s, tensor_dtype dt, int ndim, const int64_t *shape)
+{
+    return keep(s, tensor_full(dt, ndim, shape, 0.0, s->err));
+}
+
+/* g summed over the dimensions that broadcasting stretched, back to (ndim, shape) */
+static tensor *sum_to(scratch *s, tensor *g, int ndim, const int64_t *shape)
+{
+    while (g && g->ndim > ndim)
+        g = s_red(s, OP_SUM, g, 0, 0);
+    for (int d = 0; g && d < ndim; d++)
+        if (shape[d] == 1 && g->shape[d] != 1)
+            g = s_red(s, OP_SUM, g, d, 1);
+    return g;
+}
+
+/* f'(x) elementwise on the host, as f64 (for gelu, which has no erf op to build it from) */
+static tensor *host_map(scratch *s, const tensor *x, double (*f)(double))
+{
+    tensor *x64 = x ? keep(s, tensor_cast(x, DT_F64, s->err)) : NULL;
+    if (!x64)
+        return NULL;
+    double *h = tensor_to_host(x64, s->err);
+    if (!h)
+        return NULL;
+    int64_t n = tensor_numel(x64);
+    for (int64_t i = 0; i < n; i++)
+        h[i] = f(h[i]);
+    tensor *r = keep(s, tensor_from_host(h, DT_F64, x64->ndim, x64->shape, s->err));
+    free(h);
+    return r;
+}
+
+static double gelu_grad(double x)
+{
+    return 0.5 * (1.0 + erf(x * 0.70710678118654752440)) + x * exp(-0.5 * x * x) * 0.39894228040143267794;
+}
+
+/* ---- the rules: gradients of the inputs from g, the output's gradient ---- */
+
+static void unary_grad(scratch *s, ag_node *n, tensor *g, tensor **gx)
+{
+    const tensor *x = n->in[0];
+    switch (n->op) {
+    case OP_NEG: *gx = s_un(s, OP_NEG, g); break;
+    case OP_ABS: {
+        tensor *sign = s_bin(s, OP_SUB, keep(s, tensor_binary_scalar(OP_GT, x, 0, 0, 0, s->err)),
+                             keep(s, tensor_binary_scalar(OP_LT, x, 0, 0, 0, s->err)));
+        *gx = s_bin(s, OP_MUL, g, sign);
+        break;
+    }
+    case OP_EXP: *gx = s_bin(s, OP_MUL, g, s_un(s, OP_EXP, x)); break;
+    case OP_LOG: *gx = s_bin(s, OP_DIV, g, x); break;
+    case OP_SQRT: *gx = s_bin(s, OP_DIV, g, s_sc(s, OP_MUL, s_un(s, OP_SQRT, x), 2.0)); break;
+    case OP_TANH: {
+        tensor *t = s_un(s, OP_TANH, x);
+        *gx = s_bin(s, OP_MUL, g, s_scl(s, OP_SUB, 1.0, s_bin(s, OP_MUL, t, t)));
+        break;
+    }
+    case OP_SIGMOID: {
+        tensor *y = s_un(s, OP_SIGMOID, x);
+        *gx = s_bin(s, OP_MUL, g, s_bin(s, OP_MUL, y, s_scl(s, OP_SUB, 1.0, y)));
+        break;
+    }
+    case OP_RELU: *gx = s_bin(s, OP_MUL, g, s_sc(s, OP_GT, x, 0.0)); break;
+    case OP_GELU: *gx = s_bin(s, OP_MUL, g, host_map(s, x, gelu_grad)); break;
+    case OP_SIN: *gx = s_bin(s, OP_MUL, g, s_un(s, OP_COS, x)); break;
+    case OP_COS: *gx = s_un(s, OP_NEG, s_bin(s, OP_MUL, g, s_un(s, OP_SIN, x))); break;
+    case OP_CLAMP: {
+        tensor *in = s_bin(s, OP_AND, s_sc(s, OP_GE, x, n->p0), s_sc(s, OP_LE, x, n->p1));
+        *gx = s_bin(s, OP_MUL, g, in);
+        break;
+    }
+    default: /* floor, ceil, round: zero almost everywhere */
+        *gx = s_zeros(s, g->dtype, x->ndim, x->shape);
+        break;
+    }
+}
+
+static void binary_grad(scratch *s, ag_node *n, tensor *g, tensor **ga, tensor **gb)
+{
+    const tensor *a = n->in[0], *b = n->in[1];
+    int need_a = a->requires_grad, need_b = b->requires_grad;
+    tensor *ra = NULL, *rb = NULL;
+    switch (n->op) {
+    case OP_ADD: ra = g; rb = g; break;
+    case OP_SUB: ra = g; rb = need_b ? s_un(s, OP_NEG, g) : NULL; break;
+    case OP_MUL:
+        ra = need_a ? s_bin(s, OP_MUL, g, b) : NULL;
+        rb = need_b ? s_bin(s, OP_MUL, g, a) : NULL;
+        break;
+    case OP_DIV:
+        ra = need_a ? s_bin(s, OP_DIV, g, b) : NULL;
+        rb = need_b ? s_un(s, OP_NEG, s_bin(s, OP_DIV, s_bin(s, OP_DIV, s_bin(s, OP_MUL, g, a), b), b))
+                    : NULL;
+        break;
+    case OP_POW:
+        if (need_a) /* b a^(b-1) */
+            ra = s_bin(s, OP_MUL, g, s_bin(s, OP_MUL, b, s_bin(s, OP_POW, a, s_sc(s, OP_SUB, b, 1.0))));
+        if (need_b) { /* a^b log a, taken as 0 where a == 0 */
+            tensor *v = s_bin(s, OP_MUL, s_bin(s, OP_POW, a, b), s_un(s, OP_LOG, a));
+            tensor *zero = keep(s, tensor_scalar(0.0, v ? v->dtype : DT_F32, s->err));
+            tensor *z = s_sc(s, OP_EQ, a, 0.0);
+            rb = z && v && zero ? s_bin(s, OP_MUL, g, keep(s, tensor_where(z, zero, v, s->err))) : NULL;
+        }
+        break;
+    case OP_MAXIMUM: case OP_MINIMUM: { /* ties split the gradient in halves */
+        tensor *m = s_bin(s, OP_ADD, s_bin(s, n->op == OP_MAXIMUM ? OP_GT : OP_LT, a, b),
+                          s_sc(s, OP_MUL, s_bin(s, OP_EQ, a, b), 0.5));
+        ra = need_a ? s_bin(s, OP_MUL, g, m) : NULL;
+        rb = need_b ? s_bin(s, OP_MUL, g, s_scl(s, OP_SUB, 1.0, m)) : NULL;
+        break;
+    }
+    default: break;
+    }
+    if (need_a)
+        *ga = sum_to(s, ra, a->ndim, a->shape);
+    if (need_b)
+        *gb = sum_to(s, rb, b->ndim, b->shape);
+}
+
+static void reduce_grad(scratch *s, ag_node *n, tensor *g, tensor **gx)
+{
+    tensor *x = n->in[0];
+    int all = n->dim == TENSOR_ALLDIMS, d = all ? 0 : (n->dim < 0 ? n->dim + x->ndim : n->dim);
+    int64_t kshape[TENSOR_MAXDIM];
+    for (int k = 0; k < x->ndim; k++)
+        kshape[k] = (all || k == d) ? 1 : x->shape[k];
+    double cnt = all ? (double)tensor_numel(x) : (double)x->shape[d];
+    tensor *gk = s_reshape(s, g, x->ndim, kshape), *r = NULL;
+    switch (n->op) {
+    case OP_SUM: r = gk; break;
+    case OP_MEAN: r = s_sc(s, OP_DIV, gk, cnt); break;
+    case OP_MAX: case OP_MIN: { /* to the extreme positions, shared among ties */
+        tensor *mask = s_bin(s, OP_EQ, x, s_red(s, n->op, x, n->dim, 1));
+        r = s_bin(s, OP_DIV, s_bin(s, OP_MUL, gk, mask), s_red(s, OP_SUM, mask, n->dim, 1));
+        break;
+    }
+    case OP_VAR: {
+        tensor *c = s_bin(s, OP_SUB, x, s_red(s, OP_MEAN, x, n->dim, 1));
+        r = s_bin(s, OP_MUL, gk, s_sc(s, OP_MUL, c, 2.0 / cnt));
+        break;
+    }
+    case OP_STD: {
+        tensor *c = s_bin(s, OP_SUB, x, s_red(s, OP_MEAN, x, n->dim, 1));
+        tensor *sd = s_sc(s, OP_MUL, s_red(s, OP_STD, x, n->dim, 1), cnt);
+        r = s_bin(s, OP_MUL, gk, s_bin(s, OP_DIV, c, sd));
+        break;
+    }
+    case OP_NORM:
+        r = s_bin(s, OP_MUL, gk, s_bin(s, OP_DIV, x, s_red(s, OP_NORM, x, n->dim, 1)));
+        break;
+    default: break;
+    }
+    *gx = r ? keep(s, tensor_expand(r, x->ndim, x->shape, s->err)) : NULL;
+}
+
+static void matmul_grad(scratch *s, ag_node *n, tensor *g, tensor **ga, tensor **gb)
+{
+    tensor *a = n->in[0], *b = n->in[1];
+    tensor *a2 = a->ndim == 1 ? keep(s, tensor_unsqueeze(a, 0, s->err)) : a;
+    tensor *b2 = b->ndim == 1 ? keep(s, tensor_unsqueeze(b, 1, s->err)) : b;
+    if (!a2 || !b2)
+        return;
+    int nbatch = g->ndim - (a->ndim == 1 ? 0 : 1) - (b->ndim == 1 ? 0 : 1);
+    int64_t gs[TENSOR_MAXDIM];
+    for (int d = 0; d < nbatch; d++)
+        gs[d] = g->shape[d];
+    gs[nbatch] = a2->shape[a2->ndim - 2];
+    gs[nbatch + 1] = b2->shape[b2->ndim - 1];
+    tensor *g2 = s_reshape(s, g, nbatch + 2, gs);
+    if (!g2)
+        return;
+    if (a->requires_grad) {
+        tensor *bt = keep(s, tensor_transpose(b2, -1, -2, s->err));
+        tensor *r = bt ? keep(s, tensor_matmul(g2, bt, s->err)) : NULL;
+        *ga = s_reshape(s, sum_to(s, r, a2->ndim, a2->shape), a->ndim, a->shape);
+    }
+    if (b->requires_grad) {
+        tensor *at = keep(s, tensor_transpose(a2, -1, -2, s->err));
+        tensor *r = at ? keep(s, tensor_matmul(at, g2, s->err)) : NULL;
+        *gb = s_reshape(s, sum_to(s, r, b2->ndim, b2->shape), b->ndim, b->shape);
+    }
+}
+
+static tensor *gather_grad(scratch *s, ag_node *n, tensor *g)
+{
+    const tensor *x = n->in[0];
+    tensor *g64 = keep(s, tensor_cast(g, DT_F64, s->err));
+    tensor *i64 = keep(s, tensor_cast(n->saved, DT_I64, s->err));
+    if (!g64 || !i64)
+        return NULL;
+    int64_t rows = x->shape[0], row = rows ? tensor_numel(x) / rows : 0, nidx = tensor_numel(i64);
+    double *gh = tensor_to_host(g64, s->err), *acc = calloc((size_t)(tensor_numel(x) ? tensor_numel(x) : 1), sizeof *acc);
+    int64_t *ih = tensor_to_host(i64, s->err);
+    tensor *r = NULL;
+    if (!gh || !ih || !acc) {
+        if (!acc)
+            eng_fail(s->err, ERR_MEMORY, "autograd: out of memory");
+        goto done;
+    }
+    for (int64_t k = 0; k < nidx; k++) { /* scatter-add: repeated indices add up */
+        int64_t v = ih[k] < 0 ? ih[k] + rows : ih[k];
+        for (int64_t j = 0; j < row; j++)
+            acc[v * row + j] += gh[k * row + j];
+    }
+    r = keep(s, tensor_from_host(acc, DT_F64, x->ndim, x->shape, s->err));
+done:
+    free(gh);
+    free(ih);
+    free(acc);
+    return r;
+}
+
+/* Fills gin[i] (borrowed from the scratch, or NULL for no gradient) for each input of n
+ * from g; -1 on failure. */
+static int node_grads(scratch *s, ag_node *n, tensor *g, tensor **gin)
+{
+    tensor *x = n->in[0];
+    switch (n->kind) {
+    case AG_UNARY: unary_grad(s, n, g, &gin[0]); break;
+    case AG_BINARY: binary_grad(s, n, g, &gin[0], &gin[1]); break;
+    case AG_WHERE: {
+        tensor *zero = keep(s, tensor_scalar(0.0, g->dtype, s->err));
+        if (!zero)
+            return -1;
+        if (n->in[0]->requires_grad)
+            gin[0] = sum_to(s, keep(s, tensor_where(n->saved, g, zero, s->err)), n->in[0]->ndim, n->in[0]->shape);
+        if (n->in[1]->requires_grad)
+            gin[1] = sum_to(s, keep(s, tensor_where(n->saved, zero, g, s->err)), n->in[1]->ndim, n->in[1]->shape);
+        break;
+    }
+    case AG_REDUCE: reduce_grad(s, n, g, &gin[0]); break;
+    case AG_MATMUL: matmul_grad(s, n, g, &gin[0], &gin[1]); break;
+    case AG_CAT: {
+        int64_t at = 0;
+        for (int i = 0; i < n->nin; i++) {
+            int64_t len = n->in[i]->shape[n->dim];
+            if (n->in[i]->requires_grad && !(gin[i] = keep(s, tensor_slice(g, n->dim, at, at + len, 1, s->err))))
+                return -1;
+            at += len;
+        }
+        break;
+    }
+    case AG_GATHER: gin[0] = gather_grad(s, n, g); break;
+    case AG_CAST: gin[0] = g; break; /* accumulate casts back to the input's dtype */
+    case AG_TO: gin[0] = keep(s, tensor_to(g, x->storage->backend, s->err)); break;
+    case AG_SLICE: case AG_SELECT: {
+        tensor *z = s_zeros(s, g->dtype, x->ndim, x->shape), *v;
+        if (!z)
+            return -1;
+        v = keep(s, n->kind == AG_SLICE ? tensor_slice(z, n->dim, n->start, n->stop, n->step, s->err)
+                                        : tensor_select(z, n->dim, n->start, s->err));
+        if (!v || tensor_assign(v, g, s->err) < 0)
+            return -1;
+        gin[0] = z;
+        break;
+    }
+    case AG_TRANSPOSE: gin[0] = keep(s, tensor_transpose(g, n->dim, n->dim2, s->err)); break;
+    case AG_PERMUTE: {
+        int inv[TENSOR_MAXDIM];
+        for (int i = 0; i < x->ndim; i++)
+            inv[n->perm[i]] = i;
+        gin[0] = keep(s, tensor_permute(g, inv, x->ndim, s->err));
+        break;
+    }
+    case AG_EXPAND: gin[0] = sum_to(s, g, x->ndim, x->shape); break;
+    case AG_RESHAPE: gin[0] = s_reshape(s, g, x->ndim, x->shape); break;
+    case AG_IM2COL: /* the adjoint: each window element back to where it was read */
+        gin[0] = keep(s, nn_col2im(g, x->shape[1], x->shape[2], x->shape[3], n->dim, n->dim2, (int)n->step,
+                                   (int)n->start, s->err));
+        break;
+    case AG_XENT: gin[0] = keep(s, nn_xent_backward(x, n->saved, g, s->err)); break;
+    }
+    for (int i = 0; i < n->nin; i++)
+        if (n->in[i]->requires_grad && !gin[i])
+            return -1;
+    return 0;
+}
+
+/* *slot += g (g cast to like's dtype; a fresh tensor when *slot is empty) */
+static int accumulate(tensor **slot, tensor *g, const tensor *like, eng_error *err)
+{
+    char b1[TENSOR_SHAPE_BUF], b2[TENSOR_SHAPE_BUF];
+    int same = g->ndim == like->ndim;
+    for (int d = 0; same && d < g->ndim; d++)
+        same = g->shape[d] == like->shape[d];
+    if (!same)
+        return eng_fail(err, ERR_SHAPE, "backward: a gradient of shape %s for a tensor of shape %s",
+                        tensor_shape_str(g->ndim, g->shape, b1, sizeof b1),
+                        tensor_shape_str(like->ndim, like->shape, b2, sizeof b2));
+    tensor *gm = tensor_to(g, like->storage->backend, err); /* a 0-d input from another device */
+    if (!gm)
+        return -1;
+    int rc = 0;
+    if (!*slot)
+        rc = (*slot = tensor_cast(gm, like->dtype, err)) ? 0 : -1;
+    else
+        rc = tensor_binary_inplace(OP_ADD, *slot, gm, err);
+    tensor_decref(gm);
+    return rc;
+}
+
+/* ---- backward ---- */
+
+typedef struct tlist {
+    tensor **v; /* each held by one reference */
+    int64_t n, cap;
+} tlist;
+
+static int tlist_push(tlist *l, tensor *t, eng_error *err)
+{
+    if (l->n == l->cap) {
+        int64_t cap = l->cap ? l->cap * 2 : 64;
+        tensor **v = realloc(l->v, sizeof *v * (size_t)cap);
+        if (!v)
+            return eng_fail(err, ERR_MEMORY, "backward: out of memory");
+        l->v = v;
+        l->cap = cap;
+    }
+    tensor_incref(t);
+    l->v[l->n++] = t;
+    return 0;
+}
+
+/* the tensors with nodes below loss, inputs before their users (iterative DFS; the
+ * graph holds every tensor in it alive while we walk) */
+static int topo_sort(tensor *loss, tlist *order, eng_error *err)
+{
+    typedef struct frame {
+        tensor *t; /* a tensor with a node */
+        int next;  /* its next input to visit */
+    } frame;
+    static unsigned stamp;
+    unsigned mark = ++stamp;
+    frame *st = malloc(sizeof *st * 64);
+    int64_t sn = 0, scap = 64;
+    if (!st)
+        return eng_fail(err, ERR_MEMORY, "backward: out of memory");
+    st[sn++] = (frame){loss, 0};
+    ((ag_node *)loss->autograd)->mark = mark;
+    while (sn) {
+        frame *f = &st[sn - 1];
+        ag_node *n = f->t->autograd;
+        if (f->next < n->nin) {
+            tensor *in = n->in[f->next++];
+            ag_node *m = in->autograd;
+            if (!m || m->mark == mark)
+                continue;
+            m->mark = mark;
+            if (sn == scap) {
+                frame *g = realloc(st, sizeof *st * (size_t)(scap * 2));
+                if (!g) {
+                    free(st);
+                    return eng_fail(err, ERR_MEMORY, "backward: out of memory");
+                }
+                st = g;
+                scap *= 2;
+            }
+            st[sn++] = (frame){in, 0};
+        } else {
+            if (tlist_push(order, f->t, err) < 0) {
+                free(st);
+                return -1;
+            }
+            sn--;
+        }
+    }
+    free(st);
+    return 0;
+}
+
+/* drops the nodes of the tensors in order: they become plain tensors */
+static void release_graph(tlist *order)
+{
+    for (int64_t i = 0; i < order->n; i++) {
+        tensor *t = order->v[i];
+        ag_node *n = t->autograd;
+        t->autograd = NULL;
+        t->requires_grad = 0;
+        if (n)
+            ag_node_release(n);
+    }
+    for (int64_t i = 0; i < order->n; i++)
+        tensor_decref(order->v[i]);
+    free(order->v);
+}
+
+int ag_backward(tensor *loss, eng_error *err)
+{
+    if (!tensor_dtype_is_float(loss->dtype) || tensor_numel(loss) != 1)
+        return eng_fail(err, ERR_VALUE, "backward: the loss must be a one-element float tensor, got %s",
+                        tensor_dtype_name(loss->dtype));
+    if (!loss->requires_grad)
+        return eng_fail(err, ERR_VALUE,
+                        "backward: the loss does not require grad (computed from no param, with grad mode "
+                        "off, or its graph was freed by an earlier backward)");
+    int saved_mode = ag_grad_enabled, rc = -1;
+    ag_grad_enabled = 0;
+    const eng_backend *prev_place = tensor_place(loss->storage->backend);
+    tensor *one = tensor_full(loss->dtype, loss->ndim, loss->shape, 1.0, err);
+    tensor_place(prev_place);
+    if (!one)
+        goto out;
+    if (!loss->autograd) { /* the loss is a leaf itself */
+        rc = accumulate(&loss->grad, one, loss, err);
+        tensor_decref(one);
+        goto out;
+    }
+    tlist order = {0};
+    if (topo_sort(loss, &order, err) < 0) {
+        tensor_decref(one);
+        release_graph(&order);
+        goto out;
+    }
+    ag_node *top = loss->autograd;
+    top->gacc = one;
+    scratch s = {.err = err};
+    for (int64_t i = order.n - 1; i >= 0; i--) {
+        ag_node *n = order.v[i]->autograd;
+        if (!n->gacc)
+            continue; /* reached only through inputs that need no gradient */
+        tensor **gin = calloc((size_t)n->nin, sizeof *gin);
+        /* what a rule makes from nothing (zeros, constants) goes on the gradient's device */
+        const eng_backend *node_place = tensor_place(n->gacc->storage->backend);
+        int bad = !gin ? eng_fail(err, ERR_MEMORY, "backward: out of memory") : node_grads(&s, n, n->gacc, gin);
+        tensor_place(node_place);
+        for (int k = 0; !bad && k < n->nin; k++) {
+            tensor *in = n->in[k];
+            if (!in->requires_grad || !gin[k])
+                continue;
+            ag_node *m = in->autograd;
+            bad = m ? accumulate(&m->gacc, gin[k], in, err) : accumulate(&in->grad, gin[k], in, err);
+        }
+        free(gin);
+        scratch_free(&s);
+        tensor_decref(n->gacc);
+        n->gacc = NULL;
+        if (bad) {
+            for (int64_t j = 0; j < order.n; j++) {
+                ag_node *m = order.v[j]->autograd;
+                tensor_decref(m->gacc);
+                m->gacc = NULL;
+            }
+            release_graph(&order);
+            goto out;
+        }
+    }
+    release_graph(&order);
+    rc = 0;
+out:
+    ag_grad_enabled = saved_mode;
+    return rc;
+}
+
+tensor *ag_param(tensor *t, eng_error *err)
+{
+    if (!tensor_dtype_is_float(t->dtype)) {
+        eng_fail(err, ERR_TYPE, "param: a parameter must have a float dtype, got %s (cast it first: f32(x))",
+                 tensor_dtype_name(t->dtype));
+        return NULL;
+    }
+    if (t->autograd) { /* computed from a param: a fresh leaf over its values */
+        tensor *d = ag_detach(t, err);
+        if (d)
+            d->requires_grad = 1;
+        return d;
+    }
+    t->requires_grad = 1;
+    tensor_incref(t);
+    return t;
+}
+
+tensor *ag_detach(tensor *x, eng_error *err)
+{
+    int saved = ag_grad_enabled;
+    ag_grad_enabled = 0;
+    tensor *v = tensor_expand(x, x->ndim, x->shape, err); /* a plain view of the same shape */
+    ag_grad_enabled = saved;
+    return v;
+}

@@ -1,0 +1,532 @@
+/* train.c — the one-cycle schedule, lr_find and fit (see train.h), after fastai's
+ * fastai/callback/schedule.py: SchedCos, combined_cos, LRFinder and valley. */
+#include "engine/train/train.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine/train/autograd.h"
+#include "engine/tensor/backend.h"
+#include "engine/lang/builtins_display.h"
+#include "engine/train/nn.h"
+#include "engine/io/plot.h"
+#include "engine/tensor/tensor_impl.h"
+
+/* ---- schedules ---- */
+
+static double sched_cos(double start, double end, double pos)
+{
+    return start + (1 + cos(M_PI * (1 - pos))) * (end - start) / 2;
+}
+
+/* fastai's combined_cos(0.25, a, b, c) at position pos in [0, 1] */
+static double combined_cos(double pos, double a, double b, double c)
+{
+    if (!(pos > 0))
+        pos = 0;
+    if (pos > 1)
+        pos = 1;
+    return pos < 0.25 ? sched_cos(a, b, pos / 0.25) : sched_cos(b, c, (pos - 0.25) / 0.75);
+}
+
+double train_onecycle_lr(double step, double total, double max_lr)
+{
+    return combined_cos(total > 0 ? step / total : 1, max_lr / 25, max_lr, max_lr / 1e5);
+}
+
+double train_onecycle_mom(double step, double total)
+{
+    return combined_cos(total > 0 ? step / total : 1, 0.95, 0.85, 0.95);
+}
+
+int train_valley(const double *losses, int n)
+{
+    if (n <= 0)
+        return 0;
+    int *lds = malloc((size_t)n * sizeof *lds);
+    if (!lds)
+        return n / 2;
+    int max_start = 0, max_end = 0;
+    for (int i = 0; i < n; i++)
+        lds[i] = 1;
+    for (int i = 1; i < n; i++)
+        for (int j = 0; j < i; j++) {
+            if (losses[i] < losses[j] && lds[i] < lds[j] + 1)
+                lds[i] = lds[j] + 1;
+            if (lds[max_end] < lds[i]) {
+                max_end = i;
+                max_start = max_end - lds[max_end];
+            }
+        }
+    free(lds);
+    double sections = (max_end - max_start) / 3.0;
+    int idx = max_start + (int)sections + (int)(sections / 2);
+    return idx < 0 ? 0 : idx >= n ? n - 1 : idx;
+}
+
+/* ---- helpers ---- */
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int interrupted(eng_session *s) { return s->interrupt || tensor_interrupt_flag; }
+
+/* model(x) as a new tensor reference */
+static tensor *call_model(eng_session *s, eng_func *model, tensor *x, eng_error *err)
+{
+    value arg = value_tensor(x), out = value_void();
+    if (interp_call(s, model, 1, &arg, &out, err))
+        return NULL;
+    if (out.type != VAL_TENSOR) {
+        eng_fail(err, ERR_TYPE, "%s() must return a tensor (logits), got %s", model->name, value_type_name(out.type));
+        value_decref(out);
+        return NULL;
+    }
+    return out.as.t;
+}
+
+/* a uniformly shuffled 0..n-1 (Fisher-Yates on Philox draws from the session's RNG) */
+static int shuffle(eng_session *s, int64_t *perm, int64_t n, eng_error *err)
+{
+    for (int64_t i = 0; i < n; i++)
+        perm[i] = i;
+    if (n < 2)
+        return 0;
+    int64_t shape[1] = {n};
+    tensor *u = tensor_rand(eng_session_rng(s), 1, shape, err);
+    if (!u)
+        return -1;
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = (int64_t)(tensor_get_flat(u, i) * (double)(i + 1));
+        if (j > i)
+            j = i;
+        int64_t t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+    tensor_decref(u);
+    return 0;
+}
+
+/* the permutation as an i64 tensor on the session's device, uploaded once per epoch so
+ * that a step's batch indices are a slice of it (no host-to-device copy per step) */
+static tensor *perm_tensor(const int64_t *perm, int64_t n, eng_error *err)
+{
+    double *d = malloc((size_t)n * sizeof *d);
+    if (!d) {
+        eng_fail(err, ERR_MEMORY, "fit: out of memory");
+        return NULL;
+    }
+    for (int64_t i = 0; i < n; i++)
+        d[i] = (double)perm[i];
+    int64_t shape[1] = {n};
+    tensor *t = tensor_from_doubles(d, DT_I64, 1, shape, err);
+    free(d);
+    return t;
+}
+
+/* x[perm[from .. from+n-1]] and y[...] */
+static int gather_batch(tensor *x, tensor *y, tensor *perm, int64_t from, int64_t n, tensor **xb, tensor **yb,
+                        eng_error *err)
+{
+    tensor *idx = tensor_slice(perm, 0, from, from + n, 1, err);
+    if (!idx)
+        return -1;
+    /* a slice of a permutation of the rows: in range, so no check and no read back */
+    *xb = tensor_gather_trusted(x, idx, err);
+    *yb = *xb ? tensor_gather_trusted(y, idx, err) : NULL;
+    tensor_decref(idx);
+    if (!*yb) {
+        tensor_decref(*xb);
+        *xb = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* one training step on (xb, yb) at learning rate lr. The labels lie in yr[0] .. yr[1]
+ * (nn_label_range of the whole label tensor, once per call), so cross_entropy reads
+ * nothing back. With log NULL, *loss gets the batch loss (a read: lr_find needs each
+ * loss to decide when to stop); else the loss is written into (*log)[slot] on the
+ * device (*log made at the first step: slots elements of the loss's dtype) and nothing
+ * is read, so the host runs ahead of the GPU (fit reads the log when it shows progress). */
+static int train_step(eng_session *s, eng_func *model, opt_state *o, tensor *xb, tensor *yb, const int64_t *yr,
+                      double lr, double *loss, tensor **log, int64_t slot, int64_t slots, eng_error *err)
+{
+    ag_grad_enabled = 1;
+    tensor *logits = call_model(s, model, xb, err);
+    if (!logits)
+        return -1;
+    tensor *l = nn_cross_entropy_ranged(logits, yb, yr[0], yr[1], err);
+    tensor_decref(logits);
+    if (!l)
+        return -1;
+    int rc;
+    if (!log) {
+        rc = tensor_item(l, loss, err);
+    } else {
+        tensor *at = NULL;
+        if (!*log) {
+            const eng_backend *prev = tensor_place(l->storage->backend);
+            *log = tensor_full(l->dtype, 1, &slots, NAN, err);
+            tensor_place(prev);
+        }
+        rc = !*log || !(at = tensor_slice(*log, 0, slot, slot + 1, 1, err)) || tensor_assign(at, l, err) ? -1 : 0;
+        tensor_decref(at);
+    }
+    if (!rc)
+        rc = ag_backward(l, err);
+    tensor_decref(l);
+    if (!rc)
+        rc = opt_step(o, lr, err);
+    opt_zero_grad(o);
+    return rc;
+}
+
+static int check_data(const char *who, tensor *x, tensor *y, eng_error *err)
+{
+    if (x->ndim < 1 || y->ndim != 1 || x->shape[0] != y->shape[0])
+        return eng_fail(err, ERR_SHAPE, "%s: x must be [N, ...] and y [N] labels with the same N, got %lld and %lld rows",
+                        who, (long long)(x->ndim ? x->shape[0] : 0), (long long)(y->ndim ? y->shape[0] : 0));
+    if (tensor_dtype_is_float(y->dtype))
+        return eng_fail(err, ERR_TYPE, "%s: labels must be an integer tensor, got %s", who, tensor_dtype_name(y->dtype));
+    if (x->shape[0] == 0)
+        return eng_fail(err, ERR_VALUE, "%s: no data (0 rows)", who);
+    return 0;
+}
+
+/* ---- lr_find ---- */
+
+#define LRF_STEPS 100
+#define LRF_START 1e-7
+#define LRF_END 10.0
+#define SMOOTH_BETA 0.98
+
+/* folds the losses log[*nread .. upto) into the epoch's sum and the smoothed loss, in
+ * step order (done: steps taken in all; the last folded is step done - 1): one copy to
+ * the host of the news */
+static int fold_losses(tensor *log, int64_t *nread, int64_t upto, int64_t done, double *esum, double *avg,
+                       double *sm, eng_error *err)
+{
+    int64_t k = upto - *nread;
+    if (k <= 0)
+        return 0;
+    tensor *sl = tensor_slice(log, 0, *nread, upto, 1, err), *d = NULL, *h = NULL;
+    int rc = -1;
+    if (!sl || !(d = tensor_cast(sl, DT_F64, err)) || !(h = tensor_to(d, &cpu_backend, err)))
+        goto out;
+    const double *v = (const double *)h->storage->data + h->offset; /* a fresh contiguous copy */
+    for (int64_t i = 0; i < k; i++) {
+        int64_t step = done - k + i + 1; /* 1-based over the whole fit */
+        *esum += v[i];
+        *avg = SMOOTH_BETA * *avg + (1 - SMOOTH_BETA) * v[i];
+        *sm = *avg / (1 - pow(SMOOTH_BETA, (double)step));
+    }
+    *nread = upto;
+    rc = 0;
+out:
+    tensor_decref(sl);
+    tensor_decref(d);
+    tensor_decref(h);
+    return rc;
+}
+
+static void show_lr_find(eng_session *s, const double *lrs, const double *losses, int n, int sug, eng_error *err)
+{
+    double *lx = malloc((size_t)(n + 1) * sizeof *lx);
+    char *text = malloc(4096);
+    if (!lx || !text) {
+        free(lx);
+        free(text);
+        return;
+    }
+    for (int i = 0; i < n; i++)
+        lx[i] = log10(lrs[i]);
+    int len = snprintf(text, 4096, "lr_find: %d steps, suggested learning rate (valley) %.3g\n%10s  %s\n", n,
+                       lrs[sug], "lr", "smoothed loss");
+    int every = n > 10 ? (n + 9) / 10 : 1;
+    for (int i = 0; i < n && len < 3900; i++)
+        if (i % every == 0 || i == n - 1 || i == sug)
+            len += snprintf(text + len, (size_t)(4096 - len), "%10.3g  %.4g%s\n", lrs[i], losses[i],
+                            i == sug ? "  <- valley" : "");
+    if (len > 0 && text[len - 1] == '\n')
+        text[len - 1] = 0;
+    char title[128];
+    snprintf(title, sizeof title, "lr_find: smoothed loss against log10(lr); valley %.3g", lrs[sug]);
+    double vx[1] = {lx[sug]}, vy[1] = {losses[sug]};
+    plot_series series[2] = {{lx, losses, n, "smoothed loss", PLOT_LINE, 0},
+                             {vx, vy, 1, "valley", PLOT_SCATTER, 0}};
+    plot_spec spec = {series, 2, title, 0, 0};
+    char *svg = plot_svg(&spec);
+    eng_bundle b = {.n = svg ? 2 : 1};
+    b.items[0].mime = "text/plain";
+    b.items[0].data = text;
+    if (svg) {
+        b.items[1].mime = "image/svg+xml";
+        b.items[1].data = svg;
+    }
+    eng_display_bundle(s, &b, 0, err);
+    free(svg);
+    free(text);
+    free(lx);
+}
+
+int train_lr_find(eng_session *s, eng_func *model, opt_state *o, tensor *x, tensor *y, int64_t batch_size,
+                  int quiet, double *suggested, eng_error *err)
+{
+    if (check_data("lr_find", x, y, err))
+        return -1;
+    int64_t n = x->shape[0];
+    if (batch_size <= 0)
+        return eng_fail(err, ERR_VALUE, "lr_find: batch size must be positive, got %lld", (long long)batch_size);
+    if (batch_size > n)
+        batch_size = n;
+    int saved_grad = ag_grad_enabled, rc = -1, nrec = 0;
+    tensor *pt = NULL; /* the permutation on the device */
+    opt_state *snap = opt_snapshot(o, err);
+    int64_t *perm = malloc((size_t)n * sizeof *perm);
+    double lrs[LRF_STEPS], losses[LRF_STEPS];
+    if (!snap || !perm) {
+        if (snap)
+            eng_fail(err, ERR_MEMORY, "lr_find: out of memory");
+        goto done;
+    }
+    opt_zero_grad(o);
+    nn_stats_journal_open(); /* batch_norm's running statistics come back too */
+    int64_t pos = n, yr[2];
+    double avg = 0, best = INFINITY;
+    if (nn_label_range(y, &yr[0], &yr[1], err))
+        goto done;
+    for (int i = 0; i < LRF_STEPS; i++) {
+        if (interrupted(s)) {
+            eng_fail(err, ERR_INTERRUPT, "lr_find: interrupted (the parameters are restored)");
+            goto done;
+        }
+        if (pos + batch_size > n) {
+            tensor_decref(pt);
+            if (shuffle(s, perm, n, err) || !(pt = perm_tensor(perm, n, err)))
+                goto done;
+            pos = 0;
+        }
+        tensor *xb, *yb;
+        if (gather_batch(x, y, pt, pos, batch_size, &xb, &yb, err))
+            goto done;
+        pos += batch_size;
+        double lr = LRF_START * pow(LRF_END / LRF_START, (double)i / LRF_STEPS), loss;
+        int r = train_step(s, model, o, xb, yb, yr, lr, &loss, NULL, 0, 0, err);
+        tensor_decref(xb);
+        tensor_decref(yb);
+        if (r)
+            goto done;
+        avg = SMOOTH_BETA * avg + (1 - SMOOTH_BETA) * loss;
+        double sm = avg / (1 - pow(SMOOTH_BETA, i + 1));
+        lrs[nrec] = lr;
+        losses[nrec++] = sm;
+        if (sm < best)
+            best = sm;
+        if (!isfinite(sm) || sm > 4 * best)
+            break;
+    }
+    rc = 0;
+done:
+    tensor_decref(pt);
+    ag_grad_enabled = saved_grad;
+    if (snap) {
+        eng_error rerr = {0};
+        if (opt_restore(o, snap, rc ? &rerr : err))
+            rc = -1;
+    }
+    {
+        eng_error rerr = {0};
+        if (nn_stats_journal_close(1, rc ? &rerr : err))
+            rc = -1;
+    }
+    opt_free(snap);
+    free(perm);
+    if (rc)
+        return rc;
+    /* fastai: lrs[num_it//10 : -5] */
+    int from = LRF_STEPS / 10, to = nrec - 5;
+    if (to - from < 2) {
+        from = 0;
+        to = nrec;
+    }
+    int sug = from + train_valley(losses + from, to - from);
+    /* a non-finite loss has no valley to its right that makes sense */
+    *suggested = lrs[sug];
+    if (!quiet)
+        show_lr_find(s, lrs, losses, nrec, sug, err);
+    return 0;
+}
+
+/* ---- fit ---- */
+
+/* mean loss and accuracy of model over (x, y), in batches, with grad recording off */
+static int evaluate(eng_session *s, eng_func *model, tensor *x, tensor *y, const int64_t *yr, double *loss,
+                    double *acc, eng_error *err)
+{
+    int64_t n = x->shape[0], bs = 1024;
+    double lsum = 0, asum = 0;
+    int saved = ag_grad_enabled;
+    ag_grad_enabled = 0;
+    int rc = 0;
+    for (int64_t a = 0; a < n && !rc; a += bs) {
+        int64_t b = a + bs < n ? a + bs : n;
+        tensor *xb = tensor_slice(x, 0, a, b, 1, err), *yb = xb ? tensor_slice(y, 0, a, b, 1, err) : NULL;
+        tensor *logits = yb ? call_model(s, model, xb, err) : NULL, *l = NULL, *ac = NULL;
+        double lv = 0, av = 0;
+        if (!logits || !(l = nn_cross_entropy_ranged(logits, yb, yr[0], yr[1], err)) || !(ac = nn_accuracy(logits, yb, err)) ||
+            tensor_item(l, &lv, err) || tensor_item(ac, &av, err))
+            rc = -1;
+        lsum += lv * (double)(b - a);
+        asum += av * (double)(b - a);
+        tensor_decref(xb);
+        tensor_decref(yb);
+        tensor_decref(logits);
+        tensor_decref(l);
+        tensor_decref(ac);
+    }
+    ag_grad_enabled = saved;
+    *loss = lsum / (double)n;
+    *acc = asum / (double)n;
+    return rc;
+}
+
+static void progress(eng_session *s, const char *id, int update, const char *text)
+{
+    eng_bundle b = {.n = 1, .display_id = id};
+    b.items[0].mime = "text/plain";
+    b.items[0].data = text;
+    eng_error e = {0};
+    eng_display_bundle(s, &b, update, &e);
+}
+
+static void progress_text(char *buf, size_t cap, int64_t epoch, int64_t epochs, int64_t done, int64_t total,
+                          double loss, double lr, double elapsed)
+{
+    char bar[31];
+    int fill = total > 0 ? (int)(30 * done / total) : 30;
+    for (int i = 0; i < 30; i++)
+        bar[i] = i < fill ? '#' : '.';
+    bar[30] = 0;
+    char lt[32] = "-";
+    if (done > 0)
+        snprintf(lt, sizeof lt, "%.4f", loss);
+    snprintf(buf, cap, "epoch %lld/%lld [%s] %3d%%  step %lld/%lld  loss %s  lr %.2e  %.1f s",
+             (long long)epoch, (long long)epochs, bar, total > 0 ? (int)(100 * done / total) : 100,
+             (long long)done, (long long)total, lt, lr, elapsed);
+}
+
+int train_fit(eng_session *s, eng_func *model, opt_state *o, tensor *xtr, tensor *ytr, tensor *xval,
+              tensor *yval, int64_t epochs, int64_t batch_size, double *val_acc, eng_error *err)
+{
+    static int fit_count;
+    if (check_data("fit", xtr, ytr, err) || check_data("fit", xval, yval, err))
+        return -1;
+    if (epochs <= 0 || batch_size <= 0 || epochs > 1000000)
+        return eng_fail(err, ERR_VALUE, "fit: epochs (at most 1000000) and batch size must be positive, got %lld and %lld",
+                        (long long)epochs, (long long)batch_size);
+    int64_t n = xtr->shape[0];
+    if (batch_size > n)
+        batch_size = n;
+    double max_lr;
+    if (train_lr_find(s, model, o, xtr, ytr, batch_size, 0, &max_lr, err))
+        return -1;
+    if (!(max_lr > 0) || !isfinite(max_lr))
+        max_lr = 1e-3;
+    char line[256], id[64];
+    snprintf(line, sizeof line, "fit: one cycle to lr %.3g, %lld epochs, batch size %lld\n", max_lr,
+             (long long)epochs, (long long)batch_size);
+    eng_stream(s, 1, line, strlen(line));
+    snprintf(id, sizeof id, "kiln-fit-%d-%ld", ++fit_count, (long)time(NULL));
+
+    int64_t nb = n / batch_size, total = epochs * nb, done = 0, cur = 1;
+    int64_t *perm = malloc((size_t)n * sizeof *perm);
+    double *hist = malloc((size_t)epochs * OPT_HIST_COLS * sizeof *hist);
+    if (!perm || !hist) {
+        free(perm);
+        free(hist);
+        return eng_fail(err, ERR_MEMORY, "fit: out of memory");
+    }
+    int nhist = 0;
+    int saved_grad = ag_grad_enabled, rc = -1;
+    int64_t yr[2], vr[2]; /* the labels' ranges: checked against C once, not per step */
+    tensor *pt = NULL, *log = NULL; /* log: this epoch's step losses, on the device */
+    double saved_beta1 = o->beta1, t0 = now_s(), last_shown = 0, avg = 0, sm = 0, lr = 0;
+    char text[512];
+    progress_text(text, sizeof text, 1, epochs, 0, total, NAN, max_lr / 25, 0);
+    progress(s, id, 0, text);
+    opt_zero_grad(o);
+    if (nn_label_range(ytr, &yr[0], &yr[1], err) || nn_label_range(yval, &vr[0], &vr[1], err))
+        goto done;
+    for (int64_t e = 0; e < epochs; e++) {
+        tensor_decref(pt);
+        if (shuffle(s, perm, n, err) || !(pt = perm_tensor(perm, n, err)))
+            goto done;
+        double esum = 0, te = now_s();
+        int64_t nread = 0;
+        cur = e + 1;
+        for (int64_t bi = 0; bi < nb; bi++) {
+            if (interrupted(s)) {
+                eng_fail(err, ERR_INTERRUPT,
+                         "fit: interrupted at epoch %lld, step %lld of %lld; the parameters keep their values",
+                         (long long)e + 1, (long long)done, (long long)total);
+                goto done;
+            }
+            tensor *xb, *yb;
+            if (gather_batch(xtr, ytr, pt, bi * batch_size, batch_size, &xb, &yb, err))
+                goto done;
+            lr = train_onecycle_lr((double)done, (double)total, max_lr);
+            o->beta1 = train_onecycle_mom((double)done, (double)total);
+            int r = train_step(s, model, o, xb, yb, yr, lr, NULL, &log, bi, nb, err);
+            tensor_decref(xb);
+            tensor_decref(yb);
+            if (r)
+                goto done;
+            done++;
+            double t = now_s();
+            if (t - last_shown >= 0.1 || bi == nb - 1) { /* the log's news: the one wait for the GPU */
+                if (fold_losses(log, &nread, bi + 1, done, &esum, &avg, &sm, err))
+                    goto done;
+                last_shown = t;
+                progress_text(text, sizeof text, e + 1, epochs, done, total, sm, lr, t - t0);
+                progress(s, id, 1, text);
+            }
+        }
+        double vloss, vacc, train_s = now_s() - te;
+        if (evaluate(s, model, xval, yval, vr, &vloss, &vacc, err))
+            goto done;
+        *val_acc = vacc;
+        double *row = hist + (size_t)nhist++ * OPT_HIST_COLS;
+        row[0] = nb ? esum / (double)nb : NAN;
+        row[1] = vloss;
+        row[2] = vacc;
+        row[3] = train_s;
+        snprintf(line, sizeof line, "epoch %lld/%lld  train loss %.4f  val loss %.4f  val accuracy %.4f  (%.2f s)\n",
+                 (long long)e + 1, (long long)epochs, nb ? esum / (double)nb : NAN, vloss, vacc, train_s);
+        eng_stream(s, 1, line, strlen(line));
+    }
+    rc = 0;
+done:
+    tensor_decref(pt);
+    tensor_decref(log);
+    ag_grad_enabled = saved_grad;
+    o->beta1 = saved_beta1;
+    opt_zero_grad(o);
+    free(perm);
+    if (opt_set_history(o, hist, nhist, rc ? &(eng_error){0} : err))
+        rc = -1;
+    free(hist);
+    progress_text(text, sizeof text, cur, epochs, done, total, sm, lr, now_s() - t0);
+    if (rc)
+        strncat(text, "  (stopped)", sizeof text - strlen(text) - 1);
+    progress(s, id, 1, text);
+    return rc;
+}
