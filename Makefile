@@ -10,7 +10,12 @@ BUILD   ?= build
 CC      ?= cc
 PYTHON  ?= $(if $(wildcard .venv/bin/python),$(CURDIR)/.venv/bin/python,python3)
 OPT     ?= -O2
-WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+WARN    := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+# WERROR=1 (CI) turns every warning into an error
+WERROR  ?= 0
+ifeq ($(WERROR),1)
+  WARN += -Werror
+endif
 CFLAGS  += -std=gnu11 $(OPT) -g $(WARN) -fopenmp -I. -MMD -MP
 LDLIBS  += -lzmq -ljansson -lsodium -lopenblas -lz -lm -lpthread -fopenmp
 
@@ -25,7 +30,7 @@ CUDA_ALWAYS += cuda/kernels/kk_dispatch.c cuda/sim_backend.c
 KK_SIM_OBJ := $(BUILD)/cuda/sim_backend_kernels.o
 LDLIBS  += -lstdc++
 CXX     ?= g++
-KK_CXXFLAGS = -std=c++17 $(OPT) -g -Wall -Wextra -Wshadow -Wno-unused-parameter -fopenmp -I. -MMD -MP
+KK_CXXFLAGS = -std=c++17 $(OPT) -g -Wall -Wextra -Wshadow -Wno-unused-parameter $(filter -Werror,$(WARN)) -fopenmp -I. -MMD -MP
 LDLIBS  += -ldl
 
 CUDA_HOME ?= $(or $(patsubst %/bin/nvcc,%,$(shell command -v nvcc 2>/dev/null)),/usr/local/cuda)
@@ -55,7 +60,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: test-gpu bench-gpu
 .PHONY: test-conformance
-.PHONY: test-abuse
+.PHONY: test-abuse test-layers asan-ci
 .PHONY: all test test-unit test-lang test-numpy test-kernel test-fuzz test-browser asan bench \
         install uninstall clean fuzz cuda-info test-train
 all: cuda-info $(BUILD)/kiln
@@ -96,6 +101,10 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libkiln.a
 # ---- tests ---------------------------------------------------------------------------
 test: all test-unit test-conformance test-lang test-numpy test-kernel test-abuse test-fuzz test-browser test-train
 	@echo "make test: all passed ($(BUILD))"
+
+# the engine's layers from the includes: ranks and no folder-level cycle (issue 12)
+test-layers:
+	$(PYTHON) tests/layers/check_includes.py .
 
 test-unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
@@ -160,9 +169,15 @@ test-gpu: $(BUILD)/kiln $(BUILD)/tests/test_nvrtc $(BUILD)/tests/gpu_probe $(BUI
 # TLS of the simulator's dlopen'ed kernels (their __shared__ arrays are thread_local) on
 # the OpenMP workers and crashes at exit ("Tracer caught signal 11"); what only TLS holds
 # (libgomp's and glibc's per-thread data) is suppressed in tests/lsan.supp
+ASAN_ENV  = ASAN_OPTIONS=allocator_may_return_null=1 LSAN_OPTIONS=use_tls=0:print_suppressions=0:suppressions=$(CURDIR)/tests/lsan.supp
+ASAN_MAKE = $(MAKE) BUILD=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	  LDFLAGS="-fsanitize=address,undefined" FUZZ_SECONDS=10
 asan:
-	ASAN_OPTIONS=allocator_may_return_null=1 LSAN_OPTIONS=use_tls=0:print_suppressions=0:suppressions=$(CURDIR)/tests/lsan.supp $(MAKE) BUILD=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
-	  LDFLAGS="-fsanitize=address,undefined" FUZZ_SECONDS=10 test
+	$(ASAN_ENV) $(ASAN_MAKE) test
+# the CI-sized part of `make asan` (.ci/run): the C unit tests, the conformance suite,
+# the golden files and the hostile-input suite, under AddressSanitizer and UBSan
+asan-ci:
+	$(ASAN_ENV) $(ASAN_MAKE) all test-unit test-conformance test-lang test-abuse
 
 # ---- benchmarks ----------------------------------------------------------------------
 # NVRTC compile, caches and launch overhead on the GPU against CuPy and a raw

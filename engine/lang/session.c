@@ -278,8 +278,11 @@ static void prefix_location(eng_error *e, const char *name, int line, int col)
     char msg[sizeof e->msg];
     memcpy(msg, e->msg, sizeof msg);
     int n = snprintf(e->msg, sizeof e->msg, "%s:%d:%d: ", name, line, col);
-    if (n > 0 && n < (int)sizeof e->msg)
-        snprintf(e->msg + n, sizeof e->msg - (size_t)n, "%s", msg);
+    if (n > 0 && n < (int)sizeof e->msg) { /* the message, cut to what is left */
+        size_t len = strnlen(msg, sizeof e->msg - (size_t)n - 1);
+        memcpy(e->msg + n, msg, len);
+        e->msg[(size_t)n + len] = 0;
+    }
 }
 
 /* Parses and checks code, adding its new globals to the session; the caller runs the
