@@ -89,7 +89,7 @@ static void sink_display(void *user, const eng_bundle *b, int update)
         return; /* an update needs a display_id */
     captured_first(x);
     transient = b->display_id ? json_pack("{s:s}", "display_id", b->display_id) : json_object();
-    kn_publish_new(x->ch, update ? "update_display_data" : "display_data", x->req->header,
+    kn_publish_take(x->ch, update ? "update_display_data" : "display_data", x->req->header,
                    json_pack("{s:o*, s:{}, s:o*}", "data", bundle_data(b), "metadata",
                              "transient", transient));
 }
@@ -108,7 +108,7 @@ static void sink_result(void *user, const eng_bundle *b)
     if (x->silent)
         return;
     captured_first(x);
-    kn_publish_new(x->ch, "execute_result", x->req->header,
+    kn_publish_take(x->ch, "execute_result", x->req->header,
                    json_pack("{s:i, s:o*, s:{}}", "execution_count", x->count, "data",
                              bundle_data(b), "metadata"));
 }
@@ -133,7 +133,7 @@ static void sink_error(void *user, const eng_error_report *err)
     x->error = error_json(err->ename, err->evalue, err->traceback, err->ntraceback);
     if (x->error && !x->silent && !x->result) {
         captured_first(x);
-        kn_publish_new(x->ch, "error", x->req->header, json_deep_copy(x->error));
+        kn_publish_take(x->ch, "error", x->req->header, json_deep_copy(x->error));
     }
 }
 
@@ -142,7 +142,7 @@ static void sink_clear_output(void *user, int wait)
     exec_ctx *x = user;
     captured_first(x);
     if (!x->silent)
-        kn_publish_new(x->ch, "clear_output", x->req->header,
+        kn_publish_take(x->ch, "clear_output", x->req->header,
                        json_pack("{s:b}", "wait", wait));
 }
 
@@ -165,7 +165,7 @@ static char *sink_input(void *user, const char *prompt, int password)
     }
     captured_first(x);
     kn_publish_flush(x->ch); /* show what was printed before the prompt */
-    if (kn_encode_new(k, &x->req->idents, "input_request", x->req->header,
+    if (kn_encode_take(k, &x->req->idents, "input_request", x->req->header,
                       json_pack("{s:o*, s:b}", "prompt",
                                 jp_json_text(prompt ? prompt : "", strlen(prompt ? prompt : "")),
                                 "password", password),
@@ -297,7 +297,7 @@ void kn_handle_execute(kn_channel *ch, const jp_msg *req)
         store_history = 0;
     if (!code) {
         kn_log("shell: execute_request without code");
-        kn_reply_new(ch, req, "execute_reply",
+        kn_reply_take(ch, req, "execute_reply",
                      json_pack("{s:s, s:i, s:s, s:s, s:[], s:{}, s:[]}", "status", "error",
                                "execution_count", k->execution_count, "ename", "BadRequest",
                                "evalue", "execute_request has no code", "traceback",
@@ -310,7 +310,7 @@ void kn_handle_execute(kn_channel *ch, const jp_msg *req)
     kn_capture_sync(k);
     kn_capture_begin(k, x.silent ? NULL : req->header);
     if (!x.silent)
-        kn_publish_new(ch, "execute_input", req->header,
+        kn_publish_take(ch, "execute_input", req->header,
                        json_pack("{s:s, s:i}", "code", code, "execution_count", x.count));
     snprintf(name, sizeof name, "cell[%d]", x.count);
     sink_init(&sink, &x);
@@ -341,7 +341,7 @@ void kn_handle_execute(kn_channel *ch, const jp_msg *req)
     kn_capture_end(k);
     if (failed && stop_on_error)
         kn_abort_queued(k); /* what the client sent before it could see this failure */
-    kn_reply_new(ch, req, "execute_reply", content);
+    kn_reply_take(ch, req, "execute_reply", content);
     json_decref(x.error);
     free(x.result_text);
 }
@@ -372,7 +372,7 @@ void kn_abort_queued(kn_kernel *k)
 void kn_abort_execute(kn_channel *ch, const jp_msg *req)
 {
     kn_log("shell: execute_request %s aborted (an earlier cell failed)", req->msg_id);
-    kn_reply_new(ch, req, "execute_reply",
+    kn_reply_take(ch, req, "execute_reply",
                  json_pack("{s:s, s:i, s:s, s:s, s:[], s:{}, s:[]}", "status", "error",
                            "execution_count", ch->k->execution_count, "ename",
                            "ExecutionAborted", "evalue",

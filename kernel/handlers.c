@@ -71,7 +71,7 @@ static void h_kernel_info(kn_channel *ch, const jp_msg *req)
              "Kiln %s: a small C with tensors.\n"
              "int x = 3;  then  x + 1  shows 4.  print(...), printf(...), %%whos, %%lsmagic.",
              version);
-    kn_reply_new(ch, req, "kernel_info_reply",
+    kn_reply_take(ch, req, "kernel_info_reply",
                  json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s, s:s, s:s}, s:s, "
                            "s:o, s:b}",
                            "status", "ok", "protocol_version", JP_PROTOCOL_VERSION,
@@ -94,7 +94,7 @@ static void h_complete(kn_channel *ch, const jp_msg *req)
     size_t end = c.cursor_end < 0 ? cur : (size_t)c.cursor_end;
     for (int i = 0; matches && i < c.n; i++)
         json_array_append_new(matches, jp_json_text(c.matches[i], strlen(c.matches[i])));
-    kn_reply_new(ch, req, "complete_reply",
+    kn_reply_take(ch, req, "complete_reply",
                  json_pack("{s:s, s:o*, s:I, s:I, s:{}}", "status", "ok", "matches", matches,
                            "cursor_start", (json_int_t)jp_utf8_byte_to_cp(code, start),
                            "cursor_end", (json_int_t)jp_utf8_byte_to_cp(code, end),
@@ -111,7 +111,7 @@ static void h_inspect(kn_channel *ch, const jp_msg *req)
     json_t *data = json_object();
     if (text && data)
         json_object_set_new(data, "text/plain", jp_json_text(text, strlen(text)));
-    kn_reply_new(ch, req, "inspect_reply",
+    kn_reply_take(ch, req, "inspect_reply",
                  json_pack("{s:s, s:b, s:o*, s:{}}", "status", "ok", "found", text != NULL,
                            "data", data, "metadata"));
     free(text);
@@ -127,7 +127,7 @@ static void h_is_complete(kn_channel *ch, const jp_msg *req)
         content = json_pack("{s:s, s:s}", "status", "incomplete", "indent", indent);
     else
         content = json_pack("{s:s}", "status", c == ENG_COMPLETE ? "complete" : "invalid");
-    kn_reply_new(ch, req, "is_complete_reply", content);
+    kn_reply_take(ch, req, "is_complete_reply", content);
 }
 
 /* ---- history ------------------------------------------------------------------------ */
@@ -135,7 +135,7 @@ static void h_is_complete(kn_channel *ch, const jp_msg *req)
 static void h_history(kn_channel *ch, const jp_msg *req)
 {
     json_t *hist = kn_history_query(ch->k->history, req->content);
-    kn_reply_new(ch, req, "history_reply",
+    kn_reply_take(ch, req, "history_reply",
                  json_pack("{s:s, s:o*}", "status", "ok", "history", hist ? hist : json_array()));
 }
 
@@ -143,7 +143,7 @@ static void h_history(kn_channel *ch, const jp_msg *req)
 
 static void h_comm_info(kn_channel *ch, const jp_msg *req)
 {
-    kn_reply_new(ch, req, "comm_info_reply", json_pack("{s:s, s:{}}", "status", "ok", "comms"));
+    kn_reply_take(ch, req, "comm_info_reply", json_pack("{s:s, s:{}}", "status", "ok", "comms"));
 }
 
 /* Kiln registers no comm targets: every comm_open is closed at once. */
@@ -152,7 +152,7 @@ static void h_comm_open(kn_channel *ch, const jp_msg *req)
     const char *id = content_str(req, "comm_id", "");
     kn_log("comm_open for unknown target \"%s\": closing it",
            content_str(req, "target_name", ""));
-    kn_publish_new(ch, "comm_close", req->header,
+    kn_publish_take(ch, "comm_close", req->header,
                    json_pack("{s:s, s:{}}", "comm_id", id, "data"));
 }
 
@@ -167,10 +167,10 @@ static void h_comm_ignore(kn_channel *ch, const jp_msg *req)
 static void h_shutdown(kn_channel *ch, const jp_msg *req)
 {
     int restart = json_is_true(json_object_get(req->content, "restart"));
-    kn_reply_new(ch, req, "shutdown_reply",
+    kn_reply_take(ch, req, "shutdown_reply",
                  json_pack("{s:s, s:b}", "status", "ok", "restart", restart));
     /* protocol 5.4 also broadcasts it, for other clients of the same kernel */
-    kn_publish_new(ch, "shutdown_reply", req->header,
+    kn_publish_take(ch, "shutdown_reply", req->header,
                    json_pack("{s:s, s:b}", "status", "ok", "restart", restart));
     kn_request_shutdown(ch);
 }
@@ -178,7 +178,7 @@ static void h_shutdown(kn_channel *ch, const jp_msg *req)
 static void h_interrupt(kn_channel *ch, const jp_msg *req)
 {
     kn_interrupt(ch->k);
-    kn_reply_new(ch, req, "interrupt_reply", json_pack("{s:s}", "status", "ok"));
+    kn_reply_take(ch, req, "interrupt_reply", json_pack("{s:s}", "status", "ok"));
 }
 
 /* ---- the table ---------------------------------------------------------------------- */

@@ -89,7 +89,7 @@ static void stream_flush(kn_kernel *k, stream_buf *b, int force)
     if (jp_frames_push_str(&ids, topic) != 0) {
         json_decref(content);
         kn_log("iopub: out of memory: stream output dropped");
-    } else if (kn_encode_new(k, &ids, "stream", parent, content, &out) != 0)
+    } else if (kn_encode_take(k, &ids, "stream", parent, content, &out) != 0)
         kn_log("iopub: could not encode stream output");
     else
         xpub_send(k, &out);
@@ -168,7 +168,7 @@ static void welcome(kn_kernel *k, const jp_frames *f)
         json_decref(content);
         goto done;
     }
-    if (kn_encode_new(k, &ids, "iopub_welcome", NULL, content, &out) == 0)
+    if (kn_encode_take(k, &ids, "iopub_welcome", NULL, content, &out) == 0)
         xpub_send(k, &out);
 done:
     jp_frames_free(&ids);
@@ -298,7 +298,7 @@ static int send_tag(void *push, const char *tag)
     return rc;
 }
 
-int kn_publish_new(kn_channel *ch, const char *msg_type, json_t *parent, json_t *content)
+int kn_publish_take(kn_channel *ch, const char *msg_type, json_t *parent, json_t *content)
 {
     jp_frames f = {0}, ids = {0}, out = {0};
     char topic[96];
@@ -308,7 +308,7 @@ int kn_publish_new(kn_channel *ch, const char *msg_type, json_t *parent, json_t 
         json_decref(content);
         goto done;
     }
-    if (kn_encode_new(ch->k, &ids, msg_type, parent, content, &out) != 0) {
+    if (kn_encode_take(ch->k, &ids, msg_type, parent, content, &out) != 0) {
         kn_log("%s: could not encode %s", ch->name, msg_type);
         goto done;
     }
@@ -324,7 +324,7 @@ done:
 
 int kn_publish_status(kn_channel *ch, json_t *parent, const char *state)
 {
-    return kn_publish_new(ch, "status", parent, json_pack("{s:s}", "execution_state", state));
+    return kn_publish_take(ch, "status", parent, json_pack("{s:s}", "execution_state", state));
 }
 
 int kn_publish_stream_text(kn_channel *ch, const char *parent_json, int fd, const char *text,

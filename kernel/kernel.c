@@ -63,7 +63,7 @@ void kn_request_shutdown(kn_channel *ch)
     kn_interrupt(ch->k);
 }
 
-int kn_encode_new(kn_kernel *k, const jp_frames *idents, const char *msg_type,
+int kn_encode_take(kn_kernel *k, const jp_frames *idents, const char *msg_type,
                   json_t *parent, json_t *content, jp_frames *out)
 {
     json_t *header = jp_header_new(msg_type, k->session, k->username);
@@ -77,11 +77,11 @@ done:
     return rc;
 }
 
-int kn_reply_new(kn_channel *ch, const jp_msg *req, const char *reply_type, json_t *content)
+int kn_reply_take(kn_channel *ch, const jp_msg *req, const char *reply_type, json_t *content)
 {
     jp_frames out = {0};
     int rc = -1;
-    if (kn_encode_new(ch->k, &req->idents, reply_type, req->header, content, &out) != 0) {
+    if (kn_encode_take(ch->k, &req->idents, reply_type, req->header, content, &out) != 0) {
         kn_log("%s: could not encode %s", ch->name, reply_type);
         goto done;
     }

@@ -92,9 +92,9 @@ void kn_log_set_fd(int fd);
  * IOPub around it. Bad messages are logged and dropped. Frees nothing of frames. */
 void kn_dispatch(kn_channel *ch, const jp_frames *frames);
 /* Sends a reply to req on ch->sock, routed by req's identities. Steals content. */
-int kn_reply_new(kn_channel *ch, const jp_msg *req, const char *reply_type, json_t *content);
+int kn_reply_take(kn_channel *ch, const jp_msg *req, const char *reply_type, json_t *content);
 /* Encodes a message for idents with a new header; steals content. 0 or -1. */
-int kn_encode_new(kn_kernel *k, const jp_frames *idents, const char *msg_type,
+int kn_encode_take(kn_kernel *k, const jp_frames *idents, const char *msg_type,
                   json_t *parent, json_t *content, jp_frames *out);
 /* Marks the kernel as shutting down and interrupts a running cell. */
 void kn_request_shutdown(kn_channel *ch);
@@ -107,7 +107,7 @@ int kn_iopub_start(kn_kernel *k, pthread_t *thread);
 /* A new PUSH socket connected to the IOPub thread, for the calling thread. */
 void *kn_iopub_push_new(kn_kernel *k);
 /* Publishes msg_type with parent (may be NULL: {}); steals content. */
-int kn_publish_new(kn_channel *ch, const char *msg_type, json_t *parent, json_t *content);
+int kn_publish_take(kn_channel *ch, const char *msg_type, json_t *parent, json_t *content);
 /* Publishes status busy/idle parented to parent. */
 int kn_publish_status(kn_channel *ch, json_t *parent, const char *state);
 /* Hands stream text (fd 1 or 2) to the IOPub thread, which coalesces it. */
