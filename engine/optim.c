@@ -237,8 +237,8 @@ done:
 
 int opt_step(opt_state *o, double lr, eng_error *err)
 {
-    int saved = ag_grad_enabled, rc = 0;
-    ag_grad_enabled = 0;
+    int saved = ag_grad_mode(), rc = 0;
+    ag_set_grad_mode(0);
     o->steps++;
     double bc1 = 1 - pow(o->beta1, (double)o->steps), bc2 = 1 - pow(o->beta2, (double)o->steps);
     for (int i = 0; i < o->n && !rc; i++) {
@@ -251,7 +251,7 @@ int opt_step(opt_state *o, double lr, eng_error *err)
         }
         rc = o->kind == OPT_ADAMW ? adamw_param(o, i, lr, bc1, bc2, err) : sgd_param(o, i, lr, err);
     }
-    ag_grad_enabled = saved;
+    ag_set_grad_mode(saved);
     return rc;
 }
 
@@ -290,8 +290,8 @@ static tensor *clone_or_null(const tensor *t, int *failed, eng_error *err)
 
 opt_state *opt_snapshot(const opt_state *o, eng_error *err)
 {
-    int saved = ag_grad_enabled, failed = 0;
-    ag_grad_enabled = 0;
+    int saved = ag_grad_mode(), failed = 0;
+    ag_set_grad_mode(0);
     opt_state *s = calloc(1, sizeof *s);
     if (s) {
         *s = *o;
@@ -310,7 +310,7 @@ opt_state *opt_snapshot(const opt_state *o, eng_error *err)
         s->m[i] = clone_or_null(o->m[i], &failed, err);
         s->v[i] = clone_or_null(o->v[i], &failed, err);
     }
-    ag_grad_enabled = saved;
+    ag_set_grad_mode(saved);
     if (failed) {
         opt_free(s);
         return NULL;
@@ -333,8 +333,8 @@ static int restore_buf(tensor **dst, tensor *src, eng_error *err)
 
 int opt_restore(opt_state *o, const opt_state *snap, eng_error *err)
 {
-    int saved = ag_grad_enabled, rc = 0;
-    ag_grad_enabled = 0;
+    int saved = ag_grad_mode(), rc = 0;
+    ag_set_grad_mode(0);
     for (int i = 0; i < o->n && !rc; i++)
         rc = tensor_assign(o->params[i], snap->params[i], err) || restore_buf(&o->m[i], snap->m[i], err) ||
                      restore_buf(&o->v[i], snap->v[i], err)
@@ -349,7 +349,7 @@ int opt_restore(opt_state *o, const opt_state *snap, eng_error *err)
         o->wd_1d = snap->wd_1d;
         o->steps = snap->steps;
     }
-    ag_grad_enabled = saved;
+    ag_set_grad_mode(saved);
     opt_zero_grad(o);
     return rc;
 }

@@ -1,11 +1,14 @@
 /* kk_devices.c — which backend the session's new tensors are made on.
  *
- * The session starts on the device named by $KILN_DEVICE ("cpu", "sim" or "cuda"; the
+ * Each session starts on the device named by $KILN_DEVICE ("cpu", "sim" or "cuda"; the
  * CPU when unset, unknown or unavailable — a missing GPU never stops a kernel from
- * starting), and eng_set_current_backend changes it (%device). "sim" is the simulator
+ * starting), and eng_set_current_backend changes it (%device). The choice is the
+ * running session's (its eng_ctx, engine/context.h): %device in one session leaves
+ * another where it was. "sim" is the simulator
  * backend (cuda/sim_backend.c): the CUDA backend's kernels on host memory, for tests.
  */
 #include "engine/backend.h"
+#include "engine/context.h"
 #include "cuda/sim_backend.h"
 #ifdef KILN_HAVE_CUDA
 #include "cuda/cu_backend.h"
@@ -14,8 +17,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-
-static const eng_backend *current;
 
 const eng_backend *eng_backend_named(const char *name, eng_error *err)
 {
@@ -39,15 +40,16 @@ const eng_backend *eng_backend_named(const char *name, eng_error *err)
 
 const eng_backend *eng_current_backend(void)
 {
-    if (!current) {
+    eng_ctx *c = eng_ctx_current();
+    if (!c->device) {
         const char *env = getenv("KILN_DEVICE");
         const eng_backend *be = env && *env ? eng_backend_named(env, NULL) : NULL;
-        current = be ? be : &cpu_backend;
+        c->device = be ? be : &cpu_backend;
     }
-    return current;
+    return c->device;
 }
 
 void eng_set_current_backend(const eng_backend *be)
 {
-    current = be ? be : &cpu_backend;
+    eng_ctx_current()->device = be ? be : &cpu_backend;
 }
