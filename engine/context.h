@@ -35,6 +35,12 @@ struct tensor;
  * MemoryError on backend be (engine/magic.c's eng_oom_note). */
 typedef void (*eng_oom_note_fn)(void *user, const struct eng_backend *be, char *buf, size_t n);
 
+/* batch_norm's running-statistics journal while lr_find runs (engine/nn.c) */
+typedef struct eng_bn_journal {
+    int open, n, cap;
+    struct tensor **live, **copy;        /* references: the statistic, its first value */
+} eng_bn_journal;
+
 typedef struct eng_ctx {
     volatile sig_atomic_t interrupt;     /* eng_interrupt sets it; cleared when a cell ends */
     int grad_enabled;                    /* autograd records ops (set_grad_enabled); 1 at start */
@@ -48,11 +54,7 @@ typedef struct eng_ctx {
     void *ag_pending;                    /* nodes waiting to be freed (ag_node_release) */
     int ag_draining;                     /* ag_node_release is freeing the pending list */
     unsigned ag_stamp;                   /* the last visit stamp of backward's sort */
-    /* batch_norm's running-statistics journal while lr_find runs (engine/nn.c) */
-    struct {
-        int open, n, cap;
-        struct tensor **live, **copy;    /* references: the statistic, its first value */
-    } bn_journal;
+    eng_bn_journal bn_journal;           /* lr_find's, for batch_norm (engine/nn.c) */
 } eng_ctx;
 
 /* A fresh context: grad mode on, everything else empty. */

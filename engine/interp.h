@@ -15,6 +15,7 @@
 #include <signal.h>
 #include "engine/ast.h"
 #include "engine/context.h"
+#include "engine/optim.h"
 #include "engine/engine.h"
 #include "engine/value.h"
 
@@ -55,6 +56,8 @@ struct eng_session {
     int *hash;            /* open addressing: index+1 into globals, 0 empty */
     int hashcap;          /* power of two */
     tensor_rng rng;       /* seed(n) resets it */
+    opt_registry optims;  /* the optimisers' int handles (engine/optim.h) */
+    int nfits;            /* fit calls so far, for their progress bars' display ids */
     value *stack;         /* ENG_STACK_SLOTS values for frames */
     const eng_sink *sink; /* the running cell's sink */
     char outbuf[ENG_STREAM_BUF]; /* stdout text not yet sent */

@@ -7,6 +7,7 @@
  * statistics, accuracy) runs with grad mode off, restored on every path.
  */
 #include "engine/nn.h"
+#include "engine/context.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -389,59 +390,58 @@ static tensor *channel_view(const tensor *t, int ndim, eng_error *err)
 
 /* ---- the running-statistics journal (nn.h) ---- */
 
-static struct {
-    int open, n, cap;
-    tensor **live, **copy; /* references: the statistic, and its value at the first update */
-} journal;
-
+/* the journal is the running session's (engine/context.h): lr_find in one session
+ * journals nothing of another's */
 void nn_stats_journal_open(void)
 {
-    journal.open = 1;
+    eng_ctx_current()->bn_journal.open = 1;
 }
 
 /* a copy of t in the journal unless it has one already */
 static int journal_note(tensor *t, eng_error *err)
 {
-    if (!journal.open || !t)
+    eng_bn_journal *journal = &eng_ctx_current()->bn_journal;
+    if (!journal->open || !t)
         return 0;
-    for (int i = 0; i < journal.n; i++)
-        if (journal.live[i] == t)
+    for (int i = 0; i < journal->n; i++)
+        if (journal->live[i] == t)
             return 0;
-    if (journal.n == journal.cap) {
-        int cap = journal.cap ? 2 * journal.cap : 8;
-        tensor **l = realloc(journal.live, (size_t)cap * sizeof *l);
+    if (journal->n == journal->cap) {
+        int cap = journal->cap ? 2 * journal->cap : 8;
+        tensor **l = realloc(journal->live, (size_t)cap * sizeof *l);
         if (l)
-            journal.live = l;
-        tensor **c = l ? realloc(journal.copy, (size_t)cap * sizeof *c) : NULL;
+            journal->live = l;
+        tensor **c = l ? realloc(journal->copy, (size_t)cap * sizeof *c) : NULL;
         if (c)
-            journal.copy = c;
+            journal->copy = c;
         if (!l || !c)
             return eng_fail(err, ERR_MEMORY, "batch_norm: out of memory");
-        journal.cap = cap;
+        journal->cap = cap;
     }
     tensor *c = tensor_clone(t, err);
     if (!c)
         return -1;
     tensor_incref(t);
-    journal.live[journal.n] = t;
-    journal.copy[journal.n++] = c;
+    journal->live[journal->n] = t;
+    journal->copy[journal->n++] = c;
     return 0;
 }
 
 int nn_stats_journal_close(int restore, eng_error *err)
 {
+    eng_bn_journal *journal = &eng_ctx_current()->bn_journal;
     int rc = 0, saved = ag_grad_mode();
     ag_set_grad_mode(0);
-    for (int i = 0; i < journal.n; i++) {
-        if (restore && !rc && tensor_assign(journal.live[i], journal.copy[i], err))
+    for (int i = 0; i < journal->n; i++) {
+        if (restore && !rc && tensor_assign(journal->live[i], journal->copy[i], err))
             rc = -1;
-        tensor_decref(journal.live[i]);
-        tensor_decref(journal.copy[i]);
+        tensor_decref(journal->live[i]);
+        tensor_decref(journal->copy[i]);
     }
     ag_set_grad_mode(saved);
-    free(journal.live);
-    free(journal.copy);
-    memset(&journal, 0, sizeof journal);
+    free(journal->live);
+    free(journal->copy);
+    memset(journal, 0, sizeof *journal);
     return rc;
 }
 

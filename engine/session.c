@@ -14,6 +14,7 @@
 #include "engine/autograd.h"
 #include "engine/interp.h"
 #include "engine/kernels.h"
+#include "engine/nn.h"
 #include "engine/tensor_impl.h"
 #include "engine/session.h"
 
@@ -67,6 +68,9 @@ void eng_session_free(eng_session *s)
     free(s->hash);
     free(s->stack);
     eng_ktable_free(s->kernels);
+    opt_registry_clear(&s->optims);
+    eng_error e = {0};
+    nn_stats_journal_close(0, &e); /* empty unless lr_find was cut short */
     eng_ctx_leave(prev);
     free(s);
 }

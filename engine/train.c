@@ -427,7 +427,6 @@ static void progress_text(char *buf, size_t cap, int64_t epoch, int64_t epochs, 
 int train_fit(eng_session *s, eng_func *model, opt_state *o, tensor *xtr, tensor *ytr, tensor *xval,
               tensor *yval, int64_t epochs, int64_t batch_size, double *val_acc, eng_error *err)
 {
-    static int fit_count;
     if (check_data("fit", xtr, ytr, err) || check_data("fit", xval, yval, err))
         return -1;
     if (epochs <= 0 || batch_size <= 0 || epochs > 1000000)
@@ -445,7 +444,7 @@ int train_fit(eng_session *s, eng_func *model, opt_state *o, tensor *xtr, tensor
     snprintf(line, sizeof line, "fit: one cycle to lr %.3g, %lld epochs, batch size %lld\n", max_lr,
              (long long)epochs, (long long)batch_size);
     eng_stream(s, 1, line, strlen(line));
-    snprintf(id, sizeof id, "kiln-fit-%d-%ld", ++fit_count, (long)time(NULL));
+    snprintf(id, sizeof id, "kiln-fit-%d-%ld", ++s->nfits, (long)time(NULL));
 
     int64_t nb = n / batch_size, total = epochs * nb, done = 0, cur = 1;
     int64_t *perm = malloc((size_t)n * sizeof *perm);
