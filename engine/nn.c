@@ -456,7 +456,7 @@ tensor *nn_batch_norm(const tensor *x, const tensor *gamma, const tensor *beta, 
         return fail_null(err, ERR_SHAPE, "%s: x must be [N, C] or [N, C, H, W]", "batch_norm");
     int64_t C = x->shape[1];
     const tensor *chk[4] = {gamma, beta, running_mean, running_var};
-    static const char *names[4] = {"gamma", "beta", "running_mean", "running_var"};
+    static const char *const names[4] = {"gamma", "beta", "running_mean", "running_var"};
     for (int i = 0; i < 4; i++)
         if (chk[i] && (chk[i]->ndim != 1 || chk[i]->shape[0] != C)) {
             eng_fail(err, ERR_SHAPE, "batch_norm: %s must be [C] with C = %lld", names[i], (long long)C);

@@ -447,10 +447,10 @@ eng_completeness eng_is_complete(const char *code, char *indent, size_t indent_s
 
 /* ---- completion ---- */
 
-static const char *keywords[] = {"int", "float", "double", "bool", "string", "tensor", "auto", "void", "if",
+static const char *const keywords[] = {"int", "float", "double", "bool", "string", "tensor", "auto", "void", "if",
                                  "else", "for", "while", "do", "break", "continue", "return", "true",
                                  "false", "const", "__global__", "__device__"};
-static const char *members[] = {"shape", "ndim", "numel", "dtype", "device", "T", "grad"};
+static const char *const members[] = {"shape", "ndim", "numel", "dtype", "device", "T", "grad"};
 const char *const eng_magic_names[] = {"time", "timeit", "whos", "gpu", "save", "load", "reset", "seed", "device",
                                        "ptx", "sim", "lsmagic", "help", NULL};
 
