@@ -345,7 +345,7 @@ static int reduce_rows(const red_job *j, eng_error *err)
     int par = j->outer * j->n >= 2 * CPU_PAR_THRESHOLD;
 #pragma omp parallel for if (par) schedule(static)
     for (int64_t o = 0; o < j->outer; o++) {
-        if (*stop)
+        if (eng_ctx_flag_get(stop))
             continue;
         const char *x = j->x + o * j->n * (int64_t)es;
         red_state st;
@@ -357,7 +357,7 @@ static int reduce_rows(const red_job *j, eng_error *err)
         j->row(j->op, x, j->n, mean, &st);
         finish(j, o, &st);
     }
-    return *stop ? eng_fail(err, ERR_INTERRUPT, "interrupted") : 0;
+    return eng_ctx_flag_get(stop) ? eng_fail(err, ERR_INTERRUPT, "interrupted") : 0;
 }
 
 static int reduce_cols(const red_job *j, eng_error *err)
@@ -370,7 +370,7 @@ static int reduce_cols(const red_job *j, eng_error *err)
     int par = j->outer * j->n * j->inner >= 2 * CPU_PAR_THRESHOLD;
 #pragma omp parallel for if (par) schedule(dynamic, 1)
     for (int64_t t = 0; t < tasks; t++) {
-        if (*stop)
+        if (eng_ctx_flag_get(stop))
             continue;
         int64_t o = t / nblk, j0 = (t % nblk) * CPU_COLS;
         int w = (int)(j->inner - j0 < CPU_COLS ? j->inner - j0 : CPU_COLS);
@@ -386,7 +386,7 @@ static int reduce_cols(const red_job *j, eng_error *err)
         for (int c = 0; c < w; c++)
             finish(j, o * j->inner + j0 + c, &st[c]);
     }
-    return *stop ? eng_fail(err, ERR_INTERRUPT, "interrupted") : 0;
+    return eng_ctx_flag_get(stop) ? eng_fail(err, ERR_INTERRUPT, "interrupted") : 0;
 }
 
 int cpu_reduce(kn_opid op, tensor *out, const tensor *x, int dim, eng_error *err)

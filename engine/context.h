@@ -5,9 +5,8 @@
  * Every eng_session embeds one eng_ctx (engine/interp.h), as a lua_State holds Lua's
  * state, so two sessions in one process never share any of it. The tensor front end,
  * autograd, nn and optim find the running session's context through a per-thread
- * pointer: eng_execute, eng_complete, eng_inspect, eng_session_new and
- * eng_session_free make their session's context current on the calling thread for
- * their duration (eng_ctx_enter ... eng_ctx_leave, which nest) and put the previous one
+ * pointer: eng_execute, eng_inspect and eng_session_free make their session's
+ * context current on the calling thread for their duration (eng_ctx_enter ... eng_ctx_leave, which nest) and put the previous one
  * back. A thread that runs no session (unit tests, the conformance suite, a backend's
  * worker) gets a context of its own, thread-local, with grad mode on and the device of
  * $KILN_DEVICE. So sessions may take turns on one thread or run on two threads at once.
@@ -66,9 +65,15 @@ eng_ctx *eng_ctx_current(void);
 eng_ctx *eng_ctx_enter(eng_ctx *c);
 void eng_ctx_leave(eng_ctx *prev);
 
+/* The interrupt flag is read and written as a relaxed atomic (a plain load or store on
+ * the machines we run on, lock-free, so still async-signal-safe): eng_interrupt stores
+ * it from another thread or a signal handler while the session's thread reads it. */
+static inline int eng_ctx_flag_get(const volatile sig_atomic_t *f) { return __atomic_load_n(f, __ATOMIC_RELAXED); }
+static inline void eng_ctx_flag_set(volatile sig_atomic_t *f, int v) { __atomic_store_n(f, v, __ATOMIC_RELAXED); }
+
 /* The current context's interrupt flag: nonzero once eng_interrupt was called for the
  * running session. Take the pointer before handing work to other threads. */
 static inline volatile sig_atomic_t *eng_ctx_interrupt_flag(void) { return &eng_ctx_current()->interrupt; }
-static inline int eng_ctx_interrupted(void) { return eng_ctx_current()->interrupt != 0; }
+static inline int eng_ctx_interrupted(void) { return eng_ctx_flag_get(eng_ctx_interrupt_flag()) != 0; }
 
 #endif

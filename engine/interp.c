@@ -65,7 +65,7 @@ static int fail(interp *it, ast *n, eng_errkind kind, const char *fmt, ...)
 
 static int interrupted(interp *it, ast *n)
 {
-    if (!it->s->ctx.interrupt)
+    if (!eng_ctx_flag_get(&it->s->ctx.interrupt))
         return 0;
     return fail(it, n, ERR_INTERRUPT, "interrupted");
 }

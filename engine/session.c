@@ -82,10 +82,10 @@ void eng_session_reset(eng_session *s)
     eng_ktable_clear(s->kernels);
 }
 
-/* async-signal-safe: one store to the session's volatile sig_atomic_t */
+/* async-signal-safe: one lock-free store to the session's flag (engine/context.h) */
 void eng_interrupt(eng_session *s)
 {
-    s->ctx.interrupt = 1;
+    eng_ctx_flag_set(&s->ctx.interrupt, 1);
 }
 
 static unsigned hash_name(const char *name, int len)
@@ -389,7 +389,7 @@ int eng_execute(eng_session *s, const char *code, const char *cell_name, int fir
     if (rc) /* a failed cell leaves grad mode as it found it (set_grad_enabled(false) before the error) */
         ag_set_grad_mode(grad_mode);
     eng_flush(s);
-    s->ctx.interrupt = 0;
+    eng_ctx_flag_set(&s->ctx.interrupt, 0);
     s->sink = NULL;
     eng_ctx_leave(prev);
     return rc;

@@ -76,7 +76,7 @@ static double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static int interrupted(eng_session *s) { return s->ctx.interrupt != 0; }
+static int interrupted(eng_session *s) { return eng_ctx_flag_get(&s->ctx.interrupt) != 0; }
 
 /* model(x) as a new tensor reference */
 static tensor *call_model(eng_session *s, eng_func *model, tensor *x, eng_error *err)
