@@ -5,20 +5,21 @@
  * Every eng_session embeds one eng_ctx (engine/interp.h), as a lua_State holds Lua's
  * state, so two sessions in one process never share any of it. The tensor front end,
  * autograd, nn and optim find the running session's context through a per-thread
- * pointer: eng_execute, eng_inspect and eng_session_free make their session's
- * context current on the calling thread for their duration (eng_ctx_enter ... eng_ctx_leave, which nest) and put the previous one
- * back. A thread that runs no session (unit tests, the conformance suite, a backend's
- * worker) gets a context of its own, thread-local, with grad mode on and the device of
- * $KILN_DEVICE. So sessions may take turns on one thread or run on two threads at once.
+ * pointer: eng_execute, eng_inspect and eng_session_free make their session's context
+ * current on the calling thread for their duration (eng_ctx_enter ... eng_ctx_leave,
+ * which nest) and put the previous one back. A thread that runs no session (unit
+ * tests, the conformance suite, a backend's worker) gets a context of its own,
+ * thread-local, with grad mode on and the device of $KILN_DEVICE. So sessions may take
+ * turns on one thread or run on two threads at once.
  *
  * What a session can reach with its own pointer (the optimiser registry, the RNG, the
  * globals) stays in eng_session itself and is passed explicitly.
  *
  * The interrupt flag is the one field written from outside the session's thread:
- * eng_interrupt stores 1 into it from any thread or a signal handler (a store to a
- * volatile sig_atomic_t, async-signal-safe). Code that runs on other threads on the
- * session's behalf (the CPU backend's OpenMP workers) takes the flag's address on the
- * calling thread first (eng_ctx_interrupt_flag) and reads it through that.
+ * eng_interrupt stores 1 into it from any thread or a signal handler (a lock-free
+ * relaxed store to a volatile sig_atomic_t, async-signal-safe). Code that runs on other
+ * threads on the session's behalf (the CPU backend's OpenMP workers) takes the flag's
+ * address on the calling thread first (eng_ctx_interrupt_flag) and reads it through it.
  */
 #ifndef KILN_CONTEXT_H
 #define KILN_CONTEXT_H
