@@ -162,10 +162,11 @@ int cpu_iter_run(const cpu_iter *it, cpu_kernel kern, void *ctx, int parallel, e
     int64_t n = it->numel;
     if (n == 0)
         return 0;
+    volatile sig_atomic_t *stop_flag = eng_ctx_interrupt_flag(); /* the workers have no session */
     int nthreads = parallel ? omp_get_max_threads() : 1;
     if (nthreads <= 1 || n < 2 * CPU_PAR_THRESHOLD) {
         iter_range(it, 0, n, kern, ctx);
-        return tensor_interrupt_flag ? eng_fail(err, ERR_INTERRUPT, "interrupted") : 0;
+        return eng_ctx_flag_get(stop_flag) ? eng_fail(err, ERR_INTERRUPT, "interrupted") : 0;
     }
     /* many chunks handed out dynamically: a thread the OS preempts holds back one
      * chunk (at most 256K elements), not a fixed share of the work */
@@ -178,14 +179,14 @@ int cpu_iter_run(const cpu_iter *it, cpu_kernel kern, void *ctx, int parallel, e
     int stopped = 0;
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t c = 0; c < nchunks; c++) {
-        if (tensor_interrupt_flag) {
+        if (eng_ctx_flag_get(stop_flag)) {
             __atomic_store_n(&stopped, 1, __ATOMIC_RELAXED);
             continue;
         }
         int64_t i0 = c * chunk, i1 = i0 + chunk < n ? i0 + chunk : n;
         iter_range(it, i0, i1, kern, ctx);
     }
-    if (stopped || tensor_interrupt_flag)
+    if (stopped || eng_ctx_flag_get(stop_flag))
         return eng_fail(err, ERR_INTERRUPT, "interrupted");
     return 0;
 }

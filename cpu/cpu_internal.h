@@ -5,7 +5,8 @@
  * The iterator takes up to CPU_MAXOP operands of one shape with strides in bytes,
  * merges dimensions that are contiguous in every operand, and calls a kernel on runs
  * of the innermost dimension. Large iterations are split into chunks run by OpenMP
- * threads; between chunks it checks tensor_interrupt_flag.
+ * threads; between chunks it checks the running session's interrupt flag (its address
+ * taken on the calling thread: engine/base/context.h).
  */
 #ifndef KILN_CPU_INTERNAL_H
 #define KILN_CPU_INTERNAL_H
@@ -13,6 +14,7 @@
 #include <stdint.h>
 #include <string.h>
 #include "engine/tensor/backend.h"
+#include "engine/base/context.h"
 #include "numeric/elem.h"
 
 #define CPU_MAXOP 4
@@ -35,7 +37,7 @@ typedef struct cpu_iter {
 /* Builds an iterator over tensors ts[0..nop-1], all of shape ts[0]'s. */
 void cpu_iter_init(cpu_iter *it, int nop, const tensor *const *ts);
 /* Runs kern over everything, on several threads when numel is large and parallel is
- * set. Returns 0, or -1 with an "interrupted" error when tensor_interrupt_flag was set. */
+ * set. Returns 0, or -1 with an "interrupted" error when the session was interrupted. */
 int cpu_iter_run(const cpu_iter *it, cpu_kernel kern, void *ctx, int parallel, eng_error *err);
 
 /* ---- generic element access (slow paths only): numeric/elem.h, shared with the CUDA kernels ---- */

@@ -83,7 +83,7 @@ int cpu_matmul(tensor *out, const tensor *a, const tensor *c, eng_error *err)
         }
     }
     for (int64_t b = 0; b < B; b++) {
-        if (tensor_interrupt_flag) {
+        if (eng_ctx_interrupted()) {
             eng_fail(err, ERR_INTERRUPT, "interrupted");
             goto err;
         }

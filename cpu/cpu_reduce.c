@@ -328,7 +328,7 @@ static int reduce_one_row(const red_job *j, const char *x, int64_t i_out, eng_er
             merge(op, &st[0], &st[p], n * p / parts);
         if (pass2 && pass == 0)
             mean = st[0].sum / (double)n;
-        if (tensor_interrupt_flag)
+        if (eng_ctx_interrupted())
             return eng_fail(err, ERR_INTERRUPT, "interrupted");
     }
     finish(j, i_out, &st[0]);
@@ -337,6 +337,7 @@ static int reduce_one_row(const red_job *j, const char *x, int64_t i_out, eng_er
 
 static int reduce_rows(const red_job *j, eng_error *err)
 {
+    volatile sig_atomic_t *stop = eng_ctx_interrupt_flag(); /* the workers have no session */
     size_t es = tensor_dtype_size(j->dt);
     if (j->outer == 1)
         return reduce_one_row(j, j->x, 0, err);
@@ -344,7 +345,7 @@ static int reduce_rows(const red_job *j, eng_error *err)
     int par = j->outer * j->n >= 2 * CPU_PAR_THRESHOLD;
 #pragma omp parallel for if (par) schedule(static)
     for (int64_t o = 0; o < j->outer; o++) {
-        if (tensor_interrupt_flag)
+        if (eng_ctx_flag_get(stop))
             continue;
         const char *x = j->x + o * j->n * (int64_t)es;
         red_state st;
@@ -356,11 +357,12 @@ static int reduce_rows(const red_job *j, eng_error *err)
         j->row(j->op, x, j->n, mean, &st);
         finish(j, o, &st);
     }
-    return tensor_interrupt_flag ? eng_fail(err, ERR_INTERRUPT, "interrupted") : 0;
+    return eng_ctx_flag_get(stop) ? eng_fail(err, ERR_INTERRUPT, "interrupted") : 0;
 }
 
 static int reduce_cols(const red_job *j, eng_error *err)
 {
+    volatile sig_atomic_t *stop = eng_ctx_interrupt_flag(); /* the workers have no session */
     size_t es = tensor_dtype_size(j->dt);
     int64_t nblk = (j->inner + CPU_COLS - 1) / CPU_COLS;
     int64_t tasks = j->outer * nblk;
@@ -368,7 +370,7 @@ static int reduce_cols(const red_job *j, eng_error *err)
     int par = j->outer * j->n * j->inner >= 2 * CPU_PAR_THRESHOLD;
 #pragma omp parallel for if (par) schedule(dynamic, 1)
     for (int64_t t = 0; t < tasks; t++) {
-        if (tensor_interrupt_flag)
+        if (eng_ctx_flag_get(stop))
             continue;
         int64_t o = t / nblk, j0 = (t % nblk) * CPU_COLS;
         int w = (int)(j->inner - j0 < CPU_COLS ? j->inner - j0 : CPU_COLS);
@@ -384,7 +386,7 @@ static int reduce_cols(const red_job *j, eng_error *err)
         for (int c = 0; c < w; c++)
             finish(j, o * j->inner + j0 + c, &st[c]);
     }
-    return tensor_interrupt_flag ? eng_fail(err, ERR_INTERRUPT, "interrupted") : 0;
+    return eng_ctx_flag_get(stop) ? eng_fail(err, ERR_INTERRUPT, "interrupted") : 0;
 }
 
 int cpu_reduce(op_id op, tensor *out, const tensor *x, int dim, eng_error *err)

@@ -37,8 +37,15 @@ struct cu_allocator {
     size_t cache_n, cache_cap;
     cu_alloc_stats st;      /* counters */
     uint64_t bad_puts;      /* cu_alloc_put of a pointer we did not hand out */
-    char last_error[400];   /* message of the last failure */
 };
+
+/* The message of this thread's last failed cu_alloc_get, and on which allocator: per
+ * thread, so a session running on one thread never reads the failure of a session
+ * running on another (tensor.c reads it right after the failed allocation). */
+static _Thread_local struct {
+    const cu_allocator *a; /* NULL: no failure on this thread yet */
+    char msg[400];
+} last_error;
 
 static char cu_tomb_byte;
 #define CU_TOMB ((void *)&cu_tomb_byte)
@@ -143,6 +150,8 @@ void cu_alloc_destroy(cu_allocator *a)
 {
     if (!a)
         return;
+    if (last_error.a == a) /* a later allocator may get the same address */
+        last_error.a = NULL;
     pthread_mutex_lock(&a->lock);
     release_cache_locked(a);
     pthread_mutex_unlock(&a->lock);
@@ -170,6 +179,7 @@ static long cache_pick(const cu_allocator *a, size_t size)
 
 static void set_oom_message(cu_allocator *a, size_t bytes, size_t size, const char *why)
 {
+    last_error.a = a;
     char asked[32], fr[32], tot[32], use[32];
     cu_alloc_human(asked, sizeof asked, (double)bytes);
     cu_alloc_human(use, sizeof use, (double)a->st.in_use);
@@ -177,11 +187,11 @@ static void set_oom_message(cu_allocator *a, size_t bytes, size_t size, const ch
     if (a->ops.mem_info && a->ops.mem_info(&f, &t, a->ops.ctx) == 0) {
         cu_alloc_human(fr, sizeof fr, (double)f);
         cu_alloc_human(tot, sizeof tot, (double)t);
-        snprintf(a->last_error, sizeof a->last_error,
+        snprintf(last_error.msg, sizeof last_error.msg,
                  "out of device memory: asked for %s (%zu bytes, class %zu)%s; the device has %s free of %s; "
                  "live tensors hold %s", asked, bytes, size, why, fr, tot, use);
     } else {
-        snprintf(a->last_error, sizeof a->last_error,
+        snprintf(last_error.msg, sizeof last_error.msg,
                  "out of device memory: asked for %s (%zu bytes, class %zu)%s; live tensors hold %s", asked,
                  bytes, size, why, use);
     }
@@ -220,7 +230,8 @@ void *cu_alloc_get(cu_allocator *a, size_t bytes)
         if (k >= 0)
             a->st.reserved -= size; /* it came from the cache */
         a->st.n_oom++;
-        snprintf(a->last_error, sizeof a->last_error, "out of host memory for the allocator's tables");
+        last_error.a = a;
+        snprintf(last_error.msg, sizeof last_error.msg, "out of host memory for the allocator's tables");
         pthread_mutex_unlock(&a->lock);
         return NULL;
     }
@@ -302,9 +313,7 @@ size_t cu_alloc_block_size(cu_allocator *a, const void *p)
 
 void cu_alloc_last_error(cu_allocator *a, char *buf, size_t len)
 {
-    pthread_mutex_lock(&a->lock);
-    snprintf(buf, len, "%s", a->last_error);
-    pthread_mutex_unlock(&a->lock);
+    snprintf(buf, len, "%s", last_error.a == a ? last_error.msg : "");
 }
 
 uint64_t cu_alloc_bad_puts(cu_allocator *a)

@@ -63,7 +63,8 @@ void cu_alloc_get_stats(cu_allocator *a, cu_alloc_stats *out);
 void cu_alloc_reset_peak(cu_allocator *a);
 /* The usable size of a block handed out (its class), 0 for an unknown pointer. */
 size_t cu_alloc_block_size(cu_allocator *a, const void *p);
-/* The message of the last failed cu_alloc_get ("" if none): copied into buf. */
+/* The message of the calling thread's last failed cu_alloc_get on a ("" if none):
+ * copied into buf. Per thread, so sessions on two threads read their own failures. */
 void cu_alloc_last_error(cu_allocator *a, char *buf, size_t len);
 uint64_t cu_alloc_bad_puts(cu_allocator *a);
 

@@ -11,7 +11,10 @@
  * eng_inspect are owned by the caller and freed with the matching _free function.
  *
  * Threads: one thread drives a session (execute, complete, inspect, is_complete).
- * eng_interrupt may be called from any thread or from a signal handler.
+ * eng_interrupt may be called from any thread or from a signal handler. Sessions are
+ * independent (each holds all of its state, engine/base/context.h): several may live in one
+ * process, taking turns on one thread or each driven by its own thread. What they
+ * share is the process's devices (docs/architecture.md, "Where state lives").
  */
 #ifndef KILN_ENGINE_H
 #define KILN_ENGINE_H

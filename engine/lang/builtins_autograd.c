@@ -46,7 +46,7 @@ int bi_set_grad_enabled(eng_call *c, value *out)
     int on;
     if (arg_bool(c, 0, &on))
         return -1;
-    ag_grad_enabled = on != 0;
+    ag_set_grad_mode(on != 0);
     *out = value_void();
     return 0;
 }
@@ -54,7 +54,7 @@ int bi_set_grad_enabled(eng_call *c, value *out)
 int bi_is_grad_enabled(eng_call *c, value *out)
 {
     (void)c;
-    *out = value_bool(ag_grad_enabled);
+    *out = value_bool(ag_grad_mode());
     return 0;
 }
 

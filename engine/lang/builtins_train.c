@@ -1,6 +1,6 @@
 /* builtins_train.c — adamw, sgd, opt_set, step, opt_zero_grad, onecycle_lr, onecycle_mom,
  * lr_find, fit and fit_history: the language's face of engine/train/optim.c and engine/train/train.c.
- * An optimiser is an int handle into optim.c's registry. */
+ * An optimiser is an int handle into the session's registry (engine/train/optim.h). */
 #include "engine/lang/builtins_train.h"
 
 #include "engine/lang/interp.h"
@@ -21,7 +21,7 @@ static int new_opt(eng_call *c, value *out, opt_state *(*make)(tensor *const *, 
     opt_state *o = make(ps, c->argc, c->err);
     if (!o)
         return -1;
-    int h = opt_register(o);
+    int h = opt_register(&c->session->optims, o);
     if (h < 0)
         return eng_fail(c->err, ERR_MEMORY, "%s: out of memory", c->name);
     *out = value_int(h);
@@ -38,7 +38,7 @@ static int arg_opt(eng_call *c, int i, opt_state **o)
         return eng_fail(c->err, ERR_TYPE, "%s: argument %d must be an optimiser (the int from adamw or sgd), got %s",
                         c->name, i + 1, value_type_name(c->argv[i].type));
     h = c->argv[i].as.i;
-    if (!(*o = opt_lookup(h)))
+    if (!(*o = opt_lookup(&c->session->optims, h)))
         return eng_fail(c->err, ERR_VALUE, "%s: %lld is not an optimiser (make one with adamw or sgd)", c->name,
                         (long long)h);
     return 0;

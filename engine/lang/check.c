@@ -53,7 +53,7 @@ typedef struct checker {
 
 static const char *type_name(ast_type t)
 {
-    static const char *names[] = {"unknown", "void", "bool", "int", "float", "string", "tensor",
+    static const char *const names[] = {"unknown", "void", "bool", "int", "float", "string", "tensor",
                                   "auto", "tuple", "dtype", "device", "function"};
     return t <= TY_FUNC ? names[t] : "?";
 }
@@ -493,7 +493,7 @@ static void check_list(checker *ck, ast *n)
     }
 }
 
-static const char *tensor_members[] = {"shape", "ndim", "numel", "dtype", "device", "T", "grad"};
+static const char *const tensor_members[] = {"shape", "ndim", "numel", "dtype", "device", "T", "grad"};
 static const ast_type tensor_member_types[] = {TY_TUPLE, TY_INT, TY_INT, TY_DTYPE, TY_DEVICE, TY_TENSOR,
                                                TY_TENSOR};
 

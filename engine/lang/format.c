@@ -88,7 +88,7 @@ char *eng_value_text(value v, int repr)
     case VAL_DEVICE: sb_printf(&b, "%s", value_device_name(v.as.i)); break;
     case VAL_FUNC: {
         ast *def = v.as.fn->def;
-        static const char *tn[] = {"?", "void", "bool", "int", "float", "string", "tensor", "auto",
+        static const char *const tn[] = {"?", "void", "bool", "int", "float", "string", "tensor", "auto",
                                    "tuple", "dtype", "device", "function"};
         sb_printf(&b, "%s %s(", tn[def->type], v.as.fn->name);
         for (int i = 0; i < def->nlist; i++)

@@ -65,7 +65,7 @@ static int fail(interp *it, ast *n, eng_errkind kind, const char *fmt, ...)
 
 static int interrupted(interp *it, ast *n)
 {
-    if (!it->s->interrupt)
+    if (!eng_ctx_flag_get(&it->s->ctx.interrupt))
         return 0;
     return fail(it, n, ERR_INTERRUPT, "interrupted");
 }
@@ -311,13 +311,11 @@ static op_id tensor_op(int op)
 
 static const char *op_name(int op)
 {
-    static const char *names[TK_NKINDS];
-    if (!names[TK_PLUS]) {
-        names[TK_PLUS] = "+", names[TK_MINUS] = "-", names[TK_STAR] = "*", names[TK_SLASH] = "/";
-        names[TK_PERCENT] = "%", names[TK_AT] = "@", names[TK_AMP] = "&", names[TK_PIPE] = "|";
-        names[TK_CARET] = "^", names[TK_SHL] = "<<", names[TK_SHR] = ">>", names[TK_EQ] = "==";
-        names[TK_NE] = "!=", names[TK_LT] = "<", names[TK_LE] = "<=", names[TK_GT] = ">", names[TK_GE] = ">=";
-    }
+    static const char *const names[TK_NKINDS] = {
+        [TK_PLUS] = "+", [TK_MINUS] = "-", [TK_STAR] = "*", [TK_SLASH] = "/", [TK_PERCENT] = "%",
+        [TK_AT] = "@", [TK_AMP] = "&", [TK_PIPE] = "|", [TK_CARET] = "^", [TK_SHL] = "<<", [TK_SHR] = ">>",
+        [TK_EQ] = "==", [TK_NE] = "!=", [TK_LT] = "<", [TK_LE] = "<=", [TK_GT] = ">", [TK_GE] = ">=",
+    };
     return op >= 0 && op < TK_NKINDS && names[op] ? names[op] : "?";
 }
 

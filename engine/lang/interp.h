@@ -3,8 +3,10 @@
  * (engine/builtins*.c) and the session API (engine/lang/session.c).
  *
  * The session owns its globals (top-level variables and functions, by index, found by
- * name through a hash table), the RNG, the value stack the interpreter's frames live
- * on, and the sink of the running cell. A global's index never changes once given, so
+ * name through a hash table), the RNG, the optimisers, the value stack the
+ * interpreter's frames live on, the sink of the running cell, and its context (grad
+ * mode, device, interrupt flag, ...: engine/base/context.h), current on the thread while
+ * the session runs. A global's index never changes once given, so
  * checked code refers to globals by index; re-declaring a name rebinds the same index.
  */
 #ifndef KILN_INTERP_H
@@ -12,6 +14,8 @@
 
 #include <signal.h>
 #include "engine/lang/ast.h"
+#include "engine/base/context.h"
+#include "engine/train/optim.h"
 #include "engine/engine.h"
 #include "engine/lang/value.h"
 
@@ -46,12 +50,14 @@ typedef struct eng_global {
 #define ENG_STREAM_BUF 8192
 
 struct eng_session {
+    eng_ctx ctx;          /* what the layers below reach without a session (context.h) */
     eng_global *globals;  /* by index */
     int nglobals, capglobals;
     int *hash;            /* open addressing: index+1 into globals, 0 empty */
     int hashcap;          /* power of two */
     tensor_rng rng;       /* seed(n) resets it */
-    volatile sig_atomic_t interrupt; /* set by eng_interrupt */
+    opt_registry optims;  /* the optimisers' int handles (engine/train/optim.h) */
+    int nfits;            /* fit calls so far, for their progress bars' display ids */
     value *stack;         /* ENG_STACK_SLOTS values for frames */
     const eng_sink *sink; /* the running cell's sink */
     char outbuf[ENG_STREAM_BUF]; /* stdout text not yet sent */
@@ -128,7 +134,7 @@ extern const char *const eng_magic_names[];
 int eng_magic(eng_session *s, const char *line, eng_source *src, eng_error *err);
 /* The largest tensors that session user's variables hold on backend be, by name, as
  * one line into buf ("largest live tensors on sim: a 64.00 MiB, ..."); the session
- * registers it with tensor_set_oom_note for out-of-memory errors (engine/lang/magic.c). */
+ * sets it as its context's oom_note for out-of-memory errors (engine/lang/magic.c). */
 struct eng_backend;
 void eng_oom_note(void *user, const struct eng_backend *be, char *buf, size_t n);
 

@@ -14,6 +14,7 @@
 #include "engine/train/autograd.h"
 #include "engine/lang/interp.h"
 #include "engine/lang/kernels.h"
+#include "engine/train/nn.h"
 #include "engine/tensor/tensor_impl.h"
 #include "engine/lang/session.h"
 
@@ -39,7 +40,9 @@ eng_session *eng_session_new(void)
         free(s);
         return NULL;
     }
-    tensor_set_oom_note(eng_oom_note, s); /* MemoryErrors name the largest variables */
+    eng_ctx_init(&s->ctx);
+    s->ctx.oom_note = eng_oom_note; /* MemoryErrors name this session's largest variables */
+    s->ctx.oom_note_user = s;
     return s;
 }
 
@@ -57,8 +60,7 @@ void eng_session_free(eng_session *s)
 {
     if (!s)
         return;
-    if (tensor_oom_note_user() == s)
-        tensor_set_oom_note(NULL, NULL);
+    eng_ctx *prev = eng_ctx_enter(&s->ctx); /* the tensors' nodes die in their own session */
     reset_globals(s);
     for (int i = 0; i < s->nglobals; i++)
         free(s->globals[i].name);
@@ -66,6 +68,10 @@ void eng_session_free(eng_session *s)
     free(s->hash);
     free(s->stack);
     eng_ktable_free(s->kernels);
+    opt_registry_clear(&s->optims);
+    eng_error e = {0};
+    nn_stats_journal_close(0, &e); /* empty unless lr_find was cut short */
+    eng_ctx_leave(prev);
     free(s);
 }
 
@@ -76,10 +82,10 @@ void eng_session_reset(eng_session *s)
     eng_ktable_clear(s->kernels);
 }
 
+/* async-signal-safe: one lock-free store to the session's flag (engine/base/context.h) */
 void eng_interrupt(eng_session *s)
 {
-    s->interrupt = 1;
-    tensor_interrupt_flag = 1;
+    eng_ctx_flag_set(&s->ctx.interrupt, 1);
 }
 
 static unsigned hash_name(const char *name, int len)
@@ -374,20 +380,21 @@ int eng_execute(eng_session *s, const char *code, const char *cell_name, int fir
 {
     /* the interrupt flag is cleared when a cell ends, not when it starts, so that an
      * interrupt sent just as the cell begins still stops it */
+    eng_ctx *prev = eng_ctx_enter(&s->ctx); /* grad mode, device, ...: this session's */
     s->sink = sink;
     s->ncells++;
     s->outlen = 0;
     eng_flush(s);
-    int grad_mode = ag_grad_enabled;
+    int grad_mode = ag_grad_mode();
     eng_compiled *c = eng_compile(s, code, cell_name, first_line, NULL);
     int rc = c ? eng_run_compiled(s, c, NULL) : 1;
     eng_compiled_free(c);
     if (rc) /* a failed cell leaves grad mode as it found it (set_grad_enabled(false) before the error) */
-        ag_grad_enabled = grad_mode;
+        ag_set_grad_mode(grad_mode);
     eng_flush(s);
-    s->interrupt = 0;
-    tensor_interrupt_flag = 0;
+    eng_ctx_flag_set(&s->ctx.interrupt, 0);
     s->sink = NULL;
+    eng_ctx_leave(prev);
     return rc;
 }
 
@@ -443,10 +450,10 @@ eng_completeness eng_is_complete(const char *code, char *indent, size_t indent_s
 
 /* ---- completion ---- */
 
-static const char *keywords[] = {"int", "float", "double", "bool", "string", "tensor", "auto", "void", "if",
+static const char *const keywords[] = {"int", "float", "double", "bool", "string", "tensor", "auto", "void", "if",
                                  "else", "for", "while", "do", "break", "continue", "return", "true",
                                  "false", "const", "__global__", "__device__"};
-static const char *members[] = {"shape", "ndim", "numel", "dtype", "device", "T", "grad"};
+static const char *const members[] = {"shape", "ndim", "numel", "dtype", "device", "T", "grad"};
 const char *const eng_magic_names[] = {"time", "timeit", "whos", "gpu", "save", "load", "reset", "seed", "device",
                                        "ptx", "sim", "lsmagic", "help", NULL};
 
@@ -703,7 +710,7 @@ static char *tensor_stats_text(const tensor *t)
     return fmt_alloc("%s%s%s", head, sample, hist);
 }
 
-char *eng_inspect(eng_session *s, const char *code, int cursor, int detail_level)
+static char *inspect(eng_session *s, const char *code, int cursor, int detail_level)
 {
     int len = (int)strlen(code);
     if (cursor < 0 || cursor > len)
@@ -762,4 +769,12 @@ char *eng_inspect(eng_session *s, const char *code, int cursor, int detail_level
         if ((int)strlen(keywords[i]) == nlen && !strncmp(keywords[i], name, (size_t)nlen))
             return fmt_alloc("keyword %s (see docs/language.md)", keywords[i]);
     return NULL;
+}
+
+char *eng_inspect(eng_session *s, const char *code, int cursor, int detail_level)
+{
+    eng_ctx *prev = eng_ctx_enter(&s->ctx); /* the statistics are tensor ops of this session */
+    char *r = inspect(s, code, cursor, detail_level);
+    eng_ctx_leave(prev);
+    return r;
 }

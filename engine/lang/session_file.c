@@ -448,8 +448,8 @@ static int save_optimizers(eng_session *s, bbuf *man, bbuf *zip, zmember *ms, in
 {
     bb_printf(man, "  \"optimizers\": [");
     int first = 1;
-    for (int h = 1; h <= opt_max_handle(); h++) {
-        opt_state *o = opt_lookup(h);
+    for (int h = 1; h <= opt_max_handle(&s->optims); h++) {
+        opt_state *o = opt_lookup(&s->optims, h);
         if (!o)
             continue;
         bb_printf(man, "%s\n    {\"handle\": %d, \"kind\": \"%s\"", first ? "" : ",", h, opt_kind_name(o->kind));
@@ -536,9 +536,9 @@ int eng_session_save(eng_session *s, const char *path, char **summary, eng_error
 {
     bbuf zip = {0}, man = {0};
     size_t nmembers = (size_t)s->nglobals + 1;
-    for (int h = 1; h <= opt_max_handle(); h++)
-        if (opt_lookup(h))
-            nmembers += 3 * (size_t)opt_lookup(h)->n;
+    for (int h = 1; h <= opt_max_handle(&s->optims); h++)
+        if (opt_lookup(&s->optims, h))
+            nmembers += 3 * (size_t)opt_lookup(&s->optims, h)->n;
     zmember *ms = calloc(nmembers, sizeof *ms);
     int nm = 0, ntensors = 0, nvalues = 0, nfuncs = 0, nopts = 0, nkernels = 0, rc = -1;
     FILE *f = NULL;
@@ -849,7 +849,7 @@ static int load_optimizer(eng_session *s, const jv *e, const unsigned char *buf,
         if (hr)
             goto done;
     }
-    rc = opt_register_at(strtoll(handle, NULL, 10), o, err);
+    rc = opt_register_at(&s->optims, strtoll(handle, NULL, 10), o, err);
     o = NULL; /* registered, or freed by opt_register_at */
 done:
     opt_free(o);

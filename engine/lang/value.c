@@ -37,7 +37,7 @@ void value_decref_obj(value v)
 
 const char *value_type_name(val_type t)
 {
-    static const char *names[VAL_NTYPES] = {"void", "bool", "int", "float", "string",
+    static const char *const names[VAL_NTYPES] = {"void", "bool", "int", "float", "string",
                                             "tensor", "tuple", "dtype", "device", "function"};
     return t < VAL_NTYPES ? names[t] : "?";
 }

@@ -3,12 +3,15 @@
  *
  * The session starts on the device named by $KILN_DEVICE ("cpu", "sim" or "cuda"; the
  * CPU when unset, unknown or unusable — a missing GPU never stops a kernel from
- * starting), and eng_set_current_backend changes it (%device). "sim" is the simulator
+ * starting), and eng_set_current_backend changes it (%device). The choice is the
+ * running session's (its eng_ctx, engine/base/context.h): %device in one session leaves
+ * another where it was. "sim" is the simulator
  * backend: the CUDA backend's kernels on host memory, for tests. The engine knows the
  * backends by their eng_backend symbols alone (the dependency points from cpu/ and
  * cuda/ to engine/tensor/backend.h, never back).
  */
 #include "engine/tensor/backend.h"
+#include "engine/base/context.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,8 +29,6 @@ static const eng_backend *const linked[] = {
     &cuda_backend,
 #endif
 };
-
-static const eng_backend *current;
 
 const eng_backend *eng_backend_linked(const char *name)
 {
@@ -59,17 +60,18 @@ const eng_backend *eng_backend_named(const char *name, eng_error *err)
 
 const eng_backend *eng_current_backend(void)
 {
-    if (!current) {
+    eng_ctx *c = eng_ctx_current();
+    if (!c->device) {
         const char *env = getenv("KILN_DEVICE");
         const eng_backend *be = env && *env ? eng_backend_named(env, NULL) : NULL;
-        current = be ? be : &cpu_backend;
+        c->device = be ? be : &cpu_backend;
     }
-    return current;
+    return c->device;
 }
 
 void eng_set_current_backend(const eng_backend *be)
 {
-    current = be ? be : &cpu_backend;
+    eng_ctx_current()->device = be ? be : &cpu_backend;
 }
 
 void eng_human_bytes(char *buf, size_t len, double bytes)

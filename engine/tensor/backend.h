@@ -163,10 +163,10 @@ typedef struct eng_step_args {
  * The engine names them by their symbols only; it includes none of their headers. */
 extern const eng_backend cpu_backend;
 
-/* The backend new tensors are made on (the session's device): $KILN_DEVICE (cpu, sim,
- * cuda) at start, the CPU when unset or unavailable. */
+/* The backend new tensors are made on (the running session's device, held in its
+ * eng_ctx): $KILN_DEVICE (cpu, sim, cuda) at start, the CPU when unset or unusable. */
 const eng_backend *eng_current_backend(void);
-/* Makes be the session's device (%device). */
+/* Makes be the running session's device (%device). */
 void eng_set_current_backend(const eng_backend *be);
 /* The backend named "cpu", "sim" (the CUDA kernels on the simulator) or "cuda"; NULL
  * with err when this build or machine lacks it. */

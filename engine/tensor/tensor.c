@@ -8,13 +8,12 @@
  */
 #include "engine/tensor/tensor_impl.h"
 #include "engine/train/autograd.h"
+#include "engine/base/context.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-volatile int tensor_interrupt_flag;
 
 /* ---- dtypes ---- */
 
@@ -141,31 +140,19 @@ static int check_shape(const char *op, int ndim, const int64_t *shape, size_t es
 
 /* ---- placement: which backend new tensors are made on ---- */
 
-static const eng_backend *placement; /* innermost tensor_place, or NULL: the session's device */
-static tensor_oom_note_fn oom_note;  /* the session's "largest live tensors" writer */
-static void *oom_note_user;
-
+/* the scope and the note live in the running session's context (engine/base/context.h) */
 const eng_backend *tensor_place(const eng_backend *be)
 {
-    const eng_backend *prev = placement;
-    placement = be;
+    eng_ctx *c = eng_ctx_current();
+    const eng_backend *prev = c->placement;
+    c->placement = be;
     return prev;
 }
 
 const eng_backend *tensor_placement(void)
 {
-    return placement ? placement : eng_current_backend();
-}
-
-void tensor_set_oom_note(tensor_oom_note_fn fn, void *user)
-{
-    oom_note = fn;
-    oom_note_user = user;
-}
-
-void *tensor_oom_note_user(void)
-{
-    return oom_note_user;
+    const eng_backend *be = eng_ctx_current()->placement;
+    return be ? be : eng_current_backend();
 }
 
 /* the MemoryError of a failed allocation: on a device backend, what the allocator
@@ -177,8 +164,9 @@ static void oom_error(const eng_backend *be, tensor_dtype dt, int ndim, const in
     tensor_shape_str(ndim, shape, b, sizeof b);
     if (be->last_oom)
         be->last_oom(why, sizeof why);
-    if (oom_note)
-        oom_note(oom_note_user, be, live, sizeof live);
+    eng_ctx *c = eng_ctx_current();
+    if (c->oom_note)
+        c->oom_note(c->oom_note_user, be, live, sizeof live);
     if (be == &cpu_backend && !why[0]) {
         eng_fail(err, ERR_MEMORY, "out of memory for a %s tensor of shape %s", tensor_dtype_name(dt), b);
         return;

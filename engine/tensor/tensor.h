@@ -188,8 +188,8 @@ tensor *tensor_load_npy_mem(const void *buf, size_t len, const char *name, eng_e
 unsigned char *tensor_npy_encode(const tensor *t, size_t *len, eng_error *err); /* malloc'ed */
 tensor *tensor_load_idx(const char *path, eng_error *err); /* .gz or plain; u8 etc. */
 
-/* ---- interrupt ---- */
-/* Checked by long-running tensor work between chunks; set by eng_interrupt. */
-extern volatile int tensor_interrupt_flag;
+/* ---- interrupt ----
+ * Long-running tensor work checks the running session's flag between chunks:
+ * eng_ctx_interrupted() and eng_ctx_interrupt_flag() in engine/base/context.h. */
 
 #endif

@@ -38,12 +38,6 @@ tensor *tensor_empty_on(const eng_backend *be, tensor_dtype dt, int ndim, const 
  * op, each operand's device and the fix (x.to(...)). */
 const eng_backend *tensor_common_backend(const char *op, const tensor *const *ts, int n, eng_error *err);
 
-/* Out of memory on a device: the session's writer of "largest live tensors: a 1.0 GiB,
- * ..." for be into buf, added to the MemoryError (engine/lang/magic.c sets it). */
-typedef void (*tensor_oom_note_fn)(void *user, const eng_backend *be, char *buf, size_t n);
-void tensor_set_oom_note(tensor_oom_note_fn fn, void *user);
-void *tensor_oom_note_user(void);
-
 /* contiguous strides for shape into stride */
 void tensor_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride);
 

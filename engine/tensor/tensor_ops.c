@@ -660,7 +660,7 @@ tensor *tensor_cat(tensor *const *ts, int n, int dim, eng_error *err)
     int64_t shape[TENSOR_MAXDIM];
     memcpy(shape, t0->shape, sizeof shape);
     tensor_dtype dt = t0->dtype;
-    for (int i = 0; ag_grad_enabled && i < n; i++)
+    for (int i = 0; ag_grad_mode() && i < n; i++)
         if (ts[i]->requires_grad)
             return ag_cat(ts, n, dim, err);
     const eng_backend *be = tensor_common_backend("cat", (const tensor *const *)ts, n, err);

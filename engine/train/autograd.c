@@ -6,6 +6,7 @@
  * derivative (there is no erf op) and gather's scatter-add.
  */
 #include "engine/train/autograd.h"
+#include "engine/base/context.h"
 #include "engine/tensor/tensor_impl.h"
 #include "engine/train/nn.h"
 
@@ -13,8 +14,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-int ag_grad_enabled = 1;
-static int64_t live_nodes; /* for ag_live_nodes */
+/* grad mode and the node count are the running session's (engine/base/context.h) */
+int ag_grad_mode(void) { return eng_ctx_current()->grad_enabled; }
+
+int ag_set_grad_mode(int on)
+{
+    eng_ctx *c = eng_ctx_current();
+    int prev = c->grad_enabled;
+    c->grad_enabled = on != 0;
+    return prev;
+}
 
 typedef enum ag_kind {
     AG_UNARY,     /* op, p0, p1 */
@@ -54,7 +63,7 @@ typedef struct ag_node {
     tensor *in[];                /* the inputs, held by reference */
 } ag_node;
 
-int64_t ag_live_nodes(void) { return live_nodes; }
+int64_t ag_live_nodes(void) { return eng_ctx_current()->ag_live_nodes; }
 
 /* ---- life ---- */
 
@@ -65,27 +74,26 @@ static void node_free_now(ag_node *n)
     tensor_decref(n->saved);
     tensor_decref(n->gacc);
     free(n);
-    live_nodes--;
+    eng_ctx_current()->ag_live_nodes--;
 }
 
 /* Freeing a node drops its inputs, which may free their nodes: a work list instead of
  * recursion, so a chain of a million ops does not overflow the stack. */
 void ag_node_release(void *node)
 {
-    static ag_node *pending;
-    static int draining;
+    eng_ctx *c = eng_ctx_current(); /* the pending list is the session's */
     ag_node *n = node;
-    n->next_free = pending;
-    pending = n;
-    if (draining)
+    n->next_free = c->ag_pending;
+    c->ag_pending = n;
+    if (c->ag_draining)
         return;
-    draining = 1;
-    while (pending) {
-        ag_node *p = pending;
-        pending = p->next_free;
+    c->ag_draining = 1;
+    while (c->ag_pending) {
+        ag_node *p = c->ag_pending;
+        c->ag_pending = p->next_free;
         node_free_now(p);
     }
-    draining = 0;
+    c->ag_draining = 0;
 }
 
 int ag_refuse_inplace(const tensor *t, eng_error *err)
@@ -110,7 +118,7 @@ static ag_node *record(tensor **out_p, tensor *const *in, int nin, ag_kind kind,
         *out_p = NULL;
         return NULL;
     }
-    live_nodes++;
+    eng_ctx_current()->ag_live_nodes++;
     n->kind = kind;
     n->nin = nin;
     for (int i = 0; i < nin; i++) {
@@ -128,9 +136,9 @@ static ag_node *record(tensor **out_p, tensor *const *in, int nin, ag_kind kind,
 /* ---- the recording twins: run the op with grad mode off, then record ---- */
 
 #define RUN(call)                  \
-    ag_grad_enabled = 0;           \
+    ag_set_grad_mode(0);           \
     tensor *out = call;            \
-    ag_grad_enabled = 1
+    ag_set_grad_mode(1)
 
 tensor *ag_unary(op_id op, const tensor *x, double p0, double p1, eng_error *err)
 {
@@ -745,8 +753,7 @@ static int topo_sort(tensor *loss, tlist *order, eng_error *err)
         tensor *t; /* a tensor with a node */
         int next;  /* its next input to visit */
     } frame;
-    static unsigned stamp;
-    unsigned mark = ++stamp;
+    unsigned mark = ++eng_ctx_current()->ag_stamp;
     frame *st = malloc(sizeof *st * 64);
     int64_t sn = 0, scap = 64;
     if (!st)
@@ -809,8 +816,8 @@ int ag_backward(tensor *loss, eng_error *err)
         return eng_fail(err, ERR_VALUE,
                         "backward: the loss does not require grad (computed from no param, with grad mode "
                         "off, or its graph was freed by an earlier backward)");
-    int saved_mode = ag_grad_enabled, rc = -1;
-    ag_grad_enabled = 0;
+    int saved_mode = ag_grad_mode(), rc = -1;
+    ag_set_grad_mode(0);
     const eng_backend *prev_place = tensor_place(loss->storage->backend);
     tensor *one = tensor_full(loss->dtype, loss->ndim, loss->shape, 1.0, err);
     tensor_place(prev_place);
@@ -863,7 +870,7 @@ int ag_backward(tensor *loss, eng_error *err)
     release_graph(&order);
     rc = 0;
 out:
-    ag_grad_enabled = saved_mode;
+    ag_set_grad_mode(saved_mode);
     return rc;
 }
 
@@ -887,9 +894,9 @@ tensor *ag_param(tensor *t, eng_error *err)
 
 tensor *ag_detach(tensor *x, eng_error *err)
 {
-    int saved = ag_grad_enabled;
-    ag_grad_enabled = 0;
+    int saved = ag_grad_mode();
+    ag_set_grad_mode(0);
     tensor *v = tensor_expand(x, x->ndim, x->shape, err); /* a plain view of the same shape */
-    ag_grad_enabled = saved;
+    ag_set_grad_mode(saved);
     return v;
 }

@@ -11,17 +11,21 @@
  * starts with `if (AG_WANTS(x)) return ag_xxx(...)`; ag_xxx turns grad mode off, calls
  * the same function again (so internal helper calls record nothing), turns it back on
  * and records one node for the result. With nothing requiring grad that costs one
- * branch. Grad mode is global: the engine runs cells on one thread.
+ * branch. Grad mode belongs to the running session (its eng_ctx, engine/base/context.h):
+ * set_grad_enabled(false) in one session leaves another recording.
  */
 #ifndef KILN_AUTOGRAD_H
 #define KILN_AUTOGRAD_H
 
 #include "engine/tensor/tensor.h"
 
-extern int ag_grad_enabled; /* 1 by default; set_grad_enabled(false) clears it */
+/* The running session's grad mode: 1 at start; set_grad_enabled(false) clears it. */
+int ag_grad_mode(void);
+/* Sets it (0 or 1); returns the previous mode, to be put back with ag_set_grad_mode. */
+int ag_set_grad_mode(int on);
 
-#define AG_WANTS(t) (ag_grad_enabled && (t)->requires_grad)
-#define AG_WANTS2(a, b) (ag_grad_enabled && ((a)->requires_grad || (b)->requires_grad))
+#define AG_WANTS(t) ((t)->requires_grad && ag_grad_mode())
+#define AG_WANTS2(a, b) (((a)->requires_grad || (b)->requires_grad) && ag_grad_mode())
 
 /* ---- the language's built-ins ---- */
 /* marks t (float) as a leaf that requires a gradient; a new reference to it */

@@ -7,6 +7,7 @@
  * statistics, accuracy) runs with grad mode off, restored on every path.
  */
 #include "engine/train/nn.h"
+#include "engine/base/context.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -90,14 +91,14 @@ static int is_int_dtype(tensor_dtype dt) { return dt == DT_U8 || dt == DT_I32 ||
 tensor *nn_log_softmax(const tensor *x, int dim, eng_error *err)
 {
     nn_scope s = {0};
-    int d, saved = ag_grad_enabled;
+    int d, saved = ag_grad_mode();
     if (need_float(x, "log_softmax", "x", err) || (d = norm_dim(x, dim, "log_softmax", err)) < 0)
         return NULL;
     if (tensor_numel(x) == 0)
         return tensor_clone(x, err);
-    ag_grad_enabled = 0; /* the shift cancels: it needs no gradient */
+    ag_set_grad_mode(0); /* the shift cancels: it needs no gradient */
     tensor *m = keep(&s, tensor_reduce(OP_MAX, x, d, 1, err));
-    ag_grad_enabled = saved;
+    ag_set_grad_mode(saved);
     if (!m)
         goto fail;
     tensor *z = K(tensor_binary(OP_SUB, x, m, err));
@@ -140,10 +141,10 @@ static int check_labels(const tensor *logits, const tensor *labels, const char *
 static tensor *one_hot(const tensor *labels, int64_t C, tensor_dtype dt, int check, const char *who, eng_error *err)
 {
     nn_scope s = {0};
-    int saved = ag_grad_enabled;
+    int saved = ag_grad_mode();
     tensor *r = NULL;
     double lo = 0, hi = 0;
-    ag_grad_enabled = 0;
+    ag_set_grad_mode(0);
     if (check && tensor_numel(labels) > 0) {
         tensor *mn = K(tensor_reduce(OP_MIN, labels, TENSOR_ALLDIMS, 0, err));
         tensor *mx = K(tensor_reduce(OP_MAX, labels, TENSOR_ALLDIMS, 0, err));
@@ -163,10 +164,10 @@ static tensor *one_hot(const tensor *labels, int64_t C, tensor_dtype dt, int che
     tensor *col = K(tensor_unsqueeze(MUT(labels), 1, err));
     tensor *eq = K(tensor_binary(OP_EQ, col, cls, err));
     r = K(tensor_cast(eq, dt, err));
-    ag_grad_enabled = saved;
+    ag_set_grad_mode(saved);
     return finish(&s, r);
 fail:
-    ag_grad_enabled = saved;
+    ag_set_grad_mode(saved);
     drop(&s);
     return NULL;
 }
@@ -182,13 +183,13 @@ static int has_fused_xent(const tensor *logits, const tensor *labels)
 tensor *nn_xent_fused(const tensor *logits, const tensor *labels, int check, eng_error *err)
 {
     const eng_backend *be = logits->storage->backend;
-    int saved = ag_grad_enabled;
-    ag_grad_enabled = 0;
+    int saved = ag_grad_mode();
+    ag_set_grad_mode(0);
     tensor *xc = tensor_contiguous(MUT(logits), err), *lc = xc ? tensor_contiguous(MUT(labels), err) : NULL;
     tensor *rows = lc ? tensor_empty_on(be, logits->dtype, 1, logits->shape, err) : NULL, *r = NULL;
     if (rows && be->cross_entropy(rows, xc, lc, check, err) == 0)
         r = tensor_reduce(OP_MEAN, rows, TENSOR_ALLDIMS, 0, err);
-    ag_grad_enabled = saved;
+    ag_set_grad_mode(saved);
     tensor_decref(rows);
     tensor_decref(lc);
     tensor_decref(xc);
@@ -198,8 +199,8 @@ tensor *nn_xent_fused(const tensor *logits, const tensor *labels, int check, eng
 tensor *nn_xent_backward(const tensor *logits, const tensor *labels, const tensor *g, eng_error *err)
 {
     const eng_backend *be = logits->storage->backend;
-    int saved = ag_grad_enabled;
-    ag_grad_enabled = 0;
+    int saved = ag_grad_mode();
+    ag_set_grad_mode(0);
     tensor *xc = tensor_contiguous(MUT(logits), err), *lc = xc ? tensor_contiguous(MUT(labels), err) : NULL;
     tensor *gm = lc ? tensor_to(g, be, err) : NULL; /* a 0-d gradient: no read of its value */
     tensor *gc = !gm ? NULL : gm->dtype == logits->dtype ? (tensor_incref(gm), gm) : tensor_cast(gm, logits->dtype, err);
@@ -208,7 +209,7 @@ tensor *nn_xent_backward(const tensor *logits, const tensor *labels, const tenso
         tensor_decref(dx);
         dx = NULL;
     }
-    ag_grad_enabled = saved;
+    ag_set_grad_mode(saved);
     tensor_decref(gc);
     tensor_decref(gm);
     tensor_decref(lc);
@@ -249,15 +250,15 @@ int nn_label_range(const tensor *labels, int64_t *lo, int64_t *hi, eng_error *er
     *hi = -1;
     if (tensor_numel(labels) == 0)
         return 0;
-    int saved = ag_grad_enabled;
-    ag_grad_enabled = 0;
+    int saved = ag_grad_mode();
+    ag_set_grad_mode(0);
     double l = 0, h = 0;
     tensor *mn = tensor_reduce(OP_MIN, labels, TENSOR_ALLDIMS, 0, err);
     tensor *mx = mn ? tensor_reduce(OP_MAX, labels, TENSOR_ALLDIMS, 0, err) : NULL;
     int rc = mx && !tensor_item(mn, &l, err) && !tensor_item(mx, &h, err) ? 0 : -1;
     tensor_decref(mn);
     tensor_decref(mx);
-    ag_grad_enabled = saved;
+    ag_set_grad_mode(saved);
     *lo = (int64_t)l;
     *hi = (int64_t)h;
     return rc;
@@ -292,20 +293,20 @@ fail:
 tensor *nn_accuracy(const tensor *logits, const tensor *labels, eng_error *err)
 {
     nn_scope s = {0};
-    int saved = ag_grad_enabled;
+    int saved = ag_grad_mode();
     if (check_labels(logits, labels, "accuracy", err))
         return NULL;
     if (logits->shape[0] == 0)
         return fail_null(err, ERR_VALUE, "%s: empty batch (N = 0)", "accuracy");
-    ag_grad_enabled = 0;
+    ag_set_grad_mode(0);
     tensor *am = K(tensor_reduce(OP_ARGMAX, logits, 1, 0, err));
     tensor *eq = K(tensor_binary(OP_EQ, am, labels, err));
     tensor *f = K(tensor_cast(eq, DT_F32, err));
     tensor *r = K(tensor_reduce(OP_MEAN, f, TENSOR_ALLDIMS, 0, err));
-    ag_grad_enabled = saved;
+    ag_set_grad_mode(saved);
     return finish(&s, r);
 fail:
-    ag_grad_enabled = saved;
+    ag_set_grad_mode(saved);
     drop(&s);
     return NULL;
 }
@@ -389,59 +390,58 @@ static tensor *channel_view(const tensor *t, int ndim, eng_error *err)
 
 /* ---- the running-statistics journal (nn.h) ---- */
 
-static struct {
-    int open, n, cap;
-    tensor **live, **copy; /* references: the statistic, and its value at the first update */
-} journal;
-
+/* the journal is the running session's (engine/base/context.h): lr_find in one session
+ * journals nothing of another's */
 void nn_stats_journal_open(void)
 {
-    journal.open = 1;
+    eng_ctx_current()->bn_journal.open = 1;
 }
 
 /* a copy of t in the journal unless it has one already */
 static int journal_note(tensor *t, eng_error *err)
 {
-    if (!journal.open || !t)
+    eng_bn_journal *journal = &eng_ctx_current()->bn_journal;
+    if (!journal->open || !t)
         return 0;
-    for (int i = 0; i < journal.n; i++)
-        if (journal.live[i] == t)
+    for (int i = 0; i < journal->n; i++)
+        if (journal->live[i] == t)
             return 0;
-    if (journal.n == journal.cap) {
-        int cap = journal.cap ? 2 * journal.cap : 8;
-        tensor **l = realloc(journal.live, (size_t)cap * sizeof *l);
+    if (journal->n == journal->cap) {
+        int cap = journal->cap ? 2 * journal->cap : 8;
+        tensor **l = realloc(journal->live, (size_t)cap * sizeof *l);
         if (l)
-            journal.live = l;
-        tensor **c = l ? realloc(journal.copy, (size_t)cap * sizeof *c) : NULL;
+            journal->live = l;
+        tensor **c = l ? realloc(journal->copy, (size_t)cap * sizeof *c) : NULL;
         if (c)
-            journal.copy = c;
+            journal->copy = c;
         if (!l || !c)
             return eng_fail(err, ERR_MEMORY, "batch_norm: out of memory");
-        journal.cap = cap;
+        journal->cap = cap;
     }
     tensor *c = tensor_clone(t, err);
     if (!c)
         return -1;
     tensor_incref(t);
-    journal.live[journal.n] = t;
-    journal.copy[journal.n++] = c;
+    journal->live[journal->n] = t;
+    journal->copy[journal->n++] = c;
     return 0;
 }
 
 int nn_stats_journal_close(int restore, eng_error *err)
 {
-    int rc = 0, saved = ag_grad_enabled;
-    ag_grad_enabled = 0;
-    for (int i = 0; i < journal.n; i++) {
-        if (restore && !rc && tensor_assign(journal.live[i], journal.copy[i], err))
+    eng_bn_journal *journal = &eng_ctx_current()->bn_journal;
+    int rc = 0, saved = ag_grad_mode();
+    ag_set_grad_mode(0);
+    for (int i = 0; i < journal->n; i++) {
+        if (restore && !rc && tensor_assign(journal->live[i], journal->copy[i], err))
             rc = -1;
-        tensor_decref(journal.live[i]);
-        tensor_decref(journal.copy[i]);
+        tensor_decref(journal->live[i]);
+        tensor_decref(journal->copy[i]);
     }
-    ag_grad_enabled = saved;
-    free(journal.live);
-    free(journal.copy);
-    memset(&journal, 0, sizeof journal);
+    ag_set_grad_mode(saved);
+    free(journal->live);
+    free(journal->copy);
+    memset(journal, 0, sizeof *journal);
     return rc;
 }
 
@@ -449,14 +449,14 @@ tensor *nn_batch_norm(const tensor *x, const tensor *gamma, const tensor *beta, 
                       tensor *running_var, int training, double momentum, double eps, eng_error *err)
 {
     nn_scope s = {0};
-    int saved = ag_grad_enabled;
+    int saved = ag_grad_mode();
     if (need_float(x, "batch_norm", "x", err))
         return NULL;
     if (x->ndim != 2 && x->ndim != 4)
         return fail_null(err, ERR_SHAPE, "%s: x must be [N, C] or [N, C, H, W]", "batch_norm");
     int64_t C = x->shape[1];
     const tensor *chk[4] = {gamma, beta, running_mean, running_var};
-    static const char *names[4] = {"gamma", "beta", "running_mean", "running_var"};
+    static const char *const names[4] = {"gamma", "beta", "running_mean", "running_var"};
     for (int i = 0; i < 4; i++)
         if (chk[i] && (chk[i]->ndim != 1 || chk[i]->shape[0] != C)) {
             eng_fail(err, ERR_SHAPE, "batch_norm: %s must be [C] with C = %lld", names[i], (long long)C);
@@ -477,7 +477,7 @@ tensor *nn_batch_norm(const tensor *x, const tensor *gamma, const tensor *beta, 
         for (int i = 1; i < nd; i++)
             var = K(tensor_reduce(OP_MEAN, var, dims[i], 1, err));
         /* running statistics, in place and unrecorded */
-        ag_grad_enabled = 0;
+        ag_set_grad_mode(0);
         tensor *stats[2] = {running_mean, running_var}, *batch[2] = {mu, var};
         for (int i = 0; i < 2; i++) {
             if (!stats[i])
@@ -494,7 +494,7 @@ tensor *nn_batch_norm(const tensor *x, const tensor *gamma, const tensor *beta, 
             if (tensor_assign(stats[i], nv, err))
                 goto fail;
         }
-        ag_grad_enabled = saved;
+        ag_set_grad_mode(saved);
     } else {
         if (!running_mean || !running_var)
             return fail_null(err, ERR_VALUE, "%s: evaluation mode needs running_mean and running_var",
@@ -516,7 +516,7 @@ tensor *nn_batch_norm(const tensor *x, const tensor *gamma, const tensor *beta, 
     }
     return finish(&s, y);
 fail:
-    ag_grad_enabled = saved;
+    ag_set_grad_mode(saved);
     drop(&s);
     return NULL;
 }
@@ -630,12 +630,12 @@ tensor *nn_col2im(const tensor *cols, int64_t C, int64_t H, int64_t W, int kh, i
         return fail_null(err, ERR_RUNTIME, "col2im: the %s backend has no col2im", be->name);
     if (cols->ndim != 3)
         return fail_null(err, ERR_SHAPE, "%s: the columns must be [N, C*kh*kw, OH*OW]", "col2im");
-    int saved = ag_grad_enabled;
-    ag_grad_enabled = 0;
+    int saved = ag_grad_mode();
+    ag_set_grad_mode(0);
     int64_t is[4] = {cols->shape[0], C, H, W};
     tensor *cc = tensor_contiguous(MUT(cols), err);
     tensor *img = cc ? tensor_empty_on(be, cols->dtype, 4, is, err) : NULL;
-    ag_grad_enabled = saved;
+    ag_set_grad_mode(saved);
     if (img && be->col2im(img, cc, kh, kw, stride, pad, err) < 0) {
         tensor_decref(img);
         img = NULL;

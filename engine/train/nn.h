@@ -59,7 +59,7 @@ tensor *nn_batch_norm(const tensor *x, const tensor *gamma, const tensor *beta,
  * everything its steps changed: while it is open, nn_batch_norm keeps a copy of each
  * running statistic before its first in-place update. nn_stats_journal_close puts the
  * copies back when restore is set (-1 with err filled if that fails) and empties the
- * journal either way. One journal at a time (the engine runs on one thread). */
+ * journal either way. One journal per session, in its context (engine/base/context.h). */
 void nn_stats_journal_open(void);
 int nn_stats_journal_close(int restore, eng_error *err);
 /* x [N, C, H, W] → its kh x kw windows (stride, zero padding pad) as the columns

@@ -237,8 +237,8 @@ done:
 
 int opt_step(opt_state *o, double lr, eng_error *err)
 {
-    int saved = ag_grad_enabled, rc = 0;
-    ag_grad_enabled = 0;
+    int saved = ag_grad_mode(), rc = 0;
+    ag_set_grad_mode(0);
     o->steps++;
     double bc1 = 1 - pow(o->beta1, (double)o->steps), bc2 = 1 - pow(o->beta2, (double)o->steps);
     for (int i = 0; i < o->n && !rc; i++) {
@@ -251,7 +251,7 @@ int opt_step(opt_state *o, double lr, eng_error *err)
         }
         rc = o->kind == OPT_ADAMW ? adamw_param(o, i, lr, bc1, bc2, err) : sgd_param(o, i, lr, err);
     }
-    ag_grad_enabled = saved;
+    ag_set_grad_mode(saved);
     return rc;
 }
 
@@ -290,8 +290,8 @@ static tensor *clone_or_null(const tensor *t, int *failed, eng_error *err)
 
 opt_state *opt_snapshot(const opt_state *o, eng_error *err)
 {
-    int saved = ag_grad_enabled, failed = 0;
-    ag_grad_enabled = 0;
+    int saved = ag_grad_mode(), failed = 0;
+    ag_set_grad_mode(0);
     opt_state *s = calloc(1, sizeof *s);
     if (s) {
         *s = *o;
@@ -310,7 +310,7 @@ opt_state *opt_snapshot(const opt_state *o, eng_error *err)
         s->m[i] = clone_or_null(o->m[i], &failed, err);
         s->v[i] = clone_or_null(o->v[i], &failed, err);
     }
-    ag_grad_enabled = saved;
+    ag_set_grad_mode(saved);
     if (failed) {
         opt_free(s);
         return NULL;
@@ -333,8 +333,8 @@ static int restore_buf(tensor **dst, tensor *src, eng_error *err)
 
 int opt_restore(opt_state *o, const opt_state *snap, eng_error *err)
 {
-    int saved = ag_grad_enabled, rc = 0;
-    ag_grad_enabled = 0;
+    int saved = ag_grad_mode(), rc = 0;
+    ag_set_grad_mode(0);
     for (int i = 0; i < o->n && !rc; i++)
         rc = tensor_assign(o->params[i], snap->params[i], err) || restore_buf(&o->m[i], snap->m[i], err) ||
                      restore_buf(&o->v[i], snap->v[i], err)
@@ -349,72 +349,67 @@ int opt_restore(opt_state *o, const opt_state *snap, eng_error *err)
         o->wd_1d = snap->wd_1d;
         o->steps = snap->steps;
     }
-    ag_grad_enabled = saved;
+    ag_set_grad_mode(saved);
     opt_zero_grad(o);
     return rc;
 }
 
 /* ---- registry ---- */
 
-static opt_state **registry;
-static int nregistry, capregistry;
-
-static void registry_free(void)
+void opt_registry_clear(opt_registry *r)
 {
-    for (int i = 0; i < nregistry; i++)
-        opt_free(registry[i]);
-    free(registry);
-    registry = NULL;
-    nregistry = capregistry = 0;
+    for (int i = 0; i < r->n; i++)
+        opt_free(r->v[i]);
+    free(r->v);
+    r->v = NULL;
+    r->n = r->cap = 0;
 }
 
-static int registry_grow(int need)
+static int registry_grow(opt_registry *r, int need)
 {
-    if (need <= capregistry)
+    if (need <= r->cap)
         return 0;
-    int cap = capregistry ? 2 * capregistry : 16;
+    int cap = r->cap ? 2 * r->cap : 16;
     while (cap < need)
         cap *= 2;
-    opt_state **r = realloc(registry, (size_t)cap * sizeof *r);
-    if (!r)
+    opt_state **v = realloc(r->v, (size_t)cap * sizeof *v);
+    if (!v)
         return -1;
-    if (!registry)
-        atexit(registry_free);
-    for (int i = capregistry; i < cap; i++)
-        r[i] = NULL;
-    registry = r;
-    capregistry = cap;
+    for (int i = r->cap; i < cap; i++)
+        v[i] = NULL;
+    r->v = v;
+    r->cap = cap;
     return 0;
 }
 
-int opt_register(opt_state *o)
+int opt_register(opt_registry *r, opt_state *o)
 {
-    if (registry_grow(nregistry + 1)) {
+    if (registry_grow(r, r->n + 1)) {
         opt_free(o);
         return -1;
     }
-    registry[nregistry++] = o;
-    return nregistry;
+    r->v[r->n++] = o;
+    return r->n;
 }
 
-int opt_register_at(int64_t handle, opt_state *o, eng_error *err)
+int opt_register_at(opt_registry *r, int64_t handle, opt_state *o, eng_error *err)
 {
     if (handle < 1 || handle > 1 << 20) {
         opt_free(o);
         return eng_fail(err, ERR_VALUE, "optimiser handle %lld is out of range", (long long)handle);
     }
-    if (registry_grow((int)handle)) {
+    if (registry_grow(r, (int)handle)) {
         opt_free(o);
         return eng_fail(err, ERR_MEMORY, "optimiser: out of memory");
     }
-    opt_free(registry[handle - 1]);
-    registry[handle - 1] = o;
-    if (handle > nregistry)
-        nregistry = (int)handle;
+    opt_free(r->v[handle - 1]);
+    r->v[handle - 1] = o;
+    if (handle > r->n)
+        r->n = (int)handle;
     return 0;
 }
 
-int opt_max_handle(void) { return nregistry; }
+int opt_max_handle(const opt_registry *r) { return r->n; }
 
 const char *opt_kind_name(opt_kind k) { return k == OPT_ADAMW ? "adamw" : "sgd"; }
 
@@ -423,7 +418,7 @@ int opt_kind_from_name(const char *name)
     return !strcmp(name, "adamw") ? OPT_ADAMW : !strcmp(name, "sgd") ? OPT_SGD : -1;
 }
 
-opt_state *opt_lookup(int64_t handle)
+opt_state *opt_lookup(const opt_registry *r, int64_t handle)
 {
-    return handle >= 1 && handle <= nregistry ? registry[handle - 1] : NULL;
+    return handle >= 1 && handle <= r->n ? r->v[handle - 1] : NULL;
 }

@@ -8,8 +8,8 @@
  * where the backend has it, else in-place tensor ops.
  *
  * The language refers to an optimiser by an int handle (`int opt = adamw(w, b);`):
- * the registry below maps handles to optimisers for the life of the process (it is
- * freed at exit). %save writes every registered optimiser (its handle, kind,
+ * a registry maps handles to optimisers. Each session holds its own (eng_session's
+ * optims, freed with the session), so handle 1 of one session is not another's. %save writes every registered optimiser (its handle, kind,
  * hyperparameters, step count, parameters and moment buffers) and %load puts it back
  * under the same handle (engine/lang/session_file.c, docs/session-file.md).
  */
@@ -66,14 +66,21 @@ int opt_set(opt_state *o, const char *name, double value, eng_error *err);
 opt_state *opt_snapshot(const opt_state *o, eng_error *err);
 int opt_restore(opt_state *o, const opt_state *snap, eng_error *err);
 
-/* ---- the registry of handles ---- */
-int opt_register(opt_state *o); /* a handle > 0, or -1 on allocation failure (o is then freed) */
-opt_state *opt_lookup(int64_t handle);
+/* ---- the registry of handles (one per session; zero-initialised is empty) ---- */
+typedef struct opt_registry {
+    opt_state **v;   /* v[h - 1]: handle h's optimiser, or NULL */
+    int n, cap;      /* handles given (the largest so far), room in v */
+} opt_registry;
+/* a handle > 0, or -1 on allocation failure (o is then freed) */
+int opt_register(opt_registry *r, opt_state *o);
+opt_state *opt_lookup(const opt_registry *r, int64_t handle);
 /* Puts o under the given handle (%load), freeing an optimiser already there; later
  * opt_register calls give handles above it. 0, or -1 with err (o is then freed). */
-int opt_register_at(int64_t handle, opt_state *o, eng_error *err);
+int opt_register_at(opt_registry *r, int64_t handle, opt_state *o, eng_error *err);
 /* the largest handle given so far (0: none); opt_lookup of a lower one may be NULL */
-int opt_max_handle(void);
+int opt_max_handle(const opt_registry *r);
+/* frees every optimiser; r is empty again */
+void opt_registry_clear(opt_registry *r);
 /* "adamw" or "sgd", and back (-1 for an unknown name) */
 const char *opt_kind_name(opt_kind k);
 int opt_kind_from_name(const char *name);

@@ -76,7 +76,7 @@ static double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static int interrupted(eng_session *s) { return s->interrupt || tensor_interrupt_flag; }
+static int interrupted(eng_session *s) { return eng_ctx_flag_get(&s->ctx.interrupt) != 0; }
 
 /* model(x) as a new tensor reference */
 static tensor *call_model(eng_session *s, eng_func *model, tensor *x, eng_error *err)
@@ -160,7 +160,7 @@ static int gather_batch(tensor *x, tensor *y, tensor *perm, int64_t from, int64_
 static int train_step(eng_session *s, eng_func *model, opt_state *o, tensor *xb, tensor *yb, const int64_t *yr,
                       double lr, double *loss, tensor **log, int64_t slot, int64_t slots, eng_error *err)
 {
-    ag_grad_enabled = 1;
+    ag_set_grad_mode(1);
     tensor *logits = call_model(s, model, xb, err);
     if (!logits)
         return -1;
@@ -288,7 +288,7 @@ int train_lr_find(eng_session *s, eng_func *model, opt_state *o, tensor *x, tens
         return eng_fail(err, ERR_VALUE, "lr_find: batch size must be positive, got %lld", (long long)batch_size);
     if (batch_size > n)
         batch_size = n;
-    int saved_grad = ag_grad_enabled, rc = -1, nrec = 0;
+    int saved_grad = ag_grad_mode(), rc = -1, nrec = 0;
     tensor *pt = NULL; /* the permutation on the device */
     opt_state *snap = opt_snapshot(o, err);
     int64_t *perm = malloc((size_t)n * sizeof *perm);
@@ -337,7 +337,7 @@ int train_lr_find(eng_session *s, eng_func *model, opt_state *o, tensor *x, tens
     rc = 0;
 done:
     tensor_decref(pt);
-    ag_grad_enabled = saved_grad;
+    ag_set_grad_mode(saved_grad);
     if (snap) {
         eng_error rerr = {0};
         if (opt_restore(o, snap, rc ? &rerr : err))
@@ -374,8 +374,8 @@ static int evaluate(eng_session *s, eng_func *model, tensor *x, tensor *y, const
 {
     int64_t n = x->shape[0], bs = 1024;
     double lsum = 0, asum = 0;
-    int saved = ag_grad_enabled;
-    ag_grad_enabled = 0;
+    int saved = ag_grad_mode();
+    ag_set_grad_mode(0);
     int rc = 0;
     for (int64_t a = 0; a < n && !rc; a += bs) {
         int64_t b = a + bs < n ? a + bs : n;
@@ -393,7 +393,7 @@ static int evaluate(eng_session *s, eng_func *model, tensor *x, tensor *y, const
         tensor_decref(l);
         tensor_decref(ac);
     }
-    ag_grad_enabled = saved;
+    ag_set_grad_mode(saved);
     *loss = lsum / (double)n;
     *acc = asum / (double)n;
     return rc;
@@ -427,7 +427,6 @@ static void progress_text(char *buf, size_t cap, int64_t epoch, int64_t epochs, 
 int train_fit(eng_session *s, eng_func *model, opt_state *o, tensor *xtr, tensor *ytr, tensor *xval,
               tensor *yval, int64_t epochs, int64_t batch_size, double *val_acc, eng_error *err)
 {
-    static int fit_count;
     if (check_data("fit", xtr, ytr, err) || check_data("fit", xval, yval, err))
         return -1;
     if (epochs <= 0 || batch_size <= 0 || epochs > 1000000)
@@ -445,7 +444,7 @@ int train_fit(eng_session *s, eng_func *model, opt_state *o, tensor *xtr, tensor
     snprintf(line, sizeof line, "fit: one cycle to lr %.3g, %lld epochs, batch size %lld\n", max_lr,
              (long long)epochs, (long long)batch_size);
     eng_stream(s, 1, line, strlen(line));
-    snprintf(id, sizeof id, "kiln-fit-%d-%ld", ++fit_count, (long)time(NULL));
+    snprintf(id, sizeof id, "kiln-fit-%d-%ld", ++s->nfits, (long)time(NULL));
 
     int64_t nb = n / batch_size, total = epochs * nb, done = 0, cur = 1;
     int64_t *perm = malloc((size_t)n * sizeof *perm);
@@ -456,7 +455,7 @@ int train_fit(eng_session *s, eng_func *model, opt_state *o, tensor *xtr, tensor
         return eng_fail(err, ERR_MEMORY, "fit: out of memory");
     }
     int nhist = 0;
-    int saved_grad = ag_grad_enabled, rc = -1;
+    int saved_grad = ag_grad_mode(), rc = -1;
     int64_t yr[2], vr[2]; /* the labels' ranges: checked against C once, not per step */
     tensor *pt = NULL, *log = NULL; /* log: this epoch's step losses, on the device */
     double saved_beta1 = o->beta1, t0 = now_s(), last_shown = 0, avg = 0, sm = 0, lr = 0;
@@ -517,7 +516,7 @@ int train_fit(eng_session *s, eng_func *model, opt_state *o, tensor *xtr, tensor
 done:
     tensor_decref(pt);
     tensor_decref(log);
-    ag_grad_enabled = saved_grad;
+    ag_set_grad_mode(saved_grad);
     o->beta1 = saved_beta1;
     opt_zero_grad(o);
     free(perm);

@@ -81,7 +81,7 @@ static void gradcheck(const char *name, gradcheck_fn f, const void *ctx, int np,
     h = h ? h : 1e-6;
     for (int i = 0; i < np; i++)
         p[i] = must(ag_param(random_f64(nd[i], shape[i], positive), &err)), tensor_decref(p[i]);
-    ag_grad_enabled = 1;
+    ag_set_grad_mode(1);
     gradcheck_loss(f, ctx, p, &R, &loss);
     if (ag_backward(loss, &err) < 0) {
         fprintf(stderr, "gradcheck %s: backward failed: %s\n", name, err.msg);
@@ -90,7 +90,7 @@ static void gradcheck(const char *name, gradcheck_fn f, const void *ctx, int np,
     }
     tensor_decref(loss);
     loss = NULL;
-    ag_grad_enabled = 0;
+    ag_set_grad_mode(0);
     for (int i = 0; i < np; i++) {
         double *x = tensor_data_ptr(p[i]);
         if (!p[i]->grad) {
@@ -120,7 +120,7 @@ static void gradcheck(const char *name, gradcheck_fn f, const void *ctx, int np,
     }
     printf("  %-26s max rel error %.2e\n", name, worst);
 done:
-    ag_grad_enabled = 1;
+    ag_set_grad_mode(1);
     tensor_decref(loss);
     tensor_decref(R);
     for (int i = 0; i < np; i++)

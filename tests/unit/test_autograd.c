@@ -241,12 +241,12 @@ static void test_accumulate_and_modes(void)
     CHECK(ag_live_nodes() == 0);
 
     /* grad mode off: nothing recorded, and in-place updates allowed */
-    ag_grad_enabled = 0;
+    ag_set_grad_mode(0);
     l = quadratic_loss(w);
     CHECK(!l->requires_grad && !l->autograd && ag_live_nodes() == 0);
     tensor_decref(l);
     CHECK(tensor_binary_inplace(OP_SUB, w, w->grad, &err) == 0);
-    ag_grad_enabled = 1;
+    ag_set_grad_mode(1);
 
     /* in place with grad mode on: refused, with the advice */
     tensor *one = must(tensor_scalar(1.0, DT_F32, &err));

@@ -14,6 +14,7 @@
 
 #include "numeric/philox.h"
 #include "engine/tensor/backend.h"
+#include "engine/base/context.h"
 #include "tests/unit/check.h"
 
 
@@ -519,11 +520,11 @@ static void test_interrupt(void)
     eng_error e = {0};
     int64_t n = 1 << 20;
     tensor *a = tensor_full(DT_F32, 1, &n, 1, &e);
-    tensor_interrupt_flag = 1;
+    eng_ctx_current()->interrupt = 1; /* this thread's own context: no session runs here */
     eng_error e1 = {0}, e2 = {0};
     CHECK(tensor_binary(OP_ADD, a, a, &e1) == NULL && e1.kind == ERR_INTERRUPT);
     CHECK(tensor_reduce(OP_SUM, a, TENSOR_ALLDIMS, 0, &e2) == NULL && e2.kind == ERR_INTERRUPT);
-    tensor_interrupt_flag = 0;
+    eng_ctx_current()->interrupt = 0;
     tensor *b = tensor_binary(OP_ADD, a, a, &e);
     CHECK(b && tensor_get_flat(b, n - 1) == 2);
     tensor_decref(a);
