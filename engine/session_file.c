@@ -741,6 +741,8 @@ typedef struct staged_global {
     int type;             /* declared type: an index into type_names */
     value v;              /* owned; void for a function */
     const char *source;   /* a function's source (borrowed), else NULL */
+    char *alias;          /* a variable holding a function of another name (auto f = sq;):
+                             that name (malloc'ed), bound once the functions are defined */
 } staged_global;
 
 typedef struct staged_opt {
@@ -810,7 +812,7 @@ static int type_fits(int type, const char *kind)
     for (size_t i = 0; i < sizeof strict / sizeof strict[0]; i++)
         if (!strcmp(type_names[type], strict[i]))
             return !strcmp(kind, strict[i]);
-    return strcmp(kind, "function") != 0;
+    return 1;
 }
 
 /* one non-function global's value from its manifest entry */
@@ -869,9 +871,7 @@ static int stage_value(load_ctx *L, const jv *e, const char *name, const char *k
         v.as.tup = tup;
     } else
         return eng_fail(err, ERR_VALUE, "cannot restore a %s from this entry", kind);
-    if (!strcmp(kind, "tensor"))
-        ; /* counted above */
-    else
+    if (v.type != VAL_TENSOR)
         L->nvalues++;
     *out = v;
     return 0;
@@ -908,10 +908,11 @@ static const char *stmt_name(const ast *n)
     }
 }
 
-/* A source that must be exactly one definition: the function (kernel 0) or the
- * kernel (kernel 1, is_global its kind) named name. entry names it in messages. */
+/* A source that must be exactly one definition: of a function (kernel 0), or of the
+ * kernel (kernel 1, is_global its kind) named name. A function's name may be any (name
+ * NULL): it goes into defined (256 bytes). entry names the source in messages. */
 static int check_definition(const load_ctx *L, const char *entry, const char *name, const char *src, int kernel,
-                            int is_global, eng_error *err)
+                            int is_global, char *defined, eng_error *err)
 {
     ast_cell cell;
     eng_error perr[1];
@@ -929,18 +930,21 @@ static int check_definition(const load_ctx *L, const char *entry, const char *na
             int want = kernel ? AST_KERNEL : AST_FUNC;
             const char *got = kernel ? n->name : n->str;
             int glen = kernel ? n->nlen : n->slen;
-            if (i == 0 && (int)n->kind == want && glen == (int)strlen(name) && !memcmp(got, name, (size_t)glen) &&
-                (!kernel || (n->ival == 1) == is_global))
+            int named = !name || (glen == (int)strlen(name) && !memcmp(got, name, (size_t)glen));
+            if (i == 0 && (int)n->kind == want && named && (!kernel || (n->ival == 1) == is_global)) {
+                if (defined)
+                    snprintf(defined, 256, "%.*s", glen < 255 ? glen : 255, got);
                 continue;
+            }
             excerpt_at(ex, sizeof ex, cell.src, n->line, n->col);
             if (i == 0 && (int)n->kind == want)
                 rc = load_fail(L, err, ERR_VALUE, "%s: its source defines %s %.*s, not %s", entry,
-                               kernel ? (n->ival == 1 ? "__global__" : "__device__") : "function", glen, got, name);
+                               n->ival == 1 ? "__global__" : "__device__", glen, got, name);
             else
                 rc = load_fail(L, err, ERR_VALUE,
-                               "%s: refused %s at %d:%d (%s): a session file's %s source may only define %s %s, "
+                               "%s: refused %s at %d:%d (%s): a session file's %s source may only define %s, "
                                "and nothing in it may run at load", entry, stmt_name(n), n->line, n->col, ex,
-                               kernel ? "kernel" : "function", kernel ? "the kernel" : "the function", name);
+                               kernel ? "kernel" : "function", kernel ? "that kernel" : "one function");
         }
     }
     if (cell.arena)
@@ -985,8 +989,10 @@ static int check_kernel_directives(const load_ctx *L, const char *entry, const c
 
 static void load_ctx_free(load_ctx *L)
 {
-    for (int i = 0; i < L->ng; i++)
+    for (int i = 0; i < L->ng; i++) {
         value_decref(L->g[i].v);
+        free(L->g[i].alias);
+    }
     free(L->g);
     for (int i = 0; i < L->nopts; i++)
         opt_free(L->opts[i].o);
@@ -1156,10 +1162,18 @@ static int stage_globals(load_ctx *L, const jv *globals, eng_error *err)
         g->v = value_void();
         if (!strcmp(kind, "function")) {
             const char *src = jstr(e, "source");
+            char defined[256];
             if (!src)
                 return load_fail(L, err, ERR_VALUE, "%s: a function without its source", entry);
-            if (check_definition(L, entry, name, src, 0, 0, err))
+            if (check_definition(L, entry, NULL, src, 0, 0, defined, err))
                 return -1;
+            if (strcmp(defined, name)) { /* auto f = sq;: f refers to the file's sq */
+                if (!(g->alias = strdup(defined)))
+                    return load_fail(L, err, ERR_MEMORY, "out of memory");
+                L->nfuncs++;
+                L->ng++;
+                continue;
+            }
             g->source = src;
             bb_put(&L->funcs, src, strlen(src));
             bb_put(&L->funcs, "\n", 1);
@@ -1167,6 +1181,14 @@ static int stage_globals(load_ctx *L, const jv *globals, eng_error *err)
         } else if (stage_value(L, e, name, kind, &g->v, err))
             return load_wrap(L, err, entry);
         L->ng++;
+    }
+    for (int i = 0; i < L->ng; i++) { /* an alias names a function the file defines */
+        int found = 0;
+        for (int j = 0; L->g[i].alias && j < L->ng && !found; j++)
+            found = L->g[j].source && !strcmp(L->g[j].name, L->g[i].alias);
+        if (L->g[i].alias && !found)
+            return load_fail(L, err, ERR_NAME, "globals[%d] %s: holds the function %s, which the file does not define",
+                             i, quoted(q, sizeof q, L->g[i].name), L->g[i].alias);
     }
     return L->funcs.oom ? load_fail(L, err, ERR_MEMORY, "out of memory") : 0;
 }
@@ -1221,7 +1243,7 @@ static int stage_kernels(load_ctx *L, const jv *kernels, eng_error *err)
         long ln = line ? strtol(line, NULL, 10) : 1;
         if (ln < 1 || ln > 100000000)
             return load_fail(L, err, ERR_VALUE, "%s: line %s is out of range", entry, line);
-        if (check_definition(L, entry, name, src, 1, is_global, err) || check_kernel_directives(L, entry, src, err))
+        if (check_definition(L, entry, name, src, 1, is_global, NULL, err) || check_kernel_directives(L, entry, src, err))
             return -1;
         L->k[L->nk++] = (staged_kernel){name, src, cell ? cell : L->path, is_global, (int)ln};
     }
@@ -1260,7 +1282,7 @@ static int check_in_scratch(eng_session *s, load_ctx *L, eng_error *err)
             load_fail(L, err, ERR_MEMORY, "out of memory");
             goto out;
         }
-        value_decref(x->globals[xg].v);
+        value_decref(x->globals[xg].v); /* an alias is void here: its function is in the cell checked */
         value_incref(L->g[i].v);
         x->globals[xg].v = L->g[i].v;
         x->globals[xg].type = (ast_type)L->g[i].type;
@@ -1330,7 +1352,7 @@ static int commit(eng_session *s, load_ctx *L, const jv *root, eng_error *err)
             goto out;
     }
     for (int i = 0; i < L->ng; i++)
-        if (!L->g[i].source) {
+        if (!L->g[i].source && !L->g[i].alias) {
             bind_global(s, index[i], L->g[i].type, L->g[i].v);
             L->g[i].v = value_void();
         }
@@ -1342,6 +1364,13 @@ static int commit(eng_session *s, load_ctx *L, const jv *root, eng_error *err)
         eng_compiled_free(c);
         if (r)
             goto out;
+    }
+    for (int i = 0; i < L->ng; i++) { /* auto f = sq;: now that sq is defined */
+        int fg = L->g[i].alias ? eng_global_find(s, L->g[i].alias, (int)strlen(L->g[i].alias)) : -1;
+        if (fg >= 0 && s->globals[fg].v.type == VAL_FUNC) {
+            value_incref(s->globals[fg].v);
+            bind_global(s, index[i], L->g[i].type, s->globals[fg].v);
+        }
     }
     jv *rng = jget(root, "rng");
     const char *seed = jstr(rng, "seed"), *off = jstr(rng, "offset");

@@ -116,11 +116,22 @@ class TestLoadRunsNoCode(SessionFileCase):
         self.refused(bad, "refused a magic")
 
     def test_function_source_defining_another_name_is_refused(self):
-        def edit(m):
+        def edit(m):  # read as a variable holding a function of the file (auto f = g;): there is none
             entry(m, "vsq")["source"] = "float vother(float v) { return v; }"
             return m
         bad = rewrite(self.saved, os.path.join(self.dir, "other.npz"), edit)
-        self.refused(bad, "defines function vother, not vsq")
+        self.refused(bad, '"vsq"', "holds the function vother, which the file does not define")
+        self.assertEqual(run(self.kc, "vother").status, "error")
+
+    def test_variable_holding_a_function_comes_back(self):
+        path = os.path.join(self.dir, "alias.npz")
+        self.assertEqual(run(self.kc, "auto valias = vsq;").status, "ok")
+        self.assertEqual(run(self.kc, f"%save {path}").status, "ok")
+        self.assertEqual(run(self.kc, "float vsq(float v) { return -v; }").status, "ok")
+        r = self.attack(f"%load {path}")
+        self.assertEqual(r.status, "ok", r.outputs)
+        self.assertEqual(run(self.kc, "vsq(3.0)").result, "9.0")
+        self.assertEqual(run(self.kc, "valias").result, run(self.kc, "vsq").result)
 
     def test_kernel_with_extra_code_or_include_is_refused(self):
         def extra(m):
