@@ -415,6 +415,26 @@ static int builtin_is_pure(const char *name)
     return 0;
 }
 
+/* what a built-in that is not pure would do, for the message */
+static const char *builtin_effect(const char *name)
+{
+    static const char *const out = " print printf fprintf display update_display clear_output plot scatter hist "
+                                   "imshow imgrid ",
+                      *rng = " rand randn randint dropout kaiming kaiming_uniform xavier seed ",
+                      *files = " load_npy save_npy load_idx ";
+    char word[64];
+    snprintf(word, sizeof word, " %s ", name);
+    if (strstr(out, word))
+        return "writes output";
+    if (strstr(rng, word))
+        return "uses the session's random generator";
+    if (strstr(files, word))
+        return "uses files";
+    if (!strcmp(name, "input"))
+        return "asks the user";
+    return "changes the session's state (parameters, gradients, optimisers, grad mode or statistics)";
+}
+
 /* The first node under n (checked) that could change the session: its error in *e. */
 static ast *impure_node(ast *n, eng_error *e)
 {
@@ -440,8 +460,8 @@ static ast *impure_node(ast *n, eng_error *e)
         }
         const eng_builtin *b = callee->res == RES_BUILTIN ? eng_builtin_at(callee->slot) : NULL;
         if (!b || !builtin_is_pure(b->name)) {
-            eng_fail(e, ERR_VALUE, "user_expressions call only built-ins without side effects; %s() %s",
-                     b ? b->name : "this", "prints, shows, draws random numbers, uses files or changes state");
+            eng_fail(e, ERR_VALUE, "user_expressions call only built-ins without side effects: %s() %s",
+                     b ? b->name : "this", b ? builtin_effect(b->name) : "is not one");
             return n;
         }
         if (callee->kind == AST_MEMBER) { /* x.f(args): x is evaluated too */
