@@ -767,7 +767,55 @@ typedef struct load_ctx {
     int nk;
     bbuf funcs;                 /* the functions' sources as one cell */
     int ntensors, nvalues, nfuncs;
+    struct name_ref *byname;    /* the globals sorted by name, for lookups (ng of them) */
 } load_ctx;
+
+/* a name and the index of its entry: sorted, for duplicates and lookups in O(n log n) */
+typedef struct name_ref {
+    const char *name;
+    int idx;
+} name_ref;
+
+static int name_ref_cmp(const void *a, const void *b)
+{
+    const name_ref *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    return c ? c : (x->idx > y->idx) - (x->idx < y->idx);
+}
+
+/* names sorted by (name, index) in a new array; *dup_a < *dup_b get the entries of the
+ * first name found twice, or -1. NULL when out of memory. */
+static name_ref *sort_names(const char *const *names, size_t stride, int n, int *dup_a, int *dup_b)
+{
+    name_ref *r = malloc(sizeof *r * (size_t)(n + 1));
+    *dup_a = *dup_b = -1;
+    if (!r)
+        return NULL;
+    for (int i = 0; i < n; i++)
+        r[i] = (name_ref){*(const char *const *)((const char *)names + stride * (size_t)i), i};
+    qsort(r, (size_t)n, sizeof *r, name_ref_cmp);
+    for (int i = 1; i < n && *dup_a < 0; i++)
+        if (!strcmp(r[i - 1].name, r[i].name)) {
+            *dup_a = r[i - 1].idx;
+            *dup_b = r[i].idx;
+        }
+    return r;
+}
+
+/* the index of the staged global named name, or -1 */
+static int find_staged(const load_ctx *L, const char *name)
+{
+    name_ref key = {name, -1};
+    int lo = 0, hi = L->ng;
+    while (lo < hi) { /* the first entry not below (name, -1) */
+        int mid = (lo + hi) / 2;
+        if (name_ref_cmp(&L->byname[mid], &key) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < L->ng && !strcmp(L->byname[lo].name, name) ? L->byname[lo].idx : -1;
+}
 
 /* "%load: 'PATH': " + message + "; nothing was loaded" */
 static int load_fail(const load_ctx *L, eng_error *err, eng_errkind kind, const char *fmt, ...)
@@ -998,16 +1046,15 @@ static void load_ctx_free(load_ctx *L)
         opt_free(L->opts[i].o);
     free(L->opts);
     free(L->k);
+    free(L->byname);
     free(L->funcs.p);
 }
 
 /* the staged global tensor named name, or NULL */
 static tensor *staged_tensor(const load_ctx *L, const char *name)
 {
-    for (int i = 0; i < L->ng; i++)
-        if (!strcmp(L->g[i].name, name))
-            return L->g[i].v.type == VAL_TENSOR ? L->g[i].v.as.t : NULL;
-    return NULL;
+    int i = find_staged(L, name);
+    return i >= 0 && L->g[i].v.type == VAL_TENSOR ? L->g[i].v.as.t : NULL;
 }
 
 /* a stored member as a tensor of dtype want (-1: as stored) */
@@ -1151,9 +1198,6 @@ static int stage_globals(load_ctx *L, const jv *globals, eng_error *err)
         snprintf(entry, sizeof entry, "globals[%d] %s", i, quoted(q, sizeof q, name));
         if ((why = name_problem(name, 1)))
             return load_fail(L, err, ERR_NAME, "%s: refused the name: it is %s", entry, why);
-        for (int j = 0; j < L->ng; j++)
-            if (!strcmp(L->g[j].name, name))
-                return load_fail(L, err, ERR_NAME, "%s: the name is also globals[%d]", entry, j);
         if (!type_fits(type, kind))
             return load_fail(L, err, ERR_TYPE, "%s: declared %s but holds a %s", entry, type_names[type], kind);
         staged_global *g = &L->g[L->ng];
@@ -1182,11 +1226,15 @@ static int stage_globals(load_ctx *L, const jv *globals, eng_error *err)
             return load_wrap(L, err, entry);
         L->ng++;
     }
+    int da, db;
+    if (!(L->byname = sort_names(&L->g[0].name, sizeof *L->g, L->ng, &da, &db)))
+        return load_fail(L, err, ERR_MEMORY, "out of memory");
+    if (da >= 0)
+        return load_fail(L, err, ERR_NAME, "globals[%d] %s: the name is also globals[%d]", db,
+                         quoted(q, sizeof q, L->g[db].name), da);
     for (int i = 0; i < L->ng; i++) { /* an alias names a function the file defines */
-        int found = 0;
-        for (int j = 0; L->g[i].alias && j < L->ng && !found; j++)
-            found = L->g[j].source && !strcmp(L->g[j].name, L->g[i].alias);
-        if (L->g[i].alias && !found)
+        int j = L->g[i].alias ? find_staged(L, L->g[i].alias) : -1;
+        if (L->g[i].alias && (j < 0 || !L->g[j].source))
             return load_fail(L, err, ERR_NAME, "globals[%d] %s: holds the function %s, which the file does not define",
                              i, quoted(q, sizeof q, L->g[i].name), L->g[i].alias);
     }
@@ -1230,9 +1278,6 @@ static int stage_kernels(load_ctx *L, const jv *kernels, eng_error *err)
         snprintf(entry, sizeof entry, "kernels[%d] %s", i, quoted(q, sizeof q, name));
         if ((why = name_problem(name, 0)))
             return load_fail(L, err, ERR_NAME, "%s: refused the name: it is %s", entry, why);
-        for (int j = 0; j < L->nk; j++)
-            if (!strcmp(L->k[j].name, name))
-                return load_fail(L, err, ERR_NAME, "%s: the name is also kernels[%d]", entry, j);
         int is_global = !strcmp(kind, "__global__");
         if (!is_global && strcmp(kind, "__device__"))
             return load_fail(L, err, ERR_VALUE, "%s: kind %s is neither __global__ nor __device__", entry,
@@ -1247,6 +1292,14 @@ static int stage_kernels(load_ctx *L, const jv *kernels, eng_error *err)
             return -1;
         L->k[L->nk++] = (staged_kernel){name, src, cell ? cell : L->path, is_global, (int)ln};
     }
+    int da, db;
+    name_ref *r = sort_names(&L->k[0].name, sizeof *L->k, L->nk, &da, &db);
+    free(r);
+    if (!r)
+        return load_fail(L, err, ERR_MEMORY, "out of memory");
+    if (da >= 0)
+        return load_fail(L, err, ERR_NAME, "kernels[%d] %s: the name is also kernels[%d]", db,
+                         quoted(q, sizeof q, L->k[db].name), da);
     return 0;
 }
 

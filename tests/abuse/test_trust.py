@@ -229,6 +229,15 @@ class TestLoadIsAllOrNothing(SessionFileCase):
         r = run(self.kc, "zeros(2)")  # the built-in still works
         self.assertEqual(r.result, "[0., 0.]")
 
+    def test_duplicate_name_changes_nothing(self):
+        def edit(m):
+            g = m["globals"]
+            g[0]["value"] = 1
+            g.insert(2, dict(g[0]))
+            return m
+        bad = rewrite(self.saved, os.path.join(self.dir, "dup.npz"), edit)
+        self.refused(bad, 'globals[2] "abuse_sentinel"', "the name is also globals[0]")
+
     def test_good_file_loads_everything(self):
         r = self.attack(f"%load {self.saved}")
         self.assertEqual(r.status, "ok", r.outputs)
