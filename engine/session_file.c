@@ -1,7 +1,6 @@
-/* session_file.c — %save and %load: the session as a .npz archive (stored zip members,
- * CRC32 from zlib) of NAME.npy tensors plus a hand-written JSON manifest, __kiln__.json.
- * The engine does not depend on a JSON library: the writer and the small reader of
- * the manifest are here. Format: docs/session-file.md. */
+/* session_file.c — %save and %load: the session as a .npz archive of NAME.npy tensors
+ * plus a hand-written JSON manifest, __kiln__.json (the container and the manifest's
+ * reader: engine/session_npz.c). Format and %load's checks: docs/session-file.md. */
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -9,350 +8,32 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
 #include "engine/backend.h"
 #include "engine/interp.h"
 #include "engine/kernels.h"
 #include "engine/optim.h"
 #include "engine/session_file.h"
+#include "engine/session_npz.h"
 #include "engine/strbuf.h"
 #include "engine/tensor_impl.h"
 
 #define MANIFEST "__kiln__.json"
 #define FORMAT_VERSION 2
 
-/* ---- a growable byte buffer (engine/strbuf.h) ---- */
+/* short names for the container and the manifest reader (engine/session_npz.h) */
 typedef strbuf bbuf;
 #define bb_put strbuf_put
 #define bb_printf strbuf_printf
-
-static void bb_u16(bbuf *b, unsigned v)
-{
-    unsigned char x[2] = {(unsigned char)v, (unsigned char)(v >> 8)};
-    bb_put(b, x, 2);
-}
-
-static void bb_u32(bbuf *b, unsigned long v)
-{
-    unsigned char x[4] = {(unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16),
-                          (unsigned char)(v >> 24)};
-    bb_put(b, x, 4);
-}
-
-static void json_string(bbuf *b, const char *s, size_t n)
-{
-    bb_put(b, "\"", 1);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') {
-            bb_put(b, "\\", 1);
-            bb_put(b, &c, 1);
-        } else if (c == '\n')
-            bb_put(b, "\\n", 2);
-        else if (c == '\t')
-            bb_put(b, "\\t", 2);
-        else if (c < 32)
-            bb_printf(b, "\\u%04x", c);
-        else
-            bb_put(b, &c, 1);
-    }
-    bb_put(b, "\"", 1);
-}
-
-/* ---- the zip container (stored members, no zip64) ---- */
-typedef struct zmember {
-    char *name;           /* malloc'ed */
-    unsigned long crc;    /* CRC32 of the data */
-    size_t size;          /* bytes of data */
-    size_t offset;        /* of its local header */
-} zmember;
-
-static int zip_add(bbuf *zip, zmember *m, const char *name, const unsigned char *data, size_t size,
-                   eng_error *err)
-{
-    if (size > 0xffffffffu || zip->len > 0xffffffffu)
-        return eng_fail(err, ERR_VALUE, "%%save: '%s' is over 4 GiB; the session file has no zip64 yet", name);
-    m->name = strdup(name);
-    if (!m->name)
-        return eng_fail(err, ERR_MEMORY, "%%save: out of memory");
-    m->crc = crc32(crc32(0L, Z_NULL, 0), data, (uInt)size);
-    m->size = size;
-    m->offset = zip->len;
-    bb_u32(zip, 0x04034b50);
-    bb_u16(zip, 20);     /* version needed */
-    bb_u16(zip, 0);      /* flags */
-    bb_u16(zip, 0);      /* stored */
-    bb_u16(zip, 0);      /* time */
-    bb_u16(zip, 0x21);   /* date: 1980-01-01 */
-    bb_u32(zip, m->crc);
-    bb_u32(zip, (unsigned long)size);
-    bb_u32(zip, (unsigned long)size);
-    bb_u16(zip, (unsigned)strlen(name));
-    bb_u16(zip, 0);
-    bb_put(zip, name, strlen(name));
-    bb_put(zip, data, size);
-    return zip->oom ? eng_fail(err, ERR_MEMORY, "%%save: out of memory") : 0;
-}
-
-static void zip_finish(bbuf *zip, const zmember *ms, int n)
-{
-    size_t cd = zip->len;
-    for (int i = 0; i < n; i++) {
-        bb_u32(zip, 0x02014b50);
-        bb_u16(zip, 20);
-        bb_u16(zip, 20);
-        bb_u16(zip, 0);
-        bb_u16(zip, 0);
-        bb_u16(zip, 0);
-        bb_u16(zip, 0x21);
-        bb_u32(zip, ms[i].crc);
-        bb_u32(zip, (unsigned long)ms[i].size);
-        bb_u32(zip, (unsigned long)ms[i].size);
-        bb_u16(zip, (unsigned)strlen(ms[i].name));
-        bb_u16(zip, 0); /* extra */
-        bb_u16(zip, 0); /* comment */
-        bb_u16(zip, 0); /* disk */
-        bb_u16(zip, 0); /* internal attributes */
-        bb_u32(zip, 0); /* external attributes */
-        bb_u32(zip, (unsigned long)ms[i].offset);
-        bb_put(zip, ms[i].name, strlen(ms[i].name));
-    }
-    size_t cdsize = zip->len - cd;
-    bb_u32(zip, 0x06054b50);
-    bb_u16(zip, 0);
-    bb_u16(zip, 0);
-    bb_u16(zip, (unsigned)n);
-    bb_u16(zip, (unsigned)n);
-    bb_u32(zip, (unsigned long)cdsize);
-    bb_u32(zip, (unsigned long)cd);
-    bb_u16(zip, 0);
-}
-
-static unsigned rd16(const unsigned char *p) { return (unsigned)p[0] | (unsigned)p[1] << 8; }
-static unsigned long rd32(const unsigned char *p)
-{
-    return (unsigned long)p[0] | (unsigned long)p[1] << 8 | (unsigned long)p[2] << 16 | (unsigned long)p[3] << 24;
-}
-
-/* finds member name in the archive; returns its data (inside buf) or NULL */
-static const unsigned char *zip_find(const unsigned char *buf, size_t len, const char *name, size_t *size)
-{
-    if (len < 22)
-        return NULL;
-    size_t e = len - 22;
-    for (;; e--) {
-        if (rd32(buf + e) == 0x06054b50)
-            break;
-        if (e == 0 || len - e > 22 + 65535)
-            return NULL;
-    }
-    size_t n = rd16(buf + e + 10), p = rd32(buf + e + 16);
-    size_t nlen_want = strlen(name);
-    for (size_t i = 0; i < n; i++) {
-        if (p + 46 > len || rd32(buf + p) != 0x02014b50)
-            return NULL;
-        size_t nl = rd16(buf + p + 28), xl = rd16(buf + p + 30), cl = rd16(buf + p + 32);
-        if (p + 46 + nl > len)
-            return NULL;
-        if (nl == nlen_want && !memcmp(buf + p + 46, name, nl)) {
-            unsigned method = rd16(buf + p + 10);
-            size_t csize = rd32(buf + p + 20), off = rd32(buf + p + 42);
-            if (method != 0 || off + 30 > len)
-                return NULL;
-            size_t data = off + 30 + rd16(buf + off + 26) + rd16(buf + off + 28);
-            if (data + csize > len)
-                return NULL;
-            *size = csize;
-            return buf + data;
-        }
-        p += 46 + nl + xl + cl;
-    }
-    return NULL;
-}
-
-/* ---- a small JSON reader for the manifest ---- */
-typedef struct jv {
-    char kind;            /* 'o' object, 'a' array, 's' string, 'n' number, 't', 'f', 'z' null */
-    char *str;            /* string value, or the number's text (malloc'ed) */
-    int n;                /* items of an object or array */
-    char **keys;          /* object keys */
-    struct jv **items;    /* values */
-} jv;
-
-static void jv_free(jv *v)
-{
-    if (!v)
-        return;
-    for (int i = 0; i < v->n; i++) {
-        if (v->keys)
-            free(v->keys[i]);
-        jv_free(v->items[i]);
-    }
-    free(v->keys);
-    free(v->items);
-    free(v->str);
-    free(v);
-}
-
-static void jskip(const char **p)
-{
-    while (**p == ' ' || **p == '\n' || **p == '\t' || **p == '\r')
-        (*p)++;
-}
-
-static char *jstring(const char **p)
-{
-    if (**p != '"')
-        return NULL;
-    (*p)++;
-    bbuf b = {0};
-    bb_put(&b, "", 0);
-    while (**p && **p != '"') {
-        char c = *(*p)++;
-        if (c == '\\') {
-            char e = *(*p)++;
-            switch (e) {
-            case 'n': c = '\n'; break;
-            case 't': c = '\t'; break;
-            case 'r': c = '\r'; break;
-            case 'b': c = '\b'; break;
-            case 'f': c = '\f'; break;
-            case 'u': {
-                unsigned u = 0;
-                for (int k = 0; k < 4 && **p; k++, (*p)++)
-                    u = u * 16 + (unsigned)((**p <= '9') ? **p - '0' : ((**p | 32) - 'a' + 10));
-                if (u < 0x80)
-                    c = (char)u;
-                else { /* the writer only escapes control characters; keep others as UTF-8 */
-                    unsigned char u8[3];
-                    int k = 0;
-                    if (u < 0x800) {
-                        u8[k++] = (unsigned char)(0xc0 | u >> 6);
-                    } else {
-                        u8[k++] = (unsigned char)(0xe0 | u >> 12);
-                        u8[k++] = (unsigned char)(0x80 | ((u >> 6) & 0x3f));
-                    }
-                    u8[k++] = (unsigned char)(0x80 | (u & 0x3f));
-                    bb_put(&b, u8, (size_t)k);
-                    continue;
-                }
-                break;
-            }
-            case 0: free(b.p); return NULL;
-            default: c = e; break;
-            }
-        }
-        bb_put(&b, &c, 1);
-    }
-    if (**p != '"' || b.oom) {
-        free(b.p);
-        return NULL;
-    }
-    (*p)++;
-    return (char *)b.p;
-}
-
-static jv *jparse(const char **p, int depth)
-{
-    jskip(p);
-    if (depth > 64)
-        return NULL;
-    jv *v = calloc(1, sizeof *v);
-    if (!v)
-        return NULL;
-    char c = **p;
-    if (c == '{' || c == '[') {
-        v->kind = c == '{' ? 'o' : 'a';
-        (*p)++;
-        int cap = 0;
-        jskip(p);
-        if (**p == (c == '{' ? '}' : ']')) {
-            (*p)++;
-            return v;
-        }
-        for (;;) {
-            if (v->n == cap) {
-                cap = cap ? cap * 2 : 8;
-                jv **it = realloc(v->items, sizeof *it * (size_t)cap);
-                char **ks = c == '{' ? realloc(v->keys, sizeof *ks * (size_t)cap) : NULL;
-                if (it)
-                    v->items = it;
-                if (ks)
-                    v->keys = ks;
-                if (!it || (c == '{' && !ks))
-                    goto bad;
-            }
-            if (c == '{') {
-                jskip(p);
-                char *k = jstring(p);
-                jskip(p);
-                if (!k || **p != ':') {
-                    free(k);
-                    goto bad;
-                }
-                (*p)++;
-                v->keys[v->n] = k;
-            }
-            jv *item = jparse(p, depth + 1);
-            if (!item) {
-                if (c == '{')
-                    free(v->keys[v->n]);
-                goto bad;
-            }
-            v->items[v->n++] = item;
-            jskip(p);
-            if (**p == ',') {
-                (*p)++;
-                continue;
-            }
-            if (**p == (c == '{' ? '}' : ']')) {
-                (*p)++;
-                return v;
-            }
-            goto bad;
-        }
-    }
-    if (c == '"') {
-        v->kind = 's';
-        if (!(v->str = jstring(p)))
-            goto bad;
-        return v;
-    }
-    if (!strncmp(*p, "true", 4) || !strncmp(*p, "false", 5) || !strncmp(*p, "null", 4)) {
-        v->kind = c == 't' ? 't' : c == 'f' ? 'f' : 'z';
-        *p += c == 'f' ? 5 : 4;
-        return v;
-    }
-    const char *s = *p;
-    while (**p && strchr("+-0123456789.eE", **p))
-        (*p)++;
-    if (*p == s)
-        goto bad;
-    v->kind = 'n';
-    if (!(v->str = strndup(s, (size_t)(*p - s))))
-        goto bad;
-    return v;
-bad:
-    jv_free(v);
-    return NULL;
-}
-
-static jv *jget(const jv *o, const char *key)
-{
-    if (!o || o->kind != 'o')
-        return NULL;
-    for (int i = 0; i < o->n; i++)
-        if (!strcmp(o->keys[i], key))
-            return o->items[i];
-    return NULL;
-}
-
-static const char *jstr(const jv *o, const char *key)
-{
-    jv *v = jget(o, key);
-    return v && (v->kind == 's' || v->kind == 'n') ? v->str : NULL;
-}
+typedef npz_member zmember;
+typedef npz_json jv;
+#define zip_add npz_add
+#define zip_finish npz_finish
+#define zip_find npz_find
+#define json_string npz_json_string
+#define jv_free npz_json_free
+#define jget npz_json_get
+#define jstr npz_json_str
 
 /* ---- saving ---- */
 
@@ -1481,7 +1162,7 @@ int eng_session_load(eng_session *s, const char *path, char **summary, eng_error
         goto err;
     }
     const char *p = mtext;
-    root = jparse(&p, 0);
+    root = npz_json_parse(&p);
     free(mtext);
     jv *globals = jget(root, "globals");
     const char *fmt = jstr(root, "format");
