@@ -383,3 +383,19 @@ class TestFitErrorKeepsItsPlace(AbuseCase):
         chain = [line.strip() for line in tb if line.strip().startswith("in ")]
         self.assertEqual(chain, [f"in fhead(), called from cell[{head_cell}]:4:36",
                                  f"in fmodel2(), called by fit() at cell[{cell}]:1:1"])
+
+    def test_error_in_fits_evaluation_keeps_its_place(self):
+        r = run(self.kc, "tensor fb = param(zeros(4));\n"
+                         "tensor fmodel3(tensor xb) {\n"
+                         "    if (is_grad_enabled()) return xb @ fw + fb;\n"
+                         "    return (xb @ fw)[0:3] + fb[0:2];\n"
+                         "}\n"
+                         "int fo3 = adamw(fw, fb);")
+        self.assertEqual(r.status, "ok", r.outputs)
+        model_cell = r.content["execution_count"]
+        r = self.attack("fit(fmodel3, fo3, fx, fy, fx, fy, 1, 16);")  # trains, then fails evaluating
+        self.assert_error(r, "ShapeError")
+        tb, where = self.location(r)
+        self.assertTrue(where.startswith(f"cell[{model_cell}]:4:"), tb)
+        self.assertIn("return (xb @ fw)[0:3] + fb[0:2];", tb[1])
+        self.assertIn(f"in fmodel3(), called by fit() at cell[{r.content['execution_count']}]:1:1", tb[-1])
