@@ -74,6 +74,13 @@ void eng_session_free(eng_session *s);
 int eng_execute(eng_session *s, const char *code, const char *cell_name, int first_line,
                 const eng_sink *sink);
 
+/* Evaluates one expression for Jupyter's user_expressions: its value goes to the sink's
+ * result callback, a failure to its error callback. Nothing may change the session: a
+ * statement or declaration, an assignment, ++/--, a kernel launch, a call of a user
+ * function or of a built-in with side effects (output, random draws, files, training
+ * state) is refused with an error that points at it. Returns 0, or 1 (error sent). */
+int eng_evaluate(eng_session *s, const char *expr, const char *name, const eng_sink *sink);
+
 /* Jupyter's is_complete_request. For ENG_INCOMPLETE, indent receives the suggested
  * indent of the next line (spaces), NUL-terminated, at most indent_size-1 chars. */
 typedef enum { ENG_COMPLETE, ENG_INCOMPLETE, ENG_INVALID } eng_completeness;

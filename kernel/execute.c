@@ -218,19 +218,23 @@ static void sink_init(eng_sink *s, exec_ctx *x)
     s->input = sink_input;
 }
 
-/* Runs code in the engine with the interrupt plumbing around it. */
-static int run_engine(kn_kernel *k, const char *code, const char *name, eng_sink *sink)
+/* Runs code in the engine with the interrupt plumbing around it: a cell, or (expression
+ * 1) one user expression, evaluated without side effects (eng_evaluate). */
+static int run_engine(kn_kernel *k, const char *code, const char *name, eng_sink *sink, int expression)
 {
     int rc;
     atomic_store(&k->interrupt_pending, 0);
     atomic_store(&k->cell_running, 1);
-    rc = eng_execute(k->eng, code, name, 1, sink);
+    rc = expression ? eng_evaluate(k->eng, code, name, sink) : eng_execute(k->eng, code, name, 1, sink);
     atomic_store(&k->cell_running, 0);
     return rc;
 }
 
 /* ---- user_expressions --------------------------------------------------------------- */
 
+/* Each expression is evaluated on its own, after a successful cell, by eng_evaluate:
+ * expressions only, nothing that could change the session (docs/kernel.md). A refused
+ * or failed one gives {status: "error", ename, evalue, traceback} under its key. */
 static json_t *eval_user_expressions(kn_channel *ch, const jp_msg *req, json_t *exprs)
 {
     json_t *out = json_object();
@@ -253,7 +257,7 @@ static json_t *eval_user_expressions(kn_channel *ch, const jp_msg *req, json_t *
         sink.display = NULL;
         sink.clear_output = NULL;
         sink.input = NULL;
-        if (run_engine(ch->k, json_string_value(val), "user_expression", &sink) != 0 || x.error) {
+        if (run_engine(ch->k, json_string_value(val), "user_expression", &sink, 1) != 0 || x.error) {
             res = x.error ? json_incref(x.error)
                           : error_json("Error", "the expression failed", NULL, 0);
             if (res)
@@ -314,7 +318,7 @@ void kn_handle_execute(kn_channel *ch, const jp_msg *req)
                        json_pack("{s:s, s:i}", "code", code, "execution_count", x.count));
     snprintf(name, sizeof name, "cell[%d]", x.count);
     sink_init(&sink, &x);
-    rc = run_engine(k, code, name, &sink);
+    rc = run_engine(k, code, name, &sink, 0);
     failed = rc != 0 || x.error != NULL;
     if (failed && !x.error) {
         /* the engine promised an error report; keep "one error per failed cell" */

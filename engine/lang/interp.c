@@ -28,6 +28,8 @@ typedef struct interp {
     eng_source **err_src; /* where err's position points */
     eng_trace *trace;   /* call chain of the error */
     value ret;          /* a return statement's value */
+    ast *builtin_call;  /* the built-in call running now: a user function it calls back (fit's
+                           model) reports its errors into this interp's chain (interp_call) */
 } interp;
 
 static int eval(interp *it, ast *n, value *out);
@@ -870,8 +872,14 @@ static int call_function(interp *it, ast *site, eng_func *fn, value *args, int a
     s->stack_used = saved_used;
     if (ex == EX_ERROR) {
         char line[300];
-        snprintf(line, sizeof line, "  in %s(), called from %s:%d:%d", fn->name, it->src->name,
-                 site->line + it->src->first_line - 1, site->col);
+        const eng_builtin *by = site->kind == AST_CALL && site->a && site->a->res == RES_BUILTIN
+                                    ? eng_builtin_at(site->a->slot) : NULL;
+        if (by) /* called back by a built-in: fit(model, ...) */
+            snprintf(line, sizeof line, "  in %s(), called by %s() at %s:%d:%d", fn->name, by->name, it->src->name,
+                     site->line + it->src->first_line - 1, site->col);
+        else
+            snprintf(line, sizeof line, "  in %s(), called from %s:%d:%d", fn->name, it->src->name,
+                     site->line + it->src->first_line - 1, site->col);
         trace_add(it->trace, line);
         return -1;
     }
@@ -930,7 +938,10 @@ static int eval_call(interp *it, ast *n, value *out)
             if (args[i].type == VAL_TENSOR)
                 place = args[i].as.t->storage->backend;
         const eng_backend *prev = place ? tensor_place(place) : NULL;
+        ast *outer_call = it->builtin_call;
+        it->builtin_call = n;
         int bad = b->fn(&c, &result);
+        it->builtin_call = outer_call;
         if (place)
             tensor_place(prev);
         if (bad)
@@ -1397,7 +1408,18 @@ int interp_call(eng_session *s, eng_func *fn, int argc, value *argv, value *out,
 {
     eng_source *err_src = NULL;
     eng_trace trace = {0};
-    interp it = {s, s->stack, err, fn->src, &err_src, &trace, value_void()};
+    interp *outer = s->running;
+    interp it = {s, s->stack, err, fn->src, &err_src, &trace, value_void(), NULL};
+    ast site = {.kind = AST_CALL, .line = fn->def->line, .col = fn->def->col};
+    ast *call_site = &site;
+    if (outer && outer->builtin_call) {
+        /* called back by a built-in (fit, lr_find): an error keeps its own cell, line and
+         * column and joins the running cell's call chain at the built-in's call */
+        it.src = outer->src;
+        it.err_src = outer->err_src;
+        it.trace = outer->trace;
+        call_site = outer->builtin_call;
+    }
     if (argc != fn->def->nlist)
         return eng_fail(err, ERR_TYPE, "%s() takes %d arguments, %d given", fn->name, fn->def->nlist, argc);
     value *args = s->stack + s->stack_used;
@@ -1407,12 +1429,14 @@ int interp_call(eng_session *s, eng_func *fn, int argc, value *argv, value *out,
         value_incref(argv[i]);
         args[i] = argv[i];
     }
-    ast site = {.kind = AST_CALL, .line = fn->def->line, .col = fn->def->col};
-    int rc = call_function(&it, &site, fn, args, argc, out);
+    s->running = &it;
+    int rc = call_function(&it, call_site, fn, args, argc, out);
+    s->running = outer;
     for (int i = 0; i < argc; i++) {
         value_decref(args[i]);
         args[i] = value_void();
     }
+    value_decref(it.ret);
     eng_trace_free(&trace);
     return rc;
 }
@@ -1427,7 +1451,9 @@ int interp_run_cell(eng_session *s, ast_cell *cell, eng_source *src, int frame_s
     for (int i = 0; i < frame_size; i++)
         fp[i] = value_void();
     s->stack_used += frame_size;
-    interp it = {s, fp, err, src, err_src, trace, value_void()};
+    interp it = {s, fp, err, src, err_src, trace, value_void(), NULL};
+    interp *outer = s->running;
+    s->running = &it;
     int rc = 0;
     for (int i = 0; i < cell->nstmts && !rc; i++) {
         ast *n = cell->stmts[i];
@@ -1443,6 +1469,7 @@ int interp_run_cell(eng_session *s, ast_cell *cell, eng_source *src, int frame_s
         } else if (exec(&it, n) != EX_OK)
             rc = -1;
     }
+    s->running = outer;
     value_decref(it.ret);
     clear_slots(&it, 0, frame_size);
     s->stack_used = saved_used;

@@ -67,6 +67,8 @@ struct eng_session {
     int stack_used;       /* slots of stack in use by running frames */
     int depth;            /* calls in progress */
     struct eng_ktable *kernels; /* __global__ and __device__ definitions (engine/lang/kernels.h) */
+    struct interp *running; /* the innermost interpreter running (engine/lang/interp.c), so that a
+                               user function a built-in calls back reports into its chain */
 };
 
 /* ---- globals ---- */

@@ -1,358 +1,94 @@
-/* session_file.c — %save and %load: the session as a .npz archive (stored zip members,
- * CRC32 from zlib) of NAME.npy tensors plus a hand-written JSON manifest, __kiln__.json.
- * The engine does not depend on a JSON library: the writer and the small reader of
- * the manifest are here. Format: docs/session-file.md. */
+/* session_file.c — %save and %load: the session as a .npz archive of NAME.npy tensors
+ * plus a hand-written JSON manifest, __kiln__.json (the container and the manifest's
+ * reader: engine/io/session_npz.c). Format and %load's checks: docs/session-file.md. */
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
 #include "engine/tensor/backend.h"
 #include "engine/lang/interp.h"
 #include "engine/lang/kernels.h"
 #include "engine/train/optim.h"
 #include "engine/lang/session_file.h"
+#include "engine/io/session_npz.h"
 #include "engine/base/strbuf.h"
+#include "engine/tensor/tensor_impl.h"
 
 #define MANIFEST "__kiln__.json"
 #define FORMAT_VERSION 2
 
-/* ---- a growable byte buffer (engine/base/strbuf.h) ---- */
+/* short names for the container and the manifest reader (engine/io/session_npz.h) */
 typedef strbuf bbuf;
 #define bb_put strbuf_put
 #define bb_printf strbuf_printf
-
-static void bb_u16(bbuf *b, unsigned v)
-{
-    unsigned char x[2] = {(unsigned char)v, (unsigned char)(v >> 8)};
-    bb_put(b, x, 2);
-}
-
-static void bb_u32(bbuf *b, unsigned long v)
-{
-    unsigned char x[4] = {(unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16),
-                          (unsigned char)(v >> 24)};
-    bb_put(b, x, 4);
-}
-
-static void json_string(bbuf *b, const char *s, size_t n)
-{
-    bb_put(b, "\"", 1);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') {
-            bb_put(b, "\\", 1);
-            bb_put(b, &c, 1);
-        } else if (c == '\n')
-            bb_put(b, "\\n", 2);
-        else if (c == '\t')
-            bb_put(b, "\\t", 2);
-        else if (c < 32)
-            bb_printf(b, "\\u%04x", c);
-        else
-            bb_put(b, &c, 1);
-    }
-    bb_put(b, "\"", 1);
-}
-
-/* ---- the zip container (stored members, no zip64) ---- */
-typedef struct zmember {
-    char *name;           /* malloc'ed */
-    unsigned long crc;    /* CRC32 of the data */
-    size_t size;          /* bytes of data */
-    size_t offset;        /* of its local header */
-} zmember;
-
-static int zip_add(bbuf *zip, zmember *m, const char *name, const unsigned char *data, size_t size,
-                   eng_error *err)
-{
-    if (size > 0xffffffffu || zip->len > 0xffffffffu)
-        return eng_fail(err, ERR_VALUE, "%%save: '%s' is over 4 GiB; the session file has no zip64 yet", name);
-    m->name = strdup(name);
-    if (!m->name)
-        return eng_fail(err, ERR_MEMORY, "%%save: out of memory");
-    m->crc = crc32(crc32(0L, Z_NULL, 0), data, (uInt)size);
-    m->size = size;
-    m->offset = zip->len;
-    bb_u32(zip, 0x04034b50);
-    bb_u16(zip, 20);     /* version needed */
-    bb_u16(zip, 0);      /* flags */
-    bb_u16(zip, 0);      /* stored */
-    bb_u16(zip, 0);      /* time */
-    bb_u16(zip, 0x21);   /* date: 1980-01-01 */
-    bb_u32(zip, m->crc);
-    bb_u32(zip, (unsigned long)size);
-    bb_u32(zip, (unsigned long)size);
-    bb_u16(zip, (unsigned)strlen(name));
-    bb_u16(zip, 0);
-    bb_put(zip, name, strlen(name));
-    bb_put(zip, data, size);
-    return zip->oom ? eng_fail(err, ERR_MEMORY, "%%save: out of memory") : 0;
-}
-
-static void zip_finish(bbuf *zip, const zmember *ms, int n)
-{
-    size_t cd = zip->len;
-    for (int i = 0; i < n; i++) {
-        bb_u32(zip, 0x02014b50);
-        bb_u16(zip, 20);
-        bb_u16(zip, 20);
-        bb_u16(zip, 0);
-        bb_u16(zip, 0);
-        bb_u16(zip, 0);
-        bb_u16(zip, 0x21);
-        bb_u32(zip, ms[i].crc);
-        bb_u32(zip, (unsigned long)ms[i].size);
-        bb_u32(zip, (unsigned long)ms[i].size);
-        bb_u16(zip, (unsigned)strlen(ms[i].name));
-        bb_u16(zip, 0); /* extra */
-        bb_u16(zip, 0); /* comment */
-        bb_u16(zip, 0); /* disk */
-        bb_u16(zip, 0); /* internal attributes */
-        bb_u32(zip, 0); /* external attributes */
-        bb_u32(zip, (unsigned long)ms[i].offset);
-        bb_put(zip, ms[i].name, strlen(ms[i].name));
-    }
-    size_t cdsize = zip->len - cd;
-    bb_u32(zip, 0x06054b50);
-    bb_u16(zip, 0);
-    bb_u16(zip, 0);
-    bb_u16(zip, (unsigned)n);
-    bb_u16(zip, (unsigned)n);
-    bb_u32(zip, (unsigned long)cdsize);
-    bb_u32(zip, (unsigned long)cd);
-    bb_u16(zip, 0);
-}
-
-static unsigned rd16(const unsigned char *p) { return (unsigned)p[0] | (unsigned)p[1] << 8; }
-static unsigned long rd32(const unsigned char *p)
-{
-    return (unsigned long)p[0] | (unsigned long)p[1] << 8 | (unsigned long)p[2] << 16 | (unsigned long)p[3] << 24;
-}
-
-/* finds member name in the archive; returns its data (inside buf) or NULL */
-static const unsigned char *zip_find(const unsigned char *buf, size_t len, const char *name, size_t *size)
-{
-    if (len < 22)
-        return NULL;
-    size_t e = len - 22;
-    for (;; e--) {
-        if (rd32(buf + e) == 0x06054b50)
-            break;
-        if (e == 0 || len - e > 22 + 65535)
-            return NULL;
-    }
-    size_t n = rd16(buf + e + 10), p = rd32(buf + e + 16);
-    size_t nlen_want = strlen(name);
-    for (size_t i = 0; i < n; i++) {
-        if (p + 46 > len || rd32(buf + p) != 0x02014b50)
-            return NULL;
-        size_t nl = rd16(buf + p + 28), xl = rd16(buf + p + 30), cl = rd16(buf + p + 32);
-        if (p + 46 + nl > len)
-            return NULL;
-        if (nl == nlen_want && !memcmp(buf + p + 46, name, nl)) {
-            unsigned method = rd16(buf + p + 10);
-            size_t csize = rd32(buf + p + 20), off = rd32(buf + p + 42);
-            if (method != 0 || off + 30 > len)
-                return NULL;
-            size_t data = off + 30 + rd16(buf + off + 26) + rd16(buf + off + 28);
-            if (data + csize > len)
-                return NULL;
-            *size = csize;
-            return buf + data;
-        }
-        p += 46 + nl + xl + cl;
-    }
-    return NULL;
-}
-
-/* ---- a small JSON reader for the manifest ---- */
-typedef struct jv {
-    char kind;            /* 'o' object, 'a' array, 's' string, 'n' number, 't', 'f', 'z' null */
-    char *str;            /* string value, or the number's text (malloc'ed) */
-    int n;                /* items of an object or array */
-    char **keys;          /* object keys */
-    struct jv **items;    /* values */
-} jv;
-
-static void jv_free(jv *v)
-{
-    if (!v)
-        return;
-    for (int i = 0; i < v->n; i++) {
-        if (v->keys)
-            free(v->keys[i]);
-        jv_free(v->items[i]);
-    }
-    free(v->keys);
-    free(v->items);
-    free(v->str);
-    free(v);
-}
-
-static void jskip(const char **p)
-{
-    while (**p == ' ' || **p == '\n' || **p == '\t' || **p == '\r')
-        (*p)++;
-}
-
-static char *jstring(const char **p)
-{
-    if (**p != '"')
-        return NULL;
-    (*p)++;
-    bbuf b = {0};
-    bb_put(&b, "", 0);
-    while (**p && **p != '"') {
-        char c = *(*p)++;
-        if (c == '\\') {
-            char e = *(*p)++;
-            switch (e) {
-            case 'n': c = '\n'; break;
-            case 't': c = '\t'; break;
-            case 'r': c = '\r'; break;
-            case 'b': c = '\b'; break;
-            case 'f': c = '\f'; break;
-            case 'u': {
-                unsigned u = 0;
-                for (int k = 0; k < 4 && **p; k++, (*p)++)
-                    u = u * 16 + (unsigned)((**p <= '9') ? **p - '0' : ((**p | 32) - 'a' + 10));
-                if (u < 0x80)
-                    c = (char)u;
-                else { /* the writer only escapes control characters; keep others as UTF-8 */
-                    unsigned char u8[3];
-                    int k = 0;
-                    if (u < 0x800) {
-                        u8[k++] = (unsigned char)(0xc0 | u >> 6);
-                    } else {
-                        u8[k++] = (unsigned char)(0xe0 | u >> 12);
-                        u8[k++] = (unsigned char)(0x80 | ((u >> 6) & 0x3f));
-                    }
-                    u8[k++] = (unsigned char)(0x80 | (u & 0x3f));
-                    bb_put(&b, u8, (size_t)k);
-                    continue;
-                }
-                break;
-            }
-            case 0: free(b.p); return NULL;
-            default: c = e; break;
-            }
-        }
-        bb_put(&b, &c, 1);
-    }
-    if (**p != '"' || b.oom) {
-        free(b.p);
-        return NULL;
-    }
-    (*p)++;
-    return (char *)b.p;
-}
-
-static jv *jparse(const char **p, int depth)
-{
-    jskip(p);
-    if (depth > 64)
-        return NULL;
-    jv *v = calloc(1, sizeof *v);
-    if (!v)
-        return NULL;
-    char c = **p;
-    if (c == '{' || c == '[') {
-        v->kind = c == '{' ? 'o' : 'a';
-        (*p)++;
-        int cap = 0;
-        jskip(p);
-        if (**p == (c == '{' ? '}' : ']')) {
-            (*p)++;
-            return v;
-        }
-        for (;;) {
-            if (v->n == cap) {
-                cap = cap ? cap * 2 : 8;
-                jv **it = realloc(v->items, sizeof *it * (size_t)cap);
-                char **ks = c == '{' ? realloc(v->keys, sizeof *ks * (size_t)cap) : NULL;
-                if (it)
-                    v->items = it;
-                if (ks)
-                    v->keys = ks;
-                if (!it || (c == '{' && !ks))
-                    goto bad;
-            }
-            if (c == '{') {
-                jskip(p);
-                char *k = jstring(p);
-                jskip(p);
-                if (!k || **p != ':') {
-                    free(k);
-                    goto bad;
-                }
-                (*p)++;
-                v->keys[v->n] = k;
-            }
-            jv *item = jparse(p, depth + 1);
-            if (!item) {
-                if (c == '{')
-                    free(v->keys[v->n]);
-                goto bad;
-            }
-            v->items[v->n++] = item;
-            jskip(p);
-            if (**p == ',') {
-                (*p)++;
-                continue;
-            }
-            if (**p == (c == '{' ? '}' : ']')) {
-                (*p)++;
-                return v;
-            }
-            goto bad;
-        }
-    }
-    if (c == '"') {
-        v->kind = 's';
-        if (!(v->str = jstring(p)))
-            goto bad;
-        return v;
-    }
-    if (!strncmp(*p, "true", 4) || !strncmp(*p, "false", 5) || !strncmp(*p, "null", 4)) {
-        v->kind = c == 't' ? 't' : c == 'f' ? 'f' : 'z';
-        *p += c == 'f' ? 5 : 4;
-        return v;
-    }
-    const char *s = *p;
-    while (**p && strchr("+-0123456789.eE", **p))
-        (*p)++;
-    if (*p == s)
-        goto bad;
-    v->kind = 'n';
-    if (!(v->str = strndup(s, (size_t)(*p - s))))
-        goto bad;
-    return v;
-bad:
-    jv_free(v);
-    return NULL;
-}
-
-static jv *jget(const jv *o, const char *key)
-{
-    if (!o || o->kind != 'o')
-        return NULL;
-    for (int i = 0; i < o->n; i++)
-        if (!strcmp(o->keys[i], key))
-            return o->items[i];
-    return NULL;
-}
-
-static const char *jstr(const jv *o, const char *key)
-{
-    jv *v = jget(o, key);
-    return v && (v->kind == 's' || v->kind == 'n') ? v->str : NULL;
-}
+typedef npz_member zmember;
+typedef npz_json jv;
+#define zip_add npz_add
+#define zip_finish npz_finish
+#define zip_find npz_find
+#define json_string npz_json_string
+#define jv_free npz_json_free
+#define jget npz_json_get
+#define jstr npz_json_str
 
 /* ---- saving ---- */
+
+/* s as a quoted, escaped C string for messages, cut after about 60 bytes */
+static const char *quoted(char *out, size_t cap, const char *s)
+{
+    size_t k = 0;
+    out[k++] = '"';
+    for (; s && *s && k + 12 < cap; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            out[k++] = '\\';
+            out[k++] = (char)c;
+        } else if (c < 32 || c == 127)
+            k += (size_t)snprintf(out + k, cap - k, "\\x%02x", c);
+        else
+            out[k++] = (char)c;
+    }
+    if (s && *s) {
+        memcpy(out + k, "...", 3);
+        k += 3;
+    }
+    out[k++] = '"';
+    out[k] = 0;
+    return out;
+}
+
+/* Why name cannot be a name in a session file, or NULL when it can. variable: the name
+ * of a global (a variable or function), which must not hide a built-in or a name the
+ * language defines either; kernels live in their own namespace. */
+static const char *name_problem(const char *name, int variable)
+{
+    size_t n = strlen(name);
+    if (n == 0)
+        return "an empty name";
+    if (n > 255)
+        return "a name longer than 255 bytes";
+    if (!strcmp(name, "__global__") || !strcmp(name, "__device__"))
+        return "a keyword";
+    lexer lx;
+    lex_init(&lx, name);
+    token t = lex_next(&lx);
+    if (t.len != (int)n)
+        return "not an identifier";
+    if (t.kind >= TK_INT_KW && t.kind <= TK_CONST)
+        return "a keyword (the type names int, float, tensor, ... are keywords)";
+    if (t.kind != TK_NAME)
+        return "not an identifier";
+    if (variable && eng_builtin_find(name, (int)n))
+        return "the name of a built-in function, which it would hide";
+    if (variable && check_constant_index(name, (int)n) >= 0)
+        return "a name the language defines (a dtype, a device or a constant), which it would hide";
+    return NULL;
+}
+
 
 static const char *const type_names[] = {"unknown", "void", "bool", "int", "float", "string", "tensor",
                                          "auto", "tuple", "dtype", "device", "function"};
@@ -427,7 +163,7 @@ static const char *global_holding(const eng_session *s, const tensor *t)
 {
     for (int i = 0; i < s->nglobals; i++) {
         const eng_global *g = &s->globals[i];
-        if (g->defined && g->v.type == VAL_TENSOR && g->v.as.t == t)
+        if (g->defined && g->v.type == VAL_TENSOR && g->v.as.t == t && !name_problem(g->name, 1))
             return g->name;
     }
     return NULL;
@@ -534,7 +270,7 @@ static void save_fail_cleanup(zmember *ms, int n)
 
 int eng_session_save(eng_session *s, const char *path, char **summary, eng_error *err)
 {
-    bbuf zip = {0}, man = {0};
+    bbuf zip = {0}, man = {0}, skipped = {0};
     size_t nmembers = (size_t)s->nglobals + 1;
     for (int h = 1; h <= opt_max_handle(&s->optims); h++)
         if (opt_lookup(&s->optims, h))
@@ -556,6 +292,10 @@ int eng_session_save(eng_session *s, const char *path, char **summary, eng_error
         value v = g->v;
         if (!g->defined || v.type == VAL_VOID)
             continue;
+        if (name_problem(g->name, 1)) { /* %load would refuse it: say so, save the rest */
+            bb_printf(&skipped, "%s%s", skipped.len ? ", " : "", g->name);
+            continue;
+        }
         int ty = g->type >= 0 && g->type <= TY_FUNC ? (int)g->type : 0;
         bb_printf(&man, "%s\n    {\"name\": ", first ? "" : ",");
         first = 0;
@@ -650,7 +390,12 @@ int eng_session_save(eng_session *s, const char *path, char **summary, eng_error
                  "Saved %d tensor%s, %d other value%s, %d function%s, %d kernel%s and %d optimiser%s to %s\n",
                  ntensors, ntensors == 1 ? "" : "s", nvalues, nvalues == 1 ? "" : "s", nfuncs,
                  nfuncs == 1 ? "" : "s", nkernels, nkernels == 1 ? "" : "s", nopts, nopts == 1 ? "" : "s", path);
-        *summary = strdup(buf);
+        if (skipped.len)
+            bb_printf(&skipped, " (the name of a built-in or a name the language defines, which %%load refuses to "
+                                "bring back: copy it to another name to keep it)\n");
+        *summary = skipped.len && !skipped.oom ? malloc(strlen(buf) + skipped.len + 16) : strdup(buf);
+        if (*summary && skipped.len && !skipped.oom)
+            sprintf(*summary, "%sNot saved: %s", buf, skipped.p);
     }
     rc = 0;
 err:
@@ -659,42 +404,157 @@ err:
     save_fail_cleanup(ms, nm);
     free(zip.p);
     free(man.p);
+    free(skipped.p);
     return rc;
 }
 
-/* ---- loading ---- */
+/* ---- loading ----
+ * A session file is code: its functions and kernels run whatever their bodies say when
+ * they are called. So %load reads and checks the whole file into a staging area first,
+ * without changing the session: every name (an identifier, not a keyword, a built-in or
+ * a name the language defines), every value, every optimiser, every kernel (one
+ * definition, #define-style preprocessor lines only) and every function (one
+ * definition, nothing else: no statement runs), and the functions' bodies against the
+ * staged values in a scratch session. Only then does it commit, all of it. */
 
-static int bind_global(eng_session *s, const char *name, int type, value v, eng_error *err)
+typedef struct staged_global {
+    const char *name;     /* the manifest's (borrowed) */
+    int type;             /* declared type: an index into type_names */
+    value v;              /* owned; void for a function */
+    const char *source;   /* a function's source (borrowed), else NULL */
+    char *alias;          /* a variable holding a function of another name (auto f = sq;):
+                             that name (malloc'ed), bound once the functions are defined */
+} staged_global;
+
+typedef struct staged_opt {
+    int64_t handle;       /* the saved handle */
+    opt_state *o;         /* owned until registered */
+} staged_opt;
+
+typedef struct staged_kernel {
+    const char *name, *source, *cell; /* borrowed from the manifest */
+    int is_global, line;
+} staged_kernel;
+
+typedef struct load_ctx {
+    const char *path;           /* the file, for messages */
+    const unsigned char *buf;   /* the whole file */
+    size_t len;
+    staged_global *g;           /* the globals, in file order */
+    int ng;
+    staged_opt *opts;
+    int nopts;
+    staged_kernel *k;
+    int nk;
+    bbuf funcs;                 /* the functions' sources as one cell */
+    int ntensors, nvalues, nfuncs;
+    struct name_ref *byname;    /* the globals sorted by name, for lookups (ng of them) */
+} load_ctx;
+
+/* a name and the index of its entry: sorted, for duplicates and lookups in O(n log n) */
+typedef struct name_ref {
+    const char *name;
+    int idx;
+} name_ref;
+
+static int name_ref_cmp(const void *a, const void *b)
 {
-    int g = eng_global_add(s, name, (int)strlen(name));
-    if (g < 0) {
-        value_decref(v);
-        return eng_fail(err, ERR_MEMORY, "%%load: out of memory");
-    }
-    eng_global *gl = &s->globals[g];
-    value_decref(gl->v);
-    gl->v = v;
-    gl->type = (ast_type)type;
-    gl->defined = 1;
-    return 0;
+    const name_ref *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    return c ? c : (x->idx > y->idx) - (x->idx < y->idx);
 }
 
-/* one non-function global from its manifest entry */
-static int load_value(eng_session *s, const jv *e, const unsigned char *buf, size_t len, const char *path,
-                      int *ntensors, eng_error *err)
+/* names sorted by (name, index) in a new array; *dup_a < *dup_b get the entries of the
+ * first name found twice, or -1. NULL when out of memory. */
+static name_ref *sort_names(const char *const *names, size_t stride, int n, int *dup_a, int *dup_b)
 {
-    const char *name = jstr(e, "name"), *kind = jstr(e, "kind");
-    int type = type_from_name(jstr(e, "type"));
+    name_ref *r = malloc(sizeof *r * (size_t)(n + 1));
+    *dup_a = *dup_b = -1;
+    if (!r)
+        return NULL;
+    for (int i = 0; i < n; i++)
+        r[i] = (name_ref){*(const char *const *)((const char *)names + stride * (size_t)i), i};
+    qsort(r, (size_t)n, sizeof *r, name_ref_cmp);
+    for (int i = 1; i < n && *dup_a < 0; i++)
+        if (!strcmp(r[i - 1].name, r[i].name)) {
+            *dup_a = r[i - 1].idx;
+            *dup_b = r[i].idx;
+        }
+    return r;
+}
+
+/* the index of the staged global named name, or -1 */
+static int find_staged(const load_ctx *L, const char *name)
+{
+    name_ref key = {name, -1};
+    int lo = 0, hi = L->ng;
+    while (lo < hi) { /* the first entry not below (name, -1) */
+        int mid = (lo + hi) / 2;
+        if (name_ref_cmp(&L->byname[mid], &key) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < L->ng && !strcmp(L->byname[lo].name, name) ? L->byname[lo].idx : -1;
+}
+
+/* "%load: 'PATH': " + message + "; nothing was loaded" */
+static int load_fail(const load_ctx *L, eng_error *err, eng_errkind kind, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int load_fail(const load_ctx *L, eng_error *err, eng_errkind kind, const char *fmt, ...)
+{
+    char msg[sizeof err->msg];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return eng_fail(err, kind, "%%load: '%s': %s; nothing was loaded", L->path, msg);
+}
+
+/* err's message replaced by text, cut to fit */
+static void set_msg(eng_error *err, const strbuf *text)
+{
+    size_t n = text->p && !text->oom ? text->len : 0;
+    if (n >= sizeof err->msg)
+        n = sizeof err->msg - 1;
+    if (n)
+        memcpy(err->msg, text->p, n);
+    err->msg[n] = 0;
+}
+
+/* an error from below (npy, optimisers, kernels) with the file and the entry before it */
+static int load_wrap(const load_ctx *L, eng_error *err, const char *entry)
+{
+    strbuf b = {0};
+    strbuf_printf(&b, "%%load: '%s': %s: %s; nothing was loaded", L->path, entry, err->msg);
+    set_msg(err, &b);
+    free(b.p);
+    if (err->kind == ERR_NONE)
+        err->kind = ERR_VALUE;
+    return -1;
+}
+
+/* the declared types whose value must be of that very kind */
+static int type_fits(int type, const char *kind)
+{
+    static const char *const strict[] = {"bool", "int", "float", "string", "tensor", "function"};
+    for (size_t i = 0; i < sizeof strict / sizeof strict[0]; i++)
+        if (!strcmp(type_names[type], strict[i]))
+            return !strcmp(kind, strict[i]);
+    return 1;
+}
+
+/* one non-function global's value from its manifest entry */
+static int stage_value(load_ctx *L, const jv *e, const char *name, const char *kind, value *out, eng_error *err)
+{
     jv *val = jget(e, "value");
-    if (!name || !kind || type < 0)
-        return eng_fail(err, ERR_VALUE, "%%load: '%s': a manifest entry lacks its name, kind or type", path);
     value v = value_void();
     if (!strcmp(kind, "tensor")) {
         const char *member = jstr(e, "member");
         size_t size = 0;
-        const unsigned char *data = member ? zip_find(buf, len, member, &size) : NULL;
+        const unsigned char *data = member ? zip_find(L->buf, L->len, member, &size) : NULL;
         if (!data)
-            return eng_fail(err, ERR_VALUE, "%%load: '%s' has no stored member for tensor %s", path, name);
+            return eng_fail(err, ERR_VALUE, "no stored member for tensor %s", name);
         tensor *t = tensor_load_npy_mem(data, size, member, err);
         if (!t)
             return -1;
@@ -710,7 +570,7 @@ static int load_value(eng_session *s, const jv *e, const unsigned char *buf, siz
         if (rg && rg->kind == 't')
             t->requires_grad = 1;
         v = value_tensor(t);
-        (*ntensors)++;
+        L->ntensors++;
     } else if (!strcmp(kind, "bool") && val) {
         v = value_bool(val->kind == 't');
     } else if (!strcmp(kind, "int") && val && val->str) {
@@ -720,7 +580,7 @@ static int load_value(eng_session *s, const jv *e, const unsigned char *buf, siz
     } else if (!strcmp(kind, "string") && val && val->kind == 's') {
         eng_string *str = eng_string_new(val->str, (int64_t)strlen(val->str));
         if (!str)
-            return eng_fail(err, ERR_MEMORY, "%%load: out of memory");
+            return eng_fail(err, ERR_MEMORY, "out of memory");
         v.type = VAL_STRING;
         v.as.s = str;
     } else if (!strcmp(kind, "dtype") && val && val->str && tensor_dtype_from_name(val->str) >= 0) {
@@ -735,22 +595,156 @@ static int load_value(eng_session *s, const jv *e, const unsigned char *buf, siz
             items[i] = val->items[i]->str ? strtoll(val->items[i]->str, NULL, 10) : 0;
         eng_tuple *tup = eng_tuple_new(n, items);
         if (!tup)
-            return eng_fail(err, ERR_MEMORY, "%%load: out of memory");
+            return eng_fail(err, ERR_MEMORY, "out of memory");
         v.type = VAL_TUPLE;
         v.as.tup = tup;
     } else
-        return eng_fail(err, ERR_VALUE, "%%load: '%s': cannot restore %s (a %s)", path, name, kind);
-    return bind_global(s, name, type, v, err);
+        return eng_fail(err, ERR_VALUE, "cannot restore a %s from this entry", kind);
+    if (v.type != VAL_TENSOR)
+        L->nvalues++;
+    *out = v;
+    return 0;
+}
+
+/* the line col of text (1-based), up to 50 bytes of it, into out */
+static void excerpt_at(char *out, size_t cap, const char *text, int line, int col)
+{
+    const char *p = text;
+    for (int l = 1; l < line && p; l++)
+        if ((p = strchr(p, '\n')))
+            p++;
+    for (int c = 1; p && *p && *p != '\n' && c < col; c++)
+        p++;
+    char piece[51];
+    size_t n = 0;
+    while (p && p[n] && p[n] != '\n' && n < sizeof piece - 1)
+        n++;
+    memcpy(piece, p ? p : "", n);
+    piece[n] = 0;
+    quoted(out, cap, piece);
+}
+
+static const char *stmt_name(const ast *n)
+{
+    switch (n->kind) {
+    case AST_DECL: return "a declaration";
+    case AST_EXPR: return "an expression statement";
+    case AST_FUNC: return "another function's definition";
+    case AST_KERNEL: return "a kernel definition";
+    case AST_MAGIC: return "a magic";
+    case AST_EMPTY: return "an empty statement";
+    default: return "a statement";
+    }
+}
+
+/* A source that must be exactly one definition: of a function (kernel 0), or of the
+ * kernel (kernel 1, is_global its kind) named name. A function's name may be any (name
+ * NULL): it goes into defined (256 bytes). entry names the source in messages. */
+static int check_definition(const load_ctx *L, const char *entry, const char *name, const char *src, int kernel,
+                            int is_global, char *defined, eng_error *err)
+{
+    ast_cell cell;
+    eng_error perr[1];
+    memset(perr, 0, sizeof perr);
+    char ex[96];
+    int rc = 0;
+    if (ast_parse(src, &cell, perr, 1)) {
+        rc = load_fail(L, err, ERR_SYNTAX, "%s: its source does not parse (%d:%d: %s)", entry, perr[0].line,
+                       perr[0].col, perr[0].msg);
+    } else if (!cell.arena || cell.nstmts == 0) {
+        rc = load_fail(L, err, ERR_VALUE, "%s: its source defines nothing", entry);
+    } else {
+        for (int i = 0; i < cell.nstmts && !rc; i++) {
+            ast *n = cell.stmts[i];
+            int want = kernel ? AST_KERNEL : AST_FUNC;
+            const char *got = kernel ? n->name : n->str;
+            int glen = kernel ? n->nlen : n->slen;
+            int named = !name || (glen == (int)strlen(name) && !memcmp(got, name, (size_t)glen));
+            if (i == 0 && (int)n->kind == want && named && (!kernel || (n->ival == 1) == is_global)) {
+                if (defined)
+                    snprintf(defined, 256, "%.*s", glen < 255 ? glen : 255, got);
+                continue;
+            }
+            excerpt_at(ex, sizeof ex, cell.src, n->line, n->col);
+            if (i == 0 && (int)n->kind == want)
+                rc = load_fail(L, err, ERR_VALUE, "%s: its source defines %s %.*s, not %s", entry,
+                               n->ival == 1 ? "__global__" : "__device__", glen, got, name);
+            else
+                rc = load_fail(L, err, ERR_VALUE,
+                               "%s: refused %s at %d:%d (%s): a session file's %s source may only define %s, "
+                               "and nothing in it may run at load", entry, stmt_name(n), n->line, n->col, ex,
+                               kernel ? "kernel" : "function", kernel ? "that kernel" : "one function");
+        }
+    }
+    if (cell.arena)
+        arena_decref(cell.arena);
+    return rc;
+}
+
+/* The preprocessor lines of a kernel's source: only those that define (#define,
+ * #undef, #pragma, #if...#endif); #include and the rest would reach outside the file. */
+static int check_kernel_directives(const load_ctx *L, const char *entry, const char *src, eng_error *err)
+{
+    static const char *const ok[] = {"define", "undef", "pragma", "if", "ifdef", "ifndef", "elif", "else", "endif"};
+    int line = 1;
+    for (const char *p = src; *p; line++) {
+        const char *q = p;
+        while (*q == ' ' || *q == '\t')
+            q++;
+        if (*q == '#') {
+            q++;
+            while (*q == ' ' || *q == '\t')
+                q++;
+            size_t n = 0;
+            while (isalpha((unsigned char)q[n]) || q[n] == '_')
+                n++;
+            int fine = 0;
+            for (size_t i = 0; i < sizeof ok / sizeof ok[0] && !fine; i++)
+                fine = strlen(ok[i]) == n && !strncmp(q, ok[i], n);
+            if (!fine && n > 0) {
+                char ex[96];
+                excerpt_at(ex, sizeof ex, src, line, 1);
+                return load_fail(L, err, ERR_VALUE, "%s: refused the preprocessor line %d (%s): a kernel's source "
+                                 "may hold #define, #undef, #pragma and #if lines only", entry, line, ex);
+            }
+        }
+        const char *nl = strchr(p, '\n');
+        if (!nl)
+            break;
+        p = nl + 1;
+    }
+    return 0;
+}
+
+static void load_ctx_free(load_ctx *L)
+{
+    for (int i = 0; i < L->ng; i++) {
+        value_decref(L->g[i].v);
+        free(L->g[i].alias);
+    }
+    free(L->g);
+    for (int i = 0; i < L->nopts; i++)
+        opt_free(L->opts[i].o);
+    free(L->opts);
+    free(L->k);
+    free(L->byname);
+    free(L->funcs.p);
+}
+
+/* the staged global tensor named name, or NULL */
+static tensor *staged_tensor(const load_ctx *L, const char *name)
+{
+    int i = find_staged(L, name);
+    return i >= 0 && L->g[i].v.type == VAL_TENSOR ? L->g[i].v.as.t : NULL;
 }
 
 /* a stored member as a tensor of dtype want (-1: as stored) */
-static tensor *load_member(const unsigned char *buf, size_t len, const char *member, int want, const char *path,
-                           eng_error *err)
+static tensor *load_member(const load_ctx *L, const char *member, int want, eng_error *err)
 {
     size_t size = 0;
-    const unsigned char *data = member ? zip_find(buf, len, member, &size) : NULL;
+    const unsigned char *data = member ? zip_find(L->buf, L->len, member, &size) : NULL;
     if (!data) {
-        eng_fail(err, ERR_VALUE, "%%load: '%s' has no stored member '%s'", path, member ? member : "?");
+        eng_fail(err, ERR_VALUE, "no stored member '%s'", member ? member : "?");
         return NULL;
     }
     tensor *t = tensor_load_npy_mem(data, size, member, err);
@@ -774,41 +768,51 @@ static int jbool(const jv *o, const char *key)
     return v && v->kind == 't';
 }
 
-/* one optimiser from its manifest entry, registered under its saved handle */
-static int load_optimizer(eng_session *s, const jv *e, const unsigned char *buf, size_t len, const char *path,
-                          eng_error *err)
+/* one optimiser from its manifest entry, unregistered, its parameters tied to the
+ * staged globals */
+static opt_state *stage_optimizer(const load_ctx *L, const jv *e, int64_t *handle_out, eng_error *err)
 {
     const char *kind = jstr(e, "kind"), *handle = jstr(e, "handle");
     jv *params = jget(e, "params");
     int k = kind ? opt_kind_from_name(kind) : -1;
-    if (k < 0 || !handle || !params || params->kind != 'a' || params->n > 4096)
-        return eng_fail(err, ERR_VALUE, "%%load: '%s': an optimiser entry lacks its kind, handle or params", path);
-    int n = params->n, rc = -1;
+    if (k < 0 || !handle || !params || params->kind != 'a' || params->n > 4096) {
+        eng_fail(err, ERR_VALUE, "the entry lacks its kind, handle or params");
+        return NULL;
+    }
+    char *end;
+    long long h = strtoll(handle, &end, 10);
+    if (*end || h < 1 || h > 1 << 20) {
+        eng_fail(err, ERR_VALUE, "handle %s is out of range 1..%d", handle, 1 << 20);
+        return NULL;
+    }
+    *handle_out = h;
+    int n = params->n;
     tensor **ps = calloc((size_t)n + 1, sizeof *ps);
     opt_state *o = NULL;
-    if (!ps)
-        return eng_fail(err, ERR_MEMORY, "%%load: out of memory");
+    if (!ps) {
+        eng_fail(err, ERR_MEMORY, "out of memory");
+        return NULL;
+    }
     for (int i = 0; i < n; i++) {
         const jv *pe = params->items[i];
         const char *gname = jstr(pe, "global");
         if (gname) {
-            int g = eng_global_find(s, gname, (int)strlen(gname));
-            if (g < 0 || s->globals[g].v.type != VAL_TENSOR) {
-                eng_fail(err, ERR_VALUE, "%%load: '%s': optimiser %s's parameter %s is not a saved tensor", path,
-                         handle, gname);
-                goto done;
+            if (!(ps[i] = staged_tensor(L, gname))) {
+                char q[96];
+                eng_fail(err, ERR_VALUE, "parameter %d is the global %s, which is not a tensor of the file", i + 1,
+                         quoted(q, sizeof q, gname));
+                goto fail;
             }
-            ps[i] = s->globals[g].v.as.t;
             tensor_incref(ps[i]);
         } else {
             const char *dt = jstr(pe, "dtype");
-            if (!(ps[i] = load_member(buf, len, jstr(pe, "member"), dt ? tensor_dtype_from_name(dt) : -1, path, err)))
-                goto done;
+            if (!(ps[i] = load_member(L, jstr(pe, "member"), dt ? tensor_dtype_from_name(dt) : -1, err)))
+                goto fail;
             ps[i]->requires_grad = 1;
         }
     }
     if (!(o = k == OPT_ADAMW ? opt_adamw_new(ps, n, err) : opt_sgd_new(ps, n, err)))
-        goto done;
+        goto fail;
     o->beta1 = jdouble(e, "beta1", o->beta1);
     o->beta2 = jdouble(e, "beta2", o->beta2);
     o->eps = jdouble(e, "eps", o->eps);
@@ -819,16 +823,14 @@ static int load_optimizer(eng_session *s, const jv *e, const unsigned char *buf,
     for (int i = 0; i < n; i++) {
         const jv *pe = params->items[i];
         const char *mm = jstr(pe, "m"), *vm = jstr(pe, "v");
-        if ((mm && !(o->m[i] = load_member(buf, len, mm, (int)ps[i]->dtype, path, err))) ||
-            (vm && !(o->v[i] = load_member(buf, len, vm, (int)ps[i]->dtype, path, err))))
-            goto done;
+        if ((mm && !(o->m[i] = load_member(L, mm, (int)ps[i]->dtype, err))) ||
+            (vm && !(o->v[i] = load_member(L, vm, (int)ps[i]->dtype, err))))
+            goto fail;
         for (int b = 0; b < 2; b++) {
             tensor *t = b ? o->v[i] : o->m[i];
-            if (t && (t->ndim != ps[i]->ndim ||
-                      memcmp(t->shape, ps[i]->shape, sizeof(int64_t) * (size_t)t->ndim))) {
-                eng_fail(err, ERR_SHAPE, "%%load: '%s': optimiser %s's state for parameter %d has the wrong shape",
-                         path, handle, i + 1);
-                goto done;
+            if (t && (t->ndim != ps[i]->ndim || memcmp(t->shape, ps[i]->shape, sizeof(int64_t) * (size_t)t->ndim))) {
+                eng_fail(err, ERR_SHAPE, "the state of parameter %d has the wrong shape", i + 1);
+                goto fail;
             }
         }
     }
@@ -836,8 +838,8 @@ static int load_optimizer(eng_session *s, const jv *e, const unsigned char *buf,
     if (hist && hist->kind == 'a' && hist->n > 0) {
         double *rows = calloc((size_t)hist->n * OPT_HIST_COLS, sizeof *rows);
         if (!rows) {
-            eng_fail(err, ERR_MEMORY, "%%load: out of memory");
-            goto done;
+            eng_fail(err, ERR_MEMORY, "out of memory");
+            goto fail;
         }
         for (int r = 0; r < hist->n; r++)
             for (int c = 0; c < OPT_HIST_COLS && hist->items[r]->kind == 'a' && c < hist->items[r]->n; c++) {
@@ -847,15 +849,276 @@ static int load_optimizer(eng_session *s, const jv *e, const unsigned char *buf,
         int hr = opt_set_history(o, rows, hist->n, err);
         free(rows);
         if (hr)
-            goto done;
+            goto fail;
     }
-    rc = opt_register_at(&s->optims, strtoll(handle, NULL, 10), o, err);
-    o = NULL; /* registered, or freed by opt_register_at */
-done:
+    for (int i = 0; i < n; i++)
+        tensor_decref(ps[i]);
+    free(ps);
+    return o;
+fail:
     opt_free(o);
     for (int i = 0; i < n; i++)
         tensor_decref(ps[i]);
     free(ps);
+    return NULL;
+}
+
+/* globals: each name checked, each value read, each function's source checked to be
+ * its one definition and gathered into L->funcs */
+static int stage_globals(load_ctx *L, const jv *globals, eng_error *err)
+{
+    if (!(L->g = calloc((size_t)globals->n + 1, sizeof *L->g)))
+        return load_fail(L, err, ERR_MEMORY, "out of memory");
+    char q[96], entry[160];
+    for (int i = 0; i < globals->n; i++) {
+        const jv *e = globals->items[i];
+        const char *name = jstr(e, "name"), *kind = jstr(e, "kind"), *why;
+        int type = type_from_name(jstr(e, "type"));
+        if (!name || !kind || type < 0)
+            return load_fail(L, err, ERR_VALUE, "globals[%d] lacks its name, kind or type", i);
+        snprintf(entry, sizeof entry, "globals[%d] %s", i, quoted(q, sizeof q, name));
+        if ((why = name_problem(name, 1)))
+            return load_fail(L, err, ERR_NAME, "%s: refused the name: it is %s", entry, why);
+        if (!type_fits(type, kind))
+            return load_fail(L, err, ERR_TYPE, "%s: declared %s but holds a %s", entry, type_names[type], kind);
+        staged_global *g = &L->g[L->ng];
+        g->name = name;
+        g->type = type;
+        g->v = value_void();
+        if (!strcmp(kind, "function")) {
+            const char *src = jstr(e, "source");
+            char defined[256];
+            if (!src)
+                return load_fail(L, err, ERR_VALUE, "%s: a function without its source", entry);
+            if (check_definition(L, entry, NULL, src, 0, 0, defined, err))
+                return -1;
+            if (strcmp(defined, name)) { /* auto f = sq;: f refers to the file's sq */
+                if (!(g->alias = strdup(defined)))
+                    return load_fail(L, err, ERR_MEMORY, "out of memory");
+                L->nfuncs++;
+                L->ng++;
+                continue;
+            }
+            g->source = src;
+            bb_put(&L->funcs, src, strlen(src));
+            bb_put(&L->funcs, "\n", 1);
+            L->nfuncs++;
+        } else if (stage_value(L, e, name, kind, &g->v, err))
+            return load_wrap(L, err, entry);
+        L->ng++;
+    }
+    int da, db;
+    if (!(L->byname = sort_names(&L->g[0].name, sizeof *L->g, L->ng, &da, &db)))
+        return load_fail(L, err, ERR_MEMORY, "out of memory");
+    if (da >= 0)
+        return load_fail(L, err, ERR_NAME, "globals[%d] %s: the name is also globals[%d]", db,
+                         quoted(q, sizeof q, L->g[db].name), da);
+    for (int i = 0; i < L->ng; i++) { /* an alias names a function the file defines */
+        int j = L->g[i].alias ? find_staged(L, L->g[i].alias) : -1;
+        if (L->g[i].alias && (j < 0 || !L->g[j].source))
+            return load_fail(L, err, ERR_NAME, "globals[%d] %s: holds the function %s, which the file does not define",
+                             i, quoted(q, sizeof q, L->g[i].name), L->g[i].alias);
+    }
+    return L->funcs.oom ? load_fail(L, err, ERR_MEMORY, "out of memory") : 0;
+}
+
+static int stage_optimizers(load_ctx *L, const jv *opts, eng_error *err)
+{
+    if (!opts || opts->kind != 'a')
+        return 0;
+    if (!(L->opts = calloc((size_t)opts->n + 1, sizeof *L->opts)))
+        return load_fail(L, err, ERR_MEMORY, "out of memory");
+    char entry[64];
+    for (int i = 0; i < opts->n; i++) {
+        snprintf(entry, sizeof entry, "optimizers[%d]", i);
+        int64_t h = 0;
+        opt_state *o = stage_optimizer(L, opts->items[i], &h, err);
+        if (!o)
+            return load_wrap(L, err, entry);
+        L->opts[L->nopts++] = (staged_opt){h, o};
+        for (int j = 0; j < L->nopts - 1; j++)
+            if (L->opts[j].handle == h)
+                return load_fail(L, err, ERR_VALUE, "%s: handle %lld is also optimizers[%d]'s", entry, (long long)h, j);
+    }
+    return 0;
+}
+
+static int stage_kernels(load_ctx *L, const jv *kernels, eng_error *err)
+{
+    if (!kernels || kernels->kind != 'a')
+        return 0;
+    if (!(L->k = calloc((size_t)kernels->n + 1, sizeof *L->k)))
+        return load_fail(L, err, ERR_MEMORY, "out of memory");
+    char q[96], entry[160];
+    for (int i = 0; i < kernels->n; i++) {
+        const jv *e = kernels->items[i];
+        const char *name = jstr(e, "name"), *kind = jstr(e, "kind"), *src = jstr(e, "source");
+        const char *cell = jstr(e, "cell"), *line = jstr(e, "line"), *why;
+        if (!name || !kind || !src)
+            return load_fail(L, err, ERR_VALUE, "kernels[%d] lacks its name, kind or source", i);
+        snprintf(entry, sizeof entry, "kernels[%d] %s", i, quoted(q, sizeof q, name));
+        if ((why = name_problem(name, 0)))
+            return load_fail(L, err, ERR_NAME, "%s: refused the name: it is %s", entry, why);
+        int is_global = !strcmp(kind, "__global__");
+        if (!is_global && strcmp(kind, "__device__"))
+            return load_fail(L, err, ERR_VALUE, "%s: kind %s is neither __global__ nor __device__", entry,
+                             quoted(q, sizeof q, kind));
+        for (const char *c = cell; c && *c; c++) /* it goes into #line directives */
+            if ((unsigned char)*c < 32 || *c == '"' || *c == '\\' || c - cell > 255)
+                return load_fail(L, err, ERR_VALUE, "%s: refused its cell name %s", entry, quoted(q, sizeof q, cell));
+        long ln = line ? strtol(line, NULL, 10) : 1;
+        if (ln < 1 || ln > 100000000)
+            return load_fail(L, err, ERR_VALUE, "%s: line %s is out of range", entry, line);
+        if (check_definition(L, entry, name, src, 1, is_global, NULL, err) || check_kernel_directives(L, entry, src, err))
+            return -1;
+        L->k[L->nk++] = (staged_kernel){name, src, cell ? cell : L->path, is_global, (int)ln};
+    }
+    int da, db;
+    name_ref *r = sort_names(&L->k[0].name, sizeof *L->k, L->nk, &da, &db);
+    free(r);
+    if (!r)
+        return load_fail(L, err, ERR_MEMORY, "out of memory");
+    if (da >= 0)
+        return load_fail(L, err, ERR_NAME, "kernels[%d] %s: the name is also kernels[%d]", db,
+                         quoted(q, sizeof q, L->k[db].name), da);
+    return 0;
+}
+
+/* The functions' bodies checked against the session as it will be after the commit
+ * (its globals and kernels, then the file's), in a scratch session: the real one is
+ * not touched. The kernels are defined there too (their parameters are parsed). */
+static int check_in_scratch(eng_session *s, load_ctx *L, eng_error *err)
+{
+    eng_session *x = eng_session_new(); /* its own context: the real session's is untouched */
+    if (!x)
+        return load_fail(L, err, ERR_MEMORY, "out of memory");
+    int rc = -1;
+    char q[96], entry[160];
+    for (int i = 0; i < s->nglobals; i++) {
+        const eng_global *g = &s->globals[i];
+        int xg = g->defined ? eng_global_add(x, g->name, (int)strlen(g->name)) : 0;
+        if (xg < 0) {
+            load_fail(L, err, ERR_MEMORY, "out of memory");
+            goto out;
+        }
+        if (g->defined) {
+            value_incref(g->v);
+            x->globals[xg] = (eng_global){x->globals[xg].name, g->type, g->v, 1};
+        }
+    }
+    for (int i = 0; i < L->ng; i++) {
+        if (L->g[i].source)
+            continue;
+        int xg = eng_global_add(x, L->g[i].name, (int)strlen(L->g[i].name));
+        if (xg < 0) {
+            load_fail(L, err, ERR_MEMORY, "out of memory");
+            goto out;
+        }
+        value_decref(x->globals[xg].v); /* an alias is void here: its function is in the cell checked */
+        value_incref(L->g[i].v);
+        x->globals[xg].v = L->g[i].v;
+        x->globals[xg].type = (ast_type)L->g[i].type;
+        x->globals[xg].defined = 1;
+    }
+    for (int i = 0; s->kernels && i < s->kernels->n; i++) {
+        const eng_kernel *k = s->kernels->items[i];
+        if (eng_kernel_define(x->kernels, k->source, (int)strlen(k->source), k->name, k->is_global, k->cell, k->line,
+                              err))
+            goto out;
+    }
+    for (int i = 0; i < L->nk; i++) {
+        const staged_kernel *k = &L->k[i];
+        snprintf(entry, sizeof entry, "kernels[%d] %s", i, quoted(q, sizeof q, k->name));
+        if (eng_kernel_define(x->kernels, k->source, (int)strlen(k->source), k->name, k->is_global, k->cell, k->line,
+                              err)) {
+            load_wrap(L, err, entry);
+            goto out;
+        }
+    }
+    if (L->nfuncs) {
+        eng_compiled *c = eng_compile(x, (const char *)L->funcs.p, "functions", 1, err);
+        if (!c) {
+            load_wrap(L, err, "its functions do not check");
+            goto out;
+        }
+        eng_compiled_free(c);
+    }
+    rc = 0;
+out:
+    eng_session_free(x);
+    return rc;
+}
+
+static void bind_global(eng_session *s, int g, int type, value v)
+{
+    eng_global *gl = &s->globals[g];
+    value_decref(gl->v);
+    gl->v = v;
+    gl->type = (ast_type)type;
+    gl->defined = 1;
+}
+
+/* Everything staged goes into the session. Only running out of memory can fail here,
+ * and the first steps (the globals' indices) change nothing visible. */
+static int commit(eng_session *s, load_ctx *L, const jv *root, eng_error *err)
+{
+    int *index = calloc((size_t)L->ng + 1, sizeof *index);
+    if (!index)
+        return load_fail(L, err, ERR_MEMORY, "out of memory");
+    for (int i = 0; i < L->ng; i++)
+        if ((index[i] = eng_global_add(s, L->g[i].name, (int)strlen(L->g[i].name))) < 0) {
+            free(index);
+            return load_fail(L, err, ERR_MEMORY, "out of memory");
+        }
+    int rc = -1;
+    for (int i = 0; i < L->nopts; i++) {
+        opt_state *o = L->opts[i].o;
+        L->opts[i].o = NULL; /* registered, or freed by opt_register_at */
+        if (opt_register_at(&s->optims, L->opts[i].handle, o, err))
+            goto out;
+    }
+    for (int i = 0; i < L->nk; i++) {
+        const staged_kernel *k = &L->k[i];
+        if (eng_kernel_define(s->kernels, k->source, (int)strlen(k->source), k->name, k->is_global, k->cell, k->line,
+                              err))
+            goto out;
+    }
+    for (int i = 0; i < L->ng; i++)
+        if (!L->g[i].source && !L->g[i].alias) {
+            bind_global(s, index[i], L->g[i].type, L->g[i].v);
+            L->g[i].v = value_void();
+        }
+    if (L->nfuncs) { /* definitions only (checked): running them defines, nothing else */
+        char name[300];
+        snprintf(name, sizeof name, "%s (functions)", L->path);
+        eng_compiled *c = eng_compile(s, (const char *)L->funcs.p, name, 1, err);
+        int r = c ? eng_run_compiled(s, c, err) : -1;
+        eng_compiled_free(c);
+        if (r)
+            goto out;
+    }
+    for (int i = 0; i < L->ng; i++) { /* auto f = sq;: now that sq is defined */
+        int fg = L->g[i].alias ? eng_global_find(s, L->g[i].alias, (int)strlen(L->g[i].alias)) : -1;
+        if (fg >= 0 && s->globals[fg].v.type == VAL_FUNC) {
+            value_incref(s->globals[fg].v);
+            bind_global(s, index[i], L->g[i].type, s->globals[fg].v);
+        }
+    }
+    jv *rng = jget(root, "rng");
+    const char *seed = jstr(rng, "seed"), *off = jstr(rng, "offset");
+    if (seed && off) {
+        s->rng.seed = strtoull(seed, NULL, 10);
+        s->rng.offset = strtoull(off, NULL, 10);
+    }
+    rc = 0;
+out:
+    if (rc) { /* out of memory half-way: say so, since part of the file is in */
+        strbuf b = {0};
+        strbuf_printf(&b, "%%load: '%s' was loaded only in part: %s", L->path, err->msg);
+        set_msg(err, &b);
+        free(b.p);
+    }
+    free(index);
     return rc;
 }
 
@@ -863,8 +1126,8 @@ int eng_session_load(eng_session *s, const char *path, char **summary, eng_error
 {
     unsigned char *buf = NULL;
     jv *root = NULL;
-    bbuf funcs = {0};
-    int rc = -1, ntensors = 0, nvalues = 0, nfuncs = 0, nopts = 0, nkernels = 0;
+    load_ctx L = {.path = path};
+    int rc = -1;
     FILE *f = fopen(path, "rb");
     if (!f)
         return eng_fail(err, ERR_IO, "%%load: cannot open '%s': %s", path, strerror(errno));
@@ -883,6 +1146,8 @@ int eng_session_load(eng_session *s, const char *path, char **summary, eng_error
         eng_fail(err, ERR_IO, "%%load: reading '%s' failed", path);
         goto err;
     }
+    L.buf = buf;
+    L.len = (size_t)flen;
     size_t mlen = 0;
     const unsigned char *mdata = zip_find(buf, (size_t)flen, MANIFEST, &mlen);
     if (!mdata) {
@@ -895,7 +1160,7 @@ int eng_session_load(eng_session *s, const char *path, char **summary, eng_error
         goto err;
     }
     const char *p = mtext;
-    root = jparse(&p, 0);
+    root = npz_json_parse(&p);
     free(mtext);
     jv *globals = jget(root, "globals");
     const char *fmt = jstr(root, "format");
@@ -909,73 +1174,29 @@ int eng_session_load(eng_session *s, const char *path, char **summary, eng_error
                  ver ? ver : "?", FORMAT_VERSION);
         goto err;
     }
-    /* values first, so that the functions' bodies can refer to them */
-    for (int i = 0; i < globals->n; i++) {
-        const jv *e = globals->items[i];
-        const char *kind = jstr(e, "kind");
-        if (kind && !strcmp(kind, "function")) {
-            const char *src = jstr(e, "source");
-            if (src) {
-                bb_put(&funcs, src, strlen(src));
-                bb_put(&funcs, "\n", 1);
-                nfuncs++;
-            }
-            continue;
-        }
-        int before = ntensors;
-        if (load_value(s, e, buf, (size_t)flen, path, &ntensors, err))
-            goto err;
-        if (ntensors == before)
-            nvalues++;
-    }
-    jv *opts = jget(root, "optimizers");
-    for (int i = 0; opts && opts->kind == 'a' && i < opts->n; i++, nopts++)
-        if (load_optimizer(s, opts->items[i], buf, (size_t)flen, path, err))
-            goto err;
-    /* kernels before functions: a function's body may launch one */
-    jv *kernels = jget(root, "kernels");
-    for (int i = 0; kernels && kernels->kind == 'a' && i < kernels->n; i++, nkernels++) {
-        const jv *e = kernels->items[i];
-        const char *kname = jstr(e, "name"), *kkind = jstr(e, "kind"), *ksrc = jstr(e, "source");
-        const char *kcell = jstr(e, "cell"), *kline = jstr(e, "line");
-        if (!kname || !kkind || !ksrc) {
-            eng_fail(err, ERR_VALUE, "%%load: '%s': a kernel entry lacks its name, kind or source", path);
-            goto err;
-        }
-        if (eng_kernel_define(s->kernels, ksrc, (int)strlen(ksrc), kname, !strcmp(kkind, "__global__"),
-                              kcell ? kcell : path, kline ? atoi(kline) : 1, err))
-            goto err;
-    }
-    if (nfuncs) {
-        char name[300];
-        snprintf(name, sizeof name, "%s (functions)", path);
-        eng_compiled *c = eng_compile(s, (const char *)funcs.p, name, 1, err);
-        if (!c)
-            goto err;
-        int r = eng_run_compiled(s, c, err);
-        eng_compiled_free(c);
-        if (r)
-            goto err;
-    }
-    jv *rng = jget(root, "rng");
-    const char *seed = jstr(rng, "seed"), *off = jstr(rng, "offset");
-    if (seed && off) {
-        s->rng.seed = strtoull(seed, NULL, 10);
-        s->rng.offset = strtoull(off, NULL, 10);
-    }
+    /* all of it staged and checked, then committed */
+    if (stage_globals(&L, globals, err) || stage_optimizers(&L, jget(root, "optimizers"), err) ||
+        stage_kernels(&L, jget(root, "kernels"), err) || check_in_scratch(s, &L, err) || commit(s, &L, root, err))
+        goto err;
     if (summary) {
-        char msg[512];
-        snprintf(msg, sizeof msg,
-                 "Loaded %d tensor%s, %d other value%s, %d function%s, %d kernel%s and %d optimiser%s from %s\n",
-                 ntensors, ntensors == 1 ? "" : "s", nvalues, nvalues == 1 ? "" : "s", nfuncs,
-                 nfuncs == 1 ? "" : "s", nkernels, nkernels == 1 ? "" : "s", nopts, nopts == 1 ? "" : "s", path);
+        char msg[1024];
+        int ntensors = L.ntensors, nvalues = L.nvalues, nfuncs = L.nfuncs, nkernels = L.nk, nopts = L.nopts;
+        int n = snprintf(msg, sizeof msg,
+                         "Loaded %d tensor%s, %d other value%s, %d function%s, %d kernel%s and %d optimiser%s from %s\n",
+                         ntensors, ntensors == 1 ? "" : "s", nvalues, nvalues == 1 ? "" : "s", nfuncs,
+                         nfuncs == 1 ? "" : "s", nkernels, nkernels == 1 ? "" : "s", nopts, nopts == 1 ? "" : "s",
+                         path);
+        if (nfuncs + nkernels > 0 && n > 0 && n < (int)sizeof msg)
+            snprintf(msg + n, sizeof msg - (size_t)n,
+                     "A session file is code: its functions and kernels (definitions only; nothing in the file "
+                     "ran) do what their bodies say when you call them. Load files you trust.\n");
         *summary = strdup(msg);
     }
     rc = 0;
 err:
     fclose(f);
     free(buf);
-    free(funcs.p);
+    load_ctx_free(&L);
     jv_free(root);
     return rc;
 }
