@@ -13,6 +13,7 @@
 
 #include "engine/interp.h"
 #include "engine/kernels.h"
+#include "engine/stack.h"
 
 #define MAX_LOCALS 4096
 #define MAX_NEW 4096
@@ -49,6 +50,8 @@ typedef struct checker {
      * arena; params malloc'ed, freed at the end of the check) */
     eng_kernel kernels[MAX_CELL_KERNELS];
     int nkernels;
+    uintptr_t stack_limit; /* the recursion stops with an error below it (engine/stack.h) */
+    int too_deep;        /* it did: check nothing more */
 } checker;
 
 static const char *type_name(ast_type t)
@@ -509,9 +512,25 @@ static void check_target(checker *ck, ast *t)
         error_at(ck, t, ERR_TYPE, "only tensor elements can be assigned, not %s elements", type_name(t->a->type));
 }
 
+/* the C stack is nearly used up: one error for the cell, then nothing more is checked */
+static int out_of_stack(checker *ck, ast *n)
+{
+    if (ck->too_deep)
+        return 1;
+    if (!eng_stack_exhausted(ck->stack_limit))
+        return 0;
+    ck->too_deep = 1;
+    error_at(ck, n, ERR_RUNTIME,
+             "expression nested too deeply: checking it used all %.0f MB of the stack; split it into "
+             "several statements", (double)eng_stack_usable() / (1 << 20));
+    return 1;
+}
+
 static ast_type check_expr(checker *ck, ast *n)
 {
     ast_type l, r;
+    if (out_of_stack(ck, n))
+        return TY_UNKNOWN;
     switch (n->kind) {
     case AST_INT: return n->type = TY_INT;
     case AST_FLOAT: return n->type = TY_FLOAT;
@@ -794,6 +813,8 @@ static void check_func(checker *ck, ast *n)
 
 static void check_stmt(checker *ck, ast *n)
 {
+    if (out_of_stack(ck, n))
+        return;
     switch (n->kind) {
     case AST_EXPR: {
         ast_type t = check_expr(ck, n->a);
@@ -889,6 +910,7 @@ int check_cell(eng_session *s, ast_cell *cell, eng_error *errs, int max_errs, ch
     ck->s = s;
     ck->errs = errs;
     ck->max_errs = max_errs;
+    ck->stack_limit = eng_stack_limit();
     /* functions are visible in the whole cell, so that they may call each other */
     for (int i = 0; i < cell->nstmts; i++) {
         ast *n = cell->stmts[i];

@@ -17,6 +17,7 @@
 #include "engine/interp.h"
 #include "engine/tensor_impl.h"
 #include "engine/kernels.h"
+#include "engine/stack.h"
 
 enum { EX_OK = 0, EX_BREAK, EX_CONTINUE, EX_RETURN, EX_ERROR };
 
@@ -28,6 +29,7 @@ typedef struct interp {
     eng_source **err_src; /* where err's position points */
     eng_trace *trace;   /* call chain of the error */
     value ret;          /* a return statement's value */
+    uintptr_t stack_limit; /* eval and exec stop with an error below it (engine/stack.h) */
 } interp;
 
 static int eval(interp *it, ast *n, value *out);
@@ -61,6 +63,18 @@ static int fail(interp *it, ast *n, eng_errkind kind, const char *fmt, ...)
         it->err->kind = kind;
     }
     return located(it, n);
+}
+
+/* the C stack is nearly used up (engine/stack.h): an error instead of a crash */
+static int __attribute__((noinline, cold)) too_deep(interp *it, ast *n)
+{
+    double mb = (double)eng_stack_usable() / (1 << 20);
+    if (it->s->depth > 1)
+        return fail(it, n, ERR_RUNTIME, "recursion too deep: %d calls in progress used all %.0f MB of the stack",
+                    it->s->depth, mb);
+    return fail(it, n, ERR_RUNTIME,
+                "expression nested too deeply: evaluating it used all %.0f MB of the stack; split it into "
+                "several statements", mb);
 }
 
 static int interrupted(interp *it, ast *n)
@@ -1039,6 +1053,8 @@ out:
 static int eval(interp *it, ast *n, value *out)
 {
     value a, b;
+    if (eng_stack_exhausted(it->stack_limit))
+        return too_deep(it, n);
     switch (n->kind) {
     case AST_INT: *out = value_int(n->ival); return 0;
     case AST_FLOAT: *out = value_float(n->fval); return 0;
@@ -1305,6 +1321,8 @@ static int exec(interp *it, ast *n)
 {
     value v;
     int t, stop, ex;
+    if (eng_stack_exhausted(it->stack_limit))
+        return too_deep(it, n), EX_ERROR;
     switch (n->kind) {
     case AST_EXPR:
         if (eval(it, n->a, &v))
@@ -1399,7 +1417,7 @@ int interp_call(eng_session *s, eng_func *fn, int argc, value *argv, value *out,
 {
     eng_source *err_src = NULL;
     eng_trace trace = {0};
-    interp it = {s, s->stack, err, fn->src, &err_src, &trace, value_void()};
+    interp it = {s, s->stack, err, fn->src, &err_src, &trace, value_void(), eng_stack_limit()};
     if (argc != fn->def->nlist)
         return eng_fail(err, ERR_TYPE, "%s() takes %d arguments, %d given", fn->name, fn->def->nlist, argc);
     value *args = s->stack + s->stack_used;
@@ -1429,7 +1447,7 @@ int interp_run_cell(eng_session *s, ast_cell *cell, eng_source *src, int frame_s
     for (int i = 0; i < frame_size; i++)
         fp[i] = value_void();
     s->stack_used += frame_size;
-    interp it = {s, fp, err, src, err_src, trace, value_void()};
+    interp it = {s, fp, err, src, err_src, trace, value_void(), eng_stack_limit()};
     int rc = 0;
     for (int i = 0; i < cell->nstmts && !rc; i++) {
         ast *n = cell->stmts[i];
