@@ -122,6 +122,19 @@ typedef struct ast {
     void *ext;            /* checker's extra data (e.g. a function's frame size) */
 } ast;
 
+/* The left operand of a link of a chain: a + b (any binary operator), x.m, x[i] and the
+ * method call x.f(...) each apply to the value on their left. Chains are left-deep and
+ * as long as the user writes them (`1+1+...+1`, `x.T.T...`), so the checker and the
+ * interpreter walk them with a loop over this, not with recursion. NULL for others. */
+static inline struct ast *ast_chain_left(const struct ast *n)
+{
+    switch (n->kind) {
+    case AST_BINARY: case AST_MEMBER: case AST_INDEX: return n->a;
+    case AST_CALL: return n->a->kind == AST_MEMBER ? n->a->a : NULL;
+    default: return NULL;
+    }
+}
+
 /* How a name resolves (ast.res). */
 enum { RES_NONE = 0, RES_LOCAL, RES_GLOBAL, RES_BUILTIN, RES_CONST };
 

@@ -236,6 +236,7 @@ int check_constant_index(const char *name, int len)
 }
 
 static ast_type check_expr(checker *ck, ast *n);
+static ast_type check_chain(checker *ck, ast *n);
 static void check_stmt(checker *ck, ast *n);
 static ast_type check_launch(checker *ck, ast *n);
 
@@ -283,15 +284,14 @@ static void check_args(checker *ck, ast *call, int first)
     }
 }
 
-/* f(args), or x.f(args) which is f(x, args) */
-static ast_type check_call(checker *ck, ast *n)
+/* f(args), or x.f(args) which is f(x, args) with bt the type of x (checked already) */
+static ast_type check_call(checker *ck, ast *n, ast_type bt)
 {
     ast *callee = n->a;
     int extra = 0;
     const char *name;
     int len;
     if (callee->kind == AST_MEMBER) {
-        ast_type bt = check_expr(ck, callee->a);
         if (bt == TY_VOID)
             error_at(ck, callee->a, ERR_TYPE, "a void value has no methods");
         extra = 1;
@@ -521,9 +521,74 @@ static int out_of_stack(checker *ck, ast *n)
         return 0;
     ck->too_deep = 1;
     error_at(ck, n, ERR_RUNTIME,
-             "expression nested too deeply: checking it used all %.0f MB of the stack; split it into "
+             "expression nested too deeply: checking it used all %.1f MB of the stack; split it into "
              "several statements", (double)eng_stack_usable() / (1 << 20));
     return 1;
+}
+
+/* the type of the link n of a chain (engine/ast.h), l the type on its left */
+static ast_type check_link(checker *ck, ast *n, ast_type l)
+{
+    switch (n->kind) {
+    case AST_BINARY: return n->type = binary_type(ck, n, n->op, l, check_expr(ck, n->b));
+    case AST_INDEX:
+        check_index_items(ck, n);
+        if (l == TY_TUPLE)
+            return n->type = TY_INT;
+        if (l != TY_TENSOR && l != TY_UNKNOWN) {
+            error_at(ck, n, ERR_TYPE, "cannot index a%s %s", l == TY_INT ? "n" : "", type_name(l));
+            return n->type = TY_UNKNOWN;
+        }
+        return n->type = TY_TENSOR;
+    case AST_MEMBER:
+        if (l == TY_TENSOR || l == TY_UNKNOWN) {
+            for (int i = 0; i < (int)(sizeof tensor_members / sizeof tensor_members[0]); i++)
+                if (!strcmp(n->str, tensor_members[i]))
+                    return n->type = tensor_member_types[i];
+            if (l == TY_TENSOR)
+                error_at(ck, n, ERR_TYPE,
+                         "a tensor has no member '%s' (members: shape, ndim, numel, dtype, device, T, grad; "
+                         "methods: any built-in, as in x.reshape(2, -1))", n->str);
+            return n->type = TY_UNKNOWN;
+        }
+        error_at(ck, n, ERR_TYPE, "a%s %s has no member '%s'", l == TY_INT ? "n" : "", type_name(l), n->str);
+        return n->type = TY_UNKNOWN;
+    default: return n->type = check_call(ck, n, l);
+    }
+}
+
+/* A chain (a + b + c, x.T.T, z[0][0], x.f().g()) as a loop: its leftmost operand,
+ * then each link, so that no link costs stack. A plain call f(...) is a chain of none. */
+static ast_type check_chain(checker *ck, ast *n)
+{
+    ast *few[32], **links = few, *base = n;
+    int nlinks = 0, cap = 32;
+    for (; ast_chain_left(base); base = ast_chain_left(base)) {
+        if (nlinks == cap) {
+            ast **more = malloc(sizeof *more * (size_t)cap * 2);
+            if (!more) {
+                error_at(ck, n, ERR_MEMORY, "out of memory checking a chain of %d operators", nlinks);
+                break;
+            }
+            memcpy(more, links, sizeof *links * (size_t)nlinks);
+            if (links != few)
+                free(links);
+            links = more;
+            cap *= 2;
+        }
+        links[nlinks++] = base;
+    }
+    ast_type t = TY_UNKNOWN;
+    if (base == n) /* f(...) */
+        t = check_call(ck, n, TY_UNKNOWN);
+    else if (!ast_chain_left(base)) {
+        t = check_expr(ck, base);
+        for (int i = nlinks - 1; i >= 0; i--)
+            t = check_link(ck, links[i], t);
+    }
+    if (links != few)
+        free(links);
+    return t;
 }
 
 static ast_type check_expr(checker *ck, ast *n)
@@ -549,10 +614,6 @@ static ast_type check_expr(checker *ck, ast *n)
         if (n->op == TK_NOT)
             return n->type = l == TY_TENSOR ? TY_TENSOR : TY_BOOL;
         return n->type = l == TY_BOOL ? TY_INT : l;
-    case AST_BINARY:
-        l = check_expr(ck, n->a);
-        r = check_expr(ck, n->b);
-        return n->type = binary_type(ck, n, n->op, l, r);
     case AST_TERNARY: {
         ast_type c = check_expr(ck, n->a);
         if (!is_numeric(c))
@@ -584,31 +645,10 @@ static ast_type check_expr(checker *ck, ast *n)
             error_at(ck, n, ERR_TYPE, "'%s' needs a number or a tensor, got %s", n->op == TK_INC ? "++" : "--",
                      type_name(l));
         return n->type = l;
-    case AST_CALL: return n->type = check_call(ck, n);
+    case AST_BINARY:
     case AST_INDEX:
-        l = check_expr(ck, n->a);
-        check_index_items(ck, n);
-        if (l == TY_TUPLE)
-            return n->type = TY_INT;
-        if (l != TY_TENSOR && l != TY_UNKNOWN) {
-            error_at(ck, n, ERR_TYPE, "cannot index a%s %s", l == TY_INT ? "n" : "", type_name(l));
-            return n->type = TY_UNKNOWN;
-        }
-        return n->type = TY_TENSOR;
     case AST_MEMBER:
-        l = check_expr(ck, n->a);
-        if (l == TY_TENSOR || l == TY_UNKNOWN) {
-            for (int i = 0; i < (int)(sizeof tensor_members / sizeof tensor_members[0]); i++)
-                if (!strcmp(n->str, tensor_members[i]))
-                    return n->type = tensor_member_types[i];
-            if (l == TY_TENSOR)
-                error_at(ck, n, ERR_TYPE,
-                         "a tensor has no member '%s' (members: shape, ndim, numel, dtype, device, T, grad; "
-                         "methods: any built-in, as in x.reshape(2, -1))", n->str);
-            return n->type = TY_UNKNOWN;
-        }
-        error_at(ck, n, ERR_TYPE, "a%s %s has no member '%s'", l == TY_INT ? "n" : "", type_name(l), n->str);
-        return n->type = TY_UNKNOWN;
+    case AST_CALL: return n->type = check_chain(ck, n);
     case AST_LIST:
         check_list(ck, n);
         return n->type = TY_TENSOR;

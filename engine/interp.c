@@ -33,6 +33,7 @@ typedef struct interp {
 } interp;
 
 static int eval(interp *it, ast *n, value *out);
+static int eval_chain(interp *it, ast *n, value *out);
 static int exec(interp *it, ast *n);
 static inline int fast_int(interp *it, ast *n, int64_t *out);
 
@@ -70,10 +71,10 @@ static int __attribute__((noinline, cold)) too_deep(interp *it, ast *n)
 {
     double mb = (double)eng_stack_usable() / (1 << 20);
     if (it->s->depth > 1)
-        return fail(it, n, ERR_RUNTIME, "recursion too deep: %d calls in progress used all %.0f MB of the stack",
+        return fail(it, n, ERR_RUNTIME, "recursion too deep: %d calls in progress used all %.1f MB of the stack",
                     it->s->depth, mb);
     return fail(it, n, ERR_RUNTIME,
-                "expression nested too deeply: evaluating it used all %.0f MB of the stack; split it into "
+                "expression nested too deeply: evaluating it used all %.1f MB of the stack; split it into "
                 "several statements", mb);
 }
 
@@ -587,11 +588,9 @@ err:
     return -1;
 }
 
-static int eval_index(interp *it, ast *n, value *out)
+/* base[items] for the value of n->a (consumed) */
+static int eval_index(interp *it, ast *n, value base, value *out)
 {
-    value base;
-    if (eval(it, n->a, &base))
-        return -1;
     int rc = 0;
     if (base.type == VAL_TUPLE) {
         value iv;
@@ -622,11 +621,9 @@ static int eval_index(interp *it, ast *n, value *out)
     return rc;
 }
 
-static int eval_member(interp *it, ast *n, value *out)
+/* base.member for the value of n->a (consumed) */
+static int eval_member(interp *it, ast *n, value base, value *out)
 {
-    value base;
-    if (eval(it, n->a, &base))
-        return -1;
     if (base.type != VAL_TENSOR) {
         fail(it, n, ERR_TYPE, "a %s has no member '%s'", value_type_name(base.type), n->str);
         value_decref(base);
@@ -905,22 +902,28 @@ static int call_function(interp *it, ast *site, eng_func *fn, value *args, int a
     return 0;
 }
 
-static int eval_call(interp *it, ast *n, value *out)
+/* f(args), or x.f(args) with recv the value of x (consumed) when the caller has it */
+static int eval_call(interp *it, ast *n, value *recv, value *out)
 {
     eng_session *s = it->s;
     ast *callee = n->a;
     int extra = callee->kind == AST_MEMBER;
     int argc = n->nlist + extra;
-    if (interrupted(it, n))
+    if (interrupted(it, n) ||
+        (s->stack_used + argc + 1 > ENG_STACK_SLOTS &&
+         fail(it, n, ERR_RUNTIME, "stack overflow: expressions nested too deeply"))) {
+        if (recv)
+            value_decref(*recv);
         return -1;
+    }
     value *args = s->stack + s->stack_used;
-    if (s->stack_used + argc + 1 > ENG_STACK_SLOTS)
-        return fail(it, n, ERR_RUNTIME, "stack overflow: expressions nested too deeply");
     int base_used = s->stack_used;
     int done = 0, rc = 0;
     if (extra) {
         value v;
-        if (eval(it, callee->a, &v))
+        if (recv)
+            v = *recv;
+        else if (eval(it, callee->a, &v))
             return -1;
         args[0] = v;
         done = 1;
@@ -1048,11 +1051,104 @@ out:
     return rc;
 }
 
+/* a op b for a the value of n->a (consumed): && and || evaluate b only when needed */
+static int eval_binary(interp *it, ast *n, value a, value *out)
+{
+    value b;
+    if (n->op == TK_ANDAND || n->op == TK_OROR) {
+        int ta, tb;
+        int rc = truthy(it, n->a, a, &ta);
+        value_decref(a);
+        if (rc)
+            return -1;
+        if ((n->op == TK_ANDAND) != ta) {
+            *out = value_bool(ta);
+            return 0;
+        }
+        if (eval(it, n->b, &b))
+            return -1;
+        rc = truthy(it, n->b, b, &tb);
+        value_decref(b);
+        if (rc)
+            return -1;
+        *out = value_bool(tb);
+        return 0;
+    }
+    if (eval(it, n->b, &b)) {
+        value_decref(a);
+        return -1;
+    }
+    if (a.type == VAL_INT && b.type == VAL_INT) {
+        switch (n->op) { /* the hot path of loops */
+        case TK_LT: *out = value_bool(a.as.i < b.as.i); return 0;
+        case TK_PLUS: *out = value_int((int64_t)((uint64_t)a.as.i + (uint64_t)b.as.i)); return 0;
+        default: return int_binop(it, n, n->op, a.as.i, b.as.i, out);
+        }
+    }
+    int rc = binop(it, n, n->op, a, b, out);
+    value_decref(a);
+    value_decref(b);
+    return rc;
+}
+
+/* applies the link n of a chain to acc, the value on its left (consumed) */
+static int eval_link(interp *it, ast *n, value acc, value *out)
+{
+    switch (n->kind) {
+    case AST_BINARY: return eval_binary(it, n, acc, out);
+    case AST_MEMBER: return eval_member(it, n, acc, out);
+    case AST_INDEX: return eval_index(it, n, acc, out);
+    default: return eval_call(it, n, &acc, out);
+    }
+}
+
+/* A chain (a + b + c, x.T.T, z[0][0], x.f().g(): engine/ast.h) as a loop: its
+ * leftmost operand, then each link on the value so far, so that no link costs stack.
+ * Only the operands on the right (b, the indices, the arguments) recurse. */
+static int __attribute__((noinline)) eval_chain(interp *it, ast *n, value *out)
+{
+    ast *few[32], **links = few, *base = n;
+    int nlinks = 0, cap = 32, rc = 0;
+    for (; ast_chain_left(base); base = ast_chain_left(base)) {
+        if (nlinks == cap) {
+            ast **more = malloc(sizeof *more * (size_t)cap * 2);
+            if (!more) {
+                rc = fail(it, n, ERR_MEMORY, "out of memory walking a chain of %d operators", nlinks);
+                goto out;
+            }
+            memcpy(more, links, sizeof *links * (size_t)nlinks);
+            if (links != few)
+                free(links);
+            links = more;
+            cap *= 2;
+        }
+        links[nlinks++] = base;
+    }
+    value acc;
+    if (eval(it, base, &acc)) {
+        rc = -1;
+        goto out;
+    }
+    for (int i = nlinks - 1; i >= 0; i--) {
+        value next;
+        if (eval_link(it, links[i], acc, &next)) {
+            rc = -1;
+            goto out;
+        }
+        acc = next;
+    }
+    *out = acc;
+out:
+    if (links != few)
+        free(links);
+    return rc;
+}
+
 /* ---- expressions ---- */
 
 static int eval(interp *it, ast *n, value *out)
 {
-    value a, b;
+    value a;
     if (eng_stack_exhausted(it->stack_limit))
         return too_deep(it, n);
     switch (n->kind) {
@@ -1120,46 +1216,12 @@ static int eval(interp *it, ast *n, value *out)
             value_decref(a);
             return fail(it, n, ERR_TYPE, "a unary operator cannot take %s", value_type_name(a.type));
         }
-    case AST_BINARY: {
-        if (n->op == TK_ANDAND || n->op == TK_OROR) {
-            int ta, tb;
-            if (eval(it, n->a, &a))
-                return -1;
-            int rc = truthy(it, n->a, a, &ta);
-            value_decref(a);
-            if (rc)
-                return -1;
-            if ((n->op == TK_ANDAND) != ta) {
-                *out = value_bool(ta);
-                return 0;
-            }
-            if (eval(it, n->b, &b))
-                return -1;
-            rc = truthy(it, n->b, b, &tb);
-            value_decref(b);
-            if (rc)
-                return -1;
-            *out = value_bool(tb);
-            return 0;
-        }
+    case AST_BINARY:
+        if (ast_chain_left(n->a))
+            return eval_chain(it, n, out);
         if (eval(it, n->a, &a))
             return -1;
-        if (eval(it, n->b, &b)) {
-            value_decref(a);
-            return -1;
-        }
-        if (a.type == VAL_INT && b.type == VAL_INT) {
-            switch (n->op) { /* the hot path of loops */
-            case TK_LT: *out = value_bool(a.as.i < b.as.i); return 0;
-            case TK_PLUS: *out = value_int((int64_t)((uint64_t)a.as.i + (uint64_t)b.as.i)); return 0;
-            default: return int_binop(it, n, n->op, a.as.i, b.as.i, out);
-            }
-        }
-        int rc = binop(it, n, n->op, a, b, out);
-        value_decref(a);
-        value_decref(b);
-        return rc;
-    }
+        return eval_binary(it, n, a, out);
     case AST_TERNARY: {
         int t;
         if (eval(it, n->a, &a))
@@ -1172,9 +1234,17 @@ static int eval(interp *it, ast *n, value *out)
     }
     case AST_ASSIGN: return eval_assign(it, n, out);
     case AST_INCDEC: return eval_incdec(it, n, out);
-    case AST_CALL: return eval_call(it, n, out);
-    case AST_INDEX: return eval_index(it, n, out);
-    case AST_MEMBER: return eval_member(it, n, out);
+    case AST_CALL:
+        if (ast_chain_left(n) && ast_chain_left(ast_chain_left(n)))
+            return eval_chain(it, n, out);
+        return eval_call(it, n, NULL, out);
+    case AST_INDEX:
+    case AST_MEMBER:
+        if (ast_chain_left(n->a))
+            return eval_chain(it, n, out);
+        if (eval(it, n->a, &a))
+            return -1;
+        return n->kind == AST_INDEX ? eval_index(it, n, a, out) : eval_member(it, n, a, out);
     case AST_LIST: return eval_list(it, n, out);
     case AST_LAUNCH: return eval_launch(it, n, out);
     case AST_CAST:

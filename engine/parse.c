@@ -237,7 +237,7 @@ static void parse_enter(parser *p)
     if (++p->depth > PARSE_MAX_DEPTH)
         parse_fail_at(p, p->cur.line, p->cur.col, "nesting too deep (more than %d levels)", PARSE_MAX_DEPTH);
     if (eng_stack_exhausted(p->stack_limit))
-        parse_fail_at(p, p->cur.line, p->cur.col, "nesting too deep: parsing it used all %.0f MB of the stack",
+        parse_fail_at(p, p->cur.line, p->cur.col, "nesting too deep: parsing it used all %.1f MB of the stack",
                       (double)eng_stack_usable() / (1 << 20));
 }
 
