@@ -108,7 +108,7 @@ static void test_chains(eng_session *s)
     expect_alive(s);
     /* nested operators in a recursion within the limits (this thread's stack may be
      * 8 MB: kiln's is 64) */
-    expect_result(s, chain("int f(int n) { return n <= 0 ? 0 : ", "- ", 40, "f(n - 1); }\nf(300)"), "0");
+    expect_result(s, chain("int f(int n) { return n <= 0 ? 0 : ", "- ", 40, "f(n - 1); }\nf(100)"), "0");
     expect_error(s, strdup("int h(int n) { return n <= 0 ? 0 : 1 + h(n - 1); }\nh(100000)"),
                  "recursion too deep: more than 1000 calls");
     expect_alive(s);
