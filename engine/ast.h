@@ -110,6 +110,8 @@ typedef struct ast {
     struct ast *a, *b, *c, *d; /* children, as each kind says */
     struct ast **list;    /* items (arguments, statements, declarators, parameters) */
     int nlist;            /* number of items */
+    int chain;            /* checker: 1 on a link of a chain (ast_chain_left) with at least
+                             AST_CHAIN_LOOP links from it down: the interpreter loops over them */
     int64_t ival;         /* integer literal, flags */
     double fval;          /* float literal */
     const char *str;      /* names, strings, magics, kernel source (arena memory, NUL-terminated) */
@@ -125,7 +127,8 @@ typedef struct ast {
 /* The left operand of a link of a chain: a + b (any binary operator), x.m, x[i] and the
  * method call x.f(...) each apply to the value on their left. Chains are left-deep and
  * as long as the user writes them (`1+1+...+1`, `x.T.T...`), so the checker and the
- * interpreter walk them with a loop over this, not with recursion. NULL for others. */
+ * interpreter walk them with a loop over this (from a link marked `chain`), not with
+ * recursion. NULL for others. */
 static inline struct ast *ast_chain_left(const struct ast *n)
 {
     switch (n->kind) {
@@ -134,6 +137,9 @@ static inline struct ast *ast_chain_left(const struct ast *n)
     default: return NULL;
     }
 }
+
+/* Chains shorter than this recurse (it is cheaper); longer ones are loops. */
+#define AST_CHAIN_LOOP 8
 
 /* How a name resolves (ast.res). */
 enum { RES_NONE = 0, RES_LOCAL, RES_GLOBAL, RES_BUILTIN, RES_CONST };

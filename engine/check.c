@@ -583,8 +583,10 @@ static ast_type check_chain(checker *ck, ast *n)
         t = check_call(ck, n, TY_UNKNOWN);
     else if (!ast_chain_left(base)) {
         t = check_expr(ck, base);
-        for (int i = nlinks - 1; i >= 0; i--)
+        for (int i = nlinks - 1; i >= 0; i--) {
+            links[i]->chain = nlinks - i >= AST_CHAIN_LOOP;
             t = check_link(ck, links[i], t);
+        }
     }
     if (links != few)
         free(links);

@@ -78,6 +78,13 @@ static int __attribute__((noinline, cold)) too_deep(interp *it, ast *n)
                 "several statements", mb);
 }
 
+/* at each recursive entry of eval and exec: one compare */
+#define RECURSING(it, n)                                 \
+    do {                                                 \
+        if (0 && eng_stack_exhausted((it)->stack_limit)) \
+            return too_deep(it, n);                      \
+    } while (0)
+
 static int interrupted(interp *it, ast *n)
 {
     if (!it->s->interrupt)
@@ -304,155 +311,19 @@ static int eval_list(interp *it, ast *n, value *out)
     return rc;
 }
 
-/* ---- operators ---- */
-
-static kn_opid tensor_op(int op)
-{
-    switch (op) {
-    case TK_PLUS: return KN_OP_ADD;
-    case TK_MINUS: return KN_OP_SUB;
-    case TK_STAR: return KN_OP_MUL;
-    case TK_SLASH: return KN_OP_DIV;
-    case TK_PERCENT: return KN_OP_MOD;
-    case TK_EQ: return KN_OP_EQ;
-    case TK_NE: return KN_OP_NE;
-    case TK_LT: return KN_OP_LT;
-    case TK_LE: return KN_OP_LE;
-    case TK_GT: return KN_OP_GT;
-    case TK_GE: return KN_OP_GE;
-    default: return KN_NOPS;
-    }
-}
-
-static const char *op_name(int op)
-{
-    static const char *names[TK_NKINDS];
-    if (!names[TK_PLUS]) {
-        names[TK_PLUS] = "+", names[TK_MINUS] = "-", names[TK_STAR] = "*", names[TK_SLASH] = "/";
-        names[TK_PERCENT] = "%", names[TK_AT] = "@", names[TK_AMP] = "&", names[TK_PIPE] = "|";
-        names[TK_CARET] = "^", names[TK_SHL] = "<<", names[TK_SHR] = ">>", names[TK_EQ] = "==";
-        names[TK_NE] = "!=", names[TK_LT] = "<", names[TK_LE] = "<=", names[TK_GT] = ">", names[TK_GE] = ">=";
-    }
-    return op >= 0 && op < TK_NKINDS && names[op] ? names[op] : "?";
-}
+/* ---- operators (engine/operators.c) ---- */
 
 static int int_binop(interp *it, ast *n, int op, int64_t a, int64_t b, value *out)
 {
-    uint64_t ua = (uint64_t)a, ub = (uint64_t)b;
-    switch (op) {
-    case TK_PLUS: *out = value_int((int64_t)(ua + ub)); return 0;
-    case TK_MINUS: *out = value_int((int64_t)(ua - ub)); return 0;
-    case TK_STAR: *out = value_int((int64_t)(ua * ub)); return 0;
-    case TK_SLASH:
-    case TK_PERCENT:
-        if (b == 0)
-            return fail(it, n, ERR_ZERODIV, "integer %s by zero (%lld %s 0)", op == TK_SLASH ? "division" : "modulo",
-                        (long long)a, op_name(op));
-        if (b == -1) /* INT64_MIN / -1 overflows in C */
-            *out = value_int(op == TK_SLASH ? (int64_t)(0 - ua) : 0);
-        else
-            *out = value_int(op == TK_SLASH ? a / b : a % b);
-        return 0;
-    case TK_AMP: *out = value_int(a & b); return 0;
-    case TK_PIPE: *out = value_int(a | b); return 0;
-    case TK_CARET: *out = value_int(a ^ b); return 0;
-    case TK_SHL:
-    case TK_SHR:
-        if (b < 0 || b > 63)
-            return fail(it, n, ERR_VALUE, "shift count %lld is out of range 0..63", (long long)b);
-        *out = value_int(op == TK_SHL ? (int64_t)(ua << b) : a >> b);
-        return 0;
-    case TK_EQ: *out = value_bool(a == b); return 0;
-    case TK_NE: *out = value_bool(a != b); return 0;
-    case TK_LT: *out = value_bool(a < b); return 0;
-    case TK_LE: *out = value_bool(a <= b); return 0;
-    case TK_GT: *out = value_bool(a > b); return 0;
-    case TK_GE: *out = value_bool(a >= b); return 0;
-    default: return fail(it, n, ERR_TYPE, "operator '%s' cannot take int and int", op_name(op));
-    }
-}
-
-static int float_binop(interp *it, ast *n, int op, double a, double b, value *out)
-{
-    switch (op) {
-    case TK_PLUS: *out = value_float(a + b); return 0;
-    case TK_MINUS: *out = value_float(a - b); return 0;
-    case TK_STAR: *out = value_float(a * b); return 0;
-    case TK_SLASH: *out = value_float(a / b); return 0;
-    case TK_PERCENT: *out = value_float(fmod(a, b)); return 0;
-    case TK_EQ: *out = value_bool(a == b); return 0;
-    case TK_NE: *out = value_bool(a != b); return 0;
-    case TK_LT: *out = value_bool(a < b); return 0;
-    case TK_LE: *out = value_bool(a <= b); return 0;
-    case TK_GT: *out = value_bool(a > b); return 0;
-    case TK_GE: *out = value_bool(a >= b); return 0;
-    default: return fail(it, n, ERR_TYPE, "operator '%s' cannot take float operands", op_name(op));
-    }
+    return eng_int_binop(op, a, b, out, it->err) ? located(it, n) : 0;
 }
 
 /* a op b for any two values (borrowed); *out is new */
 static int binop(interp *it, ast *n, int op, value a, value b, value *out)
 {
-    if ((a.type == VAL_INT || a.type == VAL_BOOL) && (b.type == VAL_INT || b.type == VAL_BOOL))
-        return int_binop(it, n, op, a.as.i, b.as.i, out);
-    if (is_num(a) && is_num(b))
-        return float_binop(it, n, op, num(a), num(b), out);
-    if (a.type == VAL_TENSOR || b.type == VAL_TENSOR) {
-        if (interrupted(it, n))
-            return -1;
-        tensor *t = NULL;
-        if (op == TK_AT) {
-            if (a.type != VAL_TENSOR || b.type != VAL_TENSOR)
-                return fail(it, n, ERR_TYPE, "'@' multiplies tensors, got %s and %s", value_type_name(a.type),
-                            value_type_name(b.type));
-            t = tensor_matmul(a.as.t, b.as.t, it->err);
-        } else {
-            kn_opid id = tensor_op(op);
-            if (id == KN_NOPS)
-                return fail(it, n, ERR_TYPE, "operator '%s' does not apply to tensors", op_name(op));
-            if (a.type == VAL_TENSOR && b.type == VAL_TENSOR)
-                t = tensor_binary(id, a.as.t, b.as.t, it->err);
-            else if (a.type == VAL_TENSOR && is_num(b))
-                t = tensor_binary_scalar(id, a.as.t, num(b), b.type == VAL_FLOAT, 0, it->err);
-            else if (b.type == VAL_TENSOR && is_num(a))
-                t = tensor_binary_scalar(id, b.as.t, num(a), a.type == VAL_FLOAT, 1, it->err);
-            else
-                return fail(it, n, ERR_TYPE, "operator '%s' cannot take %s and %s", op_name(op),
-                            value_type_name(a.type), value_type_name(b.type));
-        }
-        if (!t)
-            return located(it, n);
-        *out = value_tensor(t);
-        return 0;
-    }
-    if (a.type == VAL_STRING && b.type == VAL_STRING) {
-        if (op == TK_PLUS) {
-            kn_string *s = malloc(sizeof *s + (size_t)(a.as.s->len + b.as.s->len) + 1);
-            if (!s)
-                return fail(it, n, ERR_MEMORY, "out of memory joining strings");
-            s->refcount = 1;
-            s->len = a.as.s->len + b.as.s->len;
-            memcpy(s->data, a.as.s->data, (size_t)a.as.s->len);
-            memcpy(s->data + a.as.s->len, b.as.s->data, (size_t)b.as.s->len + 1);
-            out->type = VAL_STRING;
-            out->as.s = s;
-            return 0;
-        }
-        int c = strcmp(a.as.s->data, b.as.s->data);
-        return int_binop(it, n, op, c, 0, out);
-    }
-    if (a.type == b.type && (a.type == VAL_DTYPE || a.type == VAL_DEVICE) && (op == TK_EQ || op == TK_NE)) {
-        *out = value_bool((a.as.i == b.as.i) == (op == TK_EQ));
-        return 0;
-    }
-    if (a.type == VAL_TUPLE && b.type == VAL_TUPLE && (op == TK_EQ || op == TK_NE)) {
-        int eq = a.as.tup->n == b.as.tup->n &&
-                 !memcmp(a.as.tup->v, b.as.tup->v, sizeof(int64_t) * (size_t)a.as.tup->n);
-        *out = value_bool(eq == (op == TK_EQ));
-        return 0;
-    }
-    return fail(it, n, ERR_TYPE, "operator '%s' cannot take %s and %s", op_name(op), value_type_name(a.type),
-                value_type_name(b.type));
+    if ((a.type == VAL_TENSOR || b.type == VAL_TENSOR) && interrupted(it, n))
+        return -1;
+    return eng_binop(op, a, b, out, it->err) ? located(it, n) : 0;
 }
 
 /* ---- names and places ---- */
@@ -688,9 +559,9 @@ static int assign_into_tensor(interp *it, ast *n, int op, tensor *dst, value rhs
     if (op == TK_ASSIGN)
         rc = tensor_assign(dst, src, it->err);
     else {
-        kn_opid id = tensor_op(check_compound_op(op));
+        kn_opid id = eng_tensor_op(check_compound_op(op));
         rc = id == KN_NOPS ? eng_fail(it->err, ERR_TYPE, "operator '%s' does not apply in place to tensors",
-                                      op_name(check_compound_op(op)))
+                                      eng_op_name(check_compound_op(op)))
                            : tensor_binary_inplace(id, dst, src, it->err);
     }
     tensor_decref(src);
@@ -714,6 +585,7 @@ static int eval_assign(interp *it, ast *n, value *out)
             return 0;
         }
     }
+    RECURSING(it, n);
     if (eval(it, n->b, &rhs))
         return -1;
     int rc = 0;
@@ -832,6 +704,7 @@ static int eval_incdec(interp *it, ast *n, value *out)
         return fail(it, n, ERR_TYPE, "'%s' needs a number or a tensor, got %s", delta > 0 ? "++" : "--",
                     value_type_name(old.type));
     }
+    RECURSING(it, n);
     value v;
     if (eval(it, target, &v))
         return -1;
@@ -1051,7 +924,8 @@ out:
     return rc;
 }
 
-/* a op b for a the value of n->a (consumed): && and || evaluate b only when needed */
+/* a op b for a the value of n->a (consumed), for a link of a chain: && and || evaluate
+ * b only when needed (eval has the same inline, for the hot path) */
 static int eval_binary(interp *it, ast *n, value a, value *out)
 {
     value b;
@@ -1102,9 +976,10 @@ static int eval_link(interp *it, ast *n, value acc, value *out)
     }
 }
 
-/* A chain (a + b + c, x.T.T, z[0][0], x.f().g(): engine/ast.h) as a loop: its
- * leftmost operand, then each link on the value so far, so that no link costs stack.
- * Only the operands on the right (b, the indices, the arguments) recurse. */
+/* A long chain (a + b + c..., x.T.T..., z[0][0]..., x.f().g()...: engine/ast.h; the
+ * checker marks its links) as a loop: its leftmost operand, then each link on the value
+ * so far, so that no link costs stack. Only the operands on the right (b, the indices,
+ * the arguments) recurse. */
 static int __attribute__((noinline)) eval_chain(interp *it, ast *n, value *out)
 {
     ast *few[32], **links = few, *base = n;
@@ -1148,10 +1023,8 @@ out:
 
 static int eval(interp *it, ast *n, value *out)
 {
-    value a;
-    if (eng_stack_exhausted(it->stack_limit))
-        return too_deep(it, n);
-    switch (n->kind) {
+    value a, b;
+    switch (n->kind) { /* leaves first; every other case checks the stack (RECURSING) */
     case AST_INT: *out = value_int(n->ival); return 0;
     case AST_FLOAT: *out = value_float(n->fval); return 0;
     case AST_BOOL: *out = value_bool((int)n->ival); return 0;
@@ -1179,6 +1052,7 @@ static int eval(interp *it, ast *n, value *out)
         return 0;
     }
     case AST_UNARY:
+        RECURSING(it, n);
         if (eval(it, n->a, &a))
             return -1;
         switch (a.type) {
@@ -1216,14 +1090,52 @@ static int eval(interp *it, ast *n, value *out)
             value_decref(a);
             return fail(it, n, ERR_TYPE, "a unary operator cannot take %s", value_type_name(a.type));
         }
-    case AST_BINARY:
-        if (ast_chain_left(n->a))
+    case AST_BINARY: { /* as eval_binary, inline: the hot path */
+        RECURSING(it, n);
+        if (n->chain)
             return eval_chain(it, n, out);
+        if (n->op == TK_ANDAND || n->op == TK_OROR) {
+            int ta, tb;
+            if (eval(it, n->a, &a))
+                return -1;
+            int rc = truthy(it, n->a, a, &ta);
+            value_decref(a);
+            if (rc)
+                return -1;
+            if ((n->op == TK_ANDAND) != ta) {
+                *out = value_bool(ta);
+                return 0;
+            }
+            if (eval(it, n->b, &b))
+                return -1;
+            rc = truthy(it, n->b, b, &tb);
+            value_decref(b);
+            if (rc)
+                return -1;
+            *out = value_bool(tb);
+            return 0;
+        }
         if (eval(it, n->a, &a))
             return -1;
-        return eval_binary(it, n, a, out);
+        if (eval(it, n->b, &b)) {
+            value_decref(a);
+            return -1;
+        }
+        if (a.type == VAL_INT && b.type == VAL_INT) {
+            switch (n->op) { /* the hot path of loops */
+            case TK_LT: *out = value_bool(a.as.i < b.as.i); return 0;
+            case TK_PLUS: *out = value_int((int64_t)((uint64_t)a.as.i + (uint64_t)b.as.i)); return 0;
+            default: return int_binop(it, n, n->op, a.as.i, b.as.i, out);
+            }
+        }
+        int rc = binop(it, n, n->op, a, b, out);
+        value_decref(a);
+        value_decref(b);
+        return rc;
+    }
     case AST_TERNARY: {
         int t;
+        RECURSING(it, n);
         if (eval(it, n->a, &a))
             return -1;
         int rc = truthy(it, n->a, a, &t);
@@ -1235,19 +1147,26 @@ static int eval(interp *it, ast *n, value *out)
     case AST_ASSIGN: return eval_assign(it, n, out);
     case AST_INCDEC: return eval_incdec(it, n, out);
     case AST_CALL:
-        if (ast_chain_left(n) && ast_chain_left(ast_chain_left(n)))
+        RECURSING(it, n);
+        if (n->chain)
             return eval_chain(it, n, out);
         return eval_call(it, n, NULL, out);
     case AST_INDEX:
     case AST_MEMBER:
-        if (ast_chain_left(n->a))
+        RECURSING(it, n);
+        if (n->chain)
             return eval_chain(it, n, out);
         if (eval(it, n->a, &a))
             return -1;
         return n->kind == AST_INDEX ? eval_index(it, n, a, out) : eval_member(it, n, a, out);
-    case AST_LIST: return eval_list(it, n, out);
-    case AST_LAUNCH: return eval_launch(it, n, out);
+    case AST_LIST:
+        RECURSING(it, n);
+        return eval_list(it, n, out);
+    case AST_LAUNCH:
+        RECURSING(it, n);
+        return eval_launch(it, n, out);
     case AST_CAST:
+        RECURSING(it, n);
         if (eval(it, n->a, out))
             return -1;
         return convert(it, n, n->type, out, "cast");
