@@ -81,7 +81,7 @@ static int __attribute__((noinline, cold)) too_deep(interp *it, ast *n)
 /* at each recursive entry of eval and exec: one compare */
 #define RECURSING(it, n)                                 \
     do {                                                 \
-        if (0 && eng_stack_exhausted((it)->stack_limit)) \
+        if (eng_stack_exhausted((it)->stack_limit))      \
             return too_deep(it, n);                      \
     } while (0)
 
