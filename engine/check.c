@@ -5,6 +5,10 @@
  *
  * Static types are for errors only: the interpreter checks dynamic types itself, since
  * a later cell may rebind a global to a value of another type.
+ *
+ * Chains (a + b + c, x.T.T, z[0][0], x.f().g()) are walked with a loop, and links with
+ * AST_CHAIN_LOOP or more below them are marked (ast.chain) for the interpreter to loop
+ * too; every other level checks the C stack left (engine/stack.h).
  */
 #include <stdarg.h>
 #include <stdio.h>

@@ -6,6 +6,9 @@
  * the callee's first locals. Errors travel up as -1 / EX_ERROR with the eng_error
  * filled; the first node that sees an error without a position gives it its own.
  * The interrupt flag is checked at every loop back-edge, call and tensor operation.
+ * Every recursive entry checks the C stack left (engine/stack.h): past the limit the
+ * cell fails with an error naming the calls in progress. A long chain (a + b + c...,
+ * x.T.T..., marked by the checker) is evaluated with a loop (eval_chain), not recursion.
  */
 #include <math.h>
 #include <stdarg.h>
