@@ -110,6 +110,8 @@ typedef struct ast {
     struct ast *a, *b, *c, *d; /* children, as each kind says */
     struct ast **list;    /* items (arguments, statements, declarators, parameters) */
     int nlist;            /* number of items */
+    int chain;            /* checker: 1 on a link of a chain (ast_chain_left) with at least
+                             AST_CHAIN_LOOP links from it down: the interpreter loops over them */
     int64_t ival;         /* integer literal, flags */
     double fval;          /* float literal */
     const char *str;      /* names, strings, magics, kernel source (arena memory, NUL-terminated) */
@@ -121,6 +123,23 @@ typedef struct ast {
     int slot;             /* local slot, global index, or built-in index */
     void *ext;            /* checker's extra data (e.g. a function's frame size) */
 } ast;
+
+/* The left operand of a link of a chain: a + b (any binary operator), x.m, x[i] and the
+ * method call x.f(...) each apply to the value on their left. Chains are left-deep and
+ * as long as the user writes them (`1+1+...+1`, `x.T.T...`), so the checker and the
+ * interpreter walk them with a loop over this (from a link marked `chain`), not with
+ * recursion. NULL for others. */
+static inline struct ast *ast_chain_left(const struct ast *n)
+{
+    switch (n->kind) {
+    case AST_BINARY: case AST_MEMBER: case AST_INDEX: return n->a;
+    case AST_CALL: return n->a->kind == AST_MEMBER ? n->a->a : NULL;
+    default: return NULL;
+    }
+}
+
+/* Chains shorter than this recurse (it is cheaper); longer ones are loops. */
+#define AST_CHAIN_LOOP 8
 
 /* How a name resolves (ast.res). */
 enum { RES_NONE = 0, RES_LOCAL, RES_GLOBAL, RES_BUILTIN, RES_CONST };

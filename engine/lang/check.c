@@ -5,6 +5,10 @@
  *
  * Static types are for errors only: the interpreter checks dynamic types itself, since
  * a later cell may rebind a global to a value of another type.
+ *
+ * Chains (a + b + c, x.T.T, z[0][0], x.f().g()) are walked with a loop, and links with
+ * AST_CHAIN_LOOP or more below them are marked (ast.chain) for the interpreter to loop
+ * too; every other level checks the C stack left (engine/base/stack.h).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,6 +17,7 @@
 
 #include "engine/lang/interp.h"
 #include "engine/lang/kernels.h"
+#include "engine/base/stack.h"
 
 #define MAX_LOCALS 4096
 #define MAX_NEW 4096
@@ -49,6 +54,8 @@ typedef struct checker {
      * arena; params malloc'ed, freed at the end of the check) */
     eng_kernel kernels[MAX_CELL_KERNELS];
     int nkernels;
+    uintptr_t stack_limit; /* the recursion stops with an error below it (engine/base/stack.h) */
+    int too_deep;        /* it did: check nothing more */
 } checker;
 
 static const char *type_name(ast_type t)
@@ -233,6 +240,7 @@ int check_constant_index(const char *name, int len)
 }
 
 static ast_type check_expr(checker *ck, ast *n);
+static ast_type check_chain(checker *ck, ast *n);
 static void check_stmt(checker *ck, ast *n);
 static ast_type check_launch(checker *ck, ast *n);
 
@@ -280,15 +288,14 @@ static void check_args(checker *ck, ast *call, int first)
     }
 }
 
-/* f(args), or x.f(args) which is f(x, args) */
-static ast_type check_call(checker *ck, ast *n)
+/* f(args), or x.f(args) which is f(x, args) with bt the type of x (checked already) */
+static ast_type check_call(checker *ck, ast *n, ast_type bt)
 {
     ast *callee = n->a;
     int extra = 0;
     const char *name;
     int len;
     if (callee->kind == AST_MEMBER) {
-        ast_type bt = check_expr(ck, callee->a);
         if (bt == TY_VOID)
             error_at(ck, callee->a, ERR_TYPE, "a void value has no methods");
         extra = 1;
@@ -509,9 +516,92 @@ static void check_target(checker *ck, ast *t)
         error_at(ck, t, ERR_TYPE, "only tensor elements can be assigned, not %s elements", type_name(t->a->type));
 }
 
+/* the C stack is nearly used up: one error for the cell, then nothing more is checked */
+static int out_of_stack(checker *ck, ast *n)
+{
+    if (ck->too_deep)
+        return 1;
+    if (!eng_stack_exhausted(ck->stack_limit))
+        return 0;
+    ck->too_deep = 1;
+    error_at(ck, n, ERR_RUNTIME,
+             "expression nested too deeply: checking it used all %.1f MB of the stack; split it into "
+             "several statements", (double)eng_stack_usable() / (1 << 20));
+    return 1;
+}
+
+/* the type of the link n of a chain (engine/lang/ast.h), l the type on its left */
+static ast_type check_link(checker *ck, ast *n, ast_type l)
+{
+    switch (n->kind) {
+    case AST_BINARY: return n->type = binary_type(ck, n, n->op, l, check_expr(ck, n->b));
+    case AST_INDEX:
+        check_index_items(ck, n);
+        if (l == TY_TUPLE)
+            return n->type = TY_INT;
+        if (l != TY_TENSOR && l != TY_UNKNOWN) {
+            error_at(ck, n, ERR_TYPE, "cannot index a%s %s", l == TY_INT ? "n" : "", type_name(l));
+            return n->type = TY_UNKNOWN;
+        }
+        return n->type = TY_TENSOR;
+    case AST_MEMBER:
+        if (l == TY_TENSOR || l == TY_UNKNOWN) {
+            for (int i = 0; i < (int)(sizeof tensor_members / sizeof tensor_members[0]); i++)
+                if (!strcmp(n->str, tensor_members[i]))
+                    return n->type = tensor_member_types[i];
+            if (l == TY_TENSOR)
+                error_at(ck, n, ERR_TYPE,
+                         "a tensor has no member '%s' (members: shape, ndim, numel, dtype, device, T, grad; "
+                         "methods: any built-in, as in x.reshape(2, -1))", n->str);
+            return n->type = TY_UNKNOWN;
+        }
+        error_at(ck, n, ERR_TYPE, "a%s %s has no member '%s'", l == TY_INT ? "n" : "", type_name(l), n->str);
+        return n->type = TY_UNKNOWN;
+    default: return n->type = check_call(ck, n, l);
+    }
+}
+
+/* A chain (a + b + c, x.T.T, z[0][0], x.f().g()) as a loop: its leftmost operand,
+ * then each link, so that no link costs stack. A plain call f(...) is a chain of none. */
+static ast_type check_chain(checker *ck, ast *n)
+{
+    ast *few[32], **links = few, *base = n;
+    int nlinks = 0, cap = 32;
+    for (; ast_chain_left(base); base = ast_chain_left(base)) {
+        if (nlinks == cap) {
+            ast **more = malloc(sizeof *more * (size_t)cap * 2);
+            if (!more) {
+                error_at(ck, n, ERR_MEMORY, "out of memory checking a chain of %d operators", nlinks);
+                break;
+            }
+            memcpy(more, links, sizeof *links * (size_t)nlinks);
+            if (links != few)
+                free(links);
+            links = more;
+            cap *= 2;
+        }
+        links[nlinks++] = base;
+    }
+    ast_type t = TY_UNKNOWN;
+    if (base == n) /* f(...) */
+        t = check_call(ck, n, TY_UNKNOWN);
+    else if (!ast_chain_left(base)) {
+        t = check_expr(ck, base);
+        for (int i = nlinks - 1; i >= 0; i--) {
+            links[i]->chain = nlinks - i >= AST_CHAIN_LOOP;
+            t = check_link(ck, links[i], t);
+        }
+    }
+    if (links != few)
+        free(links);
+    return t;
+}
+
 static ast_type check_expr(checker *ck, ast *n)
 {
     ast_type l, r;
+    if (out_of_stack(ck, n))
+        return TY_UNKNOWN;
     switch (n->kind) {
     case AST_INT: return n->type = TY_INT;
     case AST_FLOAT: return n->type = TY_FLOAT;
@@ -530,10 +620,6 @@ static ast_type check_expr(checker *ck, ast *n)
         if (n->op == TK_NOT)
             return n->type = l == TY_TENSOR ? TY_TENSOR : TY_BOOL;
         return n->type = l == TY_BOOL ? TY_INT : l;
-    case AST_BINARY:
-        l = check_expr(ck, n->a);
-        r = check_expr(ck, n->b);
-        return n->type = binary_type(ck, n, n->op, l, r);
     case AST_TERNARY: {
         ast_type c = check_expr(ck, n->a);
         if (!is_numeric(c))
@@ -565,31 +651,10 @@ static ast_type check_expr(checker *ck, ast *n)
             error_at(ck, n, ERR_TYPE, "'%s' needs a number or a tensor, got %s", n->op == TK_INC ? "++" : "--",
                      type_name(l));
         return n->type = l;
-    case AST_CALL: return n->type = check_call(ck, n);
+    case AST_BINARY:
     case AST_INDEX:
-        l = check_expr(ck, n->a);
-        check_index_items(ck, n);
-        if (l == TY_TUPLE)
-            return n->type = TY_INT;
-        if (l != TY_TENSOR && l != TY_UNKNOWN) {
-            error_at(ck, n, ERR_TYPE, "cannot index a%s %s", l == TY_INT ? "n" : "", type_name(l));
-            return n->type = TY_UNKNOWN;
-        }
-        return n->type = TY_TENSOR;
     case AST_MEMBER:
-        l = check_expr(ck, n->a);
-        if (l == TY_TENSOR || l == TY_UNKNOWN) {
-            for (int i = 0; i < (int)(sizeof tensor_members / sizeof tensor_members[0]); i++)
-                if (!strcmp(n->str, tensor_members[i]))
-                    return n->type = tensor_member_types[i];
-            if (l == TY_TENSOR)
-                error_at(ck, n, ERR_TYPE,
-                         "a tensor has no member '%s' (members: shape, ndim, numel, dtype, device, T, grad; "
-                         "methods: any built-in, as in x.reshape(2, -1))", n->str);
-            return n->type = TY_UNKNOWN;
-        }
-        error_at(ck, n, ERR_TYPE, "a%s %s has no member '%s'", l == TY_INT ? "n" : "", type_name(l), n->str);
-        return n->type = TY_UNKNOWN;
+    case AST_CALL: return n->type = check_chain(ck, n);
     case AST_LIST:
         check_list(ck, n);
         return n->type = TY_TENSOR;
@@ -794,6 +859,8 @@ static void check_func(checker *ck, ast *n)
 
 static void check_stmt(checker *ck, ast *n)
 {
+    if (out_of_stack(ck, n))
+        return;
     switch (n->kind) {
     case AST_EXPR: {
         ast_type t = check_expr(ck, n->a);
@@ -889,6 +956,7 @@ int check_cell(eng_session *s, ast_cell *cell, eng_error *errs, int max_errs, ch
     ck->s = s;
     ck->errs = errs;
     ck->max_errs = max_errs;
+    ck->stack_limit = eng_stack_limit();
     /* functions are visible in the whole cell, so that they may call each other */
     for (int i = 0; i < cell->nstmts; i++) {
         ast *n = cell->stmts[i];

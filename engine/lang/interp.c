@@ -6,6 +6,9 @@
  * the callee's first locals. Errors travel up as -1 / EX_ERROR with the eng_error
  * filled; the first node that sees an error without a position gives it its own.
  * The interrupt flag is checked at every loop back-edge, call and tensor operation.
+ * Every recursive entry checks the C stack left (engine/base/stack.h): past the limit the
+ * cell fails with an error naming the calls in progress. A long chain (a + b + c...,
+ * x.T.T..., marked by the checker) is evaluated with a loop (eval_chain), not recursion.
  */
 #include <math.h>
 #include <stdarg.h>
@@ -17,6 +20,7 @@
 #include "engine/lang/interp.h"
 #include "engine/tensor/tensor_impl.h"
 #include "engine/lang/kernels.h"
+#include "engine/base/stack.h"
 
 enum { EX_OK = 0, EX_BREAK, EX_CONTINUE, EX_RETURN, EX_ERROR };
 
@@ -30,9 +34,11 @@ typedef struct interp {
     value ret;          /* a return statement's value */
     ast *builtin_call;  /* the built-in call running now: a user function it calls back (fit's
                            model) reports its errors into this interp's chain (interp_call) */
+    uintptr_t stack_limit; /* eval and exec stop with an error below it (engine/base/stack.h) */
 } interp;
 
 static int eval(interp *it, ast *n, value *out);
+static int eval_chain(interp *it, ast *n, value *out);
 static int exec(interp *it, ast *n);
 static inline int fast_int(interp *it, ast *n, int64_t *out);
 
@@ -64,6 +70,25 @@ static int fail(interp *it, ast *n, eng_errkind kind, const char *fmt, ...)
     }
     return located(it, n);
 }
+
+/* the C stack is nearly used up (engine/base/stack.h): an error instead of a crash */
+static int __attribute__((noinline, cold)) too_deep(interp *it, ast *n)
+{
+    double mb = (double)eng_stack_usable() / (1 << 20);
+    if (it->s->depth > 1)
+        return fail(it, n, ERR_RUNTIME, "recursion too deep: %d calls in progress used all %.1f MB of the stack",
+                    it->s->depth, mb);
+    return fail(it, n, ERR_RUNTIME,
+                "expression nested too deeply: evaluating it used all %.1f MB of the stack; split it into "
+                "several statements", mb);
+}
+
+/* at each recursive entry of eval and exec: one compare */
+#define RECURSING(it, n)                                 \
+    do {                                                 \
+        if (eng_stack_exhausted((it)->stack_limit))      \
+            return too_deep(it, n);                      \
+    } while (0)
 
 static int interrupted(interp *it, ast *n)
 {
@@ -291,153 +316,19 @@ static int eval_list(interp *it, ast *n, value *out)
     return rc;
 }
 
-/* ---- operators ---- */
-
-static op_id tensor_op(int op)
-{
-    switch (op) {
-    case TK_PLUS: return OP_ADD;
-    case TK_MINUS: return OP_SUB;
-    case TK_STAR: return OP_MUL;
-    case TK_SLASH: return OP_DIV;
-    case TK_PERCENT: return OP_MOD;
-    case TK_EQ: return OP_EQ;
-    case TK_NE: return OP_NE;
-    case TK_LT: return OP_LT;
-    case TK_LE: return OP_LE;
-    case TK_GT: return OP_GT;
-    case TK_GE: return OP_GE;
-    default: return OP_COUNT;
-    }
-}
-
-static const char *op_name(int op)
-{
-    static const char *const names[TK_NKINDS] = {
-        [TK_PLUS] = "+", [TK_MINUS] = "-", [TK_STAR] = "*", [TK_SLASH] = "/", [TK_PERCENT] = "%",
-        [TK_AT] = "@", [TK_AMP] = "&", [TK_PIPE] = "|", [TK_CARET] = "^", [TK_SHL] = "<<", [TK_SHR] = ">>",
-        [TK_EQ] = "==", [TK_NE] = "!=", [TK_LT] = "<", [TK_LE] = "<=", [TK_GT] = ">", [TK_GE] = ">=",
-    };
-    return op >= 0 && op < TK_NKINDS && names[op] ? names[op] : "?";
-}
+/* ---- operators (engine/lang/operators.c) ---- */
 
 static int int_binop(interp *it, ast *n, int op, int64_t a, int64_t b, value *out)
 {
-    uint64_t ua = (uint64_t)a, ub = (uint64_t)b;
-    switch (op) {
-    case TK_PLUS: *out = value_int((int64_t)(ua + ub)); return 0;
-    case TK_MINUS: *out = value_int((int64_t)(ua - ub)); return 0;
-    case TK_STAR: *out = value_int((int64_t)(ua * ub)); return 0;
-    case TK_SLASH:
-    case TK_PERCENT:
-        if (b == 0)
-            return fail(it, n, ERR_ZERODIV, "integer %s by zero (%lld %s 0)", op == TK_SLASH ? "division" : "modulo",
-                        (long long)a, op_name(op));
-        if (b == -1) /* INT64_MIN / -1 overflows in C */
-            *out = value_int(op == TK_SLASH ? (int64_t)(0 - ua) : 0);
-        else
-            *out = value_int(op == TK_SLASH ? a / b : a % b);
-        return 0;
-    case TK_AMP: *out = value_int(a & b); return 0;
-    case TK_PIPE: *out = value_int(a | b); return 0;
-    case TK_CARET: *out = value_int(a ^ b); return 0;
-    case TK_SHL:
-    case TK_SHR:
-        if (b < 0 || b > 63)
-            return fail(it, n, ERR_VALUE, "shift count %lld is out of range 0..63", (long long)b);
-        *out = value_int(op == TK_SHL ? (int64_t)(ua << b) : a >> b);
-        return 0;
-    case TK_EQ: *out = value_bool(a == b); return 0;
-    case TK_NE: *out = value_bool(a != b); return 0;
-    case TK_LT: *out = value_bool(a < b); return 0;
-    case TK_LE: *out = value_bool(a <= b); return 0;
-    case TK_GT: *out = value_bool(a > b); return 0;
-    case TK_GE: *out = value_bool(a >= b); return 0;
-    default: return fail(it, n, ERR_TYPE, "operator '%s' cannot take int and int", op_name(op));
-    }
-}
-
-static int float_binop(interp *it, ast *n, int op, double a, double b, value *out)
-{
-    switch (op) {
-    case TK_PLUS: *out = value_float(a + b); return 0;
-    case TK_MINUS: *out = value_float(a - b); return 0;
-    case TK_STAR: *out = value_float(a * b); return 0;
-    case TK_SLASH: *out = value_float(a / b); return 0;
-    case TK_PERCENT: *out = value_float(fmod(a, b)); return 0;
-    case TK_EQ: *out = value_bool(a == b); return 0;
-    case TK_NE: *out = value_bool(a != b); return 0;
-    case TK_LT: *out = value_bool(a < b); return 0;
-    case TK_LE: *out = value_bool(a <= b); return 0;
-    case TK_GT: *out = value_bool(a > b); return 0;
-    case TK_GE: *out = value_bool(a >= b); return 0;
-    default: return fail(it, n, ERR_TYPE, "operator '%s' cannot take float operands", op_name(op));
-    }
+    return eng_int_binop(op, a, b, out, it->err) ? located(it, n) : 0;
 }
 
 /* a op b for any two values (borrowed); *out is new */
 static int binop(interp *it, ast *n, int op, value a, value b, value *out)
 {
-    if ((a.type == VAL_INT || a.type == VAL_BOOL) && (b.type == VAL_INT || b.type == VAL_BOOL))
-        return int_binop(it, n, op, a.as.i, b.as.i, out);
-    if (is_num(a) && is_num(b))
-        return float_binop(it, n, op, num(a), num(b), out);
-    if (a.type == VAL_TENSOR || b.type == VAL_TENSOR) {
-        if (interrupted(it, n))
-            return -1;
-        tensor *t = NULL;
-        if (op == TK_AT) {
-            if (a.type != VAL_TENSOR || b.type != VAL_TENSOR)
-                return fail(it, n, ERR_TYPE, "'@' multiplies tensors, got %s and %s", value_type_name(a.type),
-                            value_type_name(b.type));
-            t = tensor_matmul(a.as.t, b.as.t, it->err);
-        } else {
-            op_id id = tensor_op(op);
-            if (id == OP_COUNT)
-                return fail(it, n, ERR_TYPE, "operator '%s' does not apply to tensors", op_name(op));
-            if (a.type == VAL_TENSOR && b.type == VAL_TENSOR)
-                t = tensor_binary(id, a.as.t, b.as.t, it->err);
-            else if (a.type == VAL_TENSOR && is_num(b))
-                t = tensor_binary_scalar(id, a.as.t, num(b), b.type == VAL_FLOAT, 0, it->err);
-            else if (b.type == VAL_TENSOR && is_num(a))
-                t = tensor_binary_scalar(id, b.as.t, num(a), a.type == VAL_FLOAT, 1, it->err);
-            else
-                return fail(it, n, ERR_TYPE, "operator '%s' cannot take %s and %s", op_name(op),
-                            value_type_name(a.type), value_type_name(b.type));
-        }
-        if (!t)
-            return located(it, n);
-        *out = value_tensor(t);
-        return 0;
-    }
-    if (a.type == VAL_STRING && b.type == VAL_STRING) {
-        if (op == TK_PLUS) {
-            eng_string *s = malloc(sizeof *s + (size_t)(a.as.s->len + b.as.s->len) + 1);
-            if (!s)
-                return fail(it, n, ERR_MEMORY, "out of memory joining strings");
-            s->refcount = 1;
-            s->len = a.as.s->len + b.as.s->len;
-            memcpy(s->data, a.as.s->data, (size_t)a.as.s->len);
-            memcpy(s->data + a.as.s->len, b.as.s->data, (size_t)b.as.s->len + 1);
-            out->type = VAL_STRING;
-            out->as.s = s;
-            return 0;
-        }
-        int c = strcmp(a.as.s->data, b.as.s->data);
-        return int_binop(it, n, op, c, 0, out);
-    }
-    if (a.type == b.type && (a.type == VAL_DTYPE || a.type == VAL_DEVICE) && (op == TK_EQ || op == TK_NE)) {
-        *out = value_bool((a.as.i == b.as.i) == (op == TK_EQ));
-        return 0;
-    }
-    if (a.type == VAL_TUPLE && b.type == VAL_TUPLE && (op == TK_EQ || op == TK_NE)) {
-        int eq = a.as.tup->n == b.as.tup->n &&
-                 !memcmp(a.as.tup->v, b.as.tup->v, sizeof(int64_t) * (size_t)a.as.tup->n);
-        *out = value_bool(eq == (op == TK_EQ));
-        return 0;
-    }
-    return fail(it, n, ERR_TYPE, "operator '%s' cannot take %s and %s", op_name(op), value_type_name(a.type),
-                value_type_name(b.type));
+    if ((a.type == VAL_TENSOR || b.type == VAL_TENSOR) && interrupted(it, n))
+        return -1;
+    return eng_binop(op, a, b, out, it->err) ? located(it, n) : 0;
 }
 
 /* ---- names and places ---- */
@@ -573,11 +464,9 @@ err:
     return -1;
 }
 
-static int eval_index(interp *it, ast *n, value *out)
+/* base[items] for the value of n->a (consumed) */
+static int eval_index(interp *it, ast *n, value base, value *out)
 {
-    value base;
-    if (eval(it, n->a, &base))
-        return -1;
     int rc = 0;
     if (base.type == VAL_TUPLE) {
         value iv;
@@ -608,11 +497,9 @@ static int eval_index(interp *it, ast *n, value *out)
     return rc;
 }
 
-static int eval_member(interp *it, ast *n, value *out)
+/* base.member for the value of n->a (consumed) */
+static int eval_member(interp *it, ast *n, value base, value *out)
 {
-    value base;
-    if (eval(it, n->a, &base))
-        return -1;
     if (base.type != VAL_TENSOR) {
         fail(it, n, ERR_TYPE, "a %s has no member '%s'", value_type_name(base.type), n->str);
         value_decref(base);
@@ -677,9 +564,9 @@ static int assign_into_tensor(interp *it, ast *n, int op, tensor *dst, value rhs
     if (op == TK_ASSIGN)
         rc = tensor_assign(dst, src, it->err);
     else {
-        op_id id = tensor_op(check_compound_op(op));
+        op_id id = eng_tensor_op(check_compound_op(op));
         rc = id == OP_COUNT ? eng_fail(it->err, ERR_TYPE, "operator '%s' does not apply in place to tensors",
-                                      op_name(check_compound_op(op)))
+                                      eng_op_name(check_compound_op(op)))
                            : tensor_binary_inplace(id, dst, src, it->err);
     }
     tensor_decref(src);
@@ -703,6 +590,7 @@ static int eval_assign(interp *it, ast *n, value *out)
             return 0;
         }
     }
+    RECURSING(it, n);
     if (eval(it, n->b, &rhs))
         return -1;
     int rc = 0;
@@ -821,6 +709,7 @@ static int eval_incdec(interp *it, ast *n, value *out)
         return fail(it, n, ERR_TYPE, "'%s' needs a number or a tensor, got %s", delta > 0 ? "++" : "--",
                     value_type_name(old.type));
     }
+    RECURSING(it, n);
     value v;
     if (eval(it, target, &v))
         return -1;
@@ -897,22 +786,28 @@ static int call_function(interp *it, ast *site, eng_func *fn, value *args, int a
     return 0;
 }
 
-static int eval_call(interp *it, ast *n, value *out)
+/* f(args), or x.f(args) with recv the value of x (consumed) when the caller has it */
+static int eval_call(interp *it, ast *n, value *recv, value *out)
 {
     eng_session *s = it->s;
     ast *callee = n->a;
     int extra = callee->kind == AST_MEMBER;
     int argc = n->nlist + extra;
-    if (interrupted(it, n))
+    if (interrupted(it, n) ||
+        (s->stack_used + argc + 1 > ENG_STACK_SLOTS &&
+         fail(it, n, ERR_RUNTIME, "stack overflow: expressions nested too deeply"))) {
+        if (recv)
+            value_decref(*recv);
         return -1;
+    }
     value *args = s->stack + s->stack_used;
-    if (s->stack_used + argc + 1 > ENG_STACK_SLOTS)
-        return fail(it, n, ERR_RUNTIME, "stack overflow: expressions nested too deeply");
     int base_used = s->stack_used;
     int done = 0, rc = 0;
     if (extra) {
         value v;
-        if (eval(it, callee->a, &v))
+        if (recv)
+            v = *recv;
+        else if (eval(it, callee->a, &v))
             return -1;
         args[0] = v;
         done = 1;
@@ -1043,12 +938,107 @@ out:
     return rc;
 }
 
+/* a op b for a the value of n->a (consumed), for a link of a chain: && and || evaluate
+ * b only when needed (eval has the same inline, for the hot path) */
+static int eval_binary(interp *it, ast *n, value a, value *out)
+{
+    value b;
+    if (n->op == TK_ANDAND || n->op == TK_OROR) {
+        int ta, tb;
+        int rc = truthy(it, n->a, a, &ta);
+        value_decref(a);
+        if (rc)
+            return -1;
+        if ((n->op == TK_ANDAND) != ta) {
+            *out = value_bool(ta);
+            return 0;
+        }
+        if (eval(it, n->b, &b))
+            return -1;
+        rc = truthy(it, n->b, b, &tb);
+        value_decref(b);
+        if (rc)
+            return -1;
+        *out = value_bool(tb);
+        return 0;
+    }
+    if (eval(it, n->b, &b)) {
+        value_decref(a);
+        return -1;
+    }
+    if (a.type == VAL_INT && b.type == VAL_INT) {
+        switch (n->op) { /* the hot path of loops */
+        case TK_LT: *out = value_bool(a.as.i < b.as.i); return 0;
+        case TK_PLUS: *out = value_int((int64_t)((uint64_t)a.as.i + (uint64_t)b.as.i)); return 0;
+        default: return int_binop(it, n, n->op, a.as.i, b.as.i, out);
+        }
+    }
+    int rc = binop(it, n, n->op, a, b, out);
+    value_decref(a);
+    value_decref(b);
+    return rc;
+}
+
+/* applies the link n of a chain to acc, the value on its left (consumed) */
+static int eval_link(interp *it, ast *n, value acc, value *out)
+{
+    switch (n->kind) {
+    case AST_BINARY: return eval_binary(it, n, acc, out);
+    case AST_MEMBER: return eval_member(it, n, acc, out);
+    case AST_INDEX: return eval_index(it, n, acc, out);
+    default: return eval_call(it, n, &acc, out);
+    }
+}
+
+/* A long chain (a + b + c..., x.T.T..., z[0][0]..., x.f().g()...: engine/lang/ast.h; the
+ * checker marks its links) as a loop: its leftmost operand, then each link on the value
+ * so far, so that no link costs stack. Only the operands on the right (b, the indices,
+ * the arguments) recurse. */
+static int __attribute__((noinline)) eval_chain(interp *it, ast *n, value *out)
+{
+    ast *few[32], **links = few, *base = n;
+    int nlinks = 0, cap = 32, rc = 0;
+    for (; ast_chain_left(base); base = ast_chain_left(base)) {
+        if (nlinks == cap) {
+            ast **more = malloc(sizeof *more * (size_t)cap * 2);
+            if (!more) {
+                rc = fail(it, n, ERR_MEMORY, "out of memory walking a chain of %d operators", nlinks);
+                goto out;
+            }
+            memcpy(more, links, sizeof *links * (size_t)nlinks);
+            if (links != few)
+                free(links);
+            links = more;
+            cap *= 2;
+        }
+        links[nlinks++] = base;
+    }
+    value acc;
+    if (eval(it, base, &acc)) {
+        rc = -1;
+        goto out;
+    }
+    for (int i = nlinks - 1; i >= 0; i--) {
+        value next;
+        if (eval_link(it, links[i], acc, &next)) {
+            rc = -1;
+            goto out;
+        }
+        acc = next;
+    }
+    *out = acc;
+out:
+    if (links != few)
+        free(links);
+    return rc;
+}
+
 /* ---- expressions ---- */
 
 static int eval(interp *it, ast *n, value *out)
 {
     value a, b;
-    switch (n->kind) {
+    switch (n->kind) { /* leaves first; every other case checks the stack (RECURSING) */
     case AST_INT: *out = value_int(n->ival); return 0;
     case AST_FLOAT: *out = value_float(n->fval); return 0;
     case AST_BOOL: *out = value_bool((int)n->ival); return 0;
@@ -1076,6 +1066,7 @@ static int eval(interp *it, ast *n, value *out)
         return 0;
     }
     case AST_UNARY:
+        RECURSING(it, n);
         if (eval(it, n->a, &a))
             return -1;
         switch (a.type) {
@@ -1113,7 +1104,10 @@ static int eval(interp *it, ast *n, value *out)
             value_decref(a);
             return fail(it, n, ERR_TYPE, "a unary operator cannot take %s", value_type_name(a.type));
         }
-    case AST_BINARY: {
+    case AST_BINARY: { /* as eval_binary, inline: the hot path */
+        RECURSING(it, n);
+        if (n->chain)
+            return eval_chain(it, n, out);
         if (n->op == TK_ANDAND || n->op == TK_OROR) {
             int ta, tb;
             if (eval(it, n->a, &a))
@@ -1155,6 +1149,7 @@ static int eval(interp *it, ast *n, value *out)
     }
     case AST_TERNARY: {
         int t;
+        RECURSING(it, n);
         if (eval(it, n->a, &a))
             return -1;
         int rc = truthy(it, n->a, a, &t);
@@ -1165,12 +1160,27 @@ static int eval(interp *it, ast *n, value *out)
     }
     case AST_ASSIGN: return eval_assign(it, n, out);
     case AST_INCDEC: return eval_incdec(it, n, out);
-    case AST_CALL: return eval_call(it, n, out);
-    case AST_INDEX: return eval_index(it, n, out);
-    case AST_MEMBER: return eval_member(it, n, out);
-    case AST_LIST: return eval_list(it, n, out);
-    case AST_LAUNCH: return eval_launch(it, n, out);
+    case AST_CALL:
+        RECURSING(it, n);
+        if (n->chain)
+            return eval_chain(it, n, out);
+        return eval_call(it, n, NULL, out);
+    case AST_INDEX:
+    case AST_MEMBER:
+        RECURSING(it, n);
+        if (n->chain)
+            return eval_chain(it, n, out);
+        if (eval(it, n->a, &a))
+            return -1;
+        return n->kind == AST_INDEX ? eval_index(it, n, a, out) : eval_member(it, n, a, out);
+    case AST_LIST:
+        RECURSING(it, n);
+        return eval_list(it, n, out);
+    case AST_LAUNCH:
+        RECURSING(it, n);
+        return eval_launch(it, n, out);
     case AST_CAST:
+        RECURSING(it, n);
         if (eval(it, n->a, out))
             return -1;
         return convert(it, n, n->type, out, "cast");
@@ -1314,6 +1324,8 @@ static int exec(interp *it, ast *n)
 {
     value v;
     int t, stop, ex;
+    if (eng_stack_exhausted(it->stack_limit))
+        return too_deep(it, n), EX_ERROR;
     switch (n->kind) {
     case AST_EXPR:
         if (eval(it, n->a, &v))
@@ -1409,7 +1421,7 @@ int interp_call(eng_session *s, eng_func *fn, int argc, value *argv, value *out,
     eng_source *err_src = NULL;
     eng_trace trace = {0};
     interp *outer = s->running;
-    interp it = {s, s->stack, err, fn->src, &err_src, &trace, value_void(), NULL};
+    interp it = {s, s->stack, err, fn->src, &err_src, &trace, value_void(), NULL, eng_stack_limit()};
     ast site = {.kind = AST_CALL, .line = fn->def->line, .col = fn->def->col};
     ast *call_site = &site;
     if (outer && outer->builtin_call) {
@@ -1451,7 +1463,7 @@ int interp_run_cell(eng_session *s, ast_cell *cell, eng_source *src, int frame_s
     for (int i = 0; i < frame_size; i++)
         fp[i] = value_void();
     s->stack_used += frame_size;
-    interp it = {s, fp, err, src, err_src, trace, value_void(), NULL};
+    interp it = {s, fp, err, src, err_src, trace, value_void(), NULL, eng_stack_limit()};
     interp *outer = s->running;
     s->running = &it;
     int rc = 0;

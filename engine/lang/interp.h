@@ -93,6 +93,14 @@ const char *check_constant_name(int i);
 /* the binary operator of a compound assignment: TK_PLUSEQ gives TK_PLUS; 0 for others */
 int check_compound_op(int op);
 
+/* ---- operators (engine/lang/operators.c) ---- */
+/* a op b for two values (borrowed) into *out (new), op a binary operator token; -1 with
+ * err filled (no position) when the operator does not apply or fails */
+int eng_binop(int op, value a, value b, value *out, eng_error *err);
+int eng_int_binop(int op, int64_t a, int64_t b, value *out, eng_error *err);
+const char *eng_op_name(int op);  /* "+", "<<", ...; "?" for others */
+op_id eng_tensor_op(int op);    /* the op table's id of an operator, OP_COUNT for none */
+
 /* ---- interpreter ---- */
 /* Runs a checked cell. Returns 0, or -1 with *err set, *err_src the source whose lines
  * err's line/col refer to, and trace (malloc'ed lines, caller frees) the call chain. */

@@ -11,12 +11,15 @@
  * before the '}' closing the block (parse_sync), and goes on with the next statement.
  * Further errors of a statement that already failed are not reported (panic mode).
  * Errors from the lexer (unknown characters, unterminated strings) are all reported.
- * Nesting is capped at PARSE_MAX_DEPTH so that no input recurses without bound.
+ * Nesting is capped at PARSE_MAX_DEPTH so that no input recurses without bound, and
+ * each level checks the C stack left (engine/base/stack.h). Left-associative chains
+ * (`a + b + c`, `x.T.T`, `z[0][0]`, calls) are loops, not recursion.
  *
  * Memory: nodes, lists and decoded strings are allocated in out->arena; a failed
  * allocation ends the parse with an ERR_MEMORY error.
  */
 #include "engine/lang/ast.h"
+#include "engine/base/stack.h"
 
 #include <errno.h>
 #include <setjmp.h>
@@ -38,6 +41,7 @@ typedef struct parser {
     int panic;         /* the current statement has failed: report nothing more */
     int oom;           /* an allocation failed: stop */
     int depth;         /* nesting of statements and expressions */
+    uintptr_t stack_limit; /* the C stack may not be used below this (engine/base/stack.h) */
     int block_depth;   /* 0 at top level, > 0 inside a function body or block */
     jmp_buf *jb;       /* where a failed statement unwinds to */
     ast **stmts;       /* the cell's top-level statements so far */
@@ -232,6 +236,9 @@ static void parse_enter(parser *p)
 {
     if (++p->depth > PARSE_MAX_DEPTH)
         parse_fail_at(p, p->cur.line, p->cur.col, "nesting too deep (more than %d levels)", PARSE_MAX_DEPTH);
+    if (eng_stack_exhausted(p->stack_limit))
+        parse_fail_at(p, p->cur.line, p->cur.col, "nesting too deep: parsing it used all %.1f MB of the stack",
+                      (double)eng_stack_usable() / (1 << 20));
 }
 
 static void parse_leave(parser *p) { p->depth--; }
@@ -1252,6 +1259,7 @@ int ast_parse(const char *code, ast_cell *out, eng_error *errs, int max_errs)
     p->ar = ar;
     p->errs = errs;
     p->max_errs = max_errs;
+    p->stack_limit = eng_stack_limit();
     jmp_buf top;
     p->jb = &top;
     if (setjmp(top) == 0) {

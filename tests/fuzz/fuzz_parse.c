@@ -6,7 +6,7 @@
  * lexer and parser alone; ast_open_depth is exercised on the same input either way.
  *
  *   clang -fsanitize=fuzzer,address,undefined -DFUZZ_PARSE_ONLY -I. tests/fuzz/fuzz_parse.c \
- *     engine/lang/lex.c engine/lang/parse.c engine/base/arena.c engine/base/error.c -o build/fuzz_parse_only
+ *     engine/lang/lex.c engine/lang/parse.c engine/base/stack.c engine/base/arena.c engine/base/error.c -o build/fuzz_parse_only
  *   build/fuzz_parse_only -dict=tests/fuzz/kiln.dict -max_len=4096 tests/fuzz/corpus
  */
 #include <stddef.h>
