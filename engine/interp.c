@@ -412,11 +412,9 @@ static int binop(interp *it, ast *n, int op, value a, value b, value *out)
     }
     if (a.type == VAL_STRING && b.type == VAL_STRING) {
         if (op == TK_PLUS) {
-            kn_string *s = malloc(sizeof *s + (size_t)(a.as.s->len + b.as.s->len) + 1);
+            kn_string *s = kn_string_alloc(a.as.s->len + b.as.s->len, "joining strings", it->err);
             if (!s)
-                return fail(it, n, ERR_MEMORY, "out of memory joining strings");
-            s->refcount = 1;
-            s->len = a.as.s->len + b.as.s->len;
+                return located(it, n);
             memcpy(s->data, a.as.s->data, (size_t)a.as.s->len);
             memcpy(s->data + a.as.s->len, b.as.s->data, (size_t)b.as.s->len + 1);
             out->type = VAL_STRING;
@@ -494,6 +492,8 @@ static value *name_slot(interp *it, ast *n, ast_type *type)
 /* x[items] as a view (or a gather copy) */
 static int index_tensor(interp *it, ast *n, tensor *base, tensor **out)
 {
+    if (n->nlist > base->ndim) /* each index or slice takes one dimension */
+        return fail(it, n, ERR_INDEX, "too many indices for a %d-d tensor: %d given", base->ndim, n->nlist);
     tensor *v = base;
     tensor_incref(v);
     int dim = 0;
@@ -932,7 +932,9 @@ static int eval_call(interp *it, ast *n, value *out)
             if (args[i].type == VAL_TENSOR)
                 place = args[i].as.t->storage->backend;
         const eng_backend *prev = place ? tensor_place(place) : NULL;
+        const char *prev_op = tensor_set_op_context(b->name); /* named in MemoryErrors */
         int bad = b->fn(&c, &result);
+        tensor_set_op_context(prev_op);
         if (place)
             tensor_place(prev);
         if (bad)

@@ -43,6 +43,9 @@ const eng_backend *tensor_common_backend(const char *op, const tensor *const *ts
 typedef void (*tensor_oom_note_fn)(void *user, const eng_backend *be, char *buf, size_t n);
 void tensor_set_oom_note(tensor_oom_note_fn fn, void *user);
 void *tensor_oom_note_user(void);
+/* The built-in running now ("zeros"; NULL: none), named in the errors of tensor_empty
+ * (a shape too large, out of memory); returns the previous one, to be restored. */
+const char *tensor_set_op_context(const char *name);
 
 /* contiguous strides for shape into stride */
 void tensor_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride);
