@@ -458,9 +458,9 @@ int cpu_gather(tensor *out, const tensor *x, const tensor *idx, int trusted, eng
 {
     int64_t nidx = tensor_numel(idx);
     int64_t rows = x->ndim > 0 ? x->shape[0] : 1;
-    int64_t *iv = malloc(sizeof(int64_t) * (size_t)(nidx ? nidx : 1));
+    int64_t *iv = eng_host_malloc(sizeof(int64_t) * (size_t)nidx, "gather", err);
     if (!iv)
-        return eng_fail(err, ERR_MEMORY, "gather: out of memory");
+        return -1;
     /* indices in row-major order, checked */
     for (int64_t k = 0; k < nidx; k++) {
         int64_t v = (int64_t)tensor_get_flat(idx, k);

@@ -460,7 +460,7 @@ static const char *keywords[] = {"int", "float", "double", "bool", "string", "te
                                  "false", "const", "__global__", "__device__"};
 static const char *members[] = {"shape", "ndim", "numel", "dtype", "device", "T", "grad"};
 const char *const eng_magic_names[] = {"time", "timeit", "whos", "gpu", "save", "load", "reset", "seed", "device",
-                                       "ptx", "sim", "lsmagic", "help", NULL};
+                                       "ptx", "sim", "memory", "lsmagic", "help", NULL};
 
 typedef struct matchlist {
     char **v;
