@@ -225,8 +225,8 @@ static int refuse(const char *what, eng_error *err, const char *fmt, ...)
 int eng_hostmem_check_limit(size_t bytes, const char *what, eng_error *err)
 {
     size_t lim = eng_hostmem_limit(), u = eng_hostmem_used(), total;
-    if (!lim || (eng_size_add(u, bytes, &total) == 0 && total <= lim))
-        return 0;
+    if (!lim || !bytes || (eng_size_add(u, bytes, &total) == 0 && total <= lim))
+        return 0; /* nothing asked for always fits: x = zeros(0) frees x under any limit */
     char a[32], l[32], h[32];
     eng_human_bytes(a, sizeof a, (double)bytes);
     eng_human_bytes(l, sizeof l, (double)lim);

@@ -493,7 +493,8 @@ static value *name_slot(interp *it, ast *n, ast_type *type)
 static int index_tensor(interp *it, ast *n, tensor *base, tensor **out)
 {
     if (n->nlist > base->ndim) /* each index or slice takes one dimension */
-        return fail(it, n, ERR_INDEX, "too many indices for a %d-d tensor: %d given", base->ndim, n->nlist);
+        return fail(it, n->list[base->ndim], ERR_INDEX, "too many indices for a %d-d tensor: %d given", base->ndim,
+                    n->nlist);
     tensor *v = base;
     tensor_incref(v);
     int dim = 0;

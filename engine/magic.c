@@ -609,6 +609,14 @@ static int magic_memory(eng_session *s, const char *rest, eng_error *err)
             return eng_fail(err, ERR_VALUE, "%%memory limit takes a size (as 2G, 512M, 1048576) or off, got '%s'",
                             v);
         eng_hostmem_set_limit(bytes, "set by %memory limit");
+        char l[32];
+        eng_human_bytes(l, sizeof l, (double)bytes);
+        out(s, "Host memory limit: %s\n", bytes ? l : "none");
+        if (bytes && eng_hostmem_used() >= bytes) {
+            eng_human_bytes(l, sizeof l, (double)eng_hostmem_used());
+            out(s, "(%s is in use already: new tensors and strings fail until some are freed)\n", l);
+        }
+        return 0;
     } else if (*rest)
         return eng_fail(err, ERR_VALUE, "%%memory takes nothing, or limit SIZE|off, got '%s'", rest);
     char u[32], l[32], a[32];
