@@ -12,6 +12,8 @@
  * Selected with KILN_DEVICE=sim in the environment or %device sim (the session's new
  * tensors are then made here); tensors report device "sim".
  *
+ * The blocks are host memory, so they also count against the host memory budget
+ * (engine/hostmem.h); a refusal there is the MemoryError's message.
  * KILN_SIM_CAPACITY=BYTES (read at the first allocation; suffixes k, M, G for KiB, MiB,
  * GiB) gives the simulated device that much memory: the raw allocations past it fail,
  * so the allocator's out-of-memory path (release the cache, retry, then the message

@@ -55,7 +55,8 @@ typedef struct eng_backend {
     const struct eng_kdriver *kernels;
 
     /* optional: the message of the last failed alloc ("" if none) — the size asked
-     * for and what the device has free — for the MemoryError (NULL on the CPU) */
+     * for and what the device has free (on the CPU: the host memory limit or what the
+     * machine has available, engine/hostmem.h) — for the MemoryError */
     void (*last_oom)(char *buf, size_t len);
 
     /* optional, for %time and %timeit on a device that runs asynchronously (NULL on the
