@@ -132,8 +132,8 @@ static void fmt_one(sbuf *b, const char *spec, int nwp, const int64_t *wp, int k
 #pragma GCC diagnostic pop
 }
 
-/* the width or precision written in a format ("%2000000000d"): digits from p, at most
- * 40; LLONG_MAX when longer */
+/* the width or precision written in a format ("%2000000000d"): the n digits at p;
+ * LLONG_MAX when they pass a long long */
 static long long spec_number(const char *p, int n)
 {
     long long v = 0;
@@ -145,10 +145,10 @@ static long long spec_number(const char *p, int n)
 /* a width or precision beyond ENG_FORMAT_MAX: the error naming the conversion */
 static int too_wide(eng_call *c, const char *what, long long v, const char *conv, int convlen)
 {
-    char num[32] = "";
-    if (v != LLONG_MAX) /* else more digits than a long long holds: the conversion shows them */
-        snprintf(num, sizeof num, " %lld", v);
-    return eng_fail(c->err, ERR_VALUE, "%s: %s%s in '%.*s' is too large (at most %d)", c->name, what, num,
+    if (v == LLONG_MAX) /* more digits than Kiln reads */
+        return eng_fail(c->err, ERR_VALUE, "%s: the %s in '%.*s' has too many digits (its value may be at most %d)",
+                        c->name, what, convlen > 60 ? 60 : convlen, conv, ENG_FORMAT_MAX);
+    return eng_fail(c->err, ERR_VALUE, "%s: %s %lld in '%.*s' is too large (at most %d)", c->name, what, v,
                     convlen > 60 ? 60 : convlen, conv, ENG_FORMAT_MAX);
 }
 
@@ -193,6 +193,8 @@ int eng_format(eng_call *c, int first, char **out, size_t *outlen)
             while (*p >= '0' && *p <= '9' && n < 30)
                 spec[n++] = *p++;
             lit_w = spec_number(spec + from, n - from);
+            while (*p >= '0' && *p <= '9') /* digits past spec's room: too wide anyway */
+                lit_w = LLONG_MAX, p++;
         }
         if (*p == '.') {
             spec[n++] = *p++;
@@ -204,10 +206,10 @@ int eng_format(eng_call *c, int first, char **out, size_t *outlen)
                 while (*p >= '0' && *p <= '9' && n < 40)
                     spec[n++] = *p++;
                 lit_p = spec_number(spec + from, n - from);
+                while (*p >= '0' && *p <= '9')
+                    lit_p = LLONG_MAX, p++;
             }
         }
-        while (*p >= '0' && *p <= '9') /* digits past the limits above: too wide anyway */
-            lit_w = LLONG_MAX, p++;
         while (*p && strchr("hlLjzt", *p))
             p++; /* lengths are implied by the value */
         char conv = *p;
