@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "engine/tensor_impl.h"
 
@@ -200,10 +201,31 @@ static size_t cgroup_room(void)
     return cur >= max ? 0 : max - cur;
 }
 
+/* the process's resident bytes (/proc/self/statm); SIZE_MAX if unknown */
+static size_t resident_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "re");
+    unsigned long long size, resident;
+    size_t r = SIZE_MAX;
+    if (!f)
+        return r;
+    if (fscanf(f, "%llu %llu", &size, &resident) == 2)
+        r = (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
+    fclose(f);
+    return r;
+}
+
 size_t eng_hostmem_available(void)
 {
     size_t avail = read_kv("/proc/meminfo", "MemAvailable", 1024), room = cgroup_room();
-    return room < avail ? room : avail;
+    if (room < avail)
+        avail = room;
+    /* tracked blocks not yet touched (empty(...)) are not counted by the system yet, but
+     * will be: take them off, as far as the process's resident size does not hold them */
+    size_t held = eng_hostmem_used(), rss = resident_bytes();
+    if (avail != SIZE_MAX && rss != SIZE_MAX && held > rss)
+        avail = held - rss < avail ? avail - (held - rss) : 0;
+    return avail;
 }
 
 /* ---- checks ---- */

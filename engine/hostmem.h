@@ -12,7 +12,8 @@
  *     memory and strings) plus the request pass it; or
  *   - it is HOSTMEM_PROBE bytes or more and more than three quarters of what the machine
  *     has available at the time of the request: MemAvailable in /proc/meminfo, and the
- *     cgroup's limit less its usage where one is set.
+ *     cgroup's limit less its usage where one is set, less what this process holds
+ *     without having touched it yet.
  * Transient buffers (a tensor's copy to the host, a file's bytes, formatted text) are
  * checked without being tracked. The state is process-wide (one session per process).
  */
@@ -64,8 +65,9 @@ void eng_hostmem_set_limit(size_t bytes, const char *source);
 /* where the limit came from ("KILN_HOST_MEMORY_LIMIT", "%memory limit"), or a note
  * when the variable was malformed and ignored; "" when no limit */
 const char *eng_hostmem_limit_source(void);
-/* what the machine has available now (MemAvailable, the cgroup's room), in bytes;
- * SIZE_MAX when unknown */
+/* what the machine has available now (MemAvailable, the cgroup's room), less the
+ * tracked bytes the process holds but has not touched yet (empty(...): the system does
+ * not count them until they are written); in bytes, SIZE_MAX when unknown */
 size_t eng_hostmem_available(void);
 
 /* "2G", "512M", "64k", "1.5G", "1048576" (K, M, G, T: powers of 1024; an optional

@@ -98,6 +98,21 @@ class TestLimits(AbuseCase):
         self.assertIn("Limit: none", r.stream())
         self.assertIn("Available on this machine", r.stream())
 
+    def test_untouched_tensors_count(self):
+        """empty() does not touch its pages, so the system does not count them yet: two
+        tensors of half the available memory each would both pass a MemAvailable check
+        and then be killed when written; the second is refused."""
+        avail = mem_available()
+        if not avail:
+            self.skipTest("no /proc/meminfo")
+        rows = int(avail * 0.5 / 4 / 100000)
+        r = self.attack("tensor half1 = empty(%d, 100000);" % rows)
+        self.assertEqual(r.status, "ok", r.errors)
+        r = self.attack("tensor half2 = empty(%d, 100000);" % rows)
+        self.assert_error(r, "MemoryError", "in empty()", "available")
+        r = self.attack("half1 = zeros(0);\ntensor half2 = empty(%d, 100000);\nhalf2 = zeros(0);" % rows)
+        self.assertEqual(r.status, "ok", r.errors)
+
     # ---- item 12: output widths ----
     def test_printf_huge_precision(self):
         t0 = time.monotonic()
