@@ -16,11 +16,11 @@
 #define HOSTMEM_MAX_BYTES ((size_t)1 << 62)
 
 static size_t used;                    /* tracked bytes (atomic) */
-static size_t limit;                   /* 0: none */
+static size_t limit;                   /* 0: none (atomic) */
 static char limit_source[160];         /* who set it, or why the variable was ignored */
 static pthread_once_t limit_once = PTHREAD_ONCE_INIT;
-static pthread_mutex_t last_lock = PTHREAD_MUTEX_INITIALIZER;
-static char last[400];                 /* the last refusal's reason */
+static __thread char last[400];        /* this thread's last refusal's reason (as cu_alloc's
+                                        * message: one session's never another's) */
 
 void eng_human_bytes(char *buf, size_t len, double b)
 {
@@ -123,13 +123,13 @@ static void limit_init(void)
 size_t eng_hostmem_limit(void)
 {
     pthread_once(&limit_once, limit_init);
-    return limit;
+    return __atomic_load_n(&limit, __ATOMIC_RELAXED);
 }
 
 void eng_hostmem_set_limit(size_t bytes, const char *source)
 {
     pthread_once(&limit_once, limit_init);
-    limit = bytes;
+    __atomic_store_n(&limit, bytes, __ATOMIC_RELAXED);
     snprintf(limit_source, sizeof limit_source, "%s", bytes ? source : "");
 }
 
@@ -238,9 +238,7 @@ static int refuse(const char *what, eng_error *err, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(why, sizeof why, fmt, ap);
     va_end(ap);
-    pthread_mutex_lock(&last_lock);
     memcpy(last, why, sizeof last);
-    pthread_mutex_unlock(&last_lock);
     return eng_fail(err, ERR_MEMORY, "%s: out of memory: %s", what ? what : "allocation", why);
 }
 
@@ -293,9 +291,7 @@ void eng_hostmem_last(char *buf, size_t len)
 {
     if (!len)
         return;
-    pthread_mutex_lock(&last_lock);
     snprintf(buf, len, "%s", last);
-    pthread_mutex_unlock(&last_lock);
 }
 
 void eng_hostmem_note_failure(size_t bytes)

@@ -15,7 +15,8 @@
  *     cgroup's limit less its usage where one is set, less what this process holds
  *     without having touched it yet.
  * Transient buffers (a tensor's copy to the host, a file's bytes, formatted text) are
- * checked without being tracked. The state is process-wide (one session per process).
+ * checked without being tracked. The count and the limit are process-wide (the memory
+ * is the process's, whatever session holds it); the last refusal's reason is per thread.
  */
 #ifndef KILN_HOSTMEM_H
 #define KILN_HOSTMEM_H

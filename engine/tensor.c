@@ -129,7 +129,7 @@ static int check_shape(const char *op, int ndim, const int64_t *shape, kn_dtype 
 /* ---- placement: which backend new tensors are made on ---- */
 
 static const eng_backend *placement; /* innermost tensor_place, or NULL: the session's device */
-static const char *op_context;       /* the built-in running now, for tensor_empty's errors */
+static __thread const char *op_context; /* the built-in this thread runs now, for tensor_empty's errors */
 static tensor_oom_note_fn oom_note;  /* the session's "largest live tensors" writer */
 static void *oom_note_user;
 
