@@ -13,6 +13,7 @@
 #pragma clang diagnostic ignored "-Wpass-failed" /* omp simd is a hint where clang cannot */
 #endif
 #include "cpu/cpu_internal.h"
+#include "engine/base/hostmem.h"
 #include "engine/tensor/kdriver.h"
 
 #include <omp.h>
@@ -33,6 +34,22 @@ static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static cpu_cached cache[CPU_CACHE_SLOTS]; /* base NULL: empty slot */
 static size_t cache_bytes;                /* sum of cap over the cache */
 
+/* frees every cached block (when the machine runs short of memory) */
+static void cache_flush(void)
+{
+    pthread_mutex_lock(&cache_lock);
+    for (int i = 0; i < CPU_CACHE_SLOTS; i++)
+        if (cache[i].base) {
+            free(cache[i].base);
+            cache[i].base = NULL;
+        }
+    cache_bytes = 0;
+    pthread_mutex_unlock(&cache_lock);
+}
+
+/* Every live block's capacity is tracked by engine/base/hostmem.h; a request past the host
+ * budget (a limit, or what the machine has available: the cache is released and the
+ * machine asked again first) returns NULL, and cpu_last_oom says why. */
 static void *cpu_alloc(size_t bytes)
 {
     if (bytes >= CPU_CACHE_MIN) {
@@ -42,23 +59,41 @@ static void *cpu_alloc(size_t bytes)
             if (cache[i].base && cache[i].cap >= bytes && cache[i].cap - bytes <= bytes / 4 &&
                 (best < 0 || cache[i].cap < cache[best].cap))
                 best = i;
-        if (best >= 0) {
+        if (best >= 0 && eng_hostmem_check_limit(cache[best].cap, NULL, NULL) == 0) {
             void *base = cache[best].base;
-            cache_bytes -= cache[best].cap;
+            size_t cap = cache[best].cap;
+            cache_bytes -= cap;
             cache[best].base = NULL;
             pthread_mutex_unlock(&cache_lock);
+            eng_hostmem_track(cap);
             return (char *)base + CPU_HDR;
         }
         pthread_mutex_unlock(&cache_lock);
     }
-    if (bytes > SIZE_MAX - CPU_HDR - 4096)
+    if (bytes > SIZE_MAX - CPU_HDR - 4096) {
+        eng_hostmem_note_failure(bytes);
         return NULL;
+    }
     size_t cap = (bytes + 63) & ~(size_t)63;
+    if (eng_hostmem_check(cap, NULL, NULL) < 0) {
+        if (!cache_bytes || (cache_flush(), eng_hostmem_check(cap, NULL, NULL) < 0))
+            return NULL;
+    }
     void *base = NULL;
-    if (posix_memalign(&base, 64, cap + CPU_HDR) != 0)
+    if (posix_memalign(&base, 64, cap + CPU_HDR) != 0) {
+        eng_hostmem_note_failure(cap);
         return NULL;
+    }
     *(size_t *)base = cap;
+    eng_hostmem_track(cap);
     return (char *)base + CPU_HDR;
+}
+
+/* why the last allocation failed: the size asked for and the limit or what the
+ * machine has available (engine/tensor/tensor.c's MemoryError) */
+static void cpu_last_oom(char *buf, size_t len)
+{
+    eng_hostmem_last(buf, len);
 }
 
 static void cpu_free(void *p)
@@ -67,6 +102,7 @@ static void cpu_free(void *p)
         return;
     void *base = (char *)p - CPU_HDR;
     size_t cap = *(size_t *)base;
+    eng_hostmem_untrack(cap);
     if (cap >= CPU_CACHE_MIN && cap <= CPU_CACHE_BYTES) {
         pthread_mutex_lock(&cache_lock);
         /* evict the largest blocks until this one fits */
@@ -423,9 +459,9 @@ int cpu_gather(tensor *out, const tensor *x, const tensor *idx, int trusted, eng
 {
     int64_t nidx = tensor_numel(idx);
     int64_t rows = x->ndim > 0 ? x->shape[0] : 1;
-    int64_t *iv = malloc(sizeof(int64_t) * (size_t)(nidx ? nidx : 1));
+    int64_t *iv = eng_host_malloc(sizeof(int64_t) * (size_t)nidx, "gather", err);
     if (!iv)
-        return eng_fail(err, ERR_MEMORY, "gather: out of memory");
+        return -1;
     /* indices in row-major order, checked */
     for (int64_t k = 0; k < nidx; k++) {
         int64_t v = (int64_t)tensor_get_flat(idx, k);
@@ -472,6 +508,7 @@ const eng_backend cpu_backend = {
     .name = "cpu",
     .alloc = cpu_alloc,
     .free = cpu_free,
+    .last_oom = cpu_last_oom,
     .to_host = cpu_to_host,
     .from_host = cpu_to_host,
     .unary = cpu_unary,

@@ -12,6 +12,8 @@
  * Selected with KILN_DEVICE=sim in the environment or %device sim (the session's new
  * tensors are then made here); tensors report device "sim".
  *
+ * The blocks are host memory, so they also count against the host memory budget
+ * (engine/base/hostmem.h); a refusal there is the MemoryError's message.
  * KILN_SIM_CAPACITY=BYTES (read at the first allocation; suffixes k, M, G for KiB, MiB,
  * GiB) gives the simulated device that much memory: the raw allocations past it fail,
  * so the allocator's out-of-memory path (release the cache, retry, then the message
@@ -20,6 +22,7 @@
  */
 #include "cuda/sim_backend.h"
 #include "cuda/cu_alloc.h"
+#include "engine/base/hostmem.h"
 #include "cuda/kernels/kk_dispatch.h"
 #include "cuda/sim/sim_runtime.h"
 #include "engine/tensor/kdriver.h"
@@ -36,6 +39,7 @@ static int sim_status[4]; /* the kernels' user-error flag ("device" memory) */
 /* the simulated device's memory: KILN_SIM_CAPACITY, 0 for no limit */
 static size_t sim_capacity, sim_raw_used;
 static pthread_mutex_t sim_raw_lock = PTHREAD_MUTEX_INITIALIZER;
+static int sim_host_refused; /* the last raw allocation failed the host budget (engine/base/hostmem.h) */
 
 /* raw blocks carry their size in a 256-byte header (the block stays 256-aligned) */
 #define SIM_HEADER 256
@@ -50,14 +54,17 @@ static void *sim_raw_alloc(size_t bytes, void *ctx)
     pthread_mutex_unlock(&sim_raw_lock);
     if (over)
         return NULL;
+    /* the simulated device's memory is the host's: the host budget applies too */
+    sim_host_refused = eng_hostmem_check(bytes, NULL, NULL) < 0;
     void *p = NULL;
-    if (bytes > SIZE_MAX - SIM_HEADER || posix_memalign(&p, 256, bytes + SIM_HEADER) != 0) {
+    if (sim_host_refused || bytes > SIZE_MAX - SIM_HEADER || posix_memalign(&p, 256, bytes + SIM_HEADER) != 0) {
         pthread_mutex_lock(&sim_raw_lock);
         sim_raw_used -= bytes;
         pthread_mutex_unlock(&sim_raw_lock);
         return NULL;
     }
     memcpy(p, &bytes, sizeof bytes);
+    eng_hostmem_track(bytes);
     return (char *)p + SIM_HEADER;
 }
 
@@ -72,6 +79,7 @@ static void sim_raw_free(void *p, void *ctx)
     pthread_mutex_lock(&sim_raw_lock);
     sim_raw_used -= bytes;
     pthread_mutex_unlock(&sim_raw_lock);
+    eng_hostmem_untrack(bytes);
     free(base);
 }
 
@@ -225,7 +233,9 @@ static int sim_cross_entropy_backward(tensor *dx, const tensor *logits, const te
 
 static void sim_last_oom(char *buf, size_t len)
 {
-    if (sim_alloc_state)
+    if (sim_host_refused)
+        eng_hostmem_last(buf, len);
+    else if (sim_alloc_state)
         cu_alloc_last_error(sim_alloc_state, buf, len);
     else if (len)
         buf[0] = 0;

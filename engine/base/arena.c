@@ -1,6 +1,7 @@
 /* arena.c — bump allocator in chained blocks, reference-counted. */
 #include "engine/base/arena.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,6 +39,8 @@ void arena_decref(arena *a)
 
 void *arena_alloc(arena *a, size_t n)
 {
+    if (n > SIZE_MAX / 4) /* the rounding and the header below must not wrap */
+        return NULL;
     n = (n + 15) & ~(size_t)15;
     block *b = a->head;
     if (!b || b->cap - b->used < n) {

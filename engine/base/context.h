@@ -49,6 +49,7 @@ typedef struct eng_ctx {
     const struct eng_backend *placement; /* innermost tensor_place scope, or NULL: device */
     eng_oom_note_fn oom_note;            /* adds the largest variables to MemoryErrors, or NULL */
     void *oom_note_user;                 /* its argument: the session */
+    const char *op_context;              /* the built-in running now ("zeros"), named in MemoryErrors */
     /* autograd (engine/train/autograd.c) */
     int64_t ag_live_nodes;               /* nodes allocated and not yet freed */
     void *ag_pending;                    /* nodes waiting to be freed (ag_node_release) */

@@ -1,5 +1,6 @@
-/* strbuf.c — the growable buffer of strbuf.h. */
+/* strbuf.c — the growable buffer of strbuf.h; large growth asks engine/base/hostmem.h. */
 #include "engine/base/strbuf.h"
+#include "engine/base/hostmem.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -10,10 +11,21 @@ void strbuf_put(strbuf *b, const void *s, size_t n)
 {
     if (b->oom)
         return;
-    if (b->len + n + 1 > b->cap) {
+    size_t need;
+    if (eng_size_add(b->len, n, &need) < 0 || eng_size_add(need, 1, &need) < 0 || need > ((size_t)1 << 62)) {
+        b->oom = 1;
+        return;
+    }
+    if (need > b->cap) {
         size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->len + n + 1)
+        while (cap < need)
             cap *= 2;
+        /* large text is checked against the host memory budget (not tracked: it is
+         * transient); a refusal makes the caller's MemoryError */
+        if (cap >= HOSTMEM_PROBE / 16 && eng_hostmem_check(cap, NULL, NULL) < 0) {
+            b->oom = 1;
+            return;
+        }
         char *p = realloc(b->p, cap);
         if (!p) {
             b->oom = 1;
@@ -40,7 +52,7 @@ void strbuf_printf(strbuf *b, const char *fmt, ...)
         strbuf_put(b, tmp, (size_t)n);
         return;
     }
-    char *big = malloc((size_t)n + 1);
+    char *big = eng_host_malloc((size_t)n + 1, NULL, NULL);
     if (!big) {
         b->oom = 1;
         return;

@@ -8,6 +8,7 @@
  * an error; every error is an ERR_IO naming the file.
  */
 #include "engine/tensor/tensor_impl.h"
+#include "engine/base/hostmem.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -90,12 +91,9 @@ tensor *tensor_load_idx(const char *path, eng_error *err)
         }
         n *= shape[d];
     }
-    size_t bytes = (size_t)n * es;
-    data = malloc(bytes ? bytes : 1);
-    if (!data) {
-        eng_fail(err, ERR_MEMORY, "load_idx: out of memory for '%s' (%zu bytes)", path, bytes);
+    size_t bytes = (size_t)n * es; /* below 2^43: no overflow */
+    if (!(data = eng_host_malloc(bytes, "load_idx", err)))
         goto err;
-    }
     got = read_all(g, data, bytes);
     if (got < 0) {
         eng_fail(err, ERR_IO, "load_idx: '%s': %s", path, gz_message(g));
@@ -116,11 +114,8 @@ tensor *tensor_load_idx(const char *path, eng_error *err)
     if (dt != DT_U8) {
         /* big-endian to host order, widening i8 and i16 to i32 */
         size_t os = tensor_dtype_size(dt);
-        conv = malloc((size_t)n * os + 1);
-        if (!conv) {
-            eng_fail(err, ERR_MEMORY, "load_idx: out of memory");
+        if (!(conv = eng_host_malloc((size_t)n * os + 1, "load_idx", err)))
             goto err;
-        }
         for (int64_t i = 0; i < n; i++) {
             const unsigned char *p = data + (size_t)i * es;
             uint64_t u = 0;

@@ -8,11 +8,13 @@
  * is saved as '<f4'. Every error is an ERR_IO that names the file and says what is wrong.
  */
 #include "engine/tensor/tensor_impl.h"
+#include "engine/base/hostmem.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* what a header says */
 typedef struct npy_header {
@@ -243,12 +245,17 @@ static tensor *load_npy_stream(FILE *f, const char *path, eng_error *err)
         }
         n *= h.shape[d];
     }
-    size_t bytes = (size_t)n * fsize;
-    data = malloc(bytes ? bytes : 1);
-    if (!data) {
-        eng_fail(err, ERR_MEMORY, "load_npy: out of memory for '%s' (%zu bytes)", path, bytes);
+    size_t bytes = (size_t)n * fsize; /* below 2^49: no overflow */
+    struct stat st;
+    long at = ftell(f);
+    if (at >= 0 && fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && (off_t)bytes > st.st_size - at) {
+        /* a header promising more than the file holds: no allocation for it */
+        eng_fail(err, ERR_IO, "load_npy: '%s' is truncated: its header promises %zu bytes of data, the file holds %lld",
+                 path, bytes, (long long)(st.st_size - at));
         goto err;
     }
+    if (!(data = eng_host_malloc(bytes, "load_npy", err)))
+        goto err;
     got = fread(data, 1, bytes, f);
     if (got != bytes) {
         eng_fail(err, ERR_IO, "load_npy: '%s' is truncated: its header promises %zu bytes of data, the file holds %zu",
@@ -259,11 +266,8 @@ static tensor *load_npy_stream(FILE *f, const char *path, eng_error *err)
         byteswap(data, (size_t)n, fsize);
     if (conv != CV_NONE) {
         size_t ws = conv == CV_U4 ? 8 : 4;
-        wide = malloc((size_t)n * ws + 1);
-        if (!wide) {
-            eng_fail(err, ERR_MEMORY, "load_npy: out of memory");
+        if (!(wide = eng_host_malloc((size_t)n * ws + 1, "load_npy", err)))
             goto err;
-        }
         for (int64_t i = 0; i < n; i++) {
             int64_t v = 0;
             if (conv == CV_I1) {
@@ -391,10 +395,8 @@ unsigned char *tensor_npy_encode(const tensor *t, size_t *len, eng_error *err)
     unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(hl & 0xff),
                              (unsigned char)(hl >> 8)};
     size_t bytes = tensor_nbytes(src);
-    if (!(buf = malloc(10 + (size_t)hl + bytes))) {
-        eng_fail(err, ERR_MEMORY, "save_npy: out of memory (%zu bytes)", bytes);
+    if (!(buf = eng_host_malloc(10 + (size_t)hl + bytes, "save_npy", err)))
         goto err;
-    }
     memcpy(buf, pre, 10);
     memcpy(buf + 10, header, (size_t)hl);
     memcpy(buf + 10 + hl, host, bytes);

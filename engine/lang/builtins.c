@@ -47,12 +47,13 @@ int eng_builtin_count(void) { return NBUILTINS; }
 static int bi_print(eng_call *c, value *out)
 {
     for (int i = 0; i < c->argc; i++) {
-        char *text = eng_value_text(c->argv[i], 0);
+        size_t len; /* a string is printed whole, NULs included */
+        char *text = eng_value_text_n(c->argv[i], 0, &len);
         if (!text)
             return eng_fail(c->err, ERR_MEMORY, "print: out of memory");
         if (i)
             eng_stream(c->session, 1, " ", 1);
-        eng_stream(c->session, 1, text, strlen(text));
+        eng_stream(c->session, 1, text, len);
         free(text);
     }
     eng_stream(c->session, 1, "\n", 1);
@@ -63,9 +64,10 @@ static int bi_print(eng_call *c, value *out)
 static int bi_printf(eng_call *c, value *out)
 {
     char *text;
-    if (eng_format(c, 0, &text))
+    size_t len;
+    if (eng_format(c, 0, &text, &len))
         return -1;
-    eng_stream(c->session, 1, text, strlen(text));
+    eng_stream(c->session, 1, text, len);
     free(text);
     *out = value_void();
     return 0;
@@ -78,9 +80,10 @@ static int bi_fprintf(eng_call *c, value *out)
         return eng_fail(c->err, ERR_TYPE, "fprintf: argument 1 must be stdout or stderr");
     fd = c->argv[0].as.i;
     char *text;
-    if (eng_format(c, 1, &text))
+    size_t len;
+    if (eng_format(c, 1, &text, &len))
         return -1;
-    eng_stream(c->session, (int)fd, text, strlen(text));
+    eng_stream(c->session, (int)fd, text, len);
     free(text);
     *out = value_void();
     return 0;
@@ -89,12 +92,15 @@ static int bi_fprintf(eng_call *c, value *out)
 static int bi_sprintf(eng_call *c, value *out)
 {
     char *text;
-    if (eng_format(c, 0, &text))
+    size_t len;
+    if (eng_format(c, 0, &text, &len))
         return -1;
-    eng_string *s = eng_string_new(text, (int64_t)strlen(text));
+    eng_string *s = eng_string_alloc((int64_t)len, "sprintf", c->err);
+    if (s)
+        memcpy(s->data, text, len);
     free(text);
     if (!s)
-        return eng_fail(c->err, ERR_MEMORY, "sprintf: out of memory");
+        return -1;
     out->type = VAL_STRING;
     out->as.s = s;
     return 0;
@@ -102,8 +108,11 @@ static int bi_sprintf(eng_call *c, value *out)
 
 static int bi_str(eng_call *c, value *out)
 {
-    char *text = eng_value_text(c->argv[0], 0);
-    eng_string *s = text ? eng_string_new(text, (int64_t)strlen(text)) : NULL;
+    size_t len = 0;
+    char *text = eng_value_text_n(c->argv[0], 0, &len);
+    eng_string *s = text ? eng_string_alloc((int64_t)len, "str", c->err) : NULL;
+    if (s)
+        memcpy(s->data, text, len);
     free(text);
     if (!s)
         return eng_fail(c->err, ERR_MEMORY, "str: out of memory");
@@ -155,6 +164,10 @@ static int bi_cdiv(eng_call *c, value *out)
         return -1;
     if (b == 0)
         return eng_fail(c->err, ERR_ZERODIV, "cdiv: division by zero (cdiv(%lld, 0))", (long long)a);
+    if (b == -1) { /* INT64_MIN / -1 overflows in C (SIGFPE): wrap as the '/' operator does */
+        *out = value_int((int64_t)(0 - (uint64_t)a));
+        return 0;
+    }
     int64_t q = a / b, r = a % b;
     *out = value_int(q + ((r != 0) && ((r > 0) == (b > 0))));
     return 0;

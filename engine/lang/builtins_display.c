@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/base/hostmem.h"
 #include "engine/lang/interp.h"
 #include "engine/io/plot.h"
 #include "engine/io/png.h"
@@ -40,10 +41,9 @@ static double *host_doubles(const tensor *t, eng_error *err)
     unsigned char *raw = tensor_to_host(t, err);
     if (!raw)
         return NULL;
-    double *v = malloc((size_t)n * sizeof *v);
+    double *v = eng_host_malloc((size_t)n * sizeof *v, "reading a tensor's values", err);
     if (!v) {
         free(raw);
-        eng_fail(err, ERR_MEMORY, "out of memory reading a tensor of %lld elements", (long long)n);
         return NULL;
     }
     for (int64_t i = 0; i < n; i++)
@@ -111,18 +111,14 @@ static int plot_common(eng_call *c, plot_kind kind, int min_tensors, value *out)
     if (!(yv = host_doubles(yt, c->err)) || (xt && !(xv = host_doubles(xt, c->err))))
         goto done;
     if (!xt) {
-        if (!(xv = malloc((size_t)n * sizeof *xv))) {
-            eng_fail(c->err, ERR_MEMORY, "%s: out of memory", c->name);
+        if (!(xv = eng_host_malloc((size_t)n * sizeof *xv, c->name, c->err)))
             goto done;
-        }
         for (int64_t i = 0; i < n; i++)
             xv[i] = (double)i;
     }
     if (k > 1) { /* columns of y, each contiguous */
-        if (!(cols = malloc((size_t)(n * k) * sizeof *cols))) {
-            eng_fail(c->err, ERR_MEMORY, "%s: out of memory", c->name);
+        if (!(cols = eng_host_malloc((size_t)(n * k) * sizeof *cols, c->name, c->err)))
             goto done;
-        }
         for (int64_t i = 0; i < n; i++)
             for (int64_t j = 0; j < k; j++)
                 cols[j * n + i] = yv[i * k + j];

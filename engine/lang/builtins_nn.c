@@ -33,8 +33,8 @@ static int int_at(eng_call *c, int i, int lo, int *out)
     if (arg_int(c, i, &v))
         return -1;
     if (v < lo || v > 1 << 30)
-        return eng_fail(c->err, ERR_VALUE, "%s: argument %d must be at least %d, got %lld", c->name, i + 1, lo,
-                        (long long)v);
+        return eng_fail(c->err, ERR_VALUE, "%s: argument %d must be between %d and %d, got %lld", c->name, i + 1, lo,
+                        1 << 30, (long long)v);
     *out = (int)v;
     return 0;
 }

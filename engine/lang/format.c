@@ -1,5 +1,6 @@
 /* format.c — text of values, C's printf over values, and the stream buffer that
  * gathers a cell's stdout before it goes to the sink. */
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include "engine/tensor/backend.h"
 #include "engine/lang/interp.h"
 #include "engine/base/strbuf.h"
+#include "engine/base/context.h"
 
 /* ---- a growable string ---- */
 typedef strbuf sbuf;
@@ -40,6 +42,11 @@ static void float_text(sbuf *b, double f)
 }
 
 char *eng_value_text(value v, int repr)
+{
+    return eng_value_text_n(v, repr, NULL);
+}
+
+char *eng_value_text_n(value v, int repr, size_t *len)
 {
     sbuf b = {0};
     switch (v.type) {
@@ -98,6 +105,8 @@ char *eng_value_text(value v, int repr)
     }
     default: sb_append(&b, "?", 1); break;
     }
+    if (len)
+        *len = b.len;
     return sb_finish(&b);
 }
 
@@ -124,7 +133,27 @@ static void fmt_one(sbuf *b, const char *spec, int nwp, const int64_t *wp, int k
 #pragma GCC diagnostic pop
 }
 
-int eng_format(eng_call *c, int first, char **out)
+/* the width or precision written in a format ("%2000000000d"): the n digits at p;
+ * LLONG_MAX when they pass a long long */
+static long long spec_number(const char *p, int n)
+{
+    long long v = 0;
+    for (int i = 0; i < n; i++)
+        v = v > (LLONG_MAX - 9) / 10 ? LLONG_MAX : v * 10 + (p[i] - '0');
+    return v;
+}
+
+/* a width or precision beyond ENG_FORMAT_MAX: the error naming the conversion */
+static int too_wide(eng_call *c, const char *what, long long v, const char *conv, int convlen)
+{
+    if (v == LLONG_MAX) /* more digits than Kiln reads */
+        return eng_fail(c->err, ERR_VALUE, "%s: the %s in '%.*s' has too many digits (its value may be at most %d)",
+                        c->name, what, convlen > 60 ? 60 : convlen, conv, ENG_FORMAT_MAX);
+    return eng_fail(c->err, ERR_VALUE, "%s: %s %lld in '%.*s' is too large (at most %d)", c->name, what, v,
+                    convlen > 60 ? 60 : convlen, conv, ENG_FORMAT_MAX);
+}
+
+int eng_format(eng_call *c, int first, char **out, size_t *outlen)
 {
     const char *fmt;
     if (arg_string(c, first, &fmt))
@@ -133,6 +162,10 @@ int eng_format(eng_call *c, int first, char **out)
     int argi = first + 1;
     const char *p = fmt;
     while (*p) {
+        if (eng_ctx_interrupted()) { /* a long format stops at the next conversion */
+            free(b.p);
+            return eng_fail(c->err, ERR_INTERRUPT, "interrupted");
+        }
         const char *pct = strchr(p, '%');
         if (!pct) {
             sb_append(&b, p, strlen(p));
@@ -152,20 +185,31 @@ int eng_format(eng_call *c, int first, char **out)
         while (*p && strchr("-+ #0", *p) && n < 20)
             spec[n++] = *p++;
         int star_w = 0, star_p = 0;
+        long long lit_w = 0, lit_p = 0; /* widths written in the format */
         if (*p == '*') {
             star_w = 1;
             spec[n++] = *p++;
-        } else
+        } else {
+            int from = n;
             while (*p >= '0' && *p <= '9' && n < 30)
                 spec[n++] = *p++;
+            lit_w = spec_number(spec + from, n - from);
+            while (*p >= '0' && *p <= '9') /* digits past spec's room: too wide anyway */
+                lit_w = LLONG_MAX, p++;
+        }
         if (*p == '.') {
             spec[n++] = *p++;
             if (*p == '*') {
                 star_p = 1;
                 spec[n++] = *p++;
-            } else
+            } else {
+                int from = n;
                 while (*p >= '0' && *p <= '9' && n < 40)
                     spec[n++] = *p++;
+                lit_p = spec_number(spec + from, n - from);
+                while (*p >= '0' && *p <= '9')
+                    lit_p = LLONG_MAX, p++;
+            }
         }
         while (*p && strchr("hlLjzt", *p))
             p++; /* lengths are implied by the value */
@@ -176,6 +220,12 @@ int eng_format(eng_call *c, int first, char **out)
                             c->name, conv ? conv : ' ');
         }
         p++;
+        int convlen = (int)(p - pct);
+        if (lit_w > ENG_FORMAT_MAX || lit_p > ENG_FORMAT_MAX) {
+            free(b.p);
+            return too_wide(c, lit_w > ENG_FORMAT_MAX ? "width" : "precision",
+                            lit_w > ENG_FORMAT_MAX ? lit_w : lit_p, pct, convlen);
+        }
         int64_t wp[2] = {0, 0};
         int nwp = 0;
         if (star_w || star_p) {
@@ -184,6 +234,13 @@ int eng_format(eng_call *c, int first, char **out)
                     free(b.p);
                     return eng_fail(c->err, ERR_TYPE, "%s: missing int argument for '*' in the format",
                                     c->name);
+                }
+                /* a negative width is the '-' flag; a negative precision is none */
+                int is_w = star_w && k == 0;
+                int64_t v = wp[nwp];
+                if ((is_w && (v > ENG_FORMAT_MAX || v < -ENG_FORMAT_MAX)) || (!is_w && v > ENG_FORMAT_MAX)) {
+                    free(b.p);
+                    return too_wide(c, is_w ? "width" : "precision", (long long)v, pct, convlen);
                 }
                 argi++;
                 nwp++;
@@ -217,11 +274,14 @@ int eng_format(eng_call *c, int first, char **out)
                 }
             }
         } else if (conv == 's') {
-            char *text = eng_value_text(v, 0);
+            size_t tlen = 0;
+            char *text = eng_value_text_n(v, 0, &tlen);
             spec[n++] = 's';
             spec[n] = 0;
             if (!text)
                 rc = eng_fail(c->err, ERR_MEMORY, "%s: out of memory", c->name);
+            else if (n == 2) /* a plain %s: every byte, NULs too */
+                sb_append(&b, text, tlen);
             else
                 fmt_one(&b, spec, nwp, wp, FMT_STRING, 0, 0, text);
             free(text);
@@ -245,6 +305,8 @@ int eng_format(eng_call *c, int first, char **out)
         return eng_fail(c->err, ERR_TYPE, "%s: %d arguments given but the format uses %d", c->name,
                         c->argc - first - 1, argi - first - 1);
     }
+    if (outlen)
+        *outlen = b.len;
     *out = sb_finish(&b);
     return *out ? 0 : eng_fail(c->err, ERR_MEMORY, "%s: out of memory", c->name);
 }

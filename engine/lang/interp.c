@@ -385,6 +385,9 @@ static value *name_slot(interp *it, ast *n, ast_type *type)
 /* x[items] as a view (or a gather copy) */
 static int index_tensor(interp *it, ast *n, tensor *base, tensor **out)
 {
+    if (n->nlist > base->ndim) /* each index or slice takes one dimension */
+        return fail(it, n->list[base->ndim], ERR_INDEX, "too many indices for a %d-d tensor: %d given", base->ndim,
+                    n->nlist);
     tensor *v = base;
     tensor_incref(v);
     int dim = 0;
@@ -835,7 +838,9 @@ static int eval_call(interp *it, ast *n, value *recv, value *out)
         const eng_backend *prev = place ? tensor_place(place) : NULL;
         ast *outer_call = it->builtin_call;
         it->builtin_call = n;
+        const char *prev_op = tensor_set_op_context(b->name); /* named in MemoryErrors */
         int bad = b->fn(&c, &result);
+        tensor_set_op_context(prev_op);
         it->builtin_call = outer_call;
         if (place)
             tensor_place(prev);

@@ -120,10 +120,15 @@ void eng_func_decref(eng_func *fn);
 /* ---- output ---- */
 void eng_stream(eng_session *s, int fd, const char *text, size_t len);
 void eng_flush(eng_session *s);
-/* text/plain of a value: repr 1 quotes strings (cell results); malloc'ed */
+/* text/plain of a value: repr 1 quotes strings (cell results); malloc'ed; _n also
+ * gives its length (a string may hold NULs) */
 char *eng_value_text(value v, int repr);
-/* C printf over values: argv[0] is the format */
-int eng_format(eng_call *c, int first, char **out);
+char *eng_value_text_n(value v, int repr, size_t *len);
+/* C printf over values: argv[first] is the format; the text and its length (a %s of
+ * a string with NULs keeps them). Widths and precisions above ENG_FORMAT_MAX are a
+ * ValueError naming the conversion; an interrupt stops it between conversions. */
+#define ENG_FORMAT_MAX 1000000
+int eng_format(eng_call *c, int first, char **out, size_t *len);
 /* sends a value as display_data (update 0/1) or as the cell's result (as_result 1) */
 int eng_show(eng_session *s, value v, int as_result, const char *display_id, int update, eng_error *err);
 

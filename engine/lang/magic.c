@@ -1,5 +1,5 @@
 /* magic.c — lines that start with '%': %time, %timeit, %whos, %gpu, %save, %load, %reset, %seed, %device,
- * %ptx, %sim, %lsmagic, %help. A magic runs as a statement of its cell, in order. Also the
+ * %ptx, %sim, %memory, %lsmagic, %help. A magic runs as a statement of its cell, in order. Also the
  * session's "largest live tensors" for out-of-memory errors (eng_oom_note). */
 #include <ctype.h>
 #include <stdarg.h>
@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "engine/tensor/backend.h"
+#include "engine/base/hostmem.h"
 #include "engine/lang/interp.h"
 #include "engine/lang/kernels.h"
 #include "engine/lang/session_file.h"
@@ -586,6 +587,46 @@ static int magic_ptx(eng_session *s, const char *rest, eng_error *err)
     return 0;
 }
 
+/* %memory: the host memory budget (engine/base/hostmem.h); %memory limit SIZE|off sets it */
+static int magic_memory(eng_session *s, const char *rest, eng_error *err)
+{
+    if (!strncmp(rest, "limit", 5) && (!rest[5] || isspace((unsigned char)rest[5]))) {
+        const char *v = rest + 5;
+        while (isspace((unsigned char)*v))
+            v++;
+        size_t bytes = 0;
+        if (!strncmp(v, "off", 3) || !strncmp(v, "none", 4))
+            bytes = 0;
+        else if (!*v || eng_parse_bytes(v, &bytes) < 0)
+            return eng_fail(err, ERR_VALUE, "%%memory limit takes a size (as 2G, 512M, 1048576) or off, got '%s'",
+                            v);
+        eng_hostmem_set_limit(bytes, "set by %memory limit");
+        char l[32];
+        eng_human_bytes(l, sizeof l, (double)bytes);
+        out(s, "Host memory limit: %s\n", bytes ? l : "none");
+        if (bytes && eng_hostmem_used() >= bytes) {
+            eng_human_bytes(l, sizeof l, (double)eng_hostmem_used());
+            out(s, "(%s is in use already: new tensors and strings fail until some are freed)\n", l);
+        }
+        return 0;
+    } else if (*rest)
+        return eng_fail(err, ERR_VALUE, "%%memory takes nothing, or limit SIZE|off, got '%s'", rest);
+    char u[32], l[32], a[32];
+    size_t lim = eng_hostmem_limit(), avail = eng_hostmem_available();
+    eng_human_bytes(u, sizeof u, (double)eng_hostmem_used());
+    out(s, "Host memory: %s held by tensors and strings\n", u);
+    if (lim) {
+        eng_human_bytes(l, sizeof l, (double)lim);
+        out(s, "Limit: %s (%s)\n", l, eng_hostmem_limit_source());
+    } else
+        out(s, "Limit: none%s%s\n", *eng_hostmem_limit_source() ? "; " : "", eng_hostmem_limit_source());
+    if (avail != SIZE_MAX) {
+        eng_human_bytes(a, sizeof a, (double)avail);
+        out(s, "Available on this machine: %s; one allocation may take at most three quarters of it\n", a);
+    }
+    return 0;
+}
+
 int eng_magic(eng_session *s, const char *line, eng_source *src, eng_error *err)
 {
     while (isspace((unsigned char)*line))
@@ -640,6 +681,8 @@ int eng_magic(eng_session *s, const char *line, eng_source *src, eng_error *err)
     }
     if (IS("device"))
         return magic_device(s, rest, err);
+    if (IS("memory"))
+        return magic_memory(s, rest, err);
     if (IS("ptx"))
         return magic_ptx(s, rest, err);
     if (IS("sim")) {
@@ -657,7 +700,7 @@ int eng_magic(eng_session *s, const char *line, eng_source *src, eng_error *err)
     }
     if (IS("lsmagic") || IS("help")) {
         out(s, "Magics: %%time STMT, %%timeit STMT, %%whos, %%gpu, %%save PATH, %%load PATH, %%reset, %%seed N, "
-            "%%device cpu|cuda|sim, %%ptx KERNEL, %%sim check|fast, %%lsmagic, %%help\n");
+            "%%device cpu|cuda|sim, %%ptx KERNEL, %%sim check|fast, %%memory [limit SIZE|off], %%lsmagic, %%help\n");
         if (IS("help"))
             out(s, "The language is documented in docs/language.md; Shift+Tab on a name shows its signature.\n");
         return 0;

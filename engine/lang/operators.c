@@ -129,11 +129,9 @@ int eng_binop(int op, value a, value b, value *out, eng_error *err)
     }
     if (a.type == VAL_STRING && b.type == VAL_STRING) {
         if (op == TK_PLUS) {
-            eng_string *s = malloc(sizeof *s + (size_t)(a.as.s->len + b.as.s->len) + 1);
-            if (!s)
-                return eng_fail(err, ERR_MEMORY, "out of memory joining strings");
-            s->refcount = 1;
-            s->len = a.as.s->len + b.as.s->len;
+            eng_string *s = eng_string_alloc(a.as.s->len + b.as.s->len, "joining strings", err);
+            if (!s) /* a MemoryError over the host memory budget (engine/base/hostmem.h) */
+                return -1;
             memcpy(s->data, a.as.s->data, (size_t)a.as.s->len);
             memcpy(s->data + a.as.s->len, b.as.s->data, (size_t)b.as.s->len + 1);
             out->type = VAL_STRING;

@@ -208,7 +208,9 @@ static char *fmt_alloc(const char *fmt, ...)
     return p;
 }
 
-/* "name:line:col: Kind: message", the source line, and a caret under the column */
+/* "name:line:col: Kind: message", the source line (at most SOURCE_EXCERPT bytes of it,
+ * around the column), and a caret under the column */
+#define SOURCE_EXCERPT 200
 static void describe_error(lines *out, const eng_source *src, const eng_error *e)
 {
     const char *kind = eng_errkind_name(e->kind);
@@ -226,17 +228,30 @@ static void describe_error(lines *out, const eng_source *src, const eng_error *e
     if (!p || !*p)
         return;
     const char *end = strchr(p, '\n');
-    int len = end ? (int)(end - p) : (int)strlen(p);
-    if (len > 0 && p[len - 1] == '\r')
-        len--;
-    lines_add(out, fmt_alloc("    %.*s", len, p));
-    char *caret = malloc((size_t)len + 8);
+    size_t full = end ? (size_t)(end - p) : strlen(p);
+    if (full > 0 && p[full - 1] == '\r')
+        full--;
+    /* a long line is clipped to an excerpt around the column, with '…' where cut */
+    size_t from = 0, to = full, col = e->col > 0 ? (size_t)e->col - 1 : 0;
+    if (full > SOURCE_EXCERPT) {
+        from = col > SOURCE_EXCERPT / 2 ? col - SOURCE_EXCERPT / 2 : 0;
+        if (from + SOURCE_EXCERPT > full)
+            from = full - SOURCE_EXCERPT;
+        to = from + SOURCE_EXCERPT;
+        while (from > 0 && ((unsigned char)p[from] & 0xC0) == 0x80) /* whole UTF-8 characters */
+            from--;
+        while (to < full && ((unsigned char)p[to] & 0xC0) == 0x80)
+            to++;
+    }
+    const char *head = from > 0 ? "\xe2\x80\xa6" : "", *tail = to < full ? "\xe2\x80\xa6" : "";
+    lines_add(out, fmt_alloc("    %s%.*s%s", head, (int)(to - from), p + from, tail));
+    char *caret = malloc(to - from + 8);
     if (!caret)
         return;
-    int k = 0;
-    for (int i = 0; i < 4; i++)
+    size_t k = 0;
+    for (int i = 0; i < 4 + (from > 0); i++) /* the '…' takes one column */
         caret[k++] = ' ';
-    for (int i = 0; i < e->col - 1 && i < len; i++)
+    for (size_t i = from; i < col && i < to; i++)
         caret[k++] = p[i] == '\t' ? '\t' : ' ';
     caret[k++] = '^';
     caret[k] = 0;
@@ -629,7 +644,7 @@ static const char *const keywords[] = {"int", "float", "double", "bool", "string
                                  "false", "const", "__global__", "__device__"};
 static const char *const members[] = {"shape", "ndim", "numel", "dtype", "device", "T", "grad"};
 const char *const eng_magic_names[] = {"time", "timeit", "whos", "gpu", "save", "load", "reset", "seed", "device",
-                                       "ptx", "sim", "lsmagic", "help", NULL};
+                                       "ptx", "sim", "memory", "lsmagic", "help", NULL};
 
 typedef struct matchlist {
     char **v;

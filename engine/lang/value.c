@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/base/hostmem.h"
 #include "engine/lang/interp.h"
 
 void value_incref_obj(value v)
@@ -22,8 +23,10 @@ void value_decref_obj(value v)
 {
     switch (v.type) {
     case VAL_STRING:
-        if (--v.as.s->refcount == 0)
+        if (--v.as.s->refcount == 0) {
+            eng_hostmem_untrack(sizeof *v.as.s + (size_t)v.as.s->len + 1);
             free(v.as.s);
+        }
         break;
     case VAL_TENSOR: tensor_decref(v.as.t); break;
     case VAL_TUPLE:
@@ -42,15 +45,28 @@ const char *value_type_name(val_type t)
     return t < VAL_NTYPES ? names[t] : "?";
 }
 
-eng_string *eng_string_new(const char *s, int64_t len)
+eng_string *eng_string_alloc(int64_t len, const char *what, eng_error *err)
 {
-    eng_string *str = malloc(sizeof *str + (size_t)len + 1);
+    size_t bytes;
+    if (len < 0 || eng_size_add(sizeof(eng_string) + 1, (size_t)len, &bytes) < 0 || len > ((int64_t)1 << 62)) {
+        eng_fail(err, ERR_MEMORY, "%s: a string of %lld bytes is too large", what, (long long)len);
+        return NULL;
+    }
+    eng_string *str = eng_host_malloc(bytes, what, err);
     if (!str)
         return NULL;
+    eng_hostmem_track(bytes);
     str->refcount = 1;
     str->len = len;
-    memcpy(str->data, s, (size_t)len);
     str->data[len] = 0;
+    return str;
+}
+
+eng_string *eng_string_new(const char *s, int64_t len)
+{
+    eng_string *str = eng_string_alloc(len, "string", NULL);
+    if (str)
+        memcpy(str->data, s, (size_t)len);
     return str;
 }
 

@@ -88,6 +88,10 @@ static inline void value_decref(value v)
 const char *value_type_name(val_type t); /* "int", "tensor", ... */
 
 eng_string *eng_string_new(const char *s, int64_t len); /* NULL on allocation failure */
+/* A string of len bytes to fill (data[len] is the NUL), checked against the host memory
+ * budget (engine/base/hostmem.h) and tracked until freed; NULL with a MemoryError naming
+ * what ("joining strings") when it does not fit. */
+eng_string *eng_string_alloc(int64_t len, const char *what, eng_error *err);
 eng_tuple *eng_tuple_new(int n, const int64_t *items);
 
 /* What a built-in sees. */

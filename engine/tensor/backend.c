@@ -1,5 +1,5 @@
 /* backend.c — the registry of backends: which ones this build links, which one the
- * session's new tensors are made on, and the byte counts messages print.
+ * session's new tensors are made on.
  *
  * The session starts on the device named by $KILN_DEVICE ("cpu", "sim" or "cuda"; the
  * CPU when unset, unknown or unusable — a missing GPU never stops a kernel from
@@ -72,18 +72,4 @@ const eng_backend *eng_current_backend(void)
 void eng_set_current_backend(const eng_backend *be)
 {
     eng_ctx_current()->device = be ? be : &cpu_backend;
-}
-
-void eng_human_bytes(char *buf, size_t len, double bytes)
-{
-    static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    int u = 0;
-    while (bytes >= 1024 && u < 4) {
-        bytes /= 1024;
-        u++;
-    }
-    if (u == 0)
-        snprintf(buf, len, "%.0f B", bytes);
-    else
-        snprintf(buf, len, "%.2f %s", bytes, units[u]);
 }

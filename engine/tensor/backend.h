@@ -10,6 +10,7 @@
 #define KILN_BACKEND_H
 
 #include "engine/tensor/tensor.h"
+#include "engine/base/hostmem.h"
 
 struct eng_kdriver;
 struct eng_step_args;
@@ -82,7 +83,8 @@ typedef struct eng_backend {
     const struct eng_kdriver *kernels;
 
     /* optional: the message of the last failed alloc ("" if none) — the size asked
-     * for and what the device has free — for the MemoryError (NULL on the CPU) */
+     * for and what the device has free (on the CPU: the host memory limit or what the
+     * machine has available, engine/base/hostmem.h) — for the MemoryError */
     void (*last_oom)(char *buf, size_t len);
 
     /* optional, for %time and %timeit on a device that runs asynchronously (NULL on the
@@ -174,7 +176,6 @@ const eng_backend *eng_backend_named(const char *name, eng_error *err);
 /* The backend of that name if this build links it, usable here or not (%gpu, %ptx);
  * NULL otherwise. */
 const eng_backend *eng_backend_linked(const char *name);
-/* "1.50 GiB" style, for messages. */
-void eng_human_bytes(char *buf, size_t len, double bytes);
+/* eng_human_bytes ("1.50 GiB" style, for messages): engine/base/hostmem.h */
 
 #endif

@@ -9,6 +9,7 @@
 #include "engine/tensor/tensor_impl.h"
 #include "engine/train/autograd.h"
 #include "engine/base/context.h"
+#include "engine/base/hostmem.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -116,26 +117,12 @@ double tensor_host_load(tensor_dtype dt, const void *p)
 
 /* ---- life ---- */
 
-static int check_shape(const char *op, int ndim, const int64_t *shape, size_t esize, eng_error *err)
+static int check_shape(const char *op, int ndim, const int64_t *shape, tensor_dtype dt, size_t *bytes, eng_error *err)
 {
     if (ndim < 0 || ndim > TENSOR_MAXDIM)
         return eng_fail(err, ERR_VALUE, "%s: %d dimensions; at most %d are supported", op, ndim,
                         TENSOR_MAXDIM);
-    int64_t n = 1;
-    for (int d = 0; d < ndim; d++) {
-        if (shape[d] < 0) {
-            char b[TENSOR_SHAPE_BUF];
-            return eng_fail(err, ERR_VALUE, "%s: negative dimension in shape %s", op,
-                            tensor_shape_str(ndim, shape, b, sizeof b));
-        }
-        if (shape[d] > 0 && n > (INT64_MAX / 16) / shape[d] / (int64_t)esize) {
-            char b[TENSOR_SHAPE_BUF];
-            return eng_fail(err, ERR_MEMORY, "%s: shape %s is too large", op,
-                            tensor_shape_str(ndim, shape, b, sizeof b));
-        }
-        n *= shape[d];
-    }
-    return 0;
+    return eng_shape_bytes(op, ndim, shape, tensor_dtype_size(dt), tensor_dtype_name(dt), NULL, bytes, err);
 }
 
 /* ---- placement: which backend new tensors are made on ---- */
@@ -155,13 +142,24 @@ const eng_backend *tensor_placement(void)
     return be ? be : eng_current_backend();
 }
 
+const char *tensor_set_op_context(const char *name)
+{
+    eng_ctx *c = eng_ctx_current();
+    const char *prev = c->op_context;
+    c->op_context = name;
+    return prev;
+}
+
 /* the MemoryError of a failed allocation: on a device backend, what the allocator
  * says (size asked for, what is free) and the largest live tensors by variable name */
 static void oom_error(const eng_backend *be, tensor_dtype dt, int ndim, const int64_t *shape, size_t bytes,
                       eng_error *err)
 {
-    char b[TENSOR_SHAPE_BUF], why[400] = "", live[300] = "";
+    char b[TENSOR_SHAPE_BUF + 48], why[400] = "", live[300] = "";
     tensor_shape_str(ndim, shape, b, sizeof b);
+    const char *op_context = eng_ctx_current()->op_context;
+    if (op_context) /* "[2, 3] in zeros()" */
+        snprintf(b + strlen(b), sizeof b - strlen(b), " in %s()", op_context);
     if (be->last_oom)
         be->last_oom(why, sizeof why);
     eng_ctx *c = eng_ctx_current();
@@ -190,18 +188,17 @@ tensor *tensor_empty_on(const eng_backend *be, tensor_dtype dt, int ndim, const 
         eng_fail(err, ERR_TYPE, "empty: unknown dtype %d", (int)dt);
         return NULL;
     }
-    if (check_shape("empty", ndim, shape, tensor_dtype_size(dt), err) < 0)
+    size_t bytes;
+    const char *op_context = eng_ctx_current()->op_context;
+    if (check_shape(op_context ? op_context : "empty", ndim, shape, dt, &bytes, err) < 0)
         return NULL;
     tensor *t = calloc(1, sizeof *t);
     tensor_storage *s = calloc(1, sizeof *s);
     if (!t || !s)
         goto err;
-    int64_t n = 1;
-    for (int d = 0; d < ndim; d++)
-        n *= shape[d];
     s->refcount = 1;
     s->backend = be;
-    s->bytes = (size_t)n * tensor_dtype_size(dt);
+    s->bytes = bytes;
     s->data = be->alloc(s->bytes);
     if (!s->data)
         goto err;
@@ -214,12 +211,9 @@ tensor *tensor_empty_on(const eng_backend *be, tensor_dtype dt, int ndim, const 
     t->storage = s;
     return t;
 err:
-    {
-        size_t bytes = s ? s->bytes : 0;
-        free(t);
-        free(s);
-        oom_error(be, dt, ndim, shape, bytes, err);
-    }
+    free(t);
+    free(s);
+    oom_error(be, dt, ndim, shape, bytes, err);
     return NULL;
 }
 
@@ -248,6 +242,9 @@ void tensor_decref(tensor *t)
 int64_t tensor_numel(const tensor *t)
 {
     int64_t n = 1;
+    for (int d = 0; d < t->ndim; d++)
+        if (t->shape[d] == 0)
+            return 0; /* an empty tensor's other dims may multiply past int64 */
     for (int d = 0; d < t->ndim; d++)
         n *= t->shape[d];
     return n;
@@ -343,10 +340,9 @@ void *tensor_to_host(const tensor *t, eng_error *err)
     if (!c)
         return NULL;
     size_t n = tensor_nbytes(c);
-    void *buf = malloc(n ? n : 1);
+    void *buf = eng_host_malloc(n, "copying a tensor to the host", err);
     if (!buf) {
         tensor_decref(c);
-        eng_fail(err, ERR_MEMORY, "out of memory copying a tensor to the host");
         return NULL;
     }
     if (c->storage->backend->to_host(buf, tensor_data_ptr(c), n, err) < 0) {
@@ -400,11 +396,12 @@ tensor *tensor_linspace(double start, double stop, int64_t n, eng_error *err)
         eng_fail(err, ERR_VALUE, "linspace: number of points %lld is negative", (long long)n);
         return NULL;
     }
-    double *v = malloc(sizeof(double) * (size_t)(n ? n : 1));
-    if (!v) {
-        eng_fail(err, ERR_MEMORY, "linspace: out of memory");
+    size_t bytes;
+    if (eng_shape_bytes("linspace", 1, &n, sizeof(double), NULL, NULL, &bytes, err) < 0)
         return NULL;
-    }
+    double *v = eng_host_malloc(bytes, "linspace", err);
+    if (!v)
+        return NULL;
     double step = n > 1 ? (stop - start) / (double)(n - 1) : 0;
     for (int64_t i = 0; i < n; i++)
         v[i] = start + (double)i * step;
@@ -552,18 +549,21 @@ tensor *tensor_slice(tensor *t, int dim, int64_t start, int64_t stop, int64_t st
         if (stop < 0) stop = -1;
         if (stop >= n) stop = n - 1;
     }
+    /* start and stop are within [-1, n] now; a huge step gives one element (no
+     * overflow: the distance is below 2^62, and -step is taken unsigned) */
     int64_t len = 0;
     if (step > 0 && stop > start)
-        len = (stop - start + step - 1) / step;
+        len = 1 + (stop - start - 1) / step;
     else if (step < 0 && stop < start)
-        len = (start - stop + (-step) - 1) / (-step);
+        len = 1 + (int64_t)((uint64_t)(start - stop - 1) / (0 - (uint64_t)step));
     tensor *v = view_of(t, err);
     if (!v)
         return NULL;
     if (len > 0)
         v->offset += start * t->stride[d];
     v->shape[d] = len;
-    v->stride[d] = t->stride[d] * step;
+    if (len <= 1 || __builtin_mul_overflow(t->stride[d], step, &v->stride[d]))
+        v->stride[d] = t->stride[d]; /* one element: its stride is never used to step */
     return v;
 }
 
@@ -781,8 +781,10 @@ tensor *tensor_reshape(tensor *t, int ndim, const int64_t *shape_in, eng_error *
         } else if (shape[d] < 0) {
             eng_fail(err, ERR_VALUE, "reshape: negative dimension %lld", (long long)shape[d]);
             return NULL;
-        } else {
-            known *= shape[d];
+        } else if (__builtin_mul_overflow(known, shape[d], &known)) {
+            eng_fail(err, ERR_MEMORY, "reshape: shape %s is too large: its element count overflows",
+                     tensor_shape_str(ndim, shape_in, b2, sizeof b2));
+            return NULL;
         }
     }
     if (infer >= 0) {
@@ -801,6 +803,10 @@ tensor *tensor_reshape(tensor *t, int ndim, const int64_t *shape_in, eng_error *
                  tensor_shape_str(ndim, shape_in, b2, sizeof b2));
         return NULL;
     }
+    /* an empty tensor's dims may be large, but their strides must stay exact */
+    if (eng_shape_bytes("reshape", ndim, shape, tensor_dtype_size(t->dtype), tensor_dtype_name(t->dtype), NULL, NULL,
+                        err) < 0)
+        return NULL;
     int64_t stride[TENSOR_MAXDIM];
     tensor *src = NULL;
     if (numel == 0) {

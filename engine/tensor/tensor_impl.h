@@ -38,6 +38,10 @@ tensor *tensor_empty_on(const eng_backend *be, tensor_dtype dt, int ndim, const 
  * op, each operand's device and the fix (x.to(...)). */
 const eng_backend *tensor_common_backend(const char *op, const tensor *const *ts, int n, eng_error *err);
 
+/* The built-in running now ("zeros"; NULL: none), named in the errors of tensor_empty
+ * (a shape too large, out of memory); returns the previous one, to be restored. */
+const char *tensor_set_op_context(const char *name);
+
 /* contiguous strides for shape into stride */
 void tensor_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride);
 

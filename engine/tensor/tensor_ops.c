@@ -676,7 +676,11 @@ tensor *tensor_cat(tensor *const *ts, int n, int dim, eng_error *err)
                      SHAPE(t, b2), d);
             return NULL;
         }
-        shape[d] += t->shape[d];
+        if (__builtin_add_overflow(shape[d], t->shape[d], &shape[d])) {
+            eng_fail(err, ERR_MEMORY, "cat: the total size along dimension %d overflows (tensor %d of shape %s "
+                     "makes it pass 2^63)", d, i + 1, SHAPE(t, b2));
+            return NULL;
+        }
         dt = tensor_dtype_promote(dt, t->dtype);
     }
     tensor *out = tensor_empty_on(be, dt, t0->ndim, shape, err);
