@@ -12,8 +12,26 @@
  * the shell thread's PUSH under ch->push_mu, so its text and the shell's messages
  * reach this thread in the order they were sent. On XPUB, each subscription (verbose mode:
  * every subscriber, even to a topic already subscribed) is greeted with iopub_welcome.
+ *
+ * What subscriptions cost is bounded: libzmq keeps every subscribed topic in a trie of
+ * about 35 bytes per topic byte, for as long as the subscriber stays connected, and the
+ * IOPub port takes anyone who can reach it (subscriptions are not signed). So a topic
+ * longer than KN_IOPUB_TOPIC_MAX bytes makes libzmq drop its sender (ZMQ_MAXMSGSIZE,
+ * set by kernel.c before the bind), and once more than KN_IOPUB_MAX_SUBS subscriptions
+ * are live (counted from the subscribe and unsubscribe notices of XPUB_VERBOSER), the
+ * connections that sent the most are ended (drop_subscribers): libzmq then forgets
+ * their topics and queued messages, and the freed memory goes back to the system
+ * (malloc_trim) once the dropped pipes are gone. zmq_unbind would not do: it stops
+ * the listener but keeps the connections it accepted.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <malloc.h>
+#include <netinet/in.h>
+#include <linux/tcp.h> /* struct tcp_info with tcpi_bytes_received (glibc's lacks it) */
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +44,16 @@
 #define FLUSH_MS 50                       /* longest time stream text waits */
 #define FLUSH_BYTES ((size_t)256 << 10)   /* stream text sent once this much waits */
 #define XPUB_HWM 100000                   /* messages queued per slow subscriber */
+#define HEAVY_BYTES ((long long)16 << 10) /* a subscriber that sent more is dropped first */
+#define MAX_PEERS 4096                    /* IOPub connections looked at when dropping */
+#define TRIM_DELAY_MS 500                 /* malloc_trim this long after a drop */
+
+/* What the IOPub thread knows of its subscribers. */
+typedef struct subs_state {
+    long live;            /* subscriptions now live (subscribe minus unsubscribe notices) */
+    long long trim_ms;    /* monotonic time of a pending malloc_trim; 0 when none */
+    int warned;           /* 1 once the drop has been logged */
+} subs_state;
 
 /* Stream text waiting to be sent, for one stream and one parent. */
 typedef struct stream_buf {
@@ -152,14 +180,99 @@ static void stream_add(kn_kernel *k, stream_buf *b, const jp_frames *f)
         stream_flush(k, b, 0);
 }
 
-/* Greets a new subscriber (verbose XPUB: frame "\x01" + topic). */
-static void welcome(kn_kernel *k, const jp_frames *f)
+/* 1 when fd is a connection accepted on the IOPub endpoint: a connected socket whose
+ * local address is the endpoint's (TCP port, or IPC path). */
+static int is_iopub_peer(const kn_kernel *k, int fd)
+{
+    struct sockaddr_storage me, peer;
+    socklen_t mlen = sizeof me, plen = sizeof peer;
+    if (getsockname(fd, (struct sockaddr *)&me, &mlen) != 0 ||
+        getpeername(fd, (struct sockaddr *)&peer, &plen) != 0)
+        return 0;
+    if (me.ss_family == AF_INET)
+        return ntohs(((struct sockaddr_in *)&me)->sin_port) == k->conn.iopub_port;
+    if (me.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&me)->sin6_port) == k->conn.iopub_port;
+    if (me.ss_family == AF_UNIX) {
+        const char *path = ((struct sockaddr_un *)&me)->sun_path;
+        const char *ep = strncmp(k->iopub_endpoint, "ipc://", 6) == 0 ? k->iopub_endpoint + 6 : NULL;
+        return ep && mlen > offsetof(struct sockaddr_un, sun_path) && strcmp(path, ep) == 0;
+    }
+    return 0;
+}
+
+/* Bytes fd has received (TCP), or -1 when the transport does not say. */
+static long long bytes_received(int fd)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    memset(&ti, 0, sizeof ti);
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 ||
+        len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received)
+        return -1;
+    return (long long)ti.tcpi_bytes_received;
+}
+
+/* Too many subscriptions: ends the IOPub connections that sent more than HEAVY_BYTES
+ * (a real client sends about 100: the greeting and one subscription), or every IOPub
+ * connection when none did (or the transport cannot tell). shutdown(2) on libzmq's
+ * socket makes its I/O thread end the connection, which drops the peer's pipe with
+ * its topics and queued messages; libzmq's SUB sockets reconnect by themselves. */
+static void drop_subscribers(kn_kernel *k, subs_state *st)
+{
+    int fds[MAX_PEERS], n = 0, heavy = 0;
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    if (!d) {
+        kn_log("iopub: too many subscriptions, and /proc/self/fd cannot be read: %s",
+               strerror(errno));
+        return;
+    }
+    while ((e = readdir(d)) && n < MAX_PEERS) {
+        char *end;
+        long fd = strtol(e->d_name, &end, 10);
+        if (*end || end == e->d_name || fd == dirfd(d))
+            continue;
+        if (is_iopub_peer(k, (int)fd))
+            fds[n++] = (int)fd;
+    }
+    closedir(d);
+    for (int i = 0; i < n; i++) {
+        if (bytes_received(fds[i]) > HEAVY_BYTES) {
+            shutdown(fds[i], SHUT_RDWR);
+            heavy++;
+        }
+    }
+    if (!heavy)
+        for (int i = 0; i < n; i++)
+            shutdown(fds[i], SHUT_RDWR);
+    if (!st->warned)
+        kn_log("iopub: more than %d subscriptions: %d of %d subscriber connections dropped "
+               "(%s; logged once)", KN_IOPUB_MAX_SUBS, heavy ? heavy : n, n,
+               heavy ? "those that sent the most" : "all of them: none stood out");
+    st->warned = 1;
+    st->live = 0; /* what is left: the light connections' few topics */
+    st->trim_ms = now_ms() + TRIM_DELAY_MS;
+}
+
+/* A subscription notice (verbose XPUB: frame "\x01" + topic, "\x00" + topic when it
+ * goes): counts it, and greets a new subscriber. */
+static void welcome(kn_kernel *k, subs_state *st, const jp_frames *f)
 {
     jp_frames ids = {0}, out = {0};
     json_t *content;
     char *topic;
-    if (f->n < 1 || f->v[0].len < 1 || f->v[0].data[0] != 1)
-        return; /* an unsubscription */
+    if (f->n < 1 || f->v[0].len < 1)
+        return;
+    if (f->v[0].data[0] != 1) {
+        if (st->live > 0)
+            st->live--; /* an unsubscription, or a dropped subscriber's topic */
+        return;
+    }
+    if (++st->live > KN_IOPUB_MAX_SUBS) {
+        drop_subscribers(k, st);
+        return;
+    }
     topic = strndup(f->v[0].len > 1 ? (const char *)f->v[0].data + 1 : "", f->v[0].len - 1);
     if (!topic)
         return;
@@ -202,13 +315,17 @@ static void *iopub_main(void *arg)
 {
     kn_kernel *k = arg;
     stream_buf buf = {0};
+    subs_state subs = {0};
     zmq_pollitem_t items[2] = {{k->iopub_pull, 0, ZMQ_POLLIN, 0}, {k->iopub, 0, ZMQ_POLLIN, 0}};
     int quit = 0;
     while (!quit) {
         long timeout = -1;
         int n;
-        if (buf.fd) {
-            long long left = buf.due_ms - now_ms();
+        if (buf.fd || subs.trim_ms) {
+            long long due = buf.fd ? buf.due_ms : subs.trim_ms, left;
+            if (subs.trim_ms && subs.trim_ms < due)
+                due = subs.trim_ms;
+            left = due - now_ms();
             timeout = left > 0 ? (long)left : 0;
         }
         n = zmq_poll(items, 2, timeout);
@@ -219,10 +336,14 @@ static void *iopub_main(void *arg)
         }
         if (buf.fd && now_ms() >= buf.due_ms)
             stream_flush(k, &buf, 0);
+        if (subs.trim_ms && now_ms() >= subs.trim_ms) {
+            subs.trim_ms = 0;
+            malloc_trim(0); /* the dropped subscribers' topics and queues */
+        }
         if (items[1].revents & ZMQ_POLLIN) {
             jp_frames f = {0};
             if (jp_frames_recv(k->iopub, &f, ZMQ_DONTWAIT) == 0) {
-                welcome(k, &f);
+                welcome(k, &subs, &f);
                 jp_frames_free(&f);
             }
         }

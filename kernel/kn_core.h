@@ -31,6 +31,11 @@
 
 #define KN_IOPUB_INPROC "inproc://kiln-iopub"
 #define KN_WAKE_INPROC "inproc://kiln-wake"
+/* IOPub subscriptions (iopub.c): a longer topic drops its sender; past the count, every
+ * subscriber is dropped (they reconnect). Real clients subscribe once, to "". */
+#define KN_IOPUB_TOPIC_MAX 255
+#define KN_IOPUB_MAX_SUBS 1000
+#define KN_IOPUB_SUB_HWM 1 /* subscriptions queued per subscriber before libzmq stops reading */
 
 typedef struct kn_history kn_history;
 typedef struct kn_capture kn_capture;
@@ -59,6 +64,7 @@ typedef struct kn_kernel {
     void *iopub;      /* XPUB: IOPub thread */
     void *iopub_pull; /* PULL (inproc): IOPub thread, fed by every other thread */
     void *wake_pull;  /* PULL (inproc): shell thread, woken by control on shutdown */
+    char iopub_endpoint[512]; /* where iopub is bound (iopub.c binds it again) */
 
     atomic_int cell_running;      /* 1 while eng_execute runs on the shell thread */
     atomic_int interrupt_pending; /* an interrupt arrived while a cell ran */
