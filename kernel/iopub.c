@@ -22,7 +22,10 @@
  * connections that sent the most are ended (drop_subscribers): libzmq then forgets
  * their topics and queued messages, and the freed memory goes back to the system
  * (malloc_trim) once the dropped pipes are gone. zmq_unbind would not do: it stops
- * the listener but keeps the connections it accepted.
+ * the listener but keeps the connections it accepted. Welcomes are rate-limited
+ * (WELCOME_BURST, then WELCOME_RATE a second): a welcome goes to every subscriber whose
+ * topic matches, "" included, so a flood of subscriptions would otherwise become a
+ * flood of welcomes to every real client.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -47,12 +50,17 @@
 #define HEAVY_BYTES ((long long)16 << 10) /* a subscriber that sent more is dropped first */
 #define MAX_PEERS 4096                    /* IOPub connections looked at when dropping */
 #define TRIM_DELAY_MS 500                 /* malloc_trim this long after a drop */
+#define WELCOME_BURST 64                  /* welcomes sent at once at most, */
+#define WELCOME_RATE 10                   /* then this many a second */
 
 /* What the IOPub thread knows of its subscribers. */
 typedef struct subs_state {
     long live;            /* subscriptions now live (subscribe minus unsubscribe notices) */
     long long trim_ms;    /* monotonic time of a pending malloc_trim; 0 when none */
     int warned;           /* 1 once the drop has been logged */
+    double tokens;        /* welcomes that may be sent now (refilled at WELCOME_RATE) */
+    long long refill_ms;  /* when tokens was last refilled */
+    int rate_warned;      /* 1 once an ungreeted subscription has been logged */
 } subs_state;
 
 /* Stream text waiting to be sent, for one stream and one parent. */
@@ -273,6 +281,21 @@ static void welcome(kn_kernel *k, subs_state *st, const jp_frames *f)
         drop_subscribers(k, st);
         return;
     }
+    {
+        long long now = now_ms();
+        st->tokens += (double)(now - st->refill_ms) * WELCOME_RATE / 1000.0;
+        if (st->tokens > WELCOME_BURST)
+            st->tokens = WELCOME_BURST;
+        st->refill_ms = now;
+        if (st->tokens < 1) {
+            if (!st->rate_warned)
+                kn_log("iopub: subscriptions arrive faster than %d a second: some are not "
+                       "greeted with iopub_welcome (logged once)", WELCOME_RATE);
+            st->rate_warned = 1;
+            return;
+        }
+        st->tokens -= 1;
+    }
     topic = strndup(f->v[0].len > 1 ? (const char *)f->v[0].data + 1 : "", f->v[0].len - 1);
     if (!topic)
         return;
@@ -316,6 +339,8 @@ static void *iopub_main(void *arg)
     kn_kernel *k = arg;
     stream_buf buf = {0};
     subs_state subs = {0};
+    subs.tokens = WELCOME_BURST;
+    subs.refill_ms = now_ms();
     zmq_pollitem_t items[2] = {{k->iopub_pull, 0, ZMQ_POLLIN, 0}, {k->iopub, 0, ZMQ_POLLIN, 0}};
     int quit = 0;
     while (!quit) {
