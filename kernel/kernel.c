@@ -108,8 +108,8 @@ done:
 }
 
 /* A correctly signed request whose header reads but whose parent, metadata or content
- * does not: busy, an error reply naming the problem ("X_request" gets "X_reply"),
- * idle. Other message types are only logged. */
+ * does not (not JSON, or over the size limit): busy, an error reply naming the problem
+ * ("X_request" gets "X_reply"), idle. Other message types are only logged. */
 static void reply_bad_request(kn_channel *ch, const jp_msg *req, const char *why)
 {
     size_t n = strlen(req->msg_type), suffix = strlen("_request");
@@ -142,7 +142,7 @@ void kn_dispatch(kn_channel *ch, const jp_frames *frames)
     kn_handler handler;
     jp_decode_status st = jp_msg_decode(frames, k->auth, k->max_json, &req, err, sizeof err);
     if (st != JP_OK) {
-        if (st == JP_ERR_JSON && req.header)
+        if ((st == JP_ERR_JSON || st == JP_ERR_TOO_BIG) && req.header)
             reply_bad_request(ch, &req, err);
         else
             kn_log("%s: dropped a message (%zu frames): %s", ch->name, frames->n, err);

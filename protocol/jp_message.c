@@ -152,6 +152,7 @@ jp_decode_status jp_msg_decode(const jp_frames *in, jp_auth *auth, size_t max_js
     json_t *mt, *mid;
     size_t d, nlen = strlen(JP_DELIMITER);
     char why[160] = "";
+    int big = -1; /* the first part over max_json (not the header), if any */
 
     memset(msg, 0, sizeof *msg);
     for (d = 0; d < in->n; d++)
@@ -169,11 +170,14 @@ jp_decode_status jp_msg_decode(const jp_frames *in, jp_auth *auth, size_t max_js
     sig = &in->v[d + 1];
     parts = &in->v[d + 2];
     for (int i = 0; i < 4; i++) {
-        if (max_json && parts[i].len > max_json) {
-            st = JP_ERR_TOO_BIG;
+        if (max_json && parts[i].len > max_json && big < 0) {
+            big = i;
             snprintf(why, sizeof why, "%s frame of %zu bytes (limit %zu)", names[i],
                      parts[i].len, max_json);
-            goto err;
+            if (i == 0) { /* nothing can be answered without the header */
+                st = JP_ERR_TOO_BIG;
+                goto err;
+            }
         }
         hp[i].data = parts[i].data ? (const void *)parts[i].data : "";
         hp[i].len = parts[i].len;
@@ -222,6 +226,12 @@ jp_decode_status jp_msg_decode(const jp_frames *in, jp_auth *auth, size_t max_js
             st = JP_ERR_NOMEM;
             goto err;
         }
+    if (big > 0) {
+        /* signed, with a readable header: the caller may answer with an error */
+        if (err && errlen)
+            snprintf(err, errlen, "%s: %s", jp_decode_status_text(JP_ERR_TOO_BIG), why);
+        return JP_ERR_TOO_BIG;
+    }
     for (int i = 1; i < 4; i++) {
         *dst[i] = parse_object(&parts[i]);
         if (!*dst[i]) {
