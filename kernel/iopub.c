@@ -265,7 +265,7 @@ static void drop_subscribers(kn_kernel *k, subs_state *st)
 
 /* A subscription notice (verbose XPUB: frame "\x01" + topic, "\x00" + topic when it
  * goes): counts it, and greets a new subscriber. */
-static void welcome(kn_kernel *k, subs_state *st, const jp_frames *f)
+static void on_subscription(kn_kernel *k, subs_state *st, const jp_frames *f)
 {
     jp_frames ids = {0}, out = {0};
     json_t *content;
@@ -368,7 +368,7 @@ static void *iopub_main(void *arg)
         if (items[1].revents & ZMQ_POLLIN) {
             jp_frames f = {0};
             if (jp_frames_recv(k->iopub, &f, ZMQ_DONTWAIT) == 0) {
-                welcome(k, &subs, &f);
+                on_subscription(k, &subs, &f);
                 jp_frames_free(&f);
             }
         }

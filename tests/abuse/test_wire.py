@@ -24,10 +24,17 @@ from jupyter_client import BlockingKernelClient
 from jupyter_client.connect import write_connection_file
 
 from abuse import SENTINEL, TIMEOUT, AbuseCase, run, start, stop
-from kiln_testing import kernel_pid, rss_kib
+from kiln_testing import kernel_pid, rss_kib, shell_reply
 
 KILN = os.environ.get("KILN") or os.path.join(os.path.dirname(__file__), "..", "..", "build", "kiln")
 TMP = os.environ.get("KILN_ABUSE_TMP") or tempfile.gettempdir()
+
+
+def under_asan(pid):
+    """AddressSanitizer's quarantine keeps freed memory resident (and malloc_trim does
+    nothing there): RSS bounds are checked only without it."""
+    with open(f"/proc/{pid}/maps") as f:
+        return "libasan" in f.read()
 
 
 def hostile_dir():
@@ -111,10 +118,9 @@ class TestFiles(AbuseCase):
         (refused or Interrupted) and the session goes on."""
         msg_id = self.kc.execute(f'tensor x = load_npy("{self.fifo}");')
         self.km.interrupt_kernel()
-        reply = self.kc.get_shell_msg(timeout=10)
-        self.assertEqual(reply["parent_header"]["msg_id"], msg_id)
-        self.assertEqual(reply["content"]["status"], "error")
-        self.assertIn(reply["content"]["ename"], ("IOError", "Interrupted"))
+        c = shell_reply(self.kc, msg_id, timeout=10)["content"]
+        self.assertEqual(c["status"], "error", c)
+        self.assertIn(c["ename"], ("IOError", "Interrupted"), c)
         self.km.interrupt_kernel()
         self.assert_alive()
 
@@ -174,9 +180,7 @@ class TestNul(AbuseCase):
 
     def test_history_keeps_the_cell(self):
         self.attack("// before\x00after")
-        msg_id = self.kc.history(hist_access_type="tail", n=3)
-        reply = self.kc.get_shell_msg(timeout=TIMEOUT)
-        self.assertEqual(reply["parent_header"]["msg_id"], msg_id)
+        reply = shell_reply(self.kc, self.kc.history(hist_access_type="tail", n=3))
         inputs = [h[2] for h in reply["content"]["history"]]
         self.assertIn("// before\ufffdafter", inputs)
 
@@ -315,11 +319,10 @@ class TestHistoryCap(AbuseCase):
             r = run(self.kc, f"// cell {i} " + "x" * self.CELL, timeout=60)
             self.assertEqual(r.status, "ok", r.errors)
         grown = (rss_kib(pid) - before) / 1024
-        self.assertLess(grown, 20, f"the kernel grew by {grown:.0f} MiB over ten 5 MB cells")
+        if not under_asan(pid):
+            self.assertLess(grown, 20, f"the kernel grew by {grown:.0f} MiB over ten 5 MB cells")
         self.assert_alive()
-        msg_id = self.kc.history(hist_access_type="tail", n=100)
-        reply = self.kc.get_shell_msg(timeout=TIMEOUT)
-        self.assertEqual(reply["parent_header"]["msg_id"], msg_id)
+        reply = shell_reply(self.kc, self.kc.history(hist_access_type="tail", n=100))
         inputs = [h[2] for h in reply["content"]["history"]]
         self.assertLessEqual(sum(len(s.encode()) for s in inputs), self.BUDGET)
         big = [s for s in inputs if s.startswith("// cell ")]
@@ -380,8 +383,9 @@ class TestSubscriptionFlood(AbuseCase):
         self.flood(n, size)
         time.sleep(1.5)  # the dropped connections' memory is trimmed after 0.5 s
         grown = (rss_kib(pid) - before) / 1024
-        self.assertLess(grown, 40, f"{n} subscriptions of {size} bytes grew the kernel by "
-                                   f"{grown:.0f} MiB")
+        if not under_asan(pid):
+            self.assertLess(grown, 40, f"{n} subscriptions of {size} bytes grew the kernel "
+                                       f"by {grown:.0f} MiB")
         self.assert_alive()
 
     def test_50000_subscriptions_of_1kb(self):
