@@ -17,12 +17,12 @@
  * about 35 bytes per topic byte, for as long as the subscriber stays connected, and the
  * IOPub port takes anyone who can reach it (subscriptions are not signed). So a topic
  * longer than KN_IOPUB_TOPIC_MAX bytes makes libzmq drop its sender (ZMQ_MAXMSGSIZE,
- * set by kernel.c before the bind), and once more than KN_IOPUB_MAX_SUBS subscriptions
- * are live (counted from the subscribe and unsubscribe notices of XPUB_VERBOSER), the
- * connections that sent the most are ended (drop_subscribers): libzmq then forgets
- * their topics and queued messages, and the freed memory goes back to the system
- * (malloc_trim) once the dropped pipes are gone. zmq_unbind would not do: it stops
- * the listener but keeps the connections it accepted. Welcomes are rate-limited
+ * set by kernel.c before the bind), libzmq takes in one subscription per subscriber
+ * ahead of this thread (ZMQ_RCVHWM 1, kernel.c), and every CHECK_EVERY subscriptions
+ * the connections that have sent more than HEAVY_BYTES are ended (check_subscribers):
+ * libzmq then forgets their topics and queued messages, and the freed memory goes back
+ * to the system (malloc_trim) once the dropped pipes are gone. zmq_unbind would not
+ * do: it stops the listener but keeps the connections it accepted. Welcomes are rate-limited
  * (WELCOME_BURST, then WELCOME_RATE a second): a welcome goes to every subscriber whose
  * topic matches, "" included, so a flood of subscriptions would otherwise become a
  * flood of welcomes to every real client.
@@ -47,15 +47,16 @@
 #define FLUSH_MS 50                       /* longest time stream text waits */
 #define FLUSH_BYTES ((size_t)256 << 10)   /* stream text sent once this much waits */
 #define XPUB_HWM 100000                   /* messages queued per slow subscriber */
-#define HEAVY_BYTES ((long long)16 << 10) /* a subscriber that sent more is dropped first */
-#define MAX_PEERS 4096                    /* IOPub connections looked at when dropping */
+#define HEAVY_BYTES ((long long)4 << 10)  /* a subscriber that sent more is dropped */
+#define CHECK_EVERY 256                   /* subscriptions between checks of the senders */
+#define MAX_PEERS 4096                    /* IOPub connections looked at in a check */
 #define TRIM_DELAY_MS 500                 /* malloc_trim this long after a drop */
 #define WELCOME_BURST 64                  /* welcomes sent at once at most, */
 #define WELCOME_RATE 10                   /* then this many a second */
 
 /* What the IOPub thread knows of its subscribers. */
 typedef struct subs_state {
-    long live;            /* subscriptions now live (subscribe minus unsubscribe notices) */
+    unsigned long seen;   /* subscription notices so far */
     long long trim_ms;    /* monotonic time of a pending malloc_trim; 0 when none */
     int warned;           /* 1 once the drop has been logged */
     double tokens;        /* welcomes that may be sent now (refilled at WELCOME_RATE) */
@@ -221,18 +222,21 @@ static long long bytes_received(int fd)
     return (long long)ti.tcpi_bytes_received;
 }
 
-/* Too many subscriptions: ends the IOPub connections that sent more than HEAVY_BYTES
- * (a real client sends about 100: the greeting and one subscription), or every IOPub
- * connection when none did (or the transport cannot tell). shutdown(2) on libzmq's
- * socket makes its I/O thread end the connection, which drops the peer's pipe with
- * its topics and queued messages; libzmq's SUB sockets reconnect by themselves. */
-static void drop_subscribers(kn_kernel *k, subs_state *st)
+/* Every CHECK_EVERY subscriptions: ends the IOPub connections that have sent more
+ * than HEAVY_BYTES. What a subscriber costs in libzmq's trie is bounded by the bytes it
+ * sent (about 35 bytes of memory per topic byte), and a real client sends about 100:
+ * the greeting and one subscription to "". shutdown(2) on libzmq's socket makes its
+ * I/O thread end the connection, which drops the peer's pipe with its topics and
+ * queued messages; a libzmq SUB reconnects by itself. Light connections are never
+ * touched. Over IPC (no byte count; reachable only through the file system) nothing is
+ * dropped. */
+static void check_subscribers(kn_kernel *k, subs_state *st)
 {
     int fds[MAX_PEERS], n = 0, heavy = 0;
     DIR *d = opendir("/proc/self/fd");
     struct dirent *e;
     if (!d) {
-        kn_log("iopub: too many subscriptions, and /proc/self/fd cannot be read: %s",
+        kn_log("iopub: /proc/self/fd cannot be read (%s): subscribers are not checked",
                strerror(errno));
         return;
     }
@@ -252,14 +256,11 @@ static void drop_subscribers(kn_kernel *k, subs_state *st)
         }
     }
     if (!heavy)
-        for (int i = 0; i < n; i++)
-            shutdown(fds[i], SHUT_RDWR);
+        return;
     if (!st->warned)
-        kn_log("iopub: more than %d subscriptions: %d of %d subscriber connections dropped "
-               "(%s; logged once)", KN_IOPUB_MAX_SUBS, heavy ? heavy : n, n,
-               heavy ? "those that sent the most" : "all of them: none stood out");
+        kn_log("iopub: %d of %d subscriber connections dropped: each sent over %lld bytes "
+               "of subscriptions (logged once)", heavy, n, HEAVY_BYTES);
     st->warned = 1;
-    st->live = 0; /* what is left: the light connections' few topics */
     st->trim_ms = now_ms() + TRIM_DELAY_MS;
 }
 
@@ -272,15 +273,10 @@ static void on_subscription(kn_kernel *k, subs_state *st, const jp_frames *f)
     char *topic;
     if (f->n < 1 || f->v[0].len < 1)
         return;
-    if (f->v[0].data[0] != 1) {
-        if (st->live > 0)
-            st->live--; /* an unsubscription, or a dropped subscriber's topic */
-        return;
-    }
-    if (++st->live > KN_IOPUB_MAX_SUBS) {
-        drop_subscribers(k, st);
-        return;
-    }
+    if (f->v[0].data[0] != 1)
+        return; /* an unsubscription, or a dropped subscriber's topic */
+    if (++st->seen % CHECK_EVERY == 0)
+        check_subscribers(k, st);
     {
         long long now = now_ms();
         st->tokens += (double)(now - st->refill_ms) * WELCOME_RATE / 1000.0;

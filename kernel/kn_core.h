@@ -33,10 +33,9 @@
 
 #define KN_IOPUB_INPROC "inproc://kiln-iopub"
 #define KN_WAKE_INPROC "inproc://kiln-wake"
-/* IOPub subscriptions (iopub.c): a longer topic drops its sender; past the count, every
- * subscriber is dropped (they reconnect). Real clients subscribe once, to "". */
+/* IOPub subscriptions (iopub.c): a longer topic drops its sender. Real clients
+ * subscribe once, to "". */
 #define KN_IOPUB_TOPIC_MAX 255
-#define KN_IOPUB_MAX_SUBS 1000
 #define KN_IOPUB_SUB_HWM 1 /* subscriptions queued per subscriber before libzmq stops reading */
 
 typedef struct kn_history kn_history;
