@@ -264,8 +264,9 @@ static void check_subscribers(kn_kernel *k, subs_state *st)
     st->trim_ms = now_ms() + TRIM_DELAY_MS;
 }
 
-/* A subscription notice (verbose XPUB: frame "\x01" + topic, "\x00" + topic when it
- * goes): counts it, and greets a new subscriber. */
+/* A subscription notice (verbose XPUB: frame "\x01" + topic; "\x00" + topic when the
+ * last subscriber of a topic goes): checks the senders now and then, and greets a new
+ * subscriber. */
 static void on_subscription(kn_kernel *k, subs_state *st, const jp_frames *f)
 {
     jp_frames ids = {0}, out = {0};

@@ -244,10 +244,10 @@ static void *bind_socket(kn_kernel *k, int type, const char *endpoint)
         goto err;
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
     if (type == ZMQ_XPUB) {
-        int verbose = 1; /* pass every (un)subscription up: each subscriber is greeted */
+        int verbose = 1; /* pass every subscription up, so each subscriber is greeted */
         int64_t max_sub = 1 + KN_IOPUB_TOPIC_MAX; /* "\x01" + topic; longer: dropped */
-        zmq_setsockopt(s, ZMQ_XPUB_VERBOSER, &verbose, sizeof verbose);
         int sub_hwm = KN_IOPUB_SUB_HWM; /* subscriptions libzmq takes in ahead of us */
+        zmq_setsockopt(s, ZMQ_XPUB_VERBOSE, &verbose, sizeof verbose);
         zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &max_sub, sizeof max_sub);
         zmq_setsockopt(s, ZMQ_RCVHWM, &sub_hwm, sizeof sub_hwm);
         snprintf(k->iopub_endpoint, sizeof k->iopub_endpoint, "%s", endpoint);
