@@ -9,11 +9,11 @@
  *
  * The control thread also watches the process that started the kernel, as ipykernel's
  * parent poller does: when JPY_PARENT_PID (set by jupyter_client) names a process, it
- * looks every PARENT_POLL_MS whether that process still exists and whether this
- * process was reparented (its parent died); either way the kernel shuts down as for a
- * shutdown_request (the running cell interrupted), and SIGALRM ends the process if
- * that has not finished within PARENT_GRACE_S (a cell stuck where interrupts do not
- * reach).
+ * looks every PARENT_POLL_MS whether that process still exists (and, when it is this
+ * process's parent, whether this process was reparented); if not, the kernel shuts
+ * down as for a shutdown_request (the running cell interrupted), and SIGALRM ends the
+ * process if that has not finished within PARENT_GRACE_S (a cell stuck where
+ * interrupts do not reach).
  */
 #include <errno.h>
 #include <signal.h>
@@ -45,14 +45,17 @@ void kn_parent_watch_init(kn_kernel *k)
     k->start_ppid = getppid();
 }
 
-/* 1 when the watched parent is gone. */
+/* 1 when the watched parent is gone: no such process, or (when it is this process's
+ * own parent) this process was reparented, which also catches its pid being reused.
+ * A launcher in between that exits (JPY_PARENT_PID is then not our parent) changes
+ * nothing while the named process lives. */
 static int parent_gone(const kn_kernel *k)
 {
     if (!k->parent_pid)
         return 0;
     if (kill(k->parent_pid, 0) != 0 && errno == ESRCH)
         return 1;
-    return getppid() != k->start_ppid; /* reparented: the process that forked us died */
+    return k->start_ppid == k->parent_pid && getppid() != k->start_ppid;
 }
 
 static void *control_main(void *arg)
