@@ -59,9 +59,12 @@ typedef struct eng_sink {
     void (*error)(void *user, const eng_error_report *err);
     /* clear_output(wait) */
     void (*clear_output)(void *user, int wait);
-    /* input("prompt"): returns a malloc'ed line without its newline, or NULL where
-     * input is not allowed (the builtin then fails with a clear error) */
-    char *(*input)(void *user, const char *prompt, int password);
+    /* input("prompt"): returns a malloc'ed line without its newline and sets *len to
+     * its length in bytes (it may hold NUL bytes; a NUL follows it), or NULL where input
+     * is not allowed, or when the wait ended with an interrupt (eng_interrupt called)
+     * or a shutdown; the builtin then fails with a clear error, "Interrupted" when the
+     * session was interrupted */
+    char *(*input)(void *user, const char *prompt, int password, size_t *len);
 } eng_sink;
 
 eng_session *eng_session_new(void);

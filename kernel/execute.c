@@ -147,8 +147,9 @@ static void sink_clear_output(void *user, int wait)
 }
 
 /* Sends input_request on stdin and waits for the input_reply; NULL when input is not
- * allowed, on interrupt or shutdown. */
-static char *sink_input(void *user, const char *prompt, int password)
+ * allowed, on interrupt or shutdown. The value may hold NUL characters: *len is its
+ * length. */
+static char *sink_input(void *user, const char *prompt, int password, size_t *len)
 {
     exec_ctx *x = user;
     kn_kernel *k = x->ch->k;
@@ -189,9 +190,15 @@ static char *sink_input(void *user, const char *prompt, int password)
             kn_log("stdin: dropped a message: %s", err);
         } else if (strcmp(rep.msg_type, "input_reply") == 0) {
             json_t *v = json_object_get(rep.content, "value");
-            value = strdup(json_is_string(v) ? json_string_value(v) : "");
-            if (!value)
+            size_t vlen = json_is_string(v) ? json_string_length(v) : 0;
+            value = malloc(vlen + 1);
+            if (value) {
+                memcpy(value, vlen ? json_string_value(v) : "", vlen);
+                value[vlen] = '\0';
+                *len = vlen;
+            } else {
                 kn_log("stdin: out of memory");
+            }
             jp_msg_clear(&rep);
             jp_frames_free(&in);
             break;
@@ -275,6 +282,52 @@ static json_t *eval_user_expressions(kn_channel *ch, const jp_msg *req, json_t *
 
 /* ---- the handlers ------------------------------------------------------------------- */
 
+/* Code that holds a NUL character (valid JSON: "\u0000") cannot be Kiln source, and
+ * the engine reads code up to its first NUL: such a cell fails with a SyntaxError
+ * naming the line and column (in characters) of the first NUL, without running. */
+static void refuse_nul(exec_ctx *x, const char *code, size_t len)
+{
+    size_t at = strlen(code);
+    int line = 1, col = 1;
+    char evalue[160], where[256];
+    const char *tb[1] = {where};
+    for (size_t i = 0; i < at && i < len; i++) {
+        if (code[i] == '\n') {
+            line++;
+            col = 1;
+        } else if (((unsigned char)code[i] & 0xc0) != 0x80) {
+            col++;
+        }
+    }
+    snprintf(evalue, sizeof evalue,
+             "the code holds a NUL character (U+0000) at line %d, column %d; Kiln source "
+             "cannot contain one", line, col);
+    snprintf(where, sizeof where, "cell[%d]:%d:%d: SyntaxError: %s", x->count, line, col, evalue);
+    sink_error(x, &(eng_error_report){"SyntaxError", evalue, tb, 1});
+}
+
+/* The code for the history: NUL characters become U+FFFD. */
+static char *history_text(const char *code, size_t len)
+{
+    size_t nul = 0, o = 0;
+    char *out;
+    for (size_t i = 0; i < len; i++)
+        nul += code[i] == '\0';
+    out = malloc(len + 2 * nul + 1);
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < len; i++) {
+        if (code[i]) {
+            out[o++] = code[i];
+        } else {
+            memcpy(out + o, "\xef\xbf\xbd", 3);
+            o += 3;
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
 static int flag(const jp_msg *req, const char *name, int def)
 {
     json_t *v = json_object_get(req->content, name);
@@ -291,7 +344,7 @@ void kn_handle_execute(kn_channel *ch, const jp_msg *req)
     exec_ctx x = {0};
     eng_sink sink;
     char name[32];
-    int rc, failed;
+    int rc, failed, has_nul;
 
     x.ch = ch;
     x.req = req;
@@ -318,14 +371,25 @@ void kn_handle_execute(kn_channel *ch, const jp_msg *req)
                        json_pack("{s:s, s:i}", "code", code, "execution_count", x.count));
     snprintf(name, sizeof name, "cell[%d]", x.count);
     sink_init(&sink, &x);
-    rc = run_engine(k, code, name, &sink, 0);
+    has_nul = strlen(code) != json_string_length(codev);
+    if (has_nul) {
+        refuse_nul(&x, code, json_string_length(codev));
+        rc = 1;
+    } else {
+        rc = run_engine(k, code, name, &sink, 0);
+    }
     failed = rc != 0 || x.error != NULL;
     if (failed && !x.error) {
         /* the engine promised an error report; keep "one error per failed cell" */
         sink_error(&x, &(eng_error_report){"Error", "the cell failed", NULL, 0});
     }
-    if (store_history)
+    if (store_history && has_nul) {
+        char *text = history_text(code, json_string_length(codev));
+        kn_history_add(k->history, x.count, text ? text : "", x.result_text);
+        free(text);
+    } else if (store_history) {
         kn_history_add(k->history, x.count, code, x.result_text);
+    }
 
     if (failed) {
         content = json_deep_copy(x.error);

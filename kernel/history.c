@@ -1,15 +1,26 @@
 /* history.c — the session's input history, answered the way IPython answers
  * history_request: entries are [session, line, input] or, with output,
  * [session, line, [input, output]]. Kiln keeps the history of the running process in
- * memory (the latest MAX_ENTRIES cells); the session number is always 1, and a range
- * request for another session finds nothing. Owned by the shell thread. */
+ * memory (the latest MAX_ENTRIES cells, and no more than a byte budget); the session
+ * number is always 1, and a range request for another session finds nothing. Owned by
+ * the shell thread.
+ *
+ * The byte budget (KILN_HISTORY_BYTES, default DEFAULT_BYTES) bounds what the inputs
+ * and outputs kept take: the oldest entries go first. An input or output longer than
+ * a quarter of the budget (at most ENTRY_MAX) is kept truncated to that length, at a
+ * UTF-8 boundary, followed by a comment line saying so, so that a recalled entry is
+ * still Kiln source that says what it lost. */
 #include <fnmatch.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kernel/kn_core.h"
 
 #define MAX_ENTRIES 10000 /* older entries are forgotten */
+#define DEFAULT_BYTES ((size_t)64 << 20) /* inputs and outputs kept, in all */
+#define ENTRY_MAX ((size_t)1 << 20)      /* longest input or output kept whole */
+#define MIN_BYTES ((size_t)4 << 10)      /* smallest budget KILN_HISTORY_BYTES may set */
 #define SESSION_NO 1      /* this process's history session */
 
 /* One stored cell. */
@@ -20,20 +31,77 @@ typedef struct hist_entry {
 } hist_entry;
 
 struct kn_history {
-    hist_entry *v; /* entries, oldest first */
-    size_t n;      /* entries in use */
-    size_t cap;    /* entries allocated */
+    hist_entry *v;    /* entries, oldest first */
+    size_t n;         /* entries in use */
+    size_t cap;       /* entries allocated */
+    size_t bytes;     /* bytes of every entry's input and output */
+    size_t max_bytes; /* the budget for bytes */
+    size_t entry_max; /* longest input or output kept whole */
 };
 
 kn_history *kn_history_new(void)
 {
-    return calloc(1, sizeof(kn_history));
+    kn_history *h = calloc(1, sizeof(kn_history));
+    const char *env = getenv("KILN_HISTORY_BYTES");
+    if (!h)
+        return NULL;
+    h->max_bytes = DEFAULT_BYTES;
+    if (env && *env) {
+        char *end;
+        unsigned long long v = strtoull(env, &end, 10);
+        if (*end == '\0' && v > 0)
+            h->max_bytes = v < MIN_BYTES ? MIN_BYTES : (size_t)v;
+    }
+    h->entry_max = h->max_bytes / 4 < ENTRY_MAX ? h->max_bytes / 4 : ENTRY_MAX;
+    return h;
 }
 
 static void entry_free(hist_entry *e)
 {
     free(e->input);
     free(e->output);
+}
+
+static size_t entry_bytes(const hist_entry *e)
+{
+    return (e->input ? strlen(e->input) : 0) + (e->output ? strlen(e->output) : 0);
+}
+
+/* A copy of s for the history: whole, or its first h->entry_max bytes (cut at a UTF-8
+ * boundary) and a comment line giving the length it had. */
+static char *kept_copy(const kn_history *h, const char *s)
+{
+    size_t len = strlen(s), keep;
+    char note[96], *out;
+    int nlen;
+    if (len <= h->entry_max)
+        return strdup(s);
+    keep = h->entry_max;
+    while (keep > 0 && ((unsigned char)s[keep] & 0xc0) == 0x80)
+        keep--;
+    nlen = snprintf(note, sizeof note, "\n// [kiln: %zu bytes, truncated to %zu in the history]\n",
+                    len, keep);
+    out = malloc(keep + (size_t)nlen + 1);
+    if (!out)
+        return NULL;
+    memcpy(out, s, keep);
+    memcpy(out + keep, note, (size_t)nlen + 1);
+    return out;
+}
+
+/* Forgets the oldest entries until h fits its budgets with `extra` more bytes. */
+static void make_room(kn_history *h, size_t extra)
+{
+    size_t drop = 0;
+    while (drop < h->n && (h->n - drop >= MAX_ENTRIES || h->bytes + extra > h->max_bytes)) {
+        h->bytes -= entry_bytes(&h->v[drop]);
+        entry_free(&h->v[drop]);
+        drop++;
+    }
+    if (drop) {
+        memmove(h->v, h->v + drop, (h->n - drop) * sizeof *h->v);
+        h->n -= drop;
+    }
 }
 
 void kn_history_free(kn_history *h)
@@ -48,14 +116,12 @@ void kn_history_free(kn_history *h)
 
 int kn_history_add(kn_history *h, int line, const char *input, const char *output)
 {
-    hist_entry e = {line, strdup(input ? input : ""), output ? strdup(output) : NULL};
+    hist_entry e = {line, kept_copy(h, input ? input : ""), output ? kept_copy(h, output) : NULL};
+    size_t size;
     if (!e.input || (output && !e.output))
         goto err;
-    if (h->n == MAX_ENTRIES) {
-        entry_free(&h->v[0]);
-        memmove(h->v, h->v + 1, (h->n - 1) * sizeof *h->v);
-        h->n--;
-    }
+    size = entry_bytes(&e);
+    make_room(h, size);
     if (h->n == h->cap) {
         size_t cap = h->cap ? h->cap * 2 : 64;
         hist_entry *v = realloc(h->v, cap * sizeof *v);
@@ -65,6 +131,7 @@ int kn_history_add(kn_history *h, int line, const char *input, const char *outpu
         h->cap = cap;
     }
     h->v[h->n++] = e;
+    h->bytes += size;
     return 0;
 err:
     entry_free(&e);
@@ -78,11 +145,13 @@ int kn_history_set_output(kn_history *h, int line, const char *output)
     if (!h->n || h->v[h->n - 1].line != line)
         return -1;
     e = &h->v[h->n - 1];
-    copy = output ? strdup(output) : NULL;
+    copy = output ? kept_copy(h, output) : NULL;
     if (output && !copy)
         return -1;
+    h->bytes -= e->output ? strlen(e->output) : 0;
     free(e->output);
     e->output = copy;
+    h->bytes += copy ? strlen(copy) : 0;
     return 0;
 }
 

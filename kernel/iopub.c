@@ -12,8 +12,29 @@
  * the shell thread's PUSH under ch->push_mu, so its text and the shell's messages
  * reach this thread in the order they were sent. On XPUB, each subscription (verbose mode:
  * every subscriber, even to a topic already subscribed) is greeted with iopub_welcome.
+ *
+ * What subscriptions cost is bounded: libzmq keeps every subscribed topic in a trie of
+ * about 35 bytes per topic byte, for as long as the subscriber stays connected, and the
+ * IOPub port takes anyone who can reach it (subscriptions are not signed). So a topic
+ * longer than KN_IOPUB_TOPIC_MAX bytes makes libzmq drop its sender (ZMQ_MAXMSGSIZE,
+ * set by kernel.c before the bind), libzmq takes in one subscription per subscriber
+ * ahead of this thread (ZMQ_RCVHWM 1, kernel.c), and every CHECK_EVERY subscriptions
+ * the connections that have sent more than HEAVY_BYTES are ended (check_subscribers):
+ * libzmq then forgets their topics and queued messages, and the freed memory goes back
+ * to the system (malloc_trim) once the dropped pipes are gone. zmq_unbind would not
+ * do: it stops the listener but keeps the connections it accepted. Welcomes are rate-limited
+ * (WELCOME_BURST, then WELCOME_RATE a second): a welcome goes to every subscriber whose
+ * topic matches, "" included, so a flood of subscriptions would otherwise become a
+ * flood of welcomes to every real client.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <malloc.h>
+#include <netinet/in.h>
+#include <linux/tcp.h> /* struct tcp_info with tcpi_bytes_received (glibc's lacks it) */
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +47,22 @@
 #define FLUSH_MS 50                       /* longest time stream text waits */
 #define FLUSH_BYTES ((size_t)256 << 10)   /* stream text sent once this much waits */
 #define XPUB_HWM 100000                   /* messages queued per slow subscriber */
+#define HEAVY_BYTES ((long long)4 << 10)  /* a subscriber that sent more is dropped */
+#define CHECK_EVERY 256                   /* subscriptions between checks of the senders */
+#define MAX_PEERS 4096                    /* IOPub connections looked at in a check */
+#define TRIM_DELAY_MS 500                 /* malloc_trim this long after a drop */
+#define WELCOME_BURST 64                  /* welcomes sent at once at most, */
+#define WELCOME_RATE 10                   /* then this many a second */
+
+/* What the IOPub thread knows of its subscribers. */
+typedef struct subs_state {
+    unsigned long seen;   /* subscription notices so far */
+    long long trim_ms;    /* monotonic time of a pending malloc_trim; 0 when none */
+    int warned;           /* 1 once the drop has been logged */
+    double tokens;        /* welcomes that may be sent now (refilled at WELCOME_RATE) */
+    long long refill_ms;  /* when tokens was last refilled */
+    int rate_warned;      /* 1 once an ungreeted subscription has been logged */
+} subs_state;
 
 /* Stream text waiting to be sent, for one stream and one parent. */
 typedef struct stream_buf {
@@ -152,14 +189,110 @@ static void stream_add(kn_kernel *k, stream_buf *b, const jp_frames *f)
         stream_flush(k, b, 0);
 }
 
-/* Greets a new subscriber (verbose XPUB: frame "\x01" + topic). */
-static void welcome(kn_kernel *k, const jp_frames *f)
+/* 1 when fd is a connection accepted on the IOPub endpoint: a connected socket whose
+ * local address is the endpoint's (TCP port, or IPC path). */
+static int is_iopub_peer(const kn_kernel *k, int fd)
+{
+    struct sockaddr_storage me, peer;
+    socklen_t mlen = sizeof me, plen = sizeof peer;
+    if (getsockname(fd, (struct sockaddr *)&me, &mlen) != 0 ||
+        getpeername(fd, (struct sockaddr *)&peer, &plen) != 0)
+        return 0;
+    if (me.ss_family == AF_INET)
+        return ntohs(((struct sockaddr_in *)&me)->sin_port) == k->conn.iopub_port;
+    if (me.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&me)->sin6_port) == k->conn.iopub_port;
+    if (me.ss_family == AF_UNIX) {
+        const char *path = ((struct sockaddr_un *)&me)->sun_path;
+        const char *ep = strncmp(k->iopub_endpoint, "ipc://", 6) == 0 ? k->iopub_endpoint + 6 : NULL;
+        return ep && mlen > offsetof(struct sockaddr_un, sun_path) && strcmp(path, ep) == 0;
+    }
+    return 0;
+}
+
+/* Bytes fd has received (TCP), or -1 when the transport does not say. */
+static long long bytes_received(int fd)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    memset(&ti, 0, sizeof ti);
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 ||
+        len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received)
+        return -1;
+    return (long long)ti.tcpi_bytes_received;
+}
+
+/* Every CHECK_EVERY subscriptions: ends the IOPub connections that have sent more
+ * than HEAVY_BYTES. What a subscriber costs in libzmq's trie is bounded by the bytes it
+ * sent (about 35 bytes of memory per topic byte), and a real client sends about 100:
+ * the greeting and one subscription to "". shutdown(2) on libzmq's socket makes its
+ * I/O thread end the connection, which drops the peer's pipe with its topics and
+ * queued messages; a libzmq SUB reconnects by itself. Light connections are never
+ * touched. Over IPC (no byte count; reachable only through the file system) nothing is
+ * dropped. */
+static void check_subscribers(kn_kernel *k, subs_state *st)
+{
+    int fds[MAX_PEERS], n = 0, heavy = 0;
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    if (!d) {
+        kn_log("iopub: /proc/self/fd cannot be read (%s): subscribers are not checked",
+               strerror(errno));
+        return;
+    }
+    while ((e = readdir(d)) && n < MAX_PEERS) {
+        char *end;
+        long fd = strtol(e->d_name, &end, 10);
+        if (*end || end == e->d_name || fd == dirfd(d))
+            continue;
+        if (is_iopub_peer(k, (int)fd))
+            fds[n++] = (int)fd;
+    }
+    closedir(d);
+    for (int i = 0; i < n; i++) {
+        if (bytes_received(fds[i]) > HEAVY_BYTES) {
+            shutdown(fds[i], SHUT_RDWR);
+            heavy++;
+        }
+    }
+    if (!heavy)
+        return;
+    if (!st->warned)
+        kn_log("iopub: %d of %d subscriber connections dropped: each sent over %lld bytes "
+               "of subscriptions (logged once)", heavy, n, HEAVY_BYTES);
+    st->warned = 1;
+    st->trim_ms = now_ms() + TRIM_DELAY_MS;
+}
+
+/* A subscription notice (verbose XPUB: frame "\x01" + topic; "\x00" + topic when the
+ * last subscriber of a topic goes): checks the senders now and then, and greets a new
+ * subscriber. */
+static void on_subscription(kn_kernel *k, subs_state *st, const jp_frames *f)
 {
     jp_frames ids = {0}, out = {0};
     json_t *content;
     char *topic;
-    if (f->n < 1 || f->v[0].len < 1 || f->v[0].data[0] != 1)
-        return; /* an unsubscription */
+    if (f->n < 1 || f->v[0].len < 1)
+        return;
+    if (f->v[0].data[0] != 1)
+        return; /* an unsubscription, or a dropped subscriber's topic */
+    if (++st->seen % CHECK_EVERY == 0)
+        check_subscribers(k, st);
+    {
+        long long now = now_ms();
+        st->tokens += (double)(now - st->refill_ms) * WELCOME_RATE / 1000.0;
+        if (st->tokens > WELCOME_BURST)
+            st->tokens = WELCOME_BURST;
+        st->refill_ms = now;
+        if (st->tokens < 1) {
+            if (!st->rate_warned)
+                kn_log("iopub: subscriptions arrive faster than %d a second: some are not "
+                       "greeted with iopub_welcome (logged once)", WELCOME_RATE);
+            st->rate_warned = 1;
+            return;
+        }
+        st->tokens -= 1;
+    }
     topic = strndup(f->v[0].len > 1 ? (const char *)f->v[0].data + 1 : "", f->v[0].len - 1);
     if (!topic)
         return;
@@ -202,13 +335,19 @@ static void *iopub_main(void *arg)
 {
     kn_kernel *k = arg;
     stream_buf buf = {0};
+    subs_state subs = {0};
+    subs.tokens = WELCOME_BURST;
+    subs.refill_ms = now_ms();
     zmq_pollitem_t items[2] = {{k->iopub_pull, 0, ZMQ_POLLIN, 0}, {k->iopub, 0, ZMQ_POLLIN, 0}};
     int quit = 0;
     while (!quit) {
         long timeout = -1;
         int n;
-        if (buf.fd) {
-            long long left = buf.due_ms - now_ms();
+        if (buf.fd || subs.trim_ms) {
+            long long due = buf.fd ? buf.due_ms : subs.trim_ms, left;
+            if (subs.trim_ms && subs.trim_ms < due)
+                due = subs.trim_ms;
+            left = due - now_ms();
             timeout = left > 0 ? (long)left : 0;
         }
         n = zmq_poll(items, 2, timeout);
@@ -219,10 +358,14 @@ static void *iopub_main(void *arg)
         }
         if (buf.fd && now_ms() >= buf.due_ms)
             stream_flush(k, &buf, 0);
+        if (subs.trim_ms && now_ms() >= subs.trim_ms) {
+            subs.trim_ms = 0;
+            malloc_trim(0); /* the dropped subscribers' topics and queues */
+        }
         if (items[1].revents & ZMQ_POLLIN) {
             jp_frames f = {0};
             if (jp_frames_recv(k->iopub, &f, ZMQ_DONTWAIT) == 0) {
-                welcome(k, &f);
+                on_subscription(k, &subs, &f);
                 jp_frames_free(&f);
             }
         }

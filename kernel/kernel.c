@@ -41,12 +41,24 @@ void kn_log(const char *fmt, ...)
         return;
 }
 
+/* Marks the running cell as interrupted; 1 when a cell was running. */
+static int interrupt_cell(kn_kernel *k)
+{
+    if (!atomic_load(&k->cell_running))
+        return 0;
+    atomic_store(&k->interrupt_pending, 1);
+    eng_interrupt(k->eng);
+    return 1;
+}
+
 void kn_interrupt(kn_kernel *k)
 {
-    if (atomic_load(&k->cell_running)) {
-        atomic_store(&k->interrupt_pending, 1);
-        eng_interrupt(k->eng);
-    }
+    /* from another thread (control's interrupt_request, shutdown, the parent watch):
+     * SIGINT to the shell thread too, so that a system call blocked in the cell returns
+     * EINTR (the handler has no SA_RESTART) and the cell sees the flag */
+    if (interrupt_cell(k) && atomic_load(&k->signals_ready) &&
+        !pthread_equal(pthread_self(), k->shell_thread))
+        pthread_kill(k->shell_thread, SIGINT);
 }
 
 static void on_sigint(int sig)
@@ -54,7 +66,7 @@ static void on_sigint(int sig)
     kn_kernel *k = g_kernel;
     (void)sig;
     if (k)
-        kn_interrupt(k); /* atomics and eng_interrupt: async-signal-safe */
+        interrupt_cell(k); /* atomics and eng_interrupt: async-signal-safe */
 }
 
 void kn_request_shutdown(kn_channel *ch)
@@ -95,6 +107,33 @@ done:
     return rc;
 }
 
+/* A correctly signed request whose header reads but whose parent, metadata or content
+ * does not (not JSON, or over the size limit): busy, an error reply naming the problem
+ * ("X_request" gets "X_reply"), idle. Other message types are only logged. */
+static void reply_bad_request(kn_channel *ch, const jp_msg *req, const char *why)
+{
+    size_t n = strlen(req->msg_type), suffix = strlen("_request");
+    char reply_type[128];
+    json_t *content;
+    if (n <= suffix || n - suffix + sizeof "_reply" > sizeof reply_type ||
+        strcmp(req->msg_type + n - suffix, "_request") != 0) {
+        kn_log("%s: dropped a %s: %s", ch->name, req->msg_type, why);
+        return;
+    }
+    snprintf(reply_type, sizeof reply_type, "%.*s_reply", (int)(n - suffix), req->msg_type);
+    kn_log("%s: answered a %s with an error: %s", ch->name, req->msg_type, why);
+    kn_publish_status(ch, req->header, "busy");
+    content = json_pack("{s:s, s:s, s:s+, s:[]}", "status", "error", "ename", "BadRequest",
+                        "evalue", "the kernel could not read this request: ", why, "traceback");
+    if (content && strcmp(req->msg_type, "execute_request") == 0) {
+        json_object_set_new(content, "execution_count", json_integer(ch->k->execution_count));
+        json_object_set_new(content, "user_expressions", json_object());
+        json_object_set_new(content, "payload", json_array());
+    }
+    kn_reply_take(ch, req, reply_type, content);
+    kn_publish_status(ch, req->header, "idle");
+}
+
 void kn_dispatch(kn_channel *ch, const jp_frames *frames)
 {
     kn_kernel *k = ch->k;
@@ -103,7 +142,11 @@ void kn_dispatch(kn_channel *ch, const jp_frames *frames)
     kn_handler handler;
     jp_decode_status st = jp_msg_decode(frames, k->auth, k->max_json, &req, err, sizeof err);
     if (st != JP_OK) {
-        kn_log("%s: dropped a message (%zu frames): %s", ch->name, frames->n, err);
+        if ((st == JP_ERR_JSON || st == JP_ERR_TOO_BIG) && req.header)
+            reply_bad_request(ch, &req, err);
+        else
+            kn_log("%s: dropped a message (%zu frames): %s", ch->name, frames->n, err);
+        jp_msg_clear(&req);
         return;
     }
     kn_publish_status(ch, req.header, "busy");
@@ -202,7 +245,12 @@ static void *bind_socket(kn_kernel *k, int type, const char *endpoint)
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
     if (type == ZMQ_XPUB) {
         int verbose = 1; /* pass every subscription up, so each subscriber is greeted */
+        int64_t max_sub = 1 + KN_IOPUB_TOPIC_MAX; /* "\x01" + topic; longer: dropped */
+        int sub_hwm = KN_IOPUB_SUB_HWM; /* subscriptions libzmq takes in ahead of us */
         zmq_setsockopt(s, ZMQ_XPUB_VERBOSE, &verbose, sizeof verbose);
+        zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &max_sub, sizeof max_sub);
+        zmq_setsockopt(s, ZMQ_RCVHWM, &sub_hwm, sizeof sub_hwm);
+        snprintf(k->iopub_endpoint, sizeof k->iopub_endpoint, "%s", endpoint);
     }
     if (zmq_bind(s, endpoint) != 0)
         goto err;
@@ -304,6 +352,7 @@ int kn_kernel_main(int argc, char **argv)
     if (kn_heartbeat_start(&k, &hb_t) != 0)
         goto out;
     hb_started = 1;
+    kn_parent_watch_init(&k);
     if (kn_control_start(&k, &control_t) != 0)
         goto out;
     control_started = 1;
@@ -315,15 +364,18 @@ int kn_kernel_main(int argc, char **argv)
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_sigint;
     sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
+    sa.sa_flags = 0; /* no SA_RESTART: a blocking call in a cell ends with EINTR */
     sigaction(SIGINT, &sa, &old_sa);
+    k.shell_thread = pthread_self();
     pthread_sigmask(SIG_UNBLOCK, &block, NULL);
+    atomic_store(&k.signals_ready, 1);
 
     kn_publish_status(&shell, NULL, "starting");
     shell_loop(&shell);
     rc = 0;
 
 out:
+    atomic_store(&k.signals_ready, 0);
     pthread_sigmask(SIG_BLOCK, &block, NULL);
     if (g_kernel) {
         g_kernel = NULL;

@@ -21,6 +21,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <sys/types.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -31,6 +33,10 @@
 
 #define KN_IOPUB_INPROC "inproc://kiln-iopub"
 #define KN_WAKE_INPROC "inproc://kiln-wake"
+/* IOPub subscriptions (iopub.c): a longer topic drops its sender. Real clients
+ * subscribe once, to "". */
+#define KN_IOPUB_TOPIC_MAX 255
+#define KN_IOPUB_SUB_HWM 1 /* subscriptions queued per subscriber before libzmq stops reading */
 
 typedef struct kn_history kn_history;
 typedef struct kn_capture kn_capture;
@@ -59,10 +65,15 @@ typedef struct kn_kernel {
     void *iopub;      /* XPUB: IOPub thread */
     void *iopub_pull; /* PULL (inproc): IOPub thread, fed by every other thread */
     void *wake_pull;  /* PULL (inproc): shell thread, woken by control on shutdown */
+    char iopub_endpoint[512]; /* where iopub is bound (iopub.c binds it again) */
 
     atomic_int cell_running;      /* 1 while eng_execute runs on the shell thread */
     atomic_int interrupt_pending; /* an interrupt arrived while a cell ran */
     atomic_int shutdown;          /* 1 once a shutdown_request has been answered */
+    atomic_int signals_ready;     /* 1 while the SIGINT handler serves shell_thread */
+    pthread_t shell_thread;       /* the thread that runs cells (gets SIGINT) */
+    pid_t parent_pid;             /* JPY_PARENT_PID, watched by control; 0: none */
+    pid_t start_ppid;             /* getppid() at start: a change means reparented */
 
     int execution_count;  /* shell thread: cells run with store_history */
     int aborting;         /* shell thread: answer queued executes with an abort */
@@ -163,6 +174,9 @@ int kn_history_set_output(kn_history *h, int line, const char *output);
 json_t *kn_history_query(kn_history *h, json_t *request);
 
 /* ---- control.c -------------------------------------------------------------------- */
+/* Reads JPY_PARENT_PID: the control thread then shuts the kernel down when that
+ * process (or the one that started this one) is gone. */
+void kn_parent_watch_init(kn_kernel *k);
 int kn_control_start(kn_kernel *k, pthread_t *thread);
 int kn_heartbeat_start(kn_kernel *k, pthread_t *thread);
 

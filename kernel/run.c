@@ -61,7 +61,7 @@ static void on_error(void *user, const eng_error_report *e)
     fflush(stderr);
 }
 
-static char *on_input(void *user, const char *prompt, int password)
+static char *on_input(void *user, const char *prompt, int password, size_t *len)
 {
     (void)user;
     (void)password;
@@ -75,7 +75,8 @@ static char *on_input(void *user, const char *prompt, int password)
         return NULL;
     }
     if (n > 0 && line[n - 1] == '\n')
-        line[n - 1] = 0;
+        line[--n] = 0;
+    *len = (size_t)n;
     return line;
 }
 

@@ -129,9 +129,11 @@ const char *jp_decode_status_text(jp_decode_status st)
     return "unknown";
 }
 
+/* JSON text may hold "\u0000" (valid JSON): kept, so that a string's length is
+ * json_string_length and consumers decide what a NUL means to them. */
 static json_t *parse_object(const jp_frame *f)
 {
-    json_t *v = json_loadb(f->data ? (const char *)f->data : "", f->len, 0, NULL);
+    json_t *v = json_loadb(f->data ? (const char *)f->data : "", f->len, JSON_ALLOW_NUL, NULL);
     if (v && !json_is_object(v)) {
         json_decref(v);
         v = NULL;
@@ -150,6 +152,7 @@ jp_decode_status jp_msg_decode(const jp_frames *in, jp_auth *auth, size_t max_js
     json_t *mt, *mid;
     size_t d, nlen = strlen(JP_DELIMITER);
     char why[160] = "";
+    int big = -1; /* the first part over max_json (not the header), if any */
 
     memset(msg, 0, sizeof *msg);
     for (d = 0; d < in->n; d++)
@@ -167,11 +170,14 @@ jp_decode_status jp_msg_decode(const jp_frames *in, jp_auth *auth, size_t max_js
     sig = &in->v[d + 1];
     parts = &in->v[d + 2];
     for (int i = 0; i < 4; i++) {
-        if (max_json && parts[i].len > max_json) {
-            st = JP_ERR_TOO_BIG;
+        if (max_json && parts[i].len > max_json && big < 0) {
+            big = i;
             snprintf(why, sizeof why, "%s frame of %zu bytes (limit %zu)", names[i],
                      parts[i].len, max_json);
-            goto err;
+            if (i == 0) { /* nothing can be answered without the header */
+                st = JP_ERR_TOO_BIG;
+                goto err;
+            }
         }
         hp[i].data = parts[i].data ? (const void *)parts[i].data : "";
         hp[i].len = parts[i].len;
@@ -195,18 +201,21 @@ jp_decode_status jp_msg_decode(const jp_frames *in, jp_auth *auth, size_t max_js
     dst[1] = &msg->parent;
     dst[2] = &msg->metadata;
     dst[3] = &msg->content;
-    for (int i = 0; i < 4; i++) {
-        *dst[i] = parse_object(&parts[i]);
-        if (!*dst[i]) {
-            st = JP_ERR_JSON;
-            snprintf(why, sizeof why, "%s is not a JSON object", names[i]);
-            goto err;
-        }
+    msg->header = parse_object(&parts[0]);
+    if (!msg->header) {
+        st = JP_ERR_JSON;
+        snprintf(why, sizeof why, "header is not a JSON object");
+        goto err;
     }
     mt = json_object_get(msg->header, "msg_type");
     if (!json_is_string(mt) || json_string_length(mt) == 0) {
         st = JP_ERR_HEADER;
         snprintf(why, sizeof why, "header has no msg_type");
+        goto err;
+    }
+    if (strlen(json_string_value(mt)) != json_string_length(mt)) {
+        st = JP_ERR_HEADER;
+        snprintf(why, sizeof why, "msg_type holds a NUL character");
         goto err;
     }
     mid = json_object_get(msg->header, "msg_id");
@@ -217,6 +226,22 @@ jp_decode_status jp_msg_decode(const jp_frames *in, jp_auth *auth, size_t max_js
             st = JP_ERR_NOMEM;
             goto err;
         }
+    if (big > 0) {
+        /* signed, with a readable header: the caller may answer with an error */
+        if (err && errlen)
+            snprintf(err, errlen, "%s: %s", jp_decode_status_text(JP_ERR_TOO_BIG), why);
+        return JP_ERR_TOO_BIG;
+    }
+    for (int i = 1; i < 4; i++) {
+        *dst[i] = parse_object(&parts[i]);
+        if (!*dst[i]) {
+            /* signed, with a readable header: the caller may answer with an error */
+            if (err && errlen)
+                snprintf(err, errlen, "%s: %s is not a JSON object",
+                         jp_decode_status_text(JP_ERR_JSON), names[i]);
+            return JP_ERR_JSON;
+        }
+    }
     for (size_t i = d + 6; i < in->n; i++)
         if (jp_frames_push(&msg->buffers, in->v[i].data, in->v[i].len)) {
             st = JP_ERR_NOMEM;

@@ -80,8 +80,13 @@ typedef enum {
 const char *jp_decode_status_text(jp_decode_status st);
 
 /* Decodes frames into msg (which must be zeroed or cleared). max_json bounds each
- * JSON frame (0: no bound). On failure msg is left cleared and err (if non-NULL)
- * receives a one-line reason. */
+ * JSON frame (0: no bound). JSON strings may hold NUL characters ("\u0000": use
+ * json_string_length); a msg_type may not. On failure err (if non-NULL) receives a
+ * one-line reason and msg is left cleared, except for JP_ERR_JSON or JP_ERR_TOO_BIG in
+ * the parent, metadata or content of a correctly signed message (a part over the
+ * limit is hashed, not parsed): then msg keeps its identities,
+ * header, msg_type and msg_id (the other parts NULL), so that the receiver can answer
+ * with an error reply. Call jp_msg_clear after any decode. */
 jp_decode_status jp_msg_decode(const jp_frames *in, jp_auth *auth, size_t max_json,
                                jp_msg *msg, char *err, size_t errlen);
 void jp_msg_clear(jp_msg *msg);

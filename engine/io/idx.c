@@ -7,12 +7,14 @@
  * A file whose length does not match its header (truncated, or with trailing bytes) is
  * an error; every error is an ERR_IO naming the file.
  */
+#include "engine/io/fileopen.h"
 #include "engine/tensor/tensor_impl.h"
 #include "engine/base/hostmem.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 
 /* reads exactly n bytes; returns the count read, or -1 on a decompression error */
@@ -40,11 +42,15 @@ static const char *gz_message(gzFile g)
 
 tensor *tensor_load_idx(const char *path, eng_error *err)
 {
-    gzFile g = gzopen(path, "rb");
+    int fd = eng_file_open_fd(path, 0, "load_idx", err);
+    gzFile g = fd < 0 ? NULL : gzdopen(fd, "rb");
     unsigned char *data = NULL, *conv = NULL;
     tensor *t = NULL;
+    if (fd < 0)
+        return NULL;
     if (!g) {
-        eng_fail(err, ERR_IO, "load_idx: cannot open '%s': %s", path, errno ? strerror(errno) : "out of memory");
+        close(fd);
+        eng_fail(err, ERR_IO, "load_idx: cannot read '%s': out of memory", path);
         return NULL;
     }
     unsigned char head[4];

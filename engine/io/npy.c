@@ -7,6 +7,7 @@
  * and the dtype. Saved dtypes are the tensor's own, except bf16, which NumPy lacks and
  * is saved as '<f4'. Every error is an ERR_IO that names the file and says what is wrong.
  */
+#include "engine/io/fileopen.h"
 #include "engine/tensor/tensor_impl.h"
 #include "engine/base/hostmem.h"
 
@@ -326,11 +327,9 @@ err:
 
 tensor *tensor_load_npy(const char *path, eng_error *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        eng_fail(err, ERR_IO, "load_npy: cannot open '%s': %s", path, strerror(errno));
+    FILE *f = eng_file_open(path, "rb", "load_npy", err);
+    if (!f)
         return NULL;
-    }
     return load_npy_stream(f, path, err);
 }
 
@@ -413,10 +412,10 @@ int tensor_save_npy(const tensor *t, const char *path, eng_error *err)
     unsigned char *buf = tensor_npy_encode(t, &len, err);
     if (!buf)
         return -1;
-    FILE *f = fopen(path, "wb");
+    FILE *f = eng_file_open(path, "wb", "save_npy", err);
     int rc = -1;
     if (!f)
-        eng_fail(err, ERR_IO, "save_npy: cannot create '%s': %s", path, strerror(errno));
+        ; /* err says why */
     else if (fwrite(buf, 1, len, f) != len) {
         eng_fail(err, ERR_IO, "save_npy: writing '%s' failed: %s", path, strerror(errno));
         fclose(f);

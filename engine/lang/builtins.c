@@ -201,10 +201,13 @@ static int bi_input(eng_call *c, value *out)
         return -1;
     eng_flush(c->session);
     const eng_sink *sink = c->session->sink;
-    char *line = sink && sink->input ? sink->input(sink->user, prompt, 0) : NULL;
+    size_t len = 0;
+    char *line = sink && sink->input ? sink->input(sink->user, prompt, 0, &len) : NULL;
+    if (!line && eng_ctx_flag_get(&c->session->ctx.interrupt))
+        return eng_fail(c->err, ERR_INTERRUPT, "input: interrupted while waiting for the input");
     if (!line)
         return eng_fail(c->err, ERR_RUNTIME, "input: this frontend does not support input requests");
-    eng_string *s = eng_string_new(line, (int64_t)strlen(line));
+    eng_string *s = eng_string_new(line, (int64_t)len);
     free(line);
     if (!s)
         return eng_fail(c->err, ERR_MEMORY, "input: out of memory");

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "engine/tensor/backend.h"
+#include "engine/io/fileopen.h"
 #include "engine/lang/interp.h"
 #include "engine/lang/kernels.h"
 #include "engine/train/optim.h"
@@ -370,10 +371,8 @@ int eng_session_save(eng_session *s, const char *path, char **summary, eng_error
         eng_fail(err, ERR_MEMORY, "%%save: out of memory");
         goto err;
     }
-    if (!(f = fopen(path, "wb"))) {
-        eng_fail(err, ERR_IO, "%%save: cannot create '%s': %s", path, strerror(errno));
+    if (!(f = eng_file_open(path, "wb", "%save", err)))
         goto err;
-    }
     if (fwrite(zip.p, 1, zip.len, f) != zip.len) {
         eng_fail(err, ERR_IO, "%%save: writing '%s' failed: %s", path, strerror(errno));
         goto err;
@@ -1128,9 +1127,9 @@ int eng_session_load(eng_session *s, const char *path, char **summary, eng_error
     jv *root = NULL;
     load_ctx L = {.path = path};
     int rc = -1;
-    FILE *f = fopen(path, "rb");
+    FILE *f = eng_file_open(path, "rb", "%load", err);
     if (!f)
-        return eng_fail(err, ERR_IO, "%%load: cannot open '%s': %s", path, strerror(errno));
+        return -1;
     long flen = -1;
     if (fseek(f, 0, SEEK_END) == 0)
         flen = ftell(f);

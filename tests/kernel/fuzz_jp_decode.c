@@ -53,8 +53,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort();
             jp_msg_clear(&back);
         }
-        jp_msg_clear(&msg);
     }
+    jp_msg_clear(&msg); /* a refused message may keep its header (JP_ERR_JSON) */
 done:
     jp_auth_free(fresh);
     jp_frames_free(&frames);

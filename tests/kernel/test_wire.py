@@ -1,7 +1,9 @@
 """Bad messages over raw ZeroMQ: a wrong key, tampered content, short, missing and
 malformed signatures, a replay, garbage and missing frames, malformed JSON, an
 oversized frame, an unknown msg_type. Each gets no reply (and is logged on the
-kernel's stderr), and the kernel answers the next valid request."""
+kernel's stderr), and the kernel answers the next valid request; the exception is a
+correctly signed request whose header reads but whose content does not (not JSON, or
+over the size limit): it gets an error reply."""
 import hashlib
 import hmac
 import json
@@ -158,8 +160,17 @@ class TestWire(unittest.TestCase):
                             log_text="malformed JSON")
         parts = [b"[1, 2, 3]", b"{}", b"{}", b"{}"]
         self.assert_dropped([b"<IDS|MSG>", sign(self.key, parts), *parts])
+
+    def test_unreadable_content_is_answered(self):
+        """Signed, with a readable header, but the content is not JSON: the request
+        gets an error reply naming the problem (busy/idle around it), not silence."""
         parts = [json.dumps(header("kernel_info_request")).encode(), b"{}", b"{}", b"\xff\xfe"]
-        self.assert_dropped([b"<IDS|MSG>", sign(self.key, parts), *parts])
+        self.shell.send_multipart([b"<IDS|MSG>", sign(self.key, parts), *parts])
+        got = self.replies(self.shell, wait=TIMEOUT)
+        self.assertEqual([m["msg_type"] for m in got], ["kernel_info_reply"])
+        self.assertEqual(got[0]["content"]["status"], "error")
+        self.assertIn("content is not a JSON object", got[0]["content"]["evalue"])
+        self.assert_alive()
 
     def test_header_without_msg_type(self):
         hdr = header("kernel_info_request")
@@ -167,8 +178,19 @@ class TestWire(unittest.TestCase):
         self.assert_dropped(message(self.key, hdr=hdr), log_text="header has no msg_type")
 
     def test_oversized_frame(self):
+        """A content over the limit in a signed request with a readable header: an
+        error reply that names the limit (the client would otherwise wait forever);
+        an oversized header is dropped."""
         frames = message(self.key, "execute_request", {"code": "// " + "x" * (2 << 20)})
-        self.assert_dropped(frames, log_text="frame too large")
+        self.shell.send_multipart(frames)
+        got = self.replies(self.shell, wait=TIMEOUT)
+        self.assertEqual([m["msg_type"] for m in got], ["execute_reply"])
+        self.assertEqual(got[0]["content"]["status"], "error")
+        self.assertIn("content frame of", got[0]["content"]["evalue"])
+        self.assertIn("limit 1048576", got[0]["content"]["evalue"])
+        hdr = header("kernel_info_request")
+        hdr["padding"] = "x" * (2 << 20)
+        self.assert_dropped(message(self.key, hdr=hdr), log_text="frame too large")
 
     def test_unknown_msg_type(self):
         frames = message(self.key, "frobnicate_request")

@@ -202,6 +202,29 @@ static void test_decode(void)
         g.v[2].len = strlen((char *)g.v[2].data);
         CHECK(decode(none, &g, 0) == JP_OK);
         CHECK(decode(none, &g, 0) == JP_OK); /* unsigned: no replay history */
+
+        /* "\u0000" in a string is kept, with its length */
+        free(g.v[5].data);
+        g.v[5].data = (unsigned char *)strdup("{\"code\": \"a\\u0000b\"}");
+        g.v[5].len = strlen((char *)g.v[5].data);
+        CHECK(jp_msg_decode(&g, none, 0, &m, err, sizeof err) == JP_OK);
+        CHECK(json_string_length(json_object_get(m.content, "code")) == 3);
+        jp_msg_clear(&m);
+
+        /* content that does not parse: the header, msg_type and identities stay */
+        free(g.v[5].data);
+        g.v[5].data = (unsigned char *)strdup("{\"code\": ");
+        g.v[5].len = strlen((char *)g.v[5].data);
+        CHECK(jp_msg_decode(&g, none, 0, &m, err, sizeof err) == JP_ERR_JSON);
+        CHECK(m.header && m.msg_type && strcmp(m.msg_type, "ok") == 0 && !m.content);
+        CHECK(strstr(err, "content is not a JSON object") != NULL);
+        jp_msg_clear(&m);
+
+        /* a msg_type with a NUL is refused */
+        free(g.v[2].data);
+        g.v[2].data = (unsigned char *)strdup("{\"msg_type\": \"ok\\u0000x\"}");
+        g.v[2].len = strlen((char *)g.v[2].data);
+        CHECK(decode(none, &g, 0) == JP_ERR_HEADER);
         jp_frames_free(&g);
         jp_auth_free(none);
     }
