@@ -117,7 +117,6 @@ inline int __syncthreads_or(int pred) { return __syncthreads_count(pred) != 0; }
 /* device code cannot end the program: these end the block with an error, like __trap() */
 #define abort() kiln_sim_cur->ops->trap(kiln_sim_cur, "abort() called", __FILE__, __LINE__)
 #define exit(code) kiln_sim_cur->ops->trap(kiln_sim_cur, "exit() called", __FILE__, __LINE__)
-#define _exit(code) kiln_sim_cur->ops->trap(kiln_sim_cur, "_exit() called", __FILE__, __LINE__)
 #define quick_exit(code) kiln_sim_cur->ops->trap(kiln_sim_cur, "quick_exit() called", __FILE__, __LINE__)
 #undef assert
 #define assert(e) \
