@@ -72,6 +72,7 @@ typedef struct sim_lib {
     sim_body entry;           /* kiln_sim_entry */
     int needs_fibers;         /* the source uses barriers or warp operations */
     int check;                /* a checking build: runs in a child process */
+    int so_fd;                /* the memfd the library was loaded from (-1 if none) */
     int exe_fd;               /* check: a memfd holding the checking executable */
     sim_check_params params;  /* check: the parameters' kinds and sizes */
     char *code;               /* the generated C++ as shown by code() */
@@ -355,6 +356,8 @@ static int load_bytes(sim_lib *lib, const void *bytes, size_t len) {
     char path[64];
     snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
     int rc = load_lib(lib, path);
+    if (rc == 0)
+        lib->so_fd = fd;
     /* the memfd stays open while the library lives (for the process): closed, its number
      * (and so the path /proc/self/fd/N) would be reused by the next cached load, and
      * dlopen would hand back this library for that one, matched by name */
@@ -513,6 +516,7 @@ static eng_kmodule *sim_compile(const char *src, const char *kname, const eng_kp
         goto oom;
     }
     lib->exe_fd = -1;
+    lib->so_fd = -1;
     memcpy(lib->key, key, sizeof key);
     lib->needs_fibers = source_needs_fibers(src);
     lib->code = shown.p;
@@ -590,8 +594,8 @@ static int sim_klaunch_sized(eng_kmodule *m, const unsigned grid[3], const unsig
         return sim_check_launch(m->lib->exe_fd, m->kname, &m->lib->params, m->lib->needs_fibers, grid, block, shared,
                                 args, arg_bytes, err);
     if (arg_bytes) /* the engine's launches: in a child process that no kernel can take down */
-        return sim_isolated_launch(m->lib->entry, m->kname, m->lib->path, &m->lib->params, m->lib->needs_fibers,
-                                   grid, block, shared, args, arg_bytes, err);
+        return sim_isolated_launch(m->lib->so_fd, m->lib, m->kname, &m->lib->params, m->lib->needs_fibers, grid,
+                                   block, shared, args, arg_bytes, err);
     /* an unsized launch (tests, trusted callers): in this process */
     if (sim_launch(m->lib->entry, args, grid, block, shared, m->lib->needs_fibers, msg, sizeof msg) < 0)
         return eng_fail(err, ERR_RUNTIME, "kernel '%s': %s", m->kname, msg);

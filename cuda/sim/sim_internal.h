@@ -60,14 +60,15 @@ int sim_check_launch(int exe_fd, const char *kname, const sim_check_params *p, i
 
 /* ---- isolated launches (sim_isolate.c) ---- */
 
-/* Runs a launch of a fast-mode kernel (entry, from the library at lib_path, "" if none)
- * in a forked child: the writable arguments' buffers are shared with it, guarded, and
- * copied back on success; a fault, an abort, a stack overflow or an exit becomes
- * ERR_CUDA naming the kernel, the simulated thread and block and, where it can tell,
- * the cell's line and the argument; an interrupt (tensor_interrupt_flag) kills the
- * child: ERR_INTERRUPT. arg_bytes as launch_sized's. */
-int sim_isolated_launch(sim_body entry, const char *kname, const char *lib_path, const sim_check_params *p,
-                        int needs_fibers, const unsigned grid[3], const unsigned block[3], size_t shared,
-                        void **args, const size_t *arg_bytes, eng_error *err);
+/* Runs a launch of a fast-mode kernel in the simulator's worker process (started on
+ * demand, again after a crash): the library loaded from so_fd (lib: its identity), the
+ * arguments' buffers shared with the worker through a guarded memfd and copied back on
+ * success; a fault, a stack overflow or the worker's death becomes ERR_CUDA naming the
+ * kernel, the simulated thread and block and, where it can tell, the cell's line and
+ * the argument; an interrupt (tensor_interrupt_flag) kills the worker: ERR_INTERRUPT.
+ * arg_bytes as launch_sized's. */
+int sim_isolated_launch(int so_fd, const void *lib, const char *kname, const sim_check_params *p, int needs_fibers,
+                        const unsigned grid[3], const unsigned block[3], size_t shared, void **args,
+                        const size_t *arg_bytes, eng_error *err);
 
 #endif

@@ -41,8 +41,6 @@
  * meets the guard instead of jumping over it) */
 #define SIM_STACK_SIZE (512u * 1024u)
 #define SIM_GUARD (64u * 1024u)
-/* a host thread's stack in isolated mode (plain kernels run their threads on it) */
-#define SIM_HOST_STACK (8u * 1024u * 1024u)
 
 #if !defined(SIM_FORCE_UCONTEXT) && (defined(__x86_64__) || defined(__aarch64__))
 #define SIM_ASM_SWITCH 1
@@ -194,6 +192,11 @@ typedef struct sim_block {
 
 static __thread sim_block *tls_block;
 
+/* isolated mode (sim_runtime_isolate): host threads get a signal stack */
+static int sim_isolated;
+
+void sim_runtime_isolate(void) { sim_isolated = 1; }
+
 static void rt_syncthreads(sim_thread *t, const char *file, int line, const void *site);
 static unsigned rt_syncwarp(sim_thread *t);
 static void rt_trap(sim_thread *t, const char *what, const char *file, int line);
@@ -209,6 +212,22 @@ static sim_block *block_get(void) {
         return NULL;
     }
     memset(b->dyn_shared, 0, SIM_MAX_SHARED);
+    if (sim_isolated) { /* a signal stack (a fault on an exhausted stack still reaches the
+                         * handler) and where this thread's own stack ends */
+        stack_t ss;
+        memset(&ss, 0, sizeof ss);
+        ss.ss_size = 64 * 1024;
+        ss.ss_sp = malloc(ss.ss_size);
+        if (ss.ss_sp) sigaltstack(&ss, NULL);
+        pthread_attr_t attr;
+        void *lo = NULL;
+        size_t size = 0;
+        if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+            pthread_attr_getstack(&attr, &lo, &size);
+            pthread_attr_destroy(&attr);
+        }
+        b->host_lo = lo;
+    }
 #if defined(SIM_ASAN)
     pthread_attr_t attr;
     void *lo = NULL;
@@ -576,15 +595,6 @@ int sim_host_threads(void) { return omp_get_max_threads(); }
 
 /* ---- the grid ----------------------------------------------------------------------------- */
 
-/* isolated mode (sim_runtime_isolate): the grid runs on pthreads of its own, with big
- * stacks and signal stacks, instead of OpenMP (whose thread pool does not survive fork) */
-static int sim_isolated;
-static unsigned sim_isolated_threads;
-
-void sim_runtime_isolate(unsigned host_threads) {
-    sim_isolated = 1;
-    sim_isolated_threads = host_threads ? host_threads : 1;
-}
 
 typedef struct launch_ctx {
     sim_body body;
@@ -635,45 +645,6 @@ static void run_blocks(launch_ctx *c) {
     }
 }
 
-/* isolated mode: a pthread running its share with a signal stack (a fault on an
- * exhausted stack still reaches the handler) */
-static void *isolated_main(void *arg) {
-    launch_ctx *c = arg;
-    stack_t ss;
-    memset(&ss, 0, sizeof ss);
-    ss.ss_size = 64 * 1024;
-    ss.ss_sp = malloc(ss.ss_size);
-    if (ss.ss_sp) sigaltstack(&ss, NULL);
-    sim_block *b = block_get();
-    if (b) {
-        pthread_attr_t attr;
-        void *lo = NULL;
-        size_t size = 0;
-        if (pthread_getattr_np(pthread_self(), &attr) == 0) {
-            pthread_attr_getstack(&attr, &lo, &size);
-            pthread_attr_destroy(&attr);
-        }
-        b->host_lo = lo;
-    }
-    run_blocks(c);
-    return NULL;
-}
-
-static void run_isolated(launch_ctx *c) {
-    unsigned long long n = sim_isolated_threads < c->nblocks ? sim_isolated_threads : c->nblocks;
-    pthread_t th[256];
-    unsigned started = 0;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, SIM_HOST_STACK);
-    pthread_attr_setguardsize(&attr, SIM_GUARD);
-    for (unsigned long long i = 0; i < n && i < 256; i++)
-        if (pthread_create(&th[started], &attr, isolated_main, c) == 0) started++;
-    pthread_attr_destroy(&attr);
-    if (!started) ctx_fail(c, "cannot start the simulator's host threads");
-    for (unsigned i = 0; i < started; i++) pthread_join(th[i], NULL);
-}
-
 int sim_launch(sim_body body, void *args, const unsigned grid[3], const unsigned block[3], size_t shared,
                int needs_fibers, char *err, size_t errlen) {
     unsigned long long nblocks = (unsigned long long)grid[0] * grid[1] * grid[2];
@@ -699,12 +670,8 @@ int sim_launch(sim_body body, void *args, const unsigned grid[3], const unsigned
     c.nthreads = (unsigned)nthreads;
     c.nblocks = nblocks;
     pthread_mutex_init(&c.lock, NULL);
-    if (sim_isolated) {
-        run_isolated(&c);
-    } else {
 #pragma omp parallel if (nblocks > 1)
-        run_blocks(&c);
-    }
+    run_blocks(&c);
     pthread_mutex_destroy(&c.lock);
     if (c.failed) {
         if (err) snprintf(err, errlen, "%s", c.first_msg);

@@ -96,10 +96,9 @@ int sim_launch(sim_body body, void *args, const unsigned grid[3], const unsigned
 /* Number of host threads blocks are spread over (OpenMP's). */
 int sim_host_threads(void);
 
-/* Isolated mode, for a process forked to run one launch (sim_isolate.c): later launches
- * run on host_threads pthreads of their own (8 MiB stacks, signal stacks) instead of
- * OpenMP, whose thread pool does not survive a fork. */
-void sim_runtime_isolate(unsigned host_threads);
+/* Isolated mode, for the simulator's worker process (sim_isolate.c): each host thread
+ * gets a signal stack and notes its stack's end, for sim_fault_describe. */
+void sim_runtime_isolate(void);
 
 /* From a fault's signal handler on a host thread of the grid: "thread (x,y,z) of block
  * (x,y,z)" (the simulated thread running) in out; returns 0 when no block runs on this
