@@ -14,8 +14,11 @@
  * (cuda/kcache.h, entries "<key>.so"); the key hashes the generated C++, the compile
  * flags, the compiler's identity (resolved path, size, mtime) and the machine.
  *
- * Check mode (check = 1): an AddressSanitizer executable run per launch in a child
- * process, see sim_check.c; it needs launch_sized (each pointer argument's extent).
+ * Launches: launch_sized (the engine's) runs the grid in the simulator's worker process
+ * (sim_isolate.c), so that no kernel can crash or wedge kiln; the unsized launch (unit
+ * tests, trusted callers) runs it in this process. Check mode (check = 1): an
+ * AddressSanitizer executable run per launch in a child process, see sim_check.c; it
+ * needs launch_sized (each pointer argument's extent).
  */
 #define _GNU_SOURCE
 #include "engine/kdriver.h"
