@@ -186,6 +186,27 @@ class TestInterruptCheck(InterruptCase):
         self.interrupt("signal", "%sim check")
 
 
+class TestCompilerHang(SimCase):
+    def test_interrupt_a_compile_reading_a_fifo(self):
+        # through a macro, the engine's check of #include lines does not see the path:
+        # the compiler blocks on the FIFO until the interrupt kills it
+        fifo = os.path.join(os.environ.get("KILN_ABUSE_TMP", "/tmp"), f"kiln-fifo2-{os.getpid()}")
+        if not os.path.exists(fifo):
+            os.mkfifo(fifo)
+        msg_id = self.kc.execute(f'#define HOSTILE "{fifo}"\n#include HOSTILE\n'
+                                 "__global__ void incm(float *y) { y[0] = 1; }\n"
+                                 "tensor imw = zeros(2);\nincm<<<1, 1>>>(imw);")
+        wait_busy(self.kc, msg_id)
+        time.sleep(1.0)
+        t0 = time.monotonic()
+        self.km.interrupt_kernel()
+        reply = shell_reply(self.kc, msg_id, timeout=30)
+        self.assertLess(time.monotonic() - t0, 10)
+        self.assertEqual(reply["content"]["status"], "error")
+        self.assertIn("interrupt", reply["content"]["ename"].lower())
+        self.assert_alive()
+
+
 class TestShutdownDuringALoop(SimCase):
     def test_shutdown(self):
         self.assertEqual(run(self.kc, SPIN_DEF, timeout=120).status, "ok")
