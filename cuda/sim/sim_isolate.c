@@ -60,7 +60,7 @@ extern char **environ;
 #define ISO_MAXR 64
 #define WK_SOCK_FD 3            /* the worker's socket */
 #define WK_SHM_FD 4             /* the worker's view of the memfd */
-#define WK_MAXLIBS 4096
+#define WK_MAXLIBS 512
 
 enum { ST_NONE, ST_OK, ST_LAUNCH_ERROR, ST_FAULT };
 
@@ -307,6 +307,8 @@ static size_t iso_cap;        /* its size */
 static pid_t wk_pid;          /* the worker (0: none) */
 static int wk_sock = -1;      /* our end of its socket */
 static unsigned long long wk_gen; /* bumped at each start: libraries are sent again */
+static int wk_nlibs;          /* libraries this worker holds (each an fd there) */
+#define WK_LIBS_PER_WORKER 256  /* then a fresh worker: fds stay under RLIMIT_NOFILE */
 #define WK_SENT_MAX 4096
 static struct { const void *lib; unsigned long long gen; } wk_sent[WK_SENT_MAX];
 static int wk_nsent;
@@ -373,6 +375,7 @@ static int wk_start(eng_error *err, const char *kname) {
     wk_pid = pid;
     wk_sock = sv[0];
     wk_gen++;
+    wk_nlibs = 0;
     return 0;
 }
 
@@ -538,10 +541,12 @@ static void wk_sent_add(const void *lib) {
             wk_sent[i].gen = wk_gen;
             return;
         }
-    if (wk_nsent < WK_SENT_MAX) {
-        wk_sent[wk_nsent].lib = lib;
-        wk_sent[wk_nsent].gen = wk_gen;
-        wk_nsent++;
+    int i = wk_nsent < WK_SENT_MAX ? wk_nsent++ : -1;
+    for (int j = 0; i < 0 && j < wk_nsent; j++) /* full: forget one an older worker had */
+        if (wk_sent[j].gen != wk_gen) i = j;
+    if (i >= 0) {
+        wk_sent[i].lib = lib;
+        wk_sent[i].gen = wk_gen;
     }
 }
 
@@ -594,6 +599,8 @@ static int launch_locked(int so_fd, const void *lib, const char *kname, const si
             memcpy(&q.scalar[i], args[i], p->size[i] < 8 ? p->size[i] : 8);
         }
     }
+    if (wk_pid > 0 && wk_nlibs >= WK_LIBS_PER_WORKER && !wk_sent_has(lib))
+        wk_stop();
     if (wk_pid <= 0 && wk_start(err, kname) < 0) return -1;
     fflush(stdout);
     fflush(stderr);
@@ -620,7 +627,10 @@ static int launch_locked(int so_fd, const void *lib, const char *kname, const si
         wk_stop();
         return eng_fail(err, ERR_RUNTIME, "kernel '%s': the simulator's worker did not take the launch", kname);
     }
-    if (send_fd) wk_sent_add(lib);
+    if (send_fd) {
+        wk_sent_add(lib);
+        wk_nlibs++;
+    }
     const char *tenv = getenv("KILN_SIM_TIMEOUT");
     double limit = tenv ? atof(tenv) : 0, t0 = now_s();
     int stopped = 0, dead = 0; /* stopped: 1 interrupt, 2 timeout */
