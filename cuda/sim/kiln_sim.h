@@ -71,13 +71,19 @@ struct dim3 {
     static thread_local T(&name)[] = *reinterpret_cast<T(*)[]>(kiln_sim_cur->dyn_shared)
 
 /* ---- barriers ----------------------------------------------------------------------- */
-inline void kiln_sim_syncthreads(const char *file, int line) {
+inline void kiln_sim_syncthreads(const char *file, int line, const void *site) {
     sim_thread *me = kiln_sim_cur;
-    me->ops->syncthreads(me, file, line);
+    me->ops->syncthreads(me, file, line, site);
     kiln_sim_cur = me;
     __asm__ __volatile__("" ::: "memory");
 }
-#define __syncthreads() kiln_sim_syncthreads(__FILE__, __LINE__)
+/* each call site has its own static byte, so that two __syncthreads() on one line are
+ * two barriers */
+#define __syncthreads()                                                     \
+    ({                                                                      \
+        static const char kiln_sim_site = 0;                                \
+        kiln_sim_syncthreads(__FILE__, __LINE__, &kiln_sim_site);           \
+    })
 
 inline unsigned kiln_sim_syncwarp(void) {
     sim_thread *me = kiln_sim_cur;
@@ -108,6 +114,10 @@ inline int __syncthreads_and(int pred) {
 inline int __syncthreads_or(int pred) { return __syncthreads_count(pred) != 0; }
 
 #define __trap() kiln_sim_cur->ops->trap(kiln_sim_cur, "__trap() called", __FILE__, __LINE__)
+/* device code cannot end the program: these end the block with an error, like __trap() */
+#define abort() kiln_sim_cur->ops->trap(kiln_sim_cur, "abort() called", __FILE__, __LINE__)
+#define exit(code) kiln_sim_cur->ops->trap(kiln_sim_cur, "exit() called", __FILE__, __LINE__)
+#define quick_exit(code) kiln_sim_cur->ops->trap(kiln_sim_cur, "quick_exit() called", __FILE__, __LINE__)
 #undef assert
 #define assert(e) \
     ((e) ? (void)0 : kiln_sim_cur->ops->trap(kiln_sim_cur, "assertion failed: " #e, __FILE__, __LINE__))

@@ -151,7 +151,7 @@ int sim_check_build(const char *cxx, const char *full, const char *kname, const 
     int st = sim_run_compiler(argv, errp);
     if (st != 0) {
         char *out = sim_read_file(errp, NULL);
-        if (st < 0) eng_fail(err, ERR_COMPILE, "simulator: cannot run %s", cxx);
+        if (st < 0) sim_compiler_failed(st, cxx, err);
         else sim_compile_error(out ? out : "", dir, kname, err);
         free(out);
         goto done;
@@ -327,18 +327,32 @@ int sim_check_launch(int exe_fd, const char *kname, const sim_check_params *p, i
     posix_spawn_file_actions_adddup2(&fa, errfd, 2);
     char *argv[] = {"kiln-sim-check", NULL};
     pid_t pid;
-    int sp = posix_spawn(&pid, exe, &fa, NULL, argv, env);
+    posix_spawnattr_t at;
+    posix_spawnattr_init(&at);
+    posix_spawnattr_setpgroup(&at, 0);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP);
+    int sp = posix_spawn(&pid, exe, &fa, &at, argv, env);
+    posix_spawnattr_destroy(&at);
     posix_spawn_file_actions_destroy(&fa);
     if (sp != 0) {
         eng_fail(err, ERR_RUNTIME, "kernel '%s': cannot start the checking process: %s", kname, strerror(sp));
         goto done;
     }
-    int st;
-    while (waitpid(pid, &st, 0) < 0)
-        if (errno != EINTR) {
-            eng_fail(err, ERR_RUNTIME, "kernel '%s': lost the checking process", kname);
-            goto done;
-        }
+    int st = 0;
+    const char *tenv = getenv("KILN_SIM_TIMEOUT");
+    int w = sim_wait_child(pid, &st, tenv ? atof(tenv) : 0);
+    if (w == SIM_WAIT_INTERRUPTED) {
+        eng_fail(err, ERR_INTERRUPT, "interrupted (kernel '%s' was stopped)", kname);
+        goto done;
+    }
+    if (w == SIM_WAIT_TIMEOUT) {
+        eng_fail(err, ERR_CUDA, "kernel '%s' ran past KILN_SIM_TIMEOUT=%g s and was stopped", kname, atof(tenv));
+        goto done;
+    }
+    if (w < 0) {
+        eng_fail(err, ERR_RUNTIME, "kernel '%s': lost the checking process", kname);
+        goto done;
+    }
     if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
         if (lseek(out, 0, SEEK_SET) < 0) goto readfail;
         for (int i = 0; i < p->n; i++) {

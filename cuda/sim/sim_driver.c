@@ -14,8 +14,11 @@
  * (cuda/kcache.h, entries "<key>.so"); the key hashes the generated C++, the compile
  * flags, the compiler's identity (resolved path, size, mtime) and the machine.
  *
- * Check mode (check = 1): an AddressSanitizer executable run per launch in a child
- * process, see sim_check.c; it needs launch_sized (each pointer argument's extent).
+ * Launches: launch_sized (the engine's) runs the grid in the simulator's worker process
+ * (sim_isolate.c), so that no kernel can crash or wedge kiln; the unsized launch (unit
+ * tests, trusted callers) runs it in this process. Check mode (check = 1): an
+ * AddressSanitizer executable run per launch in a child process, see sim_check.c; it
+ * needs launch_sized (each pointer argument's extent).
  */
 #define _GNU_SOURCE
 #include "engine/tensor/kdriver.h"
@@ -34,6 +37,7 @@
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
+#include <signal.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -41,6 +45,7 @@
 #include "cuda/sim/sim_internal.h"
 #include "engine/base/strbuf.h"
 #include "cuda/sim/sim_runtime.h"
+#include "engine/base/context.h"
 
 extern char **environ;
 
@@ -58,7 +63,8 @@ __asm__(".section .rodata\n"
 extern const char sim_hdr_runtime[] __asm__("sim_hdr_runtime");
 extern const char sim_hdr_kiln[] __asm__("sim_hdr_kiln");
 
-#define SIM_CXXFLAGS "-std=c++17", "-O2", "-shared", "-fPIC", "-fvisibility=hidden", "-w", \
+#define SIM_CXXFLAGS "-std=c++17", "-O2", "-g1", "-fstack-clash-protection", "-shared", "-fPIC", \
+                     "-fvisibility=hidden", "-w", \
                      "-fdiagnostics-color=never", "-fno-diagnostics-show-caret", "-fmax-errors=8"
 
 /* ---- one loaded library (lives for the process) ------------------------------------------ */
@@ -70,6 +76,7 @@ typedef struct sim_lib {
     sim_body entry;           /* kiln_sim_entry */
     int needs_fibers;         /* the source uses barriers or warp operations */
     int check;                /* a checking build: runs in a child process */
+    int so_fd;                /* the memfd the library was loaded from (-1 if none) */
     int exe_fd;               /* check: a memfd holding the checking executable */
     sim_check_params params;  /* check: the parameters' kinds and sizes */
     char *code;               /* the generated C++ as shown by code() */
@@ -200,20 +207,63 @@ static int resolve_compiler(eng_error *err) {
     return 0;
 }
 
-/* runs argv with stdout+stderr into errpath; returns the exit status, -1 if it did not run */
+int sim_wait_child(pid_t pid, int *status, double limit_s) {
+    double t0 = now_ms();
+    long nap = 1000000; /* 1 ms, growing to 20 ms */
+    int stopped = 0;
+    for (;;) {
+        pid_t w = waitpid(pid, status, WNOHANG);
+        if (w == pid) return 0;
+        if (w < 0 && errno != EINTR) return -1;
+        if (eng_ctx_interrupted()) stopped = SIM_WAIT_INTERRUPTED;
+        else if (limit_s > 0 && now_ms() - t0 > limit_s * 1e3) stopped = SIM_WAIT_TIMEOUT;
+        if (stopped) break;
+        struct timespec ts = {0, nap};
+        nanosleep(&ts, NULL);
+        if (nap < 20000000) nap += nap / 2;
+    }
+    kill(-pid, SIGKILL); /* its group (the compiler's own children) */
+    kill(pid, SIGKILL);
+    while (waitpid(pid, status, 0) < 0 && errno == EINTR) {}
+    return stopped;
+}
+
+/* runs argv with stdout+stderr into errpath in a process group of its own, bounded by
+ * KILN_SIM_COMPILE_TIMEOUT seconds (default 120) and the interrupt flag; returns the
+ * exit status, -1 if it did not run, SIM_WAIT_INTERRUPTED / SIM_WAIT_TIMEOUT (negated) */
 int sim_run_compiler(char *const argv[], const char *errpath) {
     posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
     if (posix_spawn_file_actions_init(&fa) != 0) return -1;
+    if (posix_spawnattr_init(&at) != 0) {
+        posix_spawn_file_actions_destroy(&fa);
+        return -1;
+    }
+    posix_spawnattr_setpgroup(&at, 0);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_addopen(&fa, 1, errpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     posix_spawn_file_actions_adddup2(&fa, 1, 2);
     pid_t pid;
-    int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
+    int rc = posix_spawn(&pid, argv[0], &fa, &at, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
     if (rc != 0) return -1;
-    int status;
-    while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR) return -1;
+    const char *env = getenv("KILN_SIM_COMPILE_TIMEOUT");
+    double limit = env && atof(env) > 0 ? atof(env) : 120.0;
+    int status = 0, w = sim_wait_child(pid, &status, limit);
+    if (w != 0) return w < 0 ? -1 : -w;
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+void sim_compiler_failed(int st, const char *cxx, eng_error *err) {
+    const char *env = getenv("KILN_SIM_COMPILE_TIMEOUT");
+    if (st == -SIM_WAIT_INTERRUPTED) eng_fail(err, ERR_INTERRUPT, "interrupted (the C++ compiler was stopped)");
+    else if (st == -SIM_WAIT_TIMEOUT)
+        eng_fail(err, ERR_COMPILE, "the C++ compiler ran past %g s (KILN_SIM_COMPILE_TIMEOUT) and was stopped: "
+                 "does the kernel #include a pipe, a device or a huge file?",
+                 env && atof(env) > 0 ? atof(env) : 120.0);
+    else eng_fail(err, ERR_COMPILE, "simulator: cannot run %s", cxx);
 }
 
 char *sim_read_file(const char *path, size_t *len) {
@@ -310,6 +360,8 @@ static int load_bytes(sim_lib *lib, const void *bytes, size_t len) {
     char path[64];
     snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
     int rc = load_lib(lib, path);
+    if (rc == 0)
+        lib->so_fd = fd;
     /* the memfd stays open while the library lives (for the process): closed, its number
      * (and so the path /proc/self/fd/N) would be reused by the next cached load, and
      * dlopen would hand back this library for that one, matched by name */
@@ -348,7 +400,7 @@ static int build_lib(sim_lib *lib, const char *full, const char *kname, eng_erro
     int st = sim_run_compiler(argv, errp);
     if (st != 0) {
         char *out = sim_read_file(errp, NULL);
-        if (st < 0) eng_fail(err, ERR_COMPILE, "simulator: cannot run %s", sim_cxx);
+        if (st < 0) sim_compiler_failed(st, sim_cxx, err);
         else sim_compile_error(out ? out : "", dir, kname, err);
         free(out);
         goto done;
@@ -468,6 +520,7 @@ static eng_kmodule *sim_compile(const char *src, const char *kname, const eng_kp
         goto oom;
     }
     lib->exe_fd = -1;
+    lib->so_fd = -1;
     memcpy(lib->key, key, sizeof key);
     lib->needs_fibers = source_needs_fibers(src);
     lib->code = shown.p;
@@ -475,14 +528,16 @@ static eng_kmodule *sim_compile(const char *src, const char *kname, const eng_kp
     int cache = 0;
     void *bytes;
     size_t len;
+    lib->params.n = nparams;
+    for (int i = 0; i < nparams; i++) {
+        lib->params.is_ptr[i] = (unsigned char)params[i].is_ptr;
+        lib->params.is_const[i] = (unsigned char)params[i].is_const;
+        lib->params.size[i] = params[i].is_ptr ? sizeof(void *) : eng_ctype_size(params[i].ctype);
+        lib->params.elem[i] = (unsigned)eng_ctype_size(params[i].ctype);
+        snprintf(lib->params.name[i], sizeof lib->params.name[i], "%s", params[i].name);
+    }
     if (check) {
         lib->check = 1;
-        lib->params.n = nparams;
-        for (int i = 0; i < nparams; i++) {
-            lib->params.is_ptr[i] = (unsigned char)params[i].is_ptr;
-            lib->params.is_const[i] = (unsigned char)params[i].is_const;
-            lib->params.size[i] = params[i].is_ptr ? sizeof(void *) : eng_ctype_size(params[i].ctype);
-        }
         if (sim_check_build(sim_cxx, full.p, kname, key, &lib->exe_fd, &cache, lib->path, sizeof lib->path, err) < 0) {
             pthread_mutex_unlock(&sim_lock);
             goto fail;
@@ -542,6 +597,10 @@ static int sim_klaunch_sized(eng_kmodule *m, const unsigned grid[3], const unsig
     if (m->lib->check)
         return sim_check_launch(m->lib->exe_fd, m->kname, &m->lib->params, m->lib->needs_fibers, grid, block, shared,
                                 args, arg_bytes, err);
+    if (arg_bytes) /* the engine's launches: in a child process that no kernel can take down */
+        return sim_isolated_launch(m->lib->so_fd, m->lib, m->kname, &m->lib->params, m->lib->needs_fibers, grid,
+                                   block, shared, args, arg_bytes, err);
+    /* an unsized launch (tests, trusted callers): in this process */
     if (sim_launch(m->lib->entry, args, grid, block, shared, m->lib->needs_fibers, msg, sizeof msg) < 0)
         return eng_fail(err, ERR_RUNTIME, "kernel '%s': %s", m->kname, msg);
     return 0;

@@ -4,11 +4,25 @@
 #define KILN_SIM_INTERNAL_H
 
 #include <stddef.h>
+#include "cuda/sim/sim_runtime.h"
 #include "engine/base/error.h"
 
-/* runs argv (argv[0] a path) with stdout+stderr into errpath: the exit status, -1 if it
- * did not run */
+#include <sys/types.h>
+
+/* Waits for child pid (status into *status), waking every few ms to look at the
+ * engine's interrupt flag (tensor_interrupt_flag) and at limit_s seconds (0: none); on
+ * either, kills the child's process group and the child, reaps it and returns
+ * SIM_WAIT_INTERRUPTED or SIM_WAIT_TIMEOUT. 0 when it ended, -1 on a wait error. */
+#define SIM_WAIT_INTERRUPTED 1
+#define SIM_WAIT_TIMEOUT 2
+int sim_wait_child(pid_t pid, int *status, double limit_s);
+
+/* runs argv (argv[0] a path) with stdout+stderr into errpath, in its own process group,
+ * for at most KILN_SIM_COMPILE_TIMEOUT seconds (default 120), interruptible: the exit
+ * status, -1 if it did not run, -SIM_WAIT_INTERRUPTED or -SIM_WAIT_TIMEOUT */
 int sim_run_compiler(char *const argv[], const char *errpath);
+/* err for a negative sim_run_compiler status */
+void sim_compiler_failed(int st, const char *cxx, eng_error *err);
 /* a whole file, malloc'ed and NUL-terminated; NULL on failure */
 char *sim_read_file(const char *path, size_t *len);
 /* the compiler's output as an ERR_COMPILE in err (error lines only, tmpdir removed,
@@ -27,11 +41,13 @@ extern const char sim_check_main[];
 int sim_check_build(const char *cxx, const char *full, const char *kname, const char *key, int *exe_fd,
                     int *cache, char *cache_path, size_t cap, eng_error *err);
 
-/* The parameters of a checked kernel. */
+/* The parameters of a kernel (for checked and isolated launches). */
 typedef struct sim_check_params {
     int n;
     unsigned char is_ptr[64], is_const[64];
-    size_t size[64]; /* a scalar's bytes */
+    size_t size[64];   /* a scalar's bytes */
+    unsigned elem[64]; /* a pointer's element bytes */
+    char name[64][48]; /* the parameter's name */
 } sim_check_params;
 
 /* Runs a launch in a child process: buffers copied in at their exact sizes (arg_bytes),
@@ -40,5 +56,19 @@ typedef struct sim_check_params {
 int sim_check_launch(int exe_fd, const char *kname, const sim_check_params *p, int needs_fibers,
                      const unsigned grid[3], const unsigned block[3], size_t shared, void **args,
                      const size_t *arg_bytes, eng_error *err);
+
+
+/* ---- isolated launches (sim_isolate.c) ---- */
+
+/* Runs a launch of a fast-mode kernel in the simulator's worker process (started on
+ * demand, again after a crash): the library loaded from so_fd (lib: its identity), the
+ * arguments' buffers shared with the worker through a guarded memfd and copied back on
+ * success; a fault, a stack overflow or the worker's death becomes ERR_CUDA naming the
+ * kernel, the simulated thread and block and, where it can tell, the cell's line and
+ * the argument; an interrupt (tensor_interrupt_flag) kills the worker: ERR_INTERRUPT.
+ * arg_bytes as launch_sized's. */
+int sim_isolated_launch(int so_fd, const void *lib, const char *kname, const sim_check_params *p, int needs_fibers,
+                        const unsigned grid[3], const unsigned block[3], size_t shared, void **args,
+                        const size_t *arg_bytes, eng_error *err);
 
 #endif

@@ -15,6 +15,7 @@
 #include <omp.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -33,10 +34,13 @@
 
 #if defined(SIM_ASAN)
 #include <sanitizer/common_interface_defs.h>
-#define SIM_STACK_SIZE (512u * 1024u)
-#else
-#define SIM_STACK_SIZE (64u * 1024u)
 #endif
+/* a fiber's stack: a GPU's per-thread limit (512 KiB), mapped MAP_NORESERVE so that only
+ * the pages a thread touches cost memory, below a PROT_NONE guard of SIM_GUARD bytes
+ * (kernels are built with -fstack-clash-protection, so a large frame probes its pages and
+ * meets the guard instead of jumping over it) */
+#define SIM_STACK_SIZE (512u * 1024u)
+#define SIM_GUARD (64u * 1024u)
 
 #if !defined(SIM_FORCE_UCONTEXT) && (defined(__x86_64__) || defined(__aarch64__))
 #define SIM_ASM_SWITCH 1
@@ -153,6 +157,7 @@ typedef struct sim_block {
     unsigned char *state;         /* [cap] F_RUN ... */
     const char **bar_file;        /* [cap] where a thread waits at __syncthreads */
     int *bar_line;                /* [cap] */
+    const void **bar_site;        /* [cap] the call site's identity */
     sim_fiber *fibers;            /* [cap] */
     unsigned long long *xch;      /* [cap/32 + 1][2][32] warp exchange slots */
     unsigned *warp_arrived;       /* [warps] lanes waiting at the warp barrier */
@@ -181,11 +186,18 @@ typedef struct sim_block {
     void *host_fake;
 #endif
     jmp_buf trap_jb;              /* the plain loop's way out of a trapped thread */
+    int running;                  /* a block is being run (for sim_fault_describe) */
+    char *host_lo;                /* isolated mode: the host thread's stack, its lowest byte */
 } sim_block;
 
 static __thread sim_block *tls_block;
 
-static void rt_syncthreads(sim_thread *t, const char *file, int line);
+/* isolated mode (sim_runtime_isolate): host threads get a signal stack */
+static int sim_isolated;
+
+void sim_runtime_isolate(void) { sim_isolated = 1; }
+
+static void rt_syncthreads(sim_thread *t, const char *file, int line, const void *site);
 static unsigned rt_syncwarp(sim_thread *t);
 static void rt_trap(sim_thread *t, const char *what, const char *file, int line);
 static const sim_ops sim_ops_table = {rt_syncthreads, rt_syncwarp, rt_trap};
@@ -200,6 +212,22 @@ static sim_block *block_get(void) {
         return NULL;
     }
     memset(b->dyn_shared, 0, SIM_MAX_SHARED);
+    if (sim_isolated) { /* a signal stack (a fault on an exhausted stack still reaches the
+                         * handler) and where this thread's own stack ends */
+        stack_t ss;
+        memset(&ss, 0, sizeof ss);
+        ss.ss_size = 64 * 1024;
+        ss.ss_sp = malloc(ss.ss_size);
+        if (ss.ss_sp) sigaltstack(&ss, NULL);
+        pthread_attr_t attr;
+        void *lo = NULL;
+        size_t size = 0;
+        if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+            pthread_attr_getstack(&attr, &lo, &size);
+            pthread_attr_destroy(&attr);
+        }
+        b->host_lo = lo;
+    }
 #if defined(SIM_ASAN)
     pthread_attr_t attr;
     void *lo = NULL;
@@ -224,20 +252,22 @@ static int block_reserve(sim_block *b, unsigned n) {
     unsigned char *st = calloc(cap, 1);
     const char **bf = calloc(cap, sizeof *bf);
     int *bl = calloc(cap, sizeof *bl);
+    const void **bs = calloc(cap, sizeof *bs);
     sim_fiber *fb = calloc(cap, sizeof *fb);
     unsigned long long *xch = calloc((size_t)warps * 64, sizeof *xch);
     unsigned *wa = calloc(warps * 4, sizeof *wa);
-    if (!th || !st || !bf || !bl || !fb || !xch || !wa) {
-        free(th); free(st); free(bf); free(bl); free(fb); free(xch); free(wa);
+    if (!th || !st || !bf || !bl || !bs || !fb || !xch || !wa) {
+        free(th); free(st); free(bf); free(bl); free(bs); free(fb); free(xch); free(wa);
         return -1;
     }
     if (b->fibers) memcpy(fb, b->fibers, b->nfibers * sizeof *fb); /* keep the stacks */
-    free(b->threads); free(b->state); free(b->bar_file); free(b->bar_line); free(b->fibers);
+    free(b->threads); free(b->state); free(b->bar_file); free(b->bar_line); free(b->bar_site); free(b->fibers);
     free(b->xch); free(b->warp_arrived);
     b->threads = th;
     b->state = st;
     b->bar_file = bf;
     b->bar_line = bl;
+    b->bar_site = bs;
     b->fibers = fb;
     b->xch = xch;
     b->warp_arrived = wa;
@@ -248,15 +278,14 @@ static int block_reserve(sim_block *b, unsigned n) {
     return 0;
 }
 
-/* gives fibers [nfibers, n) a stack: a guard page below SIM_STACK_SIZE bytes */
+/* gives fibers [nfibers, n) a stack: a guard of SIM_GUARD bytes below SIM_STACK_SIZE */
 static int block_stacks(sim_block *b, unsigned n) {
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
     for (; b->nfibers < n; b->nfibers++) {
         sim_fiber *f = &b->fibers[b->nfibers];
-        size_t size = SIM_STACK_SIZE + page;
+        size_t size = SIM_STACK_SIZE + SIM_GUARD;
         char *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (m == MAP_FAILED) return -1;
-        if (mprotect(m, page, PROT_NONE) < 0) {
+        if (mprotect(m, SIM_GUARD, PROT_NONE) < 0) {
             munmap(m, size);
             return -1;
         }
@@ -315,7 +344,29 @@ static void __attribute__((noreturn)) block_abandon(sim_block *b) {
 
 static void where_of(const sim_block *b, unsigned i, char *out, size_t cap) {
     switch (b->state[i]) {
-    case F_BAR: snprintf(out, cap, "wait at __syncthreads() %s:%d", b->bar_file[i], b->bar_line[i]); break;
+    case F_BAR: {
+        /* several call sites on one line: say which, by their order in the code */
+        const void *lower[64];
+        int nlower = 0, other = 0;
+        for (unsigned j = 0; j < b->n; j++) {
+            if (b->state[j] != F_BAR || b->bar_line[j] != b->bar_line[i] || b->bar_site[j] == b->bar_site[i] ||
+                strcmp(b->bar_file[j], b->bar_file[i]) != 0)
+                continue;
+            other = 1;
+            /* GCC lays the sites' static bytes out last first */
+            if ((uintptr_t)b->bar_site[j] > (uintptr_t)b->bar_site[i]) {
+                int seen = 0;
+                for (int k = 0; k < nlower; k++) seen |= lower[k] == b->bar_site[j];
+                if (!seen && nlower < 64) lower[nlower++] = b->bar_site[j];
+            }
+        }
+        if (other)
+            snprintf(out, cap, "wait at __syncthreads() %s:%d (call %d on that line)", b->bar_file[i], b->bar_line[i],
+                     nlower + 1);
+        else
+            snprintf(out, cap, "wait at __syncthreads() %s:%d", b->bar_file[i], b->bar_line[i]);
+        break;
+    }
     case F_WARP: snprintf(out, cap, "wait at a warp operation (shuffle, ballot, __syncwarp)"); break;
     case F_DONE: snprintf(out, cap, "returned"); break;
     default: snprintf(out, cap, "run"); break;
@@ -375,6 +426,7 @@ static void run_next(sim_block *b, unsigned i) {
 }
 
 static int same_site(const sim_block *b, unsigned i, unsigned j) {
+    if (b->bar_site[i] || b->bar_site[j]) return b->bar_site[i] == b->bar_site[j];
     return b->bar_line[i] == b->bar_line[j] &&
            (b->bar_file[i] == b->bar_file[j] || strcmp(b->bar_file[i], b->bar_file[j]) == 0);
 }
@@ -404,7 +456,7 @@ static void release_warp(sim_block *b, unsigned w) {
     b->warp_arrived[w] = 0;
 }
 
-static void rt_syncthreads(sim_thread *t, const char *file, int line) {
+static void rt_syncthreads(sim_thread *t, const char *file, int line, const void *site) {
     sim_block *b = t->rt;
     if (!b->fibers_mode) {
         if (b->n > 1) rt_trap(t, "__syncthreads() in a kernel launched without fibers", file, line);
@@ -414,6 +466,7 @@ static void rt_syncthreads(sim_thread *t, const char *file, int line) {
     b->state[i] = F_BAR;
     b->bar_file[i] = file;
     b->bar_line[i] = line;
+    b->bar_site[i] = site;
     if (++b->bar_arrived == b->live) {
         release_block_barrier(b);
         return;
@@ -540,6 +593,58 @@ static void run_block_fibers(sim_block *b, const unsigned bdim[3], const unsigne
 
 int sim_host_threads(void) { return omp_get_max_threads(); }
 
+/* ---- the grid ----------------------------------------------------------------------------- */
+
+
+typedef struct launch_ctx {
+    sim_body body;
+    void *args;
+    const unsigned *grid, *block;
+    int needs_fibers;
+    unsigned nthreads;
+    unsigned long long nblocks;
+    unsigned long long next;  /* the next block to run (atomic) */
+    int failed;               /* atomic */
+    pthread_mutex_t lock;     /* guards first_msg */
+    char first_msg[512];
+} launch_ctx;
+
+static void ctx_fail(launch_ctx *c, const char *msg) {
+    pthread_mutex_lock(&c->lock);
+    if (!c->failed) {
+        snprintf(c->first_msg, sizeof c->first_msg, "%s", msg);
+        __atomic_store_n(&c->failed, 1, __ATOMIC_RELAXED);
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* one host thread's share of the grid: blocks taken one at a time from c->next */
+static void run_blocks(launch_ctx *c) {
+    sim_block *b = block_get();
+    int ok = b && block_reserve(b, c->nthreads) == 0 && (!c->needs_fibers || block_stacks(b, c->nthreads) == 0);
+    if (!ok) {
+        ctx_fail(c, "out of memory for the simulator's fibers");
+        return;
+    }
+    b->body = c->body;
+    b->args = c->args;
+    b->fibers_mode = c->needs_fibers;
+    for (;;) {
+        if (__atomic_load_n(&c->failed, __ATOMIC_RELAXED)) break;
+        unsigned long long k = __atomic_fetch_add(&c->next, 1, __ATOMIC_RELAXED);
+        if (k >= c->nblocks) break;
+        const unsigned *grid = c->grid;
+        sim_uint3 bidx = {(unsigned)(k % grid[0]), (unsigned)((k / grid[0]) % grid[1]),
+                          (unsigned)(k / ((unsigned long long)grid[0] * grid[1]))};
+        b->failed = 0;
+        b->running = 1;
+        if (c->needs_fibers) run_block_fibers(b, c->block, grid, bidx);
+        else run_block_plain(b, c->block, grid, bidx);
+        b->running = 0;
+        if (b->failed) ctx_fail(c, b->msg);
+    }
+}
+
 int sim_launch(sim_body body, void *args, const unsigned grid[3], const unsigned block[3], size_t shared,
                int needs_fibers, char *err, size_t errlen) {
     unsigned long long nblocks = (unsigned long long)grid[0] * grid[1] * grid[2];
@@ -555,45 +660,42 @@ int sim_launch(sim_body body, void *args, const unsigned grid[3], const unsigned
         return -1;
     }
     if (nblocks == 0) return 0;
-    int failed = 0;
-    char first_msg[512] = "";
+    launch_ctx c;
+    memset(&c, 0, sizeof c);
+    c.body = body;
+    c.args = args;
+    c.grid = grid;
+    c.block = block;
+    c.needs_fibers = needs_fibers;
+    c.nthreads = (unsigned)nthreads;
+    c.nblocks = nblocks;
+    pthread_mutex_init(&c.lock, NULL);
 #pragma omp parallel if (nblocks > 1)
-    {
-        sim_block *b = block_get();
-        int ok = b && block_reserve(b, (unsigned)nthreads) == 0 &&
-                 (!needs_fibers || block_stacks(b, (unsigned)nthreads) == 0);
-        if (!ok) {
-#pragma omp critical(sim_launch_err)
-            if (!failed) {
-                failed = 1;
-                snprintf(first_msg, sizeof first_msg, "out of memory for the simulator's fibers");
-            }
-        }
-        if (b) {
-            b->body = body;
-            b->args = args;
-            b->fibers_mode = needs_fibers;
-        }
-#pragma omp for schedule(dynamic, 1)
-        for (unsigned long long k = 0; k < nblocks; k++) {
-            if (!ok || __atomic_load_n(&failed, __ATOMIC_RELAXED)) continue;
-            sim_uint3 bidx = {(unsigned)(k % grid[0]), (unsigned)((k / grid[0]) % grid[1]),
-                              (unsigned)(k / ((unsigned long long)grid[0] * grid[1]))};
-            b->failed = 0;
-            if (needs_fibers) run_block_fibers(b, block, grid, bidx);
-            else run_block_plain(b, block, grid, bidx);
-            if (b->failed) {
-#pragma omp critical(sim_launch_err)
-                if (!failed) {
-                    snprintf(first_msg, sizeof first_msg, "%s", b->msg);
-                    __atomic_store_n(&failed, 1, __ATOMIC_RELAXED);
-                }
-            }
-        }
-    }
-    if (failed) {
-        if (err) snprintf(err, errlen, "%s", first_msg);
+    run_blocks(&c);
+    pthread_mutex_destroy(&c.lock);
+    if (c.failed) {
+        if (err) snprintf(err, errlen, "%s", c.first_msg);
         return -1;
     }
     return 0;
+}
+
+/* ---- faults (isolated mode) ---------------------------------------------------------------- */
+
+int sim_fault_describe(const void *addr, char *out, size_t cap) {
+    sim_block *b = tls_block;
+    out[0] = '\0';
+    if (!b || !b->running || !b->threads) return 0;
+    const sim_thread *t = &b->threads[b->fibers_mode ? b->cur : 0];
+    const char *a = addr;
+    int stack = 0;
+    if (b->fibers_mode && b->cur < b->nfibers) {
+        const sim_fiber *f = &b->fibers[b->cur];
+        stack = a >= f->map && a < f->map + SIM_GUARD;
+    } else if (b->host_lo) {
+        stack = a >= b->host_lo - SIM_GUARD && a < b->host_lo;
+    }
+    snprintf(out, cap, "thread (%u,%u,%u) of block (%u,%u,%u)", t->thread_idx.x, t->thread_idx.y, t->thread_idx.z,
+             t->block_idx.x, t->block_idx.y, t->block_idx.z);
+    return stack ? 2 : 1;
 }

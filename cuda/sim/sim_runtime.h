@@ -10,8 +10,8 @@
  *     header implements static __shared__);
  *   - with needs_fibers 0 the threads of a block run one after the other on the host
  *     thread's own stack (right for kernels without barriers or warp operations);
- *   - with needs_fibers 1 each thread is a fiber (own mmap'ed stack, 64 KiB + a guard
- *     page, reused across blocks) and a round-robin scheduler switches fibers at
+ *   - with needs_fibers 1 each thread is a fiber (own mmap'ed stack, 512 KiB like a
+ *     GPU's per-thread limit, MAP_NORESERVE, above a 64 KiB guard; reused across blocks) and a round-robin scheduler switches fibers at
  *     __syncthreads() and at warp operations (shuffles, ballots, __syncwarp), so
  *     shared-memory algorithms see the ordering a GPU gives them.
  * The body reaches the runtime only through t->ops (a table of function pointers), so
@@ -59,9 +59,10 @@ typedef struct sim_thread sim_thread;
 
 /* What a kernel body may ask of the runtime. */
 typedef struct sim_ops {
-    /* __syncthreads() at file:line; returns when the block's barrier completes (or
-     * never, when the launch fails: the fiber is abandoned) */
-    void (*syncthreads)(sim_thread *t, const char *file, int line);
+    /* __syncthreads() at file:line (site: the call site's identity, two calls on one
+     * line differ); returns when the block's barrier completes (or never, when the
+     * launch fails: the fiber is abandoned) */
+    void (*syncthreads)(sim_thread *t, const char *file, int line, const void *site);
     /* a warp barrier; returns the mask of the warp's lanes that took part */
     unsigned (*syncwarp)(sim_thread *t);
     /* ends the block with an error (assert, __trap); does not return */
@@ -94,6 +95,15 @@ int sim_launch(sim_body body, void *args, const unsigned grid[3], const unsigned
 
 /* Number of host threads blocks are spread over (OpenMP's). */
 int sim_host_threads(void);
+
+/* Isolated mode, for the simulator's worker process (sim_isolate.c): each host thread
+ * gets a signal stack and notes its stack's end, for sim_fault_describe. */
+void sim_runtime_isolate(void);
+
+/* From a fault's signal handler on a host thread of the grid: "thread (x,y,z) of block
+ * (x,y,z)" (the simulated thread running) in out; returns 0 when no block runs on this
+ * host thread, 2 when addr is in that thread's stack guard (a stack overflow), else 1. */
+int sim_fault_describe(const void *addr, char *out, size_t cap);
 
 #ifdef __cplusplus
 }

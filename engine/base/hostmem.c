@@ -10,8 +10,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "engine/tensor/tensor_impl.h"
-
 /* the largest byte count a tensor may have: int64 byte offsets stay exact */
 #define HOSTMEM_MAX_BYTES ((size_t)1 << 62)
 
@@ -71,6 +69,18 @@ int eng_parse_bytes(const char *s, size_t *out)
 
 /* ---- sizes ---- */
 
+char *eng_shape_str(int ndim, const int64_t *shape, char *buf, size_t size)
+{
+    size_t n = 0;
+    buf[0] = 0;
+    n += (size_t)snprintf(buf + n, size - n, "[");
+    for (int d = 0; d < ndim && n < size; d++)
+        n += (size_t)snprintf(buf + n, size - n, "%s%lld", d ? ", " : "", (long long)shape[d]);
+    if (n < size)
+        snprintf(buf + n, size - n, "]");
+    return buf;
+}
+
 int eng_shape_bytes(const char *op, int ndim, const int64_t *shape, size_t esize, const char *dtype_name,
                     int64_t *numel, size_t *bytes, eng_error *err)
 {
@@ -79,9 +89,9 @@ int eng_shape_bytes(const char *op, int ndim, const int64_t *shape, size_t esize
     int over = 0, empty = 0;
     for (int d = 0; d < ndim; d++) {
         if (shape[d] < 0) {
-            char sb[TENSOR_SHAPE_BUF];
+            char sb[ENG_SHAPE_BUF];
             return eng_fail(err, ERR_VALUE, "%s: negative dimension in shape %s", op,
-                            tensor_shape_str(ndim, shape, sb, sizeof sb));
+                            eng_shape_str(ndim, shape, sb, sizeof sb));
         }
         if (shape[d] == 0)
             empty = 1;
@@ -91,9 +101,9 @@ int eng_shape_bytes(const char *op, int ndim, const int64_t *shape, size_t esize
     if (!over && (eng_size_mul(n, esize ? esize : 1, &b) < 0 || b > HOSTMEM_MAX_BYTES))
         over = 1;
     if (over) {
-        char sb[TENSOR_SHAPE_BUF];
+        char sb[ENG_SHAPE_BUF];
         return eng_fail(err, ERR_MEMORY, "%s: shape %s%s%s is too large: its size passes 2^62 bytes", op,
-                        tensor_shape_str(ndim, shape, sb, sizeof sb), dtype_name ? " of " : "",
+                        eng_shape_str(ndim, shape, sb, sizeof sb), dtype_name ? " of " : "",
                         dtype_name ? dtype_name : "");
     }
     if (numel)

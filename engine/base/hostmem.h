@@ -76,5 +76,8 @@ size_t eng_hostmem_available(void);
 int eng_parse_bytes(const char *s, size_t *out);
 /* "1.50 GiB" */
 void eng_human_bytes(char *buf, size_t len, double bytes);
+/* A shape as "[2, 3]" into buf (ENG_SHAPE_BUF bytes are always enough); returns buf. */
+char *eng_shape_str(int ndim, const int64_t *shape, char *buf, size_t size);
+#define ENG_SHAPE_BUF 200
 
 #endif

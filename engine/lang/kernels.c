@@ -2,6 +2,7 @@
  * (engine/lang/kernels.h). Compiling and running belong to a driver (engine/tensor/kdriver.h). */
 #define _GNU_SOURCE
 #include <ctype.h>
+#include <sys/stat.h>
 #include <float.h>
 #include <math.h>
 #include <stdarg.h>
@@ -750,6 +751,83 @@ static void first_error_line(const char *msg, char *buf, size_t n)
     buf[len] = 0;
 }
 
+/* Refuses an #include of something that is not a regular file of reasonable size (a
+ * FIFO, a device such as /dev/zero, a folder, a huge file): the compilers would block
+ * on it or read it forever. Names resolved as given (absolute, or from the working
+ * folder); system headers (<...> found through the compiler's search path) are not
+ * looked at. */
+#define KERNEL_INCLUDE_MAX (16 << 20)
+static int check_includes(const eng_kernel *k, const char *tu, eng_error *err)
+{
+    for (const char *p = tu; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+        const char *q = p;
+        while (*q == ' ' || *q == '\t')
+            q++;
+        if (*q != '#')
+            continue;
+        q++;
+        while (*q == ' ' || *q == '\t')
+            q++;
+        if (strncmp(q, "include", 7) != 0)
+            continue;
+        q += 7;
+        while (*q == ' ' || *q == '\t')
+            q++;
+        char close = *q == '"' ? '"' : *q == '<' ? '>' : 0;
+        if (!close)
+            continue;
+        const char *e = strchr(q + 1, close), *nl = strchr(q + 1, '\n');
+        if (!e || (nl && nl < e) || e - q - 1 >= 1024)
+            continue;
+        char path[1024];
+        snprintf(path, sizeof path, "%.*s", (int)(e - q - 1), q + 1);
+        struct stat st;
+        if (stat(path, &st) != 0)
+            continue; /* not found as given: the compiler looks it up (and reports it) */
+        if (!S_ISREG(st.st_mode))
+            return eng_fail(err, ERR_COMPILE, "kernel %s did not compile: #include \"%s\" is %s, not a regular "
+                            "file", k->name, path, S_ISFIFO(st.st_mode) ? "a pipe (FIFO)" : S_ISDIR(st.st_mode) ?
+                            "a folder" : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device" : "a special file");
+        if (st.st_size > KERNEL_INCLUDE_MAX)
+            return eng_fail(err, ERR_COMPILE, "kernel %s did not compile: #include \"%s\" is %lld bytes, past the "
+                            "limit of %d for a kernel's include", k->name, path, (long long)st.st_size,
+                            KERNEL_INCLUDE_MAX);
+    }
+    return 0;
+}
+
+/* The name of the kernel's own `extern __shared__` array, or 0 (into buf). */
+static int extern_shared_name(const eng_kernel *k, char *buf, size_t n)
+{
+    char *s = strip_source(k->source);
+    int found = 0;
+    for (char *p = s; p && (p = strstr(p, "extern")) != NULL; p += 6) {
+        if ((p > s && is_ident_char((unsigned char)p[-1])) || is_ident_char((unsigned char)p[6]))
+            continue;
+        char *q = p + 6;
+        while (isspace((unsigned char)*q))
+            q++;
+        if (strncmp(q, "__shared__", 10) != 0 || is_ident_char((unsigned char)q[10]))
+            continue;
+        char *br = q + 10;
+        while (*br && *br != '[' && *br != ';')
+            br++;
+        if (*br != '[')
+            continue;
+        char *ne = br;
+        while (ne > q && isspace((unsigned char)ne[-1]))
+            ne--;
+        char *ns = ne;
+        while (ns > q && is_ident_char((unsigned char)ns[-1]))
+            ns--;
+        snprintf(buf, n, "%.*s", (int)(ne - ns), ns);
+        found = 1;
+        break;
+    }
+    free(s);
+    return found;
+}
+
 static int ensure_module(eng_ktable *t, eng_kernel *k, const eng_kdriver *drv, char **details, eng_error *err)
 {
     if (k->mod && k->drv == drv && k->mod_check == t->check && k->mod_gen == t->dev_gen)
@@ -758,6 +836,10 @@ static int ensure_module(eng_ktable *t, eng_kernel *k, const eng_kdriver *drv, c
     char *tu = eng_kernel_tu(t, k);
     if (!tu)
         return eng_fail(err, ERR_MEMORY, "%s: out of memory assembling its source", k->name);
+    if (check_includes(k, tu, err)) {
+        free(tu);
+        return -1;
+    }
     eng_kinfo info;
     memset(&info, 0, sizeof info);
     eng_error e = {0};
@@ -909,6 +991,13 @@ int eng_kernel_launch(eng_ktable *t, eng_kernel *k, const unsigned grid[3], cons
             size_t l = strlen(err->msg);
             snprintf(err->msg + l, sizeof err->msg - l, " (%zu bytes)", lim.max_shared);
         }
+        goto out;
+    }
+    char ename[64];
+    if (shared == 0 && extern_shared_name(k, ename, sizeof ename)) {
+        eng_fail(err, ERR_VALUE, "%s<<<...>>>: the kernel declares extern __shared__ %s[] but the launch gives it 0 "
+                 "bytes of dynamic shared memory (a GPU faults on its first use): pass the size as the third launch "
+                 "parameter, %s<<<grid, block, bytes>>>(...)", k->name, ename, k->name);
         goto out;
     }
     if (ensure_module(t, k, drv, details, err))

@@ -59,18 +59,6 @@ tensor_dtype tensor_dtype_promote(tensor_dtype a, tensor_dtype b)
 
 /* ---- helpers ---- */
 
-char *tensor_shape_str(int ndim, const int64_t *shape, char *buf, size_t size)
-{
-    size_t n = 0;
-    buf[0] = 0;
-    n += (size_t)snprintf(buf + n, size - n, "[");
-    for (int d = 0; d < ndim && n < size; d++)
-        n += (size_t)snprintf(buf + n, size - n, "%s%lld", d ? ", " : "", (long long)shape[d]);
-    if (n < size)
-        snprintf(buf + n, size - n, "]");
-    return buf;
-}
-
 void tensor_contiguous_strides(int ndim, const int64_t *shape, int64_t *stride)
 {
     int64_t s = 1;

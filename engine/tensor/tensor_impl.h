@@ -7,8 +7,9 @@
 #include "engine/tensor/backend.h"
 
 /* "[3, 4]" into buf (always NUL-terminated); returns buf */
-char *tensor_shape_str(int ndim, const int64_t *shape, char *buf, size_t size);
-#define TENSOR_SHAPE_BUF 200
+/* "[2, 3]" (engine/base/hostmem.c, where the size checks' messages need it too) */
+#define tensor_shape_str eng_shape_str
+#define TENSOR_SHAPE_BUF ENG_SHAPE_BUF
 
 /* a value of dtype dt at host address p, as a double (f16/bf16 decoded) */
 double tensor_host_load(tensor_dtype dt, const void *p);

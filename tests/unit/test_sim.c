@@ -3,6 +3,7 @@
  * (cuda/kcache) in a temporary XDG_CACHE_HOME, fresh processes made with fork. */
 #define _GNU_SOURCE
 #include <dirent.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -13,6 +14,8 @@
 #include "cuda/kcache.h"
 #include "cuda/sim/sim_runtime.h"
 #include "engine/tensor/kdriver.h"
+#include "engine/tensor/tensor.h"
+#include "engine/base/context.h"
 #include "tests/unit/check.h"
 
 static const eng_kdriver *D = &sim_kdriver;
@@ -408,6 +411,95 @@ static void test_check_mode(void) {
     free(y);
 }
 
+
+/* ---- isolated launches (the engine's launch_sized in fast mode) ------------------------------ */
+
+/* sets the launching thread's interrupt flag (arg: its address) from another thread, as
+ * the kernel's control thread does */
+static void *raise_interrupt(void *arg) {
+    struct timespec ts = {0, 300 * 1000000L};
+    nanosleep(&ts, NULL);
+    eng_ctx_flag_set((volatile sig_atomic_t *)arg, 1);
+    return NULL;
+}
+
+static void test_isolated(void) {
+    const char *src = "#line 1 \"cell[12]\"\n"
+                      "__global__ void iso(float *y, const float *x, int n, int mode) {\n"
+                      "    int i = blockIdx.x * blockDim.x + threadIdx.x;\n"
+                      "    if (mode == 1) { float *p = 0; p[i] = 1; }\n"
+                      "    if (mode == 2) while (((volatile float *)y)[0] == 0) {}\n"
+                      "    if (i < n || mode == 3) y[i] = 2.0f * x[i % n];\n"
+                      "}\n";
+    eng_kparam p[4];
+    memset(p, 0, sizeof p);
+    p[0].is_ptr = 1;
+    p[0].ctype = KT_F32;
+    snprintf(p[0].name, sizeof p[0].name, "y");
+    p[1].is_ptr = 1;
+    p[1].is_const = 1;
+    p[1].ctype = KT_F32;
+    p[2].ctype = KT_I32;
+    p[3].ctype = KT_I32;
+    eng_error err = {0};
+    eng_kinfo info;
+    eng_kmodule *m = D->compile(src, "iso", p, 4, 0, &info, &err);
+    CHECK(m != NULL);
+    if (!m) return;
+    int n = 100, mode = 0;
+    float *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y);
+    for (int i = 0; i < n; i++) {
+        x[i] = (float)i;
+        y[i] = 0.0f;
+    }
+    void *px = x, *py = y;
+    void *args[] = {&py, &px, &n, &mode};
+    size_t bytes[] = {n * sizeof(float), n * sizeof(float), 0, 0};
+    unsigned g[3] = {4, 1, 1}, b[3] = {32, 1, 1};
+    /* runs in the worker; the writes come back */
+    double t0 = now_ms();
+    CHECK(D->launch_sized(m, g, b, 0, args, bytes, &err) == 0);
+    printf("isolated launch (worker start included): %.1f ms\n", now_ms() - t0);
+    int bad = 0;
+    for (int i = 0; i < n; i++) bad += y[i] != 2.0f * i;
+    CHECK(bad == 0);
+    t0 = now_ms();
+    for (int k = 0; k < 100; k++) CHECK(D->launch_sized(m, g, b, 0, args, bytes, &err) == 0);
+    printf("isolated launch, 128 threads: %.3f ms\n", (now_ms() - t0) / 100);
+    /* a null pointer write: ERR_CUDA with the line, thread and block; this process lives */
+    mode = 1;
+    y[0] = -5.0f;
+    CHECK(D->launch_sized(m, g, b, 0, args, bytes, &err) < 0 && err.kind == ERR_CUDA);
+    CHECK(strstr(err.msg, "invalid memory write at address (nil) (SIGSEGV) at cell[12]:3 in kernel 'iso' (thread ") != NULL);
+    CHECK(y[0] == -5.0f); /* a failed launch writes nothing */
+    if (failures) fprintf(stderr, "got: %s\n", err.msg);
+    /* past the end of y: the element and the argument named */
+    mode = 3;
+    memset(&err, 0, sizeof err);
+    CHECK(D->launch_sized(m, g, b, 0, args, bytes, &err) < 0 && err.kind == ERR_CUDA);
+    CHECK(strstr(err.msg, "out-of-bounds write at cell[12]:5 in kernel 'iso' (thread (4,0,0) of block (3,0,0)): "
+                          "element 100 of argument 1 ('y', 100 elements)") != NULL);
+    if (failures) fprintf(stderr, "got: %s\n", err.msg);
+    /* an endless loop: the interrupt flag stops it */
+    mode = 2;
+    y[0] = 0.0f;
+    memset(&err, 0, sizeof err);
+    pthread_t th;
+    pthread_create(&th, NULL, raise_interrupt, (void *)eng_ctx_interrupt_flag());
+    t0 = now_ms();
+    CHECK(D->launch_sized(m, g, b, 0, args, bytes, &err) < 0 && err.kind == ERR_INTERRUPT);
+    CHECK(now_ms() - t0 < 5000);
+    pthread_join(th, NULL);
+    eng_ctx_flag_set(eng_ctx_interrupt_flag(), 0);
+    /* and the next launch runs (a new worker) */
+    mode = 0;
+    memset(y, 0, n * sizeof *y);
+    CHECK(D->launch_sized(m, g, b, 0, args, bytes, &err) == 0 && y[99] == 198.0f);
+    D->release(m);
+    free(x);
+    free(y);
+}
+
 /* ---- the disk cache ------------------------------------------------------------------------ */
 
 /* in a fresh process: compile src and exit with 10 + info.cache (or 1) */
@@ -528,6 +620,7 @@ int main(void) {
     test_launch_errors();
     test_compile_error();
     test_check_mode();
+    test_isolated();
     char sub[sizeof dir + 8];
     snprintf(sub, sizeof sub, "%s/disk", dir);
     setenv("XDG_CACHE_HOME", sub, 1); /* a folder of its own: one entry in it */
