@@ -81,7 +81,7 @@ $(KK_SIM_OBJ): cuda/sim_backend_kernels.cc
 	@mkdir -p $(dir $@)
 	$(CXX) $(KK_CXXFLAGS) -c -o $@ $<
 
-$(BUILD)/cuda/kernels/cuda_kernels.o: cuda/kernels/cuda_kernels.cu $(wildcard cuda/kernels/*.cuh cuda/kernels/*.h) cpu/philox.h engine/ops.def
+$(BUILD)/cuda/kernels/cuda_kernels.o: cuda/kernels/cuda_kernels.cu $(wildcard cuda/kernels/*.cuh cuda/kernels/*.h numeric/*.h) cpu/philox.h cpu/half.h cpu/powd.h engine/ops.def
 	@mkdir -p $(dir $@)
 	$(NVCC) -std=c++17 -O3 -gencode arch=compute_90,code=[sm_90,compute_90] -I. -Xcompiler -Wall,-Wextra,-Wno-unused-parameter -c -o $@ $<
 

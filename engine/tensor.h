@@ -32,10 +32,10 @@ typedef enum kn_dtype {
 } kn_dtype;
 
 typedef enum kn_opid {
-#define KN_UNARY(ID, name, expr) KN_OP_##ID,
-#define KN_BINARY(ID, name, expr) KN_OP_##ID,
-#define KN_COMPARE(ID, name, expr) KN_OP_##ID,
-#define KN_REDUCE(ID, name) KN_OP_##ID,
+#define KN_UNARY(ID, name, API, DT, DOM, FE, IE, G, doc) KN_OP_##ID,
+#define KN_BINARY(ID, name, API, DT, DOM, FE, IE, GA, GB, doc) KN_OP_##ID,
+#define KN_COMPARE(ID, name, API, E, doc) KN_OP_##ID,
+#define KN_REDUCE(ID, name, DT, G) KN_OP_##ID,
 #include "engine/ops.def"
     KN_NOPS
 } kn_opid;
@@ -144,6 +144,12 @@ int tensor_binary_inplace(kn_opid op, tensor *a, const tensor *b, eng_error *err
  * and the scalar a float (then f32). scalar_left: the scalar is the left operand. */
 tensor *tensor_binary_scalar(kn_opid op, const tensor *t, double s, int s_is_float, int scalar_left,
                              eng_error *err);
+/* The composite ops of ops.def (KN_COMPOSITE): tensor_softplus(x, p0, err) and the
+ * rest, each a composition of the front-end calls above (so autograd records the
+ * primitives); p0 is the op's parameter (leaky_relu's slope, elu's alpha), else unused. */
+#define KN_COMPOSITE(name, sig, NP, P0, DOM, EXPR, doc) \
+    tensor *tensor_##name(const tensor *x, double p0, eng_error *err);
+#include "engine/ops.def"
 /* dim < 0 is counted from the end; TENSOR_ALLDIMS reduces everything to a 0-d tensor.
  * ARGMAX/ARGMIN give i64; MEAN/VAR/STD/NORM give float; VAR/STD are population
  * (ddof 0, as NumPy's default). */

@@ -23,10 +23,10 @@
 const char *kn_op_name(kn_opid op)
 {
     switch (op) {
-#define KN_UNARY(ID, name, expr) case KN_OP_##ID: return name;
-#define KN_BINARY(ID, name, expr) case KN_OP_##ID: return name;
-#define KN_COMPARE(ID, name, expr) case KN_OP_##ID: return name;
-#define KN_REDUCE(ID, name) case KN_OP_##ID: return name;
+#define KN_UNARY(ID, name, API, DT, DOM, FE, IE, G, doc) case KN_OP_##ID: return name;
+#define KN_BINARY(ID, name, API, DT, DOM, FE, IE, GA, GB, doc) case KN_OP_##ID: return name;
+#define KN_COMPARE(ID, name, API, E, doc) case KN_OP_##ID: return name;
+#define KN_REDUCE(ID, name, DT, G) case KN_OP_##ID: return name;
 #include "engine/ops.def"
     default: return "op";
     }
@@ -35,9 +35,24 @@ const char *kn_op_name(kn_opid op)
 static int is_compare(kn_opid op)
 {
     switch (op) {
-#define KN_COMPARE(ID, name, expr) case KN_OP_##ID: return 1;
+#define KN_COMPARE(ID, name, API, E, doc) case KN_OP_##ID: return 1;
 #include "engine/ops.def"
     default: return 0;
+    }
+}
+
+/* ---- the dtype rules of ops.def's rows ---- */
+typedef enum dt_rule { DT_FLOAT, DT_KEEP, DT_ARITH, DT_BOOL, DT_PROMOTE, DT_SUM, DT_INDEX } dt_rule;
+
+static dt_rule op_dtype_rule(kn_opid op)
+{
+    switch (op) {
+#define KN_UNARY(ID, name, API, DT, DOM, FE, IE, G, doc) case KN_OP_##ID: return DT_##DT;
+#define KN_BINARY(ID, name, API, DT, DOM, FE, IE, GA, GB, doc) case KN_OP_##ID: return DT_##DT;
+#define KN_COMPARE(ID, name, API, E, doc) case KN_OP_##ID: return DT_BOOL;
+#define KN_REDUCE(ID, name, DT, G) case KN_OP_##ID: return DT_##DT;
+#include "engine/ops.def"
+    default: return DT_KEEP;
     }
 }
 
@@ -116,17 +131,6 @@ static void operands_end(placed *p)
 
 /* ---- unary ---- */
 
-static int unary_is_float_fn(kn_opid op)
-{
-    switch (op) {
-    case KN_OP_EXP: case KN_OP_LOG: case KN_OP_SQRT: case KN_OP_TANH: case KN_OP_SIGMOID:
-    case KN_OP_GELU: case KN_OP_SIN: case KN_OP_COS:
-        return 1;
-    default:
-        return 0;
-    }
-}
-
 static tensor *unary_impl(kn_opid op, const tensor *x, double p0, double p1, eng_error *err);
 
 tensor *tensor_unary(kn_opid op, const tensor *x, double p0, double p1, eng_error *err)
@@ -144,15 +148,16 @@ tensor *tensor_unary(kn_opid op, const tensor *x, double p0, double p1, eng_erro
 static tensor *unary_impl(kn_opid op, const tensor *x, double p0, double p1, eng_error *err)
 {
     kn_dtype cd = x->dtype, final;
-    if (unary_is_float_fn(op) && !kn_dtype_is_float(cd))
+    dt_rule rule = op_dtype_rule(op);
+    if (rule == DT_FLOAT && !kn_dtype_is_float(cd))
         cd = KN_F32;
-    if (op == KN_OP_NEG && cd == KN_BOOL)
+    if (rule == DT_ARITH && cd == KN_BOOL)
         cd = KN_I64;
     if (is_half(cd))
         cd = KN_F32;
     final = is_half(x->dtype) ? x->dtype : cd;
     kn_dtype od = cd;
-    if (op == KN_OP_NOT) {
+    if (rule == DT_BOOL) {
         cd = x->dtype;
         od = final = KN_BOOL;
     }
@@ -223,10 +228,10 @@ err:
     return NULL;
 }
 
+/* arithmetic on two bools computes in i64 (the ARITH rows) */
 static int is_arith(kn_opid op)
 {
-    return op == KN_OP_ADD || op == KN_OP_SUB || op == KN_OP_MUL || op == KN_OP_DIV ||
-           op == KN_OP_MOD || op == KN_OP_POW;
+    return op_dtype_rule(op) == DT_ARITH;
 }
 
 tensor *tensor_binary(kn_opid op, const tensor *a, const tensor *b, eng_error *err)
@@ -421,10 +426,10 @@ static tensor *reduce_impl(kn_opid op, const tensor *x, int dim, int keepdim, en
     }
     /* dtypes: the input's compute dtype and the output's */
     kn_dtype in = is_half(x->dtype) ? KN_F32 : x->dtype, od, final;
-    switch (op) {
-    case KN_OP_SUM: od = kn_dtype_is_float(in) ? in : KN_I64; break;
-    case KN_OP_ARGMAX: case KN_OP_ARGMIN: od = KN_I64; break;
-    case KN_OP_MAX: case KN_OP_MIN: od = in; break;
+    switch (op_dtype_rule(op)) {
+    case DT_SUM: od = kn_dtype_is_float(in) ? in : KN_I64; break;
+    case DT_INDEX: od = KN_I64; break;
+    case DT_KEEP: od = in; break;
     default: od = kn_dtype_is_float(in) ? in : KN_F32; break;
     }
     final = is_half(x->dtype) && od == KN_F32 ? x->dtype : od;

@@ -152,11 +152,13 @@ KK_DEV int64_t kk_gstride(void)
 #define kk_bf16_to_f32 kn_bf16_to_f32
 #define kk_f32_to_bf16 kn_f32_to_bf16
 
-/* pow in double for the generic paths (engine/ops.def): cpu/powd.h, shared with the CPU */
+/* the om_ math that ops.def's expressions are written in (numeric/op_math.h) and the
+ * generic path in double (numeric/op_eval.h; pow by cpu/powd.h), shared with the CPU */
 #ifdef __CUDACC__
 #define POWD_DEVICE __device__
+#define OM_DEVICE __device__
 #endif
-#include "cpu/powd.h"
+#include "numeric/op_eval.h"
 
 /* ---- element access by runtime dtype (the generic paths) ---- */
 KK_DEV double kk_load(int dt, const char *p)
