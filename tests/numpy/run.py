@@ -95,6 +95,19 @@ def sigmoid(x):
     return (1 / (1 + np.exp(-x.astype(np.float64)))).astype(x.dtype)
 
 
+def f64(fn):
+    """fn computed in float64, rounded to x's dtype: the reference of a float op."""
+    return lambda x, *a: fn(x.astype(np.float64), *a).astype(x.dtype)
+
+
+def softplus(x):
+    return np.logaddexp(0, x)
+
+
+def elu(x, alpha=1.0):
+    return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))
+
+
 # ---- elementwise, unary -------------------------------------------------------------
 UNARY = [
     ("abs", np.abs, None), ("exp", np.exp, None), ("log", np.log, "pos"),
@@ -102,16 +115,28 @@ UNARY = [
     ("relu", lambda x: np.maximum(x, 0).astype(x.dtype), None), ("gelu", gelu, None),
     ("sin", np.sin, None), ("cos", np.cos, None), ("floor", np.floor, None),
     ("ceil", np.ceil, None), ("round", np.round, None),
+    ("log1p", np.log1p, "pos"), ("expm1", np.expm1, None), ("sign", np.sign, None),
+    # composites (engine/ops.def KN_COMPOSITE): a few roundings in a chain of f32 ops
+    ("softplus", f64(softplus), None), ("silu", f64(lambda x: x / (1 + np.exp(-x))), None),
+    ("mish", f64(lambda x: x * np.tanh(softplus(x))), None), ("logsigmoid", f64(lambda x: -softplus(-x)), None),
+    ("hardtanh", f64(lambda x: np.clip(x, -1, 1)), None), ("rsqrt", f64(lambda x: 1 / np.sqrt(x)), "pos"),
+    ("leaky_relu", f64(lambda x: np.where(x > 0, x, 0.01 * x)), None), ("elu", f64(elu), None),
 ]
+COMPOSITE = {"softplus", "silu", "mish", "logsigmoid", "hardtanh", "rsqrt", "leaky_relu", "elu"}
 for dt, tol in (("f32", F32), ("f64", F64)):
     x = inp(f"u_{dt}", (rng.standard_normal(rand_shape(3)) * 3).astype(NP_DTYPES[dt]))
     xp = inp(f"up_{dt}", (np.abs(rng.standard_normal(rand_shape(2))) * 5 + 1e-3).astype(NP_DTYPES[dt]))
     for fname, fn, dom in UNARY:
         src, arr = (f"up_{dt}", xp) if dom == "pos" else (f"u_{dt}", x)
         t = dict(tol)
-        if fname == "gelu" and dt == "f32":
+        if (fname == "gelu" or fname in COMPOSITE) and dt == "f32":
             t = dict(rtol=4e-6, atol=1e-7)
+        if fname in COMPOSITE and dt == "f64":
+            t = dict(rtol=1e-12, atol=1e-15)
         check(f"{fname} {dt}", f"{fname}({src})", fn(arr), **t)
+    f32c = dict(rtol=4e-6, atol=1e-7) if dt == "f32" else dict(rtol=1e-12, atol=1e-15)
+    check(f"leaky_relu slope {dt}", f"leaky_relu(u_{dt}, 0.2)", f64(lambda v: np.where(v > 0, v, 0.2 * v))(x), **f32c)
+    check(f"elu alpha {dt}", f"elu(u_{dt}, 1.5)", f64(lambda v: elu(v, 1.5))(x), **f32c)
     check(f"neg {dt}", f"-u_{dt}", -x, **tol)
     check(f"clamp {dt}", f"clamp(u_{dt}, -1.5, 2.0)", np.clip(x, -1.5, 2.0), **tol)
     # a non-contiguous input: a transpose and a stepped slice
@@ -121,6 +146,14 @@ xi = inp("u_i32", rng.integers(-50, 50, size=rand_shape(2)).astype(np.int32))
 check("abs i32", "abs(u_i32)", np.abs(xi))
 check("neg i32", "-u_i32", -xi)
 check("relu i32", "relu(u_i32)", np.maximum(xi, 0))
+check("sign i32", "sign(u_i32)", np.sign(xi))
+check("softplus of i32 gives f32", "softplus(u_i32)", softplus(xi.astype(np.float64)).astype(np.float32), **F32)
+# stable forms: no overflow for large |x|, full precision for tiny x
+huge = inp("huge", np.array([-1000, -100, -30, -1e-30, 0, 1e-30, 30, 100, 1000], dtype=np.float64))
+check("softplus stable", "softplus(huge)", softplus(huge), **F64)
+check("logsigmoid stable", "logsigmoid(huge)", -softplus(-huge), **F64)
+check("log1p tiny", "log1p(huge * 1e-20)", np.log1p(huge * 1e-20), **F64)
+check("expm1 tiny", "expm1(huge * 1e-20)", np.expm1(huge * 1e-20), **F64)
 check("clamp i32", "clamp(u_i32, -10, 10)", np.clip(xi, -10, 10))
 check("exp of i32 gives f32", "exp(u_i32 / 10)", np.exp((np.trunc(xi / 10)).astype(np.float32)), **F32)
 check("sqrt of i32 gives f32", "sqrt(abs(u_i32))", np.sqrt(np.abs(xi).astype(np.float32)), **F32)
