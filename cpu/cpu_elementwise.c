@@ -91,7 +91,7 @@ typedef struct un_ctx {
         typedef TT T;                                                              \
         typedef UU U __attribute__((unused));                                      \
         const un_ctx *ctx = vctx;                                                  \
-        const T p0 = (T)ctx->p0, p1 = (T)ctx->p1;                                  \
+        const T p0 = OM_PARAM(T, ctx->p0), p1 = OM_PARAM(T, ctx->p1);              \
         (void)p0;                                                                  \
         (void)p1;                                                                  \
         if (s[0] == sizeof(T) && s[1] == sizeof(T)) {                              \

@@ -27,10 +27,32 @@
 #endif
 
 #if defined(__CUDACC__)
+#define OM_HOSTDEV __host__ __device__ /* om_d2i64: also the launchers' */
 #define OM_SET_FLAG(p) (*(p) = 1)
 #else
+#define OM_HOSTDEV
 #define OM_SET_FLAG(p) __atomic_store_n((p), 1, __ATOMIC_RELAXED)
 #endif
+
+/* an op's double parameter (clamp's bounds) as element type T: integers saturate (NaN
+ * to T's range (NaN gives 0), so clamp(i32, -inf, 0) is defined; floats convert as C
+ * does. Only i32 and i64 have integer kernels. */
+static inline OM_HOSTDEV int64_t om_d2i64(double v)
+{
+    if (v != v)
+        return 0;
+    if (v >= 9223372036854775807.0)
+        return INT64_MAX;
+    if (v <= -9223372036854775808.0)
+        return INT64_MIN;
+    return (int64_t)v;
+}
+static inline OM_HOSTDEV int32_t om_d2i32(double v)
+{
+    int64_t i = om_d2i64(v);
+    return i > INT32_MAX ? INT32_MAX : i < INT32_MIN ? INT32_MIN : (int32_t)i;
+}
+#define OM_PARAM(T, v) ((T)0.5 != 0 ? (T)(v) : sizeof(T) == 4 ? (T)om_d2i32(v) : (T)om_d2i64(v))
 
 /* ---- integers: C's truncating / and %, a zero divisor flagged, MIN / -1 wrapping;
  * pow by squaring, wrapping, a negative exponent truncating as 1 / a^-b would ---- */

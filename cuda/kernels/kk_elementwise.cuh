@@ -387,7 +387,7 @@ static int kk_unary_typed(kk_ctx *c, int op, const kk_iter *it, double p0, doubl
 #define KN_UNARY(ID, name, API, DT, DOM, FE, IE, G, doc)                          \
     case KN_OP_##ID:                                                               \
         if constexpr (KK_TYPED_##DT(T))                                            \
-            return kk_launch_unary<T, T>(c, it, kk_un<KN_OP_##ID, T>{(T)p0, (T)p1}); \
+            return kk_launch_unary<T, T>(c, it, kk_un<KN_OP_##ID, T>{OM_PARAM(T, p0), OM_PARAM(T, p1)}); \
         break;
 #include "engine/ops.def"
     default: break;

@@ -147,6 +147,8 @@ check("abs i32", "abs(u_i32)", np.abs(xi))
 check("neg i32", "-u_i32", -xi)
 check("relu i32", "relu(u_i32)", np.maximum(xi, 0))
 check("sign i32", "sign(u_i32)", np.sign(xi))
+check("clamp i32 huge bounds saturate", "clamp(u_i32, -1e300, 1e300)", xi)
+check("elu of i32 gives f32", "elu(u_i32)", elu(xi.astype(np.float64)).astype(np.float32), **F32)
 check("softplus of i32 gives f32", "softplus(u_i32)", softplus(xi.astype(np.float64)).astype(np.float32), **F32)
 # stable forms: no overflow for large |x|, full precision for tiny x
 huge = inp("huge", np.array([-1000, -100, -30, -1e-30, 0, 1e-30, 30, 100, 1000], dtype=np.float64))
