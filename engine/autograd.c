@@ -4,8 +4,8 @@
  * Gradients are computed with the tensor front end itself, with grad mode off, so they
  * run on whichever backend holds the tensors. The rules of the arithmetic ops (unary,
  * binary, reductions) are the GRAD fields of engine/ops.def, expanded here in the
- * expression language of engine/op_dsl.h. Two need a host loop for now: gelu's
- * derivative (there is no erf op) and gather's scatter-add.
+ * expression language of engine/op_dsl.h. One needs a host loop for now: gather's
+ * scatter-add.
  */
 #include "engine/autograd.h"
 #include "engine/tensor_impl.h"
@@ -384,29 +384,6 @@ static tensor *sum_to(scratch *s, tensor *g, int ndim, const int64_t *shape)
     return g;
 }
 
-/* f'(x) elementwise on the host, as f64 (for gelu, which has no erf op to build it from) */
-static tensor *host_map(scratch *s, const tensor *x, double (*f)(double))
-{
-    tensor *x64 = x ? keep(s, tensor_cast(x, KN_F64, s->err)) : NULL;
-    if (!x64)
-        return NULL;
-    double *h = tensor_to_host(x64, s->err);
-    if (!h)
-        return NULL;
-    int64_t n = tensor_numel(x64);
-    for (int64_t i = 0; i < n; i++)
-        h[i] = f(h[i]);
-    tensor *r = keep(s, tensor_from_host(h, KN_F64, x64->ndim, x64->shape, s->err));
-    free(h);
-    return r;
-}
-
-/* gelu(x) = x Phi(x): Phi(x) + x phi(x), with Phi as the forward computes it (erfc) */
-static double gelu_grad(double x)
-{
-    return 0.5 * erfc(-x * 0.70710678118654752440) + x * exp(-0.5 * x * x) * 0.39894228040143267794;
-}
-
 /* ---- the rules of ops.def: each row's GRAD(expression) or NOGRAD ----
  * AG_RULE_##G pastes the row's gradient field: GRAD(e) gives e, NOGRAD a zero gradient
  * (zlike's shape); an empty or misspelt field is an undeclared identifier, so a row
@@ -432,7 +409,6 @@ static tensor *y_reduce(scratch *s, tensor **cache, ag_node *n, const tensor *x)
 #define AG_RULE_NOGRAD s_zeros_like(s, zlike)
 #define OP_DSL_NAMES
 #include "engine/op_dsl.h"
-#define host(t, f) host_map(s, t, f)
 #define red(OP, t) s_red(s, KN_OP_##OP, t, n->dim, 1)
 
 static tensor *unary_rule(scratch *s, ag_node *n, tensor *g)
@@ -489,7 +465,6 @@ static tensor *reduce_rule(scratch *s, ag_node *n, const tensor *x, tensor *gk, 
     return NULL;
 }
 
-#undef host
 #undef red
 #define OP_DSL_END
 #include "engine/op_dsl.h"

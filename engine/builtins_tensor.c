@@ -247,6 +247,7 @@ static int unary(eng_call *c, value *out, kn_opid op, double p0, double p1)
     int bi_un_##ID(eng_call *c, value *out) { return unary(c, out, KN_OP_##ID, 0, 0); }
 #define KN_DEF_UN_OPERATOR(ID)
 #define KN_DEF_UN_OWN(ID)
+#define KN_DEF_UN_INTERNAL(ID)
 #define KN_UNARY(ID, name, API, DT, DOM, FE, IE, G, doc) KN_DEF_UN_##API(ID)
 #include "engine/ops.def"
 

@@ -1,6 +1,6 @@
 /* test_optable.c — engine/ops.def against what is generated from it and what documents
  * it: docs/tensors.md's table of elementwise ops lists exactly the table's rows, each
- * with its kind (operator, primitive, composite), its dtype rule and whether it has a
+ * with its kind (operator, primitive, internal, composite), its dtype rule and whether it has a
  * gradient; a composite's dtype is checked by running it on an i32 tensor. Every
  * built-in row is a built-in of the language with a number form. Run from the
  * repository root (make test-unit does). Exits non-zero on failure.
@@ -25,6 +25,7 @@ typedef struct row {
 #define KIND_OPERATOR "operator"
 #define KIND_BUILTIN "primitive"
 #define KIND_OWN "primitive"
+#define KIND_INTERNAL "internal"
 #define UDT_FLOAT "float (integers: f32)"
 #define UDT_KEEP "keeps"
 #define UDT_ARITH "keeps (bool: i64)"
@@ -164,6 +165,7 @@ static void check_builtins(void)
 #define RUN_UN_BUILTIN(name) RUN_BUILTIN(name)
 #define RUN_UN_OPERATOR(name)
 #define RUN_UN_OWN(name)
+#define RUN_UN_INTERNAL(name)
 #define KN_UNARY(ID, name, API, DT, DOM, FE, IE, G, doc) RUN_UN_##API(name)
 #define KN_COMPOSITE(name, sig, NP, P0, DOM, EXPR, doc) RUN_BUILTIN(#name)
 #include "engine/ops.def"
