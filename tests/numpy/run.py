@@ -10,7 +10,8 @@ result with its own computation: shape, dtype, and values within the tolerance t
 check states. Covered: every elementwise op (f32 and f64, integer and mixed dtypes,
 scalars mixed in), NumPy broadcasting on random shape pairs, every reduction along
 every dimension with and without keepdim, non-contiguous operands (transposes,
-stepped slices), empty tensors, matmul in its NumPy forms, the shape built-ins,
+stepped slices), empty tensors, matmul in its NumPy forms, the shape built-ins (each
+built-in op of engine/ops.def must appear in some check, or the run fails),
 .npy round trips both ways for every dtype (C and Fortran order, format versions 1-3,
 big-endian), and load_idx on the real Fashion-MNIST files compared with a gzip+NumPy
 reading.
@@ -22,6 +23,7 @@ double); f64 within 1e-12 relative; integers, bools, shapes, indices and files e
 import gzip
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -116,22 +118,25 @@ UNARY = [
     ("sin", np.sin, None), ("cos", np.cos, None), ("floor", np.floor, None),
     ("ceil", np.ceil, None), ("round", np.round, None),
     ("log1p", np.log1p, "pos"), ("expm1", np.expm1, None), ("sign", np.sign, None),
-    # composites (engine/ops.def KN_COMPOSITE): a few roundings in a chain of f32 ops
-    ("softplus", f64(softplus), None), ("silu", f64(lambda x: x / (1 + np.exp(-x))), None),
-    ("mish", f64(lambda x: x * np.tanh(softplus(x))), None), ("logsigmoid", f64(lambda x: -softplus(-x)), None),
-    ("hardtanh", f64(lambda x: np.clip(x, -1, 1)), None), ("rsqrt", f64(lambda x: 1 / np.sqrt(x)), "pos"),
-    ("leaky_relu", f64(lambda x: np.where(x > 0, x, 0.01 * x)), None), ("elu", f64(elu), None),
+    # composites (engine/ops.def KN_COMPOSITE): "chain", a few roundings in a chain of ops
+    ("softplus", f64(softplus), None, "chain"),
+    ("silu", f64(lambda x: x / (1 + np.exp(-x))), None, "chain"),
+    ("mish", f64(lambda x: x * np.tanh(softplus(x))), None, "chain"),
+    ("logsigmoid", f64(lambda x: -softplus(-x)), None, "chain"),
+    ("hardtanh", f64(lambda x: np.clip(x, -1, 1)), None, "chain"),
+    ("rsqrt", f64(lambda x: 1 / np.sqrt(x)), "pos", "chain"),
+    ("leaky_relu", f64(lambda x: np.where(x > 0, x, 0.01 * x)), None, "chain"),
+    ("elu", f64(elu), None, "chain"),
 ]
-COMPOSITE = {"softplus", "silu", "mish", "logsigmoid", "hardtanh", "rsqrt", "leaky_relu", "elu"}
 for dt, tol in (("f32", F32), ("f64", F64)):
     x = inp(f"u_{dt}", (rng.standard_normal(rand_shape(3)) * 3).astype(NP_DTYPES[dt]))
     xp = inp(f"up_{dt}", (np.abs(rng.standard_normal(rand_shape(2))) * 5 + 1e-3).astype(NP_DTYPES[dt]))
-    for fname, fn, dom in UNARY:
+    for fname, fn, dom, *chain in UNARY:
         src, arr = (f"up_{dt}", xp) if dom == "pos" else (f"u_{dt}", x)
         t = dict(tol)
-        if (fname == "gelu" or fname in COMPOSITE) and dt == "f32":
+        if (fname == "gelu" or chain) and dt == "f32":
             t = dict(rtol=4e-6, atol=1e-7)
-        if fname in COMPOSITE and dt == "f64":
+        if chain and dt == "f64":
             t = dict(rtol=1e-12, atol=1e-15)
         check(f"{fname} {dt}", f"{fname}({src})", fn(arr), **t)
     f32c = dict(rtol=4e-6, atol=1e-7) if dt == "f32" else dict(rtol=1e-12, atol=1e-15)
@@ -428,6 +433,22 @@ else:
     print(f"test-numpy: {FASHION} is missing (Debian package dataset-fashion-mnist); IDX checks skipped")
 
 
+# ---- every built-in op of engine/ops.def has a check here -------------------------------
+def table_builtins():
+    """The built-in names of engine/ops.def: BUILTIN and OWN rows, and composites."""
+    src = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../engine/ops.def")).read()
+    src = src[src.index("clang-format off"):]
+    names = re.findall(r'^KN_(?:UNARY|BINARY)\(\w+,\s*"(\w+)",\s*(?:BUILTIN|OWN)\b', src, re.M)
+    return names + re.findall(r"^KN_COMPOSITE\((\w+),", src, re.M)
+
+
+def unchecked_builtins():
+    called = set()
+    for c in checks:
+        called.update(re.findall(r"\b(\w+)\(", c["code"]))
+    return [n for n in table_builtins() if n not in called]
+
+
 # ---- run Kiln, compare ------------------------------------------------------------------
 def main():
     script = path("checks.kn")
@@ -465,6 +486,11 @@ def main():
                               f"got {g64[tuple(k)]!r}, want {w64[tuple(k)]!r} "
                               f"(max abs err {np.nanmax(err):.3g}, rtol {c['rtol']}, atol {c['atol']})")
     print(f"test-numpy: {len(checks)} checks, kiln ran them in {elapsed:.2f} s")
+    missing = unchecked_builtins()
+    if missing:
+        failed.append(f"ops of engine/ops.def with no check here: {', '.join(missing)}")
+    else:
+        print(f"test-numpy: each of the {len(table_builtins())} built-in ops of engine/ops.def is checked")
     # a sanitizer build (make asan) reports memory errors on stderr
     for marker in ("Sanitizer", "runtime error:"):
         if marker in proc.stderr:
