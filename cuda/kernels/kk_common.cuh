@@ -153,11 +153,13 @@ KK_DEV int64_t kk_gstride(void)
 #define kk_store num_store
 #define kk_d2i64 num_d2i64
 
-/* pow in double for the generic paths (engine/tensor/ops.def): numeric/powd.h, shared with the CPU */
+/* the om_ math that ops.def's expressions are written in (numeric/op_math.h) and the
+ * generic path in double (engine/tensor/op_eval.h; pow by numeric/powd.h), shared with the CPU */
 #ifdef __CUDACC__
 #define POWD_DEVICE __device__
+#define OM_DEVICE __device__
 #endif
-#include "numeric/powd.h"
+#include "engine/tensor/op_eval.h"
 
 /* byte offsets of element i of an iterator's NOP operands */
 template <int NOP>

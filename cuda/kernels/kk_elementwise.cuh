@@ -27,128 +27,89 @@
 #endif
 #include "numeric/philox.h"
 
-/* ---- the op functors ---- */
-
-template <typename T>
-KK_DEV T kk_ipow(T a, T b)
-{
-    typedef typename std::make_unsigned<T>::type U;
-    if (b < 0)
-        return a == 1 ? 1 : a == -1 ? ((b & 1) ? -1 : 1) : 0;
-    U r = 1, x = (U)a;
-    while (b) {
-        if (b & 1)
-            r *= x;
-        x *= x;
-        b >>= 1;
-    }
-    return (T)r;
-}
+/* ---- the op functors: one specialisation per row of engine/tensor/ops.def, from the row's
+ * expressions (FEXPR for floats, IEXPR for integers) ---- */
 
 template <int OP, typename T>
-struct kk_un {
-    T lo, hi; /* clamp's bounds */
-    KK_DEV T operator()(T x) const
-    {
-        if constexpr (std::is_floating_point<T>::value) {
-            if constexpr (OP == OP_NEG) return -x;
-            if constexpr (OP == OP_ABS) return kk_fabs(x);
-            if constexpr (OP == OP_EXP) return kk_exp(x);
-            if constexpr (OP == OP_LOG) return kk_log(x);
-            if constexpr (OP == OP_SQRT) return kk_sqrt(x);
-            if constexpr (OP == OP_TANH) return kk_tanh(x);
-            if constexpr (OP == OP_SIGMOID) return (T)1 / ((T)1 + kk_exp(-x));
-            if constexpr (OP == OP_RELU) return x < 0 ? (T)0 : x;
-            if constexpr (OP == OP_GELU) return (T)0.5 * x * kk_erfc(-x * (T)0.70710678118654752440);
-            if constexpr (OP == OP_SIN) return kk_sin(x);
-            if constexpr (OP == OP_COS) return kk_cos(x);
-            if constexpr (OP == OP_FLOOR) return kk_floor(x);
-            if constexpr (OP == OP_CEIL) return kk_ceil(x);
-            if constexpr (OP == OP_ROUND) return kk_rint(x);
-            if constexpr (OP == OP_CLAMP) return x < lo ? lo : x > hi ? hi : x;
-        } else {
-            typedef typename std::make_unsigned<T>::type U;
-            if constexpr (OP == OP_NEG) return (T)((U)0 - (U)x);
-            if constexpr (OP == OP_ABS) return x < 0 ? (T)((U)0 - (U)x) : x;
-            if constexpr (OP == OP_RELU) return x < 0 ? (T)0 : x;
-            if constexpr (OP == OP_CLAMP) return x < lo ? lo : x > hi ? hi : x;
-        }
-        return x; /* floor, ceil, round of integers */
-    }
-};
+struct kk_un; /* every unary row defines it below */
+
+#define KK_IEXPR_FLOAT(e) x /* never instantiated: FLOAT rows have no integer kernels */
+#define KK_IEXPR_BOOL(e) x
+#define KK_IEXPR_KEEP(e) (T)(e)
+#define KK_IEXPR_ARITH(e) (T)(e)
+#define OP_UNARY(ID, name, API, DT, DOM, FE, IE, G, doc)                          \
+    template <typename T>                                                          \
+    struct kk_un<OP_##ID, T> {                                                  \
+        T p0, p1; /* the op's parameters (clamp's bounds) */                       \
+        KK_DEV T operator()(T x) const                                             \
+        {                                                                          \
+            if constexpr (std::is_floating_point<T>::value) {                      \
+                return (T)(FE);                                                    \
+            } else {                                                               \
+                typedef typename std::make_unsigned<T>::type U;                    \
+                (void)sizeof(U);                                                   \
+                return KK_IEXPR_##DT(IE);                                          \
+            }                                                                      \
+        }                                                                          \
+    };
+#include "engine/tensor/ops.def"
 
 template <int OP>
 struct kk_is_compare {
-    static constexpr bool value = OP == OP_EQ || OP == OP_NE || OP == OP_LT || OP == OP_LE ||
-                                  OP == OP_GT || OP == OP_GE || OP == OP_AND || OP == OP_OR;
+    static constexpr bool value = false;
 };
 
 template <int OP, typename T>
-struct kk_bin {
-    typedef typename std::conditional<kk_is_compare<OP>::value, uint8_t, T>::type out_t;
-    int *status; /* set to 1 by an integer division by zero */
-    KK_DEV out_t operator()(T a, T b) const
-    {
-        if constexpr (OP == OP_EQ) return a == b;
-        if constexpr (OP == OP_NE) return a != b;
-        if constexpr (OP == OP_LT) return a < b;
-        if constexpr (OP == OP_LE) return a <= b;
-        if constexpr (OP == OP_GT) return a > b;
-        if constexpr (OP == OP_GE) return a >= b;
-        if constexpr (OP == OP_AND) return a != 0 && b != 0;
-        if constexpr (OP == OP_OR) return a != 0 || b != 0;
-        if constexpr (std::is_floating_point<T>::value) {
-            if constexpr (OP == OP_ADD) return a + b;
-            if constexpr (OP == OP_SUB) return a - b;
-            if constexpr (OP == OP_MUL) return a * b;
-            if constexpr (OP == OP_DIV) return a / b;
-            if constexpr (OP == OP_MOD) return kk_fmod(a, b);
-            if constexpr (OP == OP_POW) return kk_pow(a, b);
-            if constexpr (OP == OP_MAXIMUM) return (a > b || a != a) ? a : b;
-            if constexpr (OP == OP_MINIMUM) return (a < b || a != a) ? a : b;
-        } else {
-            typedef typename std::make_unsigned<T>::type U;
-            if constexpr (OP == OP_ADD) return (T)((U)a + (U)b);
-            if constexpr (OP == OP_SUB) return (T)((U)a - (U)b);
-            if constexpr (OP == OP_MUL) return (T)((U)a * (U)b);
-            if constexpr (OP == OP_POW) return kk_ipow(a, b);
-            if constexpr (OP == OP_MAXIMUM) return a > b ? a : b;
-            if constexpr (OP == OP_MINIMUM) return a < b ? a : b;
-            if constexpr (OP == OP_DIV || OP == OP_MOD) {
-                if (b == 0) {
-                    *status = 1;
-                    return 0;
-                }
-                if (b == -1)
-                    return OP == OP_DIV ? (T)((U)0 - (U)a) : (T)0;
-                return OP == OP_DIV ? a / b : a % b;
-            }
-        }
-        return 0;
-    }
-};
+struct kk_bin; /* every binary and comparison row defines it below */
 
-/* the ops.def expressions in double: the generic path */
-KK_DEV double kk_unary_double(int op, double x, double p0, double p1)
+#define OP_BINARY(ID, name, API, DT, DOM, FE, IE, GA, GB, doc)                    \
+    template <typename T>                                                          \
+    struct kk_bin<OP_##ID, T> {                                                 \
+        typedef T out_t;                                                           \
+        int *zerodiv; /* set to 1 by an integer division by zero */                \
+        KK_DEV T operator()(T a, T b) const                                        \
+        {                                                                          \
+            if constexpr (std::is_floating_point<T>::value) {                      \
+                return (T)(FE);                                                    \
+            } else {                                                               \
+                typedef typename std::make_unsigned<T>::type U;                    \
+                (void)sizeof(U);                                                   \
+                return (T)(IE);                                                    \
+            }                                                                      \
+        }                                                                          \
+    };
+#define OP_COMPARE(ID, name, API, E, doc)                                         \
+    template <>                                                                    \
+    struct kk_is_compare<OP_##ID> {                                             \
+        static constexpr bool value = true;                                        \
+    };                                                                             \
+    template <typename T>                                                          \
+    struct kk_bin<OP_##ID, T> {                                                 \
+        typedef uint8_t out_t;                                                     \
+        int *zerodiv; /* unused */                                                 \
+        KK_DEV uint8_t operator()(T a, T b) const { return (uint8_t)(E); }        \
+    };
+#include "engine/tensor/ops.def"
+
+static inline int kk_op_is_compare(int op)
 {
     switch (op) {
-#define OP_UNARY(ID, name, expr) \
-    case OP_##ID: return (expr);
+#define OP_COMPARE(ID, name, API, E, doc) \
+    case OP_##ID: return 1;
 #include "engine/tensor/ops.def"
-    default: return x;
+    default: return 0;
     }
+}
+
+/* the ops.def expressions in double: the generic path (engine/tensor/op_eval.h) */
+KK_DEV double kk_unary_double(int op, double x, double p0, double p1)
+{
+    return om_unary_double(op, x, p0, p1);
 }
 
 KK_DEV double kk_binary_double(int op, double a, double b)
 {
-    switch (op) {
-#define OP_BINARY(ID, name, expr) \
-    case OP_##ID: return (expr);
-#define OP_COMPARE(ID, name, expr) \
-    case OP_##ID: return (expr);
-#include "engine/tensor/ops.def"
-    default: return 0;
-    }
+    return om_binary_double(op, a, b);
 }
 
 /* ---- kernels ---- */
@@ -411,27 +372,25 @@ static int kk_launch_binary(kk_ctx *c, const kk_iter *it, F f)
     return KK_LAUNCH(c, 0, kfn, kk_blocks(c, it->numel, 1), KK_BLOCK, 0, *it, f);
 }
 
+/* the typed kernels of a row, by its dtype rule: floats for every rule but BOOL (its
+ * result dtype differs: the generic path), integers for KEEP and ARITH */
+#define KK_TYPED_FLOAT(T) std::is_floating_point<T>::value
+#define KK_TYPED_KEEP(T) true
+#define KK_TYPED_ARITH(T) true
+#define KK_TYPED_BOOL(T) false
+
 template <typename T>
 static int kk_unary_typed(kk_ctx *c, int op, const kk_iter *it, double p0, double p1, int *handled)
 {
     *handled = 1;
-    T lo = (T)p0, hi = (T)p1;
-    if constexpr (std::is_floating_point<T>::value) {
-        switch (op) {
-#define KK_UN(ID) \
-    case OP_##ID: return kk_launch_unary<T, T>(c, it, kk_un<OP_##ID, T>{lo, hi});
-        KK_UN(NEG) KK_UN(ABS) KK_UN(EXP) KK_UN(LOG) KK_UN(SQRT) KK_UN(TANH) KK_UN(SIGMOID) KK_UN(RELU)
-        KK_UN(GELU) KK_UN(SIN) KK_UN(COS) KK_UN(FLOOR) KK_UN(CEIL) KK_UN(ROUND) KK_UN(CLAMP)
-        default: break;
-        }
-    } else {
-        switch (op) {
-        KK_UN(NEG) KK_UN(ABS) KK_UN(RELU) KK_UN(CLAMP)
-        case OP_FLOOR: case OP_CEIL: case OP_ROUND:
-            return kk_launch_unary<T, T>(c, it, kk_ident<T>());
-        default: break;
-#undef KK_UN
-        }
+    switch (op) {
+#define OP_UNARY(ID, name, API, DT, DOM, FE, IE, G, doc)                          \
+    case OP_##ID:                                                               \
+        if constexpr (KK_TYPED_##DT(T))                                            \
+            return kk_launch_unary<T, T>(c, it, kk_un<OP_##ID, T>{OM_PARAM(T, p0), OM_PARAM(T, p1)}); \
+        break;
+#include "engine/tensor/ops.def"
+    default: break;
     }
     *handled = 0;
     return 0;
@@ -447,8 +406,9 @@ static int kk_binary_typed(kk_ctx *c, int op, int dout, const kk_iter *it, int *
         if (dout != (kk_is_compare<OP_##ID>::value ? KK_BOOL : dout))                                   \
             break;                                                                                         \
         return kk_launch_binary<typename kk_bin<OP_##ID, T>::out_t, T>(c, it, kk_bin<OP_##ID, T>{c->status});
-        KK_BIN(ADD) KK_BIN(SUB) KK_BIN(MUL) KK_BIN(DIV) KK_BIN(MOD) KK_BIN(POW) KK_BIN(MAXIMUM) KK_BIN(MINIMUM)
-        KK_BIN(EQ) KK_BIN(NE) KK_BIN(LT) KK_BIN(LE) KK_BIN(GT) KK_BIN(GE) KK_BIN(AND) KK_BIN(OR)
+#define OP_BINARY(ID, name, API, DT, DOM, FE, IE, GA, GB, doc) KK_BIN(ID)
+#define OP_COMPARE(ID, name, API, E, doc) KK_BIN(ID)
+#include "engine/tensor/ops.def"
 #undef KK_BIN
     default: break;
     }
@@ -480,7 +440,7 @@ static int KK_NAME(binary)(kk_ctx *c, int op, int dout, int din, const kk_iter *
     if (it->numel == 0)
         return 0;
     int handled = 0, rc = 0;
-    int cmp = op >= OP_EQ && op <= OP_OR;
+    int cmp = kk_op_is_compare(op);
     if (cmp ? dout == KK_BOOL : dout == din) {
         switch (din) {
         case KK_F32: rc = kk_binary_typed<float>(c, op, dout, it, &handled); break;

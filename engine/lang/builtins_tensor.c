@@ -11,7 +11,7 @@
 
 #include <math.h>
 
-#include "numeric/powd.h"
+#include "engine/tensor/op_eval.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -206,19 +206,19 @@ int bi_empty_like(eng_call *c, value *out) { return like(c, out, 0, 0); }
 
 /* ---- elementwise ---- */
 
-static double scalar_unary(op_id op, double x, double p0, double p1)
-{
-    switch (op) {
-#define OP_UNARY(ID, name, expr) \
-    case OP_##ID: return (expr);
-#include "engine/tensor/ops.def"
-    default: return x;
-    }
-}
-
+/* the rows that keep an integer dtype: their scalar form keeps an int an int */
 static int keeps_int(op_id op)
 {
-    return op == OP_ABS || op == OP_RELU || op == OP_NEG || op == OP_CLAMP;
+    switch (op) {
+#define KEEPS_INT_FLOAT 0
+#define KEEPS_INT_KEEP 1
+#define KEEPS_INT_ARITH 1
+#define KEEPS_INT_BOOL 0
+#define OP_UNARY(ID, name, API, DT, DOM, FE, IE, G, doc) \
+    case OP_##ID: return KEEPS_INT_##DT;
+#include "engine/tensor/ops.def"
+    default: return 0;
+    }
 }
 
 static int unary(eng_call *c, value *out, op_id op, double p0, double p1)
@@ -228,7 +228,7 @@ static int unary(eng_call *c, value *out, op_id op, double p0, double p1)
     value v = c->argv[0];
     if (is_scalar(v)) {
         double x = v.type == VAL_FLOAT ? v.as.f : (double)v.as.i;
-        double r = scalar_unary(op, x, p0, p1);
+        double r = om_unary_double(op, x, p0, p1);
         if (v.type != VAL_FLOAT && keeps_int(op) && (op != OP_CLAMP || (r == floor(r))))
             *out = value_int((int64_t)r);
         else
@@ -243,19 +243,13 @@ static int unary(eng_call *c, value *out, op_id op, double p0, double p1)
     return put_tensor(out, r);
 }
 
-int bi_abs(eng_call *c, value *out) { return unary(c, out, OP_ABS, 0, 0); }
-int bi_exp(eng_call *c, value *out) { return unary(c, out, OP_EXP, 0, 0); }
-int bi_log(eng_call *c, value *out) { return unary(c, out, OP_LOG, 0, 0); }
-int bi_sqrt(eng_call *c, value *out) { return unary(c, out, OP_SQRT, 0, 0); }
-int bi_tanh(eng_call *c, value *out) { return unary(c, out, OP_TANH, 0, 0); }
-int bi_sigmoid(eng_call *c, value *out) { return unary(c, out, OP_SIGMOID, 0, 0); }
-int bi_relu(eng_call *c, value *out) { return unary(c, out, OP_RELU, 0, 0); }
-int bi_gelu(eng_call *c, value *out) { return unary(c, out, OP_GELU, 0, 0); }
-int bi_sin(eng_call *c, value *out) { return unary(c, out, OP_SIN, 0, 0); }
-int bi_cos(eng_call *c, value *out) { return unary(c, out, OP_COS, 0, 0); }
-int bi_floor(eng_call *c, value *out) { return unary(c, out, OP_FLOOR, 0, 0); }
-int bi_ceil(eng_call *c, value *out) { return unary(c, out, OP_CEIL, 0, 0); }
-int bi_round(eng_call *c, value *out) { return unary(c, out, OP_ROUND, 0, 0); }
+#define OP_DEF_UN_BUILTIN(ID) \
+    int bi_un_##ID(eng_call *c, value *out) { return unary(c, out, OP_##ID, 0, 0); }
+#define OP_DEF_UN_OPERATOR(ID)
+#define OP_DEF_UN_OWN(ID)
+#define OP_DEF_UN_INTERNAL(ID)
+#define OP_UNARY(ID, name, API, DT, DOM, FE, IE, G, doc) OP_DEF_UN_##API(ID)
+#include "engine/tensor/ops.def"
 
 int bi_clamp(eng_call *c, value *out)
 {
@@ -265,16 +259,6 @@ int bi_clamp(eng_call *c, value *out)
     if (lo > hi)
         return eng_fail(c->err, ERR_VALUE, "clamp: lo %g is greater than hi %g", lo, hi);
     return unary(c, out, OP_CLAMP, lo, hi);
-}
-
-static double scalar_binary(op_id op, double a, double b)
-{
-    switch (op) {
-#define OP_BINARY(ID, name, expr) \
-    case OP_##ID: return (expr);
-#include "engine/tensor/ops.def"
-    default: return 0;
-    }
 }
 
 static int binary(eng_call *c, value *out, op_id op)
@@ -289,7 +273,7 @@ static int binary(eng_call *c, value *out, op_id op)
         return -1;
     }
     if (!a && !b) {
-        double v = scalar_binary(op, sa, sb);
+        double v = om_binary_double(op, sa, sb);
         if (!fa && !fb && op != OP_POW)
             *out = value_int((int64_t)v);
         else
@@ -307,9 +291,45 @@ static int binary(eng_call *c, value *out, op_id op)
     return put_tensor(out, r);
 }
 
-int bi_pow(eng_call *c, value *out) { return binary(c, out, OP_POW); }
-int bi_maximum(eng_call *c, value *out) { return binary(c, out, OP_MAXIMUM); }
-int bi_minimum(eng_call *c, value *out) { return binary(c, out, OP_MINIMUM); }
+#define OP_DEF_BIN_BUILTIN(ID) \
+    int bi_bin_##ID(eng_call *c, value *out) { return binary(c, out, OP_##ID); }
+#define OP_DEF_BIN_OPERATOR(ID)
+#define OP_DEF_BIN_OWN(ID)
+#define OP_BINARY(ID, name, API, DT, DOM, FE, IE, GA, GB, doc) OP_DEF_BIN_##API(ID)
+#include "engine/tensor/ops.def"
+
+/* a composite of ops.def: x a tensor, or a number (computed as a 0-d f64 tensor, the
+ * result a float), then the row's parameter (its default when not given) */
+typedef tensor *(*composite_fn)(const tensor *x, double p0, eng_error *err);
+static int composite(eng_call *c, value *out, composite_fn f, double p0)
+{
+    if (c->argc < 1)
+        return eng_fail(c->err, ERR_TYPE, "%s: needs an argument", c->name);
+    if (c->argc > 1 && arg_double(c, 1, &p0) < 0)
+        return -1;
+    value v = c->argv[0];
+    if (is_scalar(v)) {
+        double xv = v.type == VAL_FLOAT ? v.as.f : (double)v.as.i, rv = 0;
+        tensor *x = tensor_scalar(xv, DT_F64, c->err), *r = x ? f(x, p0, c->err) : NULL;
+        int rc = r ? tensor_item(r, &rv, c->err) : -1;
+        tensor_decref(x);
+        tensor_decref(r);
+        if (rc < 0)
+            return -1;
+        *out = value_float(rv);
+        return 0;
+    }
+    tensor *x;
+    if (arg_tensor(c, 0, &x) < 0)
+        return -1;
+    tensor *r = f(x, p0, c->err);
+    tensor_decref(x);
+    return put_tensor(out, r);
+}
+
+#define OP_COMPOSITE(name, sig, NP, P0, DOM, EXPR, doc) \
+    int bi_comp_##name(eng_call *c, value *out) { return composite(c, out, tensor_##name, P0); }
+#include "engine/tensor/ops.def"
 
 int bi_where(eng_call *c, value *out)
 {

@@ -33,10 +33,10 @@ typedef enum tensor_dtype {
 } tensor_dtype;
 
 typedef enum op_id {
-#define OP_UNARY(ID, name, expr) OP_##ID,
-#define OP_BINARY(ID, name, expr) OP_##ID,
-#define OP_COMPARE(ID, name, expr) OP_##ID,
-#define OP_REDUCE(ID, name) OP_##ID,
+#define OP_UNARY(ID, name, API, DT, DOM, FE, IE, G, doc) OP_##ID,
+#define OP_BINARY(ID, name, API, DT, DOM, FE, IE, GA, GB, doc) OP_##ID,
+#define OP_COMPARE(ID, name, API, E, doc) OP_##ID,
+#define OP_REDUCE(ID, name, DT, G) OP_##ID,
 #include "engine/tensor/ops.def"
     OP_COUNT
 } op_id;
@@ -145,6 +145,12 @@ int tensor_binary_inplace(op_id op, tensor *a, const tensor *b, eng_error *err);
  * and the scalar a float (then f32). scalar_left: the scalar is the left operand. */
 tensor *tensor_binary_scalar(op_id op, const tensor *t, double s, int s_is_float, int scalar_left,
                              eng_error *err);
+/* The composite ops of ops.def (OP_COMPOSITE): tensor_softplus(x, p0, err) and the
+ * rest, each a composition of the front-end calls above (so autograd records the
+ * primitives); p0 is the op's parameter (leaky_relu's slope, elu's alpha), else unused. */
+#define OP_COMPOSITE(name, sig, NP, P0, DOM, EXPR, doc) \
+    tensor *tensor_##name(const tensor *x, double p0, eng_error *err);
+#include "engine/tensor/ops.def"
 /* dim < 0 is counted from the end; TENSOR_ALLDIMS reduces everything to a 0-d tensor.
  * ARGMAX/ARGMIN give i64; MEAN/VAR/STD/NORM give float; VAR/STD are population
  * (ddof 0, as NumPy's default). */

@@ -23,10 +23,10 @@
 const char *tensor_op_name(op_id op)
 {
     switch (op) {
-#define OP_UNARY(ID, name, expr) case OP_##ID: return name;
-#define OP_BINARY(ID, name, expr) case OP_##ID: return name;
-#define OP_COMPARE(ID, name, expr) case OP_##ID: return name;
-#define OP_REDUCE(ID, name) case OP_##ID: return name;
+#define OP_UNARY(ID, name, API, DT, DOM, FE, IE, G, doc) case OP_##ID: return name;
+#define OP_BINARY(ID, name, API, DT, DOM, FE, IE, GA, GB, doc) case OP_##ID: return name;
+#define OP_COMPARE(ID, name, API, E, doc) case OP_##ID: return name;
+#define OP_REDUCE(ID, name, DT, G) case OP_##ID: return name;
 #include "engine/tensor/ops.def"
     default: return "op";
     }
@@ -35,9 +35,24 @@ const char *tensor_op_name(op_id op)
 static int is_compare(op_id op)
 {
     switch (op) {
-#define OP_COMPARE(ID, name, expr) case OP_##ID: return 1;
+#define OP_COMPARE(ID, name, API, E, doc) case OP_##ID: return 1;
 #include "engine/tensor/ops.def"
     default: return 0;
+    }
+}
+
+/* ---- the dtype rules of ops.def's rows ---- */
+typedef enum dt_rule { RULE_FLOAT, RULE_KEEP, RULE_ARITH, RULE_BOOL, RULE_PROMOTE, RULE_SUM, RULE_INDEX } dt_rule;
+
+static dt_rule op_dtype_rule(op_id op)
+{
+    switch (op) {
+#define OP_UNARY(ID, name, API, DT, DOM, FE, IE, G, doc) case OP_##ID: return RULE_##DT;
+#define OP_BINARY(ID, name, API, DT, DOM, FE, IE, GA, GB, doc) case OP_##ID: return RULE_##DT;
+#define OP_COMPARE(ID, name, API, E, doc) case OP_##ID: return RULE_BOOL;
+#define OP_REDUCE(ID, name, DT, G) case OP_##ID: return RULE_##DT;
+#include "engine/tensor/ops.def"
+    default: return RULE_KEEP;
     }
 }
 
@@ -116,17 +131,6 @@ static void operands_end(placed *p)
 
 /* ---- unary ---- */
 
-static int unary_is_float_fn(op_id op)
-{
-    switch (op) {
-    case OP_EXP: case OP_LOG: case OP_SQRT: case OP_TANH: case OP_SIGMOID:
-    case OP_GELU: case OP_SIN: case OP_COS:
-        return 1;
-    default:
-        return 0;
-    }
-}
-
 static tensor *unary_impl(op_id op, const tensor *x, double p0, double p1, eng_error *err);
 
 tensor *tensor_unary(op_id op, const tensor *x, double p0, double p1, eng_error *err)
@@ -144,15 +148,16 @@ tensor *tensor_unary(op_id op, const tensor *x, double p0, double p1, eng_error 
 static tensor *unary_impl(op_id op, const tensor *x, double p0, double p1, eng_error *err)
 {
     tensor_dtype cd = x->dtype, final;
-    if (unary_is_float_fn(op) && !tensor_dtype_is_float(cd))
+    dt_rule rule = op_dtype_rule(op);
+    if (rule == RULE_FLOAT && !tensor_dtype_is_float(cd))
         cd = DT_F32;
-    if (op == OP_NEG && cd == DT_BOOL)
+    if (rule == RULE_ARITH && cd == DT_BOOL)
         cd = DT_I64;
     if (is_half(cd))
         cd = DT_F32;
     final = is_half(x->dtype) ? x->dtype : cd;
     tensor_dtype od = cd;
-    if (op == OP_NOT) {
+    if (rule == RULE_BOOL) {
         cd = x->dtype;
         od = final = DT_BOOL;
     }
@@ -223,10 +228,10 @@ err:
     return NULL;
 }
 
+/* arithmetic on two bools computes in i64 (the ARITH rows) */
 static int is_arith(op_id op)
 {
-    return op == OP_ADD || op == OP_SUB || op == OP_MUL || op == OP_DIV ||
-           op == OP_MOD || op == OP_POW;
+    return op_dtype_rule(op) == RULE_ARITH;
 }
 
 tensor *tensor_binary(op_id op, const tensor *a, const tensor *b, eng_error *err)
@@ -421,10 +426,10 @@ static tensor *reduce_impl(op_id op, const tensor *x, int dim, int keepdim, eng_
     }
     /* dtypes: the input's compute dtype and the output's */
     tensor_dtype in = is_half(x->dtype) ? DT_F32 : x->dtype, od, final;
-    switch (op) {
-    case OP_SUM: od = tensor_dtype_is_float(in) ? in : DT_I64; break;
-    case OP_ARGMAX: case OP_ARGMIN: od = DT_I64; break;
-    case OP_MAX: case OP_MIN: od = in; break;
+    switch (op_dtype_rule(op)) {
+    case RULE_SUM: od = tensor_dtype_is_float(in) ? in : DT_I64; break;
+    case RULE_INDEX: od = DT_I64; break;
+    case RULE_KEEP: od = in; break;
     default: od = tensor_dtype_is_float(in) ? in : DT_F32; break;
     }
     final = is_half(x->dtype) && od == DT_F32 ? x->dtype : od;

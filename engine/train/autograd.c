@@ -2,13 +2,16 @@
  * end, backward and the gradient of each op. See engine/train/autograd.h and docs/autograd.md.
  *
  * Gradients are computed with the tensor front end itself, with grad mode off, so they
- * run on whichever backend holds the tensors. Two need a host loop for now: gelu's
- * derivative (there is no erf op) and gather's scatter-add.
+ * run on whichever backend holds the tensors. The rules of the arithmetic ops (unary,
+ * binary, reductions) are the GRAD fields of engine/tensor/ops.def, expanded here in the
+ * expression language of engine/tensor/op_dsl.h. One needs a host loop for now: gather's
+ * scatter-add.
  */
 #include "engine/train/autograd.h"
 #include "engine/base/context.h"
 #include "engine/tensor/tensor_impl.h"
 #include "engine/train/nn.h"
+#include "engine/tensor/op_dsl.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -144,7 +147,7 @@ tensor *ag_unary(op_id op, const tensor *x, double p0, double p1, eng_error *err
 {
     RUN(tensor_unary(op, x, p0, p1, err));
     tensor *in[1] = {(tensor *)x};
-    ag_node *n = op == OP_NOT ? NULL : record(&out, in, 1, AG_UNARY, err);
+    ag_node *n = record(&out, in, 1, AG_UNARY, err); /* none for a bool result (not) */
     if (n) {
         n->op = op;
         n->p0 = p0;
@@ -153,22 +156,11 @@ tensor *ag_unary(op_id op, const tensor *x, double p0, double p1, eng_error *err
     return out;
 }
 
-static int is_differentiable_binary(op_id op)
-{
-    switch (op) {
-    case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_POW:
-    case OP_MAXIMUM: case OP_MINIMUM:
-        return 1;
-    default:
-        return 0;
-    }
-}
-
 tensor *ag_binary(op_id op, const tensor *a, const tensor *b, eng_error *err)
 {
     RUN(tensor_binary(op, a, b, err));
     tensor *in[2] = {(tensor *)a, (tensor *)b};
-    ag_node *n = is_differentiable_binary(op) ? record(&out, in, 2, AG_BINARY, err) : NULL;
+    ag_node *n = record(&out, in, 2, AG_BINARY, err); /* none for a bool result (comparisons) */
     if (n)
         n->op = op;
     return out;
@@ -178,7 +170,7 @@ tensor *ag_binary_scalar(op_id op, const tensor *t, double s, int s_is_float, in
                          eng_error *err)
 {
     RUN(tensor_binary_scalar(op, t, s, s_is_float, scalar_left, err));
-    if (!out || !is_differentiable_binary(op) || !tensor_dtype_is_float(out->dtype))
+    if (!out || !tensor_dtype_is_float(out->dtype))
         return out;
     tensor *st = tensor_scalar(s, out->dtype, err); /* the constant operand */
     if (!st) {
@@ -209,7 +201,7 @@ tensor *ag_reduce(op_id op, const tensor *x, int dim, int keepdim, eng_error *er
 {
     RUN(tensor_reduce(op, x, dim, keepdim, err));
     tensor *in[1] = {(tensor *)x};
-    ag_node *n = op == OP_ARGMAX || op == OP_ARGMIN ? NULL : record(&out, in, 1, AG_REDUCE, err);
+    ag_node *n = record(&out, in, 1, AG_REDUCE, err); /* none for an i64 result (argmax) */
     if (n) {
         n->op = op;
         n->dim = dim;
@@ -363,56 +355,15 @@ tensor *ag_cross_entropy(const tensor *logits, const tensor *labels, int check, 
     return out;
 }
 
-/* ---- backward helpers: scratch tensors freed together; NULL-safe ---- */
+/* ---- backward helpers: scratch tensors freed together (engine/tensor/op_dsl.h); NULL-safe ---- */
 
-typedef struct scratch {
-    tensor *t[32]; /* temporaries to free */
-    int n;
-    eng_error *err;
-} scratch;
-
-static tensor *keep(scratch *s, tensor *t)
-{
-    if (t && s->n < (int)(sizeof s->t / sizeof s->t[0]))
-        s->t[s->n++] = t;
-    else if (t) { /* never with the rules below; fail rather than leak */
-        tensor_decref(t);
-        eng_fail(s->err, ERR_RUNTIME, "autograd: too many temporaries");
-        return NULL;
-    }
-    return t;
-}
-
-static void scratch_free(scratch *s)
-{
-    for (int i = 0; i < s->n; i++)
-        tensor_decref(s->t[i]);
-    s->n = 0;
-}
-
-static tensor *s_bin(scratch *s, op_id op, const tensor *a, const tensor *b)
-{
-    return a && b ? keep(s, tensor_binary(op, a, b, s->err)) : NULL;
-}
-
-static tensor *s_sc(scratch *s, op_id op, const tensor *a, double v) /* a op v */
-{
-    return a ? keep(s, tensor_binary_scalar(op, a, v, 1, 0, s->err)) : NULL;
-}
-
-static tensor *s_scl(scratch *s, op_id op, double v, const tensor *a) /* v op a */
-{
-    return a ? keep(s, tensor_binary_scalar(op, a, v, 1, 1, s->err)) : NULL;
-}
-
-static tensor *s_un(scratch *s, op_id op, const tensor *a)
-{
-    return a ? keep(s, tensor_unary(op, a, 0, 0, s->err)) : NULL;
-}
+typedef dsl_scratch scratch;
+#define keep dsl_keep
+#define scratch_free dsl_free
 
 static tensor *s_red(scratch *s, op_id op, const tensor *a, int dim, int keepdim)
 {
-    return a ? keep(s, tensor_reduce(op, a, dim, keepdim, s->err)) : NULL;
+    return dsl_red(s, op, a, dim, keepdim);
 }
 
 static tensor *s_reshape(scratch *s, const tensor *a, int ndim, const int64_t *shape)
@@ -423,6 +374,11 @@ static tensor *s_reshape(scratch *s, const tensor *a, int ndim, const int64_t *s
 static tensor *s_zeros(scratch *s, tensor_dtype dt, int ndim, const int64_t *shape)
 {
     return keep(s, tensor_full(dt, ndim, shape, 0.0, s->err));
+}
+
+static tensor *s_zeros_like(scratch *s, const tensor *like)
+{
+    return like ? s_zeros(s, like->dtype, like->ndim, like->shape) : NULL;
 }
 
 /* g summed over the dimensions that broadcasting stretched, back to (ndim, shape) */
@@ -436,109 +392,103 @@ static tensor *sum_to(scratch *s, tensor *g, int ndim, const int64_t *shape)
     return g;
 }
 
-/* f'(x) elementwise on the host, as f64 (for gelu, which has no erf op to build it from) */
-static tensor *host_map(scratch *s, const tensor *x, double (*f)(double))
+/* ---- the rules of ops.def: each row's GRAD(expression) or NOGRAD ----
+ * AG_RULE_##G pastes the row's gradient field: GRAD(e) gives e, NOGRAD a zero gradient
+ * (zlike's shape); an empty or misspelt field is an undeclared identifier, so a row
+ * without a gradient does not compile. y (yk) is the op's output, recomputed once from
+ * the inputs when a rule uses it (a node never holds its own output). */
+/* the output, computed at the first use (a function call: uses are sequenced) */
+static tensor *y_unary(scratch *s, tensor **cache, ag_node *n, const tensor *x)
 {
-    tensor *x64 = x ? keep(s, tensor_cast(x, DT_F64, s->err)) : NULL;
-    if (!x64)
-        return NULL;
-    double *h = tensor_to_host(x64, s->err);
-    if (!h)
-        return NULL;
-    int64_t n = tensor_numel(x64);
-    for (int64_t i = 0; i < n; i++)
-        h[i] = f(h[i]);
-    tensor *r = keep(s, tensor_from_host(h, DT_F64, x64->ndim, x64->shape, s->err));
-    free(h);
-    return r;
+    return *cache ? *cache : (*cache = dsl_un(s, n->op, x, n->p0, n->p1));
 }
 
-static double gelu_grad(double x)
+static tensor *y_binary(scratch *s, tensor **cache, ag_node *n, const tensor *a, const tensor *b)
 {
-    return 0.5 * (1.0 + erf(x * 0.70710678118654752440)) + x * exp(-0.5 * x * x) * 0.39894228040143267794;
+    return *cache ? *cache : (*cache = dsl_bin(s, n->op, a, b));
 }
 
-/* ---- the rules: gradients of the inputs from g, the output's gradient ---- */
+static tensor *y_reduce(scratch *s, tensor **cache, ag_node *n, const tensor *x)
+{
+    return *cache ? *cache : (*cache = s_red(s, n->op, x, n->dim, 1));
+}
+
+#define AG_RULE_GRAD(e) (e)
+#define AG_RULE_NOGRAD s_zeros_like(s, zlike)
+#define OP_DSL_NAMES
+#include "engine/tensor/op_dsl.h"
+#define red(OP, t) s_red(s, OP_##OP, t, n->dim, 1)
+
+static tensor *unary_rule(scratch *s, ag_node *n, tensor *g)
+{
+    const tensor *x = n->in[0], *zlike = g;
+    const double p0 = n->p0, p1 = n->p1;
+    tensor *ycache = NULL;
+#define y y_unary(s, &ycache, n, x)
+    (void)p1;
+    switch (n->op) {
+#define OP_UNARY(ID, name, API, DT, DOM, FE, IE, G, doc) \
+    case OP_##ID: return AG_RULE_##G;
+#include "engine/tensor/ops.def"
+    default: break;
+    }
+#undef y
+    eng_fail(s->err, ERR_RUNTIME, "backward: %s is not a unary op", tensor_op_name(n->op));
+    return NULL;
+}
+
+/* the gradient of input `which` (0: a, 1: b), before broadcasting is summed away */
+static tensor *binary_rule(scratch *s, ag_node *n, tensor *g, int which)
+{
+    const tensor *a = n->in[0], *b = n->in[1], *zlike = g;
+    tensor *ycache = NULL;
+    (void)zlike;
+#define y y_binary(s, &ycache, n, a, b)
+    switch (n->op) {
+#define OP_BINARY(ID, name, API, DT, DOM, FE, IE, GA, GB, doc) \
+    case OP_##ID: return which == 0 ? AG_RULE_##GA : AG_RULE_##GB;
+#include "engine/tensor/ops.def"
+    default: break;
+    }
+#undef y
+    eng_fail(s->err, ERR_RUNTIME, "backward: %s has no gradient", tensor_op_name(n->op));
+    return NULL;
+}
+
+/* gk: g with the reduced dimensions kept (size 1); cnt: how many were reduced */
+static tensor *reduce_rule(scratch *s, ag_node *n, const tensor *x, tensor *gk, double cnt)
+{
+    const tensor *zlike = gk;
+    tensor *ycache = NULL;
+#define yk y_reduce(s, &ycache, n, x)
+    (void)cnt;
+    switch (n->op) {
+#define OP_REDUCE(ID, name, DT, G) \
+    case OP_##ID: return AG_RULE_##G;
+#include "engine/tensor/ops.def"
+    default: break;
+    }
+#undef yk
+    eng_fail(s->err, ERR_RUNTIME, "backward: %s is not a reduction", tensor_op_name(n->op));
+    return NULL;
+}
+
+#undef red
+#define OP_DSL_END
+#include "engine/tensor/op_dsl.h"
 
 static void unary_grad(scratch *s, ag_node *n, tensor *g, tensor **gx)
 {
-    const tensor *x = n->in[0];
-    switch (n->op) {
-    case OP_NEG: *gx = s_un(s, OP_NEG, g); break;
-    case OP_ABS: {
-        tensor *sign = s_bin(s, OP_SUB, keep(s, tensor_binary_scalar(OP_GT, x, 0, 0, 0, s->err)),
-                             keep(s, tensor_binary_scalar(OP_LT, x, 0, 0, 0, s->err)));
-        *gx = s_bin(s, OP_MUL, g, sign);
-        break;
-    }
-    case OP_EXP: *gx = s_bin(s, OP_MUL, g, s_un(s, OP_EXP, x)); break;
-    case OP_LOG: *gx = s_bin(s, OP_DIV, g, x); break;
-    case OP_SQRT: *gx = s_bin(s, OP_DIV, g, s_sc(s, OP_MUL, s_un(s, OP_SQRT, x), 2.0)); break;
-    case OP_TANH: {
-        tensor *t = s_un(s, OP_TANH, x);
-        *gx = s_bin(s, OP_MUL, g, s_scl(s, OP_SUB, 1.0, s_bin(s, OP_MUL, t, t)));
-        break;
-    }
-    case OP_SIGMOID: {
-        tensor *y = s_un(s, OP_SIGMOID, x);
-        *gx = s_bin(s, OP_MUL, g, s_bin(s, OP_MUL, y, s_scl(s, OP_SUB, 1.0, y)));
-        break;
-    }
-    case OP_RELU: *gx = s_bin(s, OP_MUL, g, s_sc(s, OP_GT, x, 0.0)); break;
-    case OP_GELU: *gx = s_bin(s, OP_MUL, g, host_map(s, x, gelu_grad)); break;
-    case OP_SIN: *gx = s_bin(s, OP_MUL, g, s_un(s, OP_COS, x)); break;
-    case OP_COS: *gx = s_un(s, OP_NEG, s_bin(s, OP_MUL, g, s_un(s, OP_SIN, x))); break;
-    case OP_CLAMP: {
-        tensor *in = s_bin(s, OP_AND, s_sc(s, OP_GE, x, n->p0), s_sc(s, OP_LE, x, n->p1));
-        *gx = s_bin(s, OP_MUL, g, in);
-        break;
-    }
-    default: /* floor, ceil, round: zero almost everywhere */
-        *gx = s_zeros(s, g->dtype, x->ndim, x->shape);
-        break;
-    }
+    *gx = unary_rule(s, n, g);
 }
 
 static void binary_grad(scratch *s, ag_node *n, tensor *g, tensor **ga, tensor **gb)
 {
     const tensor *a = n->in[0], *b = n->in[1];
-    int need_a = a->requires_grad, need_b = b->requires_grad;
-    tensor *ra = NULL, *rb = NULL;
-    switch (n->op) {
-    case OP_ADD: ra = g; rb = g; break;
-    case OP_SUB: ra = g; rb = need_b ? s_un(s, OP_NEG, g) : NULL; break;
-    case OP_MUL:
-        ra = need_a ? s_bin(s, OP_MUL, g, b) : NULL;
-        rb = need_b ? s_bin(s, OP_MUL, g, a) : NULL;
-        break;
-    case OP_DIV:
-        ra = need_a ? s_bin(s, OP_DIV, g, b) : NULL;
-        rb = need_b ? s_un(s, OP_NEG, s_bin(s, OP_DIV, s_bin(s, OP_DIV, s_bin(s, OP_MUL, g, a), b), b))
-                    : NULL;
-        break;
-    case OP_POW:
-        if (need_a) /* b a^(b-1) */
-            ra = s_bin(s, OP_MUL, g, s_bin(s, OP_MUL, b, s_bin(s, OP_POW, a, s_sc(s, OP_SUB, b, 1.0))));
-        if (need_b) { /* a^b log a, taken as 0 where a == 0 */
-            tensor *v = s_bin(s, OP_MUL, s_bin(s, OP_POW, a, b), s_un(s, OP_LOG, a));
-            tensor *zero = keep(s, tensor_scalar(0.0, v ? v->dtype : DT_F32, s->err));
-            tensor *z = s_sc(s, OP_EQ, a, 0.0);
-            rb = z && v && zero ? s_bin(s, OP_MUL, g, keep(s, tensor_where(z, zero, v, s->err))) : NULL;
-        }
-        break;
-    case OP_MAXIMUM: case OP_MINIMUM: { /* ties split the gradient in halves */
-        tensor *m = s_bin(s, OP_ADD, s_bin(s, n->op == OP_MAXIMUM ? OP_GT : OP_LT, a, b),
-                          s_sc(s, OP_MUL, s_bin(s, OP_EQ, a, b), 0.5));
-        ra = need_a ? s_bin(s, OP_MUL, g, m) : NULL;
-        rb = need_b ? s_bin(s, OP_MUL, g, s_scl(s, OP_SUB, 1.0, m)) : NULL;
-        break;
-    }
-    default: break;
-    }
-    if (need_a)
-        *ga = sum_to(s, ra, a->ndim, a->shape);
-    if (need_b)
-        *gb = sum_to(s, rb, b->ndim, b->shape);
+    if (a->requires_grad)
+        *ga = sum_to(s, binary_rule(s, n, g, 0), a->ndim, a->shape);
+    if (b->requires_grad)
+        *gb = sum_to(s, binary_rule(s, n, g, 1), b->ndim, b->shape);
 }
 
 static void reduce_grad(scratch *s, ag_node *n, tensor *g, tensor **gx)
@@ -549,31 +499,8 @@ static void reduce_grad(scratch *s, ag_node *n, tensor *g, tensor **gx)
     for (int k = 0; k < x->ndim; k++)
         kshape[k] = (all || k == d) ? 1 : x->shape[k];
     double cnt = all ? (double)tensor_numel(x) : (double)x->shape[d];
-    tensor *gk = s_reshape(s, g, x->ndim, kshape), *r = NULL;
-    switch (n->op) {
-    case OP_SUM: r = gk; break;
-    case OP_MEAN: r = s_sc(s, OP_DIV, gk, cnt); break;
-    case OP_MAX: case OP_MIN: { /* to the extreme positions, shared among ties */
-        tensor *mask = s_bin(s, OP_EQ, x, s_red(s, n->op, x, n->dim, 1));
-        r = s_bin(s, OP_DIV, s_bin(s, OP_MUL, gk, mask), s_red(s, OP_SUM, mask, n->dim, 1));
-        break;
-    }
-    case OP_VAR: {
-        tensor *c = s_bin(s, OP_SUB, x, s_red(s, OP_MEAN, x, n->dim, 1));
-        r = s_bin(s, OP_MUL, gk, s_sc(s, OP_MUL, c, 2.0 / cnt));
-        break;
-    }
-    case OP_STD: {
-        tensor *c = s_bin(s, OP_SUB, x, s_red(s, OP_MEAN, x, n->dim, 1));
-        tensor *sd = s_sc(s, OP_MUL, s_red(s, OP_STD, x, n->dim, 1), cnt);
-        r = s_bin(s, OP_MUL, gk, s_bin(s, OP_DIV, c, sd));
-        break;
-    }
-    case OP_NORM:
-        r = s_bin(s, OP_MUL, gk, s_bin(s, OP_DIV, x, s_red(s, OP_NORM, x, n->dim, 1)));
-        break;
-    default: break;
-    }
+    tensor *gk = s_reshape(s, g, x->ndim, kshape);
+    tensor *r = gk ? reduce_rule(s, n, x, gk, cnt) : NULL;
     *gx = r ? keep(s, tensor_expand(r, x->ndim, x->shape, s->err)) : NULL;
 }
 

@@ -1,5 +1,6 @@
 /* test_conformance.c — the backend conformance suite: every op of engine/tensor/ops.def plus
- * matmul, where, gather, random, copy/cast, fill, assign into views and arange, and
+ * the composites (OP_COMPOSITE rows), matmul, where, gather, random, copy/cast, fill,
+ * assign into views and arange, and
  * the fused training ops (cross_entropy forward and backward, AdamW and SGD steps), run
  * through the tensor front end on the CPU backend (the reference) and on a second
  * backend, on random shapes (broadcasting, transposed and stepped views, empty tensors,
@@ -254,6 +255,7 @@ typedef struct opctx {
     int dim, keepdim;
     tensor_dtype dt;
     double a, b;
+    void (*fn)(void); /* a composite's function (group_composite) */
 } opctx;
 
 static tensor *do_unary(tensor **x, void *c, eng_error *err)
@@ -309,34 +311,74 @@ static tensor *do_inplace(tensor **x, void *c, eng_error *err)
     return a;
 }
 
+/* every unary row of ops.def: inputs by its DOM, exact (bit for bit) for the rows that
+ * keep the dtype or give bool, and sqrt (correctly rounded in IEEE); others by tol_for */
+#define UN_EXACT_FLOAT 0
+#define UN_EXACT_KEEP 1
+#define UN_EXACT_ARITH 1
+#define UN_EXACT_BOOL 1
 static void group_unary(int cases)
 {
-    static const op_id ops[] = {
-#define OP_UNARY(ID, name, expr) OP_##ID,
+    static const struct {
+        op_id op;
+        int positive, exact;
+    } ops[] = {
+#define OP_UNARY(ID, name, API, DT, DOM, FE, IE, G, doc) {OP_##ID, DOM_POS_##DOM, UN_EXACT_##DT},
+#define DOM_POS_ANY 0
+#define DOM_POS_POS 1
 #include "engine/tensor/ops.def"
     };
     for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++)
         for (int i = 0; i < cases; i++) {
             spec s = {.dt = all_dtypes[i % NDT]};
             random_shape(&s, 4, 1);
-            s.positive = (ops[o] == OP_LOG || ops[o] == OP_SQRT) && i % 3;
-            opctx c = {.op = ops[o], .a = -1, .b = 1.5};
+            s.positive = ops[o].positive && i % 3;
+            opctx c = {.op = ops[o].op, .a = -1, .b = 1.5};
             char what[96];
-            snprintf(what, sizeof what, "%s(%s)", tensor_op_name(ops[o]), tensor_dtype_name(s.dt));
-            int exact = ops[o] == OP_NEG || ops[o] == OP_NOT || ops[o] == OP_ABS || ops[o] == OP_RELU ||
-                        ops[o] == OP_FLOOR || ops[o] == OP_CEIL || ops[o] == OP_ROUND ||
-                        ops[o] == OP_CLAMP || ops[o] == OP_SQRT;
+            snprintf(what, sizeof what, "%s(%s)", tensor_op_name(ops[o].op), tensor_dtype_name(s.dt));
+            int exact = ops[o].exact || ops[o].op == OP_SQRT;
             /* integer input of a float function gives f32 */
             tensor_dtype rdt = is_float(s.dt) ? s.dt : DT_F32;
             run_both(what, &s, 1, tol_for(rdt, exact), 0, do_unary, &c);
         }
 }
 
+/* every composite row: its primitives on both backends, f32 and f64 */
+static tensor *do_composite(tensor **x, void *c, eng_error *err)
+{
+    opctx *o = c;
+    return ((tensor * (*)(const tensor *, double, eng_error *)) o->fn)(x[0], o->a, err);
+}
+
+static void group_composite(int cases)
+{
+    static const struct {
+        const char *name;
+        tensor *(*fn)(const tensor *, double, eng_error *);
+        int positive;
+    } ops[] = {
+#define OP_COMPOSITE(name, sig, NP, P0, DOM, EXPR, doc) {#name, tensor_##name, DOM_POS_##DOM},
+#include "engine/tensor/ops.def"
+    };
+    for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++)
+        for (int i = 0; i < cases; i++) {
+            spec s = {.dt = i % 2 ? DT_F32 : DT_F64};
+            random_shape(&s, 3, 1);
+            s.positive = ops[o].positive;
+            opctx c = {.a = 0.3, .fn = (void (*)(void))ops[o].fn};
+            char what[96];
+            snprintf(what, sizeof what, "%s(%s)", ops[o].name, tensor_dtype_name(s.dt));
+            tol t = tol_for(s.dt, 0);
+            t.abs += s.dt == DT_F32 ? 1e-6 : 1e-14; /* differences of nearly equal terms */
+            run_both(what, &s, 1, t, 0, do_composite, &c);
+        }
+}
+
 static void group_binary(int cases)
 {
     static const op_id ops[] = {
-#define OP_BINARY(ID, name, expr) OP_##ID,
-#define OP_COMPARE(ID, name, expr) OP_##ID,
+#define OP_BINARY(ID, name, API, DT, DOM, FE, IE, GA, GB, doc) OP_##ID,
+#define OP_COMPARE(ID, name, API, E, doc) OP_##ID,
 #include "engine/tensor/ops.def"
     };
     for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++)
@@ -383,7 +425,7 @@ static void group_binary(int cases)
 static void group_reduce(int cases)
 {
     static const op_id ops[] = {
-#define OP_REDUCE(ID, name) OP_##ID,
+#define OP_REDUCE(ID, name, DT, G) OP_##ID,
 #include "engine/tensor/ops.def"
     };
     static const tensor_dtype rdts[] = {DT_BOOL, DT_U8, DT_I32, DT_I64, DT_F16, DT_F32, DT_F64, DT_BF16};
@@ -731,7 +773,7 @@ int main(int argc, char **argv)
     struct { const char *name; void (*fn)(int); int mult; } groups[] = {
         {"unary", group_unary, 1},   {"binary", group_binary, 1}, {"reduce", group_reduce, 1},
         {"matmul", group_matmul, 4}, {"data", group_data, 4},     {"random", group_random, 2},
-        {"conv", group_conv, 2},     {"train", group_train, 2},
+        {"conv", group_conv, 2},     {"train", group_train, 2},   {"compose", group_composite, 1},
     };
     const char *only = argc > 3 ? argv[3] : NULL;
     for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {

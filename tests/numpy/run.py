@@ -10,7 +10,8 @@ result with its own computation: shape, dtype, and values within the tolerance t
 check states. Covered: every elementwise op (f32 and f64, integer and mixed dtypes,
 scalars mixed in), NumPy broadcasting on random shape pairs, every reduction along
 every dimension with and without keepdim, non-contiguous operands (transposes,
-stepped slices), empty tensors, matmul in its NumPy forms, the shape built-ins,
+stepped slices), empty tensors, matmul in its NumPy forms, the shape built-ins (each
+built-in op of engine/tensor/ops.def must appear in some check, or the run fails),
 .npy round trips both ways for every dtype (C and Fortran order, format versions 1-3,
 big-endian), and load_idx on the real Fashion-MNIST files compared with a gzip+NumPy
 reading.
@@ -22,6 +23,7 @@ double); f64 within 1e-12 relative; integers, bools, shapes, indices and files e
 import gzip
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -95,6 +97,19 @@ def sigmoid(x):
     return (1 / (1 + np.exp(-x.astype(np.float64)))).astype(x.dtype)
 
 
+def f64(fn):
+    """fn computed in float64, rounded to x's dtype: the reference of a float op."""
+    return lambda x, *a: fn(x.astype(np.float64), *a).astype(x.dtype)
+
+
+def softplus(x):
+    return np.logaddexp(0, x)
+
+
+def elu(x, alpha=1.0):
+    return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))
+
+
 # ---- elementwise, unary -------------------------------------------------------------
 UNARY = [
     ("abs", np.abs, None), ("exp", np.exp, None), ("log", np.log, "pos"),
@@ -102,16 +117,31 @@ UNARY = [
     ("relu", lambda x: np.maximum(x, 0).astype(x.dtype), None), ("gelu", gelu, None),
     ("sin", np.sin, None), ("cos", np.cos, None), ("floor", np.floor, None),
     ("ceil", np.ceil, None), ("round", np.round, None),
+    ("log1p", np.log1p, "pos"), ("expm1", np.expm1, None), ("sign", np.sign, None),
+    # composites (engine/tensor/ops.def OP_COMPOSITE): "chain", a few roundings in a chain of ops
+    ("softplus", f64(softplus), None, "chain"),
+    ("silu", f64(lambda x: x / (1 + np.exp(-x))), None, "chain"),
+    ("mish", f64(lambda x: x * np.tanh(softplus(x))), None, "chain"),
+    ("logsigmoid", f64(lambda x: -softplus(-x)), None, "chain"),
+    ("hardtanh", f64(lambda x: np.clip(x, -1, 1)), None, "chain"),
+    ("rsqrt", f64(lambda x: 1 / np.sqrt(x)), "pos", "chain"),
+    ("leaky_relu", f64(lambda x: np.where(x > 0, x, 0.01 * x)), None, "chain"),
+    ("elu", f64(elu), None, "chain"),
 ]
 for dt, tol in (("f32", F32), ("f64", F64)):
     x = inp(f"u_{dt}", (rng.standard_normal(rand_shape(3)) * 3).astype(NP_DTYPES[dt]))
     xp = inp(f"up_{dt}", (np.abs(rng.standard_normal(rand_shape(2))) * 5 + 1e-3).astype(NP_DTYPES[dt]))
-    for fname, fn, dom in UNARY:
+    for fname, fn, dom, *chain in UNARY:
         src, arr = (f"up_{dt}", xp) if dom == "pos" else (f"u_{dt}", x)
         t = dict(tol)
-        if fname == "gelu" and dt == "f32":
+        if (fname == "gelu" or chain) and dt == "f32":
             t = dict(rtol=4e-6, atol=1e-7)
+        if chain and dt == "f64":
+            t = dict(rtol=1e-12, atol=1e-15)
         check(f"{fname} {dt}", f"{fname}({src})", fn(arr), **t)
+    f32c = dict(rtol=4e-6, atol=1e-7) if dt == "f32" else dict(rtol=1e-12, atol=1e-15)
+    check(f"leaky_relu slope {dt}", f"leaky_relu(u_{dt}, 0.2)", f64(lambda v: np.where(v > 0, v, 0.2 * v))(x), **f32c)
+    check(f"elu alpha {dt}", f"elu(u_{dt}, 1.5)", f64(lambda v: elu(v, 1.5))(x), **f32c)
     check(f"neg {dt}", f"-u_{dt}", -x, **tol)
     check(f"clamp {dt}", f"clamp(u_{dt}, -1.5, 2.0)", np.clip(x, -1.5, 2.0), **tol)
     # a non-contiguous input: a transpose and a stepped slice
@@ -121,6 +151,16 @@ xi = inp("u_i32", rng.integers(-50, 50, size=rand_shape(2)).astype(np.int32))
 check("abs i32", "abs(u_i32)", np.abs(xi))
 check("neg i32", "-u_i32", -xi)
 check("relu i32", "relu(u_i32)", np.maximum(xi, 0))
+check("sign i32", "sign(u_i32)", np.sign(xi))
+check("clamp i32 huge bounds saturate", "clamp(u_i32, -1e300, 1e300)", xi)
+check("elu of i32 gives f32", "elu(u_i32)", elu(xi.astype(np.float64)).astype(np.float32), **F32)
+check("softplus of i32 gives f32", "softplus(u_i32)", softplus(xi.astype(np.float64)).astype(np.float32), **F32)
+# stable forms: no overflow for large |x|, full precision for tiny x
+huge = inp("huge", np.array([-1000, -100, -30, -1e-30, 0, 1e-30, 30, 100, 1000], dtype=np.float64))
+check("softplus stable", "softplus(huge)", softplus(huge), **F64)
+check("logsigmoid stable", "logsigmoid(huge)", -softplus(-huge), **F64)
+check("log1p tiny", "log1p(huge * 1e-20)", np.log1p(huge * 1e-20), **F64)
+check("expm1 tiny", "expm1(huge * 1e-20)", np.expm1(huge * 1e-20), **F64)
 check("clamp i32", "clamp(u_i32, -10, 10)", np.clip(xi, -10, 10))
 check("exp of i32 gives f32", "exp(u_i32 / 10)", np.exp((np.trunc(xi / 10)).astype(np.float32)), **F32)
 check("sqrt of i32 gives f32", "sqrt(abs(u_i32))", np.sqrt(np.abs(xi).astype(np.float32)), **F32)
@@ -393,6 +433,22 @@ else:
     print(f"test-numpy: {FASHION} is missing (Debian package dataset-fashion-mnist); IDX checks skipped")
 
 
+# ---- every built-in op of engine/tensor/ops.def has a check here -------------------------------
+def table_builtins():
+    """The built-in names of engine/tensor/ops.def: BUILTIN and OWN rows, and composites."""
+    src = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../engine/tensor/ops.def")).read()
+    src = src[src.index("clang-format off"):]
+    names = re.findall(r'^KN_(?:UNARY|BINARY)\(\w+,\s*"(\w+)",\s*(?:BUILTIN|OWN)\b', src, re.M)
+    return names + re.findall(r"^OP_COMPOSITE\((\w+),", src, re.M)
+
+
+def unchecked_builtins():
+    called = set()
+    for c in checks:
+        called.update(re.findall(r"\b(\w+)\(", c["code"]))
+    return [n for n in table_builtins() if n not in called]
+
+
 # ---- run Kiln, compare ------------------------------------------------------------------
 def main():
     script = path("checks.kn")
@@ -430,6 +486,11 @@ def main():
                               f"got {g64[tuple(k)]!r}, want {w64[tuple(k)]!r} "
                               f"(max abs err {np.nanmax(err):.3g}, rtol {c['rtol']}, atol {c['atol']})")
     print(f"test-numpy: {len(checks)} checks, kiln ran them in {elapsed:.2f} s")
+    missing = unchecked_builtins()
+    if missing:
+        failed.append(f"ops of engine/tensor/ops.def with no check here: {', '.join(missing)}")
+    else:
+        print(f"test-numpy: each of the {len(table_builtins())} built-in ops of engine/tensor/ops.def is checked")
     # a sanitizer build (make asan) reports memory errors on stderr
     for marker in ("Sanitizer", "runtime error:"):
         if marker in proc.stderr:

@@ -5,7 +5,8 @@
  *
  * A check builds L = sum(f(params) * R) for a fixed random R, so every output element
  * weighs differently, and compares dL/dp from backward with (L(p+h) - L(p-h)) / 2h,
- * passing when |analytic - numeric| <= tol * max(1, |analytic|, |numeric|). It also
+ * passing when |analytic - numeric| <= tol * max(1, |analytic|, |numeric|) (a NaN on
+ * either side fails). It also
  * checks that no autograd node is left alive afterwards. */
 #ifndef KILN_TEST_GRADCHECK_H
 #define KILN_TEST_GRADCHECK_H
@@ -108,9 +109,9 @@ static void gradcheck(const char *name, gradcheck_fn f, const void *ctx, int np,
             x[k] = x0;
             double num = (lp - lm) / (2 * h), ana = tensor_get_flat(p[i]->grad, k);
             double e = fabs(num - ana) / fmax(1.0, fmax(fabs(num), fabs(ana)));
-            if (e > worst)
+            if (e > worst || e != e)
                 worst = e;
-            if (e > tol) {
+            if (!(e <= tol)) { /* NaN fails too */
                 fprintf(stderr, "gradcheck %s: parameter %d element %lld: backward %.10g, finite differences %.10g\n",
                         name, i, (long long)k, ana, num);
                 failures++;

@@ -1,6 +1,6 @@
 /* test_autograd.c — unit tests of engine/train/autograd.c: the gradient of every recorded op
- * against central finite differences in f64 (small random shapes, broadcasting
- * included), accumulation across backward calls, grad mode off recording nothing, the
+ * against central finite differences in f64 (one check generated per row of
+ * engine/tensor/ops.def, composites included; small random shapes, broadcasting included), accumulation across backward calls, grad mode off recording nothing, the
  * refusal of in-place writes, detach, and the tape freed (no live node left) once the
  * loss is dropped or backward has run. Exits non-zero on failure.
  *
@@ -36,6 +36,7 @@ struct gcase {
     double p0, p1;             /* clamp bounds; scalar operand */
     double tol;                /* 0: 1e-6 */
     double h;                  /* 0: 1e-6 */
+    void (*fn)(void);          /* a composite's tensor_NAME (f_composite) */
 };
 
 static tensor *f_unary(tensor **p, const gcase *c) { return tensor_unary(c->op, p[0], c->p0, c->p1, &err); }
@@ -135,23 +136,37 @@ static void check_case(const gcase *c)
     gradcheck(c->name, run_case, c, c->np, c->nd, c->shape, c->positive, c->tol, c->h);
 }
 
+static tensor *f_composite(tensor **p, const gcase *c)
+{
+    return ((tensor * (*)(const tensor *, double, eng_error *)) c->fn)(p[0], c->p0, &err);
+}
+
+/* One check per row of engine/tensor/ops.def, generated from the table: every unary row with a
+ * float result (a NOGRAD row too: its zero gradient must match finite differences, so
+ * marking a differentiable op NOGRAD fails here), every binary row, every reduction
+ * with a float result, every composite. */
+#define POS_ANY 0
+#define POS_POS 1
+#define UN_CASE_FLOAT(ID, name, DOM) {name, f_unary, 1, {2}, {{3, 4}}, POS_##DOM, OP_##ID, 0, 0, -0.5, 0.7},
+#define UN_CASE_KEEP UN_CASE_FLOAT
+#define UN_CASE_ARITH UN_CASE_FLOAT
+#define UN_CASE_BOOL(ID, name, DOM) /* a bool result has no gradient */
+#define RED_CASE_SUM(ID, name) {name " dim 1", f_reduce, 1, {2}, {{3, 4}}, 0, OP_##ID, 1, 0},
+#define RED_CASE_KEEP RED_CASE_SUM
+#define RED_CASE_FLOAT RED_CASE_SUM
+#define RED_CASE_INDEX(ID, name) /* an i64 result has no gradient */
+static const gcase table_cases[] = {
+#define OP_UNARY(ID, name, API, DT, DOM, FE, IE, G, doc) UN_CASE_##DT(ID, name, DOM)
+#define OP_BINARY(ID, name, API, DT, DOM, FE, IE, GA, GB, doc) \
+    {name, f_binary, 2, {2, 2}, {{3, 4}, {3, 4}}, POS_##DOM, OP_##ID},
+#define OP_REDUCE(ID, name, DT, G) RED_CASE_##DT(ID, name)
+#define OP_COMPOSITE(name, sig, NP, P0, DOM, EXPR, doc) \
+    {#name, f_composite, 1, {2}, {{3, 4}}, POS_##DOM, 0, 0, 0, 0.3, 0, 0, 0, (void (*)(void))tensor_##name},
+#include "engine/tensor/ops.def"
+};
+
 #define S1(a, b, c_, d) 4, {{a, b, c_, d}}
 static const gcase cases[] = {
-    {"neg", f_unary, 1, {2}, {{3, 4}}, 0, OP_NEG},
-    {"abs", f_unary, 1, {2}, {{3, 4}}, 0, OP_ABS},
-    {"exp", f_unary, 1, {2}, {{3, 4}}, 0, OP_EXP},
-    {"log", f_unary, 1, {2}, {{3, 4}}, 1, OP_LOG},
-    {"sqrt", f_unary, 1, {2}, {{3, 4}}, 1, OP_SQRT},
-    {"tanh", f_unary, 1, {2}, {{3, 4}}, 0, OP_TANH},
-    {"sigmoid", f_unary, 1, {2}, {{3, 4}}, 0, OP_SIGMOID},
-    {"relu", f_unary, 1, {2}, {{3, 4}}, 0, OP_RELU},
-    {"gelu", f_unary, 1, {2}, {{3, 4}}, 0, OP_GELU},
-    {"sin", f_unary, 1, {2}, {{3, 4}}, 0, OP_SIN},
-    {"cos", f_unary, 1, {2}, {{3, 4}}, 0, OP_COS},
-    {"clamp", f_unary, 1, {2}, {{3, 4}}, 0, OP_CLAMP, 0, 0, -0.5, 0.7},
-    {"floor", f_unary, 1, {2}, {{3, 4}}, 0, OP_FLOOR},
-    {"ceil", f_unary, 1, {2}, {{3, 4}}, 0, OP_CEIL},
-    {"round", f_unary, 1, {2}, {{3, 4}}, 0, OP_ROUND},
     {"add broadcast", f_binary, 2, {2, 1}, {{3, 4}, {4}}, 0, OP_ADD},
     {"sub broadcast", f_binary, 2, {2, 2}, {{3, 1}, {1, 4}}, 0, OP_SUB},
     {"mul broadcast", f_binary, 2, {3, 2}, {{2, 3, 4}, {3, 1}}, 0, OP_MUL},
@@ -298,6 +313,10 @@ static void test_accumulate_and_modes(void)
 int main(void)
 {
     printf("gradient checks (f64, central differences, h = 1e-6, rel tol 1e-6 unless given):\n");
+    printf("one per row of engine/tensor/ops.def:\n");
+    for (size_t i = 0; i < sizeof table_cases / sizeof table_cases[0]; i++)
+        check_case(&table_cases[i]);
+    printf("the rest:\n");
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         check_case(&cases[i]);
     test_accumulate_and_modes();
@@ -305,6 +324,7 @@ int main(void)
         fprintf(stderr, "test_autograd: %d failure(s)\n", failures);
         return 1;
     }
-    printf("test_autograd: all passed (%zu gradient checks)\n", sizeof cases / sizeof cases[0]);
+    printf("test_autograd: all passed (%zu gradient checks)\n",
+           sizeof table_cases / sizeof table_cases[0] + sizeof cases / sizeof cases[0]);
     return 0;
 }
