@@ -26,6 +26,7 @@ const char *eng_version(void) { return "0.1.0"; }
 
 eng_session *eng_session_new(void)
 {
+    ag_install(); /* autograd records the tensor layer's ops (engine/tensor/record.h) */
     eng_session *s = calloc(1, sizeof *s);
     if (!s)
         return NULL;

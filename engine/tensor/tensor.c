@@ -7,7 +7,7 @@
  * host goes through the backend's to_host, so it works the same for device memory.
  */
 #include "engine/tensor/tensor_impl.h"
-#include "engine/train/autograd.h"
+#include "engine/tensor/record.h"
 #include "engine/base/context.h"
 #include "engine/base/hostmem.h"
 
@@ -55,6 +55,15 @@ tensor_dtype tensor_dtype_promote(tensor_dtype a, tensor_dtype b)
     if ((a == DT_F16 && b == DT_BF16) || (a == DT_BF16 && b == DT_F16))
         return DT_F32; /* neither holds the other */
     return a > b ? a : b;
+}
+
+/* ---- the recorder (record.h) ---- */
+
+const tensor_recorder *tensor_recorder_hooks;
+
+void tensor_set_recorder(const tensor_recorder *r)
+{
+    __atomic_store_n(&tensor_recorder_hooks, r, __ATOMIC_RELEASE);
 }
 
 /* ---- helpers ---- */
@@ -223,7 +232,7 @@ void tensor_decref(tensor *t)
     if (t->grad)
         tensor_decref(t->grad);
     if (t->autograd)
-        ag_node_release(t->autograd);
+        tensor_recorder_hooks->node_release(t->autograd);
     free(t);
 }
 
@@ -511,8 +520,8 @@ static int norm_dim(const char *op, int dim, int ndim, eng_error *err)
 
 tensor *tensor_slice(tensor *t, int dim, int64_t start, int64_t stop, int64_t step, eng_error *err)
 {
-    if (AG_WANTS(t))
-        return ag_slice(t, dim, start, stop, step, err);
+    if (TENSOR_RECORDS(t))
+        return tensor_recorder_hooks->slice(t, dim, start, stop, step, err);
     int d = norm_dim("slice", dim, t->ndim, err);
     if (d < 0)
         return NULL;
@@ -557,8 +566,8 @@ tensor *tensor_slice(tensor *t, int dim, int64_t start, int64_t stop, int64_t st
 
 tensor *tensor_select(tensor *t, int dim, int64_t index, eng_error *err)
 {
-    if (AG_WANTS(t))
-        return ag_select(t, dim, index, err);
+    if (TENSOR_RECORDS(t))
+        return tensor_recorder_hooks->select(t, dim, index, err);
     int d = norm_dim("index", dim, t->ndim, err);
     if (d < 0)
         return NULL;
@@ -582,8 +591,8 @@ tensor *tensor_select(tensor *t, int dim, int64_t index, eng_error *err)
 
 tensor *tensor_transpose(tensor *t, int d0, int d1, eng_error *err)
 {
-    if (AG_WANTS(t))
-        return ag_transpose(t, d0, d1, err);
+    if (TENSOR_RECORDS(t))
+        return tensor_recorder_hooks->transpose(t, d0, d1, err);
     int a = norm_dim("transpose", d0, t->ndim, err), b;
     if (a < 0 || (b = norm_dim("transpose", d1, t->ndim, err)) < 0)
         return NULL;
@@ -599,8 +608,8 @@ tensor *tensor_transpose(tensor *t, int d0, int d1, eng_error *err)
 
 tensor *tensor_permute(tensor *t, const int *dims, int n, eng_error *err)
 {
-    if (AG_WANTS(t))
-        return ag_permute(t, dims, n, err);
+    if (TENSOR_RECORDS(t))
+        return tensor_recorder_hooks->permute(t, dims, n, err);
     if (n != t->ndim) {
         eng_fail(err, ERR_VALUE, "permute: %d dimensions given for a %d-d tensor", n, t->ndim);
         return NULL;
@@ -628,8 +637,8 @@ tensor *tensor_permute(tensor *t, const int *dims, int n, eng_error *err)
 
 tensor *tensor_expand(tensor *t, int ndim, const int64_t *shape, eng_error *err)
 {
-    if (AG_WANTS(t))
-        return ag_expand(t, ndim, shape, err);
+    if (TENSOR_RECORDS(t))
+        return tensor_recorder_hooks->expand(t, ndim, shape, err);
     char b1[TENSOR_SHAPE_BUF], b2[TENSOR_SHAPE_BUF];
     if (ndim < t->ndim || ndim > TENSOR_MAXDIM) {
         eng_fail(err, ERR_SHAPE, "expand: shape %s cannot be broadcast to %s",
@@ -666,8 +675,8 @@ tensor *tensor_expand(tensor *t, int ndim, const int64_t *shape, eng_error *err)
 
 tensor *tensor_squeeze(tensor *t, int dim, eng_error *err)
 {
-    if (AG_WANTS(t))
-        return ag_squeeze(t, dim, err);
+    if (TENSOR_RECORDS(t))
+        return tensor_recorder_hooks->squeeze(t, dim, err);
     int d = -1;
     if (dim != -1000) {
         d = norm_dim("squeeze", dim, t->ndim, err);
@@ -691,8 +700,8 @@ tensor *tensor_squeeze(tensor *t, int dim, eng_error *err)
 
 tensor *tensor_unsqueeze(tensor *t, int dim, eng_error *err)
 {
-    if (AG_WANTS(t))
-        return ag_unsqueeze(t, dim, err);
+    if (TENSOR_RECORDS(t))
+        return tensor_recorder_hooks->unsqueeze(t, dim, err);
     if (t->ndim >= TENSOR_MAXDIM) {
         eng_fail(err, ERR_VALUE, "unsqueeze: a tensor has at most %d dimensions", TENSOR_MAXDIM);
         return NULL;
@@ -748,8 +757,8 @@ static int view_strides(int ond, const int64_t *oshape, const int64_t *ostride, 
 
 tensor *tensor_reshape(tensor *t, int ndim, const int64_t *shape_in, eng_error *err)
 {
-    if (AG_WANTS(t))
-        return ag_reshape(t, ndim, shape_in, err);
+    if (TENSOR_RECORDS(t))
+        return tensor_recorder_hooks->reshape(t, ndim, shape_in, err);
     char b1[TENSOR_SHAPE_BUF], b2[TENSOR_SHAPE_BUF];
     if (ndim < 0 || ndim > TENSOR_MAXDIM) {
         eng_fail(err, ERR_VALUE, "reshape: %d dimensions; at most %d are supported", ndim,
@@ -840,8 +849,8 @@ tensor *tensor_contiguous(tensor *t, eng_error *err)
 
 tensor *tensor_cast(const tensor *t, tensor_dtype dt, eng_error *err)
 {
-    if (AG_WANTS(t))
-        return ag_cast(t, dt, err);
+    if (TENSOR_RECORDS(t))
+        return tensor_recorder_hooks->cast(t, dt, err);
     tensor *c = tensor_empty_on(t->storage->backend, dt, t->ndim, t->shape, err);
     if (!c)
         return NULL;
@@ -860,8 +869,8 @@ tensor *tensor_clone(const tensor *t, eng_error *err)
 int tensor_assign(tensor *dst, const tensor *src, eng_error *err)
 {
     char b1[TENSOR_SHAPE_BUF], b2[TENSOR_SHAPE_BUF];
-    if (AG_WANTS(dst))
-        return ag_refuse_inplace(dst, err);
+    if (TENSOR_RECORDS(dst))
+        return tensor_recorder_hooks->refuse_inplace(dst, err);
     if (src->storage->backend != dst->storage->backend) {
         const tensor *ops[2] = {dst, src};
         if (!tensor_common_backend("assign", ops, 2, err))
@@ -914,8 +923,8 @@ int tensor_assign(tensor *dst, const tensor *src, eng_error *err)
 
 int tensor_fill(tensor *dst, double v, eng_error *err)
 {
-    if (AG_WANTS(dst))
-        return ag_refuse_inplace(dst, err);
+    if (TENSOR_RECORDS(dst))
+        return tensor_recorder_hooks->refuse_inplace(dst, err);
     return dst->storage->backend->fill(dst, v, err);
 }
 
@@ -954,8 +963,8 @@ tensor *tensor_to(const tensor *t, const eng_backend *be, eng_error *err)
         tensor_incref((tensor *)t);
         return (tensor *)t;
     }
-    if (AG_WANTS(t))
-        return ag_to(t, be, err);
+    if (TENSOR_RECORDS(t))
+        return tensor_recorder_hooks->to(t, be, err);
     void *host = tensor_to_host(t, err);
     if (!host)
         return NULL;

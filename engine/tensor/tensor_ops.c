@@ -15,7 +15,7 @@
  * to the output's shape as stride-0 views, so broadcasting never copies.
  */
 #include "engine/tensor/tensor_impl.h"
-#include "engine/train/autograd.h"
+#include "engine/tensor/record.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -135,8 +135,8 @@ static tensor *unary_impl(op_id op, const tensor *x, double p0, double p1, eng_e
 
 tensor *tensor_unary(op_id op, const tensor *x, double p0, double p1, eng_error *err)
 {
-    if (AG_WANTS(x))
-        return ag_unary(op, x, p0, p1, err);
+    if (TENSOR_RECORDS(x))
+        return tensor_recorder_hooks->unary(op, x, p0, p1, err);
     placed p;
     if (operands_begin(&p, tensor_op_name(op), &x, 1, err) < 0)
         return NULL;
@@ -236,8 +236,8 @@ static int is_arith(op_id op)
 
 tensor *tensor_binary(op_id op, const tensor *a, const tensor *b, eng_error *err)
 {
-    if (AG_WANTS2(a, b))
-        return ag_binary(op, a, b, err);
+    if (TENSOR_RECORDS2(a, b))
+        return tensor_recorder_hooks->binary(op, a, b, err);
     tensor_dtype cd = tensor_dtype_promote(a->dtype, b->dtype);
     if (cd == DT_BOOL && is_arith(op))
         cd = DT_I64;
@@ -254,8 +254,8 @@ static int binary_inplace_impl(op_id op, tensor *a, const tensor *b, eng_error *
 
 int tensor_binary_inplace(op_id op, tensor *a, const tensor *b, eng_error *err)
 {
-    if (AG_WANTS(a))
-        return ag_refuse_inplace(a, err);
+    if (TENSOR_RECORDS(a))
+        return tensor_recorder_hooks->refuse_inplace(a, err);
     const tensor *ops[2] = {a, b};
     if (!tensor_common_backend(tensor_op_name(op), ops, 2, err))
         return -1;
@@ -311,8 +311,8 @@ static int binary_inplace_impl(op_id op, tensor *a, const tensor *b, eng_error *
 tensor *tensor_binary_scalar(op_id op, const tensor *t, double s, int s_is_float, int scalar_left,
                              eng_error *err)
 {
-    if (AG_WANTS(t))
-        return ag_binary_scalar(op, t, s, s_is_float, scalar_left, err);
+    if (TENSOR_RECORDS(t))
+        return tensor_recorder_hooks->binary_scalar(op, t, s, s_is_float, scalar_left, err);
     placed p;
     if (operands_begin(&p, tensor_op_name(op), &t, 1, err) < 0)
         return NULL;
@@ -340,8 +340,8 @@ static tensor *where_impl(const tensor *c, const tensor *a, const tensor *b, eng
 
 tensor *tensor_where(const tensor *c, const tensor *a, const tensor *b, eng_error *err)
 {
-    if (AG_WANTS2(a, b))
-        return ag_where(c, a, b, err);
+    if (TENSOR_RECORDS2(a, b))
+        return tensor_recorder_hooks->where(c, a, b, err);
     placed p;
     const tensor *ops[3] = {c, a, b};
     if (operands_begin(&p, "where", ops, 3, err) < 0)
@@ -391,8 +391,8 @@ static tensor *reduce_impl(op_id op, const tensor *x, int dim, int keepdim, eng_
 
 tensor *tensor_reduce(op_id op, const tensor *x, int dim, int keepdim, eng_error *err)
 {
-    if (AG_WANTS(x))
-        return ag_reduce(op, x, dim, keepdim, err);
+    if (TENSOR_RECORDS(x))
+        return tensor_recorder_hooks->reduce(op, x, dim, keepdim, err);
     placed p;
     if (operands_begin(&p, tensor_op_name(op), &x, 1, err) < 0)
         return NULL;
@@ -485,8 +485,8 @@ static tensor *matmul_impl(const tensor *a, const tensor *b, eng_error *err);
 
 tensor *tensor_matmul(const tensor *a, const tensor *b, eng_error *err)
 {
-    if (AG_WANTS2(a, b))
-        return ag_matmul(a, b, err);
+    if (TENSOR_RECORDS2(a, b))
+        return tensor_recorder_hooks->matmul(a, b, err);
     placed p;
     const tensor *ops[2] = {a, b};
     if (operands_begin(&p, "matmul", ops, 2, err) < 0)
@@ -665,9 +665,9 @@ tensor *tensor_cat(tensor *const *ts, int n, int dim, eng_error *err)
     int64_t shape[TENSOR_MAXDIM];
     memcpy(shape, t0->shape, sizeof shape);
     tensor_dtype dt = t0->dtype;
-    for (int i = 0; ag_grad_mode() && i < n; i++)
+    for (int i = 0; tensor_grad_mode() && i < n; i++)
         if (ts[i]->requires_grad)
-            return ag_cat(ts, n, dim, err);
+            return tensor_recorder_hooks->cat(ts, n, dim, err);
     const eng_backend *be = tensor_common_backend("cat", (const tensor *const *)ts, n, err);
     if (!be)
         return NULL;
@@ -747,8 +747,8 @@ static tensor *gather_impl(const tensor *x, const tensor *idx, int trusted, eng_
 
 static tensor *gather_placed(const tensor *x, const tensor *idx, int trusted, eng_error *err)
 {
-    if (AG_WANTS(x))
-        return ag_gather(x, idx, err);
+    if (TENSOR_RECORDS(x))
+        return tensor_recorder_hooks->gather(x, idx, err);
     placed p;
     const tensor *ops[2] = {x, idx};
     if (operands_begin(&p, "gather", ops, 2, err) < 0)

@@ -801,8 +801,38 @@ out:
     return rc;
 }
 
+static const tensor_recorder ag_recorder = {
+    .unary = ag_unary,
+    .binary = ag_binary,
+    .binary_scalar = ag_binary_scalar,
+    .where = ag_where,
+    .reduce = ag_reduce,
+    .matmul = ag_matmul,
+    .cat = ag_cat,
+    .gather = ag_gather,
+    .cast = ag_cast,
+    .slice = ag_slice,
+    .select = ag_select,
+    .transpose = ag_transpose,
+    .permute = ag_permute,
+    .expand = ag_expand,
+    .squeeze = ag_squeeze,
+    .unsqueeze = ag_unsqueeze,
+    .reshape = ag_reshape,
+    .to = ag_to,
+    .node_release = ag_node_release,
+    .refuse_inplace = ag_refuse_inplace,
+};
+
+void ag_install(void)
+{
+    if (tensor_recorder_hooks != &ag_recorder)
+        tensor_set_recorder(&ag_recorder);
+}
+
 tensor *ag_param(tensor *t, eng_error *err)
 {
+    ag_install();
     if (!tensor_dtype_is_float(t->dtype)) {
         eng_fail(err, ERR_TYPE, "param: a parameter must have a float dtype, got %s (cast it first: f32(x))",
                  tensor_dtype_name(t->dtype));

@@ -8,9 +8,11 @@
  * it has filled the leaves' .grad. Leaves are tensors marked by ag_param (no node).
  *
  * The hook: each recorded front-end function (tensor_ops.c, the views of tensor.c)
- * starts with `if (AG_WANTS(x)) return ag_xxx(...)`; ag_xxx turns grad mode off, calls
- * the same function again (so internal helper calls record nothing), turns it back on
- * and records one node for the result. With nothing requiring grad that costs one
+ * starts with `if (TENSOR_RECORDS(x)) return tensor_recorder_hooks->xxx(...)`
+ * (engine/tensor/record.h: the tensor layer knows the interface, not autograd), which
+ * ag_install points at the ag_xxx twins below; ag_xxx turns grad mode off, calls the
+ * same function again (so internal helper calls record nothing), turns it back on and
+ * records one node for the result. With nothing requiring grad that costs one
  * branch. Grad mode belongs to the running session (its eng_ctx, engine/base/context.h):
  * set_grad_enabled(false) in one session leaves another recording.
  */
@@ -18,14 +20,18 @@
 #define KILN_AUTOGRAD_H
 
 #include "engine/tensor/tensor.h"
+#include "engine/tensor/record.h"
 
 /* The running session's grad mode: 1 at start; set_grad_enabled(false) clears it. */
 int ag_grad_mode(void);
 /* Sets it (0 or 1); returns the previous mode, to be put back with ag_set_grad_mode. */
 int ag_set_grad_mode(int on);
 
-#define AG_WANTS(t) ((t)->requires_grad && ag_grad_mode())
-#define AG_WANTS2(a, b) (((a)->requires_grad || (b)->requires_grad) && ag_grad_mode())
+/* Installs the recording twins below as the tensor layer's recorder (record.h); called
+ * by eng_session_new and by ag_param, so it is in place before any tensor requires grad. */
+void ag_install(void);
+/* nn.c's fused nodes: the same test */
+#define AG_WANTS(t) TENSOR_RECORDS(t)
 
 /* ---- the language's built-ins ---- */
 /* marks t (float) as a leaf that requires a gradient; a new reference to it */
@@ -44,7 +50,7 @@ void ag_node_release(void *node); /* tensor_decref of a tensor with a node */
 /* the error for an in-place write into a tensor that requires grad (grad mode on) */
 int ag_refuse_inplace(const tensor *t, eng_error *err);
 
-/* ---- the recording twins of the front end (called through AG_WANTS) ---- */
+/* ---- the recording twins of the front end (the recorder's entries) ---- */
 tensor *ag_unary(op_id op, const tensor *x, double p0, double p1, eng_error *err);
 tensor *ag_binary(op_id op, const tensor *a, const tensor *b, eng_error *err);
 tensor *ag_binary_scalar(op_id op, const tensor *t, double s, int s_is_float, int scalar_left,
