@@ -627,6 +627,128 @@ static int magic_memory(eng_session *s, const char *rest, eng_error *err)
     return 0;
 }
 
+/* ---- the dispatch table ---- */
+
+/* %save PATH / %load PATH (a path may be quoted) */
+static int magic_save_load(eng_session *s, const char *name, const char *rest, eng_source *src, eng_error *err)
+{
+    int save = !strcmp(name, "save");
+    if (!*rest)
+        return eng_fail(err, ERR_VALUE, "%%%s needs a file name, as in %%%s session.npz", name, name);
+    char path[4096];
+    snprintf(path, sizeof path, "%s", rest);
+    size_t pl = strlen(path);
+    while (pl > 0 && isspace((unsigned char)path[pl - 1]))
+        path[--pl] = 0;
+    if (pl >= 2 && (path[0] == '"' || path[0] == '\'') && path[pl - 1] == path[0]) {
+        path[pl - 1] = 0;
+        memmove(path, path + 1, pl - 1);
+    }
+    char *summary = NULL;
+    int rc = save ? eng_session_save(s, path, &summary, err) : eng_session_load(s, path, &summary, err);
+    if (!rc && summary)
+        out(s, "%s", summary);
+    free(summary);
+    return rc;
+}
+
+static int magic_reset(eng_session *s, const char *name, const char *rest, eng_source *src, eng_error *err)
+{
+    eng_session_reset(s);
+    out(s, "Session reset: every variable, function and kernel is gone.\n");
+    return 0;
+}
+
+static int magic_seed(eng_session *s, const char *name, const char *rest, eng_source *src, eng_error *err)
+{
+    char *end;
+    long long v = strtoll(rest, &end, 0);
+    if (end == rest)
+        return eng_fail(err, ERR_VALUE, "%%seed needs an integer, as in %%seed 42");
+    s->rng.seed = (uint64_t)v;
+    s->rng.offset = 0;
+    return 0;
+}
+
+static int magic_sim(eng_session *s, const char *name, const char *rest, eng_source *src, eng_error *err)
+{
+    if (!strncmp(rest, "check", 5))
+        s->kernels->check = 1;
+    else if (!strncmp(rest, "fast", 4))
+        s->kernels->check = 0;
+    else if (*rest)
+        return eng_fail(err, ERR_VALUE, "%%sim takes check or fast, got '%s'", rest);
+    out(s, "Simulator: %s\n", s->kernels->check
+                                  ? "checking builds (AddressSanitizer: out-of-bounds accesses are reported "
+                                    "with the kernel's line; slower)"
+                                  : "fast builds in a worker process (a crash, a hang or a write past a tensor's "
+                                    "end is an error naming the line; %sim check also finds overruns of a few bytes)");
+    return 0;
+}
+
+/* the table's adapters for the magics written before it */
+static int run_time(eng_session *s, const char *name, const char *rest, eng_source *src, eng_error *err)
+{
+    return magic_time(s, rest, src, err, !strcmp(name, "timeit"));
+}
+static int run_whos(eng_session *s, const char *name, const char *rest, eng_source *src, eng_error *err)
+{
+    return magic_whos(s, err);
+}
+static int run_gpu(eng_session *s, const char *name, const char *rest, eng_source *src, eng_error *err)
+{
+    return magic_gpu(s, err);
+}
+static int run_device(eng_session *s, const char *name, const char *rest, eng_source *src, eng_error *err)
+{
+    return magic_device(s, rest, err);
+}
+static int run_memory(eng_session *s, const char *name, const char *rest, eng_source *src, eng_error *err)
+{
+    return magic_memory(s, rest, err);
+}
+static int run_ptx(eng_session *s, const char *name, const char *rest, eng_source *src, eng_error *err)
+{
+    return magic_ptx(s, rest, err);
+}
+static int magic_lsmagic(eng_session *s, const char *name, const char *rest, eng_source *src, eng_error *err);
+
+/* One row per magic: its name, how it is used (for %lsmagic) and its handler, which
+ * gets the name it was called by and the rest of the line, spaces skipped. */
+typedef struct magic_row {
+    const char *name;
+    const char *usage;
+    int (*run)(eng_session *s, const char *name, const char *rest, eng_source *src, eng_error *err);
+} magic_row;
+
+static const magic_row magics[] = {
+    {"time", "%time STMT", run_time},
+    {"timeit", "%timeit STMT", run_time},
+    {"whos", "%whos", run_whos},
+    {"gpu", "%gpu", run_gpu},
+    {"save", "%save PATH", magic_save_load},
+    {"load", "%load PATH", magic_save_load},
+    {"reset", "%reset", magic_reset},
+    {"seed", "%seed N", magic_seed},
+    {"device", "%device cpu|cuda|sim", run_device},
+    {"ptx", "%ptx KERNEL", run_ptx},
+    {"sim", "%sim check|fast", magic_sim},
+    {"memory", "%memory [limit SIZE|off]", run_memory},
+    {"lsmagic", "%lsmagic", magic_lsmagic},
+    {"help", "%help", magic_lsmagic},
+};
+
+static int magic_lsmagic(eng_session *s, const char *name, const char *rest, eng_source *src, eng_error *err)
+{
+    out(s, "Magics:");
+    for (size_t i = 0; i < sizeof magics / sizeof magics[0]; i++)
+        out(s, "%s %s", i ? "," : "", magics[i].usage);
+    out(s, "\n");
+    if (!strcmp(name, "help"))
+        out(s, "The language is documented in docs/language.md; Shift+Tab on a name shows its signature.\n");
+    return 0;
+}
+
 int eng_magic(eng_session *s, const char *line, eng_source *src, eng_error *err)
 {
     while (isspace((unsigned char)*line))
@@ -637,74 +759,8 @@ int eng_magic(eng_session *s, const char *line, eng_source *src, eng_error *err)
     const char *rest = line + n;
     while (isspace((unsigned char)*rest))
         rest++;
-#define IS(name) (n == (int)strlen(name) && !strncmp(line, name, (size_t)n))
-    if (IS("time"))
-        return magic_time(s, rest, src, err, 0);
-    if (IS("timeit"))
-        return magic_time(s, rest, src, err, 1);
-    if (IS("whos"))
-        return magic_whos(s, err);
-    if (IS("gpu"))
-        return magic_gpu(s, err);
-    if (IS("save") || IS("load")) {
-        if (!*rest)
-            return eng_fail(err, ERR_VALUE, "%%%.*s needs a file name, as in %%%.*s session.npz", n, line, n, line);
-        char path[4096];
-        snprintf(path, sizeof path, "%s", rest);
-        size_t pl = strlen(path);
-        while (pl > 0 && isspace((unsigned char)path[pl - 1]))
-            path[--pl] = 0;
-        if (pl >= 2 && (path[0] == '"' || path[0] == '\'') && path[pl - 1] == path[0]) {
-            path[pl - 1] = 0;
-            memmove(path, path + 1, pl - 1);
-        }
-        char *summary = NULL;
-        int rc = IS("save") ? eng_session_save(s, path, &summary, err) : eng_session_load(s, path, &summary, err);
-        if (!rc && summary)
-            out(s, "%s", summary);
-        free(summary);
-        return rc;
-    }
-    if (IS("reset")) {
-        eng_session_reset(s);
-        out(s, "Session reset: every variable, function and kernel is gone.\n");
-        return 0;
-    }
-    if (IS("seed")) {
-        char *end;
-        long long v = strtoll(rest, &end, 0);
-        if (end == rest)
-            return eng_fail(err, ERR_VALUE, "%%seed needs an integer, as in %%seed 42");
-        s->rng.seed = (uint64_t)v;
-        s->rng.offset = 0;
-        return 0;
-    }
-    if (IS("device"))
-        return magic_device(s, rest, err);
-    if (IS("memory"))
-        return magic_memory(s, rest, err);
-    if (IS("ptx"))
-        return magic_ptx(s, rest, err);
-    if (IS("sim")) {
-        if (!strncmp(rest, "check", 5))
-            s->kernels->check = 1;
-        else if (!strncmp(rest, "fast", 4))
-            s->kernels->check = 0;
-        else if (*rest)
-            return eng_fail(err, ERR_VALUE, "%%sim takes check or fast, got '%s'", rest);
-        out(s, "Simulator: %s\n", s->kernels->check
-                                      ? "checking builds (AddressSanitizer: out-of-bounds accesses are reported "
-                                        "with the kernel's line; slower)"
-                                      : "fast builds (no bounds checking)");
-        return 0;
-    }
-    if (IS("lsmagic") || IS("help")) {
-        out(s, "Magics: %%time STMT, %%timeit STMT, %%whos, %%gpu, %%save PATH, %%load PATH, %%reset, %%seed N, "
-            "%%device cpu|cuda|sim, %%ptx KERNEL, %%sim check|fast, %%memory [limit SIZE|off], %%lsmagic, %%help\n");
-        if (IS("help"))
-            out(s, "The language is documented in docs/language.md; Shift+Tab on a name shows its signature.\n");
-        return 0;
-    }
-#undef IS
+    for (size_t i = 0; i < sizeof magics / sizeof magics[0]; i++)
+        if (n == (int)strlen(magics[i].name) && !strncmp(line, magics[i].name, (size_t)n))
+            return magics[i].run(s, magics[i].name, rest, src, err);
     return eng_fail(err, ERR_NAME, "unknown magic '%%%.*s' (%%lsmagic lists them)", n, line);
 }
