@@ -56,11 +56,14 @@ static void on_error(void *user, const eng_error_report *e)
     snprintf(o->evalue, sizeof o->evalue, "%s", e->evalue);
 }
 
-static char *on_input(void *user, const char *prompt, int password)
+static char *on_input(void *user, const char *prompt, int password, size_t *len)
 {
     (void)password;
     out *o = user;
-    return o->input ? o->input(o, prompt) : NULL;
+    char *line = o->input ? o->input(o, prompt) : NULL;
+    if (line && len)
+        *len = strlen(line);
+    return line;
 }
 
 /* runs code in s; o (cleared first, its input hook kept) gets the cell's output */
