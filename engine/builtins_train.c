@@ -136,12 +136,12 @@ int bi_fit(eng_call *c, value *out)
     opt_state *o;
     tensor *xt = NULL, *yt = NULL, *xv = NULL, *yv = NULL;
     int64_t epochs, bs = 64;
-    double acc = 0;
+    double acc = 0, max_lr = 0;
     if (arg_model(c, 0, &fn) || arg_opt(c, 1, &o) || arg_tensor_only(c, 2, &xt) || arg_tensor_only(c, 3, &yt) ||
         arg_tensor_only(c, 4, &xv) || arg_tensor_only(c, 5, &yv) || arg_int(c, 6, &epochs) ||
-        (c->argc > 7 && arg_int(c, 7, &bs)))
+        (c->argc > 7 && arg_int(c, 7, &bs)) || (c->argc > 8 && arg_double(c, 8, &max_lr)))
         return -1;
-    if (train_fit(c->session, fn, o, xt, yt, xv, yv, epochs, bs, &acc, c->err))
+    if (train_fit(c->session, fn, o, xt, yt, xv, yv, epochs, bs, max_lr, &acc, c->err))
         return -1;
     *out = value_float(acc);
     return 0;

@@ -425,7 +425,7 @@ static void progress_text(char *buf, size_t cap, int64_t epoch, int64_t epochs, 
 }
 
 int train_fit(eng_session *s, eng_func *model, opt_state *o, tensor *xtr, tensor *ytr, tensor *xval,
-              tensor *yval, int64_t epochs, int64_t batch_size, double *val_acc, eng_error *err)
+              tensor *yval, int64_t epochs, int64_t batch_size, double max_lr, double *val_acc, eng_error *err)
 {
     static int fit_count;
     if (check_data("fit", xtr, ytr, err) || check_data("fit", xval, yval, err))
@@ -433,17 +433,19 @@ int train_fit(eng_session *s, eng_func *model, opt_state *o, tensor *xtr, tensor
     if (epochs <= 0 || batch_size <= 0 || epochs > 1000000)
         return eng_fail(err, ERR_VALUE, "fit: epochs (at most 1000000) and batch size must be positive, got %lld and %lld",
                         (long long)epochs, (long long)batch_size);
+    if (!(max_lr >= 0) || !isfinite(max_lr))
+        return eng_fail(err, ERR_VALUE, "fit: max_lr must be a positive learning rate (or 0: find it), got %g", max_lr);
     int64_t n = xtr->shape[0];
     if (batch_size > n)
         batch_size = n;
-    double max_lr;
-    if (train_lr_find(s, model, o, xtr, ytr, batch_size, 0, &max_lr, err))
+    int given = max_lr > 0;
+    if (!given && train_lr_find(s, model, o, xtr, ytr, batch_size, 0, &max_lr, err))
         return -1;
     if (!(max_lr > 0) || !isfinite(max_lr))
         max_lr = 1e-3;
     char line[256], id[64];
-    snprintf(line, sizeof line, "fit: one cycle to lr %.3g, %lld epochs, batch size %lld\n", max_lr,
-             (long long)epochs, (long long)batch_size);
+    snprintf(line, sizeof line, "fit: one cycle to lr %.3g%s, %lld epochs, batch size %lld\n", max_lr,
+             given ? " (given)" : "", (long long)epochs, (long long)batch_size);
     eng_stream(s, 1, line, strlen(line));
     snprintf(id, sizeof id, "kiln-fit-%d-%ld", ++fit_count, (long)time(NULL));
 

@@ -29,13 +29,14 @@ int train_valley(const double *losses, int n);
 int train_lr_find(eng_session *s, eng_func *model, opt_state *o, tensor *x, tensor *y, int64_t batch_size,
                   int quiet, double *suggested, eng_error *err);
 
-/* fit: lr_find, then epochs of one cycle (to the suggested rate) with o, minibatches
+/* fit: lr_find (unless max_lr > 0: an expert's peak rate, used as given; 0: find it),
+ * then epochs of one cycle (to that rate) with o, minibatches
  * shuffled each epoch with the session's RNG; live progress in one display updated in
  * place; one printed line per epoch (train loss, validation loss and accuracy).
  * *val_acc gets the last validation accuracy. The epochs finished (all of them, or those
  * before an interrupt) replace o's history (opt_state.hist): train loss, validation
  * loss and accuracy, and training seconds per epoch. */
 int train_fit(eng_session *s, eng_func *model, opt_state *o, tensor *xtr, tensor *ytr, tensor *xval,
-              tensor *yval, int64_t epochs, int64_t batch_size, double *val_acc, eng_error *err);
+              tensor *yval, int64_t epochs, int64_t batch_size, double max_lr, double *val_acc, eng_error *err);
 
 #endif

@@ -17,7 +17,7 @@ KILN = os.path.abspath(os.environ.get("KILN", os.path.join(ROOT, "build", "kiln"
 FMNIST = "/usr/share/datasets/fashion-mnist"
 
 
-def run_kn(code, timeout=120):
+def run_kn(code, timeout=120, ok=True):
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "t.kn")
         with open(path, "w") as f:
@@ -25,9 +25,9 @@ def run_kn(code, timeout=120):
         t0 = time.monotonic()
         p = subprocess.run([KILN, "run", path], capture_output=True, text=True, timeout=timeout, cwd=d)
         elapsed = time.monotonic() - t0
-        assert p.returncode == 0, p.stdout + p.stderr
+        assert (p.returncode == 0) == ok, p.stdout + p.stderr
         arrays = {f[:-4]: np.load(os.path.join(d, f)) for f in os.listdir(d) if f.endswith(".npy")}
-        return p.stdout, arrays, elapsed
+        return p.stdout + ("" if ok else p.stderr), arrays, elapsed
 
 
 def test_adamw_matches_numpy():
@@ -235,3 +235,25 @@ printf("test accuracy %.4f\\n", acc);
     print(f"Fashion-MNIST MLP: test accuracy {acc:.4f} in {elapsed:.1f} s")
     assert acc >= 0.80, out
     assert elapsed < 60, f"took {elapsed:.1f} s"
+
+
+def test_fit_takes_an_experts_rate():
+    """fit's optional max_lr: the one cycle peaks at the rate given, with no lr_find (its
+    100 steps would call the model 100 more times); 0 finds it; a negative rate is an
+    error naming the argument."""
+    out, _, _ = run_kn(TOY + """
+int calls = 0;
+tensor counted(tensor xb) { if (is_grad_enabled()) calls += 1; return model(xb); }
+float acc = fit(counted, opt, x[0:1500], y[0:1500], x[1500:2000], y[1500:2000], 2, 32, 0.05);
+printf("given acc %.4f calls %d\\n", acc, calls);
+calls = 0;
+acc = fit(counted, opt, x[0:1500], y[0:1500], x[1500:2000], y[1500:2000], 1, 32, 0);
+printf("found calls %d\\n", calls);
+fit(counted, opt, x[0:1500], y[0:1500], x[1500:2000], y[1500:2000], 1, 32, -0.1);
+""", ok=False)
+    assert "fit: one cycle to lr 0.05 (given), 2 epochs, batch size 32" in out, out
+    lines = out.splitlines()
+    given = next(ln for ln in lines if ln.startswith("given")).split()
+    assert float(given[2]) >= 0.9 and int(given[4]) == 2 * (1500 // 32), out
+    assert int(next(ln for ln in lines if ln.startswith("found")).split()[2]) >= 100 + 1500 // 32, out
+    assert "ValueError: fit: max_lr must be a positive learning rate (or 0: find it), got -0.1" in out, out
