@@ -5,6 +5,7 @@ subset of Fashion-MNIST (>= 80 % test accuracy, no learning rate given).
 Each test writes a small .kn program, runs it with `kiln run` (KILN, default
 build/kiln) and reads what it prints or saves (.npy). Run: make test-train."""
 import os
+import re
 import subprocess
 import tempfile
 import time
@@ -257,3 +258,45 @@ fit(counted, opt, x[0:1500], y[0:1500], x[1500:2000], y[1500:2000], 1, 32, -0.1)
     assert float(given[2]) >= 0.9 and int(given[4]) == 2 * (1500 // 32), out
     assert int(next(ln for ln in lines if ln.startswith("found")).split()[2]) >= 100 + 1500 // 32, out
     assert "ValueError: fit: max_lr must be a positive learning rate (or 0: find it), got -0.1" in out, out
+
+
+def test_lr_find_sweeps_twice_when_noisy():
+    """Minibatches of 2 from overlapping blobs make a curve too noisy for one sweep to
+    place its minimum: lr_find sweeps a second time, averages the two step by step, says
+    so, and says the curve is still noisy; the parameters come back either way."""
+    out, arr, _ = run_kn("""
+seed(1);
+tensor centers = randn(4, 8) * 0.5;
+tensor y = randint(0, 4, 2000);
+tensor x = centers[y] + randn(2000, 8);
+tensor w = param(randn(8, 4) * 0.3);
+tensor b = param(zeros(4));
+int calls = 0;
+tensor model(tensor xb) { calls += 1; return xb @ w + b; }
+int opt = adamw(w, b);
+save_npy(w, "@TMP@/w0.npy");
+float lr = lr_find(model, opt, x, y, 2);
+save_npy(w, "@TMP@/w1.npy");
+printf("calls %d lr %g\\n", calls, lr);
+""")
+    head = out.splitlines()[0]
+    assert "(two sweeps averaged)" in head and head.endswith("noisy curve"), out
+    calls, lr = out.strip().splitlines()[-1].split()[1::2]
+    assert int(calls) == 200 and 1e-7 <= float(lr) <= 10, out
+    np.testing.assert_array_equal(arr["w0"], arr["w1"])
+
+
+def test_lr_find_names_its_choice_and_the_alternatives():
+    """The header names the suggestion and why, then the minimum, the steepest descent and
+    fastai's valley; the table marks each; the returned rate is the one named."""
+    out, _, _ = run_kn(TOY + """
+float lr = lr_find(model, opt, x, y, 32);
+printf("returned %.3g\\n", lr);
+""")
+    head = out.splitlines()[0]
+    m = re.match(r"lr_find: (\d+) steps, suggested learning rate (\S+) \(([^)]*)\); minimum (\S+), steepest (\S+), "
+                 r"valley ([^;,\s]+)", head)
+    assert m, head
+    assert out.strip().splitlines()[-1] == "returned %s" % m.group(2), out
+    for mark in ("<- minimum", "<- steepest", "<- valley"):
+        assert mark in out, out
