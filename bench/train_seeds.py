@@ -98,6 +98,7 @@ def main():
     parts = args.parts.split(",")
     reused = json.load(open(args.reuse_grid)) if args.reuse_grid else None
     t_start = time.perf_counter()
+    commit, dirty = git("rev-parse", "HEAD"), bool(dirty_files())  # what the runs are of: taken before they start
     print("train seeds bench: %s, %d cores; grid %s" % (cpu_model(), len(os.sched_getaffinity(0)), GRID), flush=True)
     metrics, runs, sizes = [], {}, {}
     for m in args.models.split(","):
@@ -139,8 +140,8 @@ def main():
             else:
                 print("    %s" % json.dumps(res), flush=True)
     result = {"device": {"kind": "cpu", "model": cpu_model(), "cores": len(os.sched_getaffinity(0))},
-              "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "commit": git("rev-parse", "HEAD"),
-              "dirty": bool(dirty_files()), "peer": "the same fit at each rate of the grid",
+              "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "commit": commit,
+              "dirty": dirty, "peer": "the same fit at each rate of the grid",
               "grid": GRID, "sizes": sizes, "parts": parts,
               "grid_from": ({"file": os.path.basename(args.reuse_grid), "commit": reused.get("commit")}
                             if reused else None),
