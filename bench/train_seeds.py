@@ -18,7 +18,9 @@ its batches from the same RNG first), which is part of the noise the gap must li
 
 Goal: on every seed, fit's accuracy within 0.3 points of the best grid rate's.
 --reuse-grid takes the grid runs from an earlier results file (the grid runs do not depend
-on lr_find's rule, as fit given max_lr runs no lr_find); the file's commit is recorded.
+on lr_find's rule, as fit given max_lr runs no lr_find), --reuse-fit the fit runs: so the
+two parts can run apart (--parts grid, --parts fit) and be put together; each file's
+commit is recorded.
 Writes bench/results/cpu-train-seeds-<date>-<commit>.json (metrics: per model and seed,
 ours = fit's accuracy, peer = the best grid rate, ratio = ours / best).
 """
@@ -89,6 +91,7 @@ def main():
     ap.add_argument("--cnn-epochs", type=int, default=2)
     ap.add_argument("--parts", default="fit,grid")
     ap.add_argument("--reuse-grid", help="take the grid runs from this earlier results file")
+    ap.add_argument("--reuse-fit", help="take the fit runs from this earlier results file")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     ap.add_argument("--no-save", action="store_true")
     args = ap.parse_args()
@@ -97,6 +100,7 @@ def main():
         sys.exit("bench/train_seeds.py: Fashion-MNIST is not installed (Debian package dataset-fashion-mnist)")
     parts = args.parts.split(",")
     reused = json.load(open(args.reuse_grid)) if args.reuse_grid else None
+    reused_fit = json.load(open(args.reuse_fit)) if args.reuse_fit else None
     t_start = time.perf_counter()
     commit, dirty = git("rev-parse", "HEAD"), bool(dirty_files())  # what the runs are of: taken before they start
     print("train seeds bench: %s, %d cores; grid %s" % (cpu_model(), len(os.sched_getaffinity(0)), GRID), flush=True)
@@ -108,7 +112,8 @@ def main():
         sizes[m] = {"ntrain": ntrain, "nval": 10000, "epochs": epochs, "seeds": nseeds, "batch_size": BATCH}
         runs[m] = {}
         for s in range(nseeds):
-            rates = ([0.0] if "fit" in parts else []) + (GRID if "grid" in parts and not reused else [])
+            rates = (([0.0] if "fit" in parts and not reused_fit else []) +
+                     (GRID if "grid" in parts and not reused else []))
             print("  %s seed %d: %d runs on %d images, %d epochs ..." % (m, s, len(rates), ntrain, epochs), flush=True)
             try:
                 res, found, wall = run_seed(kiln, m, s, ntrain, epochs, rates) if rates else ([], [], 0)
@@ -119,8 +124,10 @@ def main():
             fit = [r for r in res if r["max_lr_given"] == 0]
             grid = [r for r in res if r["max_lr_given"] > 0]
             if reused:
-                old = reused["runs"].get(m, {}).get(str(s), {})
-                grid = old.get("grid", [])
+                grid = reused["runs"].get(m, {}).get(str(s), {}).get("grid", [])
+            if reused_fit:
+                old = reused_fit["runs"].get(m, {}).get(str(s), {})
+                fit, found, wall = [old["fit"]] if old.get("fit") else [], old.get("lr_find", []), old.get("wall_s", 0)
             rec = {"fit": fit[0] if fit else None, "grid": grid, "lr_find": found, "wall_s": round(wall, 1)}
             runs[m][str(s)] = rec
             if fit and grid:
@@ -143,8 +150,10 @@ def main():
               "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "commit": commit,
               "dirty": dirty, "peer": "the same fit at each rate of the grid",
               "grid": GRID, "sizes": sizes, "parts": parts,
-              "grid_from": ({"file": os.path.basename(args.reuse_grid), "commit": reused.get("commit")}
-                            if reused else None),
+              "grid_from": ({"file": os.path.basename(args.reuse_grid), "commit": reused.get("commit"),
+                             "date": reused.get("date"), "wall_s": reused.get("wall_s")} if reused else None),
+              "fit_from": ({"file": os.path.basename(args.reuse_fit), "commit": reused_fit.get("commit"),
+                            "date": reused_fit.get("date"), "wall_s": reused_fit.get("wall_s")} if reused_fit else None),
               "kiln_env": {k: kiln_env("cpu")[k] for k in ("OMP_WAIT_POLICY", "KILN_DEVICE")},
               "wall_s": round(time.perf_counter() - t_start, 1), "loadavg_at_end": list(os.getloadavg()),
               "ratio_definition": "fit's accuracy / the best grid rate's (1: as good as the best rate of the grid)",

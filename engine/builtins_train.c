@@ -1,5 +1,5 @@
-/* builtins_train.c — adamw, sgd, opt_set, step, opt_zero_grad, onecycle_lr, onecycle_mom,
- * lr_find, fit and fit_history: the language's face of engine/optim.c and engine/train.c.
+/* builtins_train.c — adamw, adamw_sf, sgd, opt_set, step, opt_eval, opt_train,
+ * opt_zero_grad, onecycle_lr, onecycle_mom, lr_find, fit and fit_history: the language's face of engine/optim.c and engine/train.c.
  * An optimiser is an int handle into optim.c's registry. */
 #include "engine/builtins_train.h"
 
@@ -30,6 +30,7 @@ static int new_opt(eng_call *c, value *out, opt_state *(*make)(tensor *const *, 
 
 int bi_adamw(eng_call *c, value *out) { return new_opt(c, out, opt_adamw_new); }
 int bi_sgd(eng_call *c, value *out) { return new_opt(c, out, opt_sgd_new); }
+int bi_adamw_sf(eng_call *c, value *out) { return new_opt(c, out, opt_adamw_sf_new); }
 
 static int arg_opt(eng_call *c, int i, opt_state **o)
 {
@@ -85,6 +86,18 @@ int bi_step(eng_call *c, value *out)
     *out = value_void();
     return opt_step(o, lr, c->err);
 }
+
+static int sf_mode(eng_call *c, value *out, int eval)
+{
+    opt_state *o;
+    if (arg_opt(c, 0, &o))
+        return -1;
+    *out = value_void();
+    return opt_sf_mode(o, eval, c->err);
+}
+
+int bi_opt_eval(eng_call *c, value *out) { return sf_mode(c, out, 1); }
+int bi_opt_train(eng_call *c, value *out) { return sf_mode(c, out, 0); }
 
 int bi_opt_zero_grad(eng_call *c, value *out)
 {

@@ -534,6 +534,8 @@ int train_lr_find(eng_session *s, eng_func *model, opt_state *o, tensor *x, tens
     }
     if (nn_label_range(y, &yr[0], &yr[1], err))
         goto out;
+    if (opt_sf_mode(o, 0, err)) /* schedule-free: sweep at y; the restore puts x back where it was */
+        goto out;
     /* one sweep; a second where the first's minimum is uncertain (NOISY), its losses
      * averaged step by step with the first's (the rates are the same) */
     for (sweeps = 1; sweeps <= 2; sweeps++) {
@@ -603,6 +605,30 @@ static int evaluate(eng_session *s, eng_func *model, tensor *x, tensor *y, const
     return rc;
 }
 
+/* schedule-free AdamW before an evaluation: the average x into the parameters, and
+ * batch norm's running statistics recomputed there, as its authors advise, by forward
+ * passes in training mode (recording on: the model's is_grad_enabled()) over up to 50 of
+ * this epoch's batches (0.9^50: what the statistics held before weighs under 1 %) */
+static int sf_to_average(eng_session *s, eng_func *model, opt_state *o, tensor *xtr, tensor *pt, int64_t nb,
+                         int64_t batch_size, eng_error *err)
+{
+    if (opt_sf_mode(o, 1, err))
+        return -1;
+    int saved = ag_grad_enabled, rc = 0;
+    ag_grad_enabled = 1;
+    for (int64_t bi = 0; bi < nb && bi < 50 && !rc; bi++) {
+        tensor *idx = tensor_slice(pt, 0, bi * batch_size, (bi + 1) * batch_size, 1, err);
+        tensor *xb = idx ? tensor_gather_trusted(xtr, idx, err) : NULL;
+        tensor *logits = xb ? call_model(s, model, xb, err) : NULL;
+        rc = logits ? 0 : -1;
+        tensor_decref(idx);
+        tensor_decref(xb);
+        tensor_decref(logits);
+    }
+    ag_grad_enabled = saved;
+    return rc;
+}
+
 static void progress(eng_session *s, const char *id, int update, const char *text)
 {
     eng_bundle b = {.n = 1, .display_id = id};
@@ -648,12 +674,22 @@ int train_fit(eng_session *s, eng_func *model, opt_state *o, tensor *xtr, tensor
     if (!(max_lr > 0) || !isfinite(max_lr))
         max_lr = 1e-3;
     char line[256], id[64];
-    snprintf(line, sizeof line, "fit: one cycle to lr %.3g%s, %lld epochs, batch size %lld\n", max_lr,
-             given ? " (given)" : "", (long long)epochs, (long long)batch_size);
+    int sf = o->kind == OPT_ADAMW_SF;
+    int64_t nb = n / batch_size, total = epochs * nb, done = 0, cur = 1;
+    /* schedule-free: a constant rate after a linear warm-up over the first 5 % of the
+     * steps (unless the optimiser has its own warmup) */
+    int64_t warm = sf && o->warmup == 0 ? (total / 20 > 0 ? total / 20 : 1) : 0;
+    if (sf)
+        snprintf(line, sizeof line,
+                 "fit: schedule-free AdamW at lr %.3g%s (warm-up %lld steps), %lld epochs, batch size %lld\n", max_lr,
+                 given ? " (given)" : "", (long long)(warm ? warm : o->warmup), (long long)epochs,
+                 (long long)batch_size);
+    else
+        snprintf(line, sizeof line, "fit: one cycle to lr %.3g%s, %lld epochs, batch size %lld\n", max_lr,
+                 given ? " (given)" : "", (long long)epochs, (long long)batch_size);
     eng_stream(s, 1, line, strlen(line));
     snprintf(id, sizeof id, "kiln-fit-%d-%ld", ++fit_count, (long)time(NULL));
 
-    int64_t nb = n / batch_size, total = epochs * nb, done = 0, cur = 1;
     int64_t *perm = malloc((size_t)n * sizeof *perm);
     double *hist = malloc((size_t)epochs * OPT_HIST_COLS * sizeof *hist);
     if (!perm || !hist) {
@@ -667,12 +703,15 @@ int train_fit(eng_session *s, eng_func *model, opt_state *o, tensor *xtr, tensor
     tensor *pt = NULL, *log = NULL; /* log: this epoch's step losses, on the device */
     double saved_beta1 = o->beta1, t0 = now_s(), last_shown = 0, avg = 0, sm = 0, lr = 0;
     char text[512];
-    progress_text(text, sizeof text, 1, epochs, 0, total, NAN, max_lr / 25, 0);
+    progress_text(text, sizeof text, 1, epochs, 0, total, NAN, sf ? max_lr / (double)(warm ? warm : 1) : max_lr / 25, 0);
     progress(s, id, 0, text);
     opt_zero_grad(o);
-    if (nn_label_range(ytr, &yr[0], &yr[1], err) || nn_label_range(yval, &vr[0], &vr[1], err))
+    if (nn_label_range(ytr, &yr[0], &yr[1], err) || nn_label_range(yval, &vr[0], &vr[1], err) ||
+        opt_sf_mode(o, 0, err)) /* schedule-free: train at y (a last fit left x in the parameters) */
         goto done;
     for (int64_t e = 0; e < epochs; e++) {
+        if (opt_sf_mode(o, 0, err)) /* schedule-free: back to y after an evaluation at x */
+            goto done;
         tensor_decref(pt);
         if (shuffle(s, perm, n, err) || !(pt = perm_tensor(perm, n, err)))
             goto done;
@@ -689,8 +728,12 @@ int train_fit(eng_session *s, eng_func *model, opt_state *o, tensor *xtr, tensor
             tensor *xb, *yb;
             if (gather_batch(xtr, ytr, pt, bi * batch_size, batch_size, &xb, &yb, err))
                 goto done;
-            lr = train_onecycle_lr((double)done, (double)total, max_lr);
-            o->beta1 = train_onecycle_mom((double)done, (double)total);
+            if (sf) {
+                lr = warm && done < warm ? max_lr * (double)(done + 1) / (double)warm : max_lr;
+            } else {
+                lr = train_onecycle_lr((double)done, (double)total, max_lr);
+                o->beta1 = train_onecycle_mom((double)done, (double)total);
+            }
             int r = train_step(s, model, o, xb, yb, yr, lr, NULL, &log, bi, nb, err);
             tensor_decref(xb);
             tensor_decref(yb);
@@ -707,6 +750,8 @@ int train_fit(eng_session *s, eng_func *model, opt_state *o, tensor *xtr, tensor
             }
         }
         double vloss, vacc, train_s = now_s() - te;
+        if (sf && sf_to_average(s, model, o, xtr, pt, nb, batch_size, err))
+            goto done;
         if (evaluate(s, model, xval, yval, vr, &vloss, &vacc, err))
             goto done;
         *val_acc = vacc;

@@ -300,3 +300,109 @@ printf("returned %.3g\\n", lr);
     assert out.strip().splitlines()[-1] == "returned %s" % m.group(2), out
     for mark in ("<- minimum", "<- steepest", "<- valley"):
         assert mark in out, out
+
+
+def test_adamw_sf_matches_numpy_step_by_step():
+    """Schedule-free AdamW against the reference form (facebookresearch/schedule_free,
+    adamw_schedulefree_reference.py) written out here with x, y and z kept apart: the
+    parameters after every step (y), with a warm-up of 3 steps, weight decay at y on the
+    2-D parameter only; opt_eval puts x in them and opt_train y back (mid-way, the
+    steps go on from there), and a step while x is in them is an error."""
+    out, arr, _ = run_kn("""
+seed(5);
+tensor w = param(randn(3, 4).to(f64));
+tensor b = param(randn(4).to(f64));
+tensor a = randn(3, 4).to(f64);
+tensor c = randn(4).to(f64);
+save_npy(w, "@TMP@/w0.npy"); save_npy(b, "@TMP@/b0.npy");
+save_npy(a, "@TMP@/a.npy"); save_npy(c, "@TMP@/c.npy");
+int opt = adamw_sf(w, b);
+opt_set(opt, "warmup", 3);
+tensor lrs = {0.05, 0.05, 0.1, 0.1, 0.02, 0.05, 0.05};
+for (int t = 0; t < 7; t++) {
+    if (t == 5) { opt_eval(opt); opt_train(opt); }
+    tensor loss = sum(w * w * 0.5 + w * a) + sum(b * b * 0.5 + b * c);
+    backward(loss);
+    step(opt, lrs[t].item());
+    opt_zero_grad(opt);
+    save_npy(w, sprintf("@TMP@/w%d_y.npy", t)); save_npy(b, sprintf("@TMP@/b%d_y.npy", t));
+}
+opt_eval(opt);
+opt_eval(opt);                        // twice: no change
+save_npy(w, "@TMP@/w_x.npy"); save_npy(b, "@TMP@/b_x.npy");
+opt_train(opt);
+save_npy(w, "@TMP@/w_back.npy");
+""")
+    err, _, _ = run_kn("""
+tensor w = param(randn(3));
+int opt = adamw_sf(w);
+backward(sum(w * w));
+step(opt, 0.1);
+opt_eval(opt);
+backward(sum(w * w));
+step(opt, 0.1);
+""", ok=False)
+    assert "ValueError: step: the schedule-free optimiser holds its average x (opt_eval): opt_train(opt) " \
+           "before computing the loss" in err, err
+    beta1, beta2, eps, wd, warmup = 0.9, 0.999, 1e-8, 0.01, 3
+    lrs = np.float32([0.05, 0.05, 0.1, 0.1, 0.02, 0.05, 0.05]).astype(np.float64)  # as the f32 tensor holds them
+    a, c = arr["a"], arr["c"]
+    st = {k: {"z": arr[k + "0"].copy(), "x": arr[k + "0"].copy(), "y": arr[k + "0"].copy(),
+              "v": np.zeros_like(arr[k + "0"])} for k in ("w", "b")}
+    weight_sum, lr_max = 0.0, -1.0
+    for k in range(7):
+        sched = (k + 1) / warmup if k < warmup else 1.0
+        lr = lrs[k] * sched * np.sqrt(1 - beta2 ** (k + 1))
+        lr_max = max(lr, lr_max)
+        weight = lr_max ** 2
+        weight_sum += weight
+        ckp1 = weight / weight_sum
+        for name, shift in (("w", a), ("b", c)):
+            s = st[name]
+            g = s["y"] + shift                     # the gradient at y
+            if name == "w":                        # decay at y, 2-D only
+                s["z"] -= lr * wd * s["y"]
+            s["v"] = beta2 * s["v"] + (1 - beta2) * g * g
+            s["z"] -= lr * g / (np.sqrt(s["v"]) + eps)
+            s["x"] = (1 - ckp1) * s["x"] + ckp1 * s["z"]
+            s["y"] = beta1 * s["x"] + (1 - beta1) * s["z"]
+            np.testing.assert_allclose(arr["%s%d_y" % (name, k)], s["y"], rtol=1e-10, atol=1e-12,
+                                       err_msg="%s after step %d" % (name, k))
+    np.testing.assert_allclose(arr["w_x"], st["w"]["x"], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(arr["b_x"], st["b"]["x"], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(arr["w_back"], st["w"]["y"], rtol=1e-10, atol=1e-12)
+
+
+def test_fit_with_adamw_sf_evaluates_at_the_average():
+    """fit with a schedule-free optimiser: a constant rate after a warm-up (said in its
+    first line), evaluation at the average x with batch norm's statistics recomputed
+    there, and x left in the parameters: evaluating the model afterwards gives fit's
+    accuracy and loss, and opt_train moves the parameters back to y."""
+    out, arr, _ = run_kn("""
+seed(0);
+tensor centers = randn(4, 8) * 3.0;
+tensor y = randint(0, 4, 2000);
+tensor x = centers[y] + randn(2000, 8) + 2.0;
+tensor w = param(randn(8, 4) * 0.3);
+tensor g = param(ones(4));
+tensor bt = param(zeros(4));
+tensor rm = zeros(4);
+tensor rv = ones(4);
+tensor model(tensor xb) { return batch_norm(xb @ w, g, bt, rm, rv, is_grad_enabled()); }
+int opt = adamw_sf(w, g, bt);
+float acc = fit(model, opt, x[0:1500], y[0:1500], x[1500:2000], y[1500:2000], 2, 32, 0.01);
+set_grad_enabled(false);
+tensor logits = model(x[1500:2000]);
+printf("fit %.6f again %.6f loss %.6f\\n", acc, accuracy(logits, y[1500:2000]).item(),
+       cross_entropy(logits, y[1500:2000]).item());
+set_grad_enabled(true);
+save_npy(w, "@TMP@/wx.npy");
+opt_train(opt);
+save_npy(w, "@TMP@/wy.npy");
+""")
+    assert "fit: schedule-free AdamW at lr 0.01 (given) (warm-up 4 steps), 2 epochs, batch size 32" in out, out
+    words = out.strip().splitlines()[-1].split()
+    assert float(words[1]) >= 0.9 and words[1] == words[3], out
+    vloss = [float(ln.split()[7]) for ln in out.splitlines() if "val accuracy" in ln][-1]
+    assert abs(vloss - float(words[5])) < 1e-4, out
+    assert np.abs(arr["wx"] - arr["wy"]).max() > 1e-4
