@@ -6,7 +6,8 @@ test accuracy between the rate fit chose and the best rate of the grid.
 
 Usage: bench/train_seeds.py [--models mlp,cnn] [--seeds 5] [--cnn-seeds 3]
            [--mlp-ntrain 60000] [--mlp-epochs 2] [--cnn-ntrain 10000] [--cnn-epochs 2]
-           [--parts fit,grid] [--reuse-grid RESULTS.json] [--no-save] build/kiln
+           [--parts fit,grid,sf] [--reuse-fit F.json] [--reuse-grid G.json] [--reuse-sf S.json]
+           [--no-save] build/kiln
 
 The models are bench/train.py's (mlp: 784-512-256-10; cnn: 32-64-64 convolutions with
 batch norm, notebook 03's). Each seed s is one `kiln run`: the data (the first NTRAIN
@@ -17,10 +18,11 @@ starts from the same initial weights; the data order differs between runs (lr_fi
 its batches from the same RNG first), which is part of the noise the gap must live with.
 
 Goal: on every seed, fit's accuracy within 0.3 points of the best grid rate's.
+--parts sf adds a run of fit with schedule-free AdamW (adamw_sf, no rate typed) per seed.
 --reuse-grid takes the grid runs from an earlier results file (the grid runs do not depend
-on lr_find's rule, as fit given max_lr runs no lr_find), --reuse-fit the fit runs: so the
-two parts can run apart (--parts grid, --parts fit) and be put together; each file's
-commit is recorded.
+on lr_find's rule, as fit given max_lr runs no lr_find), --reuse-fit the fit runs,
+--reuse-sf the adamw_sf runs: so the parts can run apart (--parts grid, --parts fit,
+--parts sf) and be put together; each file's commit, date and wall time is recorded.
 Writes bench/results/cpu-train-seeds-<date>-<commit>.json (metrics: per model and seed,
 ours = fit's accuracy, peer = the best grid rate, ratio = ours / best).
 """
@@ -45,16 +47,18 @@ BATCH = 64
 GRID = [float("%.3g" % g) for g in np.logspace(-4, -1, 7)]  # 1e-4, 3.16e-4, ..., 1e-1
 GOAL_POINTS = 0.3
 RUN_RE = re.compile(r"^RUN (\S+) (\S+)$")
-LR_RE = re.compile(r"^fit: one cycle to lr ([^ ,]+)")
+LR_RE = re.compile(r"^fit: (?:one cycle to|schedule-free AdamW at) lr ([^ ,]+)")
 SUG_RE = re.compile(r"^lr_find: .*$")
 
 
 def program(model, seed, ntrain, epochs, rates):
-    """One kiln program: the data once, then one fit per rate (0: lr_find chooses)."""
+    """One kiln program: the data once, then one fit per rate (0: lr_find chooses; -1:
+    lr_find chooses for schedule-free AdamW, the model's optimiser made by adamw_sf)."""
     src = DATA_KN % (FMNIST, ntrain, ntrain)
     for r in rates:
+        kn = MODELS_KN[model].replace("int opt = adamw(", "int opt = adamw_sf(") if r < 0 else MODELS_KN[model]
         src += "seed(%d);\n%s\nfloat acc = fit(model, opt, xtrain, ytrain, xtest, ytest, %d, %d, %r);\n" \
-               "printf(\"RUN %r %%.6f\\n\", acc);\n" % (seed, MODELS_KN[model], epochs, BATCH, r, r)
+               "printf(\"RUN %r %%.6f\\n\", acc);\n" % (seed, kn, epochs, BATCH, max(r, 0.0), r)
     return src
 
 
@@ -89,9 +93,11 @@ def main():
     ap.add_argument("--mlp-epochs", type=int, default=2)
     ap.add_argument("--cnn-ntrain", type=int, default=10000)
     ap.add_argument("--cnn-epochs", type=int, default=2)
-    ap.add_argument("--parts", default="fit,grid")
+    ap.add_argument("--parts", default="fit,grid",
+                    help="fit (no rate), grid (the 7 rates), sf (fit with adamw_sf, no rate)")
     ap.add_argument("--reuse-grid", help="take the grid runs from this earlier results file")
     ap.add_argument("--reuse-fit", help="take the fit runs from this earlier results file")
+    ap.add_argument("--reuse-sf", help="take the adamw_sf runs from this earlier results file")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     ap.add_argument("--no-save", action="store_true")
     args = ap.parse_args()
@@ -101,6 +107,7 @@ def main():
     parts = args.parts.split(",")
     reused = json.load(open(args.reuse_grid)) if args.reuse_grid else None
     reused_fit = json.load(open(args.reuse_fit)) if args.reuse_fit else None
+    reused_sf = json.load(open(args.reuse_sf)) if args.reuse_sf else None
     t_start = time.perf_counter()
     commit, dirty = git("rev-parse", "HEAD"), bool(dirty_files())  # what the runs are of: taken before they start
     print("train seeds bench: %s, %d cores; grid %s" % (cpu_model(), len(os.sched_getaffinity(0)), GRID), flush=True)
@@ -113,7 +120,8 @@ def main():
         runs[m] = {}
         for s in range(nseeds):
             rates = (([0.0] if "fit" in parts and not reused_fit else []) +
-                     (GRID if "grid" in parts and not reused else []))
+                     (GRID if "grid" in parts and not reused else []) +
+                     ([-1.0] if "sf" in parts and not reused_sf else []))
             print("  %s seed %d: %d runs on %d images, %d epochs ..." % (m, s, len(rates), ntrain, epochs), flush=True)
             try:
                 res, found, wall = run_seed(kiln, m, s, ntrain, epochs, rates) if rates else ([], [], 0)
@@ -123,12 +131,18 @@ def main():
                 continue
             fit = [r for r in res if r["max_lr_given"] == 0]
             grid = [r for r in res if r["max_lr_given"] > 0]
+            sf = [r for r in res if r["max_lr_given"] < 0]
             if reused:
                 grid = reused["runs"].get(m, {}).get(str(s), {}).get("grid", [])
             if reused_fit:
                 old = reused_fit["runs"].get(m, {}).get(str(s), {})
                 fit, found, wall = [old["fit"]] if old.get("fit") else [], old.get("lr_find", []), old.get("wall_s", 0)
+            if reused_sf:
+                old = reused_sf["runs"].get(m, {}).get(str(s), {}).get("fit_adamw_sf")
+                sf = [old] if old else []
             rec = {"fit": fit[0] if fit else None, "grid": grid, "lr_find": found, "wall_s": round(wall, 1)}
+            if sf:
+                rec["fit_adamw_sf"] = sf[0]
             runs[m][str(s)] = rec
             if fit and grid:
                 best = max(grid, key=lambda r: r["acc"])
@@ -142,6 +156,7 @@ def main():
                                 "goal": "fit within %.1f accuracy points of the best grid rate" % GOAL_POINTS,
                                 "met": gap <= GOAL_POINTS,
                                 "detail": {"gap_points": round(gap, 3), "fit_lr": fit[0]["max_lr"],
+                                           "fit_adamw_sf": sf[0] if sf else None,
                                            "best_lr": best["max_lr"],
                                            "grid": {"%.3g" % r["max_lr"]: r["acc"] for r in grid}}})
             else:
@@ -154,19 +169,23 @@ def main():
                              "date": reused.get("date"), "wall_s": reused.get("wall_s")} if reused else None),
               "fit_from": ({"file": os.path.basename(args.reuse_fit), "commit": reused_fit.get("commit"),
                             "date": reused_fit.get("date"), "wall_s": reused_fit.get("wall_s")} if reused_fit else None),
+              "sf_from": ({"file": os.path.basename(args.reuse_sf), "commit": reused_sf.get("commit"),
+                           "date": reused_sf.get("date"), "wall_s": reused_sf.get("wall_s")} if reused_sf else None),
               "kiln_env": {k: kiln_env("cpu")[k] for k in ("OMP_WAIT_POLICY", "KILN_DEVICE")},
               "wall_s": round(time.perf_counter() - t_start, 1), "loadavg_at_end": list(os.getloadavg()),
               "ratio_definition": "fit's accuracy / the best grid rate's (1: as good as the best rate of the grid)",
               "metrics": metrics, "runs": runs}
     print()
-    print("%-5s %-5s %-10s %-8s %-10s %-8s %s" % ("model", "seed", "fit lr", "fit acc", "best lr", "best acc", "gap"))
+    print("%-5s %-5s %-10s %-8s %-10s %-8s %-6s %s" % ("model", "seed", "fit lr", "fit acc", "best lr", "best acc",
+                                                       "gap", "adamw_sf lr, acc"))
     for m, seeds in runs.items():
         for s, r in seeds.items():
             if r["fit"] and r["grid"]:
                 b = max(r["grid"], key=lambda x: x["acc"])
-                print("%-5s %-5s %-10.3g %-8.2f %-10.3g %-8.2f %.2f" % (m, s, r["fit"]["max_lr"], 100 * r["fit"]["acc"],
-                                                                  b["max_lr"], 100 * b["acc"],
-                                                                  100 * (b["acc"] - r["fit"]["acc"])))
+                sfr = r.get("fit_adamw_sf")
+                print("%-5s %-5s %-10.3g %-8.2f %-10.3g %-8.2f %-6.2f %s" % (
+                    m, s, r["fit"]["max_lr"], 100 * r["fit"]["acc"], b["max_lr"], 100 * b["acc"],
+                    100 * (b["acc"] - r["fit"]["acc"]), "%.3g, %.2f" % (sfr["max_lr"], 100 * sfr["acc"]) if sfr else "-"))
     if not args.no_save:
         save_results(result, args.out, "cpu-train-seeds", result["commit"])
     return exit_status(metrics, "bench/train_seeds.py")
