@@ -14,6 +14,7 @@
 #include "engine/builtins_display.h"
 #include "engine/nn.h"
 #include "engine/plot.h"
+#include "engine/strbuf.h"
 #include "engine/tensor_impl.h"
 
 /* ---- schedules ---- */
@@ -357,10 +358,10 @@ static int check_data(const char *who, tensor *x, tensor *y, eng_error *err)
 #define SMOOTH_BETA 0.98
 
 /* folds the losses log[*nread .. upto) into the epoch's sum and the smoothed loss, in
- * step order (done: steps taken in all; the last folded is step done - 1): one copy to
- * the host of the news */
+ * step order (done: steps taken in all; the last folded is step done - 1), the smoothed
+ * loss of each step into trace[step]: one copy to the host of the news */
 static int fold_losses(tensor *log, int64_t *nread, int64_t upto, int64_t done, double *esum, double *avg,
-                       double *sm, eng_error *err)
+                       double *sm, double *trace, eng_error *err)
 {
     int64_t k = upto - *nread;
     if (k <= 0)
@@ -375,6 +376,7 @@ static int fold_losses(tensor *log, int64_t *nread, int64_t upto, int64_t done, 
         *esum += v[i];
         *avg = SMOOTH_BETA * *avg + (1 - SMOOTH_BETA) * v[i];
         *sm = *avg / (1 - pow(SMOOTH_BETA, (double)step));
+        trace[step - 1] = *sm;
     }
     *nread = upto;
     rc = 0;
@@ -629,13 +631,77 @@ static int sf_to_average(eng_session *s, eng_func *model, opt_state *o, tensor *
     return rc;
 }
 
-static void progress(eng_session *s, const char *id, int update, const char *text)
+/* fit's live picture, one display updated in place: the progress line as text/plain
+ * (what kiln run and the console show) and, for front ends that render HTML, a progress
+ * bar with that line, an SVG plot of the smoothed training loss per step and the
+ * validation loss per epoch, and the finished epochs as a table */
+typedef struct fit_view {
+    const char *id;
+    const double *trace; /* smoothed training loss per step, done of them */
+    const double *hist;  /* nhist rows of OPT_HIST_COLS: train loss, val loss, val accuracy, seconds */
+    int nhist;
+    int64_t nb, total;   /* steps per epoch, in all */
+} fit_view;
+
+static char *fit_html(const fit_view *v, int64_t done, const char *text)
 {
-    eng_bundle b = {.n = 1, .display_id = id};
+    strbuf h = {0};
+    strbuf_printf(&h, "<div class=\"kiln-fit\"><div><progress value=\"%lld\" max=\"%lld\" style=\"width:320px\">"
+                      "</progress> <code>%s</code></div>\n",
+                  (long long)done, (long long)v->total, text); /* the line has no markup characters */
+    enum { MAXPTS = 400 };
+    double sx[MAXPTS + 1], sy[MAXPTS + 1], vx[64], vy[64];
+    int ns = 0, nv = 0;
+    int64_t stride = done / MAXPTS + 1;
+    for (int64_t i = 0; i < done && ns < MAXPTS; i += stride) {
+        sx[ns] = (double)(i + 1);
+        sy[ns++] = v->trace[i];
+    }
+    if (done > 0 && ns <= MAXPTS && sx[ns - 1] != (double)done) {
+        sx[ns] = (double)done;
+        sy[ns++] = v->trace[done - 1];
+    }
+    int vfrom = v->nhist > 64 ? v->nhist - 64 : 0;
+    for (int e = vfrom; e < v->nhist; e++) {
+        vx[nv] = (double)((e + 1) * v->nb);
+        vy[nv++] = v->hist[e * OPT_HIST_COLS + 1];
+    }
+    if (ns > 1) {
+        plot_series series[2] = {{sx, sy, ns, "training loss (smoothed)", PLOT_LINE, 0},
+                                 {vx, vy, nv, "validation loss", PLOT_SCATTER, 0}};
+        plot_spec spec = {series, nv ? 2 : 1, "loss against step", 480, 260};
+        char *svg = plot_svg(&spec);
+        if (svg)
+            strbuf_printf(&h, "%s", svg);
+        free(svg);
+    }
+    if (v->nhist) {
+        strbuf_printf(&h, "<table><tr><th>epoch</th><th>train loss</th><th>val loss</th><th>val accuracy</th>"
+                          "<th>seconds</th></tr>\n");
+        for (int e = 0; e < v->nhist; e++) {
+            const double *r = v->hist + (size_t)e * OPT_HIST_COLS;
+            strbuf_printf(&h, "<tr><td>%d</td><td>%.4f</td><td>%.4f</td><td>%.4f</td><td>%.2f</td></tr>\n", e + 1,
+                          r[0], r[1], r[2], r[3]);
+        }
+        strbuf_printf(&h, "</table>");
+    }
+    strbuf_printf(&h, "</div>");
+    return strbuf_finish(&h);
+}
+
+static void progress(eng_session *s, const fit_view *v, int update, const char *text, int64_t done)
+{
+    char *html = fit_html(v, done, text);
+    eng_bundle b = {.n = html ? 2 : 1, .display_id = v->id};
     b.items[0].mime = "text/plain";
     b.items[0].data = text;
+    if (html) {
+        b.items[1].mime = "text/html";
+        b.items[1].data = html;
+    }
     eng_error e = {0};
     eng_display_bundle(s, &b, update, &e);
+    free(html);
 }
 
 static void progress_text(char *buf, size_t cap, int64_t epoch, int64_t epochs, int64_t done, int64_t total,
@@ -692,19 +758,22 @@ int train_fit(eng_session *s, eng_func *model, opt_state *o, tensor *xtr, tensor
 
     int64_t *perm = malloc((size_t)n * sizeof *perm);
     double *hist = malloc((size_t)epochs * OPT_HIST_COLS * sizeof *hist);
-    if (!perm || !hist) {
+    double *trace = malloc((size_t)(total > 0 ? total : 1) * sizeof *trace);
+    if (!perm || !hist || !trace) {
         free(perm);
         free(hist);
+        free(trace);
         return eng_fail(err, ERR_MEMORY, "fit: out of memory");
     }
     int nhist = 0;
+    fit_view view = {id, trace, hist, 0, nb, total};
     int saved_grad = ag_grad_enabled, rc = -1;
     int64_t yr[2], vr[2]; /* the labels' ranges: checked against C once, not per step */
     tensor *pt = NULL, *log = NULL; /* log: this epoch's step losses, on the device */
     double saved_beta1 = o->beta1, t0 = now_s(), last_shown = 0, avg = 0, sm = 0, lr = 0;
     char text[512];
     progress_text(text, sizeof text, 1, epochs, 0, total, NAN, sf ? max_lr / (double)(warm ? warm : 1) : max_lr / 25, 0);
-    progress(s, id, 0, text);
+    progress(s, &view, 0, text, 0);
     opt_zero_grad(o);
     if (nn_label_range(ytr, &yr[0], &yr[1], err) || nn_label_range(yval, &vr[0], &vr[1], err) ||
         opt_sf_mode(o, 0, err)) /* schedule-free: train at y (a last fit left x in the parameters) */
@@ -741,12 +810,12 @@ int train_fit(eng_session *s, eng_func *model, opt_state *o, tensor *xtr, tensor
                 goto done;
             done++;
             double t = now_s();
-            if (t - last_shown >= 0.1 || bi == nb - 1) { /* the log's news: the one wait for the GPU */
-                if (fold_losses(log, &nread, bi + 1, done, &esum, &avg, &sm, err))
+            if (t - last_shown >= 0.25 || bi == nb - 1) { /* the log's news: the one wait for the GPU */
+                if (fold_losses(log, &nread, bi + 1, done, &esum, &avg, &sm, trace, err))
                     goto done;
                 last_shown = t;
                 progress_text(text, sizeof text, e + 1, epochs, done, total, sm, lr, t - t0);
-                progress(s, id, 1, text);
+                progress(s, &view, 1, text, done);
             }
         }
         double vloss, vacc, train_s = now_s() - te;
@@ -756,6 +825,7 @@ int train_fit(eng_session *s, eng_func *model, opt_state *o, tensor *xtr, tensor
             goto done;
         *val_acc = vacc;
         double *row = hist + (size_t)nhist++ * OPT_HIST_COLS;
+        view.nhist = nhist;
         row[0] = nb ? esum / (double)nb : NAN;
         row[1] = vloss;
         row[2] = vacc;
@@ -774,10 +844,11 @@ done:
     free(perm);
     if (opt_set_history(o, hist, nhist, rc ? &(eng_error){0} : err))
         rc = -1;
-    free(hist);
     progress_text(text, sizeof text, cur, epochs, done, total, sm, lr, now_s() - t0);
     if (rc)
         strncat(text, "  (stopped)", sizeof text - strlen(text) - 1);
-    progress(s, id, 1, text);
+    progress(s, &view, 1, text, done);
+    free(trace);
+    free(hist);
     return rc;
 }
