@@ -392,6 +392,16 @@ out:
 static void show_lr_find(eng_session *s, const double *lrs, const double *raw, int n, int sweeps,
                          const train_lr_choice *c, eng_error *err)
 {
+    if (n < 1) { /* the first step's loss was not finite: nothing to draw */
+        char line[160];
+        snprintf(line, sizeof line, "lr_find: the first step's loss is not finite; suggested learning rate %.3g "
+                                    "(the default)", c->lr);
+        eng_bundle b1 = {.n = 1};
+        b1.items[0].mime = "text/plain";
+        b1.items[0].data = line;
+        eng_display_bundle(s, &b1, 0, err);
+        return;
+    }
     double *lx = malloc((size_t)n * sizeof *lx), *sm = malloc((size_t)n * sizeof *sm);
     double *rw = malloc((size_t)n * sizeof *rw);
     char *text = malloc(4096);

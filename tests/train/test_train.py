@@ -406,3 +406,20 @@ save_npy(w, "@TMP@/wy.npy");
     vloss = [float(ln.split()[7]) for ln in out.splitlines() if "val accuracy" in ln][-1]
     assert abs(vloss - float(words[5])) < 1e-4, out
     assert np.abs(arr["wx"] - arr["wy"]).max() > 1e-4
+
+
+def test_lr_find_with_no_finite_loss_says_so():
+    """Inputs with an infinity make every loss NaN: lr_find says so and suggests the
+    default rate instead of failing or drawing nothing."""
+    out, _, _ = run_kn("""
+tensor x = randn(200, 4);
+x[0:200, 0] = 1.0 / 0.0;
+tensor y = randint(0, 2, 200);
+tensor w = param(randn(4, 2));
+tensor model(tensor xb) { return xb @ w; }
+int opt = adamw(w);
+printf("%g\\n", lr_find(model, opt, x, y, 16));
+""")
+    assert out.splitlines()[0] == ("lr_find: the first step's loss is not finite; suggested learning rate 0.001 "
+                                   "(the default)"), out
+    assert out.strip().splitlines()[-1] == "0.001", out
