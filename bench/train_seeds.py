@@ -19,7 +19,7 @@ its batches from the same RNG first), which is part of the noise the gap must li
 
 Goal: on every seed, fit's accuracy within 0.3 points of the best grid rate's.
 --parts sf adds a run of fit with schedule-free AdamW (adamw_sf, no rate typed) per seed.
---reuse-grid takes the grid runs from an earlier results file (the grid runs do not depend
+--reuse-grid takes the grid runs from earlier results files (comma-separated) (the grid runs do not depend
 on lr_find's rule, as fit given max_lr runs no lr_find), --reuse-fit the fit runs,
 --reuse-sf the adamw_sf runs: so the parts can run apart (--parts grid, --parts fit,
 --parts sf) and be put together; each file's commit, date and wall time is recorded.
@@ -83,6 +83,26 @@ def run_seed(kiln, model, seed, ntrain, epochs, rates):
     return [{"max_lr_given": r, "max_lr": lr, "acc": a} for (r, a), lr in zip(accs, lrs)], found, wall
 
 
+def load_reused(names):
+    """The runs of one or more earlier results files (comma-separated), merged model by
+    model and seed by seed (a later file's seed replaces an earlier one's only where it
+    has the runs), with the files' names, commits, dates and wall times; None for none."""
+    if not names:
+        return None
+    merged = {"runs": {}, "files": []}
+    for name in names.split(","):
+        r = json.load(open(name))
+        merged["files"].append({"file": os.path.basename(name), "commit": r.get("commit"), "date": r.get("date"),
+                                "wall_s": r.get("wall_s"), "sizes": r.get("sizes")})
+        for m, seeds in r.get("runs", {}).items():
+            for sd, rec in seeds.items():
+                old = merged["runs"].setdefault(m, {}).setdefault(sd, {})
+                for k, v in rec.items():
+                    if v or k not in old:
+                        old[k] = v
+    return merged
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("kiln")
@@ -105,9 +125,7 @@ def main():
     if not os.path.exists(os.path.join(FMNIST, "t10k-images-idx3-ubyte.gz")):
         sys.exit("bench/train_seeds.py: Fashion-MNIST is not installed (Debian package dataset-fashion-mnist)")
     parts = args.parts.split(",")
-    reused = json.load(open(args.reuse_grid)) if args.reuse_grid else None
-    reused_fit = json.load(open(args.reuse_fit)) if args.reuse_fit else None
-    reused_sf = json.load(open(args.reuse_sf)) if args.reuse_sf else None
+    reused, reused_fit, reused_sf = load_reused(args.reuse_grid), load_reused(args.reuse_fit), load_reused(args.reuse_sf)
     t_start = time.perf_counter()
     commit, dirty = git("rev-parse", "HEAD"), bool(dirty_files())  # what the runs are of: taken before they start
     print("train seeds bench: %s, %d cores; grid %s" % (cpu_model(), len(os.sched_getaffinity(0)), GRID), flush=True)
@@ -161,16 +179,17 @@ def main():
                                            "grid": {"%.3g" % r["max_lr"]: r["acc"] for r in grid}}})
             else:
                 print("    %s" % json.dumps(res), flush=True)
+            if not args.no_save:  # what is done so far, in case the run is cut short
+                os.makedirs(args.out, exist_ok=True)
+                with open(os.path.join(args.out, "partial-train-seeds.json"), "w") as f:
+                    json.dump({"commit": commit, "dirty": dirty, "sizes": sizes, "runs": runs}, f, indent=1)
     result = {"device": {"kind": "cpu", "model": cpu_model(), "cores": len(os.sched_getaffinity(0))},
               "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "commit": commit,
               "dirty": dirty, "peer": "the same fit at each rate of the grid",
               "grid": GRID, "sizes": sizes, "parts": parts,
-              "grid_from": ({"file": os.path.basename(args.reuse_grid), "commit": reused.get("commit"),
-                             "date": reused.get("date"), "wall_s": reused.get("wall_s")} if reused else None),
-              "fit_from": ({"file": os.path.basename(args.reuse_fit), "commit": reused_fit.get("commit"),
-                            "date": reused_fit.get("date"), "wall_s": reused_fit.get("wall_s")} if reused_fit else None),
-              "sf_from": ({"file": os.path.basename(args.reuse_sf), "commit": reused_sf.get("commit"),
-                           "date": reused_sf.get("date"), "wall_s": reused_sf.get("wall_s")} if reused_sf else None),
+              "grid_from": reused["files"] if reused else None,
+              "fit_from": reused_fit["files"] if reused_fit else None,
+              "sf_from": reused_sf["files"] if reused_sf else None,
               "kiln_env": {k: kiln_env("cpu")[k] for k in ("OMP_WAIT_POLICY", "KILN_DEVICE")},
               "wall_s": round(time.perf_counter() - t_start, 1), "loadavg_at_end": list(os.getloadavg()),
               "ratio_definition": "fit's accuracy / the best grid rate's (1: as good as the best rate of the grid)",
