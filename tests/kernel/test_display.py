@@ -173,3 +173,38 @@ fit(model, opt, x[0:2500], y[0:2500], x[2500:3000], y[2500:3000], 3, 16);
         first = ET.fromstring(shown[0]["content"]["data"]["text/html"])
         self.assertIsNone(first.find(SVG + "svg"))
         self.assertEqual(r.stream().count("val accuracy"), 3)
+
+
+class TestLrFindChart(unittest.TestCase):
+    """lr_find's chart: well-formed SVG with the losses per step, the smoothed curve, and
+    the suggestion, the minimum, the steepest descent and the valley each marked and named
+    in the legend; the text/plain form names the same rate."""
+
+    def test_chart_marks_the_choice_and_the_alternatives(self):
+        km, kc = start()
+        try:
+            r = run(kc, """
+seed(0);
+tensor centers = randn(4, 8) * 0.7;
+tensor y = randint(0, 4, 3000);
+tensor x = centers[y] + randn(3000, 8);
+tensor w = param(randn(8, 4) * 0.3);
+tensor b = param(zeros(4));
+tensor model(tensor xb) { return xb @ w + b; }
+int opt = adamw(w, b);
+lr_find(model, opt, x, y, 32)
+""", timeout=60)
+            self.assertEqual(r.status, "ok", r.outputs)
+        finally:
+            stop(km, kc)
+        data = r.of_type("display_data")[0]["content"]["data"]
+        svg = ET.fromstring(data["image/svg+xml"])
+        series = [e for e in svg.iter() if e.get("class") == "series"]
+        self.assertEqual(len(series), 6)
+        texts = " ".join(t.text or "" for t in svg.iter(SVG + "text"))
+        for name in ("loss per step", "smoothed", "suggested", "minimum", "steepest", "valley"):
+            self.assertIn(name, texts)
+        head = data["text/plain"].splitlines()[0]
+        rate = head.split("suggested learning rate ")[1].split()[0]
+        self.assertIn("suggested " + rate, texts)  # the title names the rate
+        self.assertEqual("%.3g" % float(r.result), rate)
