@@ -413,6 +413,11 @@ static void show_lr_find(eng_session *s, const double *lrs, const double *raw, i
         lx[i] = log10(lrs[i]);
         rw[i] = raw[i] <= top ? raw[i] : NAN; /* a blow-up's losses would flatten the chart */
     }
+    double *shown = malloc((size_t)n * sizeof *shown); /* the smoothed curve up to the same height */
+    if (!shown)
+        goto out;
+    for (int i = 0; i < n; i++)
+        shown[i] = sm[i] <= top ? sm[i] : NAN;
     char flags[128];
     train_lr_flags_text(c->flags, flags, sizeof flags);
     int len = snprintf(text, 4096,
@@ -452,14 +457,16 @@ static void show_lr_find(eng_session *s, const double *lrs, const double *raw, i
         ax[k][0] = lx[ix[k]];
         ay[k][0] = sm[ix[k]];
     }
+    /* drawn in order: the suggestion last, on top of the minimum where they coincide */
     plot_series series[6] = {{lx, rw, n, "loss per step", PLOT_SCATTER, 0},
-                             {lx, sm, n, "smoothed", PLOT_LINE, 0},
-                             {sx, sy, 1, "suggested", PLOT_SCATTER, 0},
+                             {lx, shown, n, "smoothed", PLOT_LINE, 0},
                              {ax[0], ay[0], 1, "minimum", PLOT_SCATTER, 0},
                              {ax[1], ay[1], 1, "steepest", PLOT_SCATTER, 0},
-                             {ax[2], ay[2], 1, "valley", PLOT_SCATTER, 0}};
+                             {ax[2], ay[2], 1, "valley", PLOT_SCATTER, 0},
+                             {sx, sy, 1, "suggested", PLOT_SCATTER, 0}};
     plot_spec spec = {series, 6, title, 0, 0};
     char *svg = plot_svg(&spec);
+    free(shown);
     eng_bundle b = {.n = svg ? 2 : 1};
     b.items[0].mime = "text/plain";
     b.items[0].data = text;
