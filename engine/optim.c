@@ -343,6 +343,8 @@ int opt_set(opt_state *o, const char *name, double value, eng_error *err)
     int adam = o->kind != OPT_SGD, sf = o->kind == OPT_ADAMW_SF;
     if (!isfinite(value) || value < 0)
         return eng_fail(err, ERR_VALUE, "opt_set: '%s' must be a finite number >= 0, got %g", name, value);
+    if (sf && (!strcmp(name, "beta1") || !strcmp(name, "momentum")) && !(value > 0 && value < 1))
+        return eng_fail(err, ERR_VALUE, "opt_set: adamw_sf's beta1 must lie in (0, 1), got %g", value);
     if (!strcmp(name, "wd"))
         o->wd = value;
     else if (!strcmp(name, "wd_1d"))
@@ -362,8 +364,6 @@ int opt_set(opt_state *o, const char *name, double value, eng_error *err)
                         sf     ? "beta1, beta2, eps, wd, wd_1d, warmup"
                         : adam ? "beta1, beta2, eps, wd, wd_1d"
                                : "momentum, nesterov, wd, wd_1d");
-    if (sf && !strcmp(name, "beta1") && !(value > 0 && value < 1))
-        return eng_fail(err, ERR_VALUE, "opt_set: adamw_sf's beta1 must lie in (0, 1), got %g", value);
     return 0;
 }
 
