@@ -542,6 +542,9 @@ int train_lr_find(eng_session *s, eng_func *model, opt_state *o, tensor *x, tens
     if (batch_size > n)
         batch_size = n;
     int saved_grad = ag_grad_enabled, rc = -1, nrec = 0, sweeps = 0;
+    /* the session's random numbers come back too: fit then trains on the same batches,
+     * with the same dropout, as it would given the rate found as max_lr */
+    tensor_rng saved_rng = *eng_session_rng(s);
     opt_state *snap = opt_snapshot(o, err);
     int64_t *perm = malloc((size_t)n * sizeof *perm), yr[2];
     double lrs[LRF_STEPS], raw[LRF_STEPS], lrs2[LRF_STEPS], raw2[LRF_STEPS];
@@ -586,6 +589,7 @@ int train_lr_find(eng_session *s, eng_func *model, opt_state *o, tensor *x, tens
     rc = 0;
 out:
     ag_grad_enabled = saved_grad;
+    *eng_session_rng(s) = saved_rng;
     opt_free(snap);
     free(perm);
     return rc;

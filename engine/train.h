@@ -65,8 +65,9 @@ const char *train_lr_flags_text(int flags, char *buf, int cap);
 
 /* lr_find: an exponential sweep of the learning rate from 1e-7 to 10 over 100 steps of
  * minibatches of batch_size; the sweep stops once the de-biased exponential average of
- * the loss (beta 0.98) exceeds 4x its best; the parameters, the optimiser state and
- * batch norm's running statistics are restored afterwards. *suggested gets
+ * the loss (beta 0.98) exceeds 4x its best; the parameters, the optimiser state, batch
+ * norm's running statistics and the session's random-number state are restored
+ * afterwards (so fit with lr_find trains exactly as fit given the rate found). *suggested gets
  * train_lr_suggest's rate; where it flags the curve NOISY, a second sweep from the same
  * start is averaged with the first, step by step, and the choice made again. Shows the
  * curve (SVG: losses, smoothed curve, the choice and the alternatives marked; a text

@@ -423,3 +423,34 @@ printf("%g\\n", lr_find(model, opt, x, y, 16));
     assert out.splitlines()[0] == ("lr_find: the first step's loss is not finite; suggested learning rate 0.001 "
                                    "(the default)"), out
     assert out.strip().splitlines()[-1] == "0.001", out
+
+
+def test_fit_with_lr_find_trains_as_fit_given_that_rate():
+    """lr_find puts the session's random numbers back with everything else, so fit with
+    no rate is fit given the rate lr_find finds, bit for bit (same batches, same dropout):
+    what makes bench/train_seeds.py's comparison with a grid of rates a paired one."""
+    out, arr, _ = run_kn("""
+seed(1);
+tensor centers = randn(4, 8) * 3.0;
+tensor y = randint(0, 4, 2000);
+tensor x = centers[y] + randn(2000, 8);
+tensor w = param(randn(8, 4) * 0.3);
+tensor b = param(zeros(4));
+tensor model(tensor xb) { return dropout(xb, 0.2, is_grad_enabled()) @ w + b; }
+tensor w0 = clone(w);
+int opt = adamw(w, b);
+seed(5);
+double r = lr_find(model, opt, x[0:1500], y[0:1500], 32);   // the rate fit will find
+seed(5);
+float acc1 = fit(model, opt, x[0:1500], y[0:1500], x[1500:2000], y[1500:2000], 2, 32);
+save_npy(w, "@TMP@/w1.npy");
+w = param(clone(w0)); b = param(zeros(4));
+opt = adamw(w, b);
+seed(5);
+float acc2 = fit(model, opt, x[0:1500], y[0:1500], x[1500:2000], y[1500:2000], 2, 32, r);
+save_npy(w, "@TMP@/w2.npy");
+printf("%.6f %.6f %.17g\\n", acc1, acc2, r);
+""")
+    a1, a2, r = out.strip().splitlines()[-1].split()
+    assert a1 == a2, out
+    np.testing.assert_array_equal(arr["w1"], arr["w2"])
