@@ -118,6 +118,7 @@ def main():
     ap.add_argument("--reuse-grid", help="take the grid runs from this earlier results file")
     ap.add_argument("--reuse-fit", help="take the fit runs from this earlier results file")
     ap.add_argument("--reuse-sf", help="take the adamw_sf runs from this earlier results file")
+    ap.add_argument("--note", help="a note for the results file (e.g. how the parts were run)")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     ap.add_argument("--no-save", action="store_true")
     args = ap.parse_args()
@@ -179,14 +180,14 @@ def main():
                                            "grid": {"%.3g" % r["max_lr"]: r["acc"] for r in grid}}})
             else:
                 print("    %s" % json.dumps(res), flush=True)
-            if not args.no_save:  # what is done so far, in case the run is cut short
+            if not args.no_save and rates:  # what is done so far, in case the run is cut short
                 os.makedirs(args.out, exist_ok=True)
                 with open(os.path.join(args.out, "partial-train-seeds.json"), "w") as f:
                     json.dump({"commit": commit, "dirty": dirty, "sizes": sizes, "runs": runs}, f, indent=1)
     result = {"device": {"kind": "cpu", "model": cpu_model(), "cores": len(os.sched_getaffinity(0))},
               "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "commit": commit,
               "dirty": dirty, "peer": "the same fit at each rate of the grid",
-              "grid": GRID, "sizes": sizes, "parts": parts,
+              "grid": GRID, "sizes": sizes, "parts": parts, "note": args.note,
               "grid_from": reused["files"] if reused else None,
               "fit_from": reused_fit["files"] if reused_fit else None,
               "sf_from": reused_sf["files"] if reused_sf else None,
