@@ -1,5 +1,5 @@
-/* builtins_train.c — adamw, sgd, opt_set, step, opt_zero_grad, onecycle_lr, onecycle_mom,
- * lr_find, fit and fit_history: the language's face of engine/train/optim.c and engine/train/train.c.
+/* builtins_train.c — adamw, adamw_sf, sgd, opt_set, step, opt_eval, opt_train,
+ * opt_zero_grad, onecycle_lr, onecycle_mom, lr_find, fit and fit_history: the language's face of engine/train/optim.c and engine/train/train.c.
  * An optimiser is an int handle into the session's registry (engine/train/optim.h). */
 #include "engine/lang/builtins_train.h"
 
@@ -30,6 +30,7 @@ static int new_opt(eng_call *c, value *out, opt_state *(*make)(tensor *const *, 
 
 int bi_adamw(eng_call *c, value *out) { return new_opt(c, out, opt_adamw_new); }
 int bi_sgd(eng_call *c, value *out) { return new_opt(c, out, opt_sgd_new); }
+int bi_adamw_sf(eng_call *c, value *out) { return new_opt(c, out, opt_adamw_sf_new); }
 
 static int arg_opt(eng_call *c, int i, opt_state **o)
 {
@@ -86,6 +87,18 @@ int bi_step(eng_call *c, value *out)
     return opt_step(o, lr, c->err);
 }
 
+static int sf_mode(eng_call *c, value *out, int eval)
+{
+    opt_state *o;
+    if (arg_opt(c, 0, &o))
+        return -1;
+    *out = value_void();
+    return opt_sf_mode(o, eval, c->err);
+}
+
+int bi_opt_eval(eng_call *c, value *out) { return sf_mode(c, out, 1); }
+int bi_opt_train(eng_call *c, value *out) { return sf_mode(c, out, 0); }
+
 int bi_opt_zero_grad(eng_call *c, value *out)
 {
     opt_state *o;
@@ -136,12 +149,12 @@ int bi_fit(eng_call *c, value *out)
     opt_state *o;
     tensor *xt = NULL, *yt = NULL, *xv = NULL, *yv = NULL;
     int64_t epochs, bs = 64;
-    double acc = 0;
+    double acc = 0, max_lr = 0;
     if (arg_model(c, 0, &fn) || arg_opt(c, 1, &o) || arg_tensor_only(c, 2, &xt) || arg_tensor_only(c, 3, &yt) ||
         arg_tensor_only(c, 4, &xv) || arg_tensor_only(c, 5, &yv) || arg_int(c, 6, &epochs) ||
-        (c->argc > 7 && arg_int(c, 7, &bs)))
+        (c->argc > 7 && arg_int(c, 7, &bs)) || (c->argc > 8 && arg_double(c, 8, &max_lr)))
         return -1;
-    if (train_fit(c->session, fn, o, xt, yt, xv, yv, epochs, bs, &acc, c->err))
+    if (train_fit(c->session, fn, o, xt, yt, xv, yv, epochs, bs, max_lr, &acc, c->err))
         return -1;
     *out = value_float(acc);
     return 0;

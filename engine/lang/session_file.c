@@ -195,6 +195,12 @@ static int save_optimizers(eng_session *s, bbuf *man, bbuf *zip, zmember *ms, in
         json_double(man, "beta2", o->beta2);
         json_double(man, "eps", o->eps);
         json_double(man, "wd", o->wd);
+        if (o->kind == OPT_ADAMW_SF) { /* schedule-free AdamW's averaging state */
+            json_double(man, "sf_weight_sum", o->sf_weight_sum);
+            json_double(man, "sf_lr_max", o->sf_lr_max);
+            bb_printf(man, ", \"warmup\": \"%lld\", \"sf_eval\": %s", (long long)o->warmup,
+                      o->sf_eval ? "true" : "false");
+        }
         bb_printf(man, ", \"nesterov\": %s, \"wd_1d\": %s, \"steps\": \"%lld\",\n     \"params\": [",
                   o->nesterov ? "true" : "false", o->wd_1d ? "true" : "false", (long long)o->steps);
         for (int i = 0; i < o->n; i++) {
@@ -810,7 +816,9 @@ static opt_state *stage_optimizer(const load_ctx *L, const jv *e, int64_t *handl
             ps[i]->requires_grad = 1;
         }
     }
-    if (!(o = k == OPT_ADAMW ? opt_adamw_new(ps, n, err) : opt_sgd_new(ps, n, err)))
+    if (!(o = k == OPT_ADAMW      ? opt_adamw_new(ps, n, err)
+              : k == OPT_ADAMW_SF ? opt_adamw_sf_new(ps, n, err)
+                                  : opt_sgd_new(ps, n, err)))
         goto fail;
     o->beta1 = jdouble(e, "beta1", o->beta1);
     o->beta2 = jdouble(e, "beta2", o->beta2);
@@ -819,6 +827,10 @@ static opt_state *stage_optimizer(const load_ctx *L, const jv *e, int64_t *handl
     o->nesterov = jbool(e, "nesterov");
     o->wd_1d = jbool(e, "wd_1d");
     o->steps = jstr(e, "steps") ? strtoll(jstr(e, "steps"), NULL, 10) : 0;
+    o->sf_weight_sum = jdouble(e, "sf_weight_sum", 0);
+    o->sf_lr_max = jdouble(e, "sf_lr_max", 0);
+    o->warmup = jstr(e, "warmup") ? strtoll(jstr(e, "warmup"), NULL, 10) : 0;
+    o->sf_eval = jbool(e, "sf_eval");
     for (int i = 0; i < n; i++) {
         const jv *pe = params->items[i];
         const char *mm = jstr(pe, "m"), *vm = jstr(pe, "v");

@@ -1,5 +1,5 @@
-/* optim.c — SGD and AdamW (see optim.h): updates with grad recording off, and the
- * registry of optimiser handles the language uses.
+/* optim.c — SGD, AdamW and schedule-free AdamW (see optim.h): updates with grad
+ * recording off, and the registry of optimiser handles the language uses.
  *
  * Each parameter's update is one call of the backend's fused step (adamw_step,
  * sgd_step: one pass, one kernel launch on the GPU) where the backend has it and the
@@ -30,8 +30,8 @@ static opt_state *opt_alloc(opt_kind kind, tensor *const *params, int n, eng_err
 {
     for (int i = 0; i < n; i++)
         if (!tensor_dtype_is_float(params[i]->dtype)) {
-            eng_fail(err, ERR_TYPE, "%s: parameter %d must be a float tensor, got %s",
-                     kind == OPT_SGD ? "sgd" : "adamw", i + 1, tensor_dtype_name(params[i]->dtype));
+            eng_fail(err, ERR_TYPE, "%s: parameter %d must be a float tensor, got %s", opt_kind_name(kind), i + 1,
+                     tensor_dtype_name(params[i]->dtype));
             return NULL;
         }
     opt_state *o = calloc(1, sizeof *o);
@@ -69,6 +69,18 @@ opt_state *opt_adamw_new(tensor *const *params, int n, eng_error *err)
 opt_state *opt_sgd_new(tensor *const *params, int n, eng_error *err)
 {
     return opt_alloc(OPT_SGD, params, n, err);
+}
+
+opt_state *opt_adamw_sf_new(tensor *const *params, int n, eng_error *err)
+{
+    opt_state *o = opt_alloc(OPT_ADAMW_SF, params, n, err);
+    if (o) {
+        o->beta1 = 0.9;
+        o->beta2 = 0.999;
+        o->eps = 1e-8;
+        o->wd = 0.01;
+    }
+    return o;
 }
 
 void opt_free(opt_state *o)
@@ -199,6 +211,66 @@ done:
     return rc;
 }
 
+/* schedule-free AdamW on parameter i (see optim.h): lr is this step's lr_k, c its
+ * averaging weight; p holds y */
+static int adamw_sf_param(opt_state *o, int i, double lr, double c, eng_error *err)
+{
+    tensor *p = o->params[i], *g = p->grad, *g2 = NULL, *den = NULL, *u = NULL, *d = NULL;
+    if (!o->m[i]) { /* z starts at the parameter */
+        const eng_backend *prev = tensor_place(p->storage->backend);
+        o->m[i] = tensor_clone(p, err);
+        tensor_place(prev);
+        if (!o->m[i])
+            return -1;
+    }
+    if (zeros_like(&o->v[i], p, err))
+        return -1;
+    tensor *z = o->m[i], *v = o->v[i];
+    int rc = -1;
+    /* v = beta2 v + (1 - beta2) g^2; u = g / (sqrt(v) + eps) (+ wd y) */
+    if (inplace_scalar(OP_MUL, v, o->beta2, err) || !(g2 = tensor_binary(OP_MUL, g, g, err)) ||
+        inplace_scaled(OP_ADD, v, g2, 1 - o->beta2, err) || !(den = tensor_unary(OP_SQRT, v, 0, 0, err)) ||
+        inplace_scalar(OP_ADD, den, o->eps, err) || !(u = tensor_binary(OP_DIV, g, den, err)))
+        goto done;
+    if (o->wd != 0 && (p->ndim > 1 || o->wd_1d) && inplace_scaled(OP_ADD, u, p, o->wd, err))
+        goto done;
+    /* y' = y + c (z - y) + lr (beta1 (1 - c) - 1) u, which is beta1 x' + (1 - beta1) z'
+     * with z' = z - lr u and x' = (1 - c) x + c z'; then z = z' */
+    if (!(d = tensor_binary(OP_SUB, z, p, err)) || inplace_scaled(OP_ADD, p, d, c, err) ||
+        inplace_scaled(OP_ADD, p, u, lr * (o->beta1 * (1 - c) - 1), err) || inplace_scaled(OP_SUB, z, u, lr, err))
+        goto done;
+    rc = 0;
+done:
+    tensor_decref(g2);
+    tensor_decref(den);
+    tensor_decref(u);
+    tensor_decref(d);
+    return rc;
+}
+
+int opt_sf_mode(opt_state *o, int eval, eng_error *err)
+{
+    if (o->kind != OPT_ADAMW_SF || !o->sf_eval == !eval)
+        return 0;
+    if (!(o->beta1 > 0))
+        return eng_fail(err, ERR_VALUE, "adamw_sf: beta1 must be positive to average (got %g)", o->beta1);
+    /* to x: y + (1 - 1/beta1) (z - y); to y: x + (1 - beta1) (z - x) */
+    double w = eval ? 1 - 1 / o->beta1 : 1 - o->beta1;
+    int saved = ag_grad_mode(), rc = 0;
+    ag_set_grad_mode(0);
+    for (int i = 0; i < o->n && !rc; i++) {
+        if (!o->m[i])
+            continue; /* never stepped: x = y = z */
+        tensor *d = tensor_binary(OP_SUB, o->m[i], o->params[i], err);
+        rc = !d || inplace_scaled(OP_ADD, o->params[i], d, w, err) ? -1 : 0;
+        tensor_decref(d);
+    }
+    ag_set_grad_mode(saved);
+    if (!rc)
+        o->sf_eval = eval;
+    return rc;
+}
+
 static int sgd_param(opt_state *o, int i, double lr, eng_error *err)
 {
     tensor *p = o->params[i], *g = p->grad, *d = NULL;
@@ -237,10 +309,19 @@ done:
 
 int opt_step(opt_state *o, double lr, eng_error *err)
 {
+    if (o->kind == OPT_ADAMW_SF && o->sf_eval) /* the gradient was taken at x, not at y */
+        return eng_fail(err, ERR_VALUE, "step: the schedule-free optimiser holds its average x (opt_eval): "
+                                        "opt_train(opt) before computing the loss");
     int saved = ag_grad_mode(), rc = 0;
     ag_set_grad_mode(0);
     o->steps++;
-    double bc1 = 1 - pow(o->beta1, (double)o->steps), bc2 = 1 - pow(o->beta2, (double)o->steps);
+    double bc1 = 1 - pow(o->beta1, (double)o->steps), bc2 = 1 - pow(o->beta2, (double)o->steps), c = 0;
+    if (o->kind == OPT_ADAMW_SF) {
+        lr *= (o->warmup > 0 && o->steps < o->warmup ? (double)o->steps / (double)o->warmup : 1) * sqrt(bc2);
+        o->sf_lr_max = fmax(o->sf_lr_max, lr);
+        o->sf_weight_sum += o->sf_lr_max * o->sf_lr_max;
+        c = o->sf_weight_sum > 0 ? o->sf_lr_max * o->sf_lr_max / o->sf_weight_sum : 0;
+    }
     for (int i = 0; i < o->n && !rc; i++) {
         tensor *p = o->params[i];
         if (!p->grad)
@@ -249,7 +330,9 @@ int opt_step(opt_state *o, double lr, eng_error *err)
             rc = eng_fail(err, ERR_SHAPE, "step: parameter %d and its gradient differ in shape", i + 1);
             break;
         }
-        rc = o->kind == OPT_ADAMW ? adamw_param(o, i, lr, bc1, bc2, err) : sgd_param(o, i, lr, err);
+        rc = o->kind == OPT_ADAMW      ? adamw_param(o, i, lr, bc1, bc2, err)
+             : o->kind == OPT_ADAMW_SF ? adamw_sf_param(o, i, lr, c, err)
+                                       : sgd_param(o, i, lr, err);
     }
     ag_set_grad_mode(saved);
     return rc;
@@ -257,7 +340,11 @@ int opt_step(opt_state *o, double lr, eng_error *err)
 
 int opt_set(opt_state *o, const char *name, double value, eng_error *err)
 {
-    int adam = o->kind == OPT_ADAMW;
+    int adam = o->kind != OPT_SGD, sf = o->kind == OPT_ADAMW_SF;
+    if (!isfinite(value) || value < 0)
+        return eng_fail(err, ERR_VALUE, "opt_set: '%s' must be a finite number >= 0, got %g", name, value);
+    if (sf && (!strcmp(name, "beta1") || !strcmp(name, "momentum")) && !(value > 0 && value < 1))
+        return eng_fail(err, ERR_VALUE, "opt_set: adamw_sf's beta1 must lie in (0, 1), got %g", value);
     if (!strcmp(name, "wd"))
         o->wd = value;
     else if (!strcmp(name, "wd_1d"))
@@ -270,11 +357,13 @@ int opt_set(opt_state *o, const char *name, double value, eng_error *err)
         o->eps = value;
     else if (!adam && !strcmp(name, "nesterov"))
         o->nesterov = value != 0;
+    else if (sf && !strcmp(name, "warmup"))
+        o->warmup = (int64_t)value;
     else
-        return eng_fail(err, ERR_VALUE, "opt_set: %s has no setting '%s' (%s)", adam ? "adamw" : "sgd", name,
-                        adam ? "beta1, beta2, eps, wd, wd_1d" : "momentum, nesterov, wd, wd_1d");
-    if (!isfinite(value) || value < 0)
-        return eng_fail(err, ERR_VALUE, "opt_set: '%s' must be a finite number >= 0, got %g", name, value);
+        return eng_fail(err, ERR_VALUE, "opt_set: %s has no setting '%s' (%s)", opt_kind_name(o->kind), name,
+                        sf     ? "beta1, beta2, eps, wd, wd_1d, warmup"
+                        : adam ? "beta1, beta2, eps, wd, wd_1d"
+                               : "momentum, nesterov, wd, wd_1d");
     return 0;
 }
 
@@ -348,6 +437,10 @@ int opt_restore(opt_state *o, const opt_state *snap, eng_error *err)
         o->nesterov = snap->nesterov;
         o->wd_1d = snap->wd_1d;
         o->steps = snap->steps;
+        o->sf_weight_sum = snap->sf_weight_sum;
+        o->sf_lr_max = snap->sf_lr_max;
+        o->warmup = snap->warmup;
+        o->sf_eval = snap->sf_eval;
     }
     ag_set_grad_mode(saved);
     opt_zero_grad(o);
@@ -411,11 +504,11 @@ int opt_register_at(opt_registry *r, int64_t handle, opt_state *o, eng_error *er
 
 int opt_max_handle(const opt_registry *r) { return r->n; }
 
-const char *opt_kind_name(opt_kind k) { return k == OPT_ADAMW ? "adamw" : "sgd"; }
+const char *opt_kind_name(opt_kind k) { return k == OPT_ADAMW ? "adamw" : k == OPT_ADAMW_SF ? "adamw_sf" : "sgd"; }
 
 int opt_kind_from_name(const char *name)
 {
-    return !strcmp(name, "adamw") ? OPT_ADAMW : !strcmp(name, "sgd") ? OPT_SGD : -1;
+    return !strcmp(name, "adamw") ? OPT_ADAMW : !strcmp(name, "adamw_sf") ? OPT_ADAMW_SF : !strcmp(name, "sgd") ? OPT_SGD : -1;
 }
 
 opt_state *opt_lookup(const opt_registry *r, int64_t handle)

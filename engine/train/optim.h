@@ -18,7 +18,7 @@
 
 #include "engine/tensor/tensor.h"
 
-typedef enum opt_kind { OPT_SGD, OPT_ADAMW } opt_kind;
+typedef enum opt_kind { OPT_SGD, OPT_ADAMW, OPT_ADAMW_SF } opt_kind;
 
 typedef struct opt_state {
     opt_kind kind;
@@ -33,6 +33,12 @@ typedef struct opt_state {
     int nesterov;       /* SGD only */
     int wd_1d;          /* also decay 1-D parameters (0 by default) */
     int64_t steps;      /* updates done (Adam's bias correction) */
+    /* schedule-free AdamW only (m holds z, v the second moment; the parameters hold y while
+     * training, x = the average while sf_eval) */
+    double sf_weight_sum; /* the sum of the averaging weights, lr_max^2 per step */
+    double sf_lr_max;     /* the largest (warmed-up, bias-corrected) rate so far */
+    int64_t warmup;       /* linear warm-up over this many steps (0: none) */
+    int sf_eval;          /* 1: the parameters hold x (opt_sf_mode) */
     /* the last fit's record: nhist epochs of OPT_HIST_COLS values each (malloc'ed) */
     double *hist;
     int nhist;
@@ -46,6 +52,22 @@ int opt_set_history(opt_state *o, const double *rows, int n, eng_error *err);
 /* New optimisers over n float parameters (each gets a new reference). */
 opt_state *opt_adamw_new(tensor *const *params, int n, eng_error *err);
 opt_state *opt_sgd_new(tensor *const *params, int n, eng_error *err);
+/* Schedule-free AdamW (Defazio et al., 2024, "The Road Less Scheduled"; the reference
+ * implementation facebookresearch/schedule_free adamw_schedulefree_reference.py): no
+ * schedule, a constant rate (after an optional linear warm-up). Per step k (from 0),
+ * with lr_k = lr * min(1, (k+1)/warmup) * sqrt(1 - beta2^(k+1)), lr_max the largest
+ * lr_k so far, c = lr_max^2 / (sum of lr_max^2 over the steps so far):
+ *   v  = beta2 v + (1 - beta2) g^2;   u = g / (sqrt(v) + eps) + wd y   (wd: not on 1-D)
+ *   z -= lr_k u;   x = (1 - c) x + c z;   y = beta1 x + (1 - beta1) z
+ * where the gradient g is taken at y, which the parameters hold while training. Only z
+ * and v are kept: x = (y - (1 - beta1) z) / beta1. opt_sf_mode(o, 1) puts x into the
+ * parameters (to evaluate; batch norm's statistics want recomputing there), 0 puts y
+ * back; a step in eval mode is an error (its gradient was taken at x). Defaults: beta1 0.9, beta2 0.999,
+ * eps 1e-8, wd 0.01 decoupled (at y), none on 1-D parameters. */
+opt_state *opt_adamw_sf_new(tensor *const *params, int n, eng_error *err);
+/* eval 1: the parameters to x; 0: back to y (no-op for other optimisers or when already
+ * there); 0, or -1 with err */
+int opt_sf_mode(opt_state *o, int eval, eng_error *err);
 void opt_free(opt_state *o);
 
 /* One update with learning rate lr from each parameter's .grad (parameters without a
@@ -58,7 +80,7 @@ int opt_step(opt_state *o, double lr, eng_error *err);
 void opt_zero_grad(opt_state *o);
 
 /* Sets a hyperparameter by name: "momentum" (SGD) / "beta1", "beta2", "eps", "wd",
- * "nesterov", "wd_1d". 0, or -1 with err for an unknown name or bad value. */
+ * "nesterov", "wd_1d", "warmup" (schedule-free AdamW: steps). 0, or -1 with err for an unknown name or bad value. */
 int opt_set(opt_state *o, const char *name, double value, eng_error *err);
 
 /* A snapshot of the parameters' values and the optimiser's state, and its restore
@@ -81,7 +103,7 @@ int opt_register_at(opt_registry *r, int64_t handle, opt_state *o, eng_error *er
 int opt_max_handle(const opt_registry *r);
 /* frees every optimiser; r is empty again */
 void opt_registry_clear(opt_registry *r);
-/* "adamw" or "sgd", and back (-1 for an unknown name) */
+/* "adamw", "adamw_sf" or "sgd", and back (-1 for an unknown name) */
 const char *opt_kind_name(opt_kind k);
 int opt_kind_from_name(const char *name);
 

@@ -1,7 +1,8 @@
 """Plots and images through jupyter_client: plot, scatter and hist send display_data
 with image/svg+xml that parses as XML (with the expected series and legend), imshow
 and imgrid send image/png that decodes (signature, IHDR size, CRCs, inflated IDAT of
-the right length), each with a text/plain fallback."""
+the right length), each with a text/plain fallback; fit's live picture (one display id
+updated in place, with an SVG plot and an epoch table in its HTML)."""
 import base64
 import struct
 import unittest
@@ -126,3 +127,84 @@ class TestDisplay(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class TestFitLivePicture(unittest.TestCase):
+    """fit's progress is one display, shown once and then updated in place through the
+    same display id: text/plain the progress line; text/html a progress bar, an SVG plot
+    of the smoothed training loss per step and the validation loss per epoch (well-formed,
+    two series), and a table of the finished epochs; the epoch lines stay in the stream."""
+
+    def test_one_display_updated_with_plot_and_table(self):
+        km, kc = start()
+        try:
+            r = run(kc, """
+seed(1);
+tensor centers = randn(4, 8) * 3.0;
+tensor y = randint(0, 4, 3000);
+tensor x = centers[y] + randn(3000, 8);
+tensor w = param(randn(8, 4) * 0.3);
+tensor b = param(zeros(4));
+tensor model(tensor xb) { return xb @ w + b; }
+int opt = adamw(w, b);
+fit(model, opt, x[0:2500], y[0:2500], x[2500:3000], y[2500:3000], 3, 16);
+""", timeout=120)
+            self.assertEqual(r.status, "ok", r.outputs)
+        finally:
+            stop(km, kc)
+        shown = [m for m in r.of_type("display_data") if "kiln-fit" in m["content"]["transient"].get("display_id", "")]
+        updates = r.of_type("update_display_data")
+        self.assertEqual(len(shown), 1)
+        ident = shown[0]["content"]["transient"]["display_id"]
+        self.assertGreaterEqual(len(updates), 3)  # at least each epoch's end
+        self.assertTrue(all(u["content"]["transient"]["display_id"] == ident for u in updates))
+        last = updates[-1]["content"]["data"]
+        self.assertIn("step 468/468", last["text/plain"])  # 3 epochs of 2500 // 16
+        html = ET.fromstring(last["text/html"])
+        self.assertEqual(html.find("div/progress").get("value"), "468")
+        svg = html.find(SVG + "svg")
+        self.assertIsNotNone(svg)
+        series = [e for e in svg.iter() if e.get("class") == "series"]
+        self.assertEqual(len(series), 2)  # training loss, validation loss
+        rows = html.findall("table/tr")
+        self.assertEqual(len(rows), 1 + 3)
+        self.assertEqual([td.text for td in rows[1]][0], "1")
+        # the first display has no plot yet, only the bar
+        first = ET.fromstring(shown[0]["content"]["data"]["text/html"])
+        self.assertIsNone(first.find(SVG + "svg"))
+        self.assertEqual(r.stream().count("val accuracy"), 3)
+
+
+class TestLrFindChart(unittest.TestCase):
+    """lr_find's chart: well-formed SVG with the losses per step, the smoothed curve, and
+    the suggestion, the minimum, the steepest descent and the valley each marked and named
+    in the legend; the text/plain form names the same rate."""
+
+    def test_chart_marks_the_choice_and_the_alternatives(self):
+        km, kc = start()
+        try:
+            r = run(kc, """
+seed(0);
+tensor centers = randn(4, 8) * 0.7;
+tensor y = randint(0, 4, 3000);
+tensor x = centers[y] + randn(3000, 8);
+tensor w = param(randn(8, 4) * 0.3);
+tensor b = param(zeros(4));
+tensor model(tensor xb) { return xb @ w + b; }
+int opt = adamw(w, b);
+lr_find(model, opt, x, y, 32)
+""", timeout=60)
+            self.assertEqual(r.status, "ok", r.outputs)
+        finally:
+            stop(km, kc)
+        data = r.of_type("display_data")[0]["content"]["data"]
+        svg = ET.fromstring(data["image/svg+xml"])
+        series = [e for e in svg.iter() if e.get("class") == "series"]
+        self.assertEqual(len(series), 6)
+        texts = " ".join(t.text or "" for t in svg.iter(SVG + "text"))
+        for name in ("loss per step", "smoothed", "suggested", "minimum", "steepest", "valley"):
+            self.assertIn(name, texts)
+        head = data["text/plain"].splitlines()[0]
+        rate = head.split("suggested learning rate ")[1].split()[0]
+        self.assertIn("suggested " + rate, texts)  # the title names the rate
+        self.assertEqual("%.3g" % float(r.result), rate)

@@ -235,6 +235,14 @@ class TestSaveLoadTraining(unittest.TestCase):
         path, _ = self.continue_both(FIT_SETUP, FIT_AGAIN, ["fw", "hist"])  # fit_history came back too
         self.assertEqual(len(np.load(os.path.join(os.path.dirname(path), "a", "hist.npy"))), 1)
 
+    def test_schedule_free_fit_continues_identically(self):
+        """adamw_sf's z, second moment, averaging weights and eval mode (fit leaves the
+        average x in the parameters) come back: the next fit is the same."""
+        setup = FIT_SETUP.replace("int fopt = adamw(fw, fb);", "int fopt = adamw_sf(fw, fb);")
+        path, _ = self.continue_both(setup, FIT_AGAIN, ["fw", "hist"])
+        z = np.load(path)
+        self.assertEqual(z["optimizer/1/m/0"].shape, (8, 4))  # z of fw
+
 
 class TestGradModeAfterError(unittest.TestCase):
     """A cell that fails inside set_grad_enabled(false) ... (true) leaves grad mode as it

@@ -5,6 +5,7 @@ subset of Fashion-MNIST (>= 80 % test accuracy, no learning rate given).
 Each test writes a small .kn program, runs it with `kiln run` (KILN, default
 build/kiln) and reads what it prints or saves (.npy). Run: make test-train."""
 import os
+import re
 import subprocess
 import tempfile
 import time
@@ -17,7 +18,7 @@ KILN = os.path.abspath(os.environ.get("KILN", os.path.join(ROOT, "build", "kiln"
 FMNIST = "/usr/share/datasets/fashion-mnist"
 
 
-def run_kn(code, timeout=120):
+def run_kn(code, timeout=120, ok=True):
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "t.kn")
         with open(path, "w") as f:
@@ -25,9 +26,9 @@ def run_kn(code, timeout=120):
         t0 = time.monotonic()
         p = subprocess.run([KILN, "run", path], capture_output=True, text=True, timeout=timeout, cwd=d)
         elapsed = time.monotonic() - t0
-        assert p.returncode == 0, p.stdout + p.stderr
+        assert (p.returncode == 0) == ok, p.stdout + p.stderr
         arrays = {f[:-4]: np.load(os.path.join(d, f)) for f in os.listdir(d) if f.endswith(".npy")}
-        return p.stdout, arrays, elapsed
+        return p.stdout + ("" if ok else p.stderr), arrays, elapsed
 
 
 def test_adamw_matches_numpy():
@@ -235,3 +236,221 @@ printf("test accuracy %.4f\\n", acc);
     print(f"Fashion-MNIST MLP: test accuracy {acc:.4f} in {elapsed:.1f} s")
     assert acc >= 0.80, out
     assert elapsed < 60, f"took {elapsed:.1f} s"
+
+
+def test_fit_takes_an_experts_rate():
+    """fit's optional max_lr: the one cycle peaks at the rate given, with no lr_find (its
+    100 steps would call the model 100 more times); 0 finds it; a negative rate is an
+    error naming the argument."""
+    out, _, _ = run_kn(TOY + """
+int calls = 0;
+tensor counted(tensor xb) { if (is_grad_enabled()) calls += 1; return model(xb); }
+float acc = fit(counted, opt, x[0:1500], y[0:1500], x[1500:2000], y[1500:2000], 2, 32, 0.05);
+printf("given acc %.4f calls %d\\n", acc, calls);
+calls = 0;
+acc = fit(counted, opt, x[0:1500], y[0:1500], x[1500:2000], y[1500:2000], 1, 32, 0);
+printf("found calls %d\\n", calls);
+fit(counted, opt, x[0:1500], y[0:1500], x[1500:2000], y[1500:2000], 1, 32, -0.1);
+""", ok=False)
+    assert "fit: one cycle to lr 0.05 (given), 2 epochs, batch size 32" in out, out
+    lines = out.splitlines()
+    given = next(ln for ln in lines if ln.startswith("given")).split()
+    assert float(given[2]) >= 0.9 and int(given[4]) == 2 * (1500 // 32), out
+    assert int(next(ln for ln in lines if ln.startswith("found")).split()[2]) >= 100 + 1500 // 32, out
+    assert "ValueError: fit: max_lr must be a positive learning rate (or 0: find it), got -0.1" in out, out
+
+
+def test_lr_find_sweeps_twice_when_noisy():
+    """Minibatches of 2 from overlapping blobs make a curve too noisy for one sweep to
+    place its minimum: lr_find sweeps a second time, averages the two step by step, says
+    so, and says the curve is still noisy; the parameters come back either way."""
+    out, arr, _ = run_kn("""
+seed(1);
+tensor centers = randn(4, 8) * 0.5;
+tensor y = randint(0, 4, 2000);
+tensor x = centers[y] + randn(2000, 8);
+tensor w = param(randn(8, 4) * 0.3);
+tensor b = param(zeros(4));
+int calls = 0;
+tensor model(tensor xb) { calls += 1; return xb @ w + b; }
+int opt = adamw(w, b);
+save_npy(w, "@TMP@/w0.npy");
+float lr = lr_find(model, opt, x, y, 2);
+save_npy(w, "@TMP@/w1.npy");
+printf("calls %d lr %g\\n", calls, lr);
+""")
+    head = out.splitlines()[0]
+    assert "(two sweeps averaged)" in head and head.endswith("noisy curve"), out
+    calls, lr = out.strip().splitlines()[-1].split()[1::2]
+    assert int(calls) == 200 and 1e-7 <= float(lr) <= 10, out
+    np.testing.assert_array_equal(arr["w0"], arr["w1"])
+
+
+def test_lr_find_names_its_choice_and_the_alternatives():
+    """The header names the suggestion and why, then the minimum, the steepest descent and
+    fastai's valley; the table marks each; the returned rate is the one named."""
+    out, _, _ = run_kn(TOY + """
+float lr = lr_find(model, opt, x, y, 32);
+printf("returned %.3g\\n", lr);
+""")
+    head = out.splitlines()[0]
+    m = re.match(r"lr_find: (\d+) steps, suggested learning rate (\S+) \(([^)]*)\); minimum (\S+), steepest (\S+), "
+                 r"valley ([^;,\s]+)", head)
+    assert m, head
+    assert out.strip().splitlines()[-1] == "returned %s" % m.group(2), out
+    for mark in ("<- minimum", "<- steepest", "<- valley"):
+        assert mark in out, out
+
+
+def test_adamw_sf_matches_numpy_step_by_step():
+    """Schedule-free AdamW against the reference form (facebookresearch/schedule_free,
+    adamw_schedulefree_reference.py) written out here with x, y and z kept apart: the
+    parameters after every step (y), with a warm-up of 3 steps, weight decay at y on the
+    2-D parameter only; opt_eval puts x in them and opt_train y back (mid-way, the
+    steps go on from there), and a step while x is in them is an error."""
+    out, arr, _ = run_kn("""
+seed(5);
+tensor w = param(randn(3, 4).to(f64));
+tensor b = param(randn(4).to(f64));
+tensor a = randn(3, 4).to(f64);
+tensor c = randn(4).to(f64);
+save_npy(w, "@TMP@/w0.npy"); save_npy(b, "@TMP@/b0.npy");
+save_npy(a, "@TMP@/a.npy"); save_npy(c, "@TMP@/c.npy");
+int opt = adamw_sf(w, b);
+opt_set(opt, "warmup", 3);
+tensor lrs = {0.05, 0.05, 0.1, 0.1, 0.02, 0.05, 0.05};
+for (int t = 0; t < 7; t++) {
+    if (t == 5) { opt_eval(opt); opt_train(opt); }
+    tensor loss = sum(w * w * 0.5 + w * a) + sum(b * b * 0.5 + b * c);
+    backward(loss);
+    step(opt, lrs[t].item());
+    opt_zero_grad(opt);
+    save_npy(w, sprintf("@TMP@/w%d_y.npy", t)); save_npy(b, sprintf("@TMP@/b%d_y.npy", t));
+}
+opt_eval(opt);
+opt_eval(opt);                        // twice: no change
+save_npy(w, "@TMP@/w_x.npy"); save_npy(b, "@TMP@/b_x.npy");
+opt_train(opt);
+save_npy(w, "@TMP@/w_back.npy");
+""")
+    err, _, _ = run_kn("""
+tensor w = param(randn(3));
+int opt = adamw_sf(w);
+backward(sum(w * w));
+step(opt, 0.1);
+opt_eval(opt);
+backward(sum(w * w));
+step(opt, 0.1);
+""", ok=False)
+    assert "ValueError: step: the schedule-free optimiser holds its average x (opt_eval): opt_train(opt) " \
+           "before computing the loss" in err, err
+    beta1, beta2, eps, wd, warmup = 0.9, 0.999, 1e-8, 0.01, 3
+    lrs = np.float32([0.05, 0.05, 0.1, 0.1, 0.02, 0.05, 0.05]).astype(np.float64)  # as the f32 tensor holds them
+    a, c = arr["a"], arr["c"]
+    st = {k: {"z": arr[k + "0"].copy(), "x": arr[k + "0"].copy(), "y": arr[k + "0"].copy(),
+              "v": np.zeros_like(arr[k + "0"])} for k in ("w", "b")}
+    weight_sum, lr_max = 0.0, -1.0
+    for k in range(7):
+        sched = (k + 1) / warmup if k < warmup else 1.0
+        lr = lrs[k] * sched * np.sqrt(1 - beta2 ** (k + 1))
+        lr_max = max(lr, lr_max)
+        weight = lr_max ** 2
+        weight_sum += weight
+        ckp1 = weight / weight_sum
+        for name, shift in (("w", a), ("b", c)):
+            s = st[name]
+            g = s["y"] + shift                     # the gradient at y
+            if name == "w":                        # decay at y, 2-D only
+                s["z"] -= lr * wd * s["y"]
+            s["v"] = beta2 * s["v"] + (1 - beta2) * g * g
+            s["z"] -= lr * g / (np.sqrt(s["v"]) + eps)
+            s["x"] = (1 - ckp1) * s["x"] + ckp1 * s["z"]
+            s["y"] = beta1 * s["x"] + (1 - beta1) * s["z"]
+            np.testing.assert_allclose(arr["%s%d_y" % (name, k)], s["y"], rtol=1e-10, atol=1e-12,
+                                       err_msg="%s after step %d" % (name, k))
+    np.testing.assert_allclose(arr["w_x"], st["w"]["x"], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(arr["b_x"], st["b"]["x"], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(arr["w_back"], st["w"]["y"], rtol=1e-10, atol=1e-12)
+
+
+def test_fit_with_adamw_sf_evaluates_at_the_average():
+    """fit with a schedule-free optimiser: a constant rate after a warm-up (said in its
+    first line), evaluation at the average x with batch norm's statistics recomputed
+    there, and x left in the parameters: evaluating the model afterwards gives fit's
+    accuracy and loss, and opt_train moves the parameters back to y."""
+    out, arr, _ = run_kn("""
+seed(0);
+tensor centers = randn(4, 8) * 3.0;
+tensor y = randint(0, 4, 2000);
+tensor x = centers[y] + randn(2000, 8) + 2.0;
+tensor w = param(randn(8, 4) * 0.3);
+tensor g = param(ones(4));
+tensor bt = param(zeros(4));
+tensor rm = zeros(4);
+tensor rv = ones(4);
+tensor model(tensor xb) { return batch_norm(xb @ w, g, bt, rm, rv, is_grad_enabled()); }
+int opt = adamw_sf(w, g, bt);
+float acc = fit(model, opt, x[0:1500], y[0:1500], x[1500:2000], y[1500:2000], 2, 32, 0.01);
+set_grad_enabled(false);
+tensor logits = model(x[1500:2000]);
+printf("fit %.6f again %.6f loss %.6f\\n", acc, accuracy(logits, y[1500:2000]).item(),
+       cross_entropy(logits, y[1500:2000]).item());
+set_grad_enabled(true);
+save_npy(w, "@TMP@/wx.npy");
+opt_train(opt);
+save_npy(w, "@TMP@/wy.npy");
+""")
+    assert "fit: schedule-free AdamW at lr 0.01 (given) (warm-up 4 steps), 2 epochs, batch size 32" in out, out
+    words = out.strip().splitlines()[-1].split()
+    assert float(words[1]) >= 0.9 and words[1] == words[3], out
+    vloss = [float(ln.split()[7]) for ln in out.splitlines() if "val accuracy" in ln][-1]
+    assert abs(vloss - float(words[5])) < 1e-4, out
+    assert np.abs(arr["wx"] - arr["wy"]).max() > 1e-4
+
+
+def test_lr_find_with_no_finite_loss_says_so():
+    """Inputs with an infinity make every loss NaN: lr_find says so and suggests the
+    default rate instead of failing or drawing nothing."""
+    out, _, _ = run_kn("""
+tensor x = randn(200, 4);
+x[0:200, 0] = 1.0 / 0.0;
+tensor y = randint(0, 2, 200);
+tensor w = param(randn(4, 2));
+tensor model(tensor xb) { return xb @ w; }
+int opt = adamw(w);
+printf("%g\\n", lr_find(model, opt, x, y, 16));
+""")
+    assert out.splitlines()[0] == ("lr_find: the first step's loss is not finite; suggested learning rate 0.001 "
+                                   "(the default)"), out
+    assert out.strip().splitlines()[-1] == "0.001", out
+
+
+def test_fit_with_lr_find_trains_as_fit_given_that_rate():
+    """lr_find puts the session's random numbers back with everything else, so fit with
+    no rate is fit given the rate lr_find finds, bit for bit (same batches, same dropout):
+    what makes bench/train_seeds.py's comparison with a grid of rates a paired one."""
+    out, arr, _ = run_kn("""
+seed(1);
+tensor centers = randn(4, 8) * 3.0;
+tensor y = randint(0, 4, 2000);
+tensor x = centers[y] + randn(2000, 8);
+tensor w = param(randn(8, 4) * 0.3);
+tensor b = param(zeros(4));
+tensor model(tensor xb) { return dropout(xb, 0.2, is_grad_enabled()) @ w + b; }
+tensor w0 = clone(w);
+int opt = adamw(w, b);
+seed(5);
+double r = lr_find(model, opt, x[0:1500], y[0:1500], 32);   // the rate fit will find
+seed(5);
+float acc1 = fit(model, opt, x[0:1500], y[0:1500], x[1500:2000], y[1500:2000], 2, 32);
+save_npy(w, "@TMP@/w1.npy");
+w = param(clone(w0)); b = param(zeros(4));
+opt = adamw(w, b);
+seed(5);
+float acc2 = fit(model, opt, x[0:1500], y[0:1500], x[1500:2000], y[1500:2000], 2, 32, r);
+save_npy(w, "@TMP@/w2.npy");
+printf("%.6f %.6f %.17g\\n", acc1, acc2, r);
+""")
+    a1, a2, r = out.strip().splitlines()[-1].split()
+    assert a1 == a2, out
+    np.testing.assert_array_equal(arr["w1"], arr["w2"])
