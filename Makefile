@@ -99,7 +99,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libkiln.a
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libkiln.a $(LDFLAGS) $(LDLIBS)
 
 # ---- tests ---------------------------------------------------------------------------
-test: all test-unit test-conformance test-lang test-numpy test-kernel test-abuse test-fuzz test-browser test-train
+test: all test-layers test-unit test-conformance test-lang test-numpy test-kernel test-abuse test-fuzz test-browser test-train
 	@echo "make test: all passed ($(BUILD))"
 
 # the engine's layers from the includes: ranks and no folder-level cycle (issue 12)

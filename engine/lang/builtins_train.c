@@ -4,6 +4,7 @@
 #include "engine/lang/builtins_train.h"
 
 #include "engine/lang/interp.h"
+#include "engine/lang/builtins_display.h"
 #include "engine/train/optim.h"
 #include "engine/train/train.h"
 
@@ -127,6 +128,46 @@ int bi_onecycle_mom(eng_call *c, value *out)
     return 0;
 }
 
+/* ---- the train layer's host (engine/train/train.h): the session and the model ---- */
+
+typedef struct model_call {
+    eng_session *s;
+    eng_func *model;
+} model_call;
+
+/* model(x) as a new tensor reference; an error keeps its place in the model's cell */
+static tensor *host_forward(void *ctx, tensor *x, eng_error *err)
+{
+    model_call *m = ctx;
+    value arg = value_tensor(x), out = value_void();
+    if (interp_call(m->s, m->model, 1, &arg, &out, err))
+        return NULL;
+    if (out.type != VAL_TENSOR) {
+        eng_fail(err, ERR_TYPE, "%s() must return a tensor (logits), got %s", m->model->name,
+                 value_type_name(out.type));
+        value_decref(out);
+        return NULL;
+    }
+    return out.as.t;
+}
+
+static int host_display(void *ctx, const eng_bundle *b, int update, eng_error *err)
+{
+    return eng_display_bundle(((model_call *)ctx)->s, b, update, err);
+}
+
+static void host_stream(void *ctx, const char *text, size_t len)
+{
+    eng_stream(((model_call *)ctx)->s, 1, text, len);
+}
+
+static train_host host_of(model_call *m)
+{
+    train_host h = {m, host_forward, host_display, host_stream, eng_session_rng(m->s), &m->s->ctx.interrupt,
+                    &m->s->nfits};
+    return h;
+}
+
 int bi_lr_find(eng_call *c, value *out)
 {
     eng_func *fn;
@@ -137,7 +178,9 @@ int bi_lr_find(eng_call *c, value *out)
     if (arg_model(c, 0, &fn) || arg_opt(c, 1, &o) || arg_tensor_only(c, 2, &x) || arg_tensor_only(c, 3, &y) ||
         (c->argc > 4 && arg_int(c, 4, &bs)))
         return -1;
-    if (train_lr_find(c->session, fn, o, x, y, bs, 0, &lr, c->err))
+    model_call m = {c->session, fn};
+    train_host h = host_of(&m);
+    if (train_lr_find(&h, o, x, y, bs, 0, &lr, c->err))
         return -1;
     *out = value_float(lr);
     return 0;
@@ -154,7 +197,9 @@ int bi_fit(eng_call *c, value *out)
         arg_tensor_only(c, 4, &xv) || arg_tensor_only(c, 5, &yv) || arg_int(c, 6, &epochs) ||
         (c->argc > 7 && arg_int(c, 7, &bs)) || (c->argc > 8 && arg_double(c, 8, &max_lr)))
         return -1;
-    if (train_fit(c->session, fn, o, xt, yt, xv, yv, epochs, bs, max_lr, &acc, c->err))
+    model_call m = {c->session, fn};
+    train_host h = host_of(&m);
+    if (train_fit(&h, o, xt, yt, xv, yv, epochs, bs, max_lr, &acc, c->err))
         return -1;
     *out = value_float(acc);
     return 0;

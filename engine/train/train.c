@@ -11,7 +11,6 @@
 
 #include "engine/train/autograd.h"
 #include "engine/tensor/backend.h"
-#include "engine/lang/builtins_display.h"
 #include "engine/train/nn.h"
 #include "engine/io/plot.h"
 #include "engine/base/strbuf.h"
@@ -224,31 +223,23 @@ static double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static int interrupted(eng_session *s) { return eng_ctx_flag_get(&s->ctx.interrupt) != 0; }
+static int interrupted(const train_host *h) { return eng_ctx_flag_get(h->interrupt) != 0; }
 
 /* model(x) as a new tensor reference */
-static tensor *call_model(eng_session *s, eng_func *model, tensor *x, eng_error *err)
+static tensor *call_model(const train_host *h, tensor *x, eng_error *err)
 {
-    value arg = value_tensor(x), out = value_void();
-    if (interp_call(s, model, 1, &arg, &out, err))
-        return NULL;
-    if (out.type != VAL_TENSOR) {
-        eng_fail(err, ERR_TYPE, "%s() must return a tensor (logits), got %s", model->name, value_type_name(out.type));
-        value_decref(out);
-        return NULL;
-    }
-    return out.as.t;
+    return h->forward(h->ctx, x, err);
 }
 
 /* a uniformly shuffled 0..n-1 (Fisher-Yates on Philox draws from the session's RNG) */
-static int shuffle(eng_session *s, int64_t *perm, int64_t n, eng_error *err)
+static int shuffle(const train_host *h, int64_t *perm, int64_t n, eng_error *err)
 {
     for (int64_t i = 0; i < n; i++)
         perm[i] = i;
     if (n < 2)
         return 0;
     int64_t shape[1] = {n};
-    tensor *u = tensor_rand(eng_session_rng(s), 1, shape, err);
+    tensor *u = tensor_rand(h->rng, 1, shape, err);
     if (!u)
         return -1;
     for (int64_t i = n - 1; i > 0; i--) {
@@ -305,11 +296,11 @@ static int gather_batch(tensor *x, tensor *y, tensor *perm, int64_t from, int64_
  * loss to decide when to stop); else the loss is written into (*log)[slot] on the
  * device (*log made at the first step: slots elements of the loss's dtype) and nothing
  * is read, so the host runs ahead of the GPU (fit reads the log when it shows progress). */
-static int train_step(eng_session *s, eng_func *model, opt_state *o, tensor *xb, tensor *yb, const int64_t *yr,
+static int train_step(const train_host *h, opt_state *o, tensor *xb, tensor *yb, const int64_t *yr,
                       double lr, double *loss, tensor **log, int64_t slot, int64_t slots, eng_error *err)
 {
     ag_set_grad_mode(1);
-    tensor *logits = call_model(s, model, xb, err);
+    tensor *logits = call_model(h, xb, err);
     if (!logits)
         return -1;
     tensor *l = nn_cross_entropy_ranged(logits, yb, yr[0], yr[1], err);
@@ -389,7 +380,7 @@ out:
 
 /* the curve as an SVG chart (the raw losses as dots, the smoothed curve, the chosen rate
  * and the alternatives marked) with a short text table as its plain-text form */
-static void show_lr_find(eng_session *s, const double *lrs, const double *raw, int n, int sweeps,
+static void show_lr_find(const train_host *h, const double *lrs, const double *raw, int n, int sweeps,
                          const train_lr_choice *c, eng_error *err)
 {
     if (n < 1) { /* the first step's loss was not finite: nothing to draw */
@@ -399,7 +390,7 @@ static void show_lr_find(eng_session *s, const double *lrs, const double *raw, i
         eng_bundle b1 = {.n = 1};
         b1.items[0].mime = "text/plain";
         b1.items[0].data = line;
-        eng_display_bundle(s, &b1, 0, err);
+        h->display(h->ctx, &b1, 0, err);
         return;
     }
     double *lx = malloc((size_t)n * sizeof *lx), *sm = malloc((size_t)n * sizeof *sm);
@@ -474,7 +465,7 @@ static void show_lr_find(eng_session *s, const double *lrs, const double *raw, i
         b.items[1].mime = "image/svg+xml";
         b.items[1].data = svg;
     }
-    eng_display_bundle(s, &b, 0, err);
+    h->display(h->ctx, &b, 0, err);
     free(svg);
 out:
     free(text);
@@ -486,7 +477,7 @@ out:
 /* one sweep of LRF_STEPS steps (fewer once the smoothed loss passes 4x its best) from o
  * as it is: rates into lrs, raw losses into raw, their number into *nrec. The caller
  * puts o and the running statistics back. */
-static int lr_sweep(eng_session *s, eng_func *model, opt_state *o, tensor *x, tensor *y, int64_t batch_size,
+static int lr_sweep(const train_host *h, opt_state *o, tensor *x, tensor *y, int64_t batch_size,
                     const int64_t *yr, int64_t *perm, double *lrs, double *raw, int *nrec, eng_error *err)
 {
     int64_t n = x->shape[0], pos = n;
@@ -496,13 +487,13 @@ static int lr_sweep(eng_session *s, eng_func *model, opt_state *o, tensor *x, te
     *nrec = 0;
     opt_zero_grad(o);
     for (int i = 0; i < LRF_STEPS; i++) {
-        if (interrupted(s)) {
+        if (interrupted(h)) {
             eng_fail(err, ERR_INTERRUPT, "lr_find: interrupted (the parameters are restored)");
             goto done;
         }
         if (pos + batch_size > n) {
             tensor_decref(pt);
-            if (shuffle(s, perm, n, err) || !(pt = perm_tensor(perm, n, err)))
+            if (shuffle(h, perm, n, err) || !(pt = perm_tensor(perm, n, err)))
                 goto done;
             pos = 0;
         }
@@ -511,7 +502,7 @@ static int lr_sweep(eng_session *s, eng_func *model, opt_state *o, tensor *x, te
             goto done;
         pos += batch_size;
         double lr = LRF_START * pow(LRF_END / LRF_START, (double)i / LRF_STEPS), loss;
-        int r = train_step(s, model, o, xb, yb, yr, lr, &loss, NULL, 0, 0, err);
+        int r = train_step(h, o, xb, yb, yr, lr, &loss, NULL, 0, 0, err);
         tensor_decref(xb);
         tensor_decref(yb);
         if (r)
@@ -531,7 +522,7 @@ done:
     return rc;
 }
 
-int train_lr_find(eng_session *s, eng_func *model, opt_state *o, tensor *x, tensor *y, int64_t batch_size,
+int train_lr_find(const train_host *h, opt_state *o, tensor *x, tensor *y, int64_t batch_size,
                   int quiet, double *suggested, eng_error *err)
 {
     if (check_data("lr_find", x, y, err))
@@ -544,7 +535,7 @@ int train_lr_find(eng_session *s, eng_func *model, opt_state *o, tensor *x, tens
     int saved_grad = ag_grad_mode(), rc = -1, nrec = 0, sweeps = 0;
     /* the session's random numbers come back too: fit then trains on the same batches,
      * with the same dropout, as it would given the rate found as max_lr */
-    tensor_rng saved_rng = *eng_session_rng(s);
+    tensor_rng saved_rng = *h->rng;
     opt_state *snap = opt_snapshot(o, err);
     int64_t *perm = malloc((size_t)n * sizeof *perm), yr[2];
     double lrs[LRF_STEPS], raw[LRF_STEPS], lrs2[LRF_STEPS], raw2[LRF_STEPS];
@@ -563,7 +554,7 @@ int train_lr_find(eng_session *s, eng_func *model, opt_state *o, tensor *x, tens
     for (sweeps = 1; sweeps <= 2; sweeps++) {
         int k = 0;
         nn_stats_journal_open(); /* batch_norm's running statistics come back too */
-        rc = lr_sweep(s, model, o, x, y, batch_size, yr, perm, sweeps == 1 ? lrs : lrs2, sweeps == 1 ? raw : raw2,
+        rc = lr_sweep(h, o, x, y, batch_size, yr, perm, sweeps == 1 ? lrs : lrs2, sweeps == 1 ? raw : raw2,
                       sweeps == 1 ? &nrec : &k, err);
         eng_error rerr = {0};
         if (opt_restore(o, snap, rc ? &rerr : err))
@@ -585,11 +576,11 @@ int train_lr_find(eng_session *s, eng_func *model, opt_state *o, tensor *x, tens
         sweeps = 2;
     *suggested = c.lr;
     if (!quiet)
-        show_lr_find(s, lrs, raw, c.n, sweeps, &c, err);
+        show_lr_find(h, lrs, raw, c.n, sweeps, &c, err);
     rc = 0;
 out:
     ag_set_grad_mode(saved_grad);
-    *eng_session_rng(s) = saved_rng;
+    *h->rng = saved_rng;
     opt_free(snap);
     free(perm);
     return rc;
@@ -598,7 +589,7 @@ out:
 /* ---- fit ---- */
 
 /* mean loss and accuracy of model over (x, y), in batches, with grad recording off */
-static int evaluate(eng_session *s, eng_func *model, tensor *x, tensor *y, const int64_t *yr, double *loss,
+static int evaluate(const train_host *h, tensor *x, tensor *y, const int64_t *yr, double *loss,
                     double *acc, eng_error *err)
 {
     int64_t n = x->shape[0], bs = 1024;
@@ -609,7 +600,7 @@ static int evaluate(eng_session *s, eng_func *model, tensor *x, tensor *y, const
     for (int64_t a = 0; a < n && !rc; a += bs) {
         int64_t b = a + bs < n ? a + bs : n;
         tensor *xb = tensor_slice(x, 0, a, b, 1, err), *yb = xb ? tensor_slice(y, 0, a, b, 1, err) : NULL;
-        tensor *logits = yb ? call_model(s, model, xb, err) : NULL, *l = NULL, *ac = NULL;
+        tensor *logits = yb ? call_model(h, xb, err) : NULL, *l = NULL, *ac = NULL;
         double lv = 0, av = 0;
         if (!logits || !(l = nn_cross_entropy_ranged(logits, yb, yr[0], yr[1], err)) || !(ac = nn_accuracy(logits, yb, err)) ||
             tensor_item(l, &lv, err) || tensor_item(ac, &av, err))
@@ -632,7 +623,7 @@ static int evaluate(eng_session *s, eng_func *model, tensor *x, tensor *y, const
  * batch norm's running statistics recomputed there, as its authors advise, by forward
  * passes in training mode (recording on: the model's is_grad_enabled()) over up to 50 of
  * this epoch's batches (0.9^50: what the statistics held before weighs under 1 %) */
-static int sf_to_average(eng_session *s, eng_func *model, opt_state *o, tensor *xtr, tensor *pt, int64_t nb,
+static int sf_to_average(const train_host *h, opt_state *o, tensor *xtr, tensor *pt, int64_t nb,
                          int64_t batch_size, eng_error *err)
 {
     if (opt_sf_mode(o, 1, err))
@@ -642,7 +633,7 @@ static int sf_to_average(eng_session *s, eng_func *model, opt_state *o, tensor *
     for (int64_t bi = 0; bi < nb && bi < 50 && !rc; bi++) {
         tensor *idx = tensor_slice(pt, 0, bi * batch_size, (bi + 1) * batch_size, 1, err);
         tensor *xb = idx ? tensor_gather_trusted(xtr, idx, err) : NULL;
-        tensor *logits = xb ? call_model(s, model, xb, err) : NULL;
+        tensor *logits = xb ? call_model(h, xb, err) : NULL;
         rc = logits ? 0 : -1;
         tensor_decref(idx);
         tensor_decref(xb);
@@ -710,7 +701,7 @@ static char *fit_html(const fit_view *v, int64_t done, const char *text)
     return strbuf_finish(&h);
 }
 
-static void progress(eng_session *s, const fit_view *v, int update, const char *text, int64_t done)
+static void progress(const train_host *h, const fit_view *v, int update, const char *text, int64_t done)
 {
     char *html = fit_html(v, done, text);
     eng_bundle b = {.n = html ? 2 : 1, .display_id = v->id};
@@ -721,7 +712,7 @@ static void progress(eng_session *s, const fit_view *v, int update, const char *
         b.items[1].data = html;
     }
     eng_error e = {0};
-    eng_display_bundle(s, &b, update, &e);
+    h->display(h->ctx, &b, update, &e);
     free(html);
 }
 
@@ -741,7 +732,7 @@ static void progress_text(char *buf, size_t cap, int64_t epoch, int64_t epochs, 
              (long long)done, (long long)total, lt, lr, elapsed);
 }
 
-int train_fit(eng_session *s, eng_func *model, opt_state *o, tensor *xtr, tensor *ytr, tensor *xval,
+int train_fit(const train_host *h, opt_state *o, tensor *xtr, tensor *ytr, tensor *xval,
               tensor *yval, int64_t epochs, int64_t batch_size, double max_lr, double *val_acc, eng_error *err)
 {
     if (check_data("fit", xtr, ytr, err) || check_data("fit", xval, yval, err))
@@ -755,7 +746,7 @@ int train_fit(eng_session *s, eng_func *model, opt_state *o, tensor *xtr, tensor
     if (batch_size > n)
         batch_size = n;
     int given = max_lr > 0;
-    if (!given && train_lr_find(s, model, o, xtr, ytr, batch_size, 0, &max_lr, err))
+    if (!given && train_lr_find(h, o, xtr, ytr, batch_size, 0, &max_lr, err))
         return -1;
     if (!(max_lr > 0) || !isfinite(max_lr))
         max_lr = 1e-3;
@@ -773,8 +764,8 @@ int train_fit(eng_session *s, eng_func *model, opt_state *o, tensor *xtr, tensor
     else
         snprintf(line, sizeof line, "fit: one cycle to lr %.3g%s, %lld epochs, batch size %lld\n", max_lr,
                  given ? " (given)" : "", (long long)epochs, (long long)batch_size);
-    eng_stream(s, 1, line, strlen(line));
-    snprintf(id, sizeof id, "kiln-fit-%d-%ld", ++s->nfits, (long)time(NULL));
+    h->stream(h->ctx, line, strlen(line));
+    snprintf(id, sizeof id, "kiln-fit-%d-%ld", ++*h->nfits, (long)time(NULL));
 
     int64_t *perm = malloc((size_t)n * sizeof *perm);
     double *hist = malloc((size_t)epochs * OPT_HIST_COLS * sizeof *hist);
@@ -793,7 +784,7 @@ int train_fit(eng_session *s, eng_func *model, opt_state *o, tensor *xtr, tensor
     double saved_beta1 = o->beta1, t0 = now_s(), last_shown = 0, avg = 0, sm = 0, lr = 0;
     char text[512];
     progress_text(text, sizeof text, 1, epochs, 0, total, NAN, sf ? max_lr / (double)(warm ? warm : 1) : max_lr / 25, 0);
-    progress(s, &view, 0, text, 0);
+    progress(h, &view, 0, text, 0);
     opt_zero_grad(o);
     if (nn_label_range(ytr, &yr[0], &yr[1], err) || nn_label_range(yval, &vr[0], &vr[1], err) ||
         opt_sf_mode(o, 0, err)) /* schedule-free: train at y (a last fit left x in the parameters) */
@@ -802,13 +793,13 @@ int train_fit(eng_session *s, eng_func *model, opt_state *o, tensor *xtr, tensor
         if (opt_sf_mode(o, 0, err)) /* schedule-free: back to y after an evaluation at x */
             goto done;
         tensor_decref(pt);
-        if (shuffle(s, perm, n, err) || !(pt = perm_tensor(perm, n, err)))
+        if (shuffle(h, perm, n, err) || !(pt = perm_tensor(perm, n, err)))
             goto done;
         double esum = 0, te = now_s();
         int64_t nread = 0;
         cur = e + 1;
         for (int64_t bi = 0; bi < nb; bi++) {
-            if (interrupted(s)) {
+            if (interrupted(h)) {
                 eng_fail(err, ERR_INTERRUPT,
                          "fit: interrupted at epoch %lld, step %lld of %lld; the parameters keep their values",
                          (long long)e + 1, (long long)done, (long long)total);
@@ -823,7 +814,7 @@ int train_fit(eng_session *s, eng_func *model, opt_state *o, tensor *xtr, tensor
                 lr = train_onecycle_lr((double)done, (double)total, max_lr);
                 o->beta1 = train_onecycle_mom((double)done, (double)total);
             }
-            int r = train_step(s, model, o, xb, yb, yr, lr, NULL, &log, bi, nb, err);
+            int r = train_step(h, o, xb, yb, yr, lr, NULL, &log, bi, nb, err);
             tensor_decref(xb);
             tensor_decref(yb);
             if (r)
@@ -835,13 +826,13 @@ int train_fit(eng_session *s, eng_func *model, opt_state *o, tensor *xtr, tensor
                     goto done;
                 last_shown = t;
                 progress_text(text, sizeof text, e + 1, epochs, done, total, sm, lr, t - t0);
-                progress(s, &view, 1, text, done);
+                progress(h, &view, 1, text, done);
             }
         }
         double vloss, vacc, train_s = now_s() - te;
-        if (sf && sf_to_average(s, model, o, xtr, pt, nb, batch_size, err))
+        if (sf && sf_to_average(h, o, xtr, pt, nb, batch_size, err))
             goto done;
-        if (evaluate(s, model, xval, yval, vr, &vloss, &vacc, err))
+        if (evaluate(h, xval, yval, vr, &vloss, &vacc, err))
             goto done;
         *val_acc = vacc;
         double *row = hist + (size_t)nhist++ * OPT_HIST_COLS;
@@ -852,7 +843,7 @@ int train_fit(eng_session *s, eng_func *model, opt_state *o, tensor *xtr, tensor
         row[3] = train_s;
         snprintf(line, sizeof line, "epoch %lld/%lld  train loss %.4f  val loss %.4f  val accuracy %.4f  (%.2f s)\n",
                  (long long)e + 1, (long long)epochs, nb ? esum / (double)nb : NAN, vloss, vacc, train_s);
-        eng_stream(s, 1, line, strlen(line));
+        h->stream(h->ctx, line, strlen(line));
     }
     rc = 0;
 done:
@@ -867,7 +858,7 @@ done:
     progress_text(text, sizeof text, cur, epochs, done, total, sm, lr, now_s() - t0);
     if (rc)
         strncat(text, "  (stopped)", sizeof text - strlen(text) - 1);
-    progress(s, &view, 1, text, done);
+    progress(h, &view, 1, text, done);
     free(trace);
     free(hist);
     return rc;

@@ -8,8 +8,26 @@
 #ifndef KILN_TRAIN_H
 #define KILN_TRAIN_H
 
-#include "engine/lang/interp.h"
+#include <signal.h>
+#include "engine/engine.h"
 #include "engine/train/optim.h"
+
+/* What lr_find and fit need from the language above them, as callbacks: the train layer
+ * includes nothing of engine/lang. engine/lang/builtins_train.c fills one from the
+ * session and the model function for each call. */
+typedef struct train_host {
+    void *ctx;                        /* the session, passed back to the callbacks */
+    /* model(x): a new reference to the logits, or NULL with err (located in the model's
+     * cell: the language's call keeps the model's own line and the call chain) */
+    tensor *(*forward)(void *ctx, tensor *x, eng_error *err);
+    /* sends a display bundle; update: replaces the display named b->display_id */
+    int (*display)(void *ctx, const eng_bundle *b, int update, eng_error *err);
+    /* writes text to the cell's stdout */
+    void (*stream)(void *ctx, const char *text, size_t len);
+    tensor_rng *rng;                  /* the session's random numbers (shuffles) */
+    volatile sig_atomic_t *interrupt; /* the session's interrupt flag */
+    int *nfits;                       /* the session's count of fits (display ids) */
+} train_host;
 
 /* one cycle at step (0-based) of total: the learning rate goes from max/25 up to max by
  * a cosine over the first 25 % of the steps, then down to max/1e5 by a cosine; the
@@ -72,7 +90,7 @@ const char *train_lr_flags_text(int flags, char *buf, int cap);
  * start is averaged with the first, step by step, and the choice made again. Shows the
  * curve (SVG: losses, smoothed curve, the choice and the alternatives marked; a text
  * table as text/plain) unless quiet. */
-int train_lr_find(eng_session *s, eng_func *model, opt_state *o, tensor *x, tensor *y, int64_t batch_size,
+int train_lr_find(const train_host *h, opt_state *o, tensor *x, tensor *y, int64_t batch_size,
                   int quiet, double *suggested, eng_error *err);
 
 /* fit: lr_find (unless max_lr > 0: an expert's peak rate, used as given; 0: find it),
@@ -82,7 +100,7 @@ int train_lr_find(eng_session *s, eng_func *model, opt_state *o, tensor *x, tens
  * *val_acc gets the last validation accuracy. The epochs finished (all of them, or those
  * before an interrupt) replace o's history (opt_state.hist): train loss, validation
  * loss and accuracy, and training seconds per epoch. */
-int train_fit(eng_session *s, eng_func *model, opt_state *o, tensor *xtr, tensor *ytr, tensor *xval,
+int train_fit(const train_host *h, opt_state *o, tensor *xtr, tensor *ytr, tensor *xval,
               tensor *yval, int64_t epochs, int64_t batch_size, double max_lr, double *val_acc, eng_error *err);
 
 #endif
