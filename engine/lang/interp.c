@@ -943,8 +943,8 @@ out:
     return rc;
 }
 
-/* a op b for a the value of n->a (consumed), for a link of a chain: && and || evaluate
- * b only when needed (eval has the same inline, for the hot path) */
+/* a op b for a the value of n->a (consumed), for a link of a chain and for && and ||,
+ * which evaluate b only when needed (eval inlines the rest, for the hot path) */
 static int eval_binary(interp *it, ast *n, value a, value *out)
 {
     value b;
@@ -1113,26 +1113,10 @@ static int eval(interp *it, ast *n, value *out)
         RECURSING(it, n);
         if (n->chain)
             return eval_chain(it, n, out);
-        if (n->op == TK_ANDAND || n->op == TK_OROR) {
-            int ta, tb;
+        if (n->op == TK_ANDAND || n->op == TK_OROR) { /* short-circuit: eval_binary's */
             if (eval(it, n->a, &a))
                 return -1;
-            int rc = truthy(it, n->a, a, &ta);
-            value_decref(a);
-            if (rc)
-                return -1;
-            if ((n->op == TK_ANDAND) != ta) {
-                *out = value_bool(ta);
-                return 0;
-            }
-            if (eval(it, n->b, &b))
-                return -1;
-            rc = truthy(it, n->b, b, &tb);
-            value_decref(b);
-            if (rc)
-                return -1;
-            *out = value_bool(tb);
-            return 0;
+            return eval_binary(it, n, a, out);
         }
         if (eval(it, n->a, &a))
             return -1;

@@ -9,17 +9,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-KILN=${KILN:-$root/build/kiln}
-PYTHON=${PYTHON:-$root/.venv/bin/python}
-if [ ! -x "$KILN" ]; then
-    echo "tests/abuse/run.sh: $KILN is not built (run make)" >&2
-    exit 1
-fi
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/kiln-abuse-tests.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-export JUPYTER_DATA_DIR=$tmp/data JUPYTER_RUNTIME_DIR=$tmp/runtime \
-       JUPYTER_CONFIG_DIR=$tmp/config IPYTHONDIR=$tmp/ipython JUPYTER_PLATFORM_DIRS=1 \
-       PYTHONDONTWRITEBYTECODE=1 KILN_ABUSE_TMP=$tmp KILN
-"$PYTHON" "$root/kernel/kernelspec/install.py" "$KILN" >/dev/null
+suite=abuse
+. "$root/tests/kernel/jupyter_env.sh"
+export KILN_ABUSE_TMP=$tmp KILN
 cd "$here"
 exec "$PYTHON" -m pytest -v -p no:cacheprovider "$@"
