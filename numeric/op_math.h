@@ -18,6 +18,7 @@
 
 #include <math.h>
 #include <stdint.h>
+#include "numeric/elem.h"
 
 #ifndef OM_DEVICE
 #define OM_DEVICE
@@ -37,16 +38,7 @@
 /* an op's double parameter (clamp's bounds) as element type T: integers saturate (NaN
  * to T's range (NaN gives 0), so clamp(i32, -inf, 0) is defined; floats convert as C
  * does. Only i32 and i64 have integer kernels. */
-static inline OM_HOSTDEV int64_t om_d2i64(double v)
-{
-    if (v != v)
-        return 0;
-    if (v >= 9223372036854775807.0)
-        return INT64_MAX;
-    if (v <= -9223372036854775808.0)
-        return INT64_MIN;
-    return (int64_t)v;
-}
+#define om_d2i64 num_d2i64 /* numeric/elem.h: the one saturating conversion */
 static inline OM_HOSTDEV int32_t om_d2i32(double v)
 {
     int64_t i = om_d2i64(v);
