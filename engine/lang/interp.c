@@ -945,7 +945,7 @@ out:
 
 /* a op b for a the value of n->a (consumed), for a link of a chain and for && and ||,
  * which evaluate b only when needed (eval inlines the rest, for the hot path) */
-static int eval_binary(interp *it, ast *n, value a, value *out)
+static inline int eval_binary(interp *it, ast *n, value a, value *out)
 {
     value b;
     if (n->op == TK_ANDAND || n->op == TK_OROR) {
@@ -1042,7 +1042,7 @@ out:
 
 static int eval(interp *it, ast *n, value *out)
 {
-    value a, b;
+    value a;
     switch (n->kind) { /* leaves first; every other case checks the stack (RECURSING) */
     case AST_INT: *out = value_int(n->ival); return 0;
     case AST_FLOAT: *out = value_float(n->fval); return 0;
@@ -1109,32 +1109,13 @@ static int eval(interp *it, ast *n, value *out)
             value_decref(a);
             return fail(it, n, ERR_TYPE, "a unary operator cannot take %s", value_type_name(a.type));
         }
-    case AST_BINARY: { /* as eval_binary, inline: the hot path */
+    case AST_BINARY: {
         RECURSING(it, n);
         if (n->chain)
             return eval_chain(it, n, out);
-        if (n->op == TK_ANDAND || n->op == TK_OROR) { /* short-circuit: eval_binary's */
-            if (eval(it, n->a, &a))
-                return -1;
-            return eval_binary(it, n, a, out);
-        }
         if (eval(it, n->a, &a))
             return -1;
-        if (eval(it, n->b, &b)) {
-            value_decref(a);
-            return -1;
-        }
-        if (a.type == VAL_INT && b.type == VAL_INT) {
-            switch (n->op) { /* the hot path of loops */
-            case TK_LT: *out = value_bool(a.as.i < b.as.i); return 0;
-            case TK_PLUS: *out = value_int((int64_t)((uint64_t)a.as.i + (uint64_t)b.as.i)); return 0;
-            default: return int_binop(it, n, n->op, a.as.i, b.as.i, out);
-            }
-        }
-        int rc = binop(it, n, n->op, a, b, out);
-        value_decref(a);
-        value_decref(b);
-        return rc;
+        return eval_binary(it, n, a, out);
     }
     case AST_TERNARY: {
         int t;
