@@ -469,6 +469,11 @@ static void pc_line(int so_fd, unsigned long pc_off, char *out, size_t cap) {
             const char *shown = ln;
             size_t cl = getcwd(cwd, sizeof cwd) ? strlen(cwd) : 0;
             if (cl && strncmp(ln, cwd, cl) == 0 && ln[cl] == '/') shown = ln + cl + 1;
+            /* a library from the disk cache was compiled in another folder: a Jupyter
+             * cell's name ("cell[3]") never holds a '/', so drop whatever folder came
+             * before it */
+            const char *cell = strstr(shown, "/cell[");
+            if (shown[0] == '/' && cell) shown = cell + 1;
             snprintf(out, cap, "%.*s", (int)(cap - 1 < 200 ? cap - 1 : 200), shown);
             return;
         }
