@@ -4,24 +4,15 @@ that the kernel still answers and the sentinel is intact.
 Built on tests/kernel/kiln_testing.py (real build/kiln, real jupyter_client)."""
 import os
 import sys
-import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "kernel"))
-from kiln_testing import TIMEOUT, run, start, stop  # noqa: E402,F401
+from kiln_testing import TIMEOUT, SharedKernel, run, start, stop  # noqa: E402,F401
 
 SENTINEL = "int abuse_sentinel = 4242; tensor abuse_t = arange(5);"
 
 
-class AbuseCase(unittest.TestCase):
+class AbuseCase(SharedKernel):
     """One kernel per test class; each test defines the sentinel, attacks, and checks."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.km, cls.kc = start()
-
-    @classmethod
-    def tearDownClass(cls):
-        stop(cls.km, cls.kc)
 
     def setUp(self):
         r = run(self.kc, SENTINEL)

@@ -5,6 +5,7 @@ Every test drives the real build/kiln through the kernelspec that run.sh install
 into a temporary JUPYTER_DATA_DIR: real sockets, real clients, no mocks."""
 import os
 import time
+import unittest
 from queue import Empty
 
 from jupyter_client.manager import KernelManager, start_new_kernel
@@ -25,6 +26,18 @@ def manager(**kw):
 def stop(km, kc):
     kc.stop_channels()
     km.shutdown_kernel(now=False)
+
+
+class SharedKernel(unittest.TestCase):
+    """One kernel for the whole class (they are cheap, but tests are clearer in order)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.km, cls.kc = start()
+
+    @classmethod
+    def tearDownClass(cls):
+        stop(cls.km, cls.kc)
 
 
 class Ran:

@@ -9,23 +9,11 @@ import time
 import unittest
 from queue import Empty
 
-from kiln_testing import (TIMEOUT, iopub_until_idle, kernel_pid, manager, rss_kib, run,
+from kiln_testing import (TIMEOUT, SharedKernel, iopub_until_idle, kernel_pid, manager, rss_kib, run,
                           shell_reply, start, stop, wait_busy)
 
 LONG_LOOP = "int s = 0; for (int i = 0; i < 2000000000; i++) s += i;"
 FOREVER = "while (true) { }"
-
-
-class SharedKernel(unittest.TestCase):
-    """One kernel for the whole class (they are cheap, but tests are clearer in order)."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.km, cls.kc = start()
-
-    @classmethod
-    def tearDownClass(cls):
-        stop(cls.km, cls.kc)
 
 
 class TestCells(SharedKernel):

@@ -14,6 +14,21 @@ from kiln_testing import run, start, stop
 SVG = "{http://www.w3.org/2000/svg}"
 
 
+def blobs(seed, spread):
+    """A cell defining 3,000 points in 4 Gaussian blobs (centres spread apart by spread),
+    a linear model and its AdamW optimiser: what fit and lr_find train in these tests."""
+    return f"""
+seed({seed});
+tensor centers = randn(4, 8) * {spread};
+tensor y = randint(0, 4, 3000);
+tensor x = centers[y] + randn(3000, 8);
+tensor w = param(randn(8, 4) * 0.3);
+tensor b = param(zeros(4));
+tensor model(tensor xb) {{ return xb @ w + b; }}
+int opt = adamw(w, b);
+"""
+
+
 def png_info(data):
     """(width, height, colour type, raw bytes) of a PNG, checking every chunk's CRC."""
     assert data[:8] == b"\x89PNG\r\n\x1a\n", data[:8]
@@ -138,17 +153,8 @@ class TestFitLivePicture(unittest.TestCase):
     def test_one_display_updated_with_plot_and_table(self):
         km, kc = start()
         try:
-            r = run(kc, """
-seed(1);
-tensor centers = randn(4, 8) * 3.0;
-tensor y = randint(0, 4, 3000);
-tensor x = centers[y] + randn(3000, 8);
-tensor w = param(randn(8, 4) * 0.3);
-tensor b = param(zeros(4));
-tensor model(tensor xb) { return xb @ w + b; }
-int opt = adamw(w, b);
-fit(model, opt, x[0:2500], y[0:2500], x[2500:3000], y[2500:3000], 3, 16);
-""", timeout=120)
+            r = run(kc, blobs(1, 3.0) + "fit(model, opt, x[0:2500], y[0:2500], x[2500:3000], y[2500:3000], 3, 16);",
+                    timeout=120)
             self.assertEqual(r.status, "ok", r.outputs)
         finally:
             stop(km, kc)
@@ -183,17 +189,7 @@ class TestLrFindChart(unittest.TestCase):
     def test_chart_marks_the_choice_and_the_alternatives(self):
         km, kc = start()
         try:
-            r = run(kc, """
-seed(0);
-tensor centers = randn(4, 8) * 0.7;
-tensor y = randint(0, 4, 3000);
-tensor x = centers[y] + randn(3000, 8);
-tensor w = param(randn(8, 4) * 0.3);
-tensor b = param(zeros(4));
-tensor model(tensor xb) { return xb @ w + b; }
-int opt = adamw(w, b);
-lr_find(model, opt, x, y, 32)
-""", timeout=60)
+            r = run(kc, blobs(0, 0.7) + "lr_find(model, opt, x, y, 32)", timeout=60)
             self.assertEqual(r.status, "ok", r.outputs)
         finally:
             stop(km, kc)
