@@ -5,8 +5,6 @@ parent dying, history that only grows, and a flood of IOPub subscriptions.
 Each attack runs against a real build/kiln through jupyter_client, or over raw ZeroMQ
 (or raw ZMTP over TCP) where jupyter_client cannot express it; each checks that the
 kernel answers afterwards and that a variable defined before the attack is intact."""
-import hashlib
-import hmac
 import json
 import os
 import socket
@@ -15,8 +13,6 @@ import subprocess
 import tempfile
 import time
 import unittest
-import uuid
-from datetime import datetime, timezone
 from queue import Empty
 
 import zmq
@@ -24,7 +20,7 @@ from jupyter_client import BlockingKernelClient
 from jupyter_client.connect import write_connection_file
 
 from abuse import SENTINEL, TIMEOUT, AbuseCase, run, start, stop
-from kiln_testing import kernel_pid, rss_kib, shell_reply
+from kiln_testing import header, kernel_pid, rss_kib, sign, shell_reply
 
 KILN = os.environ.get("KILN") or os.path.join(os.path.dirname(__file__), "..", "..", "build", "kiln")
 TMP = os.environ.get("KILN_ABUSE_TMP") or tempfile.gettempdir()
@@ -43,18 +39,9 @@ def hostile_dir():
 
 # ---- raw messages (as tests/kernel/test_wire.py builds them) ----------------------------
 
-def header(msg_type):
-    return {"msg_id": uuid.uuid4().hex, "session": "abuse-wire", "username": "test",
-            "date": datetime.now(timezone.utc).isoformat(), "msg_type": msg_type,
-            "version": "5.3"}
-
-
 def signed(key, parts):
     """Frames after the identities, with parts (four bytes objects) signed as they are."""
-    h = hmac.new(key, digestmod=hashlib.sha256)
-    for p in parts:
-        h.update(p)
-    return [b"<IDS|MSG>", h.hexdigest().encode(), *parts]
+    return [b"<IDS|MSG>", sign(key, parts), *parts]
 
 
 def parse(frames):

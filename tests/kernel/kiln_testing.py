@@ -4,8 +4,12 @@ run a cell and collect what it published, read a process's resident memory.
 Every test drives the real build/kiln through the kernelspec that run.sh installs
 into a temporary JUPYTER_DATA_DIR: real sockets, real clients, no mocks."""
 import os
+import hashlib
+import hmac
 import time
 import unittest
+import uuid
+from datetime import datetime, timezone
 from queue import Empty
 
 from jupyter_client.manager import KernelManager, start_new_kernel
@@ -132,3 +136,20 @@ def wait_busy(kc, msg_id, timeout=TIMEOUT):
         if (msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "execute_input"):
             return
     raise TimeoutError("the cell never started")
+
+
+# ---- raw wire messages (for the attacks jupyter_client cannot express) ----
+
+def header(msg_type, session="wire-test"):
+    """A message header as the Jupyter protocol 5.3 wants it."""
+    return {"msg_id": uuid.uuid4().hex, "session": session, "username": "test",
+            "date": datetime.now(timezone.utc).isoformat(), "msg_type": msg_type,
+            "version": "5.3"}
+
+
+def sign(key, parts):
+    """The HMAC-SHA256 signature of the four message parts, hex, as bytes."""
+    h = hmac.new(key, digestmod=hashlib.sha256)
+    for p in parts:
+        h.update(p)
+    return h.hexdigest().encode()

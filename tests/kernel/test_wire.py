@@ -4,34 +4,17 @@ oversized frame, an unknown msg_type. Each gets no reply (and is logged on the
 kernel's stderr), and the kernel answers the next valid request; the exception is a
 correctly signed request whose header reads but whose content does not (not JSON, or
 over the size limit): it gets an error reply."""
-import hashlib
-import hmac
 import json
 import os
 import tempfile
 import time
 import unittest
-import uuid
-from datetime import datetime, timezone
 
 import zmq
 
-from kiln_testing import TIMEOUT, manager
+from kiln_testing import TIMEOUT, header, manager, sign
 
 QUIET = 0.4  # seconds to wait for a reply that must not come
-
-
-def header(msg_type):
-    return {"msg_id": uuid.uuid4().hex, "session": "wire-test", "username": "test",
-            "date": datetime.now(timezone.utc).isoformat(), "msg_type": msg_type,
-            "version": "5.3"}
-
-
-def sign(key, parts):
-    h = hmac.new(key, digestmod=hashlib.sha256)
-    for p in parts:
-        h.update(p)
-    return h.hexdigest().encode()
 
 
 def message(key, msg_type="kernel_info_request", content=None, hdr=None):
