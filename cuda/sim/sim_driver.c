@@ -396,7 +396,12 @@ static int build_lib(sim_lib *lib, const char *full, const char *kname, eng_erro
         eng_fail(err, ERR_IO, "simulator: cannot write %s", srcp);
         goto done;
     }
-    char *argv[] = {sim_cxx, SIM_CXXFLAGS, "-o", sop, srcp, NULL};
+    /* the folder the compiler runs in becomes "." in the debug information, so that a
+     * library from the disk cache names its cells alike whoever compiled it (the
+     * worker's addr2line turns faults into "cell[3]:5") */
+    char cwd[400], prefix_map[440] = "-g1";
+    if (getcwd(cwd, sizeof cwd)) snprintf(prefix_map, sizeof prefix_map, "-fdebug-prefix-map=%s=.", cwd);
+    char *argv[] = {sim_cxx, SIM_CXXFLAGS, prefix_map, "-o", sop, srcp, NULL};
     int st = sim_run_compiler(argv, errp);
     if (st != 0) {
         char *out = sim_read_file(errp, NULL);
@@ -492,7 +497,7 @@ static eng_kmodule *sim_compile(const char *src, const char *kname, const eng_kp
     kcache_hash h;
     char key[KCACHE_KEY_LEN + 1];
     kcache_hash_init(&h);
-    kcache_hash_str(&h, "kiln-sim-1");
+    kcache_hash_str(&h, "kiln-sim-2"); /* 2: debug names relative to "." */
     kcache_hash_str(&h, full.p);
     const char *flags[] = {SIM_CXXFLAGS};
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) kcache_hash_str(&h, flags[i]);

@@ -463,17 +463,10 @@ static void pc_line(int so_fd, unsigned long pc_off, char *out, size_t cap) {
         if (disc) *disc = '\0';
         if (ln[0] && ln[0] != '?' && !strstr(ln, "kiln_sim.h") && !strstr(ln, "sim_runtime.h") &&
             !strstr(ln, "kiln-entry") && !strstr(ln, "/kiln-sim-") && !strstr(ln, ":?") && !strstr(ln, ":0")) {
-            /* the compiler ran in this folder: its relative names (the cells') come back
-             * after it */
-            char cwd[512];
+            /* the compiler's folder is "." in the debug information (sim_driver.c's
+             * -fdebug-prefix-map): the cells' relative names come back after "./" */
             const char *shown = ln;
-            size_t cl = getcwd(cwd, sizeof cwd) ? strlen(cwd) : 0;
-            if (cl && strncmp(ln, cwd, cl) == 0 && ln[cl] == '/') shown = ln + cl + 1;
-            /* a library from the disk cache was compiled in another folder: a Jupyter
-             * cell's name ("cell[3]") never holds a '/', so drop whatever folder came
-             * before it */
-            const char *cell = strstr(shown, "/cell[");
-            if (shown[0] == '/' && cell) shown = cell + 1;
+            while (strncmp(shown, "./", 2) == 0) shown += 2;
             snprintf(out, cap, "%.*s", (int)(cap - 1 < 200 ? cap - 1 : 200), shown);
             return;
         }
