@@ -259,7 +259,7 @@ int bi_clamp(eng_call *c, value *out)
     if (arg_double(c, 1, &lo) < 0 || arg_double(c, 2, &hi) < 0)
         return -1;
     if (lo > hi)
-        return eng_fail(c->err, ERR_VALUE, "clamp: lo %g is greater than hi %g", lo, hi);
+        return eng_fail(c->err, ERR_VALUE, "%s: lo %g is greater than hi %g", c->name, lo, hi); /* or clip */
     return unary(c, out, OP_CLAMP, lo, hi);
 }
 

@@ -421,8 +421,8 @@ int tensor_allclose(const tensor *a, const tensor *b, double rtol, double atol, 
     *result = v != 0;
     rc = 0;
 done:
-    if (rc < 0 && err->kind == ERR_SHAPE && strncmp(err->msg, "allclose", 8)) {
-        prefix_msg(err, "allclose", 0);
+    if (rc < 0 && err->kind == ERR_SHAPE && !strncmp(err->msg, "sub:", 4)) { /* the broadcast */
+        prefix_msg(err, "allclose", 4);
     }
     tensor_decref(a64);
     tensor_decref(b64);
@@ -553,9 +553,9 @@ tensor *tensor_multinomial(tensor_rng *rng, const tensor *probs, int64_t n, int 
     }
     if (!replacement && rows > 0 && n > (int64_t)v) {
         eng_fail(err, ERR_VALUE,
-                 "multinomial: %lld samples without replacement from a row of %lld categories with nonzero weight "
-                 "(probs of shape %s)",
-                 (long long)n, (long long)v, SHAPE(probs, b));
+                 "multinomial: %lld samples without replacement, but a row of probs (shape %s) has only %lld "
+                 "nonzero weight%s",
+                 (long long)n, SHAPE(probs, b), (long long)v, v == 1 ? "" : "s");
         goto done;
     }
     if (replacement) {
