@@ -519,9 +519,11 @@ tensor *tensor_multinomial(tensor_rng *rng, const tensor *probs, int64_t n, int 
                NULL;
     if (c == 0)
         return eng_fail(err, ERR_VALUE, "multinomial: probs of shape %s has no categories", SHAPE(probs, b)), NULL;
+    int64_t p2s[2] = {rows, c}, out_shape[2] = {rows, n};
+    if (rows == 0) /* no rows: no draws */
+        return tensor_empty_on(probs->storage->backend, DT_I64, 2, out_shape, err);
     const eng_backend *prev = tensor_place(probs->storage->backend);
     int gm = no_grad();
-    int64_t p2s[2] = {rows, c}, out_shape[2] = {rows, n};
     tensor *p = NULL, *p2 = NULL, *bad = NULL, *nz = NULL, *cnt = NULL, *mn = NULL, *cdf = NULL, *u = NULL,
            *tot = NULL, *t = NULL, *le = NULL, *idx = NULL, *keys = NULL, *lp = NULL, *gl = NULL, *r = NULL;
     double v;
@@ -547,11 +549,11 @@ tensor *tensor_multinomial(tensor_rng *rng, const tensor *probs, int64_t n, int 
     if (!(nz = tensor_binary_scalar(OP_GT, p2, 0, 0, 0, err)) || !(cnt = tensor_reduce(OP_SUM, nz, 1, 0, err)) ||
         !(mn = tensor_reduce(OP_MIN, cnt, TENSOR_ALLDIMS, 0, err)) || tensor_item(mn, &v, err) < 0)
         goto done;
-    if (rows > 0 && v == 0) {
+    if (v == 0) {
         eng_fail(err, ERR_VALUE, "multinomial: a row of probs (shape %s) sums to zero", SHAPE(probs, b));
         goto done;
     }
-    if (!replacement && rows > 0 && n > (int64_t)v) {
+    if (!replacement && n > (int64_t)v) {
         eng_fail(err, ERR_VALUE,
                  "multinomial: %lld samples without replacement, but a row of probs (shape %s) has only %lld "
                  "nonzero weight%s",
