@@ -561,26 +561,40 @@ tensor *tensor_multinomial(tensor_rng *rng, const tensor *probs, int64_t n, int 
         goto done;
     }
     if (replacement) {
-        /* inverse CDF: sample j is the number of categories whose running sum is <= u * total */
-        int64_t ushape[3] = {rows, n, 1}, cshape[3] = {rows, 1, c}, tshape[3] = {rows, 1, 1};
-        tensor *uf = tensor_rand(rng, 3, ushape, err), *c3 = NULL, *tot3 = NULL;
+        /* inverse CDF: sample i is the number of categories whose running sum is <= t[i]
+         * = u[i] * total. Counted for every sample at once by one stable sort of the row's
+         * running sums followed by its t's (a sum equal to a t sorts first, so it counts):
+         * the running count of sums at each sorted position, read at each t's position
+         * (the inverse permutation, a second argsort). O((C + n) log) time, O(C + n) memory */
+        int64_t tshape[2] = {rows, 1};
+        tensor *uf = tensor_rand(rng, 2, out_shape, err), *tot2 = NULL, *keys2 = NULL, *order = NULL, *mark = NULL,
+               *run = NULL, *inv = NULL, *pos = NULL, *pc = NULL;
         if (!uf)
             goto done;
         u = tensor_cast(uf, DT_F64, err);
         tensor_decref(uf);
-        if (!u || !(cdf = tensor_scan_raw(ENG_SCAN_SUM, 0, p2, NULL, 1, err)) ||
-            !(c3 = tensor_reshape(cdf, 3, cshape, err)))
+        if (!u || !(cdf = tensor_scan_raw(ENG_SCAN_SUM, 0, p2, NULL, 1, err)))
             goto done;
-        tensor *last = tensor_slice(c3, 2, c - 1, c, 1, err);
-        tot3 = last ? tensor_reshape(last, 3, tshape, err) : NULL;
+        tensor *last = tensor_slice(cdf, 1, c - 1, c, 1, err);
+        tot2 = last ? tensor_reshape(last, 2, tshape, err) : NULL;
         tensor_decref(last);
-        t = tot3 ? tensor_binary(OP_MUL, u, tot3, err) : NULL;
-        tensor_decref(tot3);
-        le = t ? tensor_binary(OP_LE, c3, t, err) : NULL;
-        tensor_decref(c3);
-        tensor *s = le ? tensor_reduce(OP_SUM, le, 2, 0, err) : NULL;
-        idx = s ? tensor_unary(OP_CLAMP, s, 0, (double)(c - 1), err) : NULL; /* u * total rounded up to total */
-        tensor_decref(s);
+        t = tot2 ? tensor_binary(OP_MUL, u, tot2, err) : NULL;
+        tensor *both[2] = {cdf, t};
+        if (t && (keys2 = tensor_cat(both, 2, 1, err)) && (order = tensor_argsort(keys2, 1, 0, err)) &&
+            (mark = tensor_binary_scalar(OP_LT, order, (double)c, 0, 0, err)) &&
+            (run = tensor_scan_raw(ENG_SCAN_SUM, 0, mark, NULL, 1, err)) && (inv = tensor_argsort(order, 1, 0, err)) &&
+            (pos = tensor_slice(inv, 1, c, c + n, 1, err)) && (pc = tensor_contiguous(pos, err)))
+            le = take_along(run, pc, 1, err);
+        /* u * total rounded up to total counts every sum: the last category */
+        idx = le ? tensor_unary(OP_CLAMP, le, 0, (double)(c - 1), err) : NULL;
+        tensor_decref(tot2);
+        tensor_decref(keys2);
+        tensor_decref(order);
+        tensor_decref(mark);
+        tensor_decref(run);
+        tensor_decref(inv);
+        tensor_decref(pos);
+        tensor_decref(pc);
     } else {
         /* Gumbel top-k: log p - log(-log u), the first n of it in order, is sequential
          * sampling without replacement */
