@@ -1423,6 +1423,18 @@ int interp_call(eng_session *s, eng_func *fn, int argc, value *argv, value *out,
     return rc;
 }
 
+int interp_trace_mark(eng_session *s)
+{
+    return s->running && s->running->trace ? s->running->trace->n : 0;
+}
+
+void interp_trace_reset(eng_session *s, int mark)
+{
+    eng_trace *t = s->running ? s->running->trace : NULL;
+    while (t && t->n > mark)
+        free(t->lines[--t->n]);
+}
+
 int interp_run_cell(eng_session *s, ast_cell *cell, eng_source *src, int frame_size, eng_error *err,
                     eng_source **err_src, eng_trace *trace)
 {

@@ -111,6 +111,10 @@ typedef struct eng_trace {
 int interp_run_cell(eng_session *s, ast_cell *cell, eng_source *src, int frame_size, eng_error *err,
                     eng_source **err_src, eng_trace *trace);
 void eng_trace_free(eng_trace *t);
+/* the running cell's call chain: its length now, and dropping what was added since (a
+ * built-in that recovers from its callback's error: fit backing off out of memory) */
+int interp_trace_mark(eng_session *s);
+void interp_trace_reset(eng_session *s, int mark);
 /* calls a user function with argc values (borrowed) */
 int interp_call(eng_session *s, eng_func *fn, int argc, value *argv, value *out, eng_error *err);
 
