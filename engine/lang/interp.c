@@ -20,6 +20,8 @@
 #include "engine/lang/interp.h"
 #include "engine/tensor/tensor_impl.h"
 #include "engine/lang/kernels.h"
+#include "engine/lang/custom_ops.h"
+#include "engine/train/autograd.h"
 #include "engine/base/stack.h"
 
 enum { EX_OK = 0, EX_BREAK, EX_CONTINUE, EX_RETURN, EX_ERROR };
@@ -731,7 +733,7 @@ static int eval_incdec(interp *it, ast *n, value *out)
 
 /* ---- calls ---- */
 
-static int call_function(interp *it, ast *site, eng_func *fn, value *args, int argc, value *out)
+static int call_plain(interp *it, ast *site, eng_func *fn, value *args, int argc, value *out)
 {
     eng_session *s = it->s;
     ast *def = fn->def;
@@ -787,6 +789,28 @@ static int call_function(interp *it, ast *site, eng_func *fn, value *args, int a
         return fail(it, site, ERR_RUNTIME, "%s() ended without returning a value", fn->name);
     *out = value_void();
     return 0;
+}
+
+/* A function paired by set_backward, called with an argument that requires grad: its
+ * body runs with grad mode off and its result gets one node (engine/lang/custom_ops.c). */
+static int call_function(interp *it, ast *site, eng_func *fn, value *args, int argc, value *out)
+{
+    if (!eng_custom_wants(it->s, fn, args, argc))
+        return call_plain(it, site, fn, args, argc, out);
+    void *ctx = NULL;
+    for (int i = 0; i < argc; i++)
+        if (convert(it, site, fn->def->list[i]->type, &args[i], fn->def->list[i]->str))
+            return -1;
+    if (eng_custom_begin(it->s, fn, args, argc, &ctx, it->err))
+        return located(it, site);
+    int prev = ag_set_grad_mode(0);
+    int rc = call_plain(it, site, fn, args, argc, out);
+    ag_set_grad_mode(prev);
+    if (rc) {
+        eng_custom_abort(ctx);
+        return rc;
+    }
+    return eng_custom_finish(ctx, out, it->err) ? located(it, site) : 0;
 }
 
 /* f(args), or x.f(args) with recv the value of x (consumed) when the caller has it */
@@ -1062,6 +1086,12 @@ static int eval(interp *it, ast *n, value *out)
         else if (n->res == RES_GLOBAL) {
             if (!(v = global_slot(it, n)))
                 return -1;
+        } else if (n->res == RES_BUILTIN) { /* gradcheck(tanh, x) only (check.c): its name */
+            eng_string *name = eng_string_new(n->str, n->slen);
+            if (!name)
+                return fail(it, n, ERR_MEMORY, "out of memory");
+            *out = (value){VAL_STRING, {.s = name}};
+            return 0;
         } else
             return eval_const(it, n, out);
         if (v->type == VAL_VOID)

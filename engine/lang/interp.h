@@ -67,6 +67,7 @@ struct eng_session {
     int stack_used;       /* slots of stack in use by running frames */
     int depth;            /* calls in progress */
     struct eng_ktable *kernels; /* __global__ and __device__ definitions (engine/lang/kernels.h) */
+    struct eng_custom_table *customs; /* set_backward's pairs, NULL until the first (engine/lang/custom_ops.h) */
     struct interp *running; /* the innermost interpreter running (engine/lang/interp.c), so that a
                                user function a built-in calls back reports into its chain */
 };
@@ -112,7 +113,8 @@ int interp_run_cell(eng_session *s, ast_cell *cell, eng_source *src, int frame_s
                     eng_source **err_src, eng_trace *trace);
 void eng_trace_free(eng_trace *t);
 /* the running cell's call chain: its length now, and dropping what was added since (a
- * built-in that recovers from its callback's error: fit backing off out of memory) */
+ * built-in that recovers from its callback's error: fit backing off out of memory,
+ * gradcheck retrying in f32 when f refuses f64) */
 int interp_trace_mark(eng_session *s);
 void interp_trace_reset(eng_session *s, int mark);
 /* calls a user function with argc values (borrowed) */

@@ -15,6 +15,7 @@
 #include "engine/train/autograd.h"
 #include "engine/lang/interp.h"
 #include "engine/lang/kernels.h"
+#include "engine/lang/custom_ops.h"
 #include "engine/train/nn.h"
 #include "engine/tensor/tensor_impl.h"
 #include "engine/lang/session.h"
@@ -70,6 +71,7 @@ void eng_session_free(eng_session *s)
     free(s->hash);
     free(s->stack);
     eng_ktable_free(s->kernels);
+    eng_custom_free(s);
     opt_registry_clear(&s->optims);
     eng_error e = {0};
     nn_stats_journal_close(0, &e); /* empty unless lr_find was cut short */
@@ -82,6 +84,7 @@ void eng_session_reset(eng_session *s)
 {
     reset_globals(s);
     eng_ktable_clear(s->kernels);
+    eng_custom_clear(s);
 }
 
 /* async-signal-safe: one lock-free store to the session's flag (engine/base/context.h) */

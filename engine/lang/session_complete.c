@@ -13,6 +13,7 @@
 #include "engine/train/autograd.h"
 #include "engine/lang/interp.h"
 #include "engine/lang/kernels.h"
+#include "engine/lang/custom_ops.h"
 #include "engine/tensor/tensor_impl.h"
 #include "engine/lang/session.h"
 
@@ -354,7 +355,9 @@ static char *inspect(eng_session *s, const char *code, int cursor, int detail_le
             return r;
         }
         char *text = eng_value_text(v, 1);
-        char *r = v.type == VAL_FUNC ? eng_fmt_alloc("function %s", text ? text : "")
+        char pair[300];
+        eng_custom_describe(s, s->globals[g].name, pair, sizeof pair); /* set_backward's pairs */
+        char *r = v.type == VAL_FUNC ? eng_fmt_alloc("function %s%s%s", text ? text : "", pair[0] ? "\n" : "", pair)
                                      : eng_fmt_alloc("%.*s: %s = %s", nlen, name, value_type_name(v.type), text ? text : "");
         free(text);
         return r;

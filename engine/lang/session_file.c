@@ -13,6 +13,7 @@
 #include "engine/io/fileopen.h"
 #include "engine/lang/interp.h"
 #include "engine/lang/kernels.h"
+#include "engine/lang/custom_ops.h"
 #include "engine/train/optim.h"
 #include "engine/lang/session_file.h"
 #include "engine/io/session_npz.h"
@@ -268,6 +269,26 @@ static int save_kernels(eng_session *s, bbuf *man, int *nkernels)
     return 0;
 }
 
+/* the "backwards" array: set_backward's pairs whose two functions are saved */
+static void save_backwards(eng_session *s, bbuf *man)
+{
+    const eng_custom_table *t = s->customs;
+    int n = 0;
+    bb_printf(man, "  \"backwards\": [");
+    for (int i = 0; t && i < t->n; i++) {
+        int f = eng_global_find(s, t->v[i].fname, (int)strlen(t->v[i].fname));
+        int b = eng_global_find(s, t->v[i].bwname, (int)strlen(t->v[i].bwname));
+        if (f < 0 || b < 0 || s->globals[f].v.type != VAL_FUNC || s->globals[b].v.type != VAL_FUNC)
+            continue;
+        bb_printf(man, "%s\n    {\"function\": ", n++ ? "," : "");
+        json_string(man, t->v[i].fname, strlen(t->v[i].fname));
+        bb_printf(man, ", \"backward\": ");
+        json_string(man, t->v[i].bwname, strlen(t->v[i].bwname));
+        bb_printf(man, "}");
+    }
+    bb_printf(man, "%s],\n", n ? "\n  " : "");
+}
+
 static void save_fail_cleanup(zmember *ms, int n)
 {
     for (int i = 0; i < n; i++)
@@ -292,6 +313,7 @@ int eng_session_save(eng_session *s, const char *path, char **summary, eng_error
               (unsigned long long)s->rng.offset);
     if (save_optimizers(s, &man, &zip, ms, &nm, &nopts, err) || save_kernels(s, &man, &nkernels))
         goto err;
+    save_backwards(s, &man);
     bb_printf(&man, "  \"globals\": [");
     int first = 1;
     for (int i = 0; i < s->nglobals; i++) {
@@ -453,6 +475,7 @@ typedef struct load_ctx {
     int nk;
     bbuf funcs;                 /* the functions' sources as one cell */
     int ntensors, nvalues, nfuncs;
+    const jv *pairs;            /* "backwards" (checked), set once the functions are defined */
     struct name_ref *byname;    /* the globals sorted by name, for lookups (ng of them) */
 } load_ctx;
 
@@ -954,6 +977,31 @@ static int stage_optimizers(load_ctx *L, const jv *opts, eng_error *err)
     return 0;
 }
 
+/* "backwards": set_backward's pairs, each of two functions the file defines */
+static int stage_backwards(load_ctx *L, const jv *pairs, eng_error *err)
+{
+    if (!pairs || pairs->kind != 'a')
+        return 0;
+    for (int i = 0; i < pairs->n; i++) {
+        const jv *e = pairs->items[i];
+        const char *names[2] = {jstr(e, "function"), jstr(e, "backward")};
+        char q[96];
+        for (int k = 0; k < 2; k++) {
+            int g = names[k] ? find_staged(L, names[k]) : -1;
+            if (!names[k])
+                return load_fail(L, err, ERR_VALUE, "backwards[%d] lacks its function or backward", i);
+            if (g < 0 || !L->g[g].source)
+                return load_fail(L, err, ERR_NAME, "backwards[%d]: %s is not a function of the file", i,
+                                 quoted(q, sizeof q, names[k]));
+        }
+        if (!strcmp(names[0], names[1]))
+            return load_fail(L, err, ERR_VALUE, "backwards[%d]: %s cannot be its own backward", i,
+                             quoted(q, sizeof q, names[0]));
+    }
+    L->pairs = pairs;
+    return 0;
+}
+
 static int stage_kernels(load_ctx *L, const jv *kernels, eng_error *err)
 {
     if (!kernels || kernels->kind != 'a')
@@ -1115,6 +1163,9 @@ static int commit(eng_session *s, load_ctx *L, const jv *root, eng_error *err)
             bind_global(s, index[i], L->g[i].type, s->globals[fg].v);
         }
     }
+    for (int i = 0; L->pairs && i < L->pairs->n; i++) /* set_backward's pairs */
+        if (eng_custom_set(s, jstr(L->pairs->items[i], "function"), jstr(L->pairs->items[i], "backward"), err))
+            goto out;
     jv *rng = jget(root, "rng");
     const char *seed = jstr(rng, "seed"), *off = jstr(rng, "offset");
     if (seed && off) {
@@ -1187,7 +1238,8 @@ int eng_session_load(eng_session *s, const char *path, char **summary, eng_error
     }
     /* all of it staged and checked, then committed */
     if (stage_globals(&L, globals, err) || stage_optimizers(&L, jget(root, "optimizers"), err) ||
-        stage_kernels(&L, jget(root, "kernels"), err) || check_in_scratch(s, &L, err) || commit(s, &L, root, err))
+        stage_kernels(&L, jget(root, "kernels"), err) ||
+        stage_backwards(&L, jget(root, "backwards"), err) || check_in_scratch(s, &L, err) || commit(s, &L, root, err))
         goto err;
     if (summary) {
         char msg[1024];
