@@ -133,6 +133,19 @@ class TestLoadRunsNoCode(SessionFileCase):
         self.assertEqual(run(self.kc, "vsq(3.0)").result, "9.0")
         self.assertEqual(run(self.kc, "valias").result, run(self.kc, "vsq").result)
 
+    def test_backward_pair_of_no_function_is_refused(self):
+        def edit(m):  # set_backward's pairs (issue 14): both names must be functions of the file
+            m["backwards"] = [{"function": "vsq", "backward": "victim"}]
+            return m
+        self.refused(rewrite(self.saved, os.path.join(self.dir, "pair.npz"), edit), "backwards[0]",
+                     '"victim" is not a function of the file')
+
+        def edit_self(m):
+            m["backwards"] = [{"function": "vsq", "backward": "vsq"}]
+            return m
+        self.refused(rewrite(self.saved, os.path.join(self.dir, "pair2.npz"), edit_self), "backwards[0]",
+                     "cannot be its own backward")
+
     def test_kernel_with_extra_code_or_include_is_refused(self):
         def extra(m):
             m["kernels"][1]["source"] += "\nint stolen = 1;"
