@@ -171,6 +171,7 @@ int eng_custom_check(const eng_func *f, const eng_func *bw, const char *who, eng
 
 typedef struct custom_ctx {
     eng_session *s;   /* whose interpreter runs the backward */
+    int grad_mode;    /* the caller's, put back after the body */
     eng_func *bw;     /* the backward, held */
     int argc;         /* f's arguments ... */
     value args[];     /* ... as the body received them, held */
@@ -244,15 +245,19 @@ int eng_custom_begin(eng_session *s, eng_func *fn, const value *args, int argc, 
         c->args[i] = args[i];
         value_incref(args[i]);
     }
+    c->grad_mode = ag_set_grad_mode(0);
     *ctx = c;
     return 0;
 }
 
-void eng_custom_abort(void *ctx) { ctx_release(ctx); }
-
-int eng_custom_finish(void *ctx, value *out, eng_error *err)
+int eng_custom_finish(void *ctx, int rc, value *out, eng_error *err)
 {
     custom_ctx *c = ctx;
+    ag_set_grad_mode(c->grad_mode);
+    if (rc) {
+        ctx_release(c);
+        return -1;
+    }
     if (out->type != VAL_TENSOR) {
         ctx_release(c);
         return 0;

@@ -44,13 +44,13 @@ int eng_custom_check(const eng_func *f, const eng_func *bw, const char *who, eng
 /* whether this call records one custom node: fn has a backward, grad mode is on and a
  * tensor argument requires grad */
 int eng_custom_wants(const eng_session *s, const eng_func *fn, const value *args, int argc);
-/* before the body runs: finds the backward and snapshots the (converted) arguments
- * into *ctx; -1 with err filled (no backward any more, or a mismatching one) */
+/* before the body runs: finds the backward, snapshots the (converted) arguments into
+ * *ctx and turns grad mode off; -1 with err filled (no backward any more, or a
+ * mismatching one), grad mode untouched */
 int eng_custom_begin(eng_session *s, eng_func *fn, const value *args, int argc, void **ctx, eng_error *err);
-/* after the body ran with grad mode off: attaches the node to *out (which it may
- * replace); consumes ctx; -1 with err filled */
-int eng_custom_finish(void *ctx, value *out, eng_error *err);
-/* the body failed: drops ctx */
-void eng_custom_abort(void *ctx);
+/* after the body ran (rc its status): puts grad mode back and, when rc is 0, attaches
+ * the node to *out (which it may replace); consumes ctx; -1 when rc was not 0 or with
+ * err filled */
+int eng_custom_finish(void *ctx, int rc, value *out, eng_error *err);
 
 #endif

@@ -21,7 +21,6 @@
 #include "engine/tensor/tensor_impl.h"
 #include "engine/lang/kernels.h"
 #include "engine/lang/custom_ops.h"
-#include "engine/train/autograd.h"
 #include "engine/base/stack.h"
 
 enum { EX_OK = 0, EX_BREAK, EX_CONTINUE, EX_RETURN, EX_ERROR };
@@ -801,16 +800,10 @@ static int call_function(interp *it, ast *site, eng_func *fn, value *args, int a
     for (int i = 0; i < argc; i++)
         if (convert(it, site, fn->def->list[i]->type, &args[i], fn->def->list[i]->str))
             return -1;
-    if (eng_custom_begin(it->s, fn, args, argc, &ctx, it->err))
+    if (eng_custom_begin(it->s, fn, args, argc, &ctx, it->err)) /* grad mode off from here */
         return located(it, site);
-    int prev = ag_set_grad_mode(0);
     int rc = call_plain(it, site, fn, args, argc, out);
-    ag_set_grad_mode(prev);
-    if (rc) {
-        eng_custom_abort(ctx);
-        return rc;
-    }
-    return eng_custom_finish(ctx, out, it->err) ? located(it, site) : 0;
+    return eng_custom_finish(ctx, rc, out, it->err) ? (rc ? -1 : located(it, site)) : 0;
 }
 
 /* f(args), or x.f(args) with recv the value of x (consumed) when the caller has it */
