@@ -764,7 +764,8 @@ static int call_function(interp *it, ast *site, eng_func *fn, value *args, int a
     s->stack_used = saved_used;
     if (ex == EX_ERROR) {
         char line[300];
-        const eng_builtin *by = site->kind == AST_CALL && site->a && site->a->res == RES_BUILTIN
+        const eng_builtin *by = site->kind == AST_CALL && site->a && site->a->res == RES_BUILTIN &&
+                                        !eng_shadow_func(it->s, site->a->slot)
                                     ? eng_builtin_at(site->a->slot) : NULL;
         if (by) /* called back by a built-in: fit(model, ...) */
             snprintf(line, sizeof line, "  in %s(), called by %s() at %s:%d:%d", fn->name, by->name, it->src->name,
@@ -825,8 +826,24 @@ static int eval_call(interp *it, ast *n, value *recv, value *out)
         args[done++] = v;
         s->stack_used++;
     }
+    /* a built-in's name may be shadowed by a user function (or the shadow deleted):
+     * resolved here, at each call, so code checked earlier follows (engine/lang/shadow.c) */
+    const eng_builtin *b = NULL;
+    eng_global *g = NULL;
     if (callee->res == RES_BUILTIN) {
-        const eng_builtin *b = eng_builtin_at(callee->slot);
+        eng_func *sf = eng_shadow_func(s, callee->slot);
+        b = sf ? NULL : eng_builtin_at(callee->slot);
+        g = sf ? &s->globals[s->shadow[callee->slot] - 1] : NULL;
+    } else if (callee->res == RES_GLOBAL) {
+        g = &s->globals[callee->slot];
+        if ((!g->defined || g->v.type != VAL_FUNC) && (b = eng_builtin_find(g->name, (int)strlen(g->name))))
+            g = NULL;
+        if (b && (argc < b->min_args || (b->max_args >= 0 && argc > b->max_args)))
+            rc = fail(it, n, ERR_TYPE, "%s() takes %d to %d arguments, %d given (%s; the function '%s' that "
+                      "shadowed it was deleted)", b->name, b->min_args, b->max_args, argc, b->signature, b->name);
+    }
+    if (rc) {
+    } else if (b) {
         eng_call c = {s, b->name, argc, args, it->err};
         value result = value_void();
         /* what the built-in makes from nothing goes where its first tensor argument is
@@ -848,8 +865,7 @@ static int eval_call(interp *it, ast *n, value *recv, value *out)
             rc = located(it, n);
         else
             *out = result;
-    } else if (callee->res == RES_GLOBAL) {
-        eng_global *g = &s->globals[callee->slot];
+    } else if (g) {
         if (!g->defined || g->v.type != VAL_FUNC) {
             rc = fail(it, callee, ERR_NAME, "'%s' is not a function any more", g->name);
         } else {
