@@ -888,6 +888,39 @@ out:
     return rc;
 }
 
+/* a compiler's messages (one per line) as lines of the error's report */
+static void trace_details(interp *it, char *details)
+{
+    for (char *line = details, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = 0;
+        char buf[700];
+        snprintf(buf, sizeof buf, "  %s", line);
+        trace_add(it->trace, buf);
+    }
+}
+
+/* a __global__ or __device__ definition: kept, and a __global__ one compiled at once,
+ * so that a compile error fails this cell at the compiler's line (kernels.h) */
+static int exec_kernel_def(interp *it, ast *n)
+{
+    eng_ktable *t = it->s->kernels;
+    char *details = NULL;
+    int first = it->src->first_line;
+    if (eng_kernel_define(t, n->str, n->slen, n->name, n->ival == 1, it->src->name, n->line + first - 1, it->err) ||
+        (n->ival == 1 &&
+         eng_kernel_check_def(t, eng_kernel_find(t, n->name, (int)strlen(n->name)), it->src->name, first,
+                              &details, it->err))) {
+        if (it->err->line)
+            *it->err_src = it->src;
+        located(it, n), trace_details(it, details);
+        free(details);
+        return EX_ERROR;
+    }
+    return EX_OK;
+}
+
 /* k<<<grid, block[, shared]>>>(args): sizes and arguments are evaluated left to right,
  * then engine/lang/kernels.c checks, compiles (once) and launches. A compile error's
  * messages from the compiler follow the error as lines of its report. */
@@ -937,17 +970,8 @@ static int eval_launch(interp *it, ast *n, value *out)
     }
     char *details = NULL;
     eng_flush(s); /* the cell's printed text goes out before the kernel's printf (fd 1) */
-    if (eng_kernel_launch(s->kernels, k, dims[0], dims[1], shared, args, argc, &details, it->err)) {
-        rc = located(it, n);
-        for (char *line = details, *next; line && *line; line = next) {
-            next = strchr(line, '\n');
-            if (next)
-                *next++ = 0;
-            char buf[700];
-            snprintf(buf, sizeof buf, "  %s", line);
-            trace_add(it->trace, buf);
-        }
-    }
+    if (eng_kernel_launch(s->kernels, k, dims[0], dims[1], shared, args, argc, &details, it->err))
+        rc = located(it, n), trace_details(it, details);
     free(details);
     *out = value_void();
 out:
@@ -1391,11 +1415,7 @@ static int exec(interp *it, ast *n)
         }
         return EX_RETURN;
     case AST_FUNC: return exec_func_def(it, n);
-    case AST_KERNEL:
-        if (eng_kernel_define(it->s->kernels, n->str, n->slen, n->name, n->ival == 1, it->src->name,
-                              n->line + it->src->first_line - 1, it->err))
-            return located(it, n), EX_ERROR;
-        return EX_OK;
+    case AST_KERNEL: return exec_kernel_def(it, n);
     case AST_MAGIC: return eng_magic(it->s, n->str, it->src, it->err) ? (located(it, n), EX_ERROR) : EX_OK;
     case AST_EMPTY: return EX_OK;
     default: return fail(it, n, ERR_RUNTIME, "this statement cannot run here"), EX_ERROR;
