@@ -853,7 +853,11 @@ static int ensure_module(eng_ktable *t, eng_kernel *k, const eng_kdriver *drv, c
             first_error_line(e.msg, first, sizeof first);
             if (details)
                 *details = strdup(e.msg);
-            return eng_fail(err, ERR_COMPILE, "kernel %s did not compile: %s", k->name, first);
+            eng_fail(err, ERR_COMPILE, "kernel %s did not compile: %s", k->name, first);
+            if (err && !err->line)
+                err->col = e.col; /* the driver's column (NVRTC's caret), for eng_kernel_check_def;
+                                     a launch's position replaces it */
+            return -1;
         }
         return eng_fail(err, e.kind, "%s: %s", k->name, e.msg);
     }
@@ -905,10 +909,12 @@ int eng_kernel_check_def(eng_ktable *t, eng_kernel *k, const char *cell, int fir
         free(det); /* not the code's fault (no compiler, out of memory...): the launch will say */
         return 0;
     }
+    int driver_col = e.col;
+    e.col = 0;
     *err = e;
     if ((line = error_line_in(det ? det : "", cell, &col)) > 0 && line - first_line + 1 >= 1) {
         err->line = line - first_line + 1;
-        err->col = col;
+        err->col = col == 1 && driver_col > 1 ? driver_col : col;
     }
     *details = det;
     return -1;
