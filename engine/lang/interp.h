@@ -77,8 +77,13 @@ struct eng_session {
 int eng_global_find(eng_session *s, const char *name, int len); /* -1 if none */
 int eng_global_add(eng_session *s, const char *name, int len);  /* index, or -1 on OOM */
 /* The user function that shadows built-in index b (a function defined with its name,
- * not deleted), or NULL: calls of the built-in go to it (engine/lang/shadow.c) */
-struct eng_func *eng_shadow_func(const eng_session *s, int b);
+ * not deleted), or NULL: calls of the built-in go to it (engine/lang/shadow.c). Inline:
+ * the interpreter asks at every call of a built-in. */
+static inline struct eng_func *eng_shadow_func(const eng_session *s, int b)
+{
+    int g = s->shadow[b] - 1; /* b is a built-in's index, checked by the checker */
+    return g >= 0 && s->globals[g].defined && s->globals[g].v.type == VAL_FUNC ? s->globals[g].v.as.fn : NULL;
+}
 /* %del: forgets a global (its value released, no longer defined); -1 with err when
  * name is not a defined global */
 int eng_global_delete(eng_session *s, const char *name, eng_error *err);

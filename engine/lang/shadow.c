@@ -15,15 +15,6 @@
 #include "engine/lang/interp.h"
 #include "engine/lang/kernels.h"
 
-eng_func *eng_shadow_func(const eng_session *s, int b)
-{
-    int g = s->shadow && b >= 0 && b < eng_builtin_count() ? s->shadow[b] - 1 : -1;
-    if (g < 0 || g >= s->nglobals)
-        return NULL;
-    const eng_global *gl = &s->globals[g];
-    return gl->defined && gl->v.type == VAL_FUNC ? gl->v.as.fn : NULL;
-}
-
 int eng_global_delete(eng_session *s, const char *name, eng_error *err)
 {
     int g = eng_global_find(s, name, (int)strlen(name));
