@@ -838,11 +838,10 @@ static int eval_call(interp *it, ast *n, value *recv, value *out)
         g = &s->globals[callee->slot];
         if ((!g->defined || g->v.type != VAL_FUNC) && (b = eng_builtin_find(g->name, (int)strlen(g->name))))
             g = NULL;
-        if (b && (argc < b->min_args || (b->max_args >= 0 && argc > b->max_args)))
-            rc = fail(it, n, ERR_TYPE, "%s() takes %d to %d arguments, %d given (%s; the function '%s' that "
-                      "shadowed it was deleted)", b->name, b->min_args, b->max_args, argc, b->signature, b->name);
     }
-    if (rc) {
+    if (b && callee->res == RES_GLOBAL && (argc < b->min_args || (b->max_args >= 0 && argc > b->max_args))) {
+        rc = fail(it, n, ERR_TYPE, "%s() does not take %d argument%s (%s): the function '%s' that shadowed the "
+                  "built-in is gone", b->name, argc, argc == 1 ? "" : "s", b->signature, b->name);
     } else if (b) {
         eng_call c = {s, b->name, argc, args, it->err};
         value result = value_void();
