@@ -278,9 +278,12 @@ static void put_op(strbuf *b, const op_row *r, const eng_builtin *bi)
         strbuf_printf(b, "cpu_elementwise.c: one typed loop per dtype generated from the row, "
                          "%s_%s_f32 ... with T the element type):\n", fn, r->id);
         const char *v = unary ? "x" : "a, b";
-        strbuf_printf(b, "  floats (f32, f64):      out[i] = f(%s) = %s\n", v, r->fexpr);
         if (compare)
-            strbuf_printf(b, "  every dtype:            the same, a bool result\n");
+            strbuf_printf(b, "  f32, f64, i32, i64:     out[i] = f(%s) = %s, a bool result\n", v, r->fexpr);
+        else
+            strbuf_printf(b, "  floats (f32, f64):      out[i] = f(%s) = %s\n", v, r->fexpr);
+        if (compare)
+            ;
         else if (r->iexpr && strcmp(r->iexpr, "NOINT"))
             strbuf_printf(b, "  integers (i32, i64):    out[i] = %s\n", r->iexpr);
         else
