@@ -1,5 +1,5 @@
 /* magic.c — lines that start with '%': %time, %timeit, %whos, %gpu, %save, %load, %reset, %seed, %device,
- * %ptx, %sim, %memory, %lsmagic, %help. A magic runs as a statement of its cell, in order. Also the
+ * %ptx, %sim, %memory, %del and %source (their own files), %lsmagic, %help. A magic runs as a statement of its cell, in order. Also the
  * session's "largest live tensors" for out-of-memory errors (eng_oom_note). */
 #include <ctype.h>
 #include <stdarg.h>
@@ -745,6 +745,8 @@ static const magic_row magics[] = {
     {"ptx", "%ptx KERNEL", run_ptx},
     {"sim", "%sim check|fast", magic_sim},
     {"memory", "%memory [limit SIZE|off]", run_memory},
+    {"del", "%del NAME ...", eng_magic_del},
+    {"source", "%source NAME", eng_magic_source},
     {"lsmagic", "%lsmagic", magic_lsmagic},
     {"help", "%help", magic_lsmagic},
 };

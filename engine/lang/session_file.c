@@ -63,9 +63,10 @@ static const char *quoted(char *out, size_t cap, const char *s)
     return out;
 }
 
-/* Why name cannot be a name in a session file, or NULL when it can. variable: the name
- * of a global (a variable or function), which must not hide a built-in or a name the
- * language defines either; kernels live in their own namespace. */
+/* Why name cannot be a name in a session file, or NULL when it can. variable: 1 the name
+ * of a variable, which must not hide a built-in or a name the language defines either;
+ * 2 a function, which may shadow a built-in (engine/lang/shadow.c) but not a name the
+ * language defines; 0 a kernel (kernels live in their own namespace). */
 static const char *name_problem(const char *name, int variable)
 {
     size_t n = strlen(name);
@@ -84,7 +85,7 @@ static const char *name_problem(const char *name, int variable)
         return "a keyword (the type names int, float, tensor, ... are keywords)";
     if (t.kind != TK_NAME)
         return "not an identifier";
-    if (variable && eng_builtin_find(name, (int)n))
+    if (variable == 1 && eng_builtin_find(name, (int)n))
         return "the name of a built-in function, which it would hide";
     if (variable && check_constant_index(name, (int)n) >= 0)
         return "a name the language defines (a dtype, a device or a constant), which it would hide";
@@ -103,8 +104,9 @@ static int type_from_name(const char *n)
     return -1;
 }
 
-/* the text of a function's definition: from its node to the brace that closes its body */
-static int func_text(const eng_func *fn, const char **start, size_t *len)
+/* the text of a function's definition: from its node to the brace that closes its body
+ * (also %source's, engine/lang/magic_source.c) */
+int eng_func_text(const eng_func *fn, const char **start, size_t *len)
 {
     const char *t = fn->src->text;
     int line = 1;
@@ -321,7 +323,7 @@ int eng_session_save(eng_session *s, const char *path, char **summary, eng_error
         value v = g->v;
         if (!g->defined || v.type == VAL_VOID)
             continue;
-        if (name_problem(g->name, 1)) { /* %load would refuse it: say so, save the rest */
+        if (name_problem(g->name, v.type == VAL_FUNC ? 2 : 1)) { /* %load would refuse it: say so, save the rest */
             bb_printf(&skipped, "%s%s", skipped.len ? ", " : "", g->name);
             continue;
         }
@@ -371,7 +373,7 @@ int eng_session_save(eng_session *s, const char *path, char **summary, eng_error
         case VAL_FUNC: {
             const char *text;
             size_t len;
-            if (func_text(v.as.fn, &text, &len)) {
+            if (eng_func_text(v.as.fn, &text, &len)) {
                 eng_fail(err, ERR_RUNTIME, "%%save: cannot find the source of function %s", g->name);
                 goto err;
             }
@@ -911,7 +913,7 @@ static int stage_globals(load_ctx *L, const jv *globals, eng_error *err)
         if (!name || !kind || type < 0)
             return load_fail(L, err, ERR_VALUE, "globals[%d] lacks its name, kind or type", i);
         snprintf(entry, sizeof entry, "globals[%d] %s", i, quoted(q, sizeof q, name));
-        if ((why = name_problem(name, 1)))
+        if ((why = name_problem(name, strcmp(kind, "function") ? 1 : 2)))
             return load_fail(L, err, ERR_NAME, "%s: refused the name: it is %s", entry, why);
         if (!type_fits(type, kind))
             return load_fail(L, err, ERR_TYPE, "%s: declared %s but holds a %s", entry, type_names[type], kind);
