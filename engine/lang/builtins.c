@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "engine/lang/builtins_autograd.h"
+#include "engine/lang/builtins_custom.h"
 #include "engine/lang/builtins_display.h"
 #include "engine/lang/builtins_nn.h"
 #include "engine/lang/builtins_tensor.h"
@@ -27,6 +28,7 @@ static const eng_builtin builtin_table[] = {
 #include "engine/lang/builtins_display.def"
 #include "engine/lang/builtins_nn.def"
 #include "engine/lang/builtins_train.def"
+#include "engine/lang/builtins_custom.def"
 #include "engine/lang/builtins_vocab.def"
 #undef BUILTIN
 };
