@@ -521,6 +521,7 @@ const eng_backend cpu_backend = {
     .matmul = cpu_matmul,
     .where = cpu_where,
     .gather = cpu_gather,
+    .index_add = cpu_index_add,
     .kernels = &sim_kdriver,
     .im2col = cpu_im2col,
     .col2im = cpu_col2im,

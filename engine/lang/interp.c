@@ -488,6 +488,21 @@ static int eval_index(interp *it, ast *n, value base, value *out)
             else
                 *out = value_int(base.as.tup->v[idx < 0 ? idx + len : idx]);
         }
+    } else if (base.type == VAL_LIST) { /* the same rule as a tuple's */
+        value iv;
+        int64_t idx = 0, len = base.as.list->n;
+        if (n->nlist != 1 || n->list[0]->kind == AST_SLICE)
+            rc = fail(it, n, ERR_INDEX, "a list takes one int index");
+        else if (!(rc = eval(it, n->list[0], &iv))) {
+            eng_call c = {it->s, "index", 1, &iv, it->err};
+            if ((rc = arg_int(&c, 0, &idx)) != 0)
+                located(it, n->list[0]);
+            else if (idx < -len || idx >= len)
+                rc = fail(it, n, ERR_INDEX, "index %lld is out of range for a list of %lld", (long long)idx, (long long)len);
+            else
+                value_incref(*out = base.as.list->v[idx < 0 ? idx + len : idx]);
+            value_decref(iv);
+        }
     } else if (base.type == VAL_TENSOR) {
         tensor *t;
         if (interrupted(it, n))
