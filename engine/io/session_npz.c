@@ -145,6 +145,37 @@ const unsigned char *npz_find(const unsigned char *buf, size_t len, const char *
     return NULL;
 }
 
+int npz_member_at(const unsigned char *buf, size_t len, size_t i, const char **name, size_t *nlen, int *stored,
+                  size_t *count)
+{
+    if (len < 22)
+        return -1;
+    size_t e = len - 22;
+    for (;; e--) {
+        if (rd32(buf + e) == 0x06054b50)
+            break;
+        if (e == 0 || len - e > 22 + 65535)
+            return -1;
+    }
+    size_t n = rd16(buf + e + 10), p = rd32(buf + e + 16);
+    *count = n;
+    for (size_t k = 0; k < n; k++) {
+        if (p + 46 > len || rd32(buf + p) != 0x02014b50)
+            return -1;
+        size_t nl = rd16(buf + p + 28), xl = rd16(buf + p + 30), cl = rd16(buf + p + 32);
+        if (p + 46 + nl > len)
+            return -1;
+        if (k == i) {
+            *name = (const char *)buf + p + 46;
+            *nlen = nl;
+            *stored = rd16(buf + p + 10) == 0;
+            return 0;
+        }
+        p += 46 + nl + xl + cl;
+    }
+    return -1;
+}
+
 /* ---- a small JSON reader for the manifest ---- */
 
 void npz_json_free(npz_json *v)

@@ -11,6 +11,7 @@
 #include "engine/lang/builtins_display.h"
 #include "engine/lang/builtins_nn.h"
 #include "engine/lang/builtins_shape.h"
+#include "engine/lang/builtins_state.h"
 #include "engine/lang/builtins_tensor.h"
 #include "engine/lang/builtins_train.h"
 #include "engine/lang/interp.h"
@@ -28,6 +29,7 @@ static const eng_builtin builtin_table[] = {
 #include "engine/lang/builtins_display.def"
 #include "engine/lang/builtins_nn.def"
 #include "engine/lang/builtins_train.def"
+#include "engine/lang/builtins_state.def"
 #undef BUILTIN
 };
 #define NBUILTINS ((int)(sizeof builtin_table / sizeof builtin_table[0]))
