@@ -273,6 +273,8 @@ int bi_view(eng_call *c, value *out)
     if (args_shape(c, 1, &nd, shape) < 0 || arg_tensor(c, 0, &x) < 0)
         return -1;
     tensor *r = tensor_reshape(x, nd, shape, c->err);
+    if (!r && !strncmp(c->err->msg, "reshape:", 8)) /* the same checks: name the view */
+        memcpy(c->err->msg, "view:   ", 8), memmove(c->err->msg + 5, c->err->msg + 8, strlen(c->err->msg + 8) + 1);
     if (r && r->storage != x->storage) { /* reshape had to copy: a view cannot */
         char b1[ENG_SHAPE_BUF], b2[ENG_SHAPE_BUF], b3[ENG_SHAPE_BUF];
         eng_fail(c->err, ERR_SHAPE, "view: a tensor of shape %s with strides %s is not laid out so that shape %s "

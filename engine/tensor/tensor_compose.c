@@ -107,8 +107,16 @@ tensor *tensor_index_add_rows(const tensor *x, const tensor *idx, const tensor *
         goto fail;
     int rc = be->index_add(o2, iflat, s2t, err);
     tensor_decref(iflat);
-    if (rc < 0)
+    if (rc < 0) {
+        if (err->kind == ERR_INDEX && strncmp(err->msg, "index_add", 9)) { /* the backend's words, the op's name */
+            size_t len = strlen(err->msg);
+            if (len + 11 < sizeof err->msg) {
+                memmove(err->msg + 11, err->msg, len + 1);
+                memcpy(err->msg, "index_add: ", 11);
+            }
+        }
         goto fail;
+    }
     if (work != dt) {
         tensor *back = tensor_cast(out, dt, err);
         tensor_decref(out);
