@@ -2,7 +2,9 @@
  * (engine/tensor/tensor_compose.c, tensor_einsum.c) and of index_add, the scatter-add
  * primitive autograd records as one node, against central finite differences in f64
  * (tests/unit/gradcheck.h); plus the exact values of a few cases with repeated indices
- * and the errors that name the op and the shapes. Exits non-zero on failure.
+ * and the errors that name the op and the shapes; and that docs/tensors.md's section
+ * "Shape, index and state ops" lists every built-in of engine/lang/builtins_shape.def and
+ * builtins_state.def. Exits non-zero on failure.
  */
 #include <math.h>
 #include <stdio.h>
@@ -178,6 +180,46 @@ static void test_values_and_errors(void)
     tensor_decref(x);
 }
 
+/* each built-in of the two .def files appears in the docs' section as `name( or .name( */
+static const char *const documented[] = {
+#define BUILTIN(name, fn, mn, mx, ret, sig, doc) name,
+#include "engine/lang/builtins_shape.def"
+#include "engine/lang/builtins_state.def"
+#undef BUILTIN
+};
+
+static void test_docs(void)
+{
+    FILE *f = fopen("docs/tensors.md", "r");
+    CHECK(f != NULL);
+    if (!f)
+        return;
+    static char text[1 << 16];
+    char line[1024];
+    size_t len = 0;
+    int in = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (!strncmp(line, "## ", 3))
+            in = !strcmp(line, "## Shape, index and state ops\n");
+        if (in && len + strlen(line) < sizeof text) {
+            memcpy(text + len, line, strlen(line) + 1);
+            len += strlen(line);
+        }
+    }
+    fclose(f);
+    for (size_t i = 0; i < sizeof documented / sizeof documented[0]; i++) {
+        char a[64], b[64];
+        snprintf(a, sizeof a, "`%s(", documented[i]);
+        snprintf(b, sizeof b, ".%s(", documented[i]);
+        if (!strstr(text, a) && !strstr(text, b)) {
+            fprintf(stderr, "docs/tensors.md, 'Shape, index and state ops': '%s' is not listed\n", documented[i]);
+            failures++;
+        }
+    }
+    printf("docs/tensors.md lists the %zu shape, index and state built-ins\n",
+           sizeof documented / sizeof documented[0]);
+}
+
 int main(void)
 {
     ag_install();
@@ -187,6 +229,7 @@ int main(void)
         gradcheck(cases[i].name, run_case, &cases[i], cases[i].np, cases[i].nd, sh, 0, 0, 0);
     }
     test_values_and_errors();
+    test_docs();
     if (failures) {
         fprintf(stderr, "test_compose: %d failure(s)\n", failures);
         return 1;
