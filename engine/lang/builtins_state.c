@@ -5,7 +5,7 @@
  * The .npz is what np.savez writes: a zip archive of stored (uncompressed) NAME.npy
  * members (engine/io/session_npz.c writes and finds them, engine/io/npy.c encodes), so
  * np.load(path)["w1"] reads a tensor back and torch.from_numpy takes it from there;
- * np.savez_compressed's deflated members are refused with a message saying so.
+ * load_tensors also reads np.savez_compressed's deflated members (zlib).
  * A checkpoint names each parameter of an optimiser after the global that holds it
  * (the language has no modules: the optimiser is the one list of what a model trains).
  * Shuffles are Fisher-Yates on Philox draws from the session's RNG, as fit's.
@@ -170,19 +170,19 @@ static void member_names(const unsigned char *buf, size_t len, char *out, size_t
 static tensor *npz_tensor(eng_call *c, const char *path, const unsigned char *buf, size_t len, const char *name)
 {
     char member[220];
-    size_t size = 0, count = 0, nl;
+    size_t size = 0;
     snprintf(member, sizeof member, "%s.npy", name);
-    const unsigned char *data = npz_find(buf, len, member, &size);
-    if (data)
-        return tensor_load_npy_mem(data, size, member, c->err);
-    const char *nm;
-    int stored;
-    for (size_t i = 0; npz_member_at(buf, len, i, &nm, &nl, &stored, &count) == 0; i++)
-        if (nl == strlen(member) && !memcmp(nm, member, nl) && !stored) {
-            eng_fail(c->err, ERR_VALUE, "%s: '%s' in '%s' is compressed (np.savez_compressed); write it with "
-                     "np.savez, which stores members uncompressed", c->name, member, path);
-            return NULL;
-        }
+    eng_error e = {0};
+    unsigned char *data = npz_read_member(buf, len, member, &size, c->name, &e);
+    if (data) {
+        tensor *t = tensor_load_npy_mem(data, size, member, c->err);
+        free(data);
+        return t;
+    }
+    if (!strstr(e.msg, "(absent)")) {
+        *c->err = e;
+        return NULL;
+    }
     char names[400];
     member_names(buf, len, names, sizeof names);
     eng_fail(c->err, ERR_VALUE, "%s: '%s' has no tensor named '%s' (it has: %s)", c->name, path, name,
