@@ -315,13 +315,28 @@ tensor *tensor_repeat(tensor *x, int n, const int64_t *reps, eng_error *err)
         for (int k = 0; k < n; k++)
             shp[k] = k < pad ? 1 : x->shape[k - pad];
         tensor *cur = tensor_reshape(x, n, shp, err);
-        for (int k = 0; cur && k < n; k++) {
+        for (int k = 0; cur && k < n; k++) { /* dimension k: reps[k] copies joined by cat */
             if (reps[k] == 1)
                 continue;
-            int64_t one[TENSOR_MAXDIM];
-            for (int j = 0; j < n; j++)
-                one[j] = j == k ? reps[k] : 1;
-            tensor *next = tensor_repeat(cur, n, one, err);
+            if (reps[k] > (1 << 24)) {
+                eng_fail(err, ERR_VALUE, "repeat: repeat count %lld is too large", (long long)reps[k]);
+                tensor_decref(cur);
+                return NULL;
+            }
+            tensor *next = NULL;
+            if (reps[k] == 0)
+                next = tensor_slice(cur, k, 0, 0, 1, err);
+            else {
+                tensor **copies = malloc(sizeof *copies * (size_t)reps[k]);
+                if (!copies)
+                    eng_fail(err, ERR_MEMORY, "repeat: out of memory");
+                else {
+                    for (int64_t r = 0; r < reps[k]; r++)
+                        copies[r] = cur;
+                    next = tensor_cat(copies, (int)reps[k], k, err);
+                    free(copies);
+                }
+            }
             tensor_decref(cur);
             cur = next;
         }
