@@ -30,6 +30,18 @@ static int opt_int(eng_call *c, int i, int64_t dflt, int64_t *v)
     return arg_int(c, i, v);
 }
 
+/* a dimension argument: an int within the range any tensor could have (the op checks
+ * it against its tensor), so the number in the message is the one given */
+static int dim_arg(eng_call *c, int i, int64_t *d)
+{
+    if (arg_int(c, i, d) < 0)
+        return -1;
+    if (*d < -TENSOR_MAXDIM || *d >= TENSOR_MAXDIM)
+        return eng_fail(c->err, ERR_INDEX, "%s: dimension %lld is out of range (a tensor has at most %d)", c->name,
+                        (long long)*d, TENSOR_MAXDIM);
+    return 0;
+}
+
 int bi_einsum(eng_call *c, value *out)
 {
     const char *spec;
@@ -81,10 +93,9 @@ static int pieces(eng_call *c, value *out, int by_count)
                  by_count ? "number of chunks" : "piece size", (long long)k);
         goto done;
     }
-    int64_t len = x->shape[d], size = by_count ? (len + k - 1) / k : k;
-    int64_t np = size ? (len + size - 1) / size : 0;
-    if (len == 0)
-        np = by_count ? 0 : 1, size = size ? size : 1;
+    /* ceilings written so that no sum overflows (k may be any positive int) */
+    int64_t len = x->shape[d], size = by_count ? (len ? (len - 1) / k + 1 : 1) : k;
+    int64_t np = len ? (len - 1) / size + 1 : by_count ? 0 : 1;
     if (np > (1 << 20)) {
         eng_fail(c->err, ERR_VALUE, "%s: %lld pieces is too many (at most %d)", c->name, (long long)np, 1 << 20);
         goto done;
@@ -134,6 +145,11 @@ static int with_counts(eng_call *c, value *out, int which)
                 v[k] = x->shape[xk];
             ok = v[k] >= 0 && (xk < 0 || x->shape[xk] == v[k] || x->shape[xk] == 1);
         }
+        int64_t numel = 1;
+        for (int k = 0; ok && k < nd; k++)
+            if (__builtin_mul_overflow(numel, v[k], &numel))
+                return tensor_decref(x), eng_fail(c->err, ERR_MEMORY, "expand: shape %s has more elements than "
+                                                  "an int64 counts", eng_shape_str(nd, v, b2, sizeof b2));
         if (!ok)
             eng_fail(c->err, ERR_SHAPE, "expand: cannot expand shape %s to %s (only size-1 dimensions grow; -1 "
                      "keeps one)", eng_shape_str(x->ndim, x->shape, b1, sizeof b1), eng_shape_str(nd, v, b2, sizeof b2));
@@ -152,7 +168,8 @@ int bi_repeat_interleave(eng_call *c, value *out)
 {
     tensor *x;
     int64_t r, dim;
-    if (arg_int(c, 1, &r) < 0 || opt_int(c, 2, TENSOR_ALLDIMS, &dim) < 0 || arg_tensor(c, 0, &x) < 0)
+    dim = TENSOR_ALLDIMS;
+    if (arg_int(c, 1, &r) < 0 || (c->argc > 2 && dim_arg(c, 2, &dim) < 0) || arg_tensor(c, 0, &x) < 0)
         return -1;
     tensor *t = tensor_repeat_interleave(x, r, (int)dim, c->err);
     tensor_decref(x);
@@ -170,11 +187,13 @@ int bi_flip(eng_call *c, value *out)
         for (; n < x->ndim; n++)
             dims[n] = n;
     for (int i = 1; i < c->argc; i++) {
-        if (arg_int(c, i, &d) < 0) {
+        if (n >= TENSOR_MAXDIM || dim_arg(c, i, &d) < 0) {
+            if (n >= TENSOR_MAXDIM)
+                eng_fail(c->err, ERR_VALUE, "flip: more than %d dimensions given", TENSOR_MAXDIM);
             tensor_decref(x);
             return -1;
         }
-        dims[n++] = (int)(d < -1000 || d > 1000 ? 1000 : d);
+        dims[n++] = (int)d;
     }
     tensor *r = tensor_flip(x, dims, n, c->err);
     tensor_decref(x);
@@ -185,9 +204,10 @@ int bi_roll(eng_call *c, value *out)
 {
     tensor *x;
     int64_t shift, dim;
-    if (arg_int(c, 1, &shift) < 0 || opt_int(c, 2, TENSOR_ALLDIMS, &dim) < 0 || arg_tensor(c, 0, &x) < 0)
+    dim = TENSOR_ALLDIMS;
+    if (arg_int(c, 1, &shift) < 0 || (c->argc > 2 && dim_arg(c, 2, &dim) < 0) || arg_tensor(c, 0, &x) < 0)
         return -1;
-    tensor *r = tensor_roll(x, shift, (int)(dim < -1000 || dim > 1000 ? 1000 : dim), c->err);
+    tensor *r = tensor_roll(x, shift, (int)dim, c->err);
     tensor_decref(x);
     return put_tensor(out, r);
 }
@@ -224,11 +244,10 @@ static int add_at(eng_call *c, value *out, int scatter)
     tensor *x = NULL, *idx = NULL, *src = NULL;
     int64_t dim;
     int rc = -1;
-    if (arg_int(c, 1, &dim) == 0 && arg_tensor(c, 0, &x) == 0 && arg_tensor(c, 2, &idx) == 0 &&
+    if (dim_arg(c, 1, &dim) == 0 && arg_tensor(c, 0, &x) == 0 && arg_tensor(c, 2, &idx) == 0 &&
         arg_tensor(c, 3, &src) == 0) {
-        int d = (int)(dim < -1000 || dim > 1000 ? 1000 : dim);
-        rc = put_tensor(out, scatter ? tensor_scatter_add(x, d, idx, src, c->err)
-                                     : tensor_index_add(x, d, idx, src, c->err));
+        rc = put_tensor(out, scatter ? tensor_scatter_add(x, (int)dim, idx, src, c->err)
+                                     : tensor_index_add(x, (int)dim, idx, src, c->err));
     }
     tensor_decref(x);
     tensor_decref(idx);

@@ -421,7 +421,7 @@ static int batch_args(eng_call *c, int from, int64_t *bs, int *shuffle)
 /* the list of slices of order, batch_size each */
 static eng_list *index_slices(eng_call *c, tensor *order, int64_t n, int64_t bs)
 {
-    int64_t nb = (n + bs - 1) / bs;
+    int64_t nb = n ? (n - 1) / bs + 1 : 0; /* no sum that could overflow */
     if (nb > (1 << 24)) {
         eng_fail(c->err, ERR_VALUE, "%s: %lld batches is too many", c->name, (long long)nb);
         return NULL;

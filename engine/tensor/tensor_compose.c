@@ -407,7 +407,12 @@ tensor *tensor_repeat_interleave(tensor *x, int64_t r, int dim, eng_error *err)
         big[j++] = src->shape[k];
         if (k == d)
             big[j++] = r;
-        outs[k] = k == d ? src->shape[k] * r : src->shape[k];
+        outs[k] = src->shape[k];
+        if (k == d && __builtin_mul_overflow(src->shape[k], r, &outs[k])) {
+            tensor_decref(src);
+            eng_fail(err, ERR_MEMORY, "repeat_interleave: the result's size overflows");
+            return NULL;
+        }
     }
     tensor *u = tensor_unsqueeze(src, d + 1, err);
     tensor *e = u ? tensor_expand(u, src->ndim + 1, big, err) : NULL;
@@ -508,6 +513,10 @@ tensor *tensor_tri(tensor *x, int64_t k, int upper, eng_error *err)
 tensor *tensor_diag(tensor *x, int64_t k, eng_error *err)
 {
     char b1[TENSOR_SHAPE_BUF];
+    if (k > ((int64_t)1 << 40) || k < -((int64_t)1 << 40)) {
+        eng_fail(err, ERR_VALUE, "diag: diagonal %lld is too far from the main one", (long long)k);
+        return NULL;
+    }
     const eng_backend *prev = tensor_place(x->storage->backend);
     tensor *out = NULL;
     int64_t ak = k < 0 ? -k : k;
