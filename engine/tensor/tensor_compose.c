@@ -342,7 +342,7 @@ tensor *tensor_repeat(tensor *x, int n, const int64_t *reps, eng_error *err)
         }
         return cur;
     }
-    int64_t view[TENSOR_MAXDIM], big[TENSOR_MAXDIM], outs[TENSOR_MAXDIM];
+    int64_t view[TENSOR_MAXDIM], big[TENSOR_MAXDIM], outs[TENSOR_MAXDIM], total = 1;
     int pad = n - x->ndim;
     for (int k = 0; k < n; k++) {
         int64_t s = k < pad ? 1 : x->shape[k - pad];
@@ -359,6 +359,14 @@ tensor *tensor_repeat(tensor *x, int n, const int64_t *reps, eng_error *err)
             return NULL;
         }
     }
+    for (int k = 0; k < n && total; k++) /* the view below must count its elements in an int64 too */
+        if (outs[k] == 0)
+            total = 0;
+    for (int k = 0; k < n && total; k++)
+        if (__builtin_mul_overflow(total, outs[k], &total)) {
+            eng_fail(err, ERR_MEMORY, "repeat: the result's size overflows");
+            return NULL;
+        }
     tensor *v = tensor_reshape(x, 2 * n, view, err);
     tensor *e = v ? tensor_expand(v, 2 * n, big, err) : NULL;
     tensor *out = e ? tensor_reshape(e, n, outs, err) : NULL;
@@ -402,17 +410,21 @@ tensor *tensor_repeat_interleave(tensor *x, int64_t r, int dim, eng_error *err)
         eng_fail(err, ERR_SHAPE, "repeat_interleave: a %d-d tensor has no room for the repeat", src->ndim);
         return NULL;
     }
-    int64_t big[TENSOR_MAXDIM], outs[TENSOR_MAXDIM];
+    int64_t big[TENSOR_MAXDIM], outs[TENSOR_MAXDIM], total = 1;
     for (int k = 0, j = 0; k < src->ndim; k++) {
         big[j++] = src->shape[k];
         if (k == d)
             big[j++] = r;
         outs[k] = src->shape[k];
-        if (k == d && __builtin_mul_overflow(src->shape[k], r, &outs[k])) {
-            tensor_decref(src);
-            eng_fail(err, ERR_MEMORY, "repeat_interleave: the result's size overflows");
-            return NULL;
-        }
+        if (k == d && __builtin_mul_overflow(src->shape[k], r, &outs[k]))
+            total = -1;
+        else if (total > 0 && outs[k] != 0 && __builtin_mul_overflow(total, outs[k], &total))
+            total = -1;
+    }
+    if (total < 0) { /* the expanded view must count its elements in an int64 too */
+        tensor_decref(src);
+        eng_fail(err, ERR_MEMORY, "repeat_interleave: the result's size overflows");
+        return NULL;
     }
     tensor *u = tensor_unsqueeze(src, d + 1, err);
     tensor *e = u ? tensor_expand(u, src->ndim + 1, big, err) : NULL;
