@@ -531,6 +531,7 @@ const eng_backend cpu_backend = {
     .gather = cpu_gather,
     .argsort = cpu_argsort,
     .scan = cpu_scan,
+    .index_add = cpu_index_add,
     .kernels = &sim_kdriver,
     .im2col = cpu_im2col,
     .col2im = cpu_col2im,

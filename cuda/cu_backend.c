@@ -187,6 +187,11 @@ static int cu_where(tensor *out, const tensor *cond, const tensor *a, const tens
 {
     return kk_where(&cu_dev, out, cond, a, b, err);
 }
+static int cu_index_add(tensor *out, const tensor *idx, const tensor *src, eng_error *err)
+{
+    return kk_index_add(&cu_dev, out, idx, src, err);
+}
+
 static int cu_gather(tensor *out, const tensor *x, const tensor *idx, int trusted, eng_error *err)
 {
     return kk_gather(&cu_dev, out, x, idx, trusted, err);
@@ -462,6 +467,7 @@ const eng_backend cuda_backend = {
     .gather = cu_gather,
     .argsort = cu_argsort,
     .scan = cu_scan,
+    .index_add = cu_index_add,
     .im2col = cu_im2col,
     .col2im = cu_col2im,
     .adamw_step = cu_adamw_step,

@@ -201,6 +201,11 @@ static int sim_where(tensor *out, const tensor *cond, const tensor *a, const ten
 {
     return kk_where(&sim_dev, out, cond, a, b, err);
 }
+static int sim_index_add(tensor *out, const tensor *idx, const tensor *src, eng_error *err)
+{
+    return kk_index_add(&sim_dev, out, idx, src, err);
+}
+
 static int sim_gather(tensor *out, const tensor *x, const tensor *idx, int trusted, eng_error *err)
 {
     return kk_gather(&sim_dev, out, x, idx, trusted, err);
@@ -282,6 +287,7 @@ const eng_backend sim_backend = {
     .gather = sim_gather,
     .argsort = sim_argsort,
     .scan = sim_scan,
+    .index_add = sim_index_add,
     .im2col = sim_im2col,
     .col2im = sim_col2im,
     .adamw_step = sim_adamw_step,

@@ -90,6 +90,15 @@ typedef struct kk_gather_job {
     char *out;
 } kk_gather_job;
 
+/* index_add: out (contiguous [rows, cols]) row idx[k] += src (contiguous [n, cols]) row k */
+typedef struct kk_index_add_job {
+    int dt;                          /* KK_F32, KK_F64, KK_I32 or KK_I64: out and src */
+    int64_t rows, cols, n;
+    const int64_t *idx;              /* contiguous i64 [n], checked in [-rows, rows) */
+    const char *src;
+    char *out;
+} kk_index_add_job;
+
 /* im2col (src: contiguous images [NC, H, W], dst: columns [NC*kh*kw, OH*OW]) or col2im
  * (src: the columns, dst: the images, overwritten); see engine/tensor/backend.h */
 typedef struct kk_conv_job {
@@ -187,6 +196,7 @@ typedef struct kk_ops {
     int (*xent_backward)(kk_ctx *c, const kk_xent_job *j);
     int (*argsort)(kk_ctx *c, const kk_sort_job *j); /* cuda/kernels/kk_sort.cuh */
     int (*scan)(kk_ctx *c, const kk_scan_job *j);
+    int (*index_add)(kk_ctx *c, const kk_index_add_job *j);
 } kk_ops;
 
 extern const kk_ops kk_sim_ops;  /* cuda/sim_backend_kernels.cc: always */

@@ -261,6 +261,48 @@ done:
     return rc;
 }
 
+/* ---- index_add ---- */
+
+int kk_index_add(const kk_device *d, tensor *out, const tensor *idx, const tensor *src, eng_error *err)
+{
+    kk_ctx c;
+    if (kk_ctx_get(d, &c, err) < 0)
+        return -1;
+    int64_t n = tensor_numel(idx), rows = out->shape[0];
+    int flag = 0;
+    const int64_t *ip = (const int64_t *)idx->storage->data + idx->offset;
+    if (kk_check(d, d->ops->gather_check(&c, ip, n, rows), "index_add", &c, err) < 0)
+        return -1;
+    if (n > 0 && kk_status(d, &c, &flag, err) < 0)
+        return -1;
+    if (flag) { /* the first bad index, for the CPU's message */
+        int64_t *h = malloc(sizeof(int64_t) * (size_t)n);
+        if (!h)
+            return eng_fail(err, ERR_MEMORY, "index_add: out of memory"), -1;
+        if (d->be->to_host(h, ip, sizeof(int64_t) * (size_t)n, err) == 0) {
+            for (int64_t k = 0; k < n; k++)
+                if (h[k] < -rows || h[k] >= rows) {
+                    eng_fail(err, ERR_INDEX, "index %lld is out of range for dimension 0 of size %lld",
+                             (long long)h[k], (long long)rows);
+                    break;
+                }
+        }
+        free(h);
+        return -1;
+    }
+    kk_index_add_job j;
+    memset(&j, 0, sizeof j);
+    size_t es = tensor_dtype_size(out->dtype);
+    j.dt = (int)out->dtype;
+    j.rows = rows;
+    j.cols = out->shape[1];
+    j.n = n;
+    j.idx = ip;
+    j.src = (const char *)src->storage->data + src->offset * (int64_t)es;
+    j.out = (char *)out->storage->data + out->offset * (int64_t)es;
+    return kk_check(d, d->ops->index_add(&c, &j), "index_add", &c, err);
+}
+
 /* ---- reductions ---- */
 
 int kk_reduce(const kk_device *d, op_id op, tensor *out, const tensor *x, int dim, eng_error *err)

@@ -2,6 +2,7 @@
  * of stored members (CRC32 from zlib, no zip64) written into one buffer and found by
  * name, and the small JSON reader of its manifest (the engine has no JSON library). */
 #include "engine/io/session_npz.h"
+#include "engine/base/hostmem.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -142,6 +143,92 @@ const unsigned char *npz_find(const unsigned char *buf, size_t len, const char *
         }
         p += 46 + nl + xl + cl;
     }
+    return NULL;
+}
+
+int npz_member_at(const unsigned char *buf, size_t len, size_t i, const char **name, size_t *nlen, int *stored,
+                  size_t *count)
+{
+    if (len < 22)
+        return -1;
+    size_t e = len - 22;
+    for (;; e--) {
+        if (rd32(buf + e) == 0x06054b50)
+            break;
+        if (e == 0 || len - e > 22 + 65535)
+            return -1;
+    }
+    size_t n = rd16(buf + e + 10), p = rd32(buf + e + 16);
+    *count = n;
+    for (size_t k = 0; k < n; k++) {
+        if (p + 46 > len || rd32(buf + p) != 0x02014b50)
+            return -1;
+        size_t nl = rd16(buf + p + 28), xl = rd16(buf + p + 30), cl = rd16(buf + p + 32);
+        if (p + 46 + nl > len)
+            return -1;
+        if (k == i) {
+            *name = (const char *)buf + p + 46;
+            *nlen = nl;
+            *stored = rd16(buf + p + 10) == 0;
+            return 0;
+        }
+        p += 46 + nl + xl + cl;
+    }
+    return -1;
+}
+
+unsigned char *npz_read_member(const unsigned char *buf, size_t len, const char *name, size_t *size,
+                               const char *what, eng_error *err)
+{
+    size_t count = 0, nl, want = strlen(name);
+    const char *nm;
+    int stored;
+    for (size_t i = 0; npz_member_at(buf, len, i, &nm, &nl, &stored, &count) == 0; i++) {
+        if (nl != want || memcmp(nm, name, nl))
+            continue;
+        /* the central directory entry of member i: method, sizes, local header offset */
+        const unsigned char *cd = (const unsigned char *)nm - 46;
+        unsigned method = rd16(cd + 10);
+        size_t csize = rd32(cd + 20), usize = rd32(cd + 24), off = rd32(cd + 42);
+        if (off + 30 > len || rd32(buf + off) != 0x04034b50)
+            break;
+        size_t data = off + 30 + rd16(buf + off + 26) + rd16(buf + off + 28);
+        if (data > len || csize > len - data)
+            break;
+        if (method != 0 && method != 8) {
+            eng_fail(err, ERR_VALUE, "%s: member '%s' is compressed with zip method %u (only stored and deflated "
+                     "members are read)", what, name, method);
+            return NULL;
+        }
+        if (method == 0)
+            usize = csize;
+        unsigned char *out = eng_host_malloc(usize ? usize : 1, what, err);
+        if (!out)
+            return NULL;
+        if (method == 0)
+            memcpy(out, buf + data, csize);
+        else { /* raw deflate (no zlib header), as zip stores it */
+            z_stream z;
+            memset(&z, 0, sizeof z);
+            int rc = inflateInit2(&z, -MAX_WBITS);
+            z.next_in = (unsigned char *)(buf + data);
+            z.avail_in = (uInt)csize;
+            z.next_out = out;
+            z.avail_out = (uInt)usize;
+            if (rc == Z_OK)
+                rc = inflate(&z, Z_FINISH);
+            inflateEnd(&z);
+            if (rc != Z_STREAM_END || z.total_out != usize || csize > 0xffffffffu) {
+                free(out);
+                eng_fail(err, ERR_VALUE, "%s: member '%s' does not inflate to its %zu bytes (a corrupt file?)", what,
+                         name, usize);
+                return NULL;
+            }
+        }
+        *size = usize;
+        return out;
+    }
+    eng_fail(err, ERR_VALUE, "%s: no member '%s' (absent)", what, name);
     return NULL;
 }
 

@@ -27,6 +27,19 @@ void npz_finish(strbuf *zip, const npz_member *ms, int n);
 /* the data of member name (stored) inside buf, its size in *size; NULL when absent */
 const unsigned char *npz_find(const unsigned char *buf, size_t len, const char *name, size_t *size);
 
+/* the i-th member of the central directory: its name (not NUL-terminated) in *name and
+ * *nlen, and whether it is stored (method 0, readable by npz_find); 0, or -1 past the
+ * last member or when buf is not a zip archive. *count gets the number of members. */
+int npz_member_at(const unsigned char *buf, size_t len, size_t i, const char **name, size_t *nlen, int *stored,
+                  size_t *count);
+
+/* The data of member name, stored or deflated (np.savez_compressed), as a malloc'ed
+ * copy of *size bytes (checked against the host memory budget); NULL with err filled
+ * when the member is absent (ERR_VALUE, "absent"), uses another method, or is corrupt.
+ * what names the caller in messages. */
+unsigned char *npz_read_member(const unsigned char *buf, size_t len, const char *name, size_t *size,
+                               const char *what, eng_error *err);
+
 /* s[0..n) as a JSON string literal, escaped */
 void npz_json_string(strbuf *b, const char *s, size_t n);
 

@@ -11,6 +11,8 @@
 #include "engine/lang/builtins_custom.h"
 #include "engine/lang/builtins_display.h"
 #include "engine/lang/builtins_nn.h"
+#include "engine/lang/builtins_shape.h"
+#include "engine/lang/builtins_state.h"
 #include "engine/lang/builtins_tensor.h"
 #include "engine/lang/builtins_train.h"
 #include "engine/lang/builtins_vocab.h"
@@ -24,10 +26,12 @@ static const eng_builtin builtin_table[] = {
 #define BUILTIN(name, fn, mn, mx, ret, sig, doc) {name, fn, mn, mx, ret, sig, doc},
 #include "engine/lang/builtins_core.def"
 #include "engine/lang/builtins_tensor.def"
+#include "engine/lang/builtins_shape.def"
 #include "engine/lang/builtins_autograd.def"
 #include "engine/lang/builtins_display.def"
 #include "engine/lang/builtins_nn.def"
 #include "engine/lang/builtins_train.def"
+#include "engine/lang/builtins_state.def"
 #include "engine/lang/builtins_custom.def"
 #include "engine/lang/builtins_vocab.def"
 #undef BUILTIN
@@ -131,6 +135,7 @@ static int bi_len(eng_call *c, value *out)
     switch (v.type) {
     case VAL_STRING: *out = value_int(v.as.s->len); return 0;
     case VAL_TUPLE: *out = value_int(v.as.tup->n); return 0;
+    case VAL_LIST: *out = value_int(v.as.list->n); return 0;
     case VAL_TENSOR:
         if (v.as.t->ndim == 0)
             return eng_fail(c->err, ERR_TYPE, "len: a 0-d tensor has no length");

@@ -261,14 +261,14 @@ static ast_type check_name(checker *ck, ast *n, int in_call)
         return n->type = t;
     }
     const eng_builtin *b = eng_builtin_find(n->str, n->slen);
-    if (b) {
+    int k = check_constant_index(n->str, n->slen);
+    if (b && (in_call || k < 0)) { /* `cpu` uncalled is the device; x.cpu() the built-in */
         n->res = RES_BUILTIN;
         n->slot = eng_builtin_index(b);
         if (!in_call)
             error_at(ck, n, ERR_TYPE, "'%s' is a built-in function: call it, as in %s", b->name, b->signature);
         return n->type = TY_FUNC;
     }
-    int k = check_constant_index(n->str, n->slen);
     if (k >= 0) {
         n->res = RES_CONST;
         n->slot = k;

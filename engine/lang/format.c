@@ -91,6 +91,29 @@ char *eng_value_text_n(value v, int repr, size_t *len)
             sb_printf(&b, i ? ", %lld" : "%lld", (long long)v.as.tup->v[i]);
         sb_append(&b, v.as.tup->n == 1 ? ",)" : ")", v.as.tup->n == 1 ? 2 : 1);
         break;
+    case VAL_LIST: /* [item, item]: each item's text as print shows it, strings quoted */
+        sb_append(&b, "[", 1);
+        for (int i = 0, multi = 0; i < v.as.list->n && !b.oom; i++) {
+            char *t = eng_value_text(v.as.list->v[i], 1);
+            if (!t)
+                b.oom = 1;
+            else {
+                int m = strchr(t, '\n') != NULL;
+                if (i) /* around a tensor of several lines, items go one under another */
+                    sb_append(&b, m || multi ? ",\n " : ", ", m || multi ? 3 : 2);
+                multi = m;
+                for (const char *p = t, *nl; *p; p = nl + 1) { /* lines indented under the '[' */
+                    nl = strchr(p, '\n');
+                    sb_append(&b, p, nl ? (size_t)(nl - p + 1) : strlen(p));
+                    if (!nl)
+                        break;
+                    sb_append(&b, " ", 1);
+                }
+            }
+            free(t);
+        }
+        sb_append(&b, "]", 1);
+        break;
     case VAL_DTYPE: sb_printf(&b, "%s", tensor_dtype_name((tensor_dtype)v.as.i)); break;
     case VAL_DEVICE: sb_printf(&b, "%s", value_device_name(v.as.i)); break;
     case VAL_FUNC: {

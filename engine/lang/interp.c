@@ -472,20 +472,23 @@ err:
 static int eval_index(interp *it, ast *n, value base, value *out)
 {
     int rc = 0;
-    if (base.type == VAL_TUPLE) {
+    if (base.type == VAL_TUPLE || base.type == VAL_LIST) { /* one int index, negative from the end */
         value iv;
-        int64_t idx = 0;
+        int64_t idx = 0, len = base.type == VAL_LIST ? base.as.list->n : base.as.tup->n;
+        const char *what = value_type_name(base.type);
         if (n->nlist != 1 || n->list[0]->kind == AST_SLICE) {
-            rc = fail(it, n, ERR_INDEX, "a tuple takes one int index");
+            rc = fail(it, n, ERR_INDEX, "a %s takes one int index", what);
         } else if (!(rc = eval(it, n->list[0], &iv))) {
             eng_call c = {it->s, "index", 1, &iv, it->err};
             rc = arg_int(&c, 0, &idx);
             value_decref(iv);
-            int len = base.as.tup->n;
             if (rc)
                 located(it, n->list[0]);
             else if (idx < -len || idx >= len)
-                rc = fail(it, n, ERR_INDEX, "index %lld is out of range for a tuple of %d", (long long)idx, len);
+                rc = fail(it, n, ERR_INDEX, "index %lld is out of range for a %s of %lld", (long long)idx, what,
+                          (long long)len);
+            else if (base.type == VAL_LIST)
+                value_incref(*out = base.as.list->v[idx < 0 ? idx + len : idx]);
             else
                 *out = value_int(base.as.tup->v[idx < 0 ? idx + len : idx]);
         }

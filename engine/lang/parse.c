@@ -614,6 +614,10 @@ static ast *parse_postfix(parser *p)
         }
         case TK_DOT:
             parse_advance(p);
+            /* x.float(), x.int(), x.double(), x.bool(): type keywords name methods too */
+            if (p->cur.kind == TK_INT_KW || p->cur.kind == TK_FLOAT_KW || p->cur.kind == TK_DOUBLE_KW ||
+                p->cur.kind == TK_BOOL_KW)
+                p->cur.kind = TK_NAME;
             if (p->cur.kind != TK_NAME)
                 parse_fail_at(p, p->cur.line, p->cur.col, "expected a member name after '.', found %s",
                               parse_describe(&p->cur, buf, sizeof buf));

@@ -33,6 +33,10 @@ static const char *const pure_builtins[] = {
     "reshape", "flatten", "transpose", "permute", "squeeze", "unsqueeze", "cat", "stack", "clone", "contiguous",
     "matmul", "dot", "outer", "item", "to", "numel", "shape",
     "onecycle_lr", "onecycle_mom", "fit_history",
+    /* engine/lang/builtins_shape.def */
+    "einsum", "one_hot", "split", "chunk", "repeat", "tile", "repeat_interleave", "expand", "flip", "roll", "tril",
+    "triu", "diag", "masked_fill", "index_add", "scatter_add", "size", "view", "float", "double", "long", "int",
+    "bool", "cpu", "cuda",
 };
 
 static int builtin_is_pure(const char *name)
@@ -48,8 +52,8 @@ static const char *builtin_effect(const char *name)
 {
     static const char *const out = " print printf fprintf display update_display clear_output plot scatter hist "
                                    "imshow imgrid ",
-                      *rng = " rand randn randint dropout kaiming kaiming_uniform xavier seed ",
-                      *files = " load_npy save_npy load_idx ";
+                      *rng = " rand randn randint dropout kaiming kaiming_uniform xavier seed batches batch_indices ",
+                      *files = " load_npy save_npy load_idx save_tensors load_tensors save_model load_model ";
     char word[64];
     snprintf(word, sizeof word, " %s ", name);
     if (strstr(out, word))

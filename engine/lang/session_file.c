@@ -300,7 +300,7 @@ static void save_fail_cleanup(zmember *ms, int n)
 
 int eng_session_save(eng_session *s, const char *path, char **summary, eng_error *err)
 {
-    bbuf zip = {0}, man = {0}, skipped = {0};
+    bbuf zip = {0}, man = {0}, skipped = {0}, lists = {0};
     size_t nmembers = (size_t)s->nglobals + 1;
     for (int h = 1; h <= opt_max_handle(&s->optims); h++)
         if (opt_lookup(&s->optims, h))
@@ -323,6 +323,10 @@ int eng_session_save(eng_session *s, const char *path, char **summary, eng_error
         value v = g->v;
         if (!g->defined || v.type == VAL_VOID)
             continue;
+        if (v.type == VAL_LIST) { /* split's results: the items are what to keep */
+            bb_printf(&lists, "%s%s", lists.len ? ", " : "", g->name);
+            continue;
+        }
         if (name_problem(g->name, v.type == VAL_FUNC ? 2 : 1)) { /* %load would refuse it: say so, save the rest */
             bb_printf(&skipped, "%s%s", skipped.len ? ", " : "", g->name);
             continue;
@@ -422,6 +426,9 @@ int eng_session_save(eng_session *s, const char *path, char **summary, eng_error
         if (skipped.len)
             bb_printf(&skipped, " (the name of a built-in or a name the language defines, which %%load refuses to "
                                 "bring back: copy it to another name to keep it)\n");
+        if (lists.len && !lists.oom) /* after the names, in the same "Not saved" line */
+            bb_printf(&skipped, "%s%s (a list, as split returns: keep its items in tensors to save them)\n",
+                      skipped.len ? "Not saved: " : "", lists.p);
         *summary = skipped.len && !skipped.oom ? malloc(strlen(buf) + skipped.len + 16) : strdup(buf);
         if (*summary && skipped.len && !skipped.oom)
             sprintf(*summary, "%sNot saved: %s", buf, skipped.p);
@@ -434,6 +441,7 @@ err:
     free(zip.p);
     free(man.p);
     free(skipped.p);
+    free(lists.p);
     return rc;
 }
 

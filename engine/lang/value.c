@@ -15,6 +15,7 @@ void value_incref_obj(value v)
     case VAL_TENSOR: tensor_incref(v.as.t); break;
     case VAL_TUPLE: v.as.tup->refcount++; break;
     case VAL_FUNC: v.as.fn->refcount++; break;
+    case VAL_LIST: v.as.list->refcount++; break;
     default: break;
     }
 }
@@ -34,14 +35,37 @@ void value_decref_obj(value v)
             free(v.as.tup);
         break;
     case VAL_FUNC: eng_func_decref(v.as.fn); break;
+    case VAL_LIST:
+        if (--v.as.list->refcount == 0) {
+            for (int i = 0; i < v.as.list->n; i++)
+                value_decref(v.as.list->v[i]);
+            free(v.as.list->v);
+            free(v.as.list);
+        }
+        break;
     default: break;
     }
+}
+
+eng_list *eng_list_new(int n)
+{
+    eng_list *l = malloc(sizeof *l);
+    value *items = calloc((size_t)(n > 0 ? n : 1), sizeof *items);
+    if (!l || !items) {
+        free(l);
+        free(items);
+        return NULL;
+    }
+    l->refcount = 1;
+    l->n = n;
+    l->v = items; /* calloc: VAL_VOID */
+    return l;
 }
 
 const char *value_type_name(val_type t)
 {
     static const char *const names[VAL_NTYPES] = {"void", "bool", "int", "float", "string",
-                                            "tensor", "tuple", "dtype", "device", "function"};
+                                            "tensor", "tuple", "dtype", "device", "function", "list"};
     return t < VAL_NTYPES ? names[t] : "?";
 }
 

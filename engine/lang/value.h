@@ -27,6 +27,7 @@ typedef enum val_type {
     VAL_DTYPE,    /* as.i: a tensor_dtype (f32, i64, ...) */
     VAL_DEVICE,   /* as.i: 0 cpu, 1 cuda, 2 sim (value_device_name) */
     VAL_FUNC,     /* as.fn: a user function */
+    VAL_LIST,     /* as.list: the results of a multi-result built-in (split, chunk) */
     VAL_NTYPES
 } val_type;
 
@@ -42,6 +43,14 @@ typedef struct eng_tuple {
     int64_t v[];  /* the items */
 } eng_tuple;
 
+/* A list of values, read-only once made: what a built-in with several results returns
+ * (split(x, 2) gives [tensor, tensor, ...]); indexed like a tuple, len() counts it. */
+typedef struct eng_list {
+    int refcount; /* values that hold it */
+    int n;        /* number of items */
+    struct value *v; /* the items, each holding its own reference */
+} eng_list;
+
 struct eng_func;
 struct eng_session;
 
@@ -54,6 +63,7 @@ typedef struct value {
         tensor *t;
         eng_tuple *tup;
         struct eng_func *fn;
+        eng_list *list;
     } as;
 } value;
 
@@ -73,7 +83,8 @@ void value_incref_obj(value v); /* the out-of-line part for reference-counted ty
 void value_decref_obj(value v);
 static inline int value_is_counted(value v)
 {
-    return v.type == VAL_STRING || v.type == VAL_TENSOR || v.type == VAL_TUPLE || v.type == VAL_FUNC;
+    return v.type == VAL_STRING || v.type == VAL_TENSOR || v.type == VAL_TUPLE || v.type == VAL_FUNC ||
+           v.type == VAL_LIST;
 }
 static inline void value_incref(value v)
 {
@@ -93,6 +104,9 @@ eng_string *eng_string_new(const char *s, int64_t len); /* NULL on allocation fa
  * what ("joining strings") when it does not fit. */
 eng_string *eng_string_alloc(int64_t len, const char *what, eng_error *err);
 eng_tuple *eng_tuple_new(int n, const int64_t *items);
+/* a list of n void items to fill (the list owns what is stored in v[i]); NULL on
+ * allocation failure */
+eng_list *eng_list_new(int n);
 
 /* What a built-in sees. */
 typedef struct eng_call {

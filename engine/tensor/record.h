@@ -29,6 +29,7 @@ typedef struct tensor_recorder {
     tensor *(*cat)(tensor *const *ts, int n, int dim, eng_error *err);
     tensor *(*gather)(const tensor *x, const tensor *idx, eng_error *err);
     tensor *(*scan)(int kind, const tensor *x, int dim, eng_error *err); /* cumsum, cumprod */
+    tensor *(*index_add)(const tensor *x, const tensor *idx, const tensor *src, eng_error *err);
     tensor *(*cast)(const tensor *t, tensor_dtype dt, eng_error *err);
     tensor *(*slice)(tensor *t, int dim, int64_t start, int64_t stop, int64_t step, eng_error *err);
     tensor *(*select)(tensor *t, int dim, int64_t index, eng_error *err);

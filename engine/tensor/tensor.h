@@ -174,6 +174,37 @@ tensor *tensor_gather(const tensor *x, const tensor *idx, eng_error *err);
  * for autograd (x with a gradient goes through tensor_gather). */
 tensor *tensor_gather_trusted(const tensor *x, const tensor *idx, eng_error *err);
 
+/* ---- composed shape and index ops (engine/tensor/tensor_compose.c, tensor_einsum.c) ----
+ * Each a composition of the recorded calls above, so autograd differentiates it. */
+/* x + src's rows added at the rows idx names along dim 0 (repeated indices add up): idx
+ * integer of any shape, src of shape idx.shape + x.shape[1:]; the backends' scatter-add,
+ * recorded as one node. index_add is PyTorch's x.index_add(dim, idx, src) (idx 1-d);
+ * scatter_add its x.scatter_add(dim, idx, src) (idx and src of one shape). */
+tensor *tensor_index_add_rows(const tensor *x, const tensor *idx, const tensor *src, eng_error *err);
+tensor *tensor_index_add(tensor *x, int dim, const tensor *idx, tensor *src, eng_error *err);
+tensor *tensor_scatter_add(tensor *x, int dim, const tensor *idx, tensor *src, eng_error *err);
+/* i64 [..., n]: 1 where the class is idx; n -1: the largest index + 1 */
+tensor *tensor_one_hot(const tensor *idx, int64_t n, eng_error *err);
+/* PyTorch's x.repeat(reps) (NumPy's tile with at least ndim counts); tile pads reps with
+ * leading ones; repeat_interleave repeats each element r times along dim
+ * (TENSOR_ALLDIMS: the flattened tensor), NumPy's repeat */
+tensor *tensor_repeat(tensor *x, int n, const int64_t *reps, eng_error *err);
+tensor *tensor_tile(tensor *x, int n, const int64_t *reps, eng_error *err);
+tensor *tensor_repeat_interleave(tensor *x, int64_t r, int dim, eng_error *err);
+/* reversed along each of dims (a view, as NumPy's flip) */
+tensor *tensor_flip(tensor *x, const int *dims, int n, eng_error *err);
+/* shifted by shift along dim, wrapping (TENSOR_ALLDIMS: the flattened tensor) */
+tensor *tensor_roll(tensor *x, int64_t shift, int dim, eng_error *err);
+/* zeros above (tril) or below (triu) diagonal k of the last two dimensions */
+tensor *tensor_tri(tensor *x, int64_t k, int upper, eng_error *err);
+/* 1-d: the square matrix with x on diagonal k; 2-d: diagonal k of x */
+tensor *tensor_diag(tensor *x, int64_t k, eng_error *err);
+/* v (0-d) where mask (bool, broadcast to x) is true, else x */
+tensor *tensor_masked_fill(tensor *x, const tensor *mask, const tensor *v, eng_error *err);
+/* NumPy's einsum for one to three operands: letters a-zA-Z, "->" optional (implicit:
+ * the letters seen once, sorted); no "...", no letter twice in one operand */
+tensor *tensor_einsum(const char *spec, tensor *const *ops, int n, eng_error *err);
+
 /* ---- devices ---- */
 /* t on backend be (x.to(cuda)): a copy through the host with t's dtype and shape, or t
  * itself (a new reference) when it is there already. A tensor that requires grad gives

@@ -4,8 +4,8 @@
  * Gradients are computed with the tensor front end itself, with grad mode off, so they
  * run on whichever backend holds the tensors. The rules of the arithmetic ops (unary,
  * binary, reductions) are the GRAD fields of engine/tensor/ops.def, expanded here in the
- * expression language of engine/tensor/op_dsl.h. One needs a host loop for now: gather's
- * scatter-add.
+ * expression language of engine/tensor/op_dsl.h. gather's gradient is an index_add
+ * (the backends' scatter-add, atomics on a device), index_add's a gather.
  */
 #include "engine/train/autograd.h"
 #include "engine/base/context.h"
@@ -37,6 +37,7 @@ typedef enum ag_kind {
     AG_MATMUL,
     AG_CAT,       /* dim (normalised) */
     AG_GATHER,    /* saved: the index tensor */
+    AG_INDEX_ADD, /* x + src's rows added at the rows idx names; saved: idx */
     AG_CAST,
     AG_SLICE,     /* dim, start, stop, step as given */
     AG_SELECT,    /* dim, start (the index) */
@@ -251,6 +252,18 @@ tensor *ag_gather(const tensor *x, const tensor *idx, eng_error *err)
     RUN(tensor_gather(x, idx, err));
     tensor *in[1] = {(tensor *)x};
     ag_node *n = record(&out, in, 1, AG_GATHER, err);
+    if (n) {
+        n->saved = (tensor *)idx;
+        tensor_incref(n->saved);
+    }
+    return out;
+}
+
+tensor *ag_index_add(const tensor *x, const tensor *idx, const tensor *src, eng_error *err)
+{
+    RUN(tensor_index_add_rows(x, idx, src, err));
+    tensor *in[2] = {(tensor *)x, (tensor *)src};
+    ag_node *n = record(&out, in, 2, AG_INDEX_ADD, err);
     if (n) {
         n->saved = (tensor *)idx;
         tensor_incref(n->saved);
@@ -601,33 +614,12 @@ static tensor *scan_grad(scratch *s, ag_node *n, tensor *g)
     return r ? keep(s, tensor_binary(OP_MUL, e, r, s->err)) : NULL;
 }
 
+/* the rows of g added back at the rows of x they were read from (repeated indices add) */
 static tensor *gather_grad(scratch *s, ag_node *n, tensor *g)
 {
     const tensor *x = n->in[0];
-    tensor *g64 = keep(s, tensor_cast(g, DT_F64, s->err));
-    tensor *i64 = keep(s, tensor_cast(n->saved, DT_I64, s->err));
-    if (!g64 || !i64)
-        return NULL;
-    int64_t rows = x->shape[0], row = rows ? tensor_numel(x) / rows : 0, nidx = tensor_numel(i64);
-    double *gh = tensor_to_host(g64, s->err), *acc = calloc((size_t)(tensor_numel(x) ? tensor_numel(x) : 1), sizeof *acc);
-    int64_t *ih = tensor_to_host(i64, s->err);
-    tensor *r = NULL;
-    if (!gh || !ih || !acc) {
-        if (!acc)
-            eng_fail(s->err, ERR_MEMORY, "autograd: out of memory");
-        goto done;
-    }
-    for (int64_t k = 0; k < nidx; k++) { /* scatter-add: repeated indices add up */
-        int64_t v = ih[k] < 0 ? ih[k] + rows : ih[k];
-        for (int64_t j = 0; j < row; j++)
-            acc[v * row + j] += gh[k * row + j];
-    }
-    r = keep(s, tensor_from_host(acc, DT_F64, x->ndim, x->shape, s->err));
-done:
-    free(gh);
-    free(ih);
-    free(acc);
-    return r;
+    tensor *z = s_zeros(s, g->dtype, x->ndim, x->shape);
+    return z ? keep(s, tensor_index_add_rows(z, n->saved, g, s->err)) : NULL;
 }
 
 /* Fills gin[i] (borrowed from the scratch, or NULL for no gradient) for each input of n
@@ -662,6 +654,12 @@ static int node_grads(scratch *s, ag_node *n, tensor *g, tensor **gin)
     }
     case AG_GATHER: gin[0] = gather_grad(s, n, g); break;
     case AG_SCAN: gin[0] = scan_grad(s, n, g); break;
+    case AG_INDEX_ADD:
+        if (n->in[0]->requires_grad)
+            gin[0] = g;
+        if (n->in[1]->requires_grad && !(gin[1] = keep(s, tensor_gather(g, n->saved, s->err))))
+            return -1;
+        break;
     case AG_CAST: gin[0] = g; break; /* accumulate casts back to the input's dtype */
     case AG_TO: gin[0] = keep(s, tensor_to(g, x->storage->backend, s->err)); break;
     case AG_SLICE: case AG_SELECT: {
@@ -896,6 +894,7 @@ static const tensor_recorder ag_recorder = {
     .cat = ag_cat,
     .gather = ag_gather,
     .scan = ag_scan,
+    .index_add = ag_index_add,
     .cast = ag_cast,
     .slice = ag_slice,
     .select = ag_select,

@@ -1,7 +1,8 @@
 /* test_conformance.c — the backend conformance suite: every op of engine/tensor/ops.def plus
  * the composites (OP_COMPOSITE rows), matmul, where, gather, random, copy/cast, fill,
- * assign into views and arange, sort/argsort/topk and the scans (conf_order.h), and
- * the fused training ops (cross_entropy forward and backward, AdamW and SGD steps), run
+ * assign into views and arange, sort/argsort/topk and the scans (conf_order.h), the
+ * fused training ops (cross_entropy forward and backward, AdamW and SGD steps), and
+ * index_add (the scatter-add kernel) and the composed shape ops built on it, run
  * through the tensor front end on the CPU backend (the reference) and on a second
  * backend, on random shapes (broadcasting, transposed and stepped views, empty tensors,
  * sizes 1, 7, 33, 1025, 4099 ...) and every dtype, compared element by element within
@@ -603,6 +604,90 @@ static void group_data(int cases)
     }
 }
 
+/* ---- index_add (the scatter-add kernel) and the composed shape ops ---- */
+
+static tensor *do_index_add(tensor **x, void *c, eng_error *err)
+{
+    return tensor_index_add_rows(x[0], x[1], x[2], err);
+}
+static tensor *do_scatter_add(tensor **x, void *c, eng_error *err)
+{
+    tensor *i = tensor_binary_scalar(OP_MOD, x[1], 3, 0, 0, err); /* in [0, 3): x has 3 columns */
+    tensor *ia = i ? tensor_unary(OP_ABS, i, 0, 0, err) : NULL;
+    tensor *r = ia ? tensor_scatter_add(x[0], 1, ia, x[2], err) : NULL;
+    tensor_decref(i);
+    tensor_decref(ia);
+    return r;
+}
+static tensor *do_shape_ops(tensor **x, void *c, eng_error *err)
+{
+    /* roll, flip, tril and einsum of one input, summed into one result to compare */
+    int k = *(int *)c, d[1] = {-1};
+    tensor *x2 = x[0]->ndim >= 2 ? x[0] : NULL;
+    switch (k % 4) {
+    case 0: return tensor_roll(x[0], 5, TENSOR_ALLDIMS, err);
+    case 1: return x[0]->ndim ? tensor_flip(x[0], d, 1, err) : tensor_clone(x[0], err);
+    case 2: return x2 ? tensor_tri(x2, 1, k % 8 == 2, err) : tensor_clone(x[0], err);
+    default: {
+        tensor *t[1] = {x[0]};
+        return x[0]->ndim == 2 ? tensor_einsum("ij->j", t, 1, err) : tensor_clone(x[0], err);
+    }
+    }
+}
+
+static void group_index(int cases)
+{
+    for (int i = 0; i < cases; i++) {
+        char what[96];
+        /* index_add: x [R, ...], idx of any shape (values in [-20, 20]: sometimes out of
+         * range, errors must match), src idx.shape + x.shape[1:] */
+        spec g[3];
+        memset(g, 0, sizeof g);
+        g[0].dt = all_dtypes[i % NDT];
+        random_shape(&g[0], 3, 0);
+        if (g[0].ndim == 0) {
+            g[0].ndim = 1;
+            g[0].shape[0] = 5;
+        }
+        if (g[0].shape[0] == 0)
+            g[0].shape[0] = 3;
+        g[0].shape[0] += 20 * rndi(2); /* mostly in range */
+        g[1] = (spec){.dt = rndi(2) ? DT_I32 : DT_I64, .ndim = 1 + rndi(2), .seed = rnd()};
+        g[1].shape[0] = 1 + rndi(40);
+        g[1].shape[1] = 1 + rndi(3);
+        g[2] = (spec){.dt = g[0].dt, .ndim = g[1].ndim + g[0].ndim - 1, .seed = rnd()};
+        for (int d = 0; d < g[1].ndim; d++)
+            g[2].shape[d] = g[1].shape[d];
+        for (int d = 1; d < g[0].ndim; d++)
+            g[2].shape[g[1].ndim + d - 1] = g[0].shape[d];
+        snprintf(what, sizeof what, "index_add(%s rows %lld, %lld indices)", tensor_dtype_name(g[0].dt),
+                 (long long)g[0].shape[0], (long long)(g[1].shape[0] * (g[1].ndim > 1 ? g[1].shape[1] : 1)));
+        /* repeated indices: float sums in another order on a device (atomics) */
+        run_both(what, g, 3, tol_for(g[0].dt, !is_float(g[0].dt)), 1, do_index_add, NULL);
+
+        /* scatter_add along dim 1 of [R, 3] */
+        spec sc[3];
+        memset(sc, 0, sizeof sc);
+        sc[0] = (spec){.dt = rndi(2) ? DT_F32 : DT_I64, .ndim = 2, .seed = rnd()};
+        sc[0].shape[0] = 1 + rndi(9);
+        sc[0].shape[1] = 3;
+        sc[1] = (spec){.dt = DT_I64, .ndim = 2, .seed = rnd()};
+        sc[1].shape[0] = sc[0].shape[0];
+        sc[1].shape[1] = 1 + rndi(7);
+        sc[2] = (spec){.dt = sc[0].dt, .ndim = 2, .seed = rnd()};
+        memcpy(sc[2].shape, sc[1].shape, sizeof sc[1].shape);
+        snprintf(what, sizeof what, "scatter_add(%s)", tensor_dtype_name(sc[0].dt));
+        run_both(what, sc, 3, tol_for(sc[0].dt, sc[0].dt != DT_F32), 1, do_scatter_add, NULL);
+
+        /* roll, flip, tril/triu, einsum on views of every dtype */
+        spec v = {.dt = all_dtypes[rndi(NDT)]};
+        random_shape(&v, 3, 0);
+        int k = i;
+        snprintf(what, sizeof what, "shape op %d (%s)", k % 4, tensor_dtype_name(v.dt));
+        run_both(what, &v, 1, tol_for(v.dt, k % 4 != 3 || !is_float(v.dt)), 0, do_shape_ops, &k);
+    }
+}
+
 static void group_random(int cases)
 {
     for (int i = 0; i < cases; i++) {
@@ -775,7 +860,8 @@ int main(int argc, char **argv)
     struct { const char *name; void (*fn)(int); int mult; } groups[] = {
         {"unary", group_unary, 1},   {"binary", group_binary, 1}, {"reduce", group_reduce, 1},
         {"matmul", group_matmul, 4}, {"data", group_data, 4},     {"random", group_random, 2},
-        {"conv", group_conv, 2},     {"train", group_train, 2},   {"compose", group_composite, 1}, {"order", group_order, 2},
+        {"conv", group_conv, 2},     {"train", group_train, 2},   {"compose", group_composite, 1},
+        {"order", group_order, 2},   {"index", group_index, 2},
     };
     const char *only = argc > 3 ? argv[3] : NULL;
     for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {

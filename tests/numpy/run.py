@@ -523,6 +523,110 @@ pm = np.array([0.1, 0.0, 0.5, 0.25, 0.15])
 check("multinomial with replacement: frequencies",
       "to(bincount(multinomial({0.1, 0.0, 0.5, 0.25, 0.15}, 40000, true), 5), f64) / 40000", pm, rtol=0, atol=0.012)
 check("multinomial 2-d rows", "multinomial({{1.0, 0.0}, {0.0, 2.0}}, 3, true)", np.array([[0, 0, 0], [1, 1, 1]]))
+# ---- shape and index built-ins (engine/lang/builtins_shape.def), model state --------------
+E1 = inp("E1", rng.standard_normal((4, 5)).astype(np.float32))
+E2 = inp("E2", rng.standard_normal((5, 3)).astype(np.float32))
+E3 = inp("E3", rng.standard_normal((3, 4, 5)).astype(np.float32))
+E4 = inp("E4", rng.standard_normal((3, 5, 2)).astype(np.float32))
+ev = inp("ev", rng.standard_normal(5).astype(np.float32))
+EI = inp("EI", rng.integers(-5, 5, size=(4, 5)).astype(np.int64))
+ET = dict(rtol=1e-5, atol=1e-5)
+for spec, args, arrs in (("ij,jk->ik", "E1, E2", (E1, E2)), ("bij,bjk->bik", "E3, E4", (E3, E4)),
+                         ("i,i->", "ev, ev", (ev, ev)), ("ij->ji", "E1", (E1,)), ("ij,j->i", "E1, ev", (E1, ev)),
+                         ("bi,bi->b", "E1, E1", (E1, E1)), ("ijk->ikj", "E3", (E3,)), ("ij->", "E1", (E1,)),
+                         ("ij,jk,kl->il", "E1, E2, E2.T", (E1, E2, E2.T)), ("i,j->ij", "ev, ev", (ev, ev)),
+                         ("bij,bkj->bik", "E3, E3", (E3, E3)), ("ij,jk", "E1, E2", (E1, E2)),
+                         ("ji", "E1", (E1,)), ("ij,ij->ij", "E1, E1.T.T", (E1, E1)), ("bij->j", "E3", (E3,))):
+    check(f"einsum {spec}", f'einsum("{spec}", {args})', np.einsum(spec, *arrs).astype(np.float32), **ET)
+check("einsum i64", 'einsum("ij,kj->ik", EI, EI)', np.einsum("ij,kj->ik", EI, EI))
+check("einsum of a view", 'einsum("ij,jk->ik", E1[:, ::2], E2[::2])', np.einsum("ij,jk->ik", E1[:, ::2], E2[::2]), **ET)
+oi = inp("oi", rng.integers(0, 6, size=(3, 4)).astype(np.int64))
+check("one_hot", "one_hot(oi, 7)", np.eye(7, dtype=np.int64)[oi])
+check("one_hot inferred", "one_hot(oi[0])", np.eye(oi[0].max() + 1, dtype=np.int64)[oi[0]])
+check("split", "split(E3, 2, 2)[1]", E3[:, :, 2:4])
+check("split last short", "split(E3, 2, -1)[2]", E3[:, :, 4:])
+check("split count", "len(split(arange(7), 3))", np.int64(3))
+check("chunk", "chunk(E3, 2, 1)[1]", np.array_split(E3, 2, 1)[1])
+check("chunk default dim", "chunk(E3, 3)[2]", E3[2:3])
+check("repeat", "repeat(E3, 2, 1, 1, 2)", np.tile(E3, (2, 1, 1, 2)))
+check("repeat tuple", "repeat(ev, shape(E1))", np.tile(ev, E1.shape))
+check("repeat 5-d", "repeat(reshape(E1, 1, 4, 1, 5, 1), 2, 1, 3, 1, 2)", np.tile(E1.reshape(1, 4, 1, 5, 1), (2, 1, 3, 1, 2)))
+check("tile", "tile(E3, 2)", np.tile(E3, 2))
+check("tile more", "tile(ev, 2, 3)", np.tile(ev, (2, 3)))
+check("repeat_interleave", "repeat_interleave(E3, 2, 1)", np.repeat(E3, 2, 1))
+check("repeat_interleave flat", "repeat_interleave(EI, 3)", np.repeat(EI, 3))
+check("expand", "expand(ev, 3, -1)", np.broadcast_to(ev, (3, 5)))
+check("expand tuple", "expand(reshape(ev, 5, 1), shape(E1.T))", np.broadcast_to(ev[:, None], (5, 4)))
+check("flip all", "flip(E3)", np.flip(E3))
+check("flip dims", "flip(E3, 0, -1)", np.flip(E3, (0, 2)))
+check("flip i64", "flip(EI, 1)", np.flip(EI, 1))
+check("roll flat", "roll(E3, 7)", np.roll(E3, 7))
+check("roll dim", "roll(E3, -2, 1)", np.roll(E3, -2, 1))
+check("roll big", "roll(EI, 23, 1)", np.roll(EI, 23, 1))
+check("tril", "tril(E1)", np.tril(E1))
+check("triu k", "triu(E1, 2)", np.triu(E1, 2))
+check("tril batched k", "tril(E3, -1)", np.tril(E3, -1))
+check("triu i64", "triu(EI, -1)", np.triu(EI, -1))
+check("diag of vector", "diag(ev)", np.diag(ev))
+check("diag of vector k", "diag(ev, -2)", np.diag(ev, -2))
+check("diag of matrix", "diag(E1)", np.diag(E1))
+check("diag of matrix k", "diag(E1, 2)", np.diag(E1, 2))
+check("diag of matrix -k", "diag(EI, -3)", np.diag(EI, -3))
+check("masked_fill", "masked_fill(E1, E1 > 0, 0.5)", np.where(E1 > 0, np.float32(0.5), E1))
+check("masked_fill broadcast", "masked_fill(E3, ev > 0, -1)", np.where(ev > 0, np.float32(-1), E3))
+check("masked_fill i64", "masked_fill(EI, EI < 0, 0)", np.where(EI < 0, 0, EI))
+ai = inp("ai", np.array([3, 0, 3, 1, 3], dtype=np.int64))
+asrc = inp("asrc", rng.standard_normal((3, 5, 5)).astype(np.float32))
+want = E3.copy()
+np.add.at(want, (slice(None), ai), asrc)
+check("index_add dim 1", "index_add(E3, 1, ai, asrc)", want, **ET)
+want = EI.copy()
+np.add.at(want, ai[:4] % 4, EI)
+check("index_add i64 dim 0", "index_add(EI, 0, ai[:4] % 4, EI)", want)
+si = inp("si", rng.integers(0, 4, size=(3, 2, 5)).astype(np.int64))
+ssrc = inp("ssrc", rng.standard_normal((3, 2, 5)).astype(np.float32))
+want = E3.copy()
+ii, jj, kk = np.indices(si.shape)
+np.add.at(want, (ii, si, kk), ssrc)
+check("scatter_add dim 1", "scatter_add(E3, 1, si, ssrc)", want, **ET)
+want = np.zeros(6, np.int64)
+np.add.at(want, oi.ravel(), 1)
+check("scatter_add as bincount", "scatter_add(zeros(6, i64), 0, flatten(oi), ones(12, i64))", want)
+check("size", "E3.size(-1)", np.int64(5))
+check("view", "E3.view(5, -1)", E3.reshape(5, -1))
+check("float", "EI.float()", EI.astype(np.float32))
+check("double", "E1.double()", E1.astype(np.float64))
+check("long", "E1.long()", E1.astype(np.int64))
+check("int", "E1.int()", E1.astype(np.int32))
+check("bool", "EI.bool()", EI.astype(bool))
+check("cpu", "E1.cpu()", E1)
+# save_tensors writes an .npz NumPy reads (checked after the run), load_tensors reads NumPy's
+npz_np = path("from_numpy.npz")
+np.savez(npz_np, first=E1, second=EI)
+check("load_tensors numpy's npz", f'load_tensors("{npz_np}", "second")[0]', EI)
+check("load_tensors all", f'load_tensors("{npz_np}")[0]', E1)
+npz_z = path("compressed.npz")
+np.savez_compressed(npz_z, big=np.tile(E3, (4, 4, 4)), small=ev)
+check("load_tensors np.savez_compressed", f'load_tensors("{npz_z}", "small", "big")[1]', np.tile(E3, (4, 4, 4)))
+npz_kiln = path("from_kiln.npz")
+setup.append(f'save_tensors("{npz_kiln}", "a", E1.T, "b", EI > 0);')
+
+
+def shape_builtins():
+    """The built-ins of engine/lang/builtins_shape.def (each must have a check above)."""
+    src = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../engine/lang/builtins_shape.def")).read()
+    return [n for n in re.findall(r'^BUILTIN\("(\w+)"', src, re.M) if n != "cuda"]  # cuda: no GPU here
+
+
+def check_saved_npz():
+    """np.load reads what save_tensors wrote."""
+    if not os.path.exists(npz_kiln):
+        return ["save_tensors wrote no file"]
+    with np.load(npz_kiln) as z:
+        if sorted(z.files) != ["a", "b"] or not np.array_equal(z["a"], E1.T) or not np.array_equal(z["b"], EI > 0):
+            return [f"np.load of save_tensors' file: {z.files}"]
+    return []
+
 
 # ---- every built-in op of engine/tensor/ops.def has a check here -------------------------------
 def table_builtins():
@@ -539,7 +643,8 @@ def unchecked_builtins():
     called = set()
     for c in checks:
         called.update(re.findall(r"\b(\w+)\(", c["code"]))
-    return [n for n in table_builtins() if n not in called]
+    called.update(re.findall(r"\.(\w+)\(", " ".join(c["code"] for c in checks)))  # x.size(d) ...
+    return [n for n in table_builtins() + shape_builtins() if n not in called]
 
 
 # ---- run Kiln, compare ------------------------------------------------------------------
@@ -579,6 +684,7 @@ def main():
                               f"got {g64[tuple(k)]!r}, want {w64[tuple(k)]!r} "
                               f"(max abs err {np.nanmax(err):.3g}, rtol {c['rtol']}, atol {c['atol']})")
     print(f"test-numpy: {len(checks)} checks, kiln ran them in {elapsed:.2f} s")
+    failed += check_saved_npz()
     missing = unchecked_builtins()
     if missing:
         failed.append(f"ops of engine/tensor/ops.def with no check here: {', '.join(missing)}")
