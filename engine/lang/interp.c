@@ -382,19 +382,20 @@ static value *name_slot(interp *it, ast *n, ast_type *type)
     return NULL;
 }
 
-/* x[items] as a view (or a gather copy) */
-static int index_tensor(interp *it, ast *n, tensor *base, tensor **out)
+/* The items of x[items] evaluated (engine/tensor/tensor.h's NumPy index); the tensors
+ * among them are held in held[0..*nheld) until index_items_release. */
+static int index_items(interp *it, ast *n, tensor_index_item *items, tensor **held, int *nheld)
 {
-    if (n->nlist > base->ndim) /* each index or slice takes one dimension */
-        return fail(it, n->list[base->ndim], ERR_INDEX, "too many indices for a %d-d tensor: %d given", base->ndim,
-                    n->nlist);
-    tensor *v = base;
-    tensor_incref(v);
-    int dim = 0;
+    *nheld = 0;
+    if (n->nlist > 2 * TENSOR_MAXDIM)
+        return fail(it, n->list[2 * TENSOR_MAXDIM], ERR_INDEX, "too many indices: %d given", n->nlist);
     for (int i = 0; i < n->nlist; i++) {
         ast *item = n->list[i];
-        tensor *next = NULL;
-        if (item->kind == AST_SLICE) {
+        tensor_index_item *ti = &items[i];
+        memset(ti, 0, sizeof *ti);
+        if (item->kind == AST_SLICE && item->ival) {
+            ti->kind = item->ival == AST_IDX_NEWAXIS ? TIX_NEWAXIS : TIX_ELLIPSIS;
+        } else if (item->kind == AST_SLICE) {
             int64_t bounds[3] = {0, 0, 1};
             int given[3] = {0, 0, 0};
             ast *parts[3] = {item->a, item->b, item->c};
@@ -403,68 +404,106 @@ static int index_tensor(interp *it, ast *n, tensor *base, tensor **out)
                     continue;
                 value bv;
                 if (eval(it, parts[k], &bv))
-                    goto err;
+                    return -1;
                 eng_call c = {it->s, "slice", 1, &bv, it->err};
                 int rc = arg_int(&c, 0, &bounds[k]);
                 value_decref(bv);
-                if (rc) {
-                    located(it, parts[k]);
-                    goto err;
-                }
+                if (rc)
+                    return located(it, parts[k]);
                 given[k] = 1;
             }
-            if (bounds[2] == 0) {
-                fail(it, item, ERR_VALUE, "slice step cannot be zero");
-                goto err;
-            }
+            if (bounds[2] == 0)
+                return fail(it, item, ERR_VALUE, "slice step cannot be zero");
             const int64_t far = INT64_MAX / 4;
-            if (!given[0])
-                bounds[0] = bounds[2] > 0 ? -far : far;
-            if (!given[1])
-                bounds[1] = bounds[2] > 0 ? far : -far;
-            next = tensor_slice(v, dim, bounds[0], bounds[1], bounds[2], it->err);
-            dim++;
+            ti->kind = TIX_SLICE;
+            ti->start = given[0] ? bounds[0] : bounds[2] > 0 ? -far : far;
+            ti->stop = given[1] ? bounds[1] : bounds[2] > 0 ? far : -far;
+            ti->step = bounds[2];
         } else {
             value iv;
             if (eval(it, item, &iv))
-                goto err;
-            if (iv.type == VAL_TENSOR && iv.as.t->ndim > 0) {
-                if (tensor_dtype_is_float(iv.as.t->dtype) || iv.as.t->dtype == DT_BOOL) {
-                    value_decref(iv);
-                    fail(it, item, ERR_TYPE, "an index tensor must have an integer dtype (i32 or i64)");
-                    goto err;
-                }
-                if (n->nlist != 1) {
-                    value_decref(iv);
-                    fail(it, item, ERR_INDEX, "an integer-tensor index must be the only index (x[idx])");
-                    goto err;
-                }
-                next = tensor_gather(v, iv.as.t, it->err);
-                value_decref(iv);
+                return -1;
+            if (iv.type == VAL_TENSOR && (iv.as.t->ndim > 0 || iv.as.t->dtype == DT_BOOL)) {
+                ti->kind = TIX_TENSOR;
+                ti->t = held[(*nheld)++] = iv.as.t; /* the reference moves to held */
             } else {
-                int64_t idx;
                 eng_call c = {it->s, "index", 1, &iv, it->err};
-                int rc = arg_int(&c, 0, &idx);
+                int rc = arg_int(&c, 0, &ti->i);
                 value_decref(iv);
-                if (rc) {
-                    located(it, item);
-                    goto err;
-                }
-                next = tensor_select(v, dim, idx, it->err);
+                if (rc)
+                    return located(it, item);
+                ti->kind = TIX_INT;
             }
         }
-        if (!next) {
-            located(it, item);
-            goto err;
-        }
-        tensor_decref(v);
-        v = next;
     }
-    *out = v;
     return 0;
-err:
-    tensor_decref(v);
-    return -1;
+}
+
+static void index_items_release(tensor **held, int nheld)
+{
+    for (int i = 0; i < nheld; i++)
+        tensor_decref(held[i]);
+}
+
+/* x[items]: a view, or a new tensor for integer-tensor and mask indices
+ * (engine/tensor/tensor_index.c) */
+static int index_tensor(interp *it, ast *n, tensor *base, tensor **out)
+{
+    tensor_index_item items[2 * TENSOR_MAXDIM];
+    tensor *held[2 * TENSOR_MAXDIM];
+    int nheld, bad = -1, rc = index_items(it, n, items, held, &nheld);
+    if (!rc && !(*out = tensor_index(base, items, n->nlist, &bad, it->err)))
+        rc = located(it, bad >= 0 ? n->list[bad] : n);
+    index_items_release(held, nheld);
+    return rc;
+}
+
+static int assign_into_tensor(interp *it, ast *n, int op, tensor *dst, value rhs);
+
+/* target op= rhs for the assignment n whose target is base[items] */
+static int index_assign(interp *it, ast *n, tensor *base, value rhs)
+{
+    ast *target = n->a;
+    tensor_index_item items[2 * TENSOR_MAXDIM];
+    tensor *held[2 * TENSOR_MAXDIM], *src = NULL;
+    int nheld, bad = -1, advanced = 0, rc = index_items(it, target, items, held, &nheld);
+    for (int i = 0; !rc && i < target->nlist; i++)
+        advanced |= items[i].kind == TIX_TENSOR;
+    if (rc) {
+    } else if (!advanced) { /* a view: the ordinary in-place path */
+        tensor *view = tensor_index(base, items, target->nlist, &bad, it->err);
+        if (!view)
+            rc = located(it, bad >= 0 ? target->list[bad] : target);
+        else {
+            rc = assign_into_tensor(it, n, n->op, view, rhs);
+            tensor_decref(view);
+        }
+    } else {
+        op_id op = n->op == TK_ASSIGN ? OP_COUNT : eng_tensor_op(check_compound_op(n->op));
+        if (n->op != TK_ASSIGN && op == OP_COUNT)
+            rc = fail(it, n, ERR_TYPE, "operator '%s' does not apply in place to tensors",
+                      eng_op_name(check_compound_op(n->op)));
+        else if (rhs.type == VAL_TENSOR) {
+            src = rhs.as.t;
+            tensor_incref(src);
+        } else if (is_num(rhs)) { /* a float into an integer tensor with op=: computed in f64, as NumPy */
+            tensor_dtype dt = rhs.type == VAL_FLOAT && !tensor_dtype_is_float(base->dtype) && op != OP_COUNT
+                                  ? DT_F64 : base->dtype;
+            const eng_backend *prev = tensor_place(base->storage->backend);
+            src = tensor_scalar(num(rhs), dt, it->err);
+            tensor_place(prev);
+            if (!src)
+                rc = located(it, n);
+        } else
+            rc = fail(it, n, ERR_TYPE, "cannot store a %s into a tensor", value_type_name(rhs.type));
+        if (!rc && interrupted(it, n))
+            rc = -1;
+        if (!rc && tensor_index_assign(base, items, target->nlist, op, src, &bad, it->err) < 0)
+            rc = located(it, bad >= 0 ? target->list[bad] : n);
+    }
+    tensor_decref(src);
+    index_items_release(held, nheld);
+    return rc;
 }
 
 /* base[items] for the value of n->a (consumed) */
@@ -636,21 +675,11 @@ static int eval_assign(interp *it, ast *n, value *out)
     } else if (target->kind == AST_INDEX) {
         value base;
         if (!(rc = eval(it, target->a, &base))) {
-            tensor *view;
             if (base.type != VAL_TENSOR)
                 rc = fail(it, target, ERR_TYPE, "only tensor elements can be assigned, not %s elements",
                           value_type_name(base.type));
-            else {
-                if (!(rc = index_tensor(it, target, base.as.t, &view))) {
-                    if (view->storage != base.as.t->storage)
-                        rc = fail(it, target, ERR_INDEX,
-                                  "assignment through an integer-tensor index (x[idx] = ...) is not supported; "
-                                  "use a loop or where()");
-                    else
-                        rc = assign_into_tensor(it, n, n->op, view, rhs);
-                    tensor_decref(view);
-                }
-            }
+            else
+                rc = index_assign(it, n, base.as.t, rhs);
             value_decref(base);
         }
     } else if (target->kind == AST_MEMBER && !strcmp(target->str, "grad")) {

@@ -78,6 +78,17 @@ typedef struct eng_backend {
     /* trusted: the caller knows every index is in range (fit's batches are slices of a
      * permutation), so a device backend skips its check and the host read of its status */
     int (*gather)(tensor *out, const tensor *x, const tensor *idx, int trusted, eng_error *err);
+    /* indexing (engine/tensor/tensor_index.c), indices checked by the front end:
+     * mask_positions: out (contiguous i64 [count]) = the row-major positions of the
+     * nonzero elements of mask (contiguous bool), count being their number;
+     * index_put: for each k, the row of dst at flat index idx[k] over dst.shape[:nlead]
+     * (idx contiguous i64 [n], each in [0, prod(dst.shape[:nlead])), dst any strided
+     * view) = (or, accumulate, +=) row k of src (contiguous, dst's dtype,
+     * [n] + dst.shape[nlead:]). Repeated indices: with accumulate every row adds up;
+     * without, one of them lands (the CPU: the last) */
+    int (*mask_positions)(tensor *out, const tensor *mask, eng_error *err);
+    int (*index_put)(tensor *dst, int nlead, const tensor *idx, const tensor *src, int accumulate,
+                     eng_error *err);
 
     /* runs the cells' __global__ kernels on this backend's memory (engine/tensor/kdriver.h) */
     const struct eng_kdriver *kernels;
