@@ -199,6 +199,16 @@ static int cu_col2im(tensor *img, const tensor *cols, int kh, int kw, int stride
 {
     return kk_col2im(&cu_dev, img, cols, kh, kw, stride, pad, err);
 }
+static int cu_mask_positions(tensor *out, const tensor *mask, eng_error *err)
+{
+    return kk_mask_positions(&cu_dev, out, mask, err);
+}
+
+static int cu_index_put(tensor *dst, int nlead, const tensor *idx, const tensor *src, int accumulate, eng_error *err)
+{
+    return kk_index_put(&cu_dev, dst, nlead, idx, src, accumulate, err);
+}
+
 static int cu_adamw_step(tensor *p, const tensor *g, tensor *m, tensor *v, const eng_step_args *a, eng_error *err)
 {
     return kk_adamw_step(&cu_dev, p, g, m, v, a, err);
@@ -452,6 +462,8 @@ const eng_backend cuda_backend = {
     .matmul_half = 1,
     .where = cu_where,
     .gather = cu_gather,
+    .mask_positions = cu_mask_positions,
+    .index_put = cu_index_put,
     .im2col = cu_im2col,
     .col2im = cu_col2im,
     .adamw_step = cu_adamw_step,

@@ -213,6 +213,16 @@ static int sim_col2im(tensor *img, const tensor *cols, int kh, int kw, int strid
 {
     return kk_col2im(&sim_dev, img, cols, kh, kw, stride, pad, err);
 }
+static int sim_mask_positions(tensor *out, const tensor *mask, eng_error *err)
+{
+    return kk_mask_positions(&sim_dev, out, mask, err);
+}
+
+static int sim_index_put(tensor *dst, int nlead, const tensor *idx, const tensor *src, int accumulate, eng_error *err)
+{
+    return kk_index_put(&sim_dev, dst, nlead, idx, src, accumulate, err);
+}
+
 static int sim_adamw_step(tensor *p, const tensor *g, tensor *m, tensor *v, const eng_step_args *a, eng_error *err)
 {
     return kk_adamw_step(&sim_dev, p, g, m, v, a, err);
@@ -272,6 +282,8 @@ const eng_backend sim_backend = {
     .matmul = sim_matmul,
     .where = sim_where,
     .gather = sim_gather,
+    .mask_positions = sim_mask_positions,
+    .index_put = sim_index_put,
     .im2col = sim_im2col,
     .col2im = sim_col2im,
     .adamw_step = sim_adamw_step,

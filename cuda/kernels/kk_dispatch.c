@@ -261,6 +261,49 @@ done:
     return rc;
 }
 
+/* ---- indexing ---- */
+
+int kk_mask_positions(const kk_device *d, tensor *out, const tensor *mask, eng_error *err)
+{
+    kk_ctx c;
+    if (kk_ctx_get(d, &c, err) < 0)
+        return -1;
+    const uint8_t *m = (const uint8_t *)mask->storage->data + mask->offset;
+    int64_t *o = (int64_t *)out->storage->data + out->offset;
+    return kk_check(d, d->ops->mask_positions(&c, m, tensor_numel(mask), o), "mask_positions", &c, err);
+}
+
+int kk_index_put(const kk_device *d, tensor *dst, int nlead, const tensor *idx, const tensor *src, int accumulate,
+                 eng_error *err)
+{
+    kk_ctx c;
+    if (kk_ctx_get(d, &c, err) < 0)
+        return -1;
+    kk_index_put_job j;
+    memset(&j, 0, sizeof j);
+    size_t es = tensor_dtype_size(dst->dtype);
+    j.dt = dst->dtype;
+    j.esize = (int)es;
+    j.accumulate = accumulate;
+    j.nlead = nlead;
+    for (int k = 0; k < nlead; k++) {
+        j.lshape[k] = dst->shape[k];
+        j.lstride[k] = dst->stride[k] * (int64_t)es;
+    }
+    j.rowel = 1;
+    for (int k = nlead; k < dst->ndim; k++) {
+        j.rshape[j.nrow] = dst->shape[k];
+        j.rstride[j.nrow] = dst->stride[k] * (int64_t)es;
+        j.nrow++;
+        j.rowel *= dst->shape[k];
+    }
+    j.n = tensor_numel(idx);
+    j.idx = (const int64_t *)idx->storage->data + idx->offset;
+    j.src = (const char *)src->storage->data + src->offset * (int64_t)es;
+    j.dst = (char *)dst->storage->data + dst->offset * (int64_t)es;
+    return kk_check(d, d->ops->index_put(&c, &j), "index_put", &c, err);
+}
+
 /* ---- reductions ---- */
 
 int kk_reduce(const kk_device *d, op_id op, tensor *out, const tensor *x, int dim, eng_error *err)

@@ -532,33 +532,29 @@ static void matmul_grad(scratch *s, ag_node *n, tensor *g, tensor **ga, tensor *
     }
 }
 
+/* x[idx]'s gradient: the rows of g added into zeros at the (wrapped) indices, repeated
+ * indices adding up: one index_put with accumulate on g's device */
 static tensor *gather_grad(scratch *s, ag_node *n, tensor *g)
 {
     const tensor *x = n->in[0];
-    tensor *g64 = keep(s, tensor_cast(g, DT_F64, s->err));
-    tensor *i64 = keep(s, tensor_cast(n->saved, DT_I64, s->err));
-    if (!g64 || !i64)
+    tensor_dtype dt = g->dtype == DT_F64 ? DT_F64 : DT_F32;
+    int64_t rows = x->shape[0], nidx = tensor_numel(n->saved), shape[TENSOR_MAXDIM];
+    shape[0] = nidx;
+    for (int d = 1; d < x->ndim; d++)
+        shape[d] = x->shape[d];
+    tensor *i64 = keep(s, tensor_to(n->saved, g->storage->backend, s->err));
+    i64 = i64 ? keep(s, tensor_cast(i64, DT_I64, s->err)) : NULL;
+    tensor *neg = i64 ? keep(s, tensor_binary_scalar(OP_LT, i64, 0, 0, 0, s->err)) : NULL;
+    neg = neg ? keep(s, tensor_cast(neg, DT_I64, s->err)) : NULL;
+    tensor *add = neg ? keep(s, tensor_binary_scalar(OP_MUL, neg, (double)rows, 0, 0, s->err)) : NULL;
+    tensor *idx = add ? keep(s, tensor_binary(OP_ADD, i64, add, s->err)) : NULL; /* i + rows * (i < 0) */
+    idx = s_reshape(s, idx, 1, &nidx);
+    tensor *gc = keep(s, tensor_cast(g, dt, s->err)); /* contiguous */
+    gc = s_reshape(s, gc, x->ndim, shape);
+    tensor *z = idx && gc ? s_zeros(s, dt, x->ndim, x->shape) : NULL;
+    if (!z || tensor_index_put(z, 1, idx, gc, 1, s->err) < 0)
         return NULL;
-    int64_t rows = x->shape[0], row = rows ? tensor_numel(x) / rows : 0, nidx = tensor_numel(i64);
-    double *gh = tensor_to_host(g64, s->err), *acc = calloc((size_t)(tensor_numel(x) ? tensor_numel(x) : 1), sizeof *acc);
-    int64_t *ih = tensor_to_host(i64, s->err);
-    tensor *r = NULL;
-    if (!gh || !ih || !acc) {
-        if (!acc)
-            eng_fail(s->err, ERR_MEMORY, "autograd: out of memory");
-        goto done;
-    }
-    for (int64_t k = 0; k < nidx; k++) { /* scatter-add: repeated indices add up */
-        int64_t v = ih[k] < 0 ? ih[k] + rows : ih[k];
-        for (int64_t j = 0; j < row; j++)
-            acc[v * row + j] += gh[k * row + j];
-    }
-    r = keep(s, tensor_from_host(acc, DT_F64, x->ndim, x->shape, s->err));
-done:
-    free(gh);
-    free(ih);
-    free(acc);
-    return r;
+    return z;
 }
 
 /* Fills gin[i] (borrowed from the scratch, or NULL for no gradient) for each input of n
