@@ -261,9 +261,10 @@ static int plan_index(tensor *x, const tensor_index_item *items, int n, index_pl
                 for (int d = 0; d < k; d++)
                     ok = ok && it->t->shape[d] == v->shape[dim + d];
                 if (!ok) {
+                    char b3[TENSOR_SHAPE_BUF];
                     eng_fail(err, ERR_SHAPE, "boolean index of shape %s does not match the indexed dimensions "
                              "%s of the tensor of shape %s", tensor_shape_str(k, it->t->shape, b1, sizeof b1),
-                             tensor_shape_str(k, v->shape + dim, b2, sizeof b2), SHAPE_OF(x, b2));
+                             tensor_shape_str(k, v->shape + dim, b2, sizeof b2), SHAPE_OF(x, b3));
                     break;
                 }
             }
