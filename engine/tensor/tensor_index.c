@@ -187,7 +187,8 @@ static int plan_index(tensor *x, const tensor_index_item *items, int n, index_pl
                     return eng_fail(err, ERR_INDEX, "a 0-d boolean index is not supported; use a 1-d mask or where()");
                 }
                 consumed += it->t->ndim;
-            } else if (it->t->dtype == DT_I32 || it->t->dtype == DT_I64 || it->t->dtype == DT_U8) {
+            } else if (it->t->dtype == DT_I32 || it->t->dtype == DT_I64 || it->t->dtype == DT_U8 ||
+                       tensor_numel(it->t) == 0) { /* an empty literal x[{}] is f32: NumPy's x[[]] */
                 consumed++;
             } else {
                 *bad = i;
