@@ -463,8 +463,9 @@ int cpu_gather(tensor *out, const tensor *x, const tensor *idx, int trusted, eng
     if (!iv)
         return -1;
     /* indices in row-major order, checked */
+    const int64_t *i64 = idx->dtype == DT_I64 && tensor_is_contiguous(idx) ? tensor_data_ptr(idx) : NULL;
     for (int64_t k = 0; k < nidx; k++) {
-        int64_t v = (int64_t)tensor_get_flat(idx, k);
+        int64_t v = i64 ? i64[k] : (int64_t)tensor_get_flat(idx, k);
         if (v < 0)
             v += rows;
         if (v < 0 || v >= rows) {
@@ -474,6 +475,24 @@ int cpu_gather(tensor *out, const tensor *x, const tensor *idx, int trusted, eng
                             (long long)orig, (long long)rows);
         }
         iv[k] = v;
+    }
+    if (x->ndim == 1) { /* one element a row (x[idx], x[mask] of a 1-D x): no views */
+        size_t es = tensor_dtype_size(x->dtype);
+        const char *xb = (const char *)x->storage->data + x->offset * (int64_t)es;
+        char *ob = (char *)tensor_data_ptr(out);
+        int64_t st = x->stride[0];
+#define GATHER_1D(T)                                                  \
+    for (int64_t k = 0; k < nidx; k++)                                \
+        ((T *)(void *)ob)[k] = ((const T *)(const void *)xb)[iv[k] * st];
+        switch (es) {
+        case 1: GATHER_1D(uint8_t) break;
+        case 2: GATHER_1D(uint16_t) break;
+        case 4: GATHER_1D(uint32_t) break;
+        default: GATHER_1D(uint64_t) break;
+        }
+#undef GATHER_1D
+        free(iv);
+        return 0;
     }
     /* each selected row of x is a view x[v] of shape x.shape[1:], copied to out row k */
     tensor row = *x;

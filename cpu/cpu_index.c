@@ -10,9 +10,10 @@ int cpu_mask_positions(tensor *out, const tensor *mask, eng_error *err)
     (void)err;
     const uint8_t *m = (const uint8_t *)tensor_data_ptr(mask);
     int64_t *o = (int64_t *)tensor_data_ptr(out), n = tensor_numel(mask), cap = tensor_numel(out), k = 0;
-    for (int64_t i = 0; i < n && k < cap; i++)
-        if (m[i])
-            o[k++] = i;
+    for (int64_t i = 0; i < n && k < cap; i++) { /* branch-free: random masks mispredict */
+        o[k] = i;
+        k += m[i] != 0;
+    }
     return 0;
 }
 

@@ -404,7 +404,9 @@ static tensor *gather_rows(const index_plan *p, eng_error *err)
     shape[nd++] = L;
     for (int d = p->lead; d < p->view->ndim; d++)
         shape[nd++] = p->view->shape[d];
-    tensor *r = tensor_reshape(p->view, nd, shape, err);
+    tensor *r = p->lead == 1 ? p->view : tensor_reshape(p->view, nd, shape, err); /* one dim: no copy */
+    if (r == p->view)
+        tensor_incref(r);
     tensor *g = r ? tensor_gather(r, p->flat, err) : NULL;
     tensor_decref(r);
     return g;
