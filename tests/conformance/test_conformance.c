@@ -687,6 +687,10 @@ static void group_index(int cases)
             int m = 1 + rndi(s[0].ndim - k.dim);
             s[1] = (spec){.dt = DT_BOOL, .ndim = m, .seed = rnd()};
             memcpy(s[1].shape, s[0].shape + k.dim, sizeof(int64_t) * (size_t)m);
+            if (k.kind == 5 && i % 12 == 5) { /* several chunks of the device's scan (8 KiB each) */
+                s[1].ndim = 1;
+                s[1].shape[0] = 3 * 8192 + 5 + rndi(9000);
+            }
         } else if (k.kind == 1 || k.kind == 3) { /* values in [-20, 20]: some out of range */
             s[1] = (spec){.dt = rndi(2) ? DT_I32 : DT_I64, .ndim = 1 + rndi(2), .seed = rnd()};
             s[1].shape[0] = 1 + rndi(9);
