@@ -476,7 +476,7 @@ int cpu_gather(tensor *out, const tensor *x, const tensor *idx, int trusted, eng
         }
         iv[k] = v;
     }
-    if (x->ndim == 1) { /* one element a row (x[idx], x[mask] of a 1-D x): no views */
+    if (x->ndim == 1) { /* one element a row (x[idx], x[mask] of a 1-D x, sort's values): no views */
         size_t es = tensor_dtype_size(x->dtype);
         const char *xb = (const char *)x->storage->data + x->offset * (int64_t)es;
         char *ob = (char *)tensor_data_ptr(out);
@@ -542,6 +542,8 @@ const eng_backend cpu_backend = {
     .gather = cpu_gather,
     .mask_positions = cpu_mask_positions,
     .index_put = cpu_index_put,
+    .argsort = cpu_argsort,
+    .scan = cpu_scan,
     .kernels = &sim_kdriver,
     .im2col = cpu_im2col,
     .col2im = cpu_col2im,

@@ -31,6 +31,7 @@ namespace KK_NS {
 #include "cuda/kernels/kk_conv.cuh"
 #include "cuda/kernels/kk_train.cuh"
 #include "cuda/kernels/kk_index.cuh"
+#include "cuda/kernels/kk_sort.cuh"
 }
 
 extern "C" const kk_ops KK_NAME(ops) = {
@@ -54,6 +55,8 @@ extern "C" const kk_ops KK_NAME(ops) = {
     KK_NS::KK_NAME(xent_backward),
     KK_NS::KK_NAME(mask_positions),
     KK_NS::KK_NAME(index_put),
+    KK_NS::KK_NAME(argsort),
+    KK_NS::KK_NAME(scan),
 };
 
 #endif

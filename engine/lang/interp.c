@@ -20,6 +20,8 @@
 #include "engine/lang/interp.h"
 #include "engine/tensor/tensor_impl.h"
 #include "engine/lang/kernels.h"
+#include "engine/lang/indexing.h"
+#include "engine/lang/custom_ops.h"
 #include "engine/base/stack.h"
 
 enum { EX_OK = 0, EX_BREAK, EX_CONTINUE, EX_RETURN, EX_ERROR };
@@ -382,129 +384,10 @@ static value *name_slot(interp *it, ast *n, ast_type *type)
     return NULL;
 }
 
-/* The items of x[items] evaluated (engine/tensor/tensor.h's NumPy index); the tensors
- * among them are held in held[0..*nheld) until index_items_release. */
-static int index_items(interp *it, ast *n, tensor_index_item *items, tensor **held, int *nheld)
-{
-    *nheld = 0;
-    if (n->nlist > 2 * TENSOR_MAXDIM)
-        return fail(it, n->list[2 * TENSOR_MAXDIM], ERR_INDEX, "too many indices: %d given", n->nlist);
-    for (int i = 0; i < n->nlist; i++) {
-        ast *item = n->list[i];
-        tensor_index_item *ti = &items[i];
-        memset(ti, 0, sizeof *ti);
-        if (item->kind == AST_SLICE && item->ival) {
-            ti->kind = item->ival == AST_IDX_NEWAXIS ? TIX_NEWAXIS : TIX_ELLIPSIS;
-        } else if (item->kind == AST_SLICE) {
-            int64_t bounds[3] = {0, 0, 1};
-            int given[3] = {0, 0, 0};
-            ast *parts[3] = {item->a, item->b, item->c};
-            for (int k = 0; k < 3; k++) {
-                if (!parts[k])
-                    continue;
-                value bv;
-                if (eval(it, parts[k], &bv))
-                    return -1;
-                eng_call c = {it->s, "slice", 1, &bv, it->err};
-                int rc = arg_int(&c, 0, &bounds[k]);
-                value_decref(bv);
-                if (rc)
-                    return located(it, parts[k]);
-                given[k] = 1;
-            }
-            if (bounds[2] == 0)
-                return fail(it, item, ERR_VALUE, "slice step cannot be zero");
-            const int64_t far = INT64_MAX / 4;
-            ti->kind = TIX_SLICE;
-            ti->start = given[0] ? bounds[0] : bounds[2] > 0 ? -far : far;
-            ti->stop = given[1] ? bounds[1] : bounds[2] > 0 ? far : -far;
-            ti->step = bounds[2];
-        } else {
-            value iv;
-            if (eval(it, item, &iv))
-                return -1;
-            if (iv.type == VAL_TENSOR && (iv.as.t->ndim > 0 || iv.as.t->dtype == DT_BOOL)) {
-                ti->kind = TIX_TENSOR;
-                ti->t = held[(*nheld)++] = iv.as.t; /* the reference moves to held */
-            } else {
-                eng_call c = {it->s, "index", 1, &iv, it->err};
-                int rc = arg_int(&c, 0, &ti->i);
-                value_decref(iv);
-                if (rc)
-                    return located(it, item);
-                ti->kind = TIX_INT;
-            }
-        }
-    }
-    return 0;
-}
-
-static void index_items_release(tensor **held, int nheld)
-{
-    for (int i = 0; i < nheld; i++)
-        tensor_decref(held[i]);
-}
-
-/* x[items]: a view, or a new tensor for integer-tensor and mask indices
- * (engine/tensor/tensor_index.c) */
-static int index_tensor(interp *it, ast *n, tensor *base, tensor **out)
-{
-    tensor_index_item items[2 * TENSOR_MAXDIM];
-    tensor *held[2 * TENSOR_MAXDIM];
-    int nheld, bad = -1, rc = index_items(it, n, items, held, &nheld);
-    if (!rc && !(*out = tensor_index(base, items, n->nlist, &bad, it->err)))
-        rc = located(it, bad >= 0 ? n->list[bad] : n);
-    index_items_release(held, nheld);
-    return rc;
-}
-
-static int assign_into_tensor(interp *it, ast *n, int op, tensor *dst, value rhs);
-
-/* target op= rhs for the assignment n whose target is base[items] */
-static int index_assign(interp *it, ast *n, tensor *base, value rhs)
-{
-    ast *target = n->a;
-    tensor_index_item items[2 * TENSOR_MAXDIM];
-    tensor *held[2 * TENSOR_MAXDIM], *src = NULL;
-    int nheld, bad = -1, advanced = 0, rc = index_items(it, target, items, held, &nheld);
-    for (int i = 0; !rc && i < target->nlist; i++)
-        advanced |= items[i].kind == TIX_TENSOR;
-    if (rc) {
-    } else if (!advanced) { /* a view: the ordinary in-place path */
-        tensor *view = tensor_index(base, items, target->nlist, &bad, it->err);
-        if (!view)
-            rc = located(it, bad >= 0 ? target->list[bad] : target);
-        else {
-            rc = assign_into_tensor(it, n, n->op, view, rhs);
-            tensor_decref(view);
-        }
-    } else {
-        op_id op = n->op == TK_ASSIGN ? OP_COUNT : eng_tensor_op(check_compound_op(n->op));
-        if (n->op != TK_ASSIGN && op == OP_COUNT)
-            rc = fail(it, n, ERR_TYPE, "operator '%s' does not apply in place to tensors",
-                      eng_op_name(check_compound_op(n->op)));
-        else if (rhs.type == VAL_TENSOR) {
-            src = rhs.as.t;
-            tensor_incref(src);
-        } else if (is_num(rhs)) { /* a float into an integer tensor with op=: computed in f64, as NumPy */
-            tensor_dtype dt = rhs.type == VAL_FLOAT && !tensor_dtype_is_float(base->dtype) && op != OP_COUNT
-                                  ? DT_F64 : base->dtype;
-            const eng_backend *prev = tensor_place(base->storage->backend);
-            src = tensor_scalar(num(rhs), dt, it->err);
-            tensor_place(prev);
-            if (!src)
-                rc = located(it, n);
-        } else
-            rc = fail(it, n, ERR_TYPE, "cannot store a %s into a tensor", value_type_name(rhs.type));
-        if (!rc && interrupted(it, n))
-            rc = -1;
-        if (!rc && tensor_index_assign(base, items, target->nlist, op, src, &bad, it->err) < 0)
-            rc = located(it, bad >= 0 ? target->list[bad] : n);
-    }
-    tensor_decref(src);
-    index_items_release(held, nheld);
-    return rc;
-}
+/* x[items]: engine/lang/indexing.c, through these callbacks */
+static int index_eval(void *ctx, ast *n, value *out) { return eval(ctx, n, out); }
+static int index_located(void *ctx, ast *n) { return located(ctx, n); }
+#define INDEX_ENV(it) {(it), (it)->s, (it)->err, index_eval, index_located}
 
 /* base[items] for the value of n->a (consumed) */
 static int eval_index(interp *it, ast *n, value base, value *out)
@@ -531,7 +414,7 @@ static int eval_index(interp *it, ast *n, value base, value *out)
         tensor *t;
         if (interrupted(it, n))
             rc = -1;
-        else if (!(rc = index_tensor(it, n, base.as.t, &t)))
+        else if (!(rc = eng_index_read(&(eng_index_env)INDEX_ENV(it), n, base.as.t, &t)))
             *out = value_tensor(t);
     } else
         rc = fail(it, n, ERR_TYPE, "cannot index a %s", value_type_name(base.type));
@@ -678,8 +561,13 @@ static int eval_assign(interp *it, ast *n, value *out)
             if (base.type != VAL_TENSOR)
                 rc = fail(it, target, ERR_TYPE, "only tensor elements can be assigned, not %s elements",
                           value_type_name(base.type));
-            else
-                rc = index_assign(it, n, base.as.t, rhs);
+            else {
+                tensor *view;
+                eng_index_env env = INDEX_ENV(it);
+                if (!(rc = eng_index_assign(&env, n, base.as.t, rhs, &view)) && view)
+                    rc = assign_into_tensor(it, n, n->op, view, rhs);
+                tensor_decref(view);
+            }
             value_decref(base);
         }
     } else if (target->kind == AST_MEMBER && !strcmp(target->str, "grad")) {
@@ -760,7 +648,7 @@ static int eval_incdec(interp *it, ast *n, value *out)
 
 /* ---- calls ---- */
 
-static int call_function(interp *it, ast *site, eng_func *fn, value *args, int argc, value *out)
+static int call_plain(interp *it, ast *site, eng_func *fn, value *args, int argc, value *out)
 {
     eng_session *s = it->s;
     ast *def = fn->def;
@@ -793,7 +681,8 @@ static int call_function(interp *it, ast *site, eng_func *fn, value *args, int a
     s->stack_used = saved_used;
     if (ex == EX_ERROR) {
         char line[300];
-        const eng_builtin *by = site->kind == AST_CALL && site->a && site->a->res == RES_BUILTIN
+        const eng_builtin *by = site->kind == AST_CALL && site->a && site->a->res == RES_BUILTIN &&
+                                        !eng_shadow_func(it->s, site->a->slot)
                                     ? eng_builtin_at(site->a->slot) : NULL;
         if (by) /* called back by a built-in: fit(model, ...) */
             snprintf(line, sizeof line, "  in %s(), called by %s() at %s:%d:%d", fn->name, by->name, it->src->name,
@@ -816,6 +705,22 @@ static int call_function(interp *it, ast *site, eng_func *fn, value *args, int a
         return fail(it, site, ERR_RUNTIME, "%s() ended without returning a value", fn->name);
     *out = value_void();
     return 0;
+}
+
+/* A function paired by set_backward, called with an argument that requires grad: its
+ * body runs with grad mode off and its result gets one node (engine/lang/custom_ops.c). */
+static int call_function(interp *it, ast *site, eng_func *fn, value *args, int argc, value *out)
+{
+    if (!eng_custom_wants(it->s, fn, args, argc))
+        return call_plain(it, site, fn, args, argc, out);
+    void *ctx = NULL;
+    for (int i = 0; i < argc; i++)
+        if (convert(it, site, fn->def->list[i]->type, &args[i], fn->def->list[i]->str))
+            return -1;
+    if (eng_custom_begin(it->s, fn, args, argc, &ctx, it->err)) /* grad mode off from here */
+        return located(it, site);
+    int rc = call_plain(it, site, fn, args, argc, out);
+    return eng_custom_finish(ctx, rc, out, it->err) ? (rc ? -1 : located(it, site)) : 0;
 }
 
 /* f(args), or x.f(args) with recv the value of x (consumed) when the caller has it */
@@ -854,8 +759,23 @@ static int eval_call(interp *it, ast *n, value *recv, value *out)
         args[done++] = v;
         s->stack_used++;
     }
+    /* a built-in's name may be shadowed by a user function (or the shadow deleted):
+     * resolved here, at each call, so code checked earlier follows (engine/lang/shadow.c) */
+    const eng_builtin *b = NULL;
+    eng_global *g = NULL;
     if (callee->res == RES_BUILTIN) {
-        const eng_builtin *b = eng_builtin_at(callee->slot);
+        eng_func *sf = eng_shadow_func(s, callee->slot);
+        b = sf ? NULL : eng_builtin_at(callee->slot);
+        g = sf ? &s->globals[s->shadow[callee->slot] - 1] : NULL;
+    } else if (callee->res == RES_GLOBAL) {
+        g = &s->globals[callee->slot];
+        if ((!g->defined || g->v.type != VAL_FUNC) && (b = eng_builtin_find(g->name, (int)strlen(g->name))))
+            g = NULL;
+    }
+    if (b && callee->res == RES_GLOBAL && (argc < b->min_args || (b->max_args >= 0 && argc > b->max_args))) {
+        rc = fail(it, n, ERR_TYPE, "%s() does not take %d argument%s (%s): the function '%s' that shadowed the "
+                  "built-in is gone", b->name, argc, argc == 1 ? "" : "s", b->signature, b->name);
+    } else if (b) {
         eng_call c = {s, b->name, argc, args, it->err};
         value result = value_void();
         /* what the built-in makes from nothing goes where its first tensor argument is
@@ -877,8 +797,7 @@ static int eval_call(interp *it, ast *n, value *recv, value *out)
             rc = located(it, n);
         else
             *out = result;
-    } else if (callee->res == RES_GLOBAL) {
-        eng_global *g = &s->globals[callee->slot];
+    } else if (g) {
         if (!g->defined || g->v.type != VAL_FUNC) {
             rc = fail(it, callee, ERR_NAME, "'%s' is not a function any more", g->name);
         } else {
@@ -899,6 +818,39 @@ out:
     }
     s->stack_used = base_used;
     return rc;
+}
+
+/* a compiler's messages (one per line) as lines of the error's report */
+static void trace_details(interp *it, char *details)
+{
+    for (char *line = details, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = 0;
+        char buf[700];
+        snprintf(buf, sizeof buf, "  %s", line);
+        trace_add(it->trace, buf);
+    }
+}
+
+/* a __global__ or __device__ definition: kept, and a __global__ one compiled at once,
+ * so that a compile error fails this cell at the compiler's line (kernels.h) */
+static int exec_kernel_def(interp *it, ast *n)
+{
+    eng_ktable *t = it->s->kernels;
+    char *details = NULL;
+    int first = it->src->first_line;
+    if (eng_kernel_define(t, n->str, n->slen, n->name, n->ival == 1, it->src->name, n->line + first - 1, it->err) ||
+        (n->ival == 1 &&
+         eng_kernel_check_def(t, eng_kernel_find(t, n->name, (int)strlen(n->name)), it->src->name, first,
+                              &details, it->err))) {
+        if (it->err->line)
+            *it->err_src = it->src;
+        located(it, n), trace_details(it, details);
+        free(details);
+        return EX_ERROR;
+    }
+    return EX_OK;
 }
 
 /* k<<<grid, block[, shared]>>>(args): sizes and arguments are evaluated left to right,
@@ -950,17 +902,8 @@ static int eval_launch(interp *it, ast *n, value *out)
     }
     char *details = NULL;
     eng_flush(s); /* the cell's printed text goes out before the kernel's printf (fd 1) */
-    if (eng_kernel_launch(s->kernels, k, dims[0], dims[1], shared, args, argc, &details, it->err)) {
-        rc = located(it, n);
-        for (char *line = details, *next; line && *line; line = next) {
-            next = strchr(line, '\n');
-            if (next)
-                *next++ = 0;
-            char buf[700];
-            snprintf(buf, sizeof buf, "  %s", line);
-            trace_add(it->trace, buf);
-        }
-    }
+    if (eng_kernel_launch(s->kernels, k, dims[0], dims[1], shared, args, argc, &details, it->err))
+        rc = located(it, n), trace_details(it, details);
     free(details);
     *out = value_void();
 out:
@@ -1091,6 +1034,12 @@ static int eval(interp *it, ast *n, value *out)
         else if (n->res == RES_GLOBAL) {
             if (!(v = global_slot(it, n)))
                 return -1;
+        } else if (n->res == RES_BUILTIN) { /* gradcheck(tanh, x) only (check.c): its name */
+            eng_string *name = eng_string_new(n->str, n->slen);
+            if (!name)
+                return fail(it, n, ERR_MEMORY, "out of memory");
+            *out = (value){VAL_STRING, {.s = name}};
+            return 0;
         } else
             return eval_const(it, n, out);
         if (v->type == VAL_VOID)
@@ -1404,11 +1353,7 @@ static int exec(interp *it, ast *n)
         }
         return EX_RETURN;
     case AST_FUNC: return exec_func_def(it, n);
-    case AST_KERNEL:
-        if (eng_kernel_define(it->s->kernels, n->str, n->slen, n->name, n->ival == 1, it->src->name,
-                              n->line + it->src->first_line - 1, it->err))
-            return located(it, n), EX_ERROR;
-        return EX_OK;
+    case AST_KERNEL: return exec_kernel_def(it, n);
     case AST_MAGIC: return eng_magic(it->s, n->str, it->src, it->err) ? (located(it, n), EX_ERROR) : EX_OK;
     case AST_EMPTY: return EX_OK;
     default: return fail(it, n, ERR_RUNTIME, "this statement cannot run here"), EX_ERROR;
@@ -1450,6 +1395,18 @@ int interp_call(eng_session *s, eng_func *fn, int argc, value *argv, value *out,
     value_decref(it.ret);
     eng_trace_free(&trace);
     return rc;
+}
+
+int interp_trace_mark(eng_session *s)
+{
+    return s->running && s->running->trace ? s->running->trace->n : 0;
+}
+
+void interp_trace_reset(eng_session *s, int mark)
+{
+    eng_trace *t = s->running ? s->running->trace : NULL;
+    while (t && t->n > mark)
+        free(t->lines[--t->n]);
 }
 
 int interp_run_cell(eng_session *s, ast_cell *cell, eng_source *src, int frame_size, eng_error *err,

@@ -12,6 +12,7 @@
 #include "engine/tensor/tensor_impl.h"
 #include "engine/train/nn.h"
 #include "engine/tensor/op_dsl.h"
+#include "engine/tensor/tensor_order.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -45,7 +46,9 @@ typedef enum ag_kind {
     AG_RESHAPE,   /* reshape, squeeze, unsqueeze: back to the input's shape */
     AG_TO,        /* x.to(device): the gradient goes back to the input's device */
     AG_IM2COL,    /* nn_im2col: dim, dim2 the window, step the stride, start the padding */
-    AG_XENT       /* the fused cross_entropy (nn_xent_fused): saved the labels */
+    AG_XENT,      /* the fused cross_entropy (nn_xent_fused): saved the labels */
+    AG_SCAN,      /* cumsum / cumprod (engine/tensor/tensor_order.c): dim (normalised), dim2 the kind */
+    AG_CUSTOM     /* a user function with its own backward (ag_custom): saved a view of the output */
 } ag_kind;
 
 typedef struct ag_node {
@@ -61,6 +64,8 @@ typedef struct ag_node {
     int ndim;                    /* the output's shape */
     int64_t shape[TENSOR_MAXDIM];
     tensor_dtype dtype;              /* the output's dtype */
+    const ag_custom_fn *custom;  /* AG_CUSTOM: the backward callback and its context's release */
+    void *custom_ctx;            /* AG_CUSTOM: owned, released with the node */
     struct ag_node *next_free;   /* pending list of ag_node_release */
     int nin;                     /* number of inputs */
     tensor *in[];                /* the inputs, held by reference */
@@ -76,6 +81,8 @@ static void node_free_now(ag_node *n)
         tensor_decref(n->in[i]);
     tensor_decref(n->saved);
     tensor_decref(n->gacc);
+    if (n->custom)
+        n->custom->release(n->custom_ctx);
     free(n);
     eng_ctx_current()->ag_live_nodes--;
 }
@@ -227,6 +234,18 @@ tensor *ag_cat(tensor *const *ts, int n, int dim, eng_error *err)
     return out;
 }
 
+tensor *ag_scan(int kind, const tensor *x, int dim, eng_error *err)
+{
+    RUN(tensor_scan(kind, x, dim, err));
+    tensor *in[1] = {(tensor *)x};
+    ag_node *n = record(&out, in, 1, AG_SCAN, err);
+    if (n) {
+        n->dim = dim < 0 ? dim + x->ndim : dim;
+        n->dim2 = kind;
+    }
+    return out;
+}
+
 tensor *ag_gather(const tensor *x, const tensor *idx, eng_error *err)
 {
     RUN(tensor_gather(x, idx, err));
@@ -352,6 +371,42 @@ tensor *ag_cross_entropy(const tensor *logits, const tensor *labels, int check, 
         n->saved = (tensor *)labels;
         tensor_incref(n->saved);
     }
+    return out;
+}
+
+tensor *ag_custom(tensor *out, tensor *const *in, int nin, const ag_custom_fn *fns, void *ctx, eng_error *err)
+{
+    int wants = 0;
+    for (int i = 0; i < nin; i++)
+        wants |= in[i]->requires_grad;
+    if (!wants || !tensor_dtype_is_float(out->dtype)) {
+        fns->release(ctx);
+        return out;
+    }
+    int prev = ag_set_grad_mode(0);
+    tensor *saved = ag_detach(out, err); /* the output as backward sees it: no node, no cycle */
+    if (saved && (out->requires_grad || out->autograd)) {
+        /* f returned one of its inputs or a tensor that records already: the node goes
+         * on a fresh view of it */
+        tensor_decref(out);
+        out = saved;
+        saved = ag_detach(out, err);
+    }
+    ag_set_grad_mode(prev);
+    if (!saved) {
+        fns->release(ctx);
+        tensor_decref(out);
+        return NULL;
+    }
+    ag_node *n = record(&out, in, nin, AG_CUSTOM, err);
+    if (!n) {
+        tensor_decref(saved);
+        fns->release(ctx);
+        return out;
+    }
+    n->saved = saved;
+    n->custom = fns;
+    n->custom_ctx = ctx;
     return out;
 }
 
@@ -532,6 +587,20 @@ static void matmul_grad(scratch *s, ag_node *n, tensor *g, tensor **ga, tensor *
     }
 }
 
+/* cumsum: the running sum from the end. cumprod: y[j] = prod_{k<=j} x[k], so
+ * dx[i] = sum_{j>=i} g[j] prod_{k<=j, k!=i} x[k] = E[i] r[i], E the exclusive running
+ * product of x and r[i] = g[i] + x[i+1] r[i+1] the reverse recurrence: exact where x
+ * has zeros (no division by x) */
+static tensor *scan_grad(scratch *s, ag_node *n, tensor *g)
+{
+    if (n->dim2 == ENG_SCAN_SUM)
+        return keep(s, tensor_scan_raw(ENG_SCAN_SUM, ENG_SCAN_REVERSE, g, NULL, n->dim, s->err));
+    tensor *e = keep(s, tensor_scan_raw(ENG_SCAN_PROD, ENG_SCAN_EXCLUSIVE, n->in[0], NULL, n->dim, s->err));
+    tensor *xg = e ? keep(s, tensor_cast(n->in[0], g->dtype, s->err)) : NULL;
+    tensor *r = xg ? keep(s, tensor_scan_raw(ENG_SCAN_SUM, ENG_SCAN_REVERSE, g, xg, n->dim, s->err)) : NULL;
+    return r ? keep(s, tensor_binary(OP_MUL, e, r, s->err)) : NULL;
+}
+
 /* x[idx]'s gradient: the rows of g added into zeros at the (wrapped) indices, repeated
  * indices adding up: one index_put with accumulate on g's device */
 static tensor *gather_grad(scratch *s, ag_node *n, tensor *g)
@@ -588,6 +657,7 @@ static int node_grads(scratch *s, ag_node *n, tensor *g, tensor **gin)
         break;
     }
     case AG_GATHER: gin[0] = gather_grad(s, n, g); break;
+    case AG_SCAN: gin[0] = scan_grad(s, n, g); break;
     case AG_CAST: gin[0] = g; break; /* accumulate casts back to the input's dtype */
     case AG_TO: gin[0] = keep(s, tensor_to(g, x->storage->backend, s->err)); break;
     case AG_SLICE: case AG_SELECT: {
@@ -616,6 +686,21 @@ static int node_grads(scratch *s, ag_node *n, tensor *g, tensor **gin)
                                    (int)n->start, s->err));
         break;
     case AG_XENT: gin[0] = keep(s, nn_xent_backward(x, n->saved, g, s->err)); break;
+    case AG_CUSTOM: { /* zero-filled buffers like the inputs, filled by the callback */
+        tensor *gc = keep(s, tensor_contiguous(g, s->err));
+        if (!gc)
+            return -1;
+        for (int i = 0; i < n->nin; i++) {
+            const eng_backend *prev = tensor_place(n->in[i]->storage->backend);
+            gin[i] = s_zeros_like(s, n->in[i]);
+            tensor_place(prev);
+            if (!gin[i])
+                return -1;
+        }
+        if (n->custom->backward(n->custom_ctx, n->in, n->nin, n->saved, gc, gin, s->err) < 0)
+            return -1;
+        break;
+    }
     }
     for (int i = 0; i < n->nin; i++)
         if (n->in[i]->requires_grad && !gin[i])
@@ -806,6 +891,7 @@ static const tensor_recorder ag_recorder = {
     .matmul = ag_matmul,
     .cat = ag_cat,
     .gather = ag_gather,
+    .scan = ag_scan,
     .cast = ag_cast,
     .slice = ag_slice,
     .select = ag_select,

@@ -60,6 +60,7 @@ tensor *ag_reduce(op_id op, const tensor *x, int dim, int keepdim, eng_error *er
 tensor *ag_matmul(const tensor *a, const tensor *b, eng_error *err);
 tensor *ag_cat(tensor *const *ts, int n, int dim, eng_error *err);
 tensor *ag_gather(const tensor *x, const tensor *idx, eng_error *err);
+tensor *ag_scan(int kind, const tensor *x, int dim, eng_error *err); /* cumsum, cumprod */
 tensor *ag_cast(const tensor *t, tensor_dtype dt, eng_error *err);
 tensor *ag_slice(tensor *t, int dim, int64_t start, int64_t stop, int64_t step, eng_error *err);
 tensor *ag_select(tensor *t, int dim, int64_t index, eng_error *err);
@@ -74,6 +75,20 @@ tensor *ag_im2col(const tensor *x, int kh, int kw, int stride, int pad, eng_erro
 /* nn_xent_fused (the backend's cross_entropy) as one node: its gradient is the fused
  * backward, dlogits = (softmax - onehot) * g / N */
 tensor *ag_cross_entropy(const tensor *logits, const tensor *labels, int check, eng_error *err);
+/* ---- custom nodes: a function of the language with its own backward (set_backward,
+ * engine/lang/custom_ops.c); the callback lives in the language, above this layer ---- */
+typedef struct ag_custom_fn {
+    /* fills grads[i] (zero-filled, each with in[i]'s shape, dtype and device) from the
+     * inputs, the output (a view without a node) and its gradient gout (contiguous);
+     * grad mode is off; 0, or -1 with err filled */
+    int (*backward)(void *ctx, tensor *const *in, int nin, tensor *out, tensor *gout, tensor *const *grads,
+                    eng_error *err);
+    void (*release)(void *ctx); /* the node is freed: drop ctx */
+} ag_custom_fn;
+/* Records one AG_CUSTOM node for out (computed with grad mode off from in[0..nin)) when
+ * an input requires grad and out is float. Steals out and ctx; returns out, or a fresh
+ * view of it when out is an input or records already, or NULL with err filled. */
+tensor *ag_custom(tensor *out, tensor *const *in, int nin, const ag_custom_fn *fns, void *ctx, eng_error *err);
 struct eng_backend;
 tensor *ag_to(const tensor *t, const struct eng_backend *be, eng_error *err);
 
