@@ -463,8 +463,9 @@ int cpu_gather(tensor *out, const tensor *x, const tensor *idx, int trusted, eng
     if (!iv)
         return -1;
     /* indices in row-major order, checked */
+    const int64_t *i64 = idx->dtype == DT_I64 && tensor_is_contiguous(idx) ? tensor_data_ptr(idx) : NULL;
     for (int64_t k = 0; k < nidx; k++) {
-        int64_t v = (int64_t)tensor_get_flat(idx, k);
+        int64_t v = i64 ? i64[k] : (int64_t)tensor_get_flat(idx, k);
         if (v < 0)
             v += rows;
         if (v < 0 || v >= rows) {
@@ -474,6 +475,24 @@ int cpu_gather(tensor *out, const tensor *x, const tensor *idx, int trusted, eng
                             (long long)orig, (long long)rows);
         }
         iv[k] = v;
+    }
+    if (x->ndim == 1) { /* one element a row (x[idx], x[mask] of a 1-D x, sort's values): no views */
+        size_t es = tensor_dtype_size(x->dtype);
+        const char *xb = (const char *)x->storage->data + x->offset * (int64_t)es;
+        char *ob = (char *)tensor_data_ptr(out);
+        int64_t st = x->stride[0];
+#define GATHER_1D(T)                                                  \
+    for (int64_t k = 0; k < nidx; k++)                                \
+        ((T *)(void *)ob)[k] = ((const T *)(const void *)xb)[iv[k] * st];
+        switch (es) {
+        case 1: GATHER_1D(uint8_t) break;
+        case 2: GATHER_1D(uint16_t) break;
+        case 4: GATHER_1D(uint32_t) break;
+        default: GATHER_1D(uint64_t) break;
+        }
+#undef GATHER_1D
+        free(iv);
+        return 0;
     }
     /* each selected row of x is a view x[v] of shape x.shape[1:], copied to out row k */
     tensor row = *x;
@@ -495,14 +514,6 @@ int cpu_gather(tensor *out, const tensor *x, const tensor *idx, int trusted, eng
         st *= dst.shape[d];
     }
     int rc = 0;
-    if (x->ndim == 1 && out->dtype == x->dtype) { /* one element per index (sort's values): copied by size */
-        size_t es = tensor_dtype_size(x->dtype);
-        const char *xb = cpu_ptr(x);
-        char *ob = cpu_ptr(out);
-        for (int64_t k = 0; k < nidx; k++)
-            memcpy(ob + (size_t)k * es, xb + iv[k] * x->stride[0] * (int64_t)es, es);
-        nidx = 0;
-    }
     for (int64_t k = 0; k < nidx && rc == 0; k++) {
         row.offset = x->offset + iv[k] * x->stride[0];
         dst.offset = out->offset + k * rowel;
@@ -529,9 +540,10 @@ const eng_backend cpu_backend = {
     .matmul = cpu_matmul,
     .where = cpu_where,
     .gather = cpu_gather,
+    .mask_positions = cpu_mask_positions,
+    .index_put = cpu_index_put,
     .argsort = cpu_argsort,
     .scan = cpu_scan,
-    .index_add = cpu_index_add,
     .kernels = &sim_kdriver,
     .im2col = cpu_im2col,
     .col2im = cpu_col2im,

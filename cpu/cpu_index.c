@@ -1,64 +1,74 @@
-/* cpu_index.c — the CPU backend's index_add (engine/tensor/backend.h): the rows of src
- * added into the rows of out that an index names, in index order, so repeated indices
- * add up and the sums are the same run to run.
- */
+/* cpu_index.c — the CPU backend's indexing entries (engine/tensor/backend.h):
+ * mask_positions (the positions of a boolean mask's true elements, for x[mask]) and
+ * index_put (rows of a strided view set from, or added to from, rows of a source: the
+ * assignments x[idx] = v and x[mask] = v, and the gradient of a gather). The front end
+ * (engine/tensor/tensor_index.c) has checked every index already. */
 #include "cpu/cpu_internal.h"
 
-#include <stdlib.h>
-
-#define CPU_INDEX_ADD(T)                                                                      \
-    static void index_add_##T(T *out, const int64_t *iv, const T *src, int64_t n, int64_t cols) \
-    {                                                                                         \
-        for (int64_t k = 0; k < n; k++) {                                                     \
-            T *o = out + iv[k] * cols;                                                        \
-            const T *s = src + k * cols;                                                      \
-            for (int64_t j = 0; j < cols; j++)                                                \
-                o[j] += s[j];                                                                 \
-        }                                                                                     \
-    }
-CPU_INDEX_ADD(float)
-CPU_INDEX_ADD(double)
-CPU_INDEX_ADD(int32_t)
-#undef CPU_INDEX_ADD
-
-/* an i64 sum wraps as NumPy's does: add as the unsigned twin */
-static void index_add_int64_t(int64_t *out, const int64_t *iv, const int64_t *src, int64_t n, int64_t cols)
+int cpu_mask_positions(tensor *out, const tensor *mask, eng_error *err)
 {
-    for (int64_t k = 0; k < n; k++) {
-        uint64_t *o = (uint64_t *)(out + iv[k] * cols);
-        const int64_t *s = src + k * cols;
-        for (int64_t j = 0; j < cols; j++)
-            o[j] += (uint64_t)s[j];
+    (void)err;
+    const uint8_t *m = (const uint8_t *)tensor_data_ptr(mask);
+    int64_t *o = (int64_t *)tensor_data_ptr(out), n = tensor_numel(mask), cap = tensor_numel(out), k = 0;
+    for (int64_t i = 0; i < n && k < cap; i++) { /* branch-free: random masks mispredict */
+        o[k] = i;
+        k += m[i] != 0;
     }
+    return 0;
 }
 
-int cpu_index_add(tensor *out, const tensor *idx, const tensor *src, eng_error *err)
+/* the element offset of the row at flat index f over dst's first nlead dimensions */
+static int64_t lead_offset(const tensor *dst, int nlead, int64_t f)
 {
-    int64_t n = tensor_numel(idx), rows = out->shape[0], cols = out->shape[1];
-    const int64_t *ip = (const int64_t *)idx->storage->data + idx->offset;
-    int64_t *iv = eng_host_malloc(sizeof(int64_t) * (size_t)(n ? n : 1), "index_add", err);
-    if (!iv)
-        return -1;
-    for (int64_t k = 0; k < n; k++) {
-        int64_t v = ip[k] < 0 ? ip[k] + rows : ip[k];
-        if (v < 0 || v >= rows) {
-            free(iv);
-            return eng_fail(err, ERR_INDEX, "index %lld is out of range for dimension 0 of size %lld",
-                            (long long)ip[k], (long long)rows);
+    int64_t off = dst->offset;
+    for (int d = nlead - 1; d >= 0; d--) {
+        int64_t s = dst->shape[d], q = f / s;
+        off += (f - q * s) * dst->stride[d];
+        f = q;
+    }
+    return off;
+}
+
+int cpu_index_put(tensor *dst, int nlead, const tensor *idx, const tensor *src, int accumulate, eng_error *err)
+{
+    int64_t n = tensor_numel(idx);
+    const int64_t *iv = (const int64_t *)tensor_data_ptr(idx);
+    size_t es = tensor_dtype_size(dst->dtype);
+    /* a row: dst's dimensions after the leading ones */
+    tensor row = *dst, srow = *src;
+    row.ndim = srow.ndim = dst->ndim - nlead;
+    int64_t rowel = 1;
+    for (int d = 0; d < row.ndim; d++) {
+        row.shape[d] = srow.shape[d] = dst->shape[nlead + d];
+        row.stride[d] = dst->stride[nlead + d];
+        rowel *= row.shape[d];
+    }
+    int64_t st = 1;
+    for (int d = row.ndim - 1; d >= 0; d--) {
+        srow.stride[d] = st;
+        st *= srow.shape[d];
+    }
+    char *db = (char *)dst->storage->data;
+    const char *sb = (const char *)tensor_data_ptr(src);
+    if (rowel == 1) { /* one element a row: no views */
+        for (int64_t k = 0; k < n; k++) {
+            char *p = db + lead_offset(dst, nlead, iv[k]) * (int64_t)es;
+            const char *q = sb + k * (int64_t)es;
+            if (!accumulate)
+                memcpy(p, q, es);
+            else if (dst->dtype == DT_I64)
+                *(int64_t *)p = (int64_t)((uint64_t) * (int64_t *)p + (uint64_t) * (const int64_t *)q);
+            else
+                cpu_store(dst->dtype, p, cpu_load(dst->dtype, p) + cpu_load(dst->dtype, q));
         }
-        iv[k] = v;
+        return 0;
     }
-    void *o = tensor_data_ptr(out);
-    const void *s = tensor_data_ptr(src);
-    switch (out->dtype) {
-    case DT_F32: index_add_float(o, iv, s, n, cols); break;
-    case DT_F64: index_add_double(o, iv, s, n, cols); break;
-    case DT_I32: index_add_int32_t(o, iv, s, n, cols); break;
-    case DT_I64: index_add_int64_t(o, iv, s, n, cols); break;
-    default:
-        free(iv);
-        return eng_fail(err, ERR_TYPE, "index_add: no CPU kernel for %s", tensor_dtype_name(out->dtype));
+    for (int64_t k = 0; k < n; k++) {
+        row.offset = lead_offset(dst, nlead, iv[k]);
+        srow.offset = src->offset + k * rowel;
+        int rc = accumulate ? cpu_binary(OP_ADD, &row, &row, &srow, err) : cpu_copy(&row, &srow, err);
+        if (rc)
+            return rc;
     }
-    free(iv);
     return 0;
 }

@@ -60,8 +60,9 @@ int cpu_random(int kind, tensor *dst, const tensor_rng *rng, int64_t lo, int64_t
 int cpu_arange(tensor *dst, double start, double step, eng_error *err);
 int cpu_where(tensor *out, const tensor *cond, const tensor *a, const tensor *b, eng_error *err);
 int cpu_gather(tensor *out, const tensor *x, const tensor *idx, int trusted, eng_error *err); /* checks even trusted indices: it costs the CPU nothing */
-/* cpu_index.c: engine/tensor/backend.h's index_add */
-int cpu_index_add(tensor *out, const tensor *idx, const tensor *src, eng_error *err);
+/* cpu_index.c */
+int cpu_mask_positions(tensor *out, const tensor *mask, eng_error *err);
+int cpu_index_put(tensor *dst, int nlead, const tensor *idx, const tensor *src, int accumulate, eng_error *err);
 int cpu_im2col(tensor *cols, const tensor *x, int kh, int kw, int stride, int pad, eng_error *err); /* cpu_conv.c */
 int cpu_col2im(tensor *img, const tensor *cols, int kh, int kw, int stride, int pad, eng_error *err);
 /* cpu_train.c */

@@ -187,11 +187,6 @@ static int cu_where(tensor *out, const tensor *cond, const tensor *a, const tens
 {
     return kk_where(&cu_dev, out, cond, a, b, err);
 }
-static int cu_index_add(tensor *out, const tensor *idx, const tensor *src, eng_error *err)
-{
-    return kk_index_add(&cu_dev, out, idx, src, err);
-}
-
 static int cu_gather(tensor *out, const tensor *x, const tensor *idx, int trusted, eng_error *err)
 {
     return kk_gather(&cu_dev, out, x, idx, trusted, err);
@@ -212,6 +207,16 @@ static int cu_col2im(tensor *img, const tensor *cols, int kh, int kw, int stride
 {
     return kk_col2im(&cu_dev, img, cols, kh, kw, stride, pad, err);
 }
+static int cu_mask_positions(tensor *out, const tensor *mask, eng_error *err)
+{
+    return kk_mask_positions(&cu_dev, out, mask, err);
+}
+
+static int cu_index_put(tensor *dst, int nlead, const tensor *idx, const tensor *src, int accumulate, eng_error *err)
+{
+    return kk_index_put(&cu_dev, dst, nlead, idx, src, accumulate, err);
+}
+
 static int cu_adamw_step(tensor *p, const tensor *g, tensor *m, tensor *v, const eng_step_args *a, eng_error *err)
 {
     return kk_adamw_step(&cu_dev, p, g, m, v, a, err);
@@ -465,9 +470,10 @@ const eng_backend cuda_backend = {
     .matmul_half = 1,
     .where = cu_where,
     .gather = cu_gather,
+    .mask_positions = cu_mask_positions,
+    .index_put = cu_index_put,
     .argsort = cu_argsort,
     .scan = cu_scan,
-    .index_add = cu_index_add,
     .im2col = cu_im2col,
     .col2im = cu_col2im,
     .adamw_step = cu_adamw_step,

@@ -201,11 +201,6 @@ static int sim_where(tensor *out, const tensor *cond, const tensor *a, const ten
 {
     return kk_where(&sim_dev, out, cond, a, b, err);
 }
-static int sim_index_add(tensor *out, const tensor *idx, const tensor *src, eng_error *err)
-{
-    return kk_index_add(&sim_dev, out, idx, src, err);
-}
-
 static int sim_gather(tensor *out, const tensor *x, const tensor *idx, int trusted, eng_error *err)
 {
     return kk_gather(&sim_dev, out, x, idx, trusted, err);
@@ -226,6 +221,16 @@ static int sim_col2im(tensor *img, const tensor *cols, int kh, int kw, int strid
 {
     return kk_col2im(&sim_dev, img, cols, kh, kw, stride, pad, err);
 }
+static int sim_mask_positions(tensor *out, const tensor *mask, eng_error *err)
+{
+    return kk_mask_positions(&sim_dev, out, mask, err);
+}
+
+static int sim_index_put(tensor *dst, int nlead, const tensor *idx, const tensor *src, int accumulate, eng_error *err)
+{
+    return kk_index_put(&sim_dev, dst, nlead, idx, src, accumulate, err);
+}
+
 static int sim_adamw_step(tensor *p, const tensor *g, tensor *m, tensor *v, const eng_step_args *a, eng_error *err)
 {
     return kk_adamw_step(&sim_dev, p, g, m, v, a, err);
@@ -285,9 +290,10 @@ const eng_backend sim_backend = {
     .matmul = sim_matmul,
     .where = sim_where,
     .gather = sim_gather,
+    .mask_positions = sim_mask_positions,
+    .index_put = sim_index_put,
     .argsort = sim_argsort,
     .scan = sim_scan,
-    .index_add = sim_index_add,
     .im2col = sim_im2col,
     .col2im = sim_col2im,
     .adamw_step = sim_adamw_step,

@@ -90,14 +90,20 @@ typedef struct kk_gather_job {
     char *out;
 } kk_gather_job;
 
-/* index_add: out (contiguous [rows, cols]) row idx[k] += src (contiguous [n, cols]) row k */
-typedef struct kk_index_add_job {
-    int dt;                          /* KK_F32, KK_F64, KK_I32 or KK_I64: out and src */
-    int64_t rows, cols, n;
-    const int64_t *idx;              /* contiguous i64 [n], checked in [-rows, rows) */
-    const char *src;
-    char *out;
-} kk_index_add_job;
+/* rows put into a strided view (engine/tensor/backend.h's index_put): for e < n * rowel,
+ * row k = e / rowel at flat index idx[k] over the leading dims, element e % rowel of it,
+ * = (or += with accumulate) src[e] */
+typedef struct kk_index_put_job {
+    int dt, esize;                   /* dst's (and src's) dtype and element size */
+    int accumulate;                  /* add (atomics: f32, f64, i32, i64) instead of store */
+    int nlead, nrow;                 /* leading dims (the flat index's) and a row's dims */
+    int64_t lshape[KK_MAXDIM], lstride[KK_MAXDIM]; /* leading dims' extents, strides (bytes) */
+    int64_t rshape[KK_MAXDIM], rstride[KK_MAXDIM]; /* a row's */
+    int64_t n, rowel;                /* rows put, elements per row */
+    const int64_t *idx;              /* contiguous, each in [0, prod(lshape)) */
+    const char *src;                 /* contiguous [n, rowel] */
+    char *dst;                       /* dst's first element */
+} kk_index_put_job;
 
 /* im2col (src: contiguous images [NC, H, W], dst: columns [NC*kh*kw, OH*OW]) or col2im
  * (src: the columns, dst: the images, overwritten); see engine/tensor/backend.h */
@@ -194,9 +200,11 @@ typedef struct kk_ops {
     int (*sgd_step)(kk_ctx *c, const kk_step_job *j);
     int (*xent)(kk_ctx *c, const kk_xent_job *j);
     int (*xent_backward)(kk_ctx *c, const kk_xent_job *j);
+    /* out[0..count) = the positions of mask's nonzero bytes (mask contiguous, n bytes) */
+    int (*mask_positions)(kk_ctx *c, const uint8_t *mask, int64_t n, int64_t *out);
+    int (*index_put)(kk_ctx *c, const kk_index_put_job *j);
     int (*argsort)(kk_ctx *c, const kk_sort_job *j); /* cuda/kernels/kk_sort.cuh */
     int (*scan)(kk_ctx *c, const kk_scan_job *j);
-    int (*index_add)(kk_ctx *c, const kk_index_add_job *j);
 } kk_ops;
 
 extern const kk_ops kk_sim_ops;  /* cuda/sim_backend_kernels.cc: always */

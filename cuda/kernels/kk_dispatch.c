@@ -261,46 +261,47 @@ done:
     return rc;
 }
 
-/* ---- index_add ---- */
+/* ---- indexing ---- */
 
-int kk_index_add(const kk_device *d, tensor *out, const tensor *idx, const tensor *src, eng_error *err)
+int kk_mask_positions(const kk_device *d, tensor *out, const tensor *mask, eng_error *err)
 {
     kk_ctx c;
     if (kk_ctx_get(d, &c, err) < 0)
         return -1;
-    int64_t n = tensor_numel(idx), rows = out->shape[0];
-    int flag = 0;
-    const int64_t *ip = (const int64_t *)idx->storage->data + idx->offset;
-    if (kk_check(d, d->ops->gather_check(&c, ip, n, rows), "index_add", &c, err) < 0)
+    const uint8_t *m = (const uint8_t *)mask->storage->data + mask->offset;
+    int64_t *o = (int64_t *)out->storage->data + out->offset;
+    return kk_check(d, d->ops->mask_positions(&c, m, tensor_numel(mask), o), "mask_positions", &c, err);
+}
+
+int kk_index_put(const kk_device *d, tensor *dst, int nlead, const tensor *idx, const tensor *src, int accumulate,
+                 eng_error *err)
+{
+    kk_ctx c;
+    if (kk_ctx_get(d, &c, err) < 0)
         return -1;
-    if (n > 0 && kk_status(d, &c, &flag, err) < 0)
-        return -1;
-    if (flag) { /* the first bad index, for the CPU's message */
-        int64_t *h = malloc(sizeof(int64_t) * (size_t)n);
-        if (!h)
-            return eng_fail(err, ERR_MEMORY, "index_add: out of memory"), -1;
-        if (d->be->to_host(h, ip, sizeof(int64_t) * (size_t)n, err) == 0) {
-            for (int64_t k = 0; k < n; k++)
-                if (h[k] < -rows || h[k] >= rows) {
-                    eng_fail(err, ERR_INDEX, "index %lld is out of range for dimension 0 of size %lld",
-                             (long long)h[k], (long long)rows);
-                    break;
-                }
-        }
-        free(h);
-        return -1;
-    }
-    kk_index_add_job j;
+    kk_index_put_job j;
     memset(&j, 0, sizeof j);
-    size_t es = tensor_dtype_size(out->dtype);
-    j.dt = (int)out->dtype;
-    j.rows = rows;
-    j.cols = out->shape[1];
-    j.n = n;
-    j.idx = ip;
+    size_t es = tensor_dtype_size(dst->dtype);
+    j.dt = dst->dtype;
+    j.esize = (int)es;
+    j.accumulate = accumulate;
+    j.nlead = nlead;
+    for (int k = 0; k < nlead; k++) {
+        j.lshape[k] = dst->shape[k];
+        j.lstride[k] = dst->stride[k] * (int64_t)es;
+    }
+    j.rowel = 1;
+    for (int k = nlead; k < dst->ndim; k++) {
+        j.rshape[j.nrow] = dst->shape[k];
+        j.rstride[j.nrow] = dst->stride[k] * (int64_t)es;
+        j.nrow++;
+        j.rowel *= dst->shape[k];
+    }
+    j.n = tensor_numel(idx);
+    j.idx = (const int64_t *)idx->storage->data + idx->offset;
     j.src = (const char *)src->storage->data + src->offset * (int64_t)es;
-    j.out = (char *)out->storage->data + out->offset * (int64_t)es;
-    return kk_check(d, d->ops->index_add(&c, &j), "index_add", &c, err);
+    j.dst = (char *)dst->storage->data + dst->offset * (int64_t)es;
+    return kk_check(d, d->ops->index_put(&c, &j), "index_put", &c, err);
 }
 
 /* ---- reductions ---- */

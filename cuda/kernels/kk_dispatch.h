@@ -34,9 +34,10 @@ int kk_random(const kk_device *d, int kind, tensor *dst, const tensor_rng *rng, 
               eng_error *err);
 int kk_where(const kk_device *d, tensor *out, const tensor *cond, const tensor *a, const tensor *b, eng_error *err);
 int kk_gather(const kk_device *d, tensor *out, const tensor *x, const tensor *idx, int trusted, eng_error *err);
-/* out (contiguous [R, C], f32 f64 i32 i64) row idx[k] += src (contiguous [N, C]) row k;
- * idx contiguous i64, checked in [-R, R) (IndexError) */
-int kk_index_add(const kk_device *d, tensor *out, const tensor *idx, const tensor *src, eng_error *err);
+/* the eng_backend entries of the same names (cuda/kernels/kk_index.cuh) */
+int kk_mask_positions(const kk_device *d, tensor *out, const tensor *mask, eng_error *err);
+int kk_index_put(const kk_device *d, tensor *dst, int nlead, const tensor *idx, const tensor *src, int accumulate,
+                 eng_error *err);
 /* the tiled kernel (the simulator's matmul; cuBLAS on the GPU) */
 int kk_matmul_tiled(const kk_device *d, tensor *out, const tensor *a, const tensor *c, eng_error *err);
 /* the eng_backend entries of the same names (cuda/kernels/kk_conv.cuh) */

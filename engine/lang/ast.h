@@ -75,7 +75,8 @@ typedef enum ast_kind {
     AST_INCDEC,    /* op TK_INC/TK_DEC on a; ival 1 for prefix, 0 for postfix */
     AST_CALL,      /* a(list...) : a is a NAME, or a MEMBER for method sugar x.f(args) */
     AST_INDEX,     /* a[list...], each item an expression or an AST_SLICE */
-    AST_SLICE,     /* a:b:c inside [], each of a, b, c may be NULL */
+    AST_SLICE,     /* a:b:c inside [], each of a, b, c may be NULL; ival AST_IDX_NEWAXIS
+                      (None) or AST_IDX_ELLIPSIS (...) for those index items, else 0 */
     AST_MEMBER,    /* a.str */
     AST_CAST,      /* (type) a : a C cast to int, float, double, bool */
     AST_LIST,      /* { list... } a tensor literal (items are expressions or nested LISTs) */
@@ -140,6 +141,9 @@ static inline struct ast *ast_chain_left(const struct ast *n)
 
 /* Chains shorter than this recurse (it is cheaper); longer ones are loops. */
 #define AST_CHAIN_LOOP 8
+
+/* AST_SLICE's ival for the index items None and ... */
+enum { AST_IDX_NEWAXIS = 1, AST_IDX_ELLIPSIS = 2 };
 
 /* How a name resolves (ast.res). */
 enum { RES_NONE = 0, RES_LOCAL, RES_GLOBAL, RES_BUILTIN, RES_CONST };

@@ -20,6 +20,7 @@
 #include "engine/lang/interp.h"
 #include "engine/tensor/tensor_impl.h"
 #include "engine/lang/kernels.h"
+#include "engine/lang/indexing.h"
 #include "engine/lang/custom_ops.h"
 #include "engine/base/stack.h"
 
@@ -383,90 +384,10 @@ static value *name_slot(interp *it, ast *n, ast_type *type)
     return NULL;
 }
 
-/* x[items] as a view (or a gather copy) */
-static int index_tensor(interp *it, ast *n, tensor *base, tensor **out)
-{
-    if (n->nlist > base->ndim) /* each index or slice takes one dimension */
-        return fail(it, n->list[base->ndim], ERR_INDEX, "too many indices for a %d-d tensor: %d given", base->ndim,
-                    n->nlist);
-    tensor *v = base;
-    tensor_incref(v);
-    int dim = 0;
-    for (int i = 0; i < n->nlist; i++) {
-        ast *item = n->list[i];
-        tensor *next = NULL;
-        if (item->kind == AST_SLICE) {
-            int64_t bounds[3] = {0, 0, 1};
-            int given[3] = {0, 0, 0};
-            ast *parts[3] = {item->a, item->b, item->c};
-            for (int k = 0; k < 3; k++) {
-                if (!parts[k])
-                    continue;
-                value bv;
-                if (eval(it, parts[k], &bv))
-                    goto err;
-                eng_call c = {it->s, "slice", 1, &bv, it->err};
-                int rc = arg_int(&c, 0, &bounds[k]);
-                value_decref(bv);
-                if (rc) {
-                    located(it, parts[k]);
-                    goto err;
-                }
-                given[k] = 1;
-            }
-            if (bounds[2] == 0) {
-                fail(it, item, ERR_VALUE, "slice step cannot be zero");
-                goto err;
-            }
-            const int64_t far = INT64_MAX / 4;
-            if (!given[0])
-                bounds[0] = bounds[2] > 0 ? -far : far;
-            if (!given[1])
-                bounds[1] = bounds[2] > 0 ? far : -far;
-            next = tensor_slice(v, dim, bounds[0], bounds[1], bounds[2], it->err);
-            dim++;
-        } else {
-            value iv;
-            if (eval(it, item, &iv))
-                goto err;
-            if (iv.type == VAL_TENSOR && iv.as.t->ndim > 0) {
-                if (tensor_dtype_is_float(iv.as.t->dtype) || iv.as.t->dtype == DT_BOOL) {
-                    value_decref(iv);
-                    fail(it, item, ERR_TYPE, "an index tensor must have an integer dtype (i32 or i64)");
-                    goto err;
-                }
-                if (n->nlist != 1) {
-                    value_decref(iv);
-                    fail(it, item, ERR_INDEX, "an integer-tensor index must be the only index (x[idx])");
-                    goto err;
-                }
-                next = tensor_gather(v, iv.as.t, it->err);
-                value_decref(iv);
-            } else {
-                int64_t idx;
-                eng_call c = {it->s, "index", 1, &iv, it->err};
-                int rc = arg_int(&c, 0, &idx);
-                value_decref(iv);
-                if (rc) {
-                    located(it, item);
-                    goto err;
-                }
-                next = tensor_select(v, dim, idx, it->err);
-            }
-        }
-        if (!next) {
-            located(it, item);
-            goto err;
-        }
-        tensor_decref(v);
-        v = next;
-    }
-    *out = v;
-    return 0;
-err:
-    tensor_decref(v);
-    return -1;
-}
+/* x[items]: engine/lang/indexing.c, through these callbacks */
+static int index_eval(void *ctx, ast *n, value *out) { return eval(ctx, n, out); }
+static int index_located(void *ctx, ast *n) { return located(ctx, n); }
+#define INDEX_ENV(it) {(it), (it)->s, (it)->err, index_eval, index_located}
 
 /* base[items] for the value of n->a (consumed) */
 static int eval_index(interp *it, ast *n, value base, value *out)
@@ -496,7 +417,7 @@ static int eval_index(interp *it, ast *n, value base, value *out)
         tensor *t;
         if (interrupted(it, n))
             rc = -1;
-        else if (!(rc = index_tensor(it, n, base.as.t, &t)))
+        else if (!(rc = eng_index_read(&(eng_index_env)INDEX_ENV(it), n, base.as.t, &t)))
             *out = value_tensor(t);
     } else
         rc = fail(it, n, ERR_TYPE, "cannot index a %s", value_type_name(base.type));
@@ -640,20 +561,15 @@ static int eval_assign(interp *it, ast *n, value *out)
     } else if (target->kind == AST_INDEX) {
         value base;
         if (!(rc = eval(it, target->a, &base))) {
-            tensor *view;
             if (base.type != VAL_TENSOR)
                 rc = fail(it, target, ERR_TYPE, "only tensor elements can be assigned, not %s elements",
                           value_type_name(base.type));
             else {
-                if (!(rc = index_tensor(it, target, base.as.t, &view))) {
-                    if (view->storage != base.as.t->storage)
-                        rc = fail(it, target, ERR_INDEX,
-                                  "assignment through an integer-tensor index (x[idx] = ...) is not supported; "
-                                  "use a loop or where()");
-                    else
-                        rc = assign_into_tensor(it, n, n->op, view, rhs);
-                    tensor_decref(view);
-                }
+                tensor *view;
+                eng_index_env env = INDEX_ENV(it);
+                if (!(rc = eng_index_assign(&env, n, base.as.t, rhs, &view)) && view)
+                    rc = assign_into_tensor(it, n, n->op, view, rhs);
+                tensor_decref(view);
             }
             value_decref(base);
         }

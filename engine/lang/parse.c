@@ -559,11 +559,31 @@ static ast *parse_primary(parser *p)
     }
 }
 
-/* item := expression | [expression] ':' [expression] [ ':' [expression] ] */
+/* item := expression | [expression] ':' [expression] [ ':' [expression] ] | 'None' | '...'
+ * None (a new axis) and ... (an ellipsis) are AST_SLICE nodes with ival AST_IDX_NEWAXIS
+ * or AST_IDX_ELLIPSIS and no parts (engine/lang/indexing.c gives them their meaning). */
 static ast *parse_index_item(parser *p)
 {
     token start = p->cur;
     ast *lo = NULL;
+    int end_after = 0; /* the token after this one closes the item */
+    if (p->cur.kind == TK_NAME && p->cur.len == 4 && !memcmp(p->cur.start, "None", 4)) {
+        token nx = parse_peek(p);
+        end_after = nx.kind == TK_COMMA || nx.kind == TK_RBRACKET;
+    }
+    if (end_after || p->cur.kind == TK_DOT) {
+        ast *s = parse_node_at(p, AST_SLICE, &start);
+        s->ival = end_after ? AST_IDX_NEWAXIS : AST_IDX_ELLIPSIS;
+        if (end_after)
+            parse_advance(p);
+        else
+            for (int k = 0; k < 3; k++) { /* '...' lexes as three '.' */
+                if (p->cur.kind != TK_DOT || p->cur.line != start.line || p->cur.col != start.col + k)
+                    parse_fail_at(p, p->cur.line, p->cur.col, "expected '...' (an ellipsis) in the index");
+                parse_advance(p);
+            }
+        return s;
+    }
     if (p->cur.kind != TK_COLON)
         lo = parse_expression(p);
     if (p->cur.kind != TK_COLON)

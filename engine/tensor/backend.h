@@ -78,11 +78,17 @@ typedef struct eng_backend {
     /* trusted: the caller knows every index is in range (fit's batches are slices of a
      * permutation), so a device backend skips its check and the host read of its status */
     int (*gather)(tensor *out, const tensor *x, const tensor *idx, int trusted, eng_error *err);
-    /* out[idx[k], :] += src[k, :]: out a contiguous [R, C] updated in place, idx a
-     * contiguous i64 [N] (negative from the end; outside [-R, R) the IndexError "index I
-     * is out of range for dimension 0 of size R"), src a contiguous [N, C] of out's
-     * dtype, one of f32, f64, i32, i64; repeated indices add up (atomics on a device) */
-    int (*index_add)(tensor *out, const tensor *idx, const tensor *src, eng_error *err);
+    /* indexing (engine/tensor/tensor_index.c), indices checked by the front end:
+     * mask_positions: out (contiguous i64 [count]) = the row-major positions of the
+     * nonzero elements of mask (contiguous bool), count being their number;
+     * index_put: for each k, the row of dst at flat index idx[k] over dst.shape[:nlead]
+     * (idx contiguous i64 [n], each in [0, prod(dst.shape[:nlead])), dst any strided
+     * view) = (or, accumulate, +=) row k of src (contiguous, dst's dtype,
+     * [n] + dst.shape[nlead:]). Repeated indices: with accumulate every row adds up;
+     * without, one of them lands (the CPU: the last) */
+    int (*mask_positions)(tensor *out, const tensor *mask, eng_error *err);
+    int (*index_put)(tensor *dst, int nlead, const tensor *idx, const tensor *src, int accumulate,
+                     eng_error *err);
 
     /* ordering and scans (engine/tensor/tensor_order.c). argsort: x a contiguous [R, N] of
      * f32, f64, i32 or i64, idx a contiguous i64 [R, N]: each row's indices in sorted

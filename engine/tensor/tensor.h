@@ -204,6 +204,38 @@ tensor *tensor_masked_fill(tensor *x, const tensor *mask, const tensor *v, eng_e
 /* NumPy's einsum for one to three operands: letters a-zA-Z, "->" optional (implicit:
  * the letters seen once, sorted); no "...", no letter twice in one operand */
 tensor *tensor_einsum(const char *spec, tensor *const *ops, int n, eng_error *err);
+/* ---- NumPy indexing (engine/tensor/tensor_index.c) ---- */
+typedef enum tensor_index_kind {
+    TIX_INT,      /* i: selects one element of a dimension, dropping it */
+    TIX_SLICE,    /* start:stop:step (tensor_slice's clamping) */
+    TIX_NEWAXIS,  /* None: a new dimension of size 1 */
+    TIX_ELLIPSIS, /* ...: as many full slices as the other items leave */
+    TIX_TENSOR    /* an integer tensor (i32, i64, u8) or a bool mask over the next t.ndim dims */
+} tensor_index_kind;
+typedef struct tensor_index_item {
+    tensor_index_kind kind;
+    int64_t i;                 /* TIX_INT, negative from the end */
+    int64_t start, stop, step; /* TIX_SLICE */
+    const tensor *t;           /* TIX_TENSOR (borrowed) */
+} tensor_index_item;
+/* x[items]: a view when every item is basic (int, slice, None, ...), else a new tensor
+ * (one gather, recorded by autograd). On failure NULL, err filled and *bad the item to
+ * blame (-1: the whole index). */
+tensor *tensor_index(tensor *x, const tensor_index_item *items, int n, int *bad, eng_error *err);
+/* x[items] = src (op OP_COUNT) or x[items] = x[items] op src (NumPy's x[i] op= v: a
+ * repeated index is written once, with one of its values; src broadcasts to the
+ * selection's shape and is cast to x's dtype). In place: refused where x records. */
+int tensor_index_assign(tensor *x, const tensor_index_item *items, int n, op_id op, const tensor *src, int *bad,
+                        eng_error *err);
+/* the row-major positions of mask's true elements: a new i64 [count] (count read back) */
+tensor *tensor_mask_positions(const tensor *mask, eng_error *err);
+/* for each k: dst's row at flat index idx[k] over dst.shape[:nlead] =, or (accumulate)
+ * +=, row k of src; idx contiguous i64 [n] in range (unchecked), src contiguous of dst's
+ * dtype [n] + dst.shape[nlead:]; accumulate needs f32, f64, i32 or i64. Not recorded. */
+int tensor_index_put(tensor *dst, int nlead, const tensor *idx, const tensor *src, int accumulate, eng_error *err);
+/* idx (an integer tensor) on be as i64, checked against size (the IndexError "index I is
+ * out of range for dimension xdim of size S") and wrapped to [0, size) */
+tensor *tensor_index_checked(const tensor *idx, int64_t size, int xdim, const struct eng_backend *be, eng_error *err);
 
 /* ---- devices ---- */
 /* t on backend be (x.to(cuda)): a copy through the host with t's dtype and shape, or t

@@ -3,8 +3,8 @@
  * gather, cat), so they run on their operand's backend and autograd differentiates
  * them for free: einsum, one_hot, repeat / tile / repeat_interleave, flip, roll, tril /
  * triu, diag, masked_fill, index_add and scatter_add. One primitive lives here too:
- * tensor_index_add_rows, the scatter-add that the backends implement (index_add in
- * engine/tensor/backend.h: cpu/cpu_index.c, cuda/kernels/kk_index.cuh) and that
+ * tensor_index_add_rows, a scatter-add (the backends' index_put with accumulate, of
+ * engine/tensor/tensor_index.c: cpu/cpu_index.c, cuda/kernels/kk_index.cuh) that
  * autograd records as one node (its gradient a gather; gather's gradient is it).
  *
  * Every function returns a new reference or NULL with err filled; arguments are
@@ -80,7 +80,7 @@ tensor *tensor_index_add_rows(const tensor *x, const tensor *idx, const tensor *
     if (!be)
         return NULL;
     const eng_backend *prev = tensor_place(be);
-    /* the backends add f32, f64, i32, i64; the others add in f32 or i64 and round back */
+    /* index_put accumulates f32, f64, i32, i64; the others add in f32 or i64 and round back */
     tensor_dtype dt = x->dtype, work = dt;
     if (dt == DT_F16 || dt == DT_BF16)
         work = DT_F32;
@@ -103,10 +103,10 @@ tensor *tensor_index_add_rows(const tensor *x, const tensor *idx, const tensor *
         !(o2 = tensor_reshape(out, 2, s2, err)) || !(s2t = tensor_reshape(sv, 2, r2, err)))
         goto fail;
     tensor *iflat = tensor_reshape(i64, 1, i1, err);
-    if (!iflat)
-        goto fail;
-    int rc = be->index_add(o2, iflat, s2t, err);
+    tensor *iw = iflat ? tensor_index_checked(iflat, rows, 0, be, err) : NULL; /* negatives wrapped */
     tensor_decref(iflat);
+    int rc = iw ? tensor_index_put(o2, 1, iw, s2t, 1, err) : -1; /* accumulate: repeated indices add up */
+    tensor_decref(iw);
     if (rc < 0) {
         if (err->kind == ERR_INDEX && strncmp(err->msg, "index_add", 9)) { /* the backend's words, the op's name */
             size_t len = strlen(err->msg);

@@ -1,8 +1,10 @@
 /* test_conformance.c — the backend conformance suite: every op of engine/tensor/ops.def plus
  * the composites (OP_COMPOSITE rows), matmul, where, gather, random, copy/cast, fill,
  * assign into views and arange, sort/argsort/topk and the scans (conf_order.h), the
- * fused training ops (cross_entropy forward and backward, AdamW and SGD steps), and
- * index_add (the scatter-add kernel) and the composed shape ops built on it, run
+ * fused training ops (cross_entropy forward and backward, AdamW and SGD steps), the
+ * indexing entries (mask reads and positions, integer-tensor reads, assignments, index_put
+ * accumulating over repeated indices), and index_add / scatter_add and the composed
+ * shape ops built on them, run
  * through the tensor front end on the CPU backend (the reference) and on a second
  * backend, on random shapes (broadcasting, transposed and stepped views, empty tensors,
  * sizes 1, 7, 33, 1025, 4099 ...) and every dtype, compared element by element within
@@ -635,7 +637,116 @@ static tensor *do_shape_ops(tensor **x, void *c, eng_error *err)
     }
 }
 
+/* ---- indexing (engine/tensor/tensor_index.c: mask compaction, gather, index_put) ---- */
+
+typedef struct ixctx {
+    int kind;      /* 0 mask read, 1 int-tensor read in dim, 2 mask assign, 3 int-tensor op= scalar,
+                      4 index_put accumulate, 5 mask positions */
+    int dim;       /* the indexed dimension */
+    uint64_t seed; /* of the accumulate case's indices */
+} ixctx;
+
+static tensor *do_index(tensor **x, void *c, eng_error *err)
+{
+    const ixctx *k = c;
+    tensor_index_item it[TENSOR_MAXDIM];
+    memset(it, 0, sizeof it);
+    int n = 0, bad;
+    for (int d = 0; d < k->dim; d++)
+        it[n++] = (tensor_index_item){.kind = TIX_SLICE, .start = 0, .stop = INT64_MAX / 4, .step = 1};
+    it[n++] = (tensor_index_item){.kind = TIX_TENSOR, .t = x[1]};
+    if (k->kind == 5)
+        return tensor_mask_positions(x[1], err);
+    if (k->kind <= 1)
+        return tensor_index(x[0], it, n, &bad, err);
+    tensor *dst = tensor_clone(x[0], err), *v = NULL;
+    if (!dst)
+        return NULL;
+    int rc = -1;
+    if (k->kind == 2 || k->kind == 3) {
+        v = tensor_scalar(k->kind == 2 ? -5 : 3, DT_F64, err);
+        if (v)
+            rc = tensor_index_assign(dst, it, n, k->kind == 2 ? OP_COUNT : OP_ADD, v, &bad, err);
+    } else { /* index_put accumulate into dim 0: indices with repeats */
+        int64_t rows = dst->shape[0], m = 1 + (int64_t)(k->seed % 40), shape[TENSOR_MAXDIM];
+        double *iv = malloc(sizeof(double) * (size_t)m);
+        uint64_t st = k->seed;
+        for (int64_t i = 0; i < m; i++) {
+            st = st * 6364136223846793005ULL + 1442695040888963407ULL;
+            iv[i] = (double)((st >> 33) % (uint64_t)rows);
+        }
+        tensor *idx = tensor_from_doubles(iv, DT_I64, 1, &m, err);
+        free(iv);
+        shape[0] = m;
+        for (int d = 1; d < dst->ndim; d++)
+            shape[d] = dst->shape[d];
+        tensor *src = idx ? tensor_full(dst->dtype, dst->ndim, shape, 0.0, err) : NULL;
+        if (src) { /* rows of distinct values: 0.25 * (k + 1) + element */
+            tensor *ar = tensor_arange(0, (double)tensor_numel(src), 1, dst->dtype, err);
+            tensor *arr = ar ? tensor_reshape(ar, dst->ndim, shape, err) : NULL;
+            rc = arr ? tensor_assign(src, arr, err) : -1;
+            tensor_decref(ar);
+            tensor_decref(arr);
+            if (!rc)
+                rc = tensor_index_put(dst, 1, idx, src, 1, err);
+        }
+        tensor_decref(idx);
+        tensor_decref(src);
+    }
+    tensor_decref(v);
+    if (rc) {
+        tensor_decref(dst);
+        return NULL;
+    }
+    return dst;
+}
+
 static void group_index(int cases)
+{
+    for (int i = 0; i < cases; i++) {
+        char what[96];
+        spec s[2];
+        memset(s, 0, sizeof s);
+        s[0].dt = all_dtypes[i % NDT];
+        random_shape(&s[0], 3, 1);
+        if (s[0].ndim == 0) {
+            s[0].ndim = 1;
+            s[0].shape[0] = 4099;
+        }
+        ixctx k = {.kind = i % 6, .seed = rnd()};
+        k.dim = rndi(s[0].ndim);
+        if (k.kind == 0 || k.kind == 2 || k.kind == 5) { /* a mask over dims dim..dim+m-1 */
+            int m = 1 + rndi(s[0].ndim - k.dim);
+            s[1] = (spec){.dt = DT_BOOL, .ndim = m, .seed = rnd()};
+            memcpy(s[1].shape, s[0].shape + k.dim, sizeof(int64_t) * (size_t)m);
+            if (k.kind == 5 && i % 12 == 5) { /* several chunks of the device's scan (8 KiB each) */
+                s[1].ndim = 1;
+                s[1].shape[0] = 3 * 8192 + 5 + rndi(9000);
+            }
+        } else if (k.kind == 1 || k.kind == 3) { /* values in [-20, 20]: some out of range */
+            s[1] = (spec){.dt = rndi(2) ? DT_I32 : DT_I64, .ndim = 1 + rndi(2), .seed = rnd()};
+            s[1].shape[0] = 1 + rndi(9);
+            s[1].shape[1] = 1 + rndi(3);
+        } else {
+            static const tensor_dtype acc[] = {DT_F32, DT_F64, DT_I32, DT_I64};
+            s[0].dt = acc[rndi(4)];
+            if (s[0].shape[0] == 0)
+                s[0].shape[0] = 3;
+            k.dim = 0;
+            s[1] = (spec){.dt = DT_I64, .ndim = 1, .seed = rnd()};
+            s[1].shape[0] = 1;
+        }
+        static const char *names[] = {"mask read", "index read", "mask assign", "index +=", "index_put add",
+                                      "mask positions"};
+        snprintf(what, sizeof what, "%s(%s dim %d of %dd)", names[k.kind], tensor_dtype_name(s[0].dt), k.dim,
+                 s[0].ndim);
+        /* float atomics add in any order: a rounding apart */
+        run_both(what, s, 2, tol_for(s[0].dt, k.kind != 4), 1, do_index, &k);
+    }
+}
+
+/* index_add, scatter_add and the composed shape ops (tensor_compose.c) */
+static void group_scatter(int cases)
 {
     for (int i = 0; i < cases; i++) {
         char what[96];
@@ -861,7 +972,8 @@ int main(int argc, char **argv)
         {"unary", group_unary, 1},   {"binary", group_binary, 1}, {"reduce", group_reduce, 1},
         {"matmul", group_matmul, 4}, {"data", group_data, 4},     {"random", group_random, 2},
         {"conv", group_conv, 2},     {"train", group_train, 2},   {"compose", group_composite, 1},
-        {"order", group_order, 2},   {"index", group_index, 2},
+        {"order", group_order, 2},   {"index", group_index, 3},
+        {"scatter", group_scatter, 2},
     };
     const char *only = argc > 3 ? argv[3] : NULL;
     for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {

@@ -359,6 +359,65 @@ check("gather rows", "S[gi]", S[gi])
 check("gather i32 negative", "S[to(gi, i32) - 2]", S[gi.astype(np.int32) - 2])
 check("gather of transposed", "S.T[gi]", S.T[gi])
 
+# ---- indexing: masks, None, ..., integer tensors in any dimension, assignment --------
+XI = inp("XI", rng.standard_normal((4, 5, 6)).astype(np.float32))
+XL = inp("XL", rng.integers(-50, 50, size=(7, 3)).astype(np.int64))
+m2 = inp("m2", rng.random((4, 5)) < 0.5)
+m1 = inp("m1", rng.random(5) < 0.5)
+i1 = inp("i1", rng.integers(-5, 5, size=3).astype(np.int64))
+i2 = inp("i2", rng.integers(0, 6, size=(2, 2)).astype(np.int32))
+i3 = inp("i3", rng.integers(-4, 4, size=(3, 1)).astype(np.int64))
+perm = inp("perm", rng.permutation(7).astype(np.int64)[:4])
+dup = inp("dup", np.array([1, 1, 5, 1, 0], dtype=np.int64))
+check("mask read", "XI[XI > 0.5]", XI[XI > 0.5])
+check("mask over leading dims", "XI[m2]", XI[m2])
+check("mask in dim 1", "XI[:, m1]", XI[:, m1])
+check("mask after ellipsis", "XI[..., XI[0, 0] > 0]", XI[..., XI[0, 0] > 0])
+check("None and ellipsis", "XI[None, 1, ..., None]", XI[None, 1, ..., None])
+check("ellipsis int", "XI[..., 2]", XI[..., 2])
+check("None between", "XI[1, None, :, ::2]", XI[1, None, :, ::2])
+check("index dim 1", "XI[:, i1]", XI[:, i1])
+check("index dim 2 i32 2-d", "XI[:, :, i2]", XI[:, :, i2])
+check("index then slice", "XI[i1, 2:]", XI[i1, 2:])
+check("index adjacent pair", "XI[:, i1, i3]", XI[:, i1, i3])
+check("index separated pair", "XI[i1, :, i3]", XI[i1, :, i3])
+check("int and index separated", "XI[0, :, i1]", XI[0, :, i1])
+check("int and index adjacent", "XI[:, 0, i2]", XI[:, 0, i2])
+check("mask and index", "XI[m1[:4], :, i1[:1]]", XI[m1[:4], :, i1[:1]])
+check("index of i64", "XL[perm]", XL[perm])
+
+
+def put(name, body, expected):
+    """A function of the setup cell that assigns into a copy of its input."""
+    setup.append(f"tensor {name}(tensor t) {{ tensor y = clone(t); {body} return y; }}")
+    return expected
+
+
+def np_put(a, fn):
+    a = a.copy()
+    fn(a)
+    return a
+
+
+vals = inp("vals", rng.standard_normal(int((XI > 0).sum())).astype(np.float32))
+check("mask = scalar", "put_ms(XI)", put("put_ms", "y[y > 0] = 0.5;", np_put(XI, lambda a: a.__setitem__(a > 0, 0.5))))
+check("mask = values", "put_mv(XI)",
+      put("put_mv", "y[y > 0] = vals;", np_put(XI, lambda a: a.__setitem__(a > 0, vals))))
+check("mask += row", "put_mr(XI)",
+      put("put_mr", "y[m2] += XI[0, 0];", np_put(XI, lambda a: a.__setitem__(m2, a[m2] + XI[0, 0]))))
+check("mask *= scalar int", "put_mi(XL)",
+      put("put_mi", "y[y < 0] *= -3;", np_put(XL, lambda a: a.__setitem__(a < 0, a[a < 0] * -3))))
+check("index = scalar dim 1", "put_is(XI)",
+      put("put_is", "y[:, {4, 0, 2}] = -1;", np_put(XI, lambda a: a.__setitem__((slice(None), [4, 0, 2]), -1))))
+check("index rows = tensor", "put_ir(XL)",
+      put("put_ir", "y[perm] = XL[:4] * 10;", np_put(XL, lambda a: a.__setitem__(perm, XL[:4] * 10))))
+check("index += repeated", "put_id(XL)",
+      put("put_id", "y[dup] += 100;", np_put(XL, lambda a: a.__setitem__(dup, a[dup] + 100))))
+check("index -= adjacent pair", "put_ip(XI)",
+      put("put_ip", "y[:, i1, i3] -= 1;", np_put(XI, lambda a: a.__setitem__((slice(None), i1, i3), a[:, i1, i3] - 1))))
+check("None ... assign", "put_ne(XI)",
+      put("put_ne", "y[None, ..., 1] = 7;", np_put(XI, lambda a: a.__setitem__((None, Ellipsis, 1), 7))))
+
 # ---- creation ------------------------------------------------------------------------
 check("zeros i32", "zeros(3, 4, i32)", np.zeros((3, 4), np.int32))
 check("ones tuple", "ones(shape(S))", np.ones(S.shape, np.float32))

@@ -101,6 +101,38 @@ static tensor *f_gather(tensor **p, const gcase *c)
     tensor_decref(idx);
     return r;
 }
+/* NumPy indexing (engine/tensor/tensor_index.c): c->dim picks the index */
+static tensor *f_index(tensor **p, const gcase *c)
+{
+    double mv[4] = {1, 0, 1, 1}, iv[4] = {2, 0, 2, -1}, jv[2] = {3, 0};
+    int64_t n4 = 4, n21[2] = {2, 1};
+    tensor *mask = must(tensor_from_doubles(mv, DT_BOOL, 1, &n4, &err));
+    tensor *idx = must(tensor_from_doubles(iv, DT_I64, 1, &n4, &err)); /* repeated and negative */
+    tensor *jdx = must(tensor_from_doubles(jv, DT_I32, 2, n21, &err));
+    tensor_index_item it[4];
+    memset(it, 0, sizeof it);
+    tensor_index_item all = {.kind = TIX_SLICE, .start = 0, .stop = 1000, .step = 1};
+    int n = 0, bad;
+    switch (c->dim) {
+    case 0: it[n++] = (tensor_index_item){.kind = TIX_TENSOR, .t = mask}; break;   /* x[mask] (rows) */
+    case 1: it[n++] = all; it[n++] = (tensor_index_item){.kind = TIX_TENSOR, .t = idx}; break; /* x[:, idx] */
+    case 2: /* x[idx, :, jdx]: separated, broadcast [2, 4] */
+        it[n++] = (tensor_index_item){.kind = TIX_TENSOR, .t = idx};
+        it[n++] = all;
+        it[n++] = (tensor_index_item){.kind = TIX_TENSOR, .t = jdx};
+        break;
+    default: /* x[None, ..., mask over the last dim] */
+        it[n++] = (tensor_index_item){.kind = TIX_NEWAXIS};
+        it[n++] = (tensor_index_item){.kind = TIX_ELLIPSIS};
+        it[n++] = (tensor_index_item){.kind = TIX_TENSOR, .t = mask};
+        break;
+    }
+    tensor *r = tensor_index(p[0], it, n, &bad, &err);
+    tensor_decref(mask);
+    tensor_decref(idx);
+    tensor_decref(jdx);
+    return r;
+}
 static tensor *f_cat(tensor **p, const gcase *c) { return tensor_cat(p, c->np, c->dim, &err); }
 static tensor *f_stack(tensor **p, const gcase *c) { return tensor_stack(p, c->np, c->dim, &err); }
 static tensor *f_where(tensor **p, const gcase *c)
@@ -216,6 +248,10 @@ static const gcase cases[] = {
     {"contiguous", f_contiguous, 1, {2}, {{3, 4}}, 0},
     {"cast f64 -> f32", f_cast, 1, {2}, {{3, 4}}, 0, 0, 0, 0, 0, 0, 1e-3, 1e-2},
     {"gather", f_gather, 1, {2}, {{3, 4}}, 0},
+    {"index mask rows", f_index, 1, {2}, {{4, 3}}, 0, 0, 0},
+    {"index x[:, idx]", f_index, 1, {3}, {{2, 3, 4}}, 0, 0, 1},
+    {"index x[idx, :, jdx]", f_index, 1, {3}, {{4, 3, 4}}, 0, 0, 2},
+    {"index x[None, ..., mask]", f_index, 1, {2}, {{3, 4}}, 0, 0, 3},
     {"cat dim 1", f_cat, 3, {2, 2, 2}, {{3, 1}, {3, 4}, {3, 2}}, 0, 0, 1},
     {"stack dim 0", f_stack, 2, {2, 2}, {{3, 4}, {3, 4}}, 0, 0, 0},
     {"where broadcast", f_where, 2, {2, 1}, {{3, 4}, {4}}, 0},

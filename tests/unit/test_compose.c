@@ -149,10 +149,10 @@ static void test_values_and_errors(void)
     CHECK(r->dtype == DT_I64 && tensor_get_flat(r, 0) == 12 && tensor_get_flat(r, 1) == 13);
     CHECK(tensor_get_flat(x, 0) == 1); /* x untouched */
     tensor_decref(r);
-    /* an index out of range names it */
+    /* an index out of range names one (the extreme: the index check reads back the min and max) */
     double bad[3] = {0, 2, 5};
     tensor *bidx = ints(bad, 1, &n);
-    expect_error("index_add range", tensor_index_add(x, 0, bidx, src, &err), "index 2 is out of range");
+    expect_error("index_add range", tensor_index_add(x, 0, bidx, src, &err), "index_add: index 5 is out of range for dimension 0 of size 2");
     expect_error("one_hot range", tensor_one_hot(bidx, 4, &err), "one_hot: index 5 is out of range for 4 classes");
     tensor *sh = tensor_one_hot(bidx, -1, &err);
     CHECK(sh && sh->ndim == 2 && sh->shape[1] == 6);

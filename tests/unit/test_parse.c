@@ -126,6 +126,10 @@ static void dump(sbuf *b, const ast *n)
     case AST_CALL: sb_put(b, "(call "); dump(b, n->a); dump_list(b, n); sb_put(b, ")"); break;
     case AST_INDEX: sb_put(b, "(index "); dump(b, n->a); dump_list(b, n); sb_put(b, ")"); break;
     case AST_SLICE:
+        if (n->ival) { /* None, ... */
+            sb_put(b, n->ival == AST_IDX_NEWAXIS ? "None" : "...");
+            break;
+        }
         sb_put(b, "(: ");
         dump_opt(b, n->a);
         sb_put(b, " ");
@@ -339,6 +343,8 @@ static void test_expressions(void)
          "(expr (index x (: _ _ _) 0)) (expr (index x (: _ _ 2))) (expr (index x (: 1 (- 1) _))) "
          "(expr (index x (: a b c) (: _ _ _))) (expr (index x (: _ _ _))) (expr! (index x i (: j _ _)))");
     TREE("x[c ? 1 : 2]", "(expr! (index x (? c 1 2)))");
+    TREE("x[None, ..., 1:]; x[None + 1]; x[...][None]",
+         "(expr (index x None ... (: 1 _ _))) (expr (index x (+ None 1))) (expr! (index (index x ...) None))");
     TREE("k<<<g, 256>>>(out, a, n); k<<<cdiv(n, 256), 256, 1024>>>()",
          "(expr (launch k < g 256 > (args out a n))) (expr! (launch k < (call cdiv n 256) 256 1024 > (args)))");
     TREE("42; 0x2a; 052; 7u; 9UL; 'a'; '\\n'; 1.5; 1e3; 2.5f; .5; true; false",
@@ -440,6 +446,8 @@ static void test_errors(void)
     ERRORS("x = (tensor) y;", "1:6 cannot cast to 'tensor'");
     ERRORS("void x = 1;", "1:1 a variable cannot be void");
     ERRORS("x[] = 1;", "1:3 expected an index or a slice, found ']'");
+    ERRORS("x[..];", "1:5 expected '...' (an ellipsis) in the index");
+    ERRORS("x[. . .];", "1:5 expected '...' (an ellipsis) in the index");
     ERRORS("a.(1);", "1:3 expected a member name after '.', found '('");
     ERRORS("else x;", "1:1 'else' without an 'if'");
     ERRORS("x = 1 2;", "1:6 expected ';' after expression");
