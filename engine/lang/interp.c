@@ -160,7 +160,8 @@ static int truthy(interp *it, ast *n, value v, int *out)
         *out = d != 0;
         return 0;
     }
-    default: return fail(it, n, ERR_TYPE, "a %s cannot be used as a condition", value_type_name(v.type));
+    default: return fail(it, n, ERR_TYPE, "%s %s cannot be used as a condition", eng_a(value_type_name(v.type)),
+                            value_type_name(v.type));
     }
 }
 
@@ -495,7 +496,7 @@ static int eval_index(interp *it, ast *n, value base, value *out)
         else if (!(rc = index_tensor(it, n, base.as.t, &t)))
             *out = value_tensor(t);
     } else
-        rc = fail(it, n, ERR_TYPE, "cannot index a %s", value_type_name(base.type));
+        rc = fail(it, n, ERR_TYPE, "cannot index %s %s", eng_a(value_type_name(base.type)), value_type_name(base.type));
     value_decref(base);
     return rc;
 }
@@ -504,7 +505,8 @@ static int eval_index(interp *it, ast *n, value base, value *out)
 static int eval_member(interp *it, ast *n, value base, value *out)
 {
     if (base.type != VAL_TENSOR) {
-        fail(it, n, ERR_TYPE, "a %s has no member '%s'", value_type_name(base.type), n->str);
+        fail(it, n, ERR_TYPE, "%s %s has no member '%s'", eng_a(value_type_name(base.type)), value_type_name(base.type),
+             n->str);
         value_decref(base);
         return -1;
     }
@@ -562,7 +564,8 @@ static int assign_into_tensor(interp *it, ast *n, int op, tensor *dst, value rhs
         if (!src)
             return located(it, n);
     } else
-        return fail(it, n, ERR_TYPE, "cannot store a %s into a tensor", value_type_name(rhs.type));
+        return fail(it, n, ERR_TYPE, "cannot store %s %s into a tensor", eng_a(value_type_name(rhs.type)),
+                    value_type_name(rhs.type));
     int rc;
     if (op == TK_ASSIGN)
         rc = tensor_assign(dst, src, it->err);
@@ -657,7 +660,8 @@ static int eval_assign(interp *it, ast *n, value *out)
         value base;
         if (!(rc = eval(it, target->a, &base))) {
             if (base.type != VAL_TENSOR)
-                rc = fail(it, target, ERR_TYPE, "a %s has no member 'grad'", value_type_name(base.type));
+                rc = fail(it, target, ERR_TYPE, "%s %s has no member 'grad'", eng_a(value_type_name(base.type)),
+                          value_type_name(base.type));
             else if (rhs.type == VAL_VOID) {
                 if (base.as.t->grad)
                     tensor_decref(base.as.t->grad);
@@ -856,7 +860,8 @@ static int eval_call(interp *it, ast *n, value *recv, value *out)
             eng_func *fn = g->v.as.fn;
             fn->refcount++; /* the function may be redefined while it runs */
             if (fn->def->nlist != argc)
-                rc = fail(it, n, ERR_TYPE, "%s() takes %d arguments, %d given", fn->name, fn->def->nlist, argc);
+                rc = fail(it, n, ERR_TYPE, "%s() takes %d argument%s, %d given", fn->name, fn->def->nlist,
+                          eng_s(fn->def->nlist), argc);
             else
                 rc = call_function(it, n, fn, args, argc, out);
             eng_func_decref(fn);
@@ -1403,7 +1408,8 @@ int interp_call(eng_session *s, eng_func *fn, int argc, value *argv, value *out,
         call_site = outer->builtin_call;
     }
     if (argc != fn->def->nlist)
-        return eng_fail(err, ERR_TYPE, "%s() takes %d arguments, %d given", fn->name, fn->def->nlist, argc);
+        return eng_fail(err, ERR_TYPE, "%s() takes %d argument%s, %d given", fn->name, fn->def->nlist,
+                          eng_s(fn->def->nlist), argc);
     value *args = s->stack + s->stack_used;
     if (s->stack_used + fn->frame_size > ENG_STACK_SLOTS)
         return eng_fail(err, ERR_RUNTIME, "stack overflow calling %s()", fn->name);

@@ -278,7 +278,7 @@ static int parse_param(const char *kname, int i, const char *p, const char *end,
                     const_before_star = 1;
             } else if (!strcmp(word, "struct") || !strcmp(word, "class") || !strcmp(word, "union") ||
                        !strcmp(word, "enum")) {
-                snprintf(problem, sizeof problem, "a %s type", word);
+                snprintf(problem, sizeof problem, "%s %s type", eng_a(word), word);
                 known = 1;
             } else if (!out->name[0]) {
                 for (size_t k = 0; k < sizeof type_words / sizeof type_words[0]; k++)
@@ -936,8 +936,8 @@ int eng_kernel_launch(eng_ktable *t, eng_kernel *k, const unsigned grid[3], cons
         tensor *x = args[i].as.t;
         int want = eng_ctype_dtype(p->ctype);
         if ((int)x->dtype != want) {
-            eng_fail(err, ERR_TYPE, "%s: argument %d ('%s', %s) needs a %s tensor, got %s", k->name, i + 1, p->name,
-                     p->type, tensor_dtype_name((tensor_dtype)want), tensor_dtype_name(x->dtype));
+            eng_fail(err, ERR_TYPE, "%s: argument %d ('%s', %s) needs %s %s tensor, got %s", k->name, i + 1, p->name,
+                     p->type, eng_a(tensor_dtype_name((tensor_dtype)want)), tensor_dtype_name((tensor_dtype)want), tensor_dtype_name(x->dtype));
             goto out;
         }
         if (!tensor_is_contiguous(x)) {

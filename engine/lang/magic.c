@@ -65,6 +65,10 @@ static int magic_time(eng_session *s, const char *code, eng_source *src, eng_err
     eng_compiled *c = eng_compile(s, code, name, 1, err);
     if (!c)
         return -1;
+    if (repeat) /* %timeit shows the timing only, never the statement's value (once per loop) */
+        for (int i = 0; i < c->cell.nstmts; i++)
+            if (c->cell.stmts[i]->kind == AST_EXPR)
+                c->cell.stmts[i]->ival = 0;
     int rc = 0;
     char t1[32], t2[32];
     /* on an asynchronous device, times include the queued work: sync before and after,

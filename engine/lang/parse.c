@@ -847,6 +847,15 @@ static void parse_semi(parser *p, const char *after)
     parse_fail_at(p, line, col, "expected ';' after %s, found %s", after, parse_describe(&p->cur, buf, sizeof buf));
 }
 
+/* parse_semi for a statement of the cell's top level, which the end of the cell also
+ * ends: `tensor t = randn(2, 3)` as a cell's last line needs no ';' */
+static void parse_semi_or_end(parser *p, const char *after, int top)
+{
+    if (top && p->cur.kind == TK_EOF)
+        return;
+    parse_semi(p, after);
+}
+
 /* block := '{' { statement } '}' */
 static ast *parse_block(parser *p)
 {
@@ -953,7 +962,7 @@ static ast *parse_declaration(parser *p, int allow_func)
             break;
     }
     parse_set_list(d, &l);
-    parse_semi(p, "the declaration");
+    parse_semi_or_end(p, "the declaration", allow_func && p->block_depth == 0);
     return d;
 }
 
@@ -1108,7 +1117,7 @@ static ast *parse_statement(parser *p, int top)
         }
         parse_advance(p);
         n->a = parse_condition(p, "while");
-        parse_semi(p, "'do ... while (...)'");
+        parse_semi_or_end(p, "'do ... while (...)'", top);
         break;
     case TK_BREAK:
     case TK_CONTINUE:

@@ -163,15 +163,16 @@ static void oom_error(const eng_backend *be, tensor_dtype dt, int ndim, const in
     if (c->oom_note)
         c->oom_note(c->oom_note_user, be, live, sizeof live);
     if (be == &cpu_backend && !why[0]) {
-        eng_fail(err, ERR_MEMORY, "out of memory for a %s tensor of shape %s", tensor_dtype_name(dt), b);
+        eng_fail(err, ERR_MEMORY, "out of memory for %s %s tensor of shape %s", eng_a(tensor_dtype_name(dt)),
+                 tensor_dtype_name(dt), b);
         return;
     }
     if (why[0]) /* the allocator's words: the size asked for, what the device has free */
-        eng_fail(err, ERR_MEMORY, "out of memory on %s for a %s tensor of shape %s: %s%s%s", be->name,
-                 tensor_dtype_name(dt), b, why, live[0] ? "; " : "", live);
+        eng_fail(err, ERR_MEMORY, "out of memory on %s for %s %s tensor of shape %s: %s%s%s", be->name,
+                 eng_a(tensor_dtype_name(dt)), tensor_dtype_name(dt), b, why, live[0] ? "; " : "", live);
     else
-        eng_fail(err, ERR_MEMORY, "out of memory on %s for a %s tensor of shape %s (%zu bytes)%s%s", be->name,
-                 tensor_dtype_name(dt), b, bytes, live[0] ? "; " : "", live);
+        eng_fail(err, ERR_MEMORY, "out of memory on %s for %s %s tensor of shape %s (%zu bytes)%s%s", be->name,
+                 eng_a(tensor_dtype_name(dt)), tensor_dtype_name(dt), b, bytes, live[0] ? "; " : "", live);
 }
 
 tensor *tensor_empty(tensor_dtype dt, int ndim, const int64_t *shape, eng_error *err)

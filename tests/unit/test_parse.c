@@ -451,6 +451,12 @@ static void test_errors(void)
     ERRORS("tensor f(tensor) {}", "1:16 expected a parameter name, found ')'");
     ERRORS("++3;", "1:1 cannot apply '++' to this expression");
     ERRORS("int x = 1 int y = 2;", "1:10 expected ';' after the declaration, found 'int'");
+    /* the end of the cell ends a top-level declaration (and do-while); nothing nested */
+    TREE("double d = 1", "(decl float d=1)");
+    TREE("int x = 1;\ndouble d = 2 // a comment", "(decl int x=1) (decl float d=2)");
+    ERRORS("int x = 1\nint y = 2", "1:10 expected ';' after the declaration, found 'int'");
+    ERRORS("void f() { int x = 1", "1:21 expected ';' after the declaration, found end of cell");
+    ERRORS("if (c) int x = 1", "1:17 expected ';' after the declaration, found end of cell");
     ERRORS("void f() { if (x) { y = 1 } }", "1:26 expected ';' after expression");
     ERRORS("return 1 + ;; x = ;", "1:12 expected an expression|1:19 expected an expression");
 
