@@ -142,6 +142,8 @@ eng_compiled *eng_compile(eng_session *s, const char *code, const char *cell_nam
                           eng_error *quiet_err);
 int eng_run_compiled(eng_session *s, eng_compiled *c, eng_error *quiet_err);
 void eng_compiled_free(eng_compiled *c);
+/* warnings about a cell that compiled (engine/lang/lint.c): to its stderr stream */
+void eng_lint_cell(eng_session *s, const eng_source *src);
 void eng_session_reset(eng_session *s);
 extern const char *const eng_magic_names[];
 

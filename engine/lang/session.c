@@ -285,6 +285,8 @@ int eng_execute(eng_session *s, const char *code, const char *cell_name, int fir
     eng_flush(s);
     int grad_mode = ag_grad_mode();
     eng_compiled *c = eng_compile(s, code, cell_name, first_line, NULL);
+    if (c)
+        eng_lint_cell(s, c->src);
     int rc = c ? eng_run_compiled(s, c, NULL) : 1;
     eng_compiled_free(c);
     if (rc) /* a failed cell leaves grad mode as it found it (set_grad_enabled(false) before the error) */
