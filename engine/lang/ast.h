@@ -42,6 +42,7 @@ typedef enum tok_kind {
     TK_LAUNCH_OPEN,  /* <<< */
     TK_LAUNCH_CLOSE, /* >>> */
     TK_ERROR,        /* a character or literal the lexer could not read; text says which */
+    TK_DEFINES,      /* '#define' lines not followed by a kernel (at the start of a statement) */
     TK_NKINDS
 } tok_kind;
 
@@ -98,7 +99,7 @@ typedef enum ast_kind {
     AST_MAGIC,     /* str/slen: the line after '%' */
     AST_KERNEL,    /* str/slen: the CUDA source verbatim (with #defines before it);
                       ival 1 for __global__, 0 for __device__; name in name/nlen */
-    AST_EMPTY,     /* ; */
+    AST_EMPTY,     /* ; or, with str, a cell's '#define' lines (TK_DEFINES) */
     AST_NKINDS
 } ast_kind;
 

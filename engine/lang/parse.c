@@ -19,6 +19,7 @@
  * allocation ends the parse with an ERR_MEMORY error.
  */
 #include "engine/lang/ast.h"
+#include "engine/lang/kernels.h"
 #include "engine/base/stack.h"
 
 #include <errno.h>
@@ -112,7 +113,7 @@ static void parse_oom(parser *p)
 static const char *parse_describe(const token *t, char *buf, size_t n)
 {
     switch (t->kind) {
-    case TK_EOF: case TK_MAGIC: case TK_KERNEL: case TK_STRING:
+    case TK_EOF: case TK_MAGIC: case TK_KERNEL: case TK_DEFINES: case TK_STRING:
         return tok_kind_name(t->kind);
     default:
         break;
@@ -518,7 +519,31 @@ static ast *parse_brace_list(parser *p)
     return n;
 }
 
-/* primary := INT | FLOAT | string | CHAR | 'true' | 'false' | NAME | '(' expression ')' | list */
+/* sizeof := 'sizeof' '(' C type ')'   the type's size in bytes, an int (as in CUDA C) */
+static ast *parse_sizeof(parser *p)
+{
+    token kw = p->cur;
+    parse_advance(p);
+    token open = p->cur;
+    parse_advance(p);
+    const char *from = p->cur.start, *to = from;
+    while (p->cur.kind != TK_RPAREN && p->cur.kind != TK_EOF && p->cur.kind != TK_SEMI) {
+        to = p->cur.start + p->cur.len;
+        parse_advance(p);
+    }
+    long size = eng_ctype_sizeof(from, (size_t)(to - from));
+    if (size < 0)
+        parse_fail_at(p, open.line, open.col + 1,
+                      "sizeof takes a C type (int, float, double, char, short, long, bool, half, size_t, "
+                      "int8_t ... uint64_t, float2, float4, T *), found '%.*s'", (int)(to - from > 60 ? 60 : to - from),
+                      from);
+    parse_expect_close(p, TK_RPAREN, &open);
+    ast *n = parse_node_at(p, AST_INT, &kw);
+    n->ival = size;
+    return n;
+}
+
+/* primary := INT | FLOAT | string | CHAR | 'true' | 'false' | NAME | sizeof | '(' expression ')' | list */
 static ast *parse_primary(parser *p)
 {
     token t = p->cur;
@@ -542,6 +567,9 @@ static ast *parse_primary(parser *p)
         n->ival = t.kind == TK_TRUE;
         return n;
     case TK_NAME:
+        if (t.len == 6 && !memcmp(t.start, "sizeof", 6) && parse_peek(p).kind == TK_LPAREN)
+            return parse_sizeof(p);
+        /* fall through */
     case TK_BOOL_KW: /* in an expression, `bool` names the dtype: x.to(bool) */
         parse_advance(p);
         n = parse_node_at(p, AST_NAME, &t);
@@ -1019,6 +1047,14 @@ static ast *parse_statement(parser *p, int top)
     ast *n;
     parse_enter(p);
     switch (t.kind) {
+    case TK_DEFINES: /* an empty statement holding the lines, for defines.c */
+        parse_advance(p);
+        if (p->block_depth > 0 || !top)
+            parse_fail_at(p, t.line, t.col, "#define lines are only allowed at top level");
+        n = parse_node_at(p, AST_EMPTY, &t);
+        n->str = parse_strndup(p, t.start, (size_t)t.len);
+        n->slen = t.len;
+        break;
     case TK_MAGIC: {
         parse_advance(p);
         n = parse_node_at(p, AST_MAGIC, &t);
@@ -1200,7 +1236,7 @@ static void parse_sync(parser *p)
                 depth--;
             parse_advance(p);
             break;
-        case TK_MAGIC: case TK_KERNEL:
+        case TK_MAGIC: case TK_KERNEL: case TK_DEFINES:
             if (depth == 0)
                 return;
             parse_advance(p);

@@ -225,6 +225,8 @@ eng_compiled *eng_compile(eng_session *s, const char *code, const char *cell_nam
     }
     check_result cr = {0};
     if (!nerr)
+        eng_cell_defines(s, &c->cell);
+    if (!nerr)
         nerr = check_cell(s, &c->cell, errs, MAX_CELL_ERRORS, &cr);
     for (int i = 0; !nerr && i < cr.nnew; i++)
         if (eng_global_add(s, cr.names[i], (int)strlen(cr.names[i])) < 0)

@@ -431,7 +431,11 @@ static void test_errors(void)
     ERRORS("x = 1; /* never\n closed", "1:8 unterminated comment");
     ERRORS("x = \"\\q\";", "1:6 unknown escape sequence '\\q'");
     ERRORS("c = 'ab';", "1:5 exactly one character");
-    ERRORS("#define N 4\nint x = N;", "1:1 preprocessor lines are only allowed before __global__ / __device__");
+    ERRORS("#include <x.h>\nint x = 1;", "1:1 preprocessor lines are only allowed before __global__ / __device__");
+    ERRORS("#define N 4\n#include <x.h>\nint x = 1;", "1:1 preprocessor lines are only allowed before");
+    ERRORS("void f() {\n#define N 4\n}", "2:1 #define lines are only allowed at top level");
+    TREE("#define N 4\n#define M (N * 2)\nint x = N;", "(empty) (decl int x=N)");
+    TREE("x = 4 * sizeof(float) + sizeof(unsigned long long) + sizeof(const float *);", "(expr (= x (+ (+ (* 4 4) 8) 8)))");
     ERRORS("__global__ void k(int *p) {\n  p[0] = 1;\n", "1:1 unterminated kernel definition");
     ERRORS("void f() {\n__global__ void k() {}\n}", "2:1 __global__ / __device__ functions can only be defined at top level");
     ERRORS("x = a ? b;", "1:10 expected ':' for the '?' at line 1, column 7, found ';'");
