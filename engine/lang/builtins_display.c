@@ -229,7 +229,8 @@ int bi_hist(eng_call *c, value *out)
         goto done;
     }
     char text[128];
-    snprintf(text, sizeof text, "<hist: %lld values, %lld bins>", (long long)finite, (long long)bins);
+    snprintf(text, sizeof text, "<hist: %lld value%s, %lld bin%s>", (long long)finite, eng_s(finite), (long long)bins,
+             eng_s(bins));
     rc = send_two(c, text, "image/svg+xml", svg);
 done:
     tensor_decref(t);

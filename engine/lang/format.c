@@ -302,8 +302,8 @@ int eng_format(eng_call *c, int first, char **out, size_t *outlen)
     }
     if (argi < c->argc) {
         free(b.p);
-        return eng_fail(c->err, ERR_TYPE, "%s: %d arguments given but the format uses %d", c->name,
-                        c->argc - first - 1, argi - first - 1);
+        return eng_fail(c->err, ERR_TYPE, "%s: %d argument%s given but the format uses %d", c->name,
+                        c->argc - first - 1, eng_s(c->argc - first - 1), argi - first - 1);
     }
     if (outlen)
         *outlen = b.len;

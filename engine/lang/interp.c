@@ -249,8 +249,8 @@ static int list_fill(interp *it, ast *n, int depth, const int64_t *shape, int nd
                      int *any_float, int *all_bool)
 {
     if (n->nlist != shape[depth])
-        return fail(it, n, ERR_SHAPE, "tensor literal: ragged rows (%d items here, %lld in the first row)",
-                    n->nlist, (long long)shape[depth]);
+        return fail(it, n, ERR_SHAPE, "tensor literal: ragged rows (%d item%s here, %lld in the first row)",
+                    n->nlist, eng_s(n->nlist), (long long)shape[depth]);
     for (int i = 0; i < n->nlist; i++) {
         ast *item = n->list[i];
         if (depth + 1 < ndim) {

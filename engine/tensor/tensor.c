@@ -612,7 +612,7 @@ tensor *tensor_permute(tensor *t, const int *dims, int n, eng_error *err)
     if (TENSOR_RECORDS(t))
         return tensor_recorder_hooks->permute(t, dims, n, err);
     if (n != t->ndim) {
-        eng_fail(err, ERR_VALUE, "permute: %d dimensions given for a %d-d tensor", n, t->ndim);
+        eng_fail(err, ERR_VALUE, "permute: %d dimension%s given for a %d-d tensor", n, eng_s(n), t->ndim);
         return NULL;
     }
     int seen[TENSOR_MAXDIM] = {0}, p[TENSOR_MAXDIM];
