@@ -44,7 +44,7 @@ const char *eng_errkind_name(eng_errkind kind);
 static inline const char *eng_a(const char *word)
 {
     char c = word ? word[0] : 0;
-    int vowel = c == 'a' || c == 'e' || c == 'i' || c == 'o';
+    int vowel = c == 'a' || c == 'e' || c == 'i' || c == 'o' || (c == 'u' && word[1] == 'n'); /* "an unknown" */
     int letter = (c == 'f' || c == 'x') && word[1] >= '0' && word[1] <= '9'; /* "an f32" */
     return vowel || letter ? "an" : "a";
 }

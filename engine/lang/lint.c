@@ -84,8 +84,13 @@ void eng_lint_cell(eng_session *s, const eng_source *src)
             return;
         last = t;
     }
-    if (!last.start || last.kind == TK_SEMI || last.kind == TK_RBRACE)
+    switch (last.kind) { /* only where the statement ends with an operand */
+    case TK_NAME: case TK_INT: case TK_FLOAT: case TK_STRING: case TK_CHAR: case TK_TRUE: case TK_FALSE:
+    case TK_RPAREN: case TK_RBRACKET: case TK_INC: case TK_DEC:
+        break;
+    default:
         return;
+    }
     const char *p = last.start + last.len;
     while (*p == ' ' || *p == '\t')
         p++;
