@@ -163,6 +163,10 @@ void lex_init(lexer *lx, const char *src);
 token lex_next(lexer *lx);
 const char *tok_kind_name(tok_kind k); /* "'+'", "identifier", ... for messages */
 
+/* Does the text of a '//' comment (just after the '//', to the end of the line) read
+ * like an operand ("2", " (n + 1)"), not prose? For the '//' warning and hint (lint.c). */
+int eng_comment_reads_as_operand(const char *text);
+
 /* ---- parser ---- */
 /* Parses code into a new arena. Every syntax error of the cell is appended to errs
  * (at most max_errs; the parser resynchronises at the next ';' or '}' after each).

@@ -21,7 +21,7 @@
 /* does the comment text t (up to the end of the line) read like an operand? It must
  * start like one, and no two operands (words or numbers) may follow each other with
  * only blanks between ("2 passes over the data" is prose; "(n + 1) * 2" is not) */
-static int looks_like_operand(const char *t)
+int eng_comment_reads_as_operand(const char *t)
 {
     while (*t == ' ' || *t == '\t')
         t++;
@@ -94,7 +94,7 @@ void eng_lint_cell(eng_session *s, const eng_source *src)
     const char *p = last.start + last.len;
     while (*p == ' ' || *p == '\t')
         p++;
-    if (p[0] != '/' || p[1] != '/' || !looks_like_operand(p + 2))
+    if (p[0] != '/' || p[1] != '/' || !eng_comment_reads_as_operand(p + 2))
         return;
     /* the comment's line and column: count from the last token, which is on its line */
     int col = last.col + (int)(p - last.start);

@@ -864,6 +864,18 @@ static int parse_type_kw(tok_kind k, ast_type *ty)
     }
 }
 
+/* When a '//' comment that reads like a divisor follows the previous token (`n // 2;`
+ * took the ';' into the comment), a hint for the message; else "". */
+static const char *parse_slash_hint(parser *p)
+{
+    const char *s = p->prev.start ? p->prev.start + p->prev.len : NULL;
+    while (s && (*s == ' ' || *s == '\t'))
+        s++;
+    if (s && s[0] == '/' && s[1] == '/' && eng_comment_reads_as_operand(s + 2))
+        return " ('//' starts a comment in C: to divide write '/')";
+    return "";
+}
+
 /* Expects ';' just after the previous token ("expected ';' after ..."). */
 static void parse_semi(parser *p, const char *after)
 {
@@ -872,7 +884,8 @@ static void parse_semi(parser *p, const char *after)
     int line, col;
     char buf[64];
     parse_end_of(&p->prev, &line, &col);
-    parse_fail_at(p, line, col, "expected ';' after %s, found %s", after, parse_describe(&p->cur, buf, sizeof buf));
+    parse_fail_at(p, line, col, "expected ';' after %s, found %s%s", after, parse_describe(&p->cur, buf, sizeof buf),
+                  parse_slash_hint(p));
 }
 
 /* parse_semi for a statement of the cell's top level, which the end of the cell also
@@ -1191,9 +1204,9 @@ static ast *parse_statement(parser *p, int top)
             parse_end_of(&p->prev, &line, &col);
             if (p->cur.line > p->prev.line) {
                 /* the next line starts a new statement: report and go on with it */
-                parse_error_at(p, line, col, "expected ';' after expression");
+                parse_error_at(p, line, col, "expected ';' after expression%s", parse_slash_hint(p));
             } else {
-                parse_fail_at(p, line, col, "expected ';' after expression");
+                parse_fail_at(p, line, col, "expected ';' after expression%s", parse_slash_hint(p));
             }
         }
         break;

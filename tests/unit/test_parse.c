@@ -461,6 +461,9 @@ static void test_errors(void)
     ERRORS("int x = 1\nint y = 2", "1:10 expected ';' after the declaration, found 'int'");
     ERRORS("void f() { int x = 1", "1:21 expected ';' after the declaration, found end of cell");
     ERRORS("if (c) int x = 1", "1:17 expected ';' after the declaration, found end of cell");
+    ERRORS("x = n // 2;\ny = 1;", "1:6 expected ';' after expression ('//' starts a comment in C: to divide write '/')");
+    ERRORS("int h = n //(k+1);\nint y = 1;", "1:10 expected ';' after the declaration, found 'int' ('//' starts");
+    ERRORS("x = n // a note\ny = 1;", "1:6 expected ';' after expression");
     ERRORS("void f() { if (x) { y = 1 } }", "1:26 expected ';' after expression");
     ERRORS("return 1 + ;; x = ;", "1:12 expected an expression|1:19 expected an expression");
 
