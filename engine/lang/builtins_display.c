@@ -104,8 +104,8 @@ static int plot_common(eng_call *c, plot_kind kind, int min_tensors, value *out)
         goto done;
     }
     if (xt && (xt->ndim != 1 || xt->shape[0] != n)) {
-        eng_fail(c->err, ERR_SHAPE, "%s: x must be 1-D with one value per row of y (%lld), got %d-D with %lld elements",
-                 c->name, (long long)n, xt->ndim, (long long)tensor_numel(xt));
+        eng_fail(c->err, ERR_SHAPE, "%s: x must be 1-D with one value per row of y (%lld), got %d-D with %lld element%s",
+                 c->name, (long long)n, xt->ndim, (long long)tensor_numel(xt), eng_s(tensor_numel(xt)));
         goto done;
     }
     if (!(yv = host_doubles(yt, c->err)) || (xt && !(xv = host_doubles(xt, c->err))))
@@ -307,9 +307,9 @@ static int show_images(eng_call *c, const unsigned char *level, int64_t count, i
         snprintf(text, sizeof text, "<image: %lldx%lld %s, shown at %lldx%lld>", (long long)w, (long long)h,
                  ch == 3 ? "RGB" : "grey", (long long)W, (long long)H);
     else
-        snprintf(text, sizeof text, "<image grid: %lld images of %lldx%lld %s, %lld columns, %lldx%lld>",
-                 (long long)count, (long long)w, (long long)h, ch == 3 ? "RGB" : "grey", (long long)ncols,
-                 (long long)W, (long long)H);
+        snprintf(text, sizeof text, "<image grid: %lld image%s of %lldx%lld %s, %lld column%s, %lldx%lld>",
+                 (long long)count, eng_s(count), (long long)w, (long long)h, ch == 3 ? "RGB" : "grey",
+                 (long long)ncols, eng_s(ncols), (long long)W, (long long)H);
     rc = send_two(c, text, "image/png", b64);
 done:
     free(pix);

@@ -787,8 +787,8 @@ tensor *tensor_reshape(tensor *t, int ndim, const int64_t *shape_in, eng_error *
     }
     if (infer >= 0) {
         if (known == 0 || numel % known != 0) {
-            eng_fail(err, ERR_SHAPE, "reshape: cannot reshape %s (%lld elements) into %s",
-                     tensor_shape_str(t->ndim, t->shape, b1, sizeof b1), (long long)numel,
+            eng_fail(err, ERR_SHAPE, "reshape: cannot reshape %s (%lld element%s) into %s",
+                     tensor_shape_str(t->ndim, t->shape, b1, sizeof b1), (long long)numel, eng_s(numel),
                      tensor_shape_str(ndim, shape_in, b2, sizeof b2));
             return NULL;
         }
@@ -796,8 +796,8 @@ tensor *tensor_reshape(tensor *t, int ndim, const int64_t *shape_in, eng_error *
         known = numel;
     }
     if (known != numel) {
-        eng_fail(err, ERR_SHAPE, "reshape: cannot reshape %s (%lld elements) into %s",
-                 tensor_shape_str(t->ndim, t->shape, b1, sizeof b1), (long long)numel,
+        eng_fail(err, ERR_SHAPE, "reshape: cannot reshape %s (%lld element%s) into %s",
+                 tensor_shape_str(t->ndim, t->shape, b1, sizeof b1), (long long)numel, eng_s(numel),
                  tensor_shape_str(ndim, shape_in, b2, sizeof b2));
         return NULL;
     }
