@@ -26,7 +26,7 @@ SIM_SRC := $(wildcard cuda/sim/*.c) cuda/kcache.c
 CUDA_ALWAYS += $(SIM_SRC)
 # the built-in CUDA kernels' host side, device choice and the simulator backend (the
 # kernels compiled by the host C++ compiler against the simulator): in every build
-CUDA_ALWAYS += cuda/kernels/kk_dispatch.c cuda/sim_backend.c
+CUDA_ALWAYS += cuda/kernels/kk_dispatch.c cuda/sim_backend.c cuda/kernels/kk_source.c
 KK_SIM_OBJ := $(BUILD)/cuda/sim_backend_kernels.o
 LDLIBS  += -lstdc++
 CXX     ?= g++
@@ -74,6 +74,9 @@ $(BUILD)/kiln: $(MAIN_OBJ) $(BUILD)/libkiln.a
 # the simulator's driver embeds its headers (.incbin), which -MMD does not see
 $(BUILD)/cuda/sim/sim_driver.o: cuda/sim/kiln_sim.h cuda/sim/sim_runtime.h
 $(BUILD)/cuda/sim/sim_check.o: cuda/sim/sim_runtime.c cuda/sim/sim_runtime.h
+# %source's embedded texts (.incbin, likewise): the built-in kernels and the op table
+$(BUILD)/cuda/kernels/kk_source.o: cuda/kernels/kk_elementwise.cuh cuda/kernels/kk_reduce.cuh
+$(BUILD)/engine/lang/magic_source.o: engine/tensor/ops.def
 
 $(BUILD)/libkiln.a: $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^

@@ -228,6 +228,21 @@ int sim_wait_child(pid_t pid, int *status, double limit_s) {
     return stopped;
 }
 
+/* the compiler's environment: the session's, with LC_ALL=C, so that its messages read
+ * the same on every machine (plain ASCII quotes, English): users' reports and the golden
+ * tests compare them. malloc'ed array (the strings are environ's); NULL when out of memory */
+static char **compiler_env(void) {
+    static char c_locale[] = "LC_ALL=C";
+    size_t n = 0, k = 0;
+    while (environ[n]) n++;
+    char **env = calloc(n + 2, sizeof *env);
+    if (!env) return NULL;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(environ[i], "LC_ALL=", 7)) env[k++] = environ[i];
+    env[k] = c_locale;
+    return env;
+}
+
 /* runs argv with stdout+stderr into errpath in a process group of its own, bounded by
  * KILN_SIM_COMPILE_TIMEOUT seconds (default 120) and the interrupt flag; returns the
  * exit status, -1 if it did not run, SIM_WAIT_INTERRUPTED / SIM_WAIT_TIMEOUT (negated) */
@@ -245,7 +260,9 @@ int sim_run_compiler(char *const argv[], const char *errpath) {
     posix_spawn_file_actions_addopen(&fa, 1, errpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     posix_spawn_file_actions_adddup2(&fa, 1, 2);
     pid_t pid;
-    int rc = posix_spawn(&pid, argv[0], &fa, &at, argv, environ);
+    char **cenv = compiler_env();
+    int rc = posix_spawn(&pid, argv[0], &fa, &at, argv, cenv ? cenv : environ);
+    free(cenv);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&at);
     if (rc != 0) return -1;

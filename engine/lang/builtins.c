@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "engine/lang/builtins_autograd.h"
+#include "engine/lang/builtins_custom.h"
 #include "engine/lang/builtins_display.h"
 #include "engine/lang/builtins_nn.h"
 #include "engine/lang/builtins_tensor.h"
@@ -26,6 +27,7 @@ static const eng_builtin builtin_table[] = {
 #include "engine/lang/builtins_display.def"
 #include "engine/lang/builtins_nn.def"
 #include "engine/lang/builtins_train.def"
+#include "engine/lang/builtins_custom.def"
 #undef BUILTIN
 };
 #define NBUILTINS ((int)(sizeof builtin_table / sizeof builtin_table[0]))

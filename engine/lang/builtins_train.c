@@ -133,6 +133,7 @@ int bi_onecycle_mom(eng_call *c, value *out)
 typedef struct model_call {
     eng_session *s;
     eng_func *model;
+    int trace_mark; /* the cell's call chain before the built-in called the model */
 } model_call;
 
 /* model(x) as a new tensor reference; an error keeps its place in the model's cell */
@@ -161,10 +162,17 @@ static void host_stream(void *ctx, const char *text, size_t len)
     eng_stream(((model_call *)ctx)->s, 1, text, len);
 }
 
+static void host_recovered(void *ctx)
+{
+    model_call *m = ctx;
+    interp_trace_reset(m->s, m->trace_mark);
+}
+
 static train_host host_of(model_call *m)
 {
+    m->trace_mark = interp_trace_mark(m->s);
     train_host h = {m, host_forward, host_display, host_stream, eng_session_rng(m->s), &m->s->ctx.interrupt,
-                    &m->s->nfits};
+                    &m->s->nfits, host_recovered};
     return h;
 }
 
@@ -178,7 +186,7 @@ int bi_lr_find(eng_call *c, value *out)
     if (arg_model(c, 0, &fn) || arg_opt(c, 1, &o) || arg_tensor_only(c, 2, &x) || arg_tensor_only(c, 3, &y) ||
         (c->argc > 4 && arg_int(c, 4, &bs)))
         return -1;
-    model_call m = {c->session, fn};
+    model_call m = {c->session, fn, 0};
     train_host h = host_of(&m);
     if (train_lr_find(&h, o, x, y, bs, 0, &lr, c->err))
         return -1;
@@ -197,7 +205,7 @@ int bi_fit(eng_call *c, value *out)
         arg_tensor_only(c, 4, &xv) || arg_tensor_only(c, 5, &yv) || arg_int(c, 6, &epochs) ||
         (c->argc > 7 && arg_int(c, 7, &bs)) || (c->argc > 8 && arg_double(c, 8, &max_lr)))
         return -1;
-    model_call m = {c->session, fn};
+    model_call m = {c->session, fn, 0};
     train_host h = host_of(&m);
     if (train_fit(&h, o, xt, yt, xv, yv, epochs, bs, max_lr, &acc, c->err))
         return -1;

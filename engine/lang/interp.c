@@ -20,6 +20,7 @@
 #include "engine/lang/interp.h"
 #include "engine/tensor/tensor_impl.h"
 #include "engine/lang/kernels.h"
+#include "engine/lang/custom_ops.h"
 #include "engine/base/stack.h"
 
 enum { EX_OK = 0, EX_BREAK, EX_CONTINUE, EX_RETURN, EX_ERROR };
@@ -735,7 +736,7 @@ static int eval_incdec(interp *it, ast *n, value *out)
 
 /* ---- calls ---- */
 
-static int call_function(interp *it, ast *site, eng_func *fn, value *args, int argc, value *out)
+static int call_plain(interp *it, ast *site, eng_func *fn, value *args, int argc, value *out)
 {
     eng_session *s = it->s;
     ast *def = fn->def;
@@ -768,7 +769,8 @@ static int call_function(interp *it, ast *site, eng_func *fn, value *args, int a
     s->stack_used = saved_used;
     if (ex == EX_ERROR) {
         char line[300];
-        const eng_builtin *by = site->kind == AST_CALL && site->a && site->a->res == RES_BUILTIN
+        const eng_builtin *by = site->kind == AST_CALL && site->a && site->a->res == RES_BUILTIN &&
+                                        !eng_shadow_func(it->s, site->a->slot)
                                     ? eng_builtin_at(site->a->slot) : NULL;
         if (by) /* called back by a built-in: fit(model, ...) */
             snprintf(line, sizeof line, "  in %s(), called by %s() at %s:%d:%d", fn->name, by->name, it->src->name,
@@ -791,6 +793,22 @@ static int call_function(interp *it, ast *site, eng_func *fn, value *args, int a
         return fail(it, site, ERR_RUNTIME, "%s() ended without returning a value", fn->name);
     *out = value_void();
     return 0;
+}
+
+/* A function paired by set_backward, called with an argument that requires grad: its
+ * body runs with grad mode off and its result gets one node (engine/lang/custom_ops.c). */
+static int call_function(interp *it, ast *site, eng_func *fn, value *args, int argc, value *out)
+{
+    if (!eng_custom_wants(it->s, fn, args, argc))
+        return call_plain(it, site, fn, args, argc, out);
+    void *ctx = NULL;
+    for (int i = 0; i < argc; i++)
+        if (convert(it, site, fn->def->list[i]->type, &args[i], fn->def->list[i]->str))
+            return -1;
+    if (eng_custom_begin(it->s, fn, args, argc, &ctx, it->err)) /* grad mode off from here */
+        return located(it, site);
+    int rc = call_plain(it, site, fn, args, argc, out);
+    return eng_custom_finish(ctx, rc, out, it->err) ? (rc ? -1 : located(it, site)) : 0;
 }
 
 /* f(args), or x.f(args) with recv the value of x (consumed) when the caller has it */
@@ -829,8 +847,23 @@ static int eval_call(interp *it, ast *n, value *recv, value *out)
         args[done++] = v;
         s->stack_used++;
     }
+    /* a built-in's name may be shadowed by a user function (or the shadow deleted):
+     * resolved here, at each call, so code checked earlier follows (engine/lang/shadow.c) */
+    const eng_builtin *b = NULL;
+    eng_global *g = NULL;
     if (callee->res == RES_BUILTIN) {
-        const eng_builtin *b = eng_builtin_at(callee->slot);
+        eng_func *sf = eng_shadow_func(s, callee->slot);
+        b = sf ? NULL : eng_builtin_at(callee->slot);
+        g = sf ? &s->globals[s->shadow[callee->slot] - 1] : NULL;
+    } else if (callee->res == RES_GLOBAL) {
+        g = &s->globals[callee->slot];
+        if ((!g->defined || g->v.type != VAL_FUNC) && (b = eng_builtin_find(g->name, (int)strlen(g->name))))
+            g = NULL;
+    }
+    if (b && callee->res == RES_GLOBAL && (argc < b->min_args || (b->max_args >= 0 && argc > b->max_args))) {
+        rc = fail(it, n, ERR_TYPE, "%s() does not take %d argument%s (%s): the function '%s' that shadowed the "
+                  "built-in is gone", b->name, argc, argc == 1 ? "" : "s", b->signature, b->name);
+    } else if (b) {
         eng_call c = {s, b->name, argc, args, it->err};
         value result = value_void();
         /* what the built-in makes from nothing goes where its first tensor argument is
@@ -852,8 +885,7 @@ static int eval_call(interp *it, ast *n, value *recv, value *out)
             rc = located(it, n);
         else
             *out = result;
-    } else if (callee->res == RES_GLOBAL) {
-        eng_global *g = &s->globals[callee->slot];
+    } else if (g) {
         if (!g->defined || g->v.type != VAL_FUNC) {
             rc = fail(it, callee, ERR_NAME, "'%s' is not a function any more", g->name);
         } else {
@@ -875,6 +907,39 @@ out:
     }
     s->stack_used = base_used;
     return rc;
+}
+
+/* a compiler's messages (one per line) as lines of the error's report */
+static void trace_details(interp *it, char *details)
+{
+    for (char *line = details, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = 0;
+        char buf[700];
+        snprintf(buf, sizeof buf, "  %s", line);
+        trace_add(it->trace, buf);
+    }
+}
+
+/* a __global__ or __device__ definition: kept, and a __global__ one compiled at once,
+ * so that a compile error fails this cell at the compiler's line (kernels.h) */
+static int exec_kernel_def(interp *it, ast *n)
+{
+    eng_ktable *t = it->s->kernels;
+    char *details = NULL;
+    int first = it->src->first_line;
+    if (eng_kernel_define(t, n->str, n->slen, n->name, n->ival == 1, it->src->name, n->line + first - 1, it->err) ||
+        (n->ival == 1 &&
+         eng_kernel_check_def(t, eng_kernel_find(t, n->name, (int)strlen(n->name)), it->src->name, first,
+                              &details, it->err))) {
+        if (it->err->line)
+            *it->err_src = it->src;
+        located(it, n), trace_details(it, details);
+        free(details);
+        return EX_ERROR;
+    }
+    return EX_OK;
 }
 
 /* k<<<grid, block[, shared]>>>(args): sizes and arguments are evaluated left to right,
@@ -926,17 +991,8 @@ static int eval_launch(interp *it, ast *n, value *out)
     }
     char *details = NULL;
     eng_flush(s); /* the cell's printed text goes out before the kernel's printf (fd 1) */
-    if (eng_kernel_launch(s->kernels, k, dims[0], dims[1], shared, args, argc, &details, it->err)) {
-        rc = located(it, n);
-        for (char *line = details, *next; line && *line; line = next) {
-            next = strchr(line, '\n');
-            if (next)
-                *next++ = 0;
-            char buf[700];
-            snprintf(buf, sizeof buf, "  %s", line);
-            trace_add(it->trace, buf);
-        }
-    }
+    if (eng_kernel_launch(s->kernels, k, dims[0], dims[1], shared, args, argc, &details, it->err))
+        rc = located(it, n), trace_details(it, details);
     free(details);
     *out = value_void();
 out:
@@ -1067,6 +1123,12 @@ static int eval(interp *it, ast *n, value *out)
         else if (n->res == RES_GLOBAL) {
             if (!(v = global_slot(it, n)))
                 return -1;
+        } else if (n->res == RES_BUILTIN) { /* gradcheck(tanh, x) only (check.c): its name */
+            eng_string *name = eng_string_new(n->str, n->slen);
+            if (!name)
+                return fail(it, n, ERR_MEMORY, "out of memory");
+            *out = (value){VAL_STRING, {.s = name}};
+            return 0;
         } else
             return eval_const(it, n, out);
         if (v->type == VAL_VOID)
@@ -1380,11 +1442,7 @@ static int exec(interp *it, ast *n)
         }
         return EX_RETURN;
     case AST_FUNC: return exec_func_def(it, n);
-    case AST_KERNEL:
-        if (eng_kernel_define(it->s->kernels, n->str, n->slen, n->name, n->ival == 1, it->src->name,
-                              n->line + it->src->first_line - 1, it->err))
-            return located(it, n), EX_ERROR;
-        return EX_OK;
+    case AST_KERNEL: return exec_kernel_def(it, n);
     case AST_MAGIC: return eng_magic(it->s, n->str, it->src, it->err) ? (located(it, n), EX_ERROR) : EX_OK;
     case AST_EMPTY: return EX_OK;
     default: return fail(it, n, ERR_RUNTIME, "this statement cannot run here"), EX_ERROR;
@@ -1427,6 +1485,18 @@ int interp_call(eng_session *s, eng_func *fn, int argc, value *argv, value *out,
     value_decref(it.ret);
     eng_trace_free(&trace);
     return rc;
+}
+
+int interp_trace_mark(eng_session *s)
+{
+    return s->running && s->running->trace ? s->running->trace->n : 0;
+}
+
+void interp_trace_reset(eng_session *s, int mark)
+{
+    eng_trace *t = s->running ? s->running->trace : NULL;
+    while (t && t->n > mark)
+        free(t->lines[--t->n]);
 }
 
 int interp_run_cell(eng_session *s, ast_cell *cell, eng_source *src, int frame_size, eng_error *err,

@@ -67,13 +67,27 @@ struct eng_session {
     int stack_used;       /* slots of stack in use by running frames */
     int depth;            /* calls in progress */
     struct eng_ktable *kernels; /* __global__ and __device__ definitions (engine/lang/kernels.h) */
+    struct eng_custom_table *customs; /* set_backward's pairs, NULL until the first (engine/lang/custom_ops.h) */
     struct interp *running; /* the innermost interpreter running (engine/lang/interp.c), so that a
                                user function a built-in calls back reports into its chain */
+    int *shadow;          /* by built-in index: 1 + the global of the same name, 0 none; a call
+                             of the built-in runs that global instead while it holds a function */
 };
 
 /* ---- globals ---- */
 int eng_global_find(eng_session *s, const char *name, int len); /* -1 if none */
 int eng_global_add(eng_session *s, const char *name, int len);  /* index, or -1 on OOM */
+/* The user function that shadows built-in index b (a function defined with its name,
+ * not deleted), or NULL: calls of the built-in go to it (engine/lang/shadow.c). Inline:
+ * the interpreter asks at every call of a built-in. */
+static inline struct eng_func *eng_shadow_func(const eng_session *s, int b)
+{
+    int g = s->shadow[b] - 1; /* b is a built-in's index, checked by the checker */
+    return g >= 0 && s->globals[g].defined && s->globals[g].v.type == VAL_FUNC ? s->globals[g].v.as.fn : NULL;
+}
+/* %del: forgets a global (its value released, no longer defined); -1 with err when
+ * name is not a defined global */
+int eng_global_delete(eng_session *s, const char *name, eng_error *err);
 
 /* ---- checker ---- */
 /* Resolves names and checks types of a parsed cell against the session; stores
@@ -111,6 +125,11 @@ typedef struct eng_trace {
 int interp_run_cell(eng_session *s, ast_cell *cell, eng_source *src, int frame_size, eng_error *err,
                     eng_source **err_src, eng_trace *trace);
 void eng_trace_free(eng_trace *t);
+/* the running cell's call chain: its length now, and dropping what was added since (a
+ * built-in that recovers from its callback's error: fit backing off out of memory,
+ * gradcheck retrying in f32 when f refuses f64) */
+int interp_trace_mark(eng_session *s);
+void interp_trace_reset(eng_session *s, int mark);
 /* calls a user function with argc values (borrowed) */
 int interp_call(eng_session *s, eng_func *fn, int argc, value *argv, value *out, eng_error *err);
 
@@ -151,6 +170,10 @@ void eng_session_reset(eng_session *s);
 extern const char *const eng_magic_names[];
 
 /* ---- magics ---- */
+/* %del NAME ... (engine/lang/shadow.c) and %source NAME (engine/lang/magic_source.c),
+ * rows of magic.c's table */
+int eng_magic_del(eng_session *s, const char *magic, const char *rest, eng_source *src, eng_error *err);
+int eng_magic_source(eng_session *s, const char *magic, const char *rest, eng_source *src, eng_error *err);
 int eng_magic(eng_session *s, const char *line, eng_source *src, eng_error *err);
 /* The largest tensors that session user's variables hold on backend be, by name, as
  * one line into buf ("largest live tensors on sim: a 64.00 MiB, ..."); the session

@@ -915,7 +915,11 @@ static int ensure_module(eng_ktable *t, eng_kernel *k, const eng_kdriver *drv, c
             first_error_line(e.msg, first, sizeof first);
             if (details)
                 *details = strdup(e.msg);
-            return eng_fail(err, ERR_COMPILE, "kernel %s did not compile: %s", k->name, first);
+            eng_fail(err, ERR_COMPILE, "kernel %s did not compile: %s", k->name, first);
+            if (err && !err->line)
+                err->col = e.col; /* the driver's column (NVRTC's caret), for eng_kernel_check_def;
+                                     a launch's position replaces it */
+            return -1;
         }
         return eng_fail(err, e.kind, "%s: %s", k->name, e.msg);
     }
@@ -926,6 +930,56 @@ static int ensure_module(eng_ktable *t, eng_kernel *k, const eng_kdriver *drv, c
     k->info = info;
     k->compiled = 1;
     return 0;
+}
+
+/* the line in "cell:12:5: error" (g++) or "cell(12): error" (NVRTC) when msg's first
+ * error is in `cell`; *col 1 where the compiler gives none. 0 when it is elsewhere. */
+static int error_line_in(const char *msg, const char *cell, int *col)
+{
+    char first[400];
+    first_error_line(msg, first, sizeof first);
+    size_t n = strlen(cell);
+    if (strncmp(first, cell, n) || (first[n] != ':' && first[n] != '('))
+        return 0;
+    char *end;
+    long line = strtol(first + n + 1, &end, 10);
+    if (end == first + n + 1 || line <= 0 || line > 1 << 30)
+        return 0;
+    *col = 1;
+    if (*end == ':') {
+        long c = strtol(end + 1, &end, 10);
+        if (c > 0 && c < 1 << 20)
+            *col = (int)c;
+    }
+    return (int)line;
+}
+
+int eng_kernel_check_def(eng_ktable *t, eng_kernel *k, const char *cell, int first_line, char **details,
+                         eng_error *err)
+{
+    const eng_kdriver *d = eng_current_backend()->kernels;
+    if (!d || !k->is_global)
+        return 0;
+    eng_error e = {0};
+    char *det = NULL;
+    if (!ensure_module(t, k, d, &det, &e))
+        return 0;
+    int in_code = 0, col = 1, line = 0; /* the compiler's message names a line of the session's CUDA C */
+    for (int i = 0; det && i < t->n && !in_code; i++)
+        in_code = error_line_in(det, t->items[i]->cell, &col) > 0;
+    if (e.kind != ERR_INTERRUPT && (e.kind != ERR_COMPILE || !in_code)) {
+        free(det); /* not the code's fault (no compiler, out of memory...): the launch will say */
+        return 0;
+    }
+    int driver_col = e.col;
+    e.col = 0;
+    *err = e;
+    if ((line = error_line_in(det ? det : "", cell, &col)) > 0 && line - first_line + 1 >= 1) {
+        err->line = line - first_line + 1;
+        err->col = col == 1 && driver_col > 1 ? driver_col : col;
+    }
+    *details = det;
+    return -1;
 }
 
 eng_kmodule *eng_kernel_module(eng_ktable *t, eng_kernel *k, const eng_kdriver **drv, char **details,
@@ -1106,7 +1160,7 @@ void eng_kernel_attrs(const eng_kernel *k, char *buf, size_t n)
         return;
     }
     if (!k->compiled) {
-        snprintf(buf, n, "not compiled yet (compiled at its first launch)");
+        snprintf(buf, n, "not compiled (its definition did not compile, or could not be compiled here: a launch compiles it)");
         return;
     }
     static const char *const cache[] = {"compiled now", "from the session's cache", "from the disk cache"};

@@ -84,6 +84,16 @@ int eng_kernel_dims(value v, const char *kname, const char *what, unsigned out[3
 int eng_kernel_launch(eng_ktable *t, eng_kernel *k, const unsigned grid[3], const unsigned block[3],
                       int64_t shared, const value *args, int argc, char **details, eng_error *err);
 
+/* A __global__ definition checked where it is made: compiles k for the driver of the
+ * current backend (the module is kept: the first launch on that backend reuses it).
+ * -1 with err (and *details, the compiler's messages) when the compiler rejects the
+ * code or the compile was interrupted; err->line/col then point at the compiler's first
+ * error when it lies in `cell` (whose text starts at line first_line of the name), else
+ * stay 0. 0 when it compiled, and also when it could not be compiled here for a reason
+ * that is not the code (no C++ compiler, no driver, out of memory): the launch says so. */
+int eng_kernel_check_def(eng_ktable *t, eng_kernel *k, const char *cell, int first_line, char **details,
+                         eng_error *err);
+
 /* Compiles k (if needed) for the driver of the current backend, without launching;
  * for %ptx. Returns the module, or NULL with err (and *details) set. */
 eng_kmodule *eng_kernel_module(eng_ktable *t, eng_kernel *k, const eng_kdriver **drv, char **details,

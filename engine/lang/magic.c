@@ -1,5 +1,5 @@
 /* magic.c — lines that start with '%': %time, %timeit, %whos, %gpu, %save, %load, %reset, %seed, %device,
- * %ptx, %sim, %memory, %lsmagic, %help. A magic runs as a statement of its cell, in order. Also the
+ * %ptx, %sim, %memory, %del and %source (their own files), %lsmagic, %help. A magic runs as a statement of its cell, in order. Also the
  * session's "largest live tensors" for out-of-memory errors (eng_oom_note). */
 #include <ctype.h>
 #include <stdarg.h>
@@ -13,6 +13,8 @@
 #include "engine/base/hostmem.h"
 #include "engine/lang/interp.h"
 #include "engine/lang/kernels.h"
+#include "engine/lang/custom_ops.h"
+#include "engine/lang/session.h"
 #include "engine/lang/session_file.h"
 
 static double now(void)
@@ -260,6 +262,15 @@ static int magic_whos(eng_session *s, eng_error *err)
             char *shown = full ? strdup(full) : NULL;
             if (shown && strlen(shown) > 40 && v.type != VAL_FUNC)
                 strcpy(shown + 37, "...");
+            char pair[300];
+            eng_custom_describe(s, g->name, pair, sizeof pair); /* set_backward's pairs */
+            if (shown && pair[0]) {
+                char *both = eng_fmt_alloc("%s  [%s]", shown, pair);
+                if (both) {
+                    free(shown);
+                    shown = both;
+                }
+            }
             fprintf(tf, "%-16s %-9s %-6s %-18s %-7s %s\n", g->name, value_type_name(v.type), "", "", "",
                     shown ? shown : "");
             fprintf(hf, "</td><td>%s</td><td></td><td></td><td></td><td></td><td></td><td><code>",
@@ -738,6 +749,8 @@ static const magic_row magics[] = {
     {"ptx", "%ptx KERNEL", run_ptx},
     {"sim", "%sim check|fast", magic_sim},
     {"memory", "%memory [limit SIZE|off]", run_memory},
+    {"del", "%del NAME ...", eng_magic_del},
+    {"source", "%source NAME", eng_magic_source},
     {"lsmagic", "%lsmagic", magic_lsmagic},
     {"help", "%help", magic_lsmagic},
 };

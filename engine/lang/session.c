@@ -15,6 +15,7 @@
 #include "engine/train/autograd.h"
 #include "engine/lang/interp.h"
 #include "engine/lang/kernels.h"
+#include "engine/lang/custom_ops.h"
 #include "engine/train/nn.h"
 #include "engine/tensor/tensor_impl.h"
 #include "engine/lang/session.h"
@@ -35,7 +36,9 @@ eng_session *eng_session_new(void)
     s->hashcap = 256;
     s->hash = calloc((size_t)s->hashcap, sizeof *s->hash);
     s->kernels = eng_ktable_new();
-    if (!s->stack || !s->hash || !s->kernels) {
+    s->shadow = calloc((size_t)eng_builtin_count() + 1, sizeof *s->shadow);
+    if (!s->stack || !s->hash || !s->kernels || !s->shadow) {
+        free(s->shadow);
         free(s->stack);
         free(s->hash);
         eng_ktable_free(s->kernels);
@@ -69,7 +72,9 @@ void eng_session_free(eng_session *s)
     free(s->globals);
     free(s->hash);
     free(s->stack);
+    free(s->shadow);
     eng_ktable_free(s->kernels);
+    eng_custom_free(s);
     opt_registry_clear(&s->optims);
     eng_error e = {0};
     nn_stats_journal_close(0, &e); /* empty unless lr_find was cut short */
@@ -82,6 +87,7 @@ void eng_session_reset(eng_session *s)
 {
     reset_globals(s);
     eng_ktable_clear(s->kernels);
+    eng_custom_clear(s);
 }
 
 /* async-signal-safe: one lock-free store to the session's flag (engine/base/context.h) */
@@ -153,6 +159,9 @@ int eng_global_add(eng_session *s, const char *name, int len)
     gl->v = value_void();
     gl->defined = 0;
     hash_insert(s, s->nglobals);
+    const eng_builtin *b = eng_builtin_find(name, len);
+    if (b) /* a global named like a built-in: calls of the built-in look at it */
+        s->shadow[eng_builtin_index(b)] = s->nglobals + 1;
     return s->nglobals++;
 }
 

@@ -13,8 +13,10 @@
 #include "engine/train/autograd.h"
 #include "engine/lang/interp.h"
 #include "engine/lang/kernels.h"
+#include "engine/lang/custom_ops.h"
 #include "engine/tensor/tensor_impl.h"
 #include "engine/lang/session.h"
+#include "engine/lang/session_file.h"
 
 /* ---- is_complete ---- */
 
@@ -59,7 +61,7 @@ static const char *const keywords[] = {"int", "float", "double", "bool", "string
                                  "false", "const", "__global__", "__device__"};
 static const char *const members[] = {"shape", "ndim", "numel", "dtype", "device", "T", "grad"};
 const char *const eng_magic_names[] = {"time", "timeit", "whos", "gpu", "save", "load", "reset", "seed", "device",
-                                       "ptx", "sim", "memory", "lsmagic", "help", NULL};
+                                       "ptx", "sim", "memory", "del", "source", "lsmagic", "help", NULL};
 
 typedef struct matchlist {
     char **v;
@@ -425,8 +427,26 @@ static char *inspect(eng_session *s, const char *code, int cursor, int detail_le
             return r;
         }
         char *text = eng_value_text(v, 1);
-        char *r = v.type == VAL_FUNC ? eng_fmt_alloc("function %s", text ? text : "")
-                                     : eng_fmt_alloc("%.*s: %s = %s", nlen, name, value_type_name(v.type), text ? text : "");
+        char *r;
+        if (v.type == VAL_FUNC) {
+            /* the user's definition; one that takes a built-in's name says what it hides;
+             * set_backward's pairs */
+            const eng_func *fn = v.as.fn;
+            const eng_builtin *b = eng_builtin_find(name, nlen);
+            const char *def = NULL;
+            size_t dlen = 0;
+            if (eng_func_text(fn, &def, &dlen))
+                def = NULL;
+            char shadow[600] = "", pair[300];
+            eng_custom_describe(s, s->globals[g].name, pair, sizeof pair);
+            if (b)
+                snprintf(shadow, sizeof shadow, "\nshadows the built-in %s: calls of %s() run this function "
+                         "(%%del %s brings the built-in back)", b->signature, b->name, b->name);
+            r = eng_fmt_alloc("function %s%s%s\ndefined in %s, line %d%s%s%.*s", text ? text : "", pair[0] ? "\n" : "",
+                              pair, fn->src->name, fn->def->line + fn->src->first_line - 1, shadow, def ? "\n\n" : "",
+                              def ? (int)dlen : 0, def ? def : "");
+        } else
+            r = eng_fmt_alloc("%.*s: %s = %s", nlen, name, value_type_name(v.type), text ? text : "");
         free(text);
         return r;
     }

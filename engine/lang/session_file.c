@@ -13,6 +13,7 @@
 #include "engine/io/fileopen.h"
 #include "engine/lang/interp.h"
 #include "engine/lang/kernels.h"
+#include "engine/lang/custom_ops.h"
 #include "engine/train/optim.h"
 #include "engine/lang/session_file.h"
 #include "engine/io/session_npz.h"
@@ -62,9 +63,10 @@ static const char *quoted(char *out, size_t cap, const char *s)
     return out;
 }
 
-/* Why name cannot be a name in a session file, or NULL when it can. variable: the name
- * of a global (a variable or function), which must not hide a built-in or a name the
- * language defines either; kernels live in their own namespace. */
+/* Why name cannot be a name in a session file, or NULL when it can. variable: 1 the name
+ * of a variable, which must not hide a built-in or a name the language defines either;
+ * 2 a function, which may shadow a built-in (engine/lang/shadow.c) but not a name the
+ * language defines; 0 a kernel (kernels live in their own namespace). */
 static const char *name_problem(const char *name, int variable)
 {
     size_t n = strlen(name);
@@ -83,7 +85,7 @@ static const char *name_problem(const char *name, int variable)
         return "a keyword (the type names int, float, tensor, ... are keywords)";
     if (t.kind != TK_NAME)
         return "not an identifier";
-    if (variable && eng_builtin_find(name, (int)n))
+    if (variable == 1 && eng_builtin_find(name, (int)n))
         return "the name of a built-in function, which it would hide";
     if (variable && check_constant_index(name, (int)n) >= 0)
         return "a name the language defines (a dtype, a device or a constant), which it would hide";
@@ -102,8 +104,9 @@ static int type_from_name(const char *n)
     return -1;
 }
 
-/* the text of a function's definition: from its node to the brace that closes its body */
-static int func_text(const eng_func *fn, const char **start, size_t *len)
+/* the text of a function's definition: from its node to the brace that closes its body
+ * (also %source's, engine/lang/magic_source.c) */
+int eng_func_text(const eng_func *fn, const char **start, size_t *len)
 {
     const char *t = fn->src->text;
     int line = 1;
@@ -268,6 +271,26 @@ static int save_kernels(eng_session *s, bbuf *man, int *nkernels)
     return 0;
 }
 
+/* the "backwards" array: set_backward's pairs whose two functions are saved */
+static void save_backwards(eng_session *s, bbuf *man)
+{
+    const eng_custom_table *t = s->customs;
+    int n = 0;
+    bb_printf(man, "  \"backwards\": [");
+    for (int i = 0; t && i < t->n; i++) {
+        int f = eng_global_find(s, t->v[i].fname, (int)strlen(t->v[i].fname));
+        int b = eng_global_find(s, t->v[i].bwname, (int)strlen(t->v[i].bwname));
+        if (f < 0 || b < 0 || s->globals[f].v.type != VAL_FUNC || s->globals[b].v.type != VAL_FUNC)
+            continue;
+        bb_printf(man, "%s\n    {\"function\": ", n++ ? "," : "");
+        json_string(man, t->v[i].fname, strlen(t->v[i].fname));
+        bb_printf(man, ", \"backward\": ");
+        json_string(man, t->v[i].bwname, strlen(t->v[i].bwname));
+        bb_printf(man, "}");
+    }
+    bb_printf(man, "%s],\n", n ? "\n  " : "");
+}
+
 static void save_fail_cleanup(zmember *ms, int n)
 {
     for (int i = 0; i < n; i++)
@@ -292,6 +315,7 @@ int eng_session_save(eng_session *s, const char *path, char **summary, eng_error
               (unsigned long long)s->rng.offset);
     if (save_optimizers(s, &man, &zip, ms, &nm, &nopts, err) || save_kernels(s, &man, &nkernels))
         goto err;
+    save_backwards(s, &man);
     bb_printf(&man, "  \"globals\": [");
     int first = 1;
     for (int i = 0; i < s->nglobals; i++) {
@@ -299,7 +323,7 @@ int eng_session_save(eng_session *s, const char *path, char **summary, eng_error
         value v = g->v;
         if (!g->defined || v.type == VAL_VOID)
             continue;
-        if (name_problem(g->name, 1)) { /* %load would refuse it: say so, save the rest */
+        if (name_problem(g->name, v.type == VAL_FUNC ? 2 : 1)) { /* %load would refuse it: say so, save the rest */
             bb_printf(&skipped, "%s%s", skipped.len ? ", " : "", g->name);
             continue;
         }
@@ -349,7 +373,7 @@ int eng_session_save(eng_session *s, const char *path, char **summary, eng_error
         case VAL_FUNC: {
             const char *text;
             size_t len;
-            if (func_text(v.as.fn, &text, &len)) {
+            if (eng_func_text(v.as.fn, &text, &len)) {
                 eng_fail(err, ERR_RUNTIME, "%%save: cannot find the source of function %s", g->name);
                 goto err;
             }
@@ -453,6 +477,7 @@ typedef struct load_ctx {
     int nk;
     bbuf funcs;                 /* the functions' sources as one cell */
     int ntensors, nvalues, nfuncs;
+    const jv *pairs;            /* "backwards" (checked), set once the functions are defined */
     struct name_ref *byname;    /* the globals sorted by name, for lookups (ng of them) */
 } load_ctx;
 
@@ -888,7 +913,7 @@ static int stage_globals(load_ctx *L, const jv *globals, eng_error *err)
         if (!name || !kind || type < 0)
             return load_fail(L, err, ERR_VALUE, "globals[%d] lacks its name, kind or type", i);
         snprintf(entry, sizeof entry, "globals[%d] %s", i, quoted(q, sizeof q, name));
-        if ((why = name_problem(name, 1)))
+        if ((why = name_problem(name, strcmp(kind, "function") ? 1 : 2)))
             return load_fail(L, err, ERR_NAME, "%s: refused the name: it is %s", entry, why);
         if (!type_fits(type, kind))
             return load_fail(L, err, ERR_TYPE, "%s: declared %s but holds %s %s", entry, type_names[type], eng_a(kind), kind);
@@ -951,6 +976,31 @@ static int stage_optimizers(load_ctx *L, const jv *opts, eng_error *err)
             if (L->opts[j].handle == h)
                 return load_fail(L, err, ERR_VALUE, "%s: handle %lld is also optimizers[%d]'s", entry, (long long)h, j);
     }
+    return 0;
+}
+
+/* "backwards": set_backward's pairs, each of two functions the file defines */
+static int stage_backwards(load_ctx *L, const jv *pairs, eng_error *err)
+{
+    if (!pairs || pairs->kind != 'a')
+        return 0;
+    for (int i = 0; i < pairs->n; i++) {
+        const jv *e = pairs->items[i];
+        const char *names[2] = {jstr(e, "function"), jstr(e, "backward")};
+        char q[96];
+        for (int k = 0; k < 2; k++) {
+            int g = names[k] ? find_staged(L, names[k]) : -1;
+            if (!names[k])
+                return load_fail(L, err, ERR_VALUE, "backwards[%d] lacks its function or backward", i);
+            if (g < 0 || !L->g[g].source)
+                return load_fail(L, err, ERR_NAME, "backwards[%d]: %s is not a function of the file", i,
+                                 quoted(q, sizeof q, names[k]));
+        }
+        if (!strcmp(names[0], names[1]))
+            return load_fail(L, err, ERR_VALUE, "backwards[%d]: %s cannot be its own backward", i,
+                             quoted(q, sizeof q, names[0]));
+    }
+    L->pairs = pairs;
     return 0;
 }
 
@@ -1115,6 +1165,9 @@ static int commit(eng_session *s, load_ctx *L, const jv *root, eng_error *err)
             bind_global(s, index[i], L->g[i].type, s->globals[fg].v);
         }
     }
+    for (int i = 0; L->pairs && i < L->pairs->n; i++) /* set_backward's pairs */
+        if (eng_custom_set(s, jstr(L->pairs->items[i], "function"), jstr(L->pairs->items[i], "backward"), err))
+            goto out;
     jv *rng = jget(root, "rng");
     const char *seed = jstr(rng, "seed"), *off = jstr(rng, "offset");
     if (seed && off) {
@@ -1187,7 +1240,8 @@ int eng_session_load(eng_session *s, const char *path, char **summary, eng_error
     }
     /* all of it staged and checked, then committed */
     if (stage_globals(&L, globals, err) || stage_optimizers(&L, jget(root, "optimizers"), err) ||
-        stage_kernels(&L, jget(root, "kernels"), err) || check_in_scratch(s, &L, err) || commit(s, &L, root, err))
+        stage_kernels(&L, jget(root, "kernels"), err) ||
+        stage_backwards(&L, jget(root, "backwards"), err) || check_in_scratch(s, &L, err) || commit(s, &L, root, err))
         goto err;
     if (summary) {
         char msg[1024];

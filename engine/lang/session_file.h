@@ -11,6 +11,7 @@
 #ifndef KILN_SESSION_FILE_H
 #define KILN_SESSION_FILE_H
 
+#include <stddef.h>
 #include "engine/base/error.h"
 
 struct eng_session;
@@ -18,5 +19,10 @@ struct eng_session;
 /* 0, or -1 with err filled; *summary (malloc'ed, may be NULL) says what was done */
 int eng_session_save(struct eng_session *s, const char *path, char **summary, eng_error *err);
 int eng_session_load(struct eng_session *s, const char *path, char **summary, eng_error *err);
+
+/* the text of fn's definition in its cell (*start into the cell's text, *len bytes): 0,
+ * or -1 when its closing brace cannot be found */
+struct eng_func;
+int eng_func_text(const struct eng_func *fn, const char **start, size_t *len);
 
 #endif

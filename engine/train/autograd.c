@@ -45,7 +45,8 @@ typedef enum ag_kind {
     AG_RESHAPE,   /* reshape, squeeze, unsqueeze: back to the input's shape */
     AG_TO,        /* x.to(device): the gradient goes back to the input's device */
     AG_IM2COL,    /* nn_im2col: dim, dim2 the window, step the stride, start the padding */
-    AG_XENT       /* the fused cross_entropy (nn_xent_fused): saved the labels */
+    AG_XENT,      /* the fused cross_entropy (nn_xent_fused): saved the labels */
+    AG_CUSTOM     /* a user function with its own backward (ag_custom): saved a view of the output */
 } ag_kind;
 
 typedef struct ag_node {
@@ -61,6 +62,8 @@ typedef struct ag_node {
     int ndim;                    /* the output's shape */
     int64_t shape[TENSOR_MAXDIM];
     tensor_dtype dtype;              /* the output's dtype */
+    const ag_custom_fn *custom;  /* AG_CUSTOM: the backward callback and its context's release */
+    void *custom_ctx;            /* AG_CUSTOM: owned, released with the node */
     struct ag_node *next_free;   /* pending list of ag_node_release */
     int nin;                     /* number of inputs */
     tensor *in[];                /* the inputs, held by reference */
@@ -76,6 +79,8 @@ static void node_free_now(ag_node *n)
         tensor_decref(n->in[i]);
     tensor_decref(n->saved);
     tensor_decref(n->gacc);
+    if (n->custom)
+        n->custom->release(n->custom_ctx);
     free(n);
     eng_ctx_current()->ag_live_nodes--;
 }
@@ -355,6 +360,42 @@ tensor *ag_cross_entropy(const tensor *logits, const tensor *labels, int check, 
     return out;
 }
 
+tensor *ag_custom(tensor *out, tensor *const *in, int nin, const ag_custom_fn *fns, void *ctx, eng_error *err)
+{
+    int wants = 0;
+    for (int i = 0; i < nin; i++)
+        wants |= in[i]->requires_grad;
+    if (!wants || !tensor_dtype_is_float(out->dtype)) {
+        fns->release(ctx);
+        return out;
+    }
+    int prev = ag_set_grad_mode(0);
+    tensor *saved = ag_detach(out, err); /* the output as backward sees it: no node, no cycle */
+    if (saved && (out->requires_grad || out->autograd)) {
+        /* f returned one of its inputs or a tensor that records already: the node goes
+         * on a fresh view of it */
+        tensor_decref(out);
+        out = saved;
+        saved = ag_detach(out, err);
+    }
+    ag_set_grad_mode(prev);
+    if (!saved) {
+        fns->release(ctx);
+        tensor_decref(out);
+        return NULL;
+    }
+    ag_node *n = record(&out, in, nin, AG_CUSTOM, err);
+    if (!n) {
+        tensor_decref(saved);
+        fns->release(ctx);
+        return out;
+    }
+    n->saved = saved;
+    n->custom = fns;
+    n->custom_ctx = ctx;
+    return out;
+}
+
 /* ---- backward helpers: scratch tensors freed together (engine/tensor/op_dsl.h); NULL-safe ---- */
 
 typedef dsl_scratch scratch;
@@ -620,6 +661,21 @@ static int node_grads(scratch *s, ag_node *n, tensor *g, tensor **gin)
                                    (int)n->start, s->err));
         break;
     case AG_XENT: gin[0] = keep(s, nn_xent_backward(x, n->saved, g, s->err)); break;
+    case AG_CUSTOM: { /* zero-filled buffers like the inputs, filled by the callback */
+        tensor *gc = keep(s, tensor_contiguous(g, s->err));
+        if (!gc)
+            return -1;
+        for (int i = 0; i < n->nin; i++) {
+            const eng_backend *prev = tensor_place(n->in[i]->storage->backend);
+            gin[i] = s_zeros_like(s, n->in[i]);
+            tensor_place(prev);
+            if (!gin[i])
+                return -1;
+        }
+        if (n->custom->backward(n->custom_ctx, n->in, n->nin, n->saved, gc, gin, s->err) < 0)
+            return -1;
+        break;
+    }
     }
     for (int i = 0; i < n->nin; i++)
         if (n->in[i]->requires_grad && !gin[i])

@@ -74,6 +74,20 @@ tensor *ag_im2col(const tensor *x, int kh, int kw, int stride, int pad, eng_erro
 /* nn_xent_fused (the backend's cross_entropy) as one node: its gradient is the fused
  * backward, dlogits = (softmax - onehot) * g / N */
 tensor *ag_cross_entropy(const tensor *logits, const tensor *labels, int check, eng_error *err);
+/* ---- custom nodes: a function of the language with its own backward (set_backward,
+ * engine/lang/custom_ops.c); the callback lives in the language, above this layer ---- */
+typedef struct ag_custom_fn {
+    /* fills grads[i] (zero-filled, each with in[i]'s shape, dtype and device) from the
+     * inputs, the output (a view without a node) and its gradient gout (contiguous);
+     * grad mode is off; 0, or -1 with err filled */
+    int (*backward)(void *ctx, tensor *const *in, int nin, tensor *out, tensor *gout, tensor *const *grads,
+                    eng_error *err);
+    void (*release)(void *ctx); /* the node is freed: drop ctx */
+} ag_custom_fn;
+/* Records one AG_CUSTOM node for out (computed with grad mode off from in[0..nin)) when
+ * an input requires grad and out is float. Steals out and ctx; returns out, or a fresh
+ * view of it when out is an input or records already, or NULL with err filled. */
+tensor *ag_custom(tensor *out, tensor *const *in, int nin, const ag_custom_fn *fns, void *ctx, eng_error *err);
 struct eng_backend;
 tensor *ag_to(const tensor *t, const struct eng_backend *be, eng_error *err);
 

@@ -588,17 +588,34 @@ out:
 
 /* ---- fit ---- */
 
-/* mean loss and accuracy of model over (x, y), in batches, with grad recording off */
-static int evaluate(const train_host *h, tensor *x, tensor *y, const int64_t *yr, double *loss,
+/* an out-of-memory error that a smaller batch may avoid: clears err for the retry and
+ * says so on the cell's stdout ("fit: out of memory at batch size 512 (...); ...") */
+static int oom_backoff(const train_host *h, eng_error *err, int64_t batch_size, const char *what, const char *then)
+{
+    if (!err || err->kind != ERR_MEMORY || batch_size < 2)
+        return 0;
+    char line[900];
+    snprintf(line, sizeof line, "%s: out of memory at batch size %lld (%s); %s\n", what, (long long)batch_size,
+             err->msg, then);
+    h->stream(h->ctx, line, strlen(line));
+    *err = (eng_error){0};
+    if (h->recovered)
+        h->recovered(h->ctx);
+    return 1;
+}
+
+/* mean loss and accuracy of model over (x, y), in batches of *bs (1024 at first), with
+ * grad recording off; out of memory halves *bs and starts again */
+static int evaluate(const train_host *h, tensor *x, tensor *y, const int64_t *yr, int64_t *bs, double *loss,
                     double *acc, eng_error *err)
 {
-    int64_t n = x->shape[0], bs = 1024;
+    int64_t n = x->shape[0];
     double lsum = 0, asum = 0;
     int saved = ag_grad_mode();
     ag_set_grad_mode(0);
     int rc = 0;
-    for (int64_t a = 0; a < n && !rc; a += bs) {
-        int64_t b = a + bs < n ? a + bs : n;
+    for (int64_t a = 0; a < n && !rc; a += *bs) {
+        int64_t b = a + *bs < n ? a + *bs : n;
         tensor *xb = tensor_slice(x, 0, a, b, 1, err), *yb = xb ? tensor_slice(y, 0, a, b, 1, err) : NULL;
         tensor *logits = yb ? call_model(h, xb, err) : NULL, *l = NULL, *ac = NULL;
         double lv = 0, av = 0;
@@ -612,6 +629,14 @@ static int evaluate(const train_host *h, tensor *x, tensor *y, const int64_t *yr
         tensor_decref(logits);
         tensor_decref(l);
         tensor_decref(ac);
+        char then[96];
+        snprintf(then, sizeof then, "evaluating again at batch size %lld", (long long)(*bs / 2));
+        if (rc && oom_backoff(h, err, *bs, "fit", then)) {
+            *bs /= 2;
+            a = -*bs; /* from the start */
+            lsum = asum = 0;
+            rc = 0;
+        }
     }
     ag_set_grad_mode(saved);
     *loss = lsum / (double)n;
@@ -732,6 +757,18 @@ static void progress_text(char *buf, size_t cap, int64_t epoch, int64_t epochs, 
              (long long)done, (long long)total, lt, lr, elapsed);
 }
 
+/* the trace of smoothed losses per step, done steps of it, in steps of half the batch:
+ * each value twice (after an out-of-memory back-off), in a buffer for total steps */
+static double *trace_halve(double *trace, int64_t done, int64_t total)
+{
+    double *t = realloc(trace, (size_t)(total > 0 ? total : 1) * sizeof *t);
+    if (!t)
+        return NULL;
+    for (int64_t i = done - 1; i >= 0; i--)
+        t[2 * i] = t[2 * i + 1] = t[i];
+    return t;
+}
+
 int train_fit(const train_host *h, opt_state *o, tensor *xtr, tensor *ytr, tensor *xval,
               tensor *yval, int64_t epochs, int64_t batch_size, double max_lr, double *val_acc, eng_error *err)
 {
@@ -746,13 +783,19 @@ int train_fit(const train_host *h, opt_state *o, tensor *xtr, tensor *ytr, tenso
     if (batch_size > n)
         batch_size = n;
     int given = max_lr > 0;
-    if (!given && train_lr_find(h, o, xtr, ytr, batch_size, 0, &max_lr, err))
-        return -1;
+    char line[256], id[64], then[160];
+    /* out of memory in lr_find (which restores the parameters): the sweep again at half
+     * the batch; the rate it finds is then the half batch's own */
+    while (!given && train_lr_find(h, o, xtr, ytr, batch_size, 0, &max_lr, err)) {
+        snprintf(then, sizeof then, "finding the rate again at batch size %lld", (long long)(batch_size / 2));
+        if (!oom_backoff(h, err, batch_size, "lr_find", then))
+            return -1;
+        batch_size /= 2;
+    }
     if (!(max_lr > 0) || !isfinite(max_lr))
         max_lr = 1e-3;
-    char line[256], id[64];
     int sf = o->kind == OPT_ADAMW_SF;
-    int64_t nb = n / batch_size, total = epochs * nb, done = 0, cur = 1;
+    int64_t nb = n / batch_size, total = epochs * nb, done = 0, cur = 1, eval_bs = 1024;
     /* schedule-free: a constant rate after a linear warm-up over the first 5 % of the
      * steps (unless the optimiser has its own warmup) */
     int64_t warm = sf && o->warmup == 0 ? (total / 20 > 0 ? total / 20 : 1) : 0;
@@ -782,7 +825,7 @@ int train_fit(const train_host *h, opt_state *o, tensor *xtr, tensor *ytr, tenso
     int64_t yr[2], vr[2]; /* the labels' ranges: checked against C once, not per step */
     tensor *pt = NULL, *log = NULL; /* log: this epoch's step losses, on the device */
     double saved_beta1 = o->beta1, t0 = now_s(), last_shown = 0, avg = 0, sm = 0, lr = 0;
-    char text[512];
+    char text[512], note[96] = "";
     progress_text(text, sizeof text, 1, epochs, 0, total, NAN, sf ? max_lr / (double)(warm ? warm : 1) : max_lr / 25, 0);
     progress(h, &view, 0, text, 0);
     opt_zero_grad(o);
@@ -796,7 +839,8 @@ int train_fit(const train_host *h, opt_state *o, tensor *xtr, tensor *ytr, tenso
         if (shuffle(h, perm, n, err) || !(pt = perm_tensor(perm, n, err)))
             goto done;
         double esum = 0, te = now_s();
-        int64_t nread = 0;
+        /* the log's slots from lbase to nread are read; esteps: the steps in esum */
+        int64_t nread = 0, lbase = 0, esteps = 0;
         cur = e + 1;
         for (int64_t bi = 0; bi < nb; bi++) {
             if (interrupted(h)) {
@@ -805,20 +849,52 @@ int train_fit(const train_host *h, opt_state *o, tensor *xtr, tensor *ytr, tenso
                          (long long)e + 1, (long long)done, (long long)total);
                 goto done;
             }
-            tensor *xb, *yb;
-            if (gather_batch(xtr, ytr, pt, bi * batch_size, batch_size, &xb, &yb, err))
-                goto done;
             if (sf) {
                 lr = warm && done < warm ? max_lr * (double)(done + 1) / (double)warm : max_lr;
             } else {
                 lr = train_onecycle_lr((double)done, (double)total, max_lr);
                 o->beta1 = train_onecycle_mom((double)done, (double)total);
             }
-            int r = train_step(h, o, xb, yb, yr, lr, NULL, &log, bi, nb, err);
-            tensor_decref(xb);
-            tensor_decref(yb);
-            if (r)
-                goto done;
+            tensor *xb, *yb;
+            int r = gather_batch(xtr, ytr, pt, bi * batch_size, batch_size, &xb, &yb, err);
+            if (!r) {
+                r = train_step(h, o, xb, yb, yr, lr, NULL, &log, bi, nb, err);
+                tensor_decref(xb);
+                tensor_decref(yb);
+            }
+            if (r) {
+                /* out of memory: go on at half the batch from the same sample, the peak
+                 * rate over sqrt(2) (Adam's square-root scaling rule), the schedule and
+                 * the trace counted in the new steps */
+                snprintf(then, sizeof then, "going on at batch size %lld, peak lr %.3g (the rate over sqrt(2))",
+                         (long long)(batch_size / 2), max_lr / sqrt(2));
+                if (!oom_backoff(h, err, batch_size, "fit", then))
+                    goto done;
+                if (fold_losses(log, &nread, bi, done, &esum, &avg, &sm, trace, err))
+                    goto done;
+                esteps += nread - lbase;
+                tensor_decref(log);
+                log = NULL;
+                int64_t nb2 = n / (batch_size / 2);
+                int64_t total2 = 2 * done + (nb2 - 2 * bi) + (epochs - e - 1) * nb2;
+                double *t2 = trace_halve(trace, done, total2);
+                if (!t2) {
+                    eng_fail(err, ERR_MEMORY, "fit: out of memory");
+                    goto done;
+                }
+                view.trace = trace = t2;
+                batch_size /= 2;
+                max_lr /= sqrt(2);
+                done *= 2;
+                warm *= 2;
+                bi = 2 * bi - 1; /* the loop's bi++ makes it 2 bi: the step that failed, in halves */
+                nread = lbase = bi + 1;
+                view.nb = nb = nb2;
+                view.total = total = total2;
+                snprintf(note, sizeof note, "  batch %lld (out of memory at %lld)", (long long)batch_size,
+                         (long long)batch_size * 2);
+                continue;
+            }
             done++;
             double t = now_s();
             if (t - last_shown >= 0.25 || bi == nb - 1) { /* the log's news: the one wait for the GPU */
@@ -826,23 +902,25 @@ int train_fit(const train_host *h, opt_state *o, tensor *xtr, tensor *ytr, tenso
                     goto done;
                 last_shown = t;
                 progress_text(text, sizeof text, e + 1, epochs, done, total, sm, lr, t - t0);
+                strncat(text, note, sizeof text - strlen(text) - 1);
                 progress(h, &view, 1, text, done);
             }
         }
+        esteps += nread - lbase;
         double vloss, vacc, train_s = now_s() - te;
         if (sf && sf_to_average(h, o, xtr, pt, nb, batch_size, err))
             goto done;
-        if (evaluate(h, xval, yval, vr, &vloss, &vacc, err))
+        if (evaluate(h, xval, yval, vr, &eval_bs, &vloss, &vacc, err))
             goto done;
         *val_acc = vacc;
         double *row = hist + (size_t)nhist++ * OPT_HIST_COLS;
         view.nhist = nhist;
-        row[0] = nb ? esum / (double)nb : NAN;
+        row[0] = esteps ? esum / (double)esteps : NAN;
         row[1] = vloss;
         row[2] = vacc;
         row[3] = train_s;
         snprintf(line, sizeof line, "epoch %lld/%lld  train loss %.4f  val loss %.4f  val accuracy %.4f  (%.2f s)\n",
-                 (long long)e + 1, (long long)epochs, nb ? esum / (double)nb : NAN, vloss, vacc, train_s);
+                 (long long)e + 1, (long long)epochs, row[0], vloss, vacc, train_s);
         h->stream(h->ctx, line, strlen(line));
     }
     rc = 0;
@@ -856,6 +934,7 @@ done:
     if (opt_set_history(o, hist, nhist, rc ? &(eng_error){0} : err))
         rc = -1;
     progress_text(text, sizeof text, cur, epochs, done, total, sm, lr, now_s() - t0);
+    strncat(text, note, sizeof text - strlen(text) - 1);
     if (rc)
         strncat(text, "  (stopped)", sizeof text - strlen(text) - 1);
     progress(h, &view, 1, text, done);

@@ -27,6 +27,8 @@ typedef struct train_host {
     tensor_rng *rng;                  /* the session's random numbers (shuffles) */
     volatile sig_atomic_t *interrupt; /* the session's interrupt flag */
     int *nfits;                       /* the session's count of fits (display ids) */
+    /* forgets the call chain of a callback's error that fit recovered from (or NULL) */
+    void (*recovered)(void *ctx);
 } train_host;
 
 /* one cycle at step (0-based) of total: the learning rate goes from max/25 up to max by
@@ -99,7 +101,14 @@ int train_lr_find(const train_host *h, opt_state *o, tensor *x, tensor *y, int64
  * place; one printed line per epoch (train loss, validation loss and accuracy).
  * *val_acc gets the last validation accuracy. The epochs finished (all of them, or those
  * before an interrupt) replace o's history (opt_state.hist): train loss, validation
- * loss and accuracy, and training seconds per epoch. */
+ * loss and accuracy, and training seconds per epoch.
+ * Out of memory (a MemoryError from the model, the loss, the backward pass or the step)
+ * does not end fit while the batch can shrink: lr_find is run again at half the batch;
+ * a training step is taken again at half the batch from the same sample of the epoch,
+ * with the peak rate divided by sqrt(2) (the square-root scaling rule for Adam-type
+ * optimisers) and the schedule counted in the new, twice as many steps; evaluation goes
+ * from batches of 1024 to half as many. Each back-off prints a line naming the batch
+ * sizes and the error, and the progress line says the batch in use. */
 int train_fit(const train_host *h, opt_state *o, tensor *xtr, tensor *ytr, tensor *xval,
               tensor *yval, int64_t epochs, int64_t batch_size, double max_lr, double *val_acc, eng_error *err);
 

@@ -5,8 +5,8 @@
   error naming the file, the entry and what was refused, and nothing of it happens.
 - %load is all or nothing: a file whose third entry is bad (a bad name, a missing
   member, an optimiser tied to nothing, a function that does not check) leaves every
-  variable, function and kernel as it was; names like zeros, int, "" and a b;c are
-  refused.
+  variable, function and kernel as it was; names like int, "" and a b;c are refused,
+  and zeros for a variable (a function may take a built-in's name: it shadows it).
 - user_expressions evaluate expressions only: declarations, assignments, ++, calls of
   user functions and of built-ins with side effects are errors in that expression's
   result, and the session is unchanged.
@@ -133,6 +133,19 @@ class TestLoadRunsNoCode(SessionFileCase):
         self.assertEqual(run(self.kc, "vsq(3.0)").result, "9.0")
         self.assertEqual(run(self.kc, "valias").result, run(self.kc, "vsq").result)
 
+    def test_backward_pair_of_no_function_is_refused(self):
+        def edit(m):  # set_backward's pairs (issue 14): both names must be functions of the file
+            m["backwards"] = [{"function": "vsq", "backward": "victim"}]
+            return m
+        self.refused(rewrite(self.saved, os.path.join(self.dir, "pair.npz"), edit), "backwards[0]",
+                     '"victim" is not a function of the file')
+
+        def edit_self(m):
+            m["backwards"] = [{"function": "vsq", "backward": "vsq"}]
+            return m
+        self.refused(rewrite(self.saved, os.path.join(self.dir, "pair2.npz"), edit_self), "backwards[0]",
+                     "cannot be its own backward")
+
     def test_kernel_with_extra_code_or_include_is_refused(self):
         def extra(m):
             m["kernels"][1]["source"] += "\nint stolen = 1;"
@@ -221,7 +234,10 @@ class TestLoadIsAllOrNothing(SessionFileCase):
                                          ("a b;c", "not an identifier"), ("__global__", "keyword"),
                                          ("f32", "defines"), ("1x", "not an identifier"),
                                          ("x\ny", "not an identifier"), ("print", "built-in")]):
-            def edit3(e, name=name):
+            def edit3(e, name=name, why=why):
+                if why == "built-in":  # a variable: a function may take a built-in's name (it shadows it)
+                    e.clear()
+                    e.update({"type": "int", "kind": "int", "value": 7})
                 e["name"] = name
             with self.subTest(name=name):
                 text = self.refused(self.third_bad(f"n{i}.npz", edit3), "refused the name", why)

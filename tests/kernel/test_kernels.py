@@ -58,10 +58,17 @@ class TestKernels(unittest.TestCase):
         self.assertIn("out of the range of int", r.content["evalue"])
 
     def test_3_compile_error_reply(self):
+        # the definition is compiled at once: the defining cell fails, at the mistake's
+        # own line and column
         r = run(self.kc, "__global__ void broken(float *y, int n) {\n    int i = threadIdx.x;\n"
-                         "    if (i < n) y[i] = undeclared_value;\n}")
-        self.assertEqual(r.status, "ok", r.outputs)
+                         "    if (i < n) y[i] = undeclared_value;\n}", timeout=120)
+        self.assertEqual(r.status, "error", r.outputs)
+        self.assertEqual(r.content["ename"], "CompileError")
         defining = r.reply["content"]["execution_count"]
+        tb = "\n".join(r.content["traceback"])
+        self.assertIn("undeclared_value", tb)
+        self.assertRegex(tb, re.escape(f"cell[{defining}]") + r":3:\d+: CompileError")
+        # a launch of it compiles it again and says the same, at the launch
         r = run(self.kc, "tensor ys = zeros(4);\nbroken<<<1, 32>>>(ys, 4);", timeout=120)
         self.assertEqual(r.status, "error")
         self.assertEqual(r.content["ename"], "CompileError")

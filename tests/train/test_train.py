@@ -454,3 +454,72 @@ printf("%.6f %.6f %.17g\\n", acc1, acc2, r);
     a1, a2, r = out.strip().splitlines()[-1].split()
     assert a1 == a2, out
     np.testing.assert_array_equal(arr["w1"], arr["w2"])
+
+
+HUNGRY = TOY + """
+int calls = 0;
+// asks for 256 KiB per row of the batch: in training steps after the first 20 (TRAIN),
+// in every training step (ALWAYS), or in evaluation (EVAL)
+tensor hungry(tensor xb) {
+    if (is_grad_enabled()) {
+        calls += 1;
+        if (MODE == 2 || (MODE == 1 && calls > 20)) { tensor pad = zeros(xb.shape[0], 65536); }
+    } else if (MODE == 3) {
+        tensor pad = zeros(xb.shape[0], 8192);
+    }
+    return model(xb);
+}
+"""
+
+
+def test_fit_backs_off_the_batch_when_out_of_memory():
+    """Issue 17 item 5: a MemoryError in a training step halves the batch, scales the
+    peak rate by 1/sqrt(2), says so, and fit goes on from the same sample of the epoch
+    with the schedule counted in the new steps. The host memory limit stands in for a
+    GPU's memory: 8 MiB of padding at batch 32 passes a 6 MiB limit, 4 MiB does not."""
+    out, arr, _ = run_kn(HUNGRY.replace("MODE", "1") + """
+%memory limit 6M
+float acc = fit(hungry, opt, x[0:1500], y[0:1500], x[1500:2000], y[1500:2000], 2, 32, 0.05);
+save_npy(fit_history(opt), "@TMP@/h.npy");
+printf("acc %.4f calls %d\\n", acc, calls);
+""")
+    assert re.search(r"fit: out of memory at batch size 32 \(out of memory on cpu for a f32 tensor of shape "
+                     r"\[32, 65536\] in zeros\(\).*\); going on at batch size 16, peak lr 0\.0354 ", out), out
+    assert out.count("out of memory at batch size") == 1, out
+    # 20 steps of 32 = 40 of 16, then the rest of epoch 1 and all of epoch 2 at 16
+    nb2 = 1500 // 16
+    acc, calls = out.strip().splitlines()[-1].split()[1::2]
+    assert int(calls) == 21 + (nb2 - 40) + nb2, out
+    assert f"step {2 * nb2}/{2 * nb2}" in out and "batch 16 (out of memory at 32)" in out, out
+    assert float(acc) >= 0.9 and arr["h"].shape == (2, 4) and np.all(np.isfinite(arr["h"])), out
+
+
+def test_lr_find_and_evaluation_back_off_when_out_of_memory():
+    out, _, _ = run_kn(HUNGRY.replace("MODE", "2") + """
+%memory limit 6M
+float acc = fit(hungry, opt, x[0:1500], y[0:1500], x[1500:2000], y[1500:2000], 1, 32);
+printf("acc %.4f\\n", acc);
+""")
+    assert "lr_find: out of memory at batch size 32 (" in out, out
+    assert "finding the rate again at batch size 16" in out and "epochs, batch size 16" in out, out
+    assert "fit: out of memory at batch size 32" not in out and float(out.split()[-1]) >= 0.9, out
+    # evaluation in batches of 1024 x 32 KiB passes a 12 MiB limit; 256 fit
+    out, _, _ = run_kn(HUNGRY.replace("MODE", "3") + """
+%memory limit 12M
+float acc = fit(hungry, opt, x[0:1500], y[0:1500], x[1500:2000], y[1500:2000], 2, 32, 0.05);
+printf("acc %.4f\\n", acc);
+""")
+    assert "fit: out of memory at batch size 1024 (" in out and "evaluating again at batch size 512" in out, out
+    assert "fit: out of memory at batch size 512 (" in out and "evaluating again at batch size 256" in out, out
+    # the second epoch's evaluation starts at 256: one back-off per size in all
+    assert out.count("out of memory at batch size") == 2 and float(out.split()[-1]) >= 0.9, out
+
+
+def test_fit_out_of_memory_at_batch_one_is_a_memory_error():
+    out, _, _ = run_kn(HUNGRY.replace("MODE", "2") + """
+%memory limit 200K
+fit(hungry, opt, x[0:1500], y[0:1500], x[1500:2000], y[1500:2000], 1, 4, 0.05);
+""", ok=False)
+    assert out.count("fit: out of memory at batch size") == 2, out  # 4 -> 2 -> 1
+    assert "MemoryError" in out and "shape [1, 65536] in zeros()" in out, out
+    assert out.count("in hungry(), called by fit()") == 1, out  # the chains of the errors recovered from are gone

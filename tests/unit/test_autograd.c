@@ -2,7 +2,9 @@
  * against central finite differences in f64 (one check generated per row of
  * engine/tensor/ops.def, composites included; small random shapes, broadcasting included), accumulation across backward calls, grad mode off recording nothing, the
  * refusal of in-place writes, detach, and the tape freed (no live node left) once the
- * loss is dropped or backward has run. Exits non-zero on failure.
+ * loss is dropped or backward has run, and a custom node (ag_custom: set_backward's callback
+ * called once with zero-filled buffers, its context released with the node). Exits
+ * non-zero on failure.
  *
  * Each check: L = sum(f(params) * R) for a fixed random R, so every output element
  * weighs differently; analytic dL/dp from backward against (L(p+h) - L(p-h)) / 2h with
@@ -310,6 +312,81 @@ static void test_accumulate_and_modes(void)
     tensor_decref(w);
 }
 
+/* ag_custom: a node whose rule is a callback (set_backward's, engine/lang/custom_ops.c) */
+typedef struct custom_probe {
+    int calls, releases;  /* how often each callback ran */
+    int zero_filled;      /* the buffers arrived zero-filled with the inputs' shapes */
+    int saw_output;       /* the output view arrived, without a node */
+} custom_probe;
+
+static int probe_backward(void *ctx, tensor *const *in, int nin, tensor *out, tensor *gout, tensor *const *grads,
+                          eng_error *e)
+{
+    custom_probe *p = ctx;
+    p->calls++;
+    p->saw_output = out && !out->autograd && gout && gout->ndim == out->ndim;
+    p->zero_filled = nin == 2;
+    for (int i = 0; i < nin; i++) {
+        p->zero_filled &= grads[i]->ndim == in[i]->ndim && grads[i]->dtype == in[i]->dtype;
+        for (int64_t k = 0; k < tensor_numel(grads[i]); k++)
+            p->zero_filled &= tensor_get_flat(grads[i], k) == 0.0;
+    }
+    /* out = a * b: da = gout * b, db = gout * a, written into the buffers in place */
+    tensor *da = tensor_binary(OP_MUL, gout, in[1], e), *db = tensor_binary(OP_MUL, gout, in[0], e);
+    int rc = da && db && tensor_binary_inplace(OP_ADD, grads[0], da, e) == 0 &&
+             tensor_binary_inplace(OP_ADD, grads[1], db, e) == 0 ? 0 : -1;
+    tensor_decref(da);
+    tensor_decref(db);
+    return rc;
+}
+
+static void probe_release(void *ctx) { ((custom_probe *)ctx)->releases++; }
+
+static const ag_custom_fn probe_fns = {probe_backward, probe_release};
+
+static void test_custom_node(void)
+{
+    double va[3] = {1, -2, 0.5}, vb[3] = {3, 4, -1};
+    int64_t n = 3;
+    tensor *a = must(ag_param(must(tensor_from_doubles(va, DT_F64, 1, &n, &err)), &err));
+    tensor *b = must(tensor_from_doubles(vb, DT_F64, 1, &n, &err)); /* needs no gradient */
+    tensor_decref(a);
+    custom_probe p = {0};
+    ag_set_grad_mode(0);
+    tensor *y = must(tensor_binary(OP_MUL, a, b, &err)); /* computed unrecorded, as the body runs */
+    ag_set_grad_mode(1);
+    tensor *in[2] = {a, b};
+    y = must(ag_custom(y, in, 2, &probe_fns, &p, &err));
+    CHECK(y->requires_grad && y->autograd && ag_live_nodes() == 1);
+    tensor *l = must(tensor_reduce(OP_SUM, y, TENSOR_ALLDIMS, 0, &err));
+    CHECK(ag_backward(l, &err) == 0);
+    CHECK(p.calls == 1 && p.zero_filled && p.saw_output);
+    for (int k = 0; k < 3; k++)
+        CHECK(fabs(tensor_get_flat(a->grad, k) - vb[k]) < 1e-12);
+    CHECK(b->grad == NULL); /* its buffer was ignored */
+    CHECK(ag_live_nodes() == 0 && p.releases == 1); /* backward freed the node and its context */
+    tensor_decref(l);
+    tensor_decref(y);
+
+    /* the output is an input: the node goes on a fresh view; dropping it releases all */
+    custom_probe q = {0};
+    tensor_incref(a);
+    tensor *same = must(ag_custom(a, in, 2, &probe_fns, &q, &err));
+    CHECK(same != a && same->autograd && !a->autograd && a->requires_grad);
+    tensor_decref(same);
+    CHECK(ag_live_nodes() == 0 && q.releases == 1 && q.calls == 0);
+
+    /* nothing requires grad: no node, the context released at once */
+    custom_probe r = {0};
+    tensor *ins[1] = {b};
+    tensor_incref(b);
+    tensor *plain = must(ag_custom(b, ins, 1, &probe_fns, &r, &err));
+    CHECK(plain == b && !plain->autograd && r.releases == 1);
+    tensor_decref(plain);
+    tensor_decref(b);
+    tensor_decref(a);
+}
+
 int main(void)
 {
     printf("gradient checks (f64, central differences, h = 1e-6, rel tol 1e-6 unless given):\n");
@@ -320,6 +397,7 @@ int main(void)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         check_case(&cases[i]);
     test_accumulate_and_modes();
+    test_custom_node();
     if (failures) {
         fprintf(stderr, "test_autograd: %d failure(s)\n", failures);
         return 1;
