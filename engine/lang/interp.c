@@ -161,8 +161,7 @@ static int truthy(interp *it, ast *n, value v, int *out)
         *out = d != 0;
         return 0;
     }
-    default: return fail(it, n, ERR_TYPE, "%s %s cannot be used as a condition", eng_a(value_type_name(v.type)),
-                            value_type_name(v.type));
+    default: return fail(it, n, ERR_TYPE, "%s cannot be used as a condition", value_type_a(v.type));
     }
 }
 
@@ -250,8 +249,8 @@ static int list_fill(interp *it, ast *n, int depth, const int64_t *shape, int nd
                      int *any_float, int *all_bool)
 {
     if (n->nlist != shape[depth])
-        return fail(it, n, ERR_SHAPE, "tensor literal: ragged rows (%d item%s here, %lld in the first row)",
-                    n->nlist, eng_s(n->nlist), (long long)shape[depth]);
+        return fail(it, n, ERR_SHAPE, "tensor literal: ragged rows (%d item%s here, %lld in the first row)", n->nlist,
+                    eng_s(n->nlist), (long long)shape[depth]);
     for (int i = 0; i < n->nlist; i++) {
         ast *item = n->list[i];
         if (depth + 1 < ndim) {
@@ -497,7 +496,7 @@ static int eval_index(interp *it, ast *n, value base, value *out)
         else if (!(rc = index_tensor(it, n, base.as.t, &t)))
             *out = value_tensor(t);
     } else
-        rc = fail(it, n, ERR_TYPE, "cannot index %s %s", eng_a(value_type_name(base.type)), value_type_name(base.type));
+        rc = fail(it, n, ERR_TYPE, "cannot index %s", value_type_a(base.type));
     value_decref(base);
     return rc;
 }
@@ -506,8 +505,7 @@ static int eval_index(interp *it, ast *n, value base, value *out)
 static int eval_member(interp *it, ast *n, value base, value *out)
 {
     if (base.type != VAL_TENSOR) {
-        fail(it, n, ERR_TYPE, "%s %s has no member '%s'", eng_a(value_type_name(base.type)), value_type_name(base.type),
-             n->str);
+        fail(it, n, ERR_TYPE, "%s has no member '%s'", value_type_a(base.type), n->str);
         value_decref(base);
         return -1;
     }
@@ -565,8 +563,7 @@ static int assign_into_tensor(interp *it, ast *n, int op, tensor *dst, value rhs
         if (!src)
             return located(it, n);
     } else
-        return fail(it, n, ERR_TYPE, "cannot store %s %s into a tensor", eng_a(value_type_name(rhs.type)),
-                    value_type_name(rhs.type));
+        return fail(it, n, ERR_TYPE, "cannot store %s into a tensor", value_type_a(rhs.type));
     int rc;
     if (op == TK_ASSIGN)
         rc = tensor_assign(dst, src, it->err);
@@ -661,8 +658,7 @@ static int eval_assign(interp *it, ast *n, value *out)
         value base;
         if (!(rc = eval(it, target->a, &base))) {
             if (base.type != VAL_TENSOR)
-                rc = fail(it, target, ERR_TYPE, "%s %s has no member 'grad'", eng_a(value_type_name(base.type)),
-                          value_type_name(base.type));
+                rc = fail(it, target, ERR_TYPE, "%s has no member 'grad'", value_type_a(base.type));
             else if (rhs.type == VAL_VOID) {
                 if (base.as.t->grad)
                     tensor_decref(base.as.t->grad);
