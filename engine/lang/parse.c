@@ -888,11 +888,11 @@ static void parse_semi(parser *p, const char *after)
                   parse_slash_hint(p));
 }
 
-/* parse_semi for a statement of the cell's top level, which the end of the cell also
- * ends: `tensor t = randn(2, 3)` as a cell's last line needs no ';' */
-static void parse_semi_or_end(parser *p, const char *after, int top)
+/* parse_semi for a statement outside any braces, which the end of the cell also ends:
+ * `tensor t = randn(2, 3)` or `for (...) s += i` as a cell's last line needs no ';' */
+static void parse_semi_or_end(parser *p, const char *after, int end_ok)
 {
-    if (top && p->cur.kind == TK_EOF)
+    if (end_ok && p->cur.kind == TK_EOF)
         return;
     parse_semi(p, after);
 }
@@ -1166,20 +1166,20 @@ static ast *parse_statement(parser *p, int top)
         }
         parse_advance(p);
         n->a = parse_condition(p, "while");
-        parse_semi_or_end(p, "'do ... while (...)'", top);
+        parse_semi_or_end(p, "'do ... while (...)'", p->block_depth == 0);
         break;
     case TK_BREAK:
     case TK_CONTINUE:
         parse_advance(p);
         n = parse_node_at(p, t.kind == TK_BREAK ? AST_BREAK : AST_CONTINUE, &t);
-        parse_semi(p, t.kind == TK_BREAK ? "'break'" : "'continue'");
+        parse_semi_or_end(p, t.kind == TK_BREAK ? "'break'" : "'continue'", p->block_depth == 0);
         break;
     case TK_RETURN:
         parse_advance(p);
         n = parse_node_at(p, AST_RETURN, &t);
         if (p->cur.kind != TK_SEMI)
             n->a = parse_expression(p);
-        parse_semi(p, "the returned value");
+        parse_semi_or_end(p, "the returned value", p->block_depth == 0);
         break;
     case TK_SEMI:
         parse_advance(p);
@@ -1197,8 +1197,8 @@ static ast *parse_statement(parser *p, int top)
         n->a = parse_expression(p);
         if (parse_accept(p, TK_SEMI)) {
             n->ival = 0;
-        } else if (top && p->cur.kind == TK_EOF) {
-            n->ival = 1;
+        } else if (p->cur.kind == TK_EOF && p->block_depth == 0) {
+            n->ival = top; /* the cell's result; or the end of `for (...) s += i` */
         } else {
             int line, col;
             parse_end_of(&p->prev, &line, &col);

@@ -417,7 +417,8 @@ static void test_errors(void)
     ERRORS("x = (1 + 2;", "1:11 expected ')' to close '(' at line 1, column 5, found ';'");
     ERRORS("x = 1\ny = 2\nz", "1:6 expected ';' after expression|2:6 expected ';' after expression");
     ERRORS("{ x = 1 }", "1:8 expected ';' after expression");
-    ERRORS("if (a) b", "1:9 expected ';' after expression");
+    TREE("if (a) b", "(if a (expr b) _)"); /* the end of the cell ends it (not a result) */
+    ERRORS("if (a) b\nc", "1:9 expected ';' after expression");
     ERRORS("int x = 1;\nfoo(;\nint y = $;\nz = 3 +;\nok();",
            "2:5 expected an expression, found ';'|3:9 unexpected character '$'|4:8 expected an expression, found ';'");
     ERRORS("void f() {\n  int g() { }\n  x = 1;\n  y = ;\n}",
@@ -461,6 +462,10 @@ static void test_errors(void)
     ERRORS("int x = 1\nint y = 2", "1:10 expected ';' after the declaration, found 'int'");
     ERRORS("void f() { int x = 1", "1:21 expected ';' after the declaration, found end of cell");
     ERRORS("if (c) int x = 1", "1:17 expected ';' after the declaration, found end of cell");
+    TREE("for (i = 0; i < 3; i++) s += i", "(for (expr (= i 0)) (< i 3) (post++ i) (expr (+= s i)))");
+    TREE("while (1) break", "(while 1 (break))");
+    TREE("do x++; while (x < 3)", "(do (expr (post++ x)) (< x 3))");
+    ERRORS("void f() { while (1) break", "1:27 expected ';' after 'break', found end of cell");
     ERRORS("x = n // 2;\ny = 1;", "1:6 expected ';' after expression ('//' starts a comment in C: to divide write '/')");
     ERRORS("int h = n //(k+1);\nint y = 1;", "1:10 expected ';' after the declaration, found 'int' ('//' starts");
     ERRORS("x = n // a note\ny = 1;", "1:6 expected ';' after expression");
