@@ -104,8 +104,9 @@ static int plot_common(eng_call *c, plot_kind kind, int min_tensors, value *out)
         goto done;
     }
     if (xt && (xt->ndim != 1 || xt->shape[0] != n)) {
-        eng_fail(c->err, ERR_SHAPE, "%s: x must be 1-D with one value per row of y (%lld), got %d-D with %lld element%s",
-                 c->name, (long long)n, xt->ndim, (long long)tensor_numel(xt), eng_s(tensor_numel(xt)));
+        eng_fail(c->err, ERR_SHAPE,
+                 "%s: x must be 1-D with one value per row of y (%lld), got %d-D with %lld element%s", c->name,
+                 (long long)n, xt->ndim, (long long)tensor_numel(xt), eng_s(tensor_numel(xt)));
         goto done;
     }
     if (!(yv = host_doubles(yt, c->err)) || (xt && !(xv = host_doubles(xt, c->err))))

@@ -649,8 +649,8 @@ static ast_type check_expr(checker *ck, ast *n)
         else if (n->op != TK_ASSIGN)
             binary_type(ck, n, check_compound_op(n->op), l, r);
         else if (n->a->kind == AST_NAME && !assignable(l, r))
-            error_at(ck, n->b, ERR_TYPE, "cannot assign %s to '%s', %s %s", type_name(r), n->a->str, eng_a(type_name(l)),
-                     type_name(l));
+            error_at(ck, n->b, ERR_TYPE, "cannot assign %s to '%s', %s %s", type_name(r), n->a->str,
+                     eng_a(type_name(l)), type_name(l));
         return n->type = l;
     }
     case AST_INCDEC:
@@ -810,8 +810,8 @@ static void check_decl(checker *ck, ast *n, int top)
         if (v->a && init == TY_VOID)
             error_at(ck, v->a, ERR_TYPE, "'%s' is initialised with a void value", v->str);
         else if (v->a && !assignable(t, init))
-            error_at(ck, v->a, ERR_TYPE, "cannot initialise '%s', %s %s, with %s", v->str, eng_a(type_name(t)), type_name(t),
-                     type_name(init));
+            error_at(ck, v->a, ERR_TYPE, "cannot initialise '%s', %s %s, with %s", v->str, eng_a(type_name(t)),
+                     type_name(t), type_name(init));
         v->type = t;
         if (top) {
             int g = global_index(ck, v->str, v->slen, 1);

@@ -1052,8 +1052,9 @@ int eng_kernel_launch(eng_ktable *t, eng_kernel *k, const unsigned grid[3], cons
         tensor *x = args[i].as.t;
         int want = eng_ctype_dtype(p->ctype);
         if ((int)x->dtype != want) {
+            const char *dt = tensor_dtype_name((tensor_dtype)want);
             eng_fail(err, ERR_TYPE, "%s: argument %d ('%s', %s) needs %s %s tensor, got %s", k->name, i + 1, p->name,
-                     p->type, eng_a(tensor_dtype_name((tensor_dtype)want)), tensor_dtype_name((tensor_dtype)want), tensor_dtype_name(x->dtype));
+                     p->type, eng_a(dt), dt, tensor_dtype_name(x->dtype));
             goto out;
         }
         if (!tensor_is_contiguous(x)) {

@@ -113,7 +113,8 @@ static void match_kernel_names(matchlist *m, const char *code, int start, const 
         if (code[i] == '/' && code[i + 1] == '/') {
             while (i < start && code[i] != '\n')
                 i++;
-        } else if ((isalpha((unsigned char)code[i]) || code[i] == '_') && (i == 0 || !is_ident((unsigned char)code[i - 1]))) {
+        } else if ((isalpha((unsigned char)code[i]) || code[i] == '_') &&
+                   (i == 0 || !is_ident((unsigned char)code[i - 1]))) {
             int j = i;
             while (j < start && is_ident((unsigned char)code[j]))
                 j++;
