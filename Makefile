@@ -26,7 +26,7 @@ SIM_SRC := $(wildcard cuda/sim/*.c) cuda/kcache.c
 CUDA_ALWAYS += $(SIM_SRC)
 # the built-in CUDA kernels' host side, device choice and the simulator backend (the
 # kernels compiled by the host C++ compiler against the simulator): in every build
-CUDA_ALWAYS += cuda/kernels/kk_dispatch.c cuda/sim_backend.c cuda/kernels/kk_source.c
+CUDA_ALWAYS += cuda/kernels/kk_dispatch.c cuda/kernels/kk_order.c cuda/sim_backend.c cuda/kernels/kk_source.c
 KK_SIM_OBJ := $(BUILD)/cuda/sim_backend_kernels.o
 LDLIBS  += -lstdc++
 CXX     ?= g++

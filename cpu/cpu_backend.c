@@ -495,6 +495,14 @@ int cpu_gather(tensor *out, const tensor *x, const tensor *idx, int trusted, eng
         st *= dst.shape[d];
     }
     int rc = 0;
+    if (x->ndim == 1 && out->dtype == x->dtype) { /* one element per index (sort's values): copied by size */
+        size_t es = tensor_dtype_size(x->dtype);
+        const char *xb = cpu_ptr(x);
+        char *ob = cpu_ptr(out);
+        for (int64_t k = 0; k < nidx; k++)
+            memcpy(ob + (size_t)k * es, xb + iv[k] * x->stride[0] * (int64_t)es, es);
+        nidx = 0;
+    }
     for (int64_t k = 0; k < nidx && rc == 0; k++) {
         row.offset = x->offset + iv[k] * x->stride[0];
         dst.offset = out->offset + k * rowel;
@@ -521,6 +529,8 @@ const eng_backend cpu_backend = {
     .matmul = cpu_matmul,
     .where = cpu_where,
     .gather = cpu_gather,
+    .argsort = cpu_argsort,
+    .scan = cpu_scan,
     .kernels = &sim_kdriver,
     .im2col = cpu_im2col,
     .col2im = cpu_col2im,

@@ -69,6 +69,10 @@ int cpu_cross_entropy(tensor *rows, const tensor *logits, const tensor *labels, 
 int cpu_cross_entropy_backward(tensor *dx, const tensor *logits, const tensor *labels, const tensor *gout,
                                double scale, eng_error *err);
 
+/* cpu_sort.c */
+int cpu_argsort(tensor *idx, const tensor *x, int descending, eng_error *err);
+int cpu_scan(int kind, int flags, tensor *out, const tensor *x, const tensor *w, int dim, eng_error *err);
+
 /* vectorisable expf, about 1 ulp (cpu_elementwise.c) */
 float cpu_expf(float x);
 

@@ -191,6 +191,14 @@ static int cu_gather(tensor *out, const tensor *x, const tensor *idx, int truste
 {
     return kk_gather(&cu_dev, out, x, idx, trusted, err);
 }
+static int cu_argsort(tensor *idx, const tensor *x, int descending, eng_error *err)
+{
+    return kk_argsort(&cu_dev, idx, x, descending, err);
+}
+static int cu_scan(int kind, int flags, tensor *out, const tensor *x, const tensor *w, int dim, eng_error *err)
+{
+    return kk_scan(&cu_dev, kind, flags, out, x, w, dim, err);
+}
 static int cu_im2col(tensor *cols, const tensor *x, int kh, int kw, int stride, int pad, eng_error *err)
 {
     return kk_im2col(&cu_dev, cols, x, kh, kw, stride, pad, err);
@@ -452,6 +460,8 @@ const eng_backend cuda_backend = {
     .matmul_half = 1,
     .where = cu_where,
     .gather = cu_gather,
+    .argsort = cu_argsort,
+    .scan = cu_scan,
     .im2col = cu_im2col,
     .col2im = cu_col2im,
     .adamw_step = cu_adamw_step,

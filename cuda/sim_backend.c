@@ -205,6 +205,14 @@ static int sim_gather(tensor *out, const tensor *x, const tensor *idx, int trust
 {
     return kk_gather(&sim_dev, out, x, idx, trusted, err);
 }
+static int sim_argsort(tensor *idx, const tensor *x, int descending, eng_error *err)
+{
+    return kk_argsort(&sim_dev, idx, x, descending, err);
+}
+static int sim_scan(int kind, int flags, tensor *out, const tensor *x, const tensor *w, int dim, eng_error *err)
+{
+    return kk_scan(&sim_dev, kind, flags, out, x, w, dim, err);
+}
 static int sim_im2col(tensor *cols, const tensor *x, int kh, int kw, int stride, int pad, eng_error *err)
 {
     return kk_im2col(&sim_dev, cols, x, kh, kw, stride, pad, err);
@@ -272,6 +280,8 @@ const eng_backend sim_backend = {
     .matmul = sim_matmul,
     .where = sim_where,
     .gather = sim_gather,
+    .argsort = sim_argsort,
+    .scan = sim_scan,
     .im2col = sim_im2col,
     .col2im = sim_col2im,
     .adamw_step = sim_adamw_step,

@@ -30,6 +30,7 @@ namespace KK_NS {
 #include "cuda/kernels/kk_matmul.cuh"
 #include "cuda/kernels/kk_conv.cuh"
 #include "cuda/kernels/kk_train.cuh"
+#include "cuda/kernels/kk_sort.cuh"
 }
 
 extern "C" const kk_ops KK_NAME(ops) = {
@@ -51,6 +52,8 @@ extern "C" const kk_ops KK_NAME(ops) = {
     KK_NS::KK_NAME(sgd_step),
     KK_NS::KK_NAME(xent),
     KK_NS::KK_NAME(xent_backward),
+    KK_NS::KK_NAME(argsort),
+    KK_NS::KK_NAME(scan),
 };
 
 #endif

@@ -128,6 +128,28 @@ typedef struct kk_xent_job {
     int *status;                     /* the context's status word */
 } kk_xent_job;
 
+/* argsort of each row of a contiguous [rows, n] (engine/tensor/backend.h's argsort) */
+typedef struct kk_sort_job {
+    int dt;                          /* KK_F32, KK_F64, KK_I32 or KK_I64 */
+    int descending;
+    int64_t rows, n;
+    int64_t pow2;                    /* the smallest power of two >= n */
+    const char *x;                   /* contiguous keys */
+    int64_t *idx;                    /* contiguous [rows, n] i64 */
+} kk_sort_job;
+
+/* = ENG_SCAN_* of engine/tensor/backend.h */
+enum { KK_SCAN_SUM = 0, KK_SCAN_PROD = 1, KK_SCAN_REVERSE = 1, KK_SCAN_EXCLUSIVE = 2 };
+
+/* a running sum or product along n of contiguous [outer, n, inner] (backend.h's scan) */
+typedef struct kk_scan_job {
+    int dt;                          /* KK_F32, KK_F64 or KK_I64 */
+    int kind, flags;                 /* ENG_SCAN_SUM/PROD; ENG_SCAN_REVERSE | ENG_SCAN_EXCLUSIVE */
+    int64_t outer, n, inner;
+    const char *x, *w;               /* w: NULL, or the carry's multipliers */
+    char *out;
+} kk_scan_job;
+
 /* Where a launch runs. */
 typedef struct kk_ctx {
     void *stream;        /* cudaStream_t (GPU), NULL (simulator) */
@@ -163,6 +185,8 @@ typedef struct kk_ops {
     int (*sgd_step)(kk_ctx *c, const kk_step_job *j);
     int (*xent)(kk_ctx *c, const kk_xent_job *j);
     int (*xent_backward)(kk_ctx *c, const kk_xent_job *j);
+    int (*argsort)(kk_ctx *c, const kk_sort_job *j); /* cuda/kernels/kk_sort.cuh */
+    int (*scan)(kk_ctx *c, const kk_scan_job *j);
 } kk_ops;
 
 extern const kk_ops kk_sim_ops;  /* cuda/sim_backend_kernels.cc: always */

@@ -50,6 +50,11 @@ int kk_cross_entropy(const kk_device *d, tensor *rows, const tensor *logits, con
 int kk_cross_entropy_backward(const kk_device *d, tensor *dx, const tensor *logits, const tensor *labels,
                               const tensor *gout, double scale, eng_error *err);
 
+/* the eng_backend entries of the same names (cuda/kernels/kk_order.c, kernels in kk_sort.cuh) */
+int kk_argsort(const kk_device *d, tensor *idx, const tensor *x, int descending, eng_error *err);
+int kk_scan(const kk_device *d, int kind, int flags, tensor *out, const tensor *x, const tensor *w, int dim,
+            eng_error *err);
+
 /* a contiguous tensor on d's backend (for temporaries); NULL with err */
 tensor *kk_temp(const kk_device *d, tensor_dtype dt, int ndim, const int64_t *shape, eng_error *err);
 /* t itself (new reference) if contiguous, else a contiguous copy on d's backend */

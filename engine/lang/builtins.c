@@ -13,6 +13,7 @@
 #include "engine/lang/builtins_nn.h"
 #include "engine/lang/builtins_tensor.h"
 #include "engine/lang/builtins_train.h"
+#include "engine/lang/builtins_vocab.h"
 #include "engine/lang/interp.h"
 
 #define BUILTIN(name, fn, mn, mx, ret, sig, doc) static int fn(eng_call *c, value *out);
@@ -28,6 +29,7 @@ static const eng_builtin builtin_table[] = {
 #include "engine/lang/builtins_nn.def"
 #include "engine/lang/builtins_train.def"
 #include "engine/lang/builtins_custom.def"
+#include "engine/lang/builtins_vocab.def"
 #undef BUILTIN
 };
 #define NBUILTINS ((int)(sizeof builtin_table / sizeof builtin_table[0]))

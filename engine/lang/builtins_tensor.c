@@ -213,7 +213,7 @@ static int keeps_int(op_id op)
 #define KEEPS_INT_FLOAT 0
 #define KEEPS_INT_KEEP 1
 #define KEEPS_INT_ARITH 1
-#define KEEPS_INT_BOOL 0
+#define KEEPS_INT_BOOL 2 /* a bool */
 #define OP_UNARY(ID, name, API, DT, DOM, FE, IE, G, doc) \
     case OP_##ID: return KEEPS_INT_##DT;
 #include "engine/tensor/ops.def"
@@ -229,7 +229,9 @@ static int unary(eng_call *c, value *out, op_id op, double p0, double p1)
     if (is_scalar(v)) {
         double x = v.type == VAL_FLOAT ? v.as.f : (double)v.as.i;
         double r = om_unary_double(op, x, p0, p1);
-        if (v.type != VAL_FLOAT && keeps_int(op) && (op != OP_CLAMP || (r == floor(r))))
+        if (keeps_int(op) == 2)
+            *out = value_bool(r != 0);
+        else if (v.type != VAL_FLOAT && keeps_int(op) && (op != OP_CLAMP || (r == floor(r))))
             *out = value_int((int64_t)r);
         else
             *out = value_float(r);
@@ -257,7 +259,7 @@ int bi_clamp(eng_call *c, value *out)
     if (arg_double(c, 1, &lo) < 0 || arg_double(c, 2, &hi) < 0)
         return -1;
     if (lo > hi)
-        return eng_fail(c->err, ERR_VALUE, "clamp: lo %g is greater than hi %g", lo, hi);
+        return eng_fail(c->err, ERR_VALUE, "%s: lo %g is greater than hi %g", c->name, lo, hi); /* or clip */
     return unary(c, out, OP_CLAMP, lo, hi);
 }
 

@@ -79,6 +79,17 @@ typedef struct eng_backend {
      * permutation), so a device backend skips its check and the host read of its status */
     int (*gather)(tensor *out, const tensor *x, const tensor *idx, int trusted, eng_error *err);
 
+    /* ordering and scans (engine/tensor/tensor_order.c). argsort: x a contiguous [R, N] of
+     * f32, f64, i32 or i64, idx a contiguous i64 [R, N]: each row's indices in sorted
+     * order, ascending (descending 0) or descending, stable (equal keys keep their order),
+     * NaN above every number. scan: out and x (and w when not NULL) contiguous, of one
+     * dtype (f32, f64 or i64) and shape; a running sum (ENG_SCAN_SUM) or product along
+     * dim, from the end with ENG_SCAN_REVERSE, excluding the element itself (identity
+     * first) with ENG_SCAN_EXCLUSIVE; w (sums only): the carry is multiplied by w at the
+     * element it leaves, out[i] = x[i] + w[i-1] out[i-1] (reverse: w[i+1] out[i+1]) */
+    int (*argsort)(tensor *idx, const tensor *x, int descending, eng_error *err);
+    int (*scan)(int kind, int flags, tensor *out, const tensor *x, const tensor *w, int dim, eng_error *err);
+
     /* runs the cells' __global__ kernels on this backend's memory (engine/tensor/kdriver.h) */
     const struct eng_kdriver *kernels;
 
@@ -147,6 +158,12 @@ typedef struct eng_backend {
      * $KILN_SIM_CAPACITY) */
     size_t (*capacity)(void);
 } eng_backend;
+
+/* scan's kinds and flags (argsort and scan above) */
+#define ENG_SCAN_SUM 0
+#define ENG_SCAN_PROD 1
+#define ENG_SCAN_REVERSE 1
+#define ENG_SCAN_EXCLUSIVE 2
 
 /* The scalars of one optimiser step (adamw_step, sgd_step above; engine/train/optim.c). */
 typedef struct eng_step_args {

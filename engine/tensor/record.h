@@ -28,6 +28,7 @@ typedef struct tensor_recorder {
     tensor *(*matmul)(const tensor *a, const tensor *b, eng_error *err);
     tensor *(*cat)(tensor *const *ts, int n, int dim, eng_error *err);
     tensor *(*gather)(const tensor *x, const tensor *idx, eng_error *err);
+    tensor *(*scan)(int kind, const tensor *x, int dim, eng_error *err); /* cumsum, cumprod */
     tensor *(*cast)(const tensor *t, tensor_dtype dt, eng_error *err);
     tensor *(*slice)(tensor *t, int dim, int64_t start, int64_t stop, int64_t step, eng_error *err);
     tensor *(*select)(tensor *t, int dim, int64_t index, eng_error *err);

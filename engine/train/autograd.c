@@ -12,6 +12,7 @@
 #include "engine/tensor/tensor_impl.h"
 #include "engine/train/nn.h"
 #include "engine/tensor/op_dsl.h"
+#include "engine/tensor/tensor_order.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -46,6 +47,7 @@ typedef enum ag_kind {
     AG_TO,        /* x.to(device): the gradient goes back to the input's device */
     AG_IM2COL,    /* nn_im2col: dim, dim2 the window, step the stride, start the padding */
     AG_XENT,      /* the fused cross_entropy (nn_xent_fused): saved the labels */
+    AG_SCAN,      /* cumsum / cumprod (engine/tensor/tensor_order.c): dim (normalised), dim2 the kind */
     AG_CUSTOM     /* a user function with its own backward (ag_custom): saved a view of the output */
 } ag_kind;
 
@@ -229,6 +231,18 @@ tensor *ag_cat(tensor *const *ts, int n, int dim, eng_error *err)
     ag_node *node = record(&out, ts, n, AG_CAT, err);
     if (node)
         node->dim = dim < 0 ? dim + ts[0]->ndim : dim;
+    return out;
+}
+
+tensor *ag_scan(int kind, const tensor *x, int dim, eng_error *err)
+{
+    RUN(tensor_scan(kind, x, dim, err));
+    tensor *in[1] = {(tensor *)x};
+    ag_node *n = record(&out, in, 1, AG_SCAN, err);
+    if (n) {
+        n->dim = dim < 0 ? dim + x->ndim : dim;
+        n->dim2 = kind;
+    }
     return out;
 }
 
@@ -573,6 +587,20 @@ static void matmul_grad(scratch *s, ag_node *n, tensor *g, tensor **ga, tensor *
     }
 }
 
+/* cumsum: the running sum from the end. cumprod: y[j] = prod_{k<=j} x[k], so
+ * dx[i] = sum_{j>=i} g[j] prod_{k<=j, k!=i} x[k] = E[i] r[i], E the exclusive running
+ * product of x and r[i] = g[i] + x[i+1] r[i+1] the reverse recurrence: exact where x
+ * has zeros (no division by x) */
+static tensor *scan_grad(scratch *s, ag_node *n, tensor *g)
+{
+    if (n->dim2 == ENG_SCAN_SUM)
+        return keep(s, tensor_scan_raw(ENG_SCAN_SUM, ENG_SCAN_REVERSE, g, NULL, n->dim, s->err));
+    tensor *e = keep(s, tensor_scan_raw(ENG_SCAN_PROD, ENG_SCAN_EXCLUSIVE, n->in[0], NULL, n->dim, s->err));
+    tensor *xg = e ? keep(s, tensor_cast(n->in[0], g->dtype, s->err)) : NULL;
+    tensor *r = xg ? keep(s, tensor_scan_raw(ENG_SCAN_SUM, ENG_SCAN_REVERSE, g, xg, n->dim, s->err)) : NULL;
+    return r ? keep(s, tensor_binary(OP_MUL, e, r, s->err)) : NULL;
+}
+
 static tensor *gather_grad(scratch *s, ag_node *n, tensor *g)
 {
     const tensor *x = n->in[0];
@@ -633,6 +661,7 @@ static int node_grads(scratch *s, ag_node *n, tensor *g, tensor **gin)
         break;
     }
     case AG_GATHER: gin[0] = gather_grad(s, n, g); break;
+    case AG_SCAN: gin[0] = scan_grad(s, n, g); break;
     case AG_CAST: gin[0] = g; break; /* accumulate casts back to the input's dtype */
     case AG_TO: gin[0] = keep(s, tensor_to(g, x->storage->backend, s->err)); break;
     case AG_SLICE: case AG_SELECT: {
@@ -871,6 +900,7 @@ static const tensor_recorder ag_recorder = {
     .matmul = ag_matmul,
     .cat = ag_cat,
     .gather = ag_gather,
+    .scan = ag_scan,
     .cast = ag_cast,
     .slice = ag_slice,
     .select = ag_select,

@@ -60,6 +60,7 @@ tensor *ag_reduce(op_id op, const tensor *x, int dim, int keepdim, eng_error *er
 tensor *ag_matmul(const tensor *a, const tensor *b, eng_error *err);
 tensor *ag_cat(tensor *const *ts, int n, int dim, eng_error *err);
 tensor *ag_gather(const tensor *x, const tensor *idx, eng_error *err);
+tensor *ag_scan(int kind, const tensor *x, int dim, eng_error *err); /* cumsum, cumprod */
 tensor *ag_cast(const tensor *t, tensor_dtype dt, eng_error *err);
 tensor *ag_slice(tensor *t, int dim, int64_t start, int64_t stop, int64_t step, eng_error *err);
 tensor *ag_select(tensor *t, int dim, int64_t index, eng_error *err);

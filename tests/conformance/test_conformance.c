@@ -1,6 +1,6 @@
 /* test_conformance.c — the backend conformance suite: every op of engine/tensor/ops.def plus
  * the composites (OP_COMPOSITE rows), matmul, where, gather, random, copy/cast, fill,
- * assign into views and arange, and
+ * assign into views and arange, sort/argsort/topk and the scans (conf_order.h), and
  * the fused training ops (cross_entropy forward and backward, AdamW and SGD steps), run
  * through the tensor front end on the CPU backend (the reference) and on a second
  * backend, on random shapes (broadcasting, transposed and stepped views, empty tensors,
@@ -755,6 +755,8 @@ static void group_train(int cases)
     }
 }
 
+#include "tests/conformance/conf_order.h" /* group_order */
+
 int main(int argc, char **argv)
 {
     int cases = argc > 1 ? atoi(argv[1]) : 60;
@@ -773,7 +775,7 @@ int main(int argc, char **argv)
     struct { const char *name; void (*fn)(int); int mult; } groups[] = {
         {"unary", group_unary, 1},   {"binary", group_binary, 1}, {"reduce", group_reduce, 1},
         {"matmul", group_matmul, 4}, {"data", group_data, 4},     {"random", group_random, 2},
-        {"conv", group_conv, 2},     {"train", group_train, 2},   {"compose", group_composite, 1},
+        {"conv", group_conv, 2},     {"train", group_train, 2},   {"compose", group_composite, 1}, {"order", group_order, 2},
     };
     const char *only = argc > 3 ? argv[3] : NULL;
     for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {

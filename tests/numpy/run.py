@@ -433,13 +433,106 @@ else:
     print(f"test-numpy: {FASHION} is missing (Debian package dataset-fashion-mnist); IDX checks skipped")
 
 
+# ---- ordering, scans, predicates, counting, sampling (engine/tensor/tensor_order.c) ----------
+# NumPy's sort is not stable by default: kind="stable" is Kiln's order (ties keep theirs)
+ov = inp("ov_f32", np.round(rng.standard_normal((5, 7, 6)) * 2).astype(np.float32) / 2)  # many ties
+ovn = ov.copy()
+ovn[1, 2, 3] = np.nan
+ovn[4, 0, 0] = np.nan
+inp("ovn_f32", ovn)
+oi = inp("oi_i32", rng.integers(-5, 5, size=(6, 9)).astype(np.int32))
+od = inp("od_f64", rng.standard_normal((4, 1025)))
+for axis in (0, 1, 2, -1):
+    check(f"sort f32 dim {axis}", f"sort(ov_f32, {axis})", np.sort(ov, axis=axis, kind="stable"))
+    check(f"argsort f32 dim {axis}", f"argsort(ov_f32, {axis})", np.argsort(ov, axis=axis, kind="stable"))
+    # descending, stable: NumPy's stable argsort of -x (ties keep their order)
+    check(f"argsort descending dim {axis}", f"argsort(ov_f32, {axis}, true)", np.argsort(-ov, axis=axis, kind="stable"))
+check("sort with NaN last", "sort(ovn_f32)", np.sort(ovn, axis=-1, kind="stable"))
+check("argsort with NaN last", "argsort(ovn_f32, 1)", np.argsort(ovn, axis=1, kind="stable"))
+check("sort i32", "sort(oi_i32, 0)", np.sort(oi, axis=0, kind="stable"))
+check("sort descending i32", "sort(oi_i32, 1, true)", -np.sort(-oi, axis=1, kind="stable"))
+check("argsort of a transposed view", "argsort(ov_f32.T, 0)", np.argsort(ov.T, axis=0, kind="stable"))
+check("sort f64 long rows", "sort(od_f64)", np.sort(od, axis=-1), **F64)
+check("sort 0-d", "sort(ov_f32[0, 0, 0])", np.sort(ov[0, 0, 0:1])[0])
+check("sort empty", "sort(zeros(3, 0))", np.zeros((3, 0), np.float32))
+check("sort bool", "sort(oi_i32 > 0)", np.sort(oi > 0, axis=-1))
+for k, axis in ((3, -1), (1, 0), (6, 2), (0, 1)):
+    want_i = np.argsort(-ov, axis=axis, kind="stable").take(range(k), axis=axis)
+    check(f"topk k={k} dim {axis}", f"topk(ov_f32, {k}, {axis})", np.take_along_axis(ov, want_i, axis=axis))
+    check(f"topk_indices k={k} dim {axis}", f"topk_indices(ov_f32, {k}, {axis})", want_i)
+want_s = np.argsort(od, axis=1, kind="stable")[:, :5]
+check("topk smallest f64", "topk(od_f64, 5, 1, false)", np.take_along_axis(od, want_s, axis=1), **F64)
+check("topk_indices smallest f64", "topk_indices(od_f64, 5, 1, false)", want_s)
+cs = inp("cs_f64", rng.standard_normal((5, 6, 4)))
+csi = inp("cs_i32", rng.integers(-3, 4, size=(4, 7)).astype(np.int32))
+for axis in (0, 1, 2, -1):
+    check(f"cumsum f64 dim {axis}", f"cumsum(cs_f64, {axis})", np.cumsum(cs, axis=axis), **F64)
+    check(f"cumprod f64 dim {axis}", f"cumprod(cs_f64, {axis})", np.cumprod(cs, axis=axis), **F64)
+check("cumsum f32", "cumsum(ov_f32, 1)", np.cumsum(ov, axis=1), **F32)
+check("cumsum flattened", "cumsum(cs_f64)", np.cumsum(cs), **F64)
+check("cumsum i32 gives i64", "cumsum(cs_i32, 1)", np.cumsum(csi, axis=1, dtype=np.int64))
+check("cumprod i32 gives i64", "cumprod(cs_i32, 0)", np.cumprod(csi, axis=0, dtype=np.int64))
+check("cumsum bool gives i64", "cumsum(cs_i32 > 0, 1)", np.cumsum(csi > 0, axis=1, dtype=np.int64))
+check("cumsum of a transposed view", "cumsum(cs_f64.T, 1)", np.cumsum(cs.T, axis=1), **F64)
+check("cumsum big", "cumsum(big)", np.cumsum(big.astype(np.float64)).astype(np.float32), rtol=1e-4, atol=2e-3)
+sp = inp("sp_f32", np.array([[1.5, np.nan, -np.inf, 0.0], [np.inf, -2.0, np.nan, 3.0]], np.float32))
+sp64 = inp("sp_f64", sp.astype(np.float64))
+for name, fn in (("isnan", np.isnan), ("isinf", np.isinf), ("isfinite", np.isfinite)):
+    check(f"{name} f32", f"{name}(sp_f32)", fn(sp))
+    check(f"{name} f64", f"{name}(sp_f64)", fn(sp64))
+    check(f"{name} i32", f"{name}(cs_i32)", fn(csi))
+check("nan_to_num f32", "nan_to_num(sp_f32)", np.nan_to_num(sp))
+check("nan_to_num f64 given", "nan_to_num(sp_f64, -1, 100, -100)", np.nan_to_num(sp64, nan=-1, posinf=100, neginf=-100))
+check("nan_to_num i32", "nan_to_num(cs_i32)", np.nan_to_num(csi))
+check("clip f32", "clip(ov_f32, -0.5, 1)", np.clip(ov, -0.5, 1))
+check("clip i32", "clip(oi_i32, -2, 3)", np.clip(oi, -2, 3))
+for axis in ("", ", 0", ", 1", ", -1, true"):
+    ax = None if not axis else int(axis.split(",")[1])
+    keep = "true" in axis
+    check(f"any{axis}", f"any(oi_i32 > 3{axis})", np.any(oi > 3, axis=ax, keepdims=keep))
+    check(f"all{axis}", f"all(oi_i32 > -4{axis})", np.all(oi > -4, axis=ax, keepdims=keep))
+with np.errstate(invalid="ignore"):
+    check("any of NaN", "any(sp_f32 * 0)", np.any(sp * 0))
+check("all of empty", "all(zeros(0))", np.all(np.zeros(0)))
+check("any f64 dim", "any(cs_f64 > 1.5, 2)", np.any(cs > 1.5, axis=2))
+close_b = inp("close_b", (ov * (1 + 1e-7)).astype(np.float32))
+check("allclose true", "allclose(ov_f32, close_b)", np.allclose(ov, close_b))
+check("allclose false", "allclose(ov_f32, close_b + 0.01)", np.allclose(ov, close_b + np.float32(0.01)))
+check("allclose broadcast rtol atol", "allclose(ov_f32, ov_f32[0], 10, 10)", np.allclose(ov, ov[0], 10, 10))
+check("allclose NaN", "allclose(sp_f32, sp_f32)", np.allclose(sp, sp))
+check("allclose inf equal", "allclose(sp_f32[1, 0], sp_f32[1, 0])", np.allclose(sp[1, 0], sp[1, 0]))
+check("unique f32", "unique(ov_f32)", np.unique(ov))
+check("unique i32", "unique(oi_i32)", np.unique(oi))
+check("unique NaN once", "unique(sp_f32)", np.unique(sp))
+bc = inp("bc_i64", rng.integers(0, 12, size=40))
+bw = inp("bw_f32", rng.standard_normal(40).astype(np.float32))
+check("bincount", "bincount(bc_i64)", np.bincount(bc))
+check("bincount minlength", "bincount(bc_i64, 20)", np.bincount(bc, minlength=20))
+check("bincount weights", "bincount(bc_i64, bw_f32)", np.bincount(bc, weights=bw.astype(np.float64)), **F64)
+check("bincount empty", "bincount(bc_i64[0:0])", np.bincount(np.zeros(0, np.int64)))
+check("bincount u8", "bincount(to(bc_i64, u8), bw_f32, 3)",
+      np.bincount(bc.astype(np.uint8), weights=bw.astype(np.float64), minlength=3), **F64)
+# sampling: properties NumPy can check (the draws are Kiln's own stream)
+check("randperm is a permutation", "sort(randperm(1000))", np.arange(1000))
+check("randperm 0", "randperm(0)", np.zeros(0, np.int64))
+check("shuffle keeps the rows", "sort(shuffle(bc_i64))", np.sort(bc))
+check("shuffle of a matrix moves whole rows", "sum(shuffle(cs_f64), 0)", cs.sum(0), **F64)
+check("multinomial without replacement is a permutation", "sort(multinomial(ones(50), 50))", np.arange(50))
+check("multinomial skips zero weights", "sort(multinomial({0.0, 0.0, 3.0, 1.0}, 2))", np.array([2, 3]))
+pm = np.array([0.1, 0.0, 0.5, 0.25, 0.15])
+check("multinomial with replacement: frequencies",
+      "to(bincount(multinomial({0.1, 0.0, 0.5, 0.25, 0.15}, 40000, true), 5), f64) / 40000", pm, rtol=0, atol=0.012)
+check("multinomial 2-d rows", "multinomial({{1.0, 0.0}, {0.0, 2.0}}, 3, true)", np.array([[0, 0, 0], [1, 1, 1]]))
+
 # ---- every built-in op of engine/tensor/ops.def has a check here -------------------------------
 def table_builtins():
-    """The built-in names of engine/tensor/ops.def: BUILTIN and OWN rows, and composites."""
+    """The built-in names of engine/tensor/ops.def (BUILTIN and OWN rows, and composites)
+    and of engine/lang/builtins_vocab.def."""
     src = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../engine/tensor/ops.def")).read()
     src = src[src.index("clang-format off"):]
-    names = re.findall(r'^KN_(?:UNARY|BINARY)\(\w+,\s*"(\w+)",\s*(?:BUILTIN|OWN)\b', src, re.M)
-    return names + re.findall(r"^OP_COMPOSITE\((\w+),", src, re.M)
+    names = re.findall(r'^OP_(?:UNARY|BINARY)\(\w+,\s*"(\w+)",\s*(?:BUILTIN|OWN)\b', src, re.M)
+    vocab = open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../engine/lang/builtins_vocab.def")).read()
+    return names + re.findall(r"^OP_COMPOSITE\((\w+),", src, re.M) + re.findall(r'^BUILTIN\("(\w+)"', vocab, re.M)
 
 
 def unchecked_builtins():
