@@ -221,7 +221,7 @@ static int first_param(const char *sig, char *out, size_t n)
 int eng_builtin_takes(const eng_builtin *b, int vtype)
 {
     static const char *const tensor_names[] = {"x", "t", "t1", "a", "logits", "loss", "idx", "cond", "input",
-                                               "pred", NULL};
+                                               "pred", "probs", NULL};
     static const char *const string_names[] = {"format", "path", "prompt", "s", "name", NULL};
     static const char *const int_names[] = {"opt", NULL};
     static const char *const func_names[] = {"model", "f", "fn", NULL};
