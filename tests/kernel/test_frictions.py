@@ -37,6 +37,13 @@ class TestMagicsAndCells(SharedKernel):
         self.assertEqual(len(r.of_type("execute_result")), 1)
         self.assertEqual(r.result, "42")
         self.assertRegex(r.stream("stdout"), r"^Wall time: ")
+        # the timing first, then the value, as IPython shows them
+        kinds = [m["msg_type"] for m in r.outputs]
+        self.assertEqual(kinds, ["stream", "execute_result"], kinds)
+        r = run(self.kc, '%time printf("side\\n"); tv')
+        self.assertEqual(r.stream("stdout").split("\n")[0], "side")
+        self.assertEqual([m["msg_type"] for m in r.outputs][-1], "execute_result")
+        self.assertEqual(r.result, "41")
 
     def test_declaration_ends_the_cell(self):
         code = "tensor tdecl = randn(2, 3)"
