@@ -336,7 +336,8 @@ void sim_compile_error(const char *out, const char *tmpdir, const char *kname, e
         shown++;
     }
     if (!shown) snprintf(msg, sizeof msg, "the C++ compiler failed: %.500s", out[0] ? out : "(no output)");
-    else if (more && len + 40 < sizeof msg) snprintf(msg + len, sizeof msg - len, " (and %d more errors)", more);
+    else if (more && len + 40 < sizeof msg)
+        snprintf(msg + len, sizeof msg - len, " (and %d more error%s)", more, more == 1 ? "" : "s");
     for (char *c = msg; *c; c++)
         if (*c == '\n' || *c == '\r') *c = ' ';
     eng_fail(err, ERR_COMPILE, "%s", msg);

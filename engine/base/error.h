@@ -39,4 +39,15 @@ int eng_fail(eng_error *err, eng_errkind kind, const char *fmt, ...)
 /* The Jupyter ename for a kind: "ShapeError", ... */
 const char *eng_errkind_name(eng_errkind kind);
 
+/* Grammar for messages: "a"/"an" before a type or dtype name as it is read aloud
+ * ("an int", "an f32", "a u8", "a tensor"), and "s" after a count other than 1. */
+static inline const char *eng_a(const char *word)
+{
+    char c = word ? word[0] : 0;
+    int vowel = c == 'a' || c == 'e' || c == 'i' || c == 'o' || (c == 'u' && word[1] == 'n'); /* "an unknown" */
+    int letter = (c == 'f' || c == 'x') && word[1] >= '0' && word[1] <= '9'; /* "an f32" */
+    return vowel || letter ? "an" : "a";
+}
+static inline const char *eng_s(long long n) { return n == 1 ? "" : "s"; }
+
 #endif

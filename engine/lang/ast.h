@@ -42,6 +42,7 @@ typedef enum tok_kind {
     TK_LAUNCH_OPEN,  /* <<< */
     TK_LAUNCH_CLOSE, /* >>> */
     TK_ERROR,        /* a character or literal the lexer could not read; text says which */
+    TK_DEFINES,      /* '#define' lines not followed by a kernel (at the start of a statement) */
     TK_NKINDS
 } tok_kind;
 
@@ -99,7 +100,7 @@ typedef enum ast_kind {
     AST_MAGIC,     /* str/slen: the line after '%' */
     AST_KERNEL,    /* str/slen: the CUDA source verbatim (with #defines before it);
                       ival 1 for __global__, 0 for __device__; name in name/nlen */
-    AST_EMPTY,     /* ; */
+    AST_EMPTY,     /* ; or, with str, a cell's '#define' lines (TK_DEFINES) */
     AST_NKINDS
 } ast_kind;
 
@@ -165,6 +166,10 @@ typedef struct lexer {
 void lex_init(lexer *lx, const char *src);
 token lex_next(lexer *lx);
 const char *tok_kind_name(tok_kind k); /* "'+'", "identifier", ... for messages */
+
+/* Does the text of a '//' comment (just after the '//', to the end of the line) read
+ * like an operand ("2", " (n + 1)"), not prose? For the '//' warning and hint (lint.c). */
+int eng_comment_reads_as_operand(const char *text);
 
 /* ---- parser ---- */
 /* Parses code into a new arena. Every syntax error of the cell is appended to errs

@@ -104,8 +104,9 @@ static int plot_common(eng_call *c, plot_kind kind, int min_tensors, value *out)
         goto done;
     }
     if (xt && (xt->ndim != 1 || xt->shape[0] != n)) {
-        eng_fail(c->err, ERR_SHAPE, "%s: x must be 1-D with one value per row of y (%lld), got %d-D with %lld elements",
-                 c->name, (long long)n, xt->ndim, (long long)tensor_numel(xt));
+        eng_fail(c->err, ERR_SHAPE,
+                 "%s: x must be 1-D with one value per row of y (%lld), got %d-D with %lld element%s", c->name,
+                 (long long)n, xt->ndim, (long long)tensor_numel(xt), eng_s(tensor_numel(xt)));
         goto done;
     }
     if (!(yv = host_doubles(yt, c->err)) || (xt && !(xv = host_doubles(xt, c->err))))
@@ -229,7 +230,8 @@ int bi_hist(eng_call *c, value *out)
         goto done;
     }
     char text[128];
-    snprintf(text, sizeof text, "<hist: %lld values, %lld bins>", (long long)finite, (long long)bins);
+    snprintf(text, sizeof text, "<hist: %lld value%s, %lld bin%s>", (long long)finite, eng_s(finite), (long long)bins,
+             eng_s(bins));
     rc = send_two(c, text, "image/svg+xml", svg);
 done:
     tensor_decref(t);
@@ -306,9 +308,9 @@ static int show_images(eng_call *c, const unsigned char *level, int64_t count, i
         snprintf(text, sizeof text, "<image: %lldx%lld %s, shown at %lldx%lld>", (long long)w, (long long)h,
                  ch == 3 ? "RGB" : "grey", (long long)W, (long long)H);
     else
-        snprintf(text, sizeof text, "<image grid: %lld images of %lldx%lld %s, %lld columns, %lldx%lld>",
-                 (long long)count, (long long)w, (long long)h, ch == 3 ? "RGB" : "grey", (long long)ncols,
-                 (long long)W, (long long)H);
+        snprintf(text, sizeof text, "<image grid: %lld image%s of %lldx%lld %s, %lld column%s, %lldx%lld>",
+                 (long long)count, eng_s(count), (long long)w, (long long)h, ch == 3 ? "RGB" : "grey",
+                 (long long)ncols, eng_s(ncols), (long long)W, (long long)H);
     rc = send_two(c, text, "image/png", b64);
 done:
     free(pix);

@@ -320,7 +320,8 @@ static ast_type check_call(checker *ck, ast *n, ast_type bt)
     /* user functions first, so a user may shadow a built-in */
     local *l = extra ? NULL : find_local(ck, name, len);
     if (l) {
-        error_at(ck, callee, ERR_TYPE, "'%.*s' is a %s variable, not a function", len, name, type_name(l->type));
+        error_at(ck, callee, ERR_TYPE, "'%.*s' is %s %s variable, not a function", len, name, eng_a(type_name(l->type)),
+                 type_name(l->type));
         return TY_UNKNOWN;
     }
     int g = global_index(ck, name, len, 0);
@@ -329,7 +330,8 @@ static ast_type check_call(checker *ck, ast *n, ast_type bt)
     if (g >= 0 && global_visible(ck, g, &gt, &fn)) {
         if (gt != TY_FUNC || !fn) {
             if (!extra) {
-                error_at(ck, callee, ERR_TYPE, "'%.*s' is a %s variable, not a function", len, name, type_name(gt));
+                error_at(ck, callee, ERR_TYPE, "'%.*s' is %s %s variable, not a function", len, name, eng_a(type_name(gt)),
+                         type_name(gt));
                 return TY_UNKNOWN;
             }
         } else {
@@ -647,7 +649,8 @@ static ast_type check_expr(checker *ck, ast *n)
         else if (n->op != TK_ASSIGN)
             binary_type(ck, n, check_compound_op(n->op), l, r);
         else if (n->a->kind == AST_NAME && !assignable(l, r))
-            error_at(ck, n->b, ERR_TYPE, "cannot assign %s to '%s', a %s", type_name(r), n->a->str, type_name(l));
+            error_at(ck, n->b, ERR_TYPE, "cannot assign %s to '%s', %s %s", type_name(r), n->a->str,
+                     eng_a(type_name(l)), type_name(l));
         return n->type = l;
     }
     case AST_INCDEC:
@@ -807,8 +810,8 @@ static void check_decl(checker *ck, ast *n, int top)
         if (v->a && init == TY_VOID)
             error_at(ck, v->a, ERR_TYPE, "'%s' is initialised with a void value", v->str);
         else if (v->a && !assignable(t, init))
-            error_at(ck, v->a, ERR_TYPE, "cannot initialise '%s', a %s, with %s", v->str, type_name(t),
-                     type_name(init));
+            error_at(ck, v->a, ERR_TYPE, "cannot initialise '%s', %s %s, with %s", v->str, eng_a(type_name(t)),
+                     type_name(t), type_name(init));
         v->type = t;
         if (top) {
             int g = global_index(ck, v->str, v->slen, 1);
@@ -923,7 +926,8 @@ static void check_stmt(checker *ck, ast *n)
         ast_type want = ck->func->type;
         if (!n->a) {
             if (want != TY_VOID)
-                error_at(ck, n, ERR_TYPE, "%s() must return a %s value", ck->func->str, type_name(want));
+                error_at(ck, n, ERR_TYPE, "%s() must return %s %s value", ck->func->str, eng_a(type_name(want)),
+                         type_name(want));
             break;
         }
         ast_type got = n->a->kind == AST_LIST ? (check_list(ck, n->a), TY_TENSOR) : check_expr(ck, n->a);

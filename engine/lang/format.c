@@ -325,8 +325,8 @@ int eng_format(eng_call *c, int first, char **out, size_t *outlen)
     }
     if (argi < c->argc) {
         free(b.p);
-        return eng_fail(c->err, ERR_TYPE, "%s: %d arguments given but the format uses %d", c->name,
-                        c->argc - first - 1, argi - first - 1);
+        return eng_fail(c->err, ERR_TYPE, "%s: %d argument%s given but the format uses %d", c->name,
+                        c->argc - first - 1, eng_s(c->argc - first - 1), argi - first - 1);
     }
     if (outlen)
         *outlen = b.len;
@@ -440,7 +440,8 @@ int eng_show(eng_session *s, value v, int as_result, const char *display_id, int
     eng_bundle b = {.n = 1, .display_id = display_id};
     b.items[0].mime = "text/plain";
     b.items[0].data = text;
-    char *html = v.type == VAL_TENSOR ? tensor_html(v.as.t) : NULL;
+    /* a 0-d tensor shows as its value alone, as NumPy shows a 0-d array's (no box) */
+    char *html = v.type == VAL_TENSOR && v.as.t->ndim > 0 ? tensor_html(v.as.t) : NULL;
     if (html) {
         b.items[1].mime = "text/html";
         b.items[1].data = html;

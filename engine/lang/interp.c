@@ -162,7 +162,7 @@ static int truthy(interp *it, ast *n, value v, int *out)
         *out = d != 0;
         return 0;
     }
-    default: return fail(it, n, ERR_TYPE, "a %s cannot be used as a condition", value_type_name(v.type));
+    default: return fail(it, n, ERR_TYPE, "%s cannot be used as a condition", value_type_a(v.type));
     }
 }
 
@@ -250,8 +250,8 @@ static int list_fill(interp *it, ast *n, int depth, const int64_t *shape, int nd
                      int *any_float, int *all_bool)
 {
     if (n->nlist != shape[depth])
-        return fail(it, n, ERR_SHAPE, "tensor literal: ragged rows (%d items here, %lld in the first row)",
-                    n->nlist, (long long)shape[depth]);
+        return fail(it, n, ERR_SHAPE, "tensor literal: ragged rows (%d item%s here, %lld in the first row)", n->nlist,
+                    eng_s(n->nlist), (long long)shape[depth]);
     for (int i = 0; i < n->nlist; i++) {
         ast *item = n->list[i];
         if (depth + 1 < ndim) {
@@ -420,7 +420,7 @@ static int eval_index(interp *it, ast *n, value base, value *out)
         else if (!(rc = eng_index_read(&(eng_index_env)INDEX_ENV(it), n, base.as.t, &t)))
             *out = value_tensor(t);
     } else
-        rc = fail(it, n, ERR_TYPE, "cannot index a %s", value_type_name(base.type));
+        rc = fail(it, n, ERR_TYPE, "cannot index %s", value_type_a(base.type));
     value_decref(base);
     return rc;
 }
@@ -429,7 +429,7 @@ static int eval_index(interp *it, ast *n, value base, value *out)
 static int eval_member(interp *it, ast *n, value base, value *out)
 {
     if (base.type != VAL_TENSOR) {
-        fail(it, n, ERR_TYPE, "a %s has no member '%s'", value_type_name(base.type), n->str);
+        fail(it, n, ERR_TYPE, "%s has no member '%s'", value_type_a(base.type), n->str);
         value_decref(base);
         return -1;
     }
@@ -487,7 +487,7 @@ static int assign_into_tensor(interp *it, ast *n, int op, tensor *dst, value rhs
         if (!src)
             return located(it, n);
     } else
-        return fail(it, n, ERR_TYPE, "cannot store a %s into a tensor", value_type_name(rhs.type));
+        return fail(it, n, ERR_TYPE, "cannot store %s into a tensor", value_type_a(rhs.type));
     int rc;
     if (op == TK_ASSIGN)
         rc = tensor_assign(dst, src, it->err);
@@ -577,7 +577,7 @@ static int eval_assign(interp *it, ast *n, value *out)
         value base;
         if (!(rc = eval(it, target->a, &base))) {
             if (base.type != VAL_TENSOR)
-                rc = fail(it, target, ERR_TYPE, "a %s has no member 'grad'", value_type_name(base.type));
+                rc = fail(it, target, ERR_TYPE, "%s has no member 'grad'", value_type_a(base.type));
             else if (rhs.type == VAL_VOID) {
                 if (base.as.t->grad)
                     tensor_decref(base.as.t->grad);
@@ -807,7 +807,8 @@ static int eval_call(interp *it, ast *n, value *recv, value *out)
             eng_func *fn = g->v.as.fn;
             fn->refcount++; /* the function may be redefined while it runs */
             if (fn->def->nlist != argc)
-                rc = fail(it, n, ERR_TYPE, "%s() takes %d arguments, %d given", fn->name, fn->def->nlist, argc);
+                rc = fail(it, n, ERR_TYPE, "%s() takes %d argument%s, %d given", fn->name, fn->def->nlist,
+                          eng_s(fn->def->nlist), argc);
             else
                 rc = call_function(it, n, fn, args, argc, out);
             eng_func_decref(fn);
@@ -1380,7 +1381,8 @@ int interp_call(eng_session *s, eng_func *fn, int argc, value *argv, value *out,
         call_site = outer->builtin_call;
     }
     if (argc != fn->def->nlist)
-        return eng_fail(err, ERR_TYPE, "%s() takes %d arguments, %d given", fn->name, fn->def->nlist, argc);
+        return eng_fail(err, ERR_TYPE, "%s() takes %d argument%s, %d given", fn->name, fn->def->nlist,
+                          eng_s(fn->def->nlist), argc);
     value *args = s->stack + s->stack_used;
     if (s->stack_used + fn->frame_size > ENG_STACK_SLOTS)
         return eng_fail(err, ERR_RUNTIME, "stack overflow calling %s()", fn->name);

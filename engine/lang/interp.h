@@ -161,6 +161,11 @@ eng_compiled *eng_compile(eng_session *s, const char *code, const char *cell_nam
                           eng_error *quiet_err);
 int eng_run_compiled(eng_session *s, eng_compiled *c, eng_error *quiet_err);
 void eng_compiled_free(eng_compiled *c);
+/* warnings about a cell that compiled (engine/lang/lint.c): to its stderr stream */
+void eng_lint_cell(eng_session *s, const eng_source *src);
+/* a parsed cell's object-like #define lines as host constants (engine/lang/defines.c),
+ * before the cell is checked */
+void eng_cell_defines(eng_session *s, const ast_cell *cell);
 void eng_session_reset(eng_session *s);
 extern const char *const eng_magic_names[];
 

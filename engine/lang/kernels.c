@@ -248,6 +248,68 @@ static void append(char *buf, size_t n, const char *s)
         snprintf(buf + l, n - l, "%s", s);
 }
 
+/* sizeof of the C type written in text[0, len) ("float", "unsigned long long",
+ * "const float *", "int4"): its size in bytes, or -1 for a type this does not know */
+long eng_ctype_sizeof(const char *text, size_t len)
+{
+    static const struct { const char *name; long size; } vec[] = {
+        {"float2", 8}, {"float3", 12}, {"float4", 16}, {"int2", 8}, {"int3", 12}, {"int4", 16},
+        {"double2", 16}, {"double4", 32}, {"__half2", 4}, {"half2", 4}, {"uint2", 8}, {"uint4", 16},
+    };
+    int flags = 0, longs = 0, fixed = -1, stars = 0, words = 0, wholes = 0; /* wholes: fixed or vector words */
+    long vsize = -1;
+    const char *p = text, *end = text + len;
+    while (p < end) {
+        if (isspace((unsigned char)*p)) {
+            p++;
+            continue;
+        }
+        if (*p == '*') {
+            stars++;
+            p++;
+            continue;
+        }
+        if (!is_ident_char((unsigned char)*p) || stars)
+            return -1; /* punctuation, or a word after a '*' */
+        const char *w = p;
+        while (p < end && is_ident_char((unsigned char)*p))
+            p++;
+        char word[64];
+        if (p - w >= (long)sizeof word)
+            return -1;
+        snprintf(word, sizeof word, "%.*s", (int)(p - w), w);
+        if (is_qualifier(word))
+            continue;
+        int known = 0;
+        for (size_t k = 0; k < sizeof type_words / sizeof type_words[0] && !known; k++)
+            if (!strcmp(word, type_words[k].word)) {
+                known = 1;
+                if (type_words[k].fixed)
+                    fixed = (int)type_words[k].ctype, wholes++;
+                else if (!strcmp(word, "long"))
+                    longs++;
+                else
+                    flags |= type_words[k].flag;
+            }
+        for (size_t k = 0; k < sizeof vec / sizeof vec[0] && !known; k++)
+            if (!strcmp(word, vec[k].name))
+                known = 1, vsize = vec[k].size, wholes++;
+        if (!known)
+            return -1;
+        words++;
+    }
+    if (!words || (wholes && words > 1))
+        return -1; /* nothing, or "unsigned size_t" */
+    if (stars)
+        return 8;
+    if (vsize > 0)
+        return vsize;
+    if (fixed >= 0)
+        return (long)eng_ctype_size((eng_ctype)fixed);
+    int bad = 0, t = combine_words(flags, longs, &bad);
+    return t < 0 || bad ? -1 : (long)eng_ctype_size((eng_ctype)t);
+}
+
 /* one parameter from text [p, end); index i (0-based) for messages */
 static int parse_param(const char *kname, int i, const char *p, const char *end, eng_kparam *out, eng_error *err)
 {
@@ -278,7 +340,7 @@ static int parse_param(const char *kname, int i, const char *p, const char *end,
                     const_before_star = 1;
             } else if (!strcmp(word, "struct") || !strcmp(word, "class") || !strcmp(word, "union") ||
                        !strcmp(word, "enum")) {
-                snprintf(problem, sizeof problem, "a %s type", word);
+                snprintf(problem, sizeof problem, "%s %s type", eng_a(word), word);
                 known = 1;
             } else if (!out->name[0]) {
                 for (size_t k = 0; k < sizeof type_words / sizeof type_words[0]; k++)
@@ -990,8 +1052,9 @@ int eng_kernel_launch(eng_ktable *t, eng_kernel *k, const unsigned grid[3], cons
         tensor *x = args[i].as.t;
         int want = eng_ctype_dtype(p->ctype);
         if ((int)x->dtype != want) {
-            eng_fail(err, ERR_TYPE, "%s: argument %d ('%s', %s) needs a %s tensor, got %s", k->name, i + 1, p->name,
-                     p->type, tensor_dtype_name((tensor_dtype)want), tensor_dtype_name(x->dtype));
+            const char *dt = tensor_dtype_name((tensor_dtype)want);
+            eng_fail(err, ERR_TYPE, "%s: argument %d ('%s', %s) needs %s %s tensor, got %s", k->name, i + 1, p->name,
+                     p->type, eng_a(dt), dt, tensor_dtype_name(x->dtype));
             goto out;
         }
         if (!tensor_is_contiguous(x)) {

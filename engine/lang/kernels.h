@@ -54,6 +54,10 @@ void eng_ktable_clear(eng_ktable *t);           /* %reset: every definition goes
 /* The definition named name (__global__ or __device__), or NULL. */
 eng_kernel *eng_kernel_find(const eng_ktable *t, const char *name, int len);
 
+/* sizeof of a C type as written ("float", "unsigned long", "const float *", "float4"):
+ * bytes, or -1 for a type it does not know. Host code's `sizeof(T)` (parse.c). */
+long eng_ctype_sizeof(const char *text, size_t len);
+
 /* Parses the parameter list of the function `name` in a __global__ definition's source.
  * *params is malloc'ed (NULL when there are none). An unsupported type (a struct, a
  * template, a reference, a pointer to a pointer...) is an error naming the parameter. */

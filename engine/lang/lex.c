@@ -11,7 +11,8 @@
  * the cell's start, ';', '{', '}' or another such token) as the first non-blank of a
  * line: TK_MAGIC, a line starting with '%' (its text is the rest of the line), and
  * TK_KERNEL, a __global__ / __device__ definition taken verbatim to its matching '}'
- * together with the '#' lines directly before it.
+ * together with the '#' lines directly before it; '#define' lines followed by no
+ * kernel are one TK_DEFINES (their constants are the host's too: defines.c).
  */
 #include "engine/lang/ast.h"
 
@@ -159,6 +160,28 @@ static const char *lex_skip_hash_lines(const char *p)
     }
 }
 
+/* Are the '#' lines in [p, end) all '#define's? (Host code sees their constants.) */
+static int lex_only_defines(const char *p, const char *end)
+{
+    while (p < end) {
+        while (p < end && (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n' || *p == '\f' || *p == '\v'))
+            p++;
+        if (p >= end)
+            break;
+        p++; /* '#' */
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (strncmp(p, "define", 6) != 0 || (p[6] != ' ' && p[6] != '\t'))
+            return 0;
+        while (p < end && *p != '\n') { /* to the end of the line, with its continuations */
+            if (*p == '\\' && p[1] == '\n')
+                p++;
+            p++;
+        }
+    }
+    return 1;
+}
+
 /* ---- tokens ---- */
 
 static token lex_make(lexer *lx, tok_kind kind, const char *start, int line, int col)
@@ -285,7 +308,7 @@ static token lex_scan(lexer *lx)
             const char *k = lex_skip_raw_space(after);
             if (!lex_at_kernel_word(k)) {
                 lex_advance_to(lx, after);
-                return lex_make(lx, TK_ERROR, s, line, col);
+                return lex_make(lx, lex_only_defines(s, after) ? TK_DEFINES : TK_ERROR, s, line, col);
             }
             const char *end = lex_kernel_end(k);
             lex_advance_to(lx, end ? end : s + strlen(s));
@@ -331,7 +354,7 @@ token lex_next(lexer *lx)
 {
     token t = lex_scan(lx);
     lx->at_stmt_start = t.kind == TK_SEMI || t.kind == TK_LBRACE || t.kind == TK_RBRACE ||
-                        t.kind == TK_MAGIC || t.kind == TK_KERNEL ||
+                        t.kind == TK_MAGIC || t.kind == TK_KERNEL || t.kind == TK_DEFINES ||
                         (t.kind == TK_ERROR && t.len > 0 && t.start[0] == '#');
     return t;
 }
@@ -347,6 +370,7 @@ const char *tok_kind_name(tok_kind k)
     case TK_NAME: return "identifier";
     case TK_MAGIC: return "magic line";
     case TK_KERNEL: return "kernel definition";
+    case TK_DEFINES: return "#define line";
     case TK_INT_KW: return "'int'";
     case TK_FLOAT_KW: return "'float'";
     case TK_DOUBLE_KW: return "'double'";

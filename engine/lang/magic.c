@@ -57,6 +57,74 @@ static void human_bytes(char *buf, size_t n, double b)
     snprintf(buf, n, u ? "%.1f %s" : "%.0f %s", b, units[u]);
 }
 
+/* %time shows its timing before the statement's value, as IPython does: while it runs,
+ * a sink that forwards everything to the cell's sink but holds the result back */
+typedef struct held_sink {
+    eng_sink sink;          /* what the statement writes to */
+    const eng_sink *outer;  /* the cell's sink */
+    eng_bundle b;           /* the held result (its strings below) */
+    char *data[ENG_BUNDLE_MAX], *display_id;
+    int held;               /* a result is held */
+} held_sink;
+
+static void held_stream(void *u, int fd, const char *t, size_t n)
+{
+    const eng_sink *o = ((held_sink *)u)->outer;
+    if (o->stream)
+        o->stream(o->user, fd, t, n);
+}
+static void held_display(void *u, const eng_bundle *b, int update)
+{
+    const eng_sink *o = ((held_sink *)u)->outer;
+    if (o->display)
+        o->display(o->user, b, update);
+}
+static void held_error(void *u, const eng_error_report *e)
+{
+    const eng_sink *o = ((held_sink *)u)->outer;
+    if (o->error)
+        o->error(o->user, e);
+}
+static void held_clear(void *u, int wait)
+{
+    const eng_sink *o = ((held_sink *)u)->outer;
+    if (o->clear_output)
+        o->clear_output(o->user, wait);
+}
+static char *held_input(void *u, const char *prompt, int password, size_t *len)
+{
+    const eng_sink *o = ((held_sink *)u)->outer;
+    return o->input ? o->input(o->user, prompt, password, len) : NULL;
+}
+static void held_result(void *u, const eng_bundle *b)
+{
+    held_sink *h = u;
+    if (h->held) /* one result per statement: keep the last */
+        for (int i = 0; i < h->b.n; i++)
+            free(h->data[i]);
+    h->b = *b;
+    h->held = 1;
+    for (int i = 0; i < b->n && i < ENG_BUNDLE_MAX; i++) {
+        h->data[i] = strdup(b->items[i].data ? b->items[i].data : "");
+        h->b.items[i].data = h->data[i] ? h->data[i] : "";
+    }
+    free(h->display_id);
+    h->display_id = b->display_id ? strdup(b->display_id) : NULL;
+    h->b.display_id = h->display_id;
+}
+
+/* sends the held result on (after the timing), then frees it */
+static void held_release(held_sink *h, int send)
+{
+    if (h->held && send && h->outer && h->outer->result)
+        h->outer->result(h->outer->user, &h->b);
+    for (int i = 0; h->held && i < h->b.n; i++)
+        free(h->data[i]);
+    free(h->display_id);
+    h->held = 0;
+    h->display_id = NULL;
+}
+
 static int magic_time(eng_session *s, const char *code, eng_source *src, eng_error *err, int repeat)
 {
     if (!*code)
@@ -67,6 +135,10 @@ static int magic_time(eng_session *s, const char *code, eng_source *src, eng_err
     eng_compiled *c = eng_compile(s, code, name, 1, err);
     if (!c)
         return -1;
+    if (repeat) /* %timeit shows the timing only, never the statement's value (once per loop) */
+        for (int i = 0; i < c->cell.nstmts; i++)
+            if (c->cell.stmts[i]->kind == AST_EXPR)
+                c->cell.stmts[i]->ival = 0;
     int rc = 0;
     char t1[32], t2[32];
     /* on an asynchronous device, times include the queued work: sync before and after,
@@ -82,12 +154,20 @@ static int magic_time(eng_session *s, const char *code, eng_source *src, eng_err
             eng_compiled_free(c);
             return -1;
         }
+        held_sink h = {.outer = s->sink};
+        h.sink = (eng_sink){.user = &h, .stream = held_stream, .display = held_display, .result = held_result,
+                            .error = held_error, .clear_output = held_clear, .input = held_input};
+        const eng_sink *outer = s->sink;
+        if (outer)
+            s->sink = &h.sink;
         double t0 = now(), gpu = 0;
         rc = eng_run_compiled(s, c, err) ? -1 : 0;
         if (!rc && timed)
             rc = be->timer_stop(&gpu, err);
         if (!rc && be->sync)
             rc = be->sync(err);
+        eng_flush(s); /* the statement's own output, through h, before the timing */
+        s->sink = outer;
         if (!rc) {
             human_time(t1, sizeof t1, now() - t0);
             if (timed) {
@@ -95,7 +175,9 @@ static int magic_time(eng_session *s, const char *code, eng_source *src, eng_err
                 out(s, "Wall time: %s, GPU time: %s (CUDA events on the %s stream)\n", t1, t2, be->name);
             } else
                 out(s, "Wall time: %s\n", t1);
+            eng_flush(s);
         }
+        held_release(&h, !rc);
         eng_compiled_free(c);
         return rc;
     }

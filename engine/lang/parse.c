@@ -19,6 +19,7 @@
  * allocation ends the parse with an ERR_MEMORY error.
  */
 #include "engine/lang/ast.h"
+#include "engine/lang/kernels.h"
 #include "engine/base/stack.h"
 
 #include <errno.h>
@@ -112,7 +113,7 @@ static void parse_oom(parser *p)
 static const char *parse_describe(const token *t, char *buf, size_t n)
 {
     switch (t->kind) {
-    case TK_EOF: case TK_MAGIC: case TK_KERNEL: case TK_STRING:
+    case TK_EOF: case TK_MAGIC: case TK_KERNEL: case TK_DEFINES: case TK_STRING:
         return tok_kind_name(t->kind);
     default:
         break;
@@ -518,7 +519,31 @@ static ast *parse_brace_list(parser *p)
     return n;
 }
 
-/* primary := INT | FLOAT | string | CHAR | 'true' | 'false' | NAME | '(' expression ')' | list */
+/* sizeof := 'sizeof' '(' C type ')'   the type's size in bytes, an int (as in CUDA C) */
+static ast *parse_sizeof(parser *p)
+{
+    token kw = p->cur;
+    parse_advance(p);
+    token open = p->cur;
+    parse_advance(p);
+    const char *from = p->cur.start, *to = from;
+    while (p->cur.kind != TK_RPAREN && p->cur.kind != TK_EOF && p->cur.kind != TK_SEMI) {
+        to = p->cur.start + p->cur.len;
+        parse_advance(p);
+    }
+    long size = eng_ctype_sizeof(from, (size_t)(to - from));
+    if (size < 0)
+        parse_fail_at(p, open.line, open.col + 1,
+                      "sizeof takes a C type (int, float, double, char, short, long, bool, half, size_t, "
+                      "int8_t ... uint64_t, float2, float4, T *), found '%.*s'", (int)(to - from > 60 ? 60 : to - from),
+                      from);
+    parse_expect_close(p, TK_RPAREN, &open);
+    ast *n = parse_node_at(p, AST_INT, &kw);
+    n->ival = size;
+    return n;
+}
+
+/* primary := INT | FLOAT | string | CHAR | 'true' | 'false' | NAME | sizeof | '(' expression ')' | list */
 static ast *parse_primary(parser *p)
 {
     token t = p->cur;
@@ -542,6 +567,9 @@ static ast *parse_primary(parser *p)
         n->ival = t.kind == TK_TRUE;
         return n;
     case TK_NAME:
+        if (t.len == 6 && !memcmp(t.start, "sizeof", 6) && parse_peek(p).kind == TK_LPAREN)
+            return parse_sizeof(p);
+        /* fall through */
     case TK_BOOL_KW: /* in an expression, `bool` names the dtype: x.to(bool) */
         parse_advance(p);
         n = parse_node_at(p, AST_NAME, &t);
@@ -860,6 +888,18 @@ static int parse_type_kw(tok_kind k, ast_type *ty)
     }
 }
 
+/* When a '//' comment that reads like a divisor follows the previous token (`n // 2;`
+ * took the ';' into the comment), a hint for the message; else "". */
+static const char *parse_slash_hint(parser *p)
+{
+    const char *s = p->prev.start ? p->prev.start + p->prev.len : NULL;
+    while (s && (*s == ' ' || *s == '\t'))
+        s++;
+    if (s && s[0] == '/' && s[1] == '/' && eng_comment_reads_as_operand(s + 2))
+        return " ('//' starts a comment in C: to divide write '/')";
+    return "";
+}
+
 /* Expects ';' just after the previous token ("expected ';' after ..."). */
 static void parse_semi(parser *p, const char *after)
 {
@@ -868,7 +908,17 @@ static void parse_semi(parser *p, const char *after)
     int line, col;
     char buf[64];
     parse_end_of(&p->prev, &line, &col);
-    parse_fail_at(p, line, col, "expected ';' after %s, found %s", after, parse_describe(&p->cur, buf, sizeof buf));
+    parse_fail_at(p, line, col, "expected ';' after %s, found %s%s", after, parse_describe(&p->cur, buf, sizeof buf),
+                  parse_slash_hint(p));
+}
+
+/* parse_semi for a statement outside any braces, which the end of the cell also ends:
+ * `tensor t = randn(2, 3)` or `for (...) s += i` as a cell's last line needs no ';' */
+static void parse_semi_or_end(parser *p, const char *after, int end_ok)
+{
+    if (end_ok && p->cur.kind == TK_EOF)
+        return;
+    parse_semi(p, after);
 }
 
 /* block := '{' { statement } '}' */
@@ -977,7 +1027,7 @@ static ast *parse_declaration(parser *p, int allow_func)
             break;
     }
     parse_set_list(d, &l);
-    parse_semi(p, "the declaration");
+    parse_semi_or_end(p, "the declaration", allow_func && p->block_depth == 0);
     return d;
 }
 
@@ -1034,6 +1084,14 @@ static ast *parse_statement(parser *p, int top)
     ast *n;
     parse_enter(p);
     switch (t.kind) {
+    case TK_DEFINES: /* an empty statement holding the lines, for defines.c */
+        parse_advance(p);
+        if (p->block_depth > 0 || !top)
+            parse_fail_at(p, t.line, t.col, "#define lines are only allowed at top level");
+        n = parse_node_at(p, AST_EMPTY, &t);
+        n->str = parse_strndup(p, t.start, (size_t)t.len);
+        n->slen = t.len;
+        break;
     case TK_MAGIC: {
         parse_advance(p);
         n = parse_node_at(p, AST_MAGIC, &t);
@@ -1132,20 +1190,20 @@ static ast *parse_statement(parser *p, int top)
         }
         parse_advance(p);
         n->a = parse_condition(p, "while");
-        parse_semi(p, "'do ... while (...)'");
+        parse_semi_or_end(p, "'do ... while (...)'", p->block_depth == 0);
         break;
     case TK_BREAK:
     case TK_CONTINUE:
         parse_advance(p);
         n = parse_node_at(p, t.kind == TK_BREAK ? AST_BREAK : AST_CONTINUE, &t);
-        parse_semi(p, t.kind == TK_BREAK ? "'break'" : "'continue'");
+        parse_semi_or_end(p, t.kind == TK_BREAK ? "'break'" : "'continue'", p->block_depth == 0);
         break;
     case TK_RETURN:
         parse_advance(p);
         n = parse_node_at(p, AST_RETURN, &t);
         if (p->cur.kind != TK_SEMI)
             n->a = parse_expression(p);
-        parse_semi(p, "the returned value");
+        parse_semi_or_end(p, "the returned value", p->block_depth == 0);
         break;
     case TK_SEMI:
         parse_advance(p);
@@ -1163,16 +1221,16 @@ static ast *parse_statement(parser *p, int top)
         n->a = parse_expression(p);
         if (parse_accept(p, TK_SEMI)) {
             n->ival = 0;
-        } else if (top && p->cur.kind == TK_EOF) {
-            n->ival = 1;
+        } else if (p->cur.kind == TK_EOF && p->block_depth == 0) {
+            n->ival = top; /* the cell's result; or the end of `for (...) s += i` */
         } else {
             int line, col;
             parse_end_of(&p->prev, &line, &col);
             if (p->cur.line > p->prev.line) {
                 /* the next line starts a new statement: report and go on with it */
-                parse_error_at(p, line, col, "expected ';' after expression");
+                parse_error_at(p, line, col, "expected ';' after expression%s", parse_slash_hint(p));
             } else {
-                parse_fail_at(p, line, col, "expected ';' after expression");
+                parse_fail_at(p, line, col, "expected ';' after expression%s", parse_slash_hint(p));
             }
         }
         break;
@@ -1215,7 +1273,7 @@ static void parse_sync(parser *p)
                 depth--;
             parse_advance(p);
             break;
-        case TK_MAGIC: case TK_KERNEL:
+        case TK_MAGIC: case TK_KERNEL: case TK_DEFINES:
             if (depth == 0)
                 return;
             parse_advance(p);

@@ -234,6 +234,8 @@ eng_compiled *eng_compile(eng_session *s, const char *code, const char *cell_nam
     }
     check_result cr = {0};
     if (!nerr)
+        eng_cell_defines(s, &c->cell);
+    if (!nerr)
         nerr = check_cell(s, &c->cell, errs, MAX_CELL_ERRORS, &cr);
     for (int i = 0; !nerr && i < cr.nnew; i++)
         if (eng_global_add(s, cr.names[i], (int)strlen(cr.names[i])) < 0)
@@ -294,6 +296,8 @@ int eng_execute(eng_session *s, const char *code, const char *cell_name, int fir
     eng_flush(s);
     int grad_mode = ag_grad_mode();
     eng_compiled *c = eng_compile(s, code, cell_name, first_line, NULL);
+    if (c)
+        eng_lint_cell(s, c->src);
     int rc = c ? eng_run_compiled(s, c, NULL) : 1;
     eng_compiled_free(c);
     if (rc) /* a failed cell leaves grad mode as it found it (set_grad_enabled(false) before the error) */

@@ -20,4 +20,13 @@ char *eng_fmt_alloc(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void eng_report(eng_session *s, const struct eng_source *src, const eng_error *errs, int nshown, int ntotal,
                 const struct eng_source *err_src, const struct eng_trace *trace);
 
+/* ---- completion's view of the code (complete_context.c, for session_complete.c) ---- */
+struct eng_builtin;
+struct eng_func;
+extern const char *const eng_cuda_words[];        /* CUDA built-ins for a kernel body, NULL-ended */
+int eng_complete_in_kernel(const char *code, int cursor); /* inside a __global__/__device__ body? */
+int eng_complete_dot_type(eng_session *s, const char *code, int dot); /* VAL_* before code[dot], or -1 */
+int eng_builtin_takes(const struct eng_builtin *b, int vtype); /* first argument of that type? */
+int eng_func_takes(const struct eng_func *fn, int vtype);
+
 #endif

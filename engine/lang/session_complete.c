@@ -66,6 +66,7 @@ const char *const eng_magic_names[] = {"time", "timeit", "whos", "gpu", "save", 
 typedef struct matchlist {
     char **v;
     int n, cap;
+    int sorted; /* v[0, sorted) is in its final order (sort_from) */
 } matchlist;
 
 static void match_add(matchlist *m, const char *name, const char *prefix, int plen, const char *lead)
@@ -88,6 +89,48 @@ static void match_add(matchlist *m, const char *name, const char *prefix, int pl
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 static int is_ident(int c) { return isalnum(c) || c == '_'; }
+
+/* sorts the matches added since group start `from` as one group; later matches come after */
+static void sort_from(matchlist *m, int from)
+{
+    if (from < m->sorted)
+        from = m->sorted;
+    if (m->n - from > 1)
+        qsort(m->v + from, (size_t)(m->n - from), sizeof *m->v, cmp_str);
+    m->sorted = m->n;
+}
+
+/* the identifiers of the kernel definition around code[0, cursor) (its parameters and
+ * locals so far), for completion inside its body */
+static void match_kernel_names(matchlist *m, const char *code, int start, const char *prefix, int plen)
+{
+    int from = start; /* the word being typed starts at start: only the words before it */
+    while (from > 0 && !(from + 10 <= start && (!strncmp(code + from, "__global__", 10) ||
+                                                  !strncmp(code + from, "__device__", 10))))
+        from--;
+    int count = 0;
+    for (int i = from; i < start && count < 500;) {
+        if (code[i] == '/' && code[i + 1] == '/') {
+            while (i < start && code[i] != '\n')
+                i++;
+        } else if ((isalpha((unsigned char)code[i]) || code[i] == '_') &&
+                   (i == 0 || !is_ident((unsigned char)code[i - 1]))) {
+            int j = i;
+            while (j < start && is_ident((unsigned char)code[j]))
+                j++;
+            if (j - i < 64) {
+                char word[64];
+                memcpy(word, code + i, (size_t)(j - i));
+                word[j - i] = 0;
+                match_add(m, word, prefix, plen, "");
+                count++;
+            }
+            i = j;
+        } else {
+            i++;
+        }
+    }
+}
 
 /* Inside the string argument of a file built-in (load_npy("/usr/sh|): the offset of
  * the path's first character, or -1. */
@@ -187,11 +230,38 @@ eng_completions eng_complete(eng_session *s, const char *code, int cursor)
     } else if (start > 0 && code[start - 1] == '%' && only_blank) {
         for (int i = 0; eng_magic_names[i]; i++)
             match_add(&m, eng_magic_names[i], prefix, plen, "");
+    } else if (start > 0 && code[start - 1] == '.' && eng_complete_in_kernel(code, start)) {
+        static const char *const fields[] = {"x", "y", "z", "w"}; /* threadIdx.x, a float4's .w */
+        for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+            match_add(&m, fields[i], prefix, plen, "");
     } else if (start > 0 && code[start - 1] == '.') {
-        for (size_t i = 0; i < sizeof members / sizeof members[0]; i++)
-            match_add(&m, members[i], prefix, plen, "");
-        for (int i = 0; eng_builtin_at(i); i++)
-            match_add(&m, eng_builtin_at(i)->name, prefix, plen, "");
+        /* the members and methods of the value's type first (sorted apart), then, only
+         * where none matches, every built-in (x.f(a) is f(x, a) for any f) */
+        int vt = eng_complete_dot_type(s, code, start - 1);
+        if (vt == VAL_TENSOR)
+            for (size_t i = 0; i < sizeof members / sizeof members[0]; i++)
+                match_add(&m, members[i], prefix, plen, "");
+        sort_from(&m, 0);
+        int typed = m.n;
+        if (vt >= 0) {
+            for (int i = 0; i < s->nglobals; i++)
+                if (s->globals[i].defined && s->globals[i].v.type == VAL_FUNC &&
+                    eng_func_takes(s->globals[i].v.as.fn, vt))
+                    match_add(&m, s->globals[i].name, prefix, plen, "");
+            for (int i = 0; eng_builtin_at(i); i++)
+                if (eng_builtin_takes(eng_builtin_at(i), vt))
+                    match_add(&m, eng_builtin_at(i)->name, prefix, plen, "");
+        }
+        sort_from(&m, typed);
+        if (m.n == 0)
+            for (int i = 0; eng_builtin_at(i); i++)
+                match_add(&m, eng_builtin_at(i)->name, prefix, plen, "");
+        sort_from(&m, m.n);
+    } else if (eng_complete_in_kernel(code, start)) {
+        /* CUDA's built-ins, and the names the kernel has used so far (parameters, locals) */
+        for (int i = 0; eng_cuda_words[i]; i++)
+            match_add(&m, eng_cuda_words[i], prefix, plen, "");
+        match_kernel_names(&m, code, start, prefix, plen);
     } else {
         for (int i = 0; i < s->nglobals; i++)
             if (s->globals[i].defined)
@@ -205,11 +275,13 @@ eng_completions eng_complete(eng_session *s, const char *code, int cursor)
         for (int i = 0; check_constant_name(i); i++)
             match_add(&m, check_constant_name(i), prefix, plen, "");
     }
-    if (m.n > 1)
-        qsort(m.v, (size_t)m.n, sizeof *m.v, cmp_str);
-    int k = 0;
+    sort_from(&m, m.sorted);
+    int k = 0; /* without repeats, keeping the first of each (groups keep their order) */
     for (int i = 0; i < m.n; i++) {
-        if (k > 0 && !strcmp(m.v[k - 1], m.v[i]))
+        int seen = 0;
+        for (int j = 0; j < k && !seen; j++)
+            seen = !strcmp(m.v[j], m.v[i]);
+        if (seen)
             free(m.v[i]);
         else
             m.v[k++] = m.v[i];

@@ -637,7 +637,7 @@ static int stage_value(load_ctx *L, const jv *e, const char *name, const char *k
         v.type = VAL_TUPLE;
         v.as.tup = tup;
     } else
-        return eng_fail(err, ERR_VALUE, "cannot restore a %s from this entry", kind);
+        return eng_fail(err, ERR_VALUE, "cannot restore %s %s from this entry", eng_a(kind), kind);
     if (v.type != VAL_TENSOR)
         L->nvalues++;
     *out = v;
@@ -924,7 +924,7 @@ static int stage_globals(load_ctx *L, const jv *globals, eng_error *err)
         if ((why = name_problem(name, strcmp(kind, "function") ? 1 : 2)))
             return load_fail(L, err, ERR_NAME, "%s: refused the name: it is %s", entry, why);
         if (!type_fits(type, kind))
-            return load_fail(L, err, ERR_TYPE, "%s: declared %s but holds a %s", entry, type_names[type], kind);
+            return load_fail(L, err, ERR_TYPE, "%s: declared %s but holds %s %s", entry, type_names[type], eng_a(kind), kind);
         staged_global *g = &L->g[L->ng];
         g->name = name;
         g->type = type;

@@ -109,7 +109,7 @@ void eng_report(eng_session *s, const eng_source *src, const eng_error *errs, in
     for (int i = 0; i < nshown; i++)
         describe_error(&out, err_src ? err_src : src, &errs[i]);
     if (ntotal > nshown)
-        lines_add(&out, eng_fmt_alloc("... and %d more errors", ntotal - nshown));
+        lines_add(&out, eng_fmt_alloc("... and %d more error%s", ntotal - nshown, eng_s(ntotal - nshown)));
     if (trace) { /* deep recursion: the innermost and outermost calls, not a thousand lines */
         const int head = 6, tail = 5;
         for (int i = 0; i < trace->n; i++) {

@@ -69,6 +69,13 @@ const char *value_type_name(val_type t)
     return t < VAL_NTYPES ? names[t] : "?";
 }
 
+const char *value_type_a(val_type t)
+{
+    static const char *const names[VAL_NTYPES] = {"a void", "a bool", "an int", "a float", "a string",
+                                            "a tensor", "a tuple", "a dtype", "a device", "a function"};
+    return t < VAL_NTYPES ? names[t] : "a ?";
+}
+
 eng_string *eng_string_alloc(int64_t len, const char *what, eng_error *err)
 {
     size_t bytes;

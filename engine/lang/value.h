@@ -97,6 +97,7 @@ static inline void value_decref(value v)
         value_decref_obj(v);
 }
 const char *value_type_name(val_type t); /* "int", "tensor", ... */
+const char *value_type_a(val_type t);    /* with its article: "an int", "a tensor", ... */
 
 eng_string *eng_string_new(const char *s, int64_t len); /* NULL on allocation failure */
 /* A string of len bytes to fill (data[len] is the NUL), checked against the host memory

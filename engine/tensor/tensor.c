@@ -163,15 +163,16 @@ static void oom_error(const eng_backend *be, tensor_dtype dt, int ndim, const in
     if (c->oom_note)
         c->oom_note(c->oom_note_user, be, live, sizeof live);
     if (be == &cpu_backend && !why[0]) {
-        eng_fail(err, ERR_MEMORY, "out of memory for a %s tensor of shape %s", tensor_dtype_name(dt), b);
+        eng_fail(err, ERR_MEMORY, "out of memory for %s %s tensor of shape %s", eng_a(tensor_dtype_name(dt)),
+                 tensor_dtype_name(dt), b);
         return;
     }
     if (why[0]) /* the allocator's words: the size asked for, what the device has free */
-        eng_fail(err, ERR_MEMORY, "out of memory on %s for a %s tensor of shape %s: %s%s%s", be->name,
-                 tensor_dtype_name(dt), b, why, live[0] ? "; " : "", live);
+        eng_fail(err, ERR_MEMORY, "out of memory on %s for %s %s tensor of shape %s: %s%s%s", be->name,
+                 eng_a(tensor_dtype_name(dt)), tensor_dtype_name(dt), b, why, live[0] ? "; " : "", live);
     else
-        eng_fail(err, ERR_MEMORY, "out of memory on %s for a %s tensor of shape %s (%zu bytes)%s%s", be->name,
-                 tensor_dtype_name(dt), b, bytes, live[0] ? "; " : "", live);
+        eng_fail(err, ERR_MEMORY, "out of memory on %s for %s %s tensor of shape %s (%zu bytes)%s%s", be->name,
+                 eng_a(tensor_dtype_name(dt)), tensor_dtype_name(dt), b, bytes, live[0] ? "; " : "", live);
 }
 
 tensor *tensor_empty(tensor_dtype dt, int ndim, const int64_t *shape, eng_error *err)
@@ -611,7 +612,7 @@ tensor *tensor_permute(tensor *t, const int *dims, int n, eng_error *err)
     if (TENSOR_RECORDS(t))
         return tensor_recorder_hooks->permute(t, dims, n, err);
     if (n != t->ndim) {
-        eng_fail(err, ERR_VALUE, "permute: %d dimensions given for a %d-d tensor", n, t->ndim);
+        eng_fail(err, ERR_VALUE, "permute: %d dimension%s given for a %d-d tensor", n, eng_s(n), t->ndim);
         return NULL;
     }
     int seen[TENSOR_MAXDIM] = {0}, p[TENSOR_MAXDIM];
@@ -786,8 +787,8 @@ tensor *tensor_reshape(tensor *t, int ndim, const int64_t *shape_in, eng_error *
     }
     if (infer >= 0) {
         if (known == 0 || numel % known != 0) {
-            eng_fail(err, ERR_SHAPE, "reshape: cannot reshape %s (%lld elements) into %s",
-                     tensor_shape_str(t->ndim, t->shape, b1, sizeof b1), (long long)numel,
+            eng_fail(err, ERR_SHAPE, "reshape: cannot reshape %s (%lld element%s) into %s",
+                     tensor_shape_str(t->ndim, t->shape, b1, sizeof b1), (long long)numel, eng_s(numel),
                      tensor_shape_str(ndim, shape_in, b2, sizeof b2));
             return NULL;
         }
@@ -795,8 +796,8 @@ tensor *tensor_reshape(tensor *t, int ndim, const int64_t *shape_in, eng_error *
         known = numel;
     }
     if (known != numel) {
-        eng_fail(err, ERR_SHAPE, "reshape: cannot reshape %s (%lld elements) into %s",
-                 tensor_shape_str(t->ndim, t->shape, b1, sizeof b1), (long long)numel,
+        eng_fail(err, ERR_SHAPE, "reshape: cannot reshape %s (%lld element%s) into %s",
+                 tensor_shape_str(t->ndim, t->shape, b1, sizeof b1), (long long)numel, eng_s(numel),
                  tensor_shape_str(ndim, shape_in, b2, sizeof b2));
         return NULL;
     }

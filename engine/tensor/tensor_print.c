@@ -178,9 +178,9 @@ static void float_text(char *out, size_t size, double v, const ffmt *f, int pad)
             strcat(mant, ".");
         size_t n = strlen(mant);
         for (int k = p; k < pad && n + 1 < sizeof mant; k++)
-            mant[n++] = ' ';
+            mant[n++] = '0';
         mant[n] = 0;
-        /* NumPy pads the mantissa before the exponent: "1.5e-05", "1. e+00" */
+        /* NumPy gives every mantissa the same digits, with zeros: "1.0000e-05, 1.2345e-05" */
         snprintf(out, size, "%s%s", mant, e);
     }
 }

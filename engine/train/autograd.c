@@ -819,9 +819,14 @@ static void release_graph(tlist *order)
 
 int ag_backward(tensor *loss, eng_error *err)
 {
-    if (!tensor_dtype_is_float(loss->dtype) || tensor_numel(loss) != 1)
-        return eng_fail(err, ERR_VALUE, "backward: the loss must be a one-element float tensor, got %s",
-                        tensor_dtype_name(loss->dtype));
+    if (!tensor_dtype_is_float(loss->dtype) || tensor_numel(loss) != 1) {
+        char shape[TENSOR_SHAPE_BUF];
+        tensor_shape_str(loss->ndim, loss->shape, shape, sizeof shape);
+        return eng_fail(err, ERR_VALUE,
+                        "backward: the loss must be a one-element float tensor, got %s %s tensor of shape %s%s",
+                        eng_a(tensor_dtype_name(loss->dtype)), tensor_dtype_name(loss->dtype), shape,
+                        tensor_numel(loss) != 1 ? " (reduce it first, e.g. sum(out) or mean(out))" : "");
+    }
     if (!loss->requires_grad)
         return eng_fail(err, ERR_VALUE,
                         "backward: the loss does not require grad (computed from no param, with grad mode "

@@ -801,12 +801,12 @@ int train_fit(const train_host *h, opt_state *o, tensor *xtr, tensor *ytr, tenso
     int64_t warm = sf && o->warmup == 0 ? (total / 20 > 0 ? total / 20 : 1) : 0;
     if (sf)
         snprintf(line, sizeof line,
-                 "fit: schedule-free AdamW at lr %.3g%s (warm-up %lld steps), %lld epochs, batch size %lld\n", max_lr,
-                 given ? " (given)" : "", (long long)(warm ? warm : o->warmup), (long long)epochs,
-                 (long long)batch_size);
+                 "fit: schedule-free AdamW at lr %.3g%s (warm-up %lld step%s), %lld epoch%s, batch size %lld\n",
+                 max_lr, given ? " (given)" : "", (long long)(warm ? warm : o->warmup),
+                 eng_s(warm ? warm : o->warmup), (long long)epochs, eng_s(epochs), (long long)batch_size);
     else
-        snprintf(line, sizeof line, "fit: one cycle to lr %.3g%s, %lld epochs, batch size %lld\n", max_lr,
-                 given ? " (given)" : "", (long long)epochs, (long long)batch_size);
+        snprintf(line, sizeof line, "fit: one cycle to lr %.3g%s, %lld epoch%s, batch size %lld\n", max_lr,
+                 given ? " (given)" : "", (long long)epochs, eng_s(epochs), (long long)batch_size);
     h->stream(h->ctx, line, strlen(line));
     snprintf(id, sizeof id, "kiln-fit-%d-%ld", ++*h->nfits, (long)time(NULL));
 

@@ -176,7 +176,7 @@ class TestHostMemoryLimit(AbuseCase):
 
     def test_tensor_over_the_limit_then_raised(self):
         r = self.attack("tensor big = zeros(100 << 20);")  # 400 MiB of f32
-        self.assert_error(r, "MemoryError", "out of memory on cpu for a f32 tensor of shape [104857600] in zeros()",
+        self.assert_error(r, "MemoryError", "out of memory on cpu for an f32 tensor of shape [104857600] in zeros()",
                           "(419430400 bytes)", "host memory limit of 256.00 MiB")
         r = self.attack("%memory limit 1G\ntensor big = ones(100 << 20);\nprint(big.sum().item());\n%memory")
         self.assertEqual(r.status, "ok", r.errors)

@@ -59,7 +59,7 @@ class TestGpuOutOfMemory(unittest.TestCase):
         self.assertEqual(r.status, "error", r.outputs)
         self.assertEqual(r.content["ename"], "MemoryError")
         msg = r.content["evalue"]
-        self.assertIn("out of memory on %s for a f32 tensor of shape [%d]" % (DEV, n3), msg)
+        self.assertIn("out of memory on %s for an f32 tensor of shape [%d]" % (DEV, n3), msg)
         self.assertIn("(%d bytes" % (4 * n3), msg)
         self.assertRegex(msg, r"the device has [\d.]+ [KMG]iB free of [\d.]+ [MG]iB")
         self.assertRegex(msg, r"largest live tensors on %s: big1 [\d.]+ [MG]iB, big2 [\d.]+ [MG]iB" % DEV)

@@ -122,7 +122,7 @@ class TestOutOfMemory(unittest.TestCase):
         self.assertEqual(r.status, "error")
         self.assertEqual(r.content["ename"], "MemoryError")
         msg = r.content["evalue"]
-        self.assertIn("out of memory on sim for a f32 tensor of shape [8388608]", msg)
+        self.assertIn("out of memory on sim for an f32 tensor of shape [8388608]", msg)
         self.assertIn("asked for 32.00 MiB (33554432 bytes", msg)
         self.assertRegex(msg, r"the device has [\d.]+ [KM]iB free of 64.00 MiB")
         self.assertIn("largest live tensors on sim: big1 24.00 MiB, big2 16.00 MiB", msg)
@@ -158,7 +158,7 @@ class TestKilnRun(unittest.TestCase):
         finally:
             os.unlink(f.name)
         self.assertEqual(p.returncode, 1, p.stderr)
-        self.assertIn(":3:12: MemoryError: out of memory on sim for a f32 tensor of shape [10485760]", p.stderr)
+        self.assertIn(":3:12: MemoryError: out of memory on sim for an f32 tensor of shape [10485760]", p.stderr)
         self.assertIn("largest live tensors on sim: a 40.00 MiB", p.stderr)
         self.assertEqual(p.stdout, "next sim 1.048576e+07\n")
 

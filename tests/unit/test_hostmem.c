@@ -69,7 +69,7 @@ static void test_limit(void)
     CHECK(eng_hostmem_used() >= base + ((size_t)4 << 20));
     tensor *b = tensor_full(DT_F32, 1, s4, 2, &err); /* 8 MiB: past the limit of 6 */
     CHECK(!b && err.kind == ERR_MEMORY);
-    CHECK(strstr(err.msg, "out of memory on cpu for a f32 tensor of shape [1048576]") != NULL);
+    CHECK(strstr(err.msg, "out of memory on cpu for an f32 tensor of shape [1048576]") != NULL);
     CHECK(strstr(err.msg, "asked for 4.00 MiB (4194304 bytes), over the host memory limit of") != NULL);
     CHECK(strstr(err.msg, "(test)") != NULL);
     char why[400];

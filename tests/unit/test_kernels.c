@@ -175,7 +175,7 @@ static void test_launch(void)
     tensor *ints = on_fake(tensor_empty(DT_I32, 1, shape, &e));
     value a3[5] = {value_tensor(ints), args[1], args[2], args[3], args[4]};
     eng_error de = {0};
-    CHECK(eng_kernel_launch(t, k, g, b, 0, a3, 5, NULL, &de) == -1 && strstr(de.msg, "needs a f32 tensor, got i32"));
+    CHECK(eng_kernel_launch(t, k, g, b, 0, a3, 5, NULL, &de) == -1 && strstr(de.msg, "needs an f32 tensor, got i32"));
     unsigned big[3] = {2048, 1, 1}, cube[3] = {32, 32, 2};
     eng_error le = {0};
     CHECK(eng_kernel_launch(t, k, g, big, 0, args, 5, NULL, &le) == -1 && strstr(le.msg, "block.x is 2048"));

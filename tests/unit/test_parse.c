@@ -423,7 +423,8 @@ static void test_errors(void)
     ERRORS("x = (1 + 2;", "1:11 expected ')' to close '(' at line 1, column 5, found ';'");
     ERRORS("x = 1\ny = 2\nz", "1:6 expected ';' after expression|2:6 expected ';' after expression");
     ERRORS("{ x = 1 }", "1:8 expected ';' after expression");
-    ERRORS("if (a) b", "1:9 expected ';' after expression");
+    TREE("if (a) b", "(if a (expr b) _)"); /* the end of the cell ends it (not a result) */
+    ERRORS("if (a) b\nc", "1:9 expected ';' after expression");
     ERRORS("int x = 1;\nfoo(;\nint y = $;\nz = 3 +;\nok();",
            "2:5 expected an expression, found ';'|3:9 unexpected character '$'|4:8 expected an expression, found ';'");
     ERRORS("void f() {\n  int g() { }\n  x = 1;\n  y = ;\n}",
@@ -437,7 +438,11 @@ static void test_errors(void)
     ERRORS("x = 1; /* never\n closed", "1:8 unterminated comment");
     ERRORS("x = \"\\q\";", "1:6 unknown escape sequence '\\q'");
     ERRORS("c = 'ab';", "1:5 exactly one character");
-    ERRORS("#define N 4\nint x = N;", "1:1 preprocessor lines are only allowed before __global__ / __device__");
+    ERRORS("#include <x.h>\nint x = 1;", "1:1 preprocessor lines are only allowed before __global__ / __device__");
+    ERRORS("#define N 4\n#include <x.h>\nint x = 1;", "1:1 preprocessor lines are only allowed before");
+    ERRORS("void f() {\n#define N 4\n}", "2:1 #define lines are only allowed at top level");
+    TREE("#define N 4\n#define M (N * 2)\nint x = N;", "(empty) (decl int x=N)");
+    TREE("x = 4 * sizeof(float) + sizeof(unsigned long long) + sizeof(const float *);", "(expr (= x (+ (+ (* 4 4) 8) 8)))");
     ERRORS("__global__ void k(int *p) {\n  p[0] = 1;\n", "1:1 unterminated kernel definition");
     ERRORS("void f() {\n__global__ void k() {}\n}", "2:1 __global__ / __device__ functions can only be defined at top level");
     ERRORS("x = a ? b;", "1:10 expected ':' for the '?' at line 1, column 7, found ';'");
@@ -459,6 +464,19 @@ static void test_errors(void)
     ERRORS("tensor f(tensor) {}", "1:16 expected a parameter name, found ')'");
     ERRORS("++3;", "1:1 cannot apply '++' to this expression");
     ERRORS("int x = 1 int y = 2;", "1:10 expected ';' after the declaration, found 'int'");
+    /* the end of the cell ends a top-level declaration (and do-while); nothing nested */
+    TREE("double d = 1", "(decl float d=1)");
+    TREE("int x = 1;\ndouble d = 2 // a comment", "(decl int x=1) (decl float d=2)");
+    ERRORS("int x = 1\nint y = 2", "1:10 expected ';' after the declaration, found 'int'");
+    ERRORS("void f() { int x = 1", "1:21 expected ';' after the declaration, found end of cell");
+    ERRORS("if (c) int x = 1", "1:17 expected ';' after the declaration, found end of cell");
+    TREE("for (i = 0; i < 3; i++) s += i", "(for (expr (= i 0)) (< i 3) (post++ i) (expr (+= s i)))");
+    TREE("while (1) break", "(while 1 (break))");
+    TREE("do x++; while (x < 3)", "(do (expr (post++ x)) (< x 3))");
+    ERRORS("void f() { while (1) break", "1:27 expected ';' after 'break', found end of cell");
+    ERRORS("x = n // 2;\ny = 1;", "1:6 expected ';' after expression ('//' starts a comment in C: to divide write '/')");
+    ERRORS("int h = n //(k+1);\nint y = 1;", "1:10 expected ';' after the declaration, found 'int' ('//' starts");
+    ERRORS("x = n // a note\ny = 1;", "1:6 expected ';' after expression");
     ERRORS("void f() { if (x) { y = 1 } }", "1:26 expected ';' after expression");
     ERRORS("return 1 + ;; x = ;", "1:12 expected an expression|1:19 expected an expression");
 
