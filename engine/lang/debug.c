@@ -698,6 +698,8 @@ static int run_in_frame(eng_session *s, int frame_id, const char *code, value *r
     }
     s->eval_scope = saved;
     d->busy--;
+    if (!s->running && !d->stopped) /* no cell runs: an interrupt of this evaluation ends here */
+        eng_ctx_flag_set(&s->ctx.interrupt, 0);
     eng_ctx_leave(prev);
     if (rc) {
         snprintf(err, errlen, "%s", qe.msg[0] ? qe.msg : "the evaluation failed");
