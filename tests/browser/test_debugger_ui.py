@@ -81,8 +81,12 @@ def variables(pg):
 
 
 def toolbar_button(pg, caption):
-    return pg.locator(f".jp-DebuggerCallstack button[title^='{caption}'], "
-                      f".jp-DebuggerCallstack jp-button[title^='{caption}']").first
+    """A button of the debugger sidebar (the call stack's toolbar) by its tooltip."""
+    button = pg.locator(f".jp-DebuggerSidebar [title^='{caption}']").first
+    if not button.count():
+        titles = pg.eval_on_selector_all(".jp-DebuggerSidebar [title]", "els => els.map(e => e.title)")
+        pytest.fail(f"no {caption!r} button in the debugger sidebar; tooltips there: {titles}")
+    return button
 
 
 def test_debugger_in_jupyterlab(server):
