@@ -16,10 +16,12 @@ import time
 import pytest
 from playwright.sync_api import sync_playwright
 
-from test_jupyterlab import ARTIFACTS, CHROMIUM, ROOT, TMP, TOKEN, server, wait_idle  # noqa: F401
+from test_jupyterlab import ARTIFACTS, CHROMIUM, ROOT, TMP, TOKEN, server  # noqa: F401 (a fixture)
 
 NOTEBOOK = ROOT / "notebooks" / "05-debugging.ipynb"
 STEP_S = 60  # each wait for the debugger's panels
+# the notebook panel in front (a workspace restored from another test may hold more)
+PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"
 
 
 def wait_for(what, fn, seconds=STEP_S):
@@ -33,13 +35,21 @@ def wait_for(what, fn, seconds=STEP_S):
     pytest.fail(f"timed out waiting for {what} (last seen: {last!r})")
 
 
+def wait_idle(pg, seconds, message):
+    wait_for(message, lambda: pg.eval_on_selector_all(
+        f"{PANEL} .jp-NotebookPanel-toolbar .jp-Notebook-ExecutionIndicator",
+        "els => els.map(e => e.getAttribute('data-status'))") == ["idle"], seconds)
+
+
 def open_notebook(pg, server):
     pg.set_default_timeout(60_000)
-    pg.goto(f"{server['base']}/lab/tree/{NOTEBOOK.name}?token={TOKEN}", timeout=120_000)
-    pg.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
+    # a workspace of its own, reset: only this notebook is open
+    pg.goto(f"{server['base']}/lab/workspaces/kiln-debugger/tree/{NOTEBOOK.name}?reset&token={TOKEN}",
+            timeout=120_000)
+    pg.wait_for_selector(f"{PANEL} .jp-Notebook .jp-Cell", timeout=120_000)
     deadline = time.monotonic() + 90
     while True:
-        name = pg.locator(".jp-NotebookPanel-toolbar .jp-KernelName").first
+        name = pg.locator(f"{PANEL} .jp-NotebookPanel-toolbar .jp-KernelName").first
         if name.count() and name.inner_text().strip() == "Kiln":
             break
         dialog = pg.locator(".jp-Dialog")
@@ -109,12 +119,12 @@ def test_debugger_in_jupyterlab(server):
 
 def flow(pg, server):
     open_notebook(pg, server)
-    bug = pg.locator(".jp-NotebookPanel-toolbar .jp-DebuggerBugButton").first
+    bug = pg.locator(f"{PANEL} .jp-NotebookPanel-toolbar .jp-DebuggerBugButton").first
     wait_for("the debugger button to be enabled", lambda: bug.count() and bug.is_enabled()
              and "disabled" not in (bug.get_attribute("class") or ""))
     bug.click()
     pg.wait_for_selector(".jp-DebuggerSidebar", state="visible")
-    cells = pg.locator(".jp-Notebook .jp-CodeCell")
+    cells = pg.locator(f"{PANEL} .jp-Notebook .jp-CodeCell")
     define, call = cells.nth(0), cells.nth(1)
     run_cell(pg, define)
     wait_for("the defining cell to run", lambda: re.search(r"\[\d+\]", prompt(define)))
