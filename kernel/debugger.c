@@ -399,7 +399,11 @@ static eng_dbg_action on_stopped(void *user, const char *reason, const char *des
     kn_kernel *k = user;
     kn_debugger *d = k->dbg;
     eng_dbg_action a = ENG_DBG_CONTINUE;
-    kn_capture_sync(k); /* what the cell wrote so far, before the stop */
+    /* what the cell wrote so far, before the stop (the capture's sync is the shell
+     * thread's; a simulator worker reporting a stop while the shell thread waits for it
+     * skips it) */
+    if (pthread_equal(pthread_self(), k->shell_thread))
+        kn_capture_sync(k);
     pthread_mutex_lock(&d->mu);
     if (!d->attached || !d->shell) {
         pthread_mutex_unlock(&d->mu);
