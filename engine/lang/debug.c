@@ -42,6 +42,7 @@ struct eng_debug {
     int nbps, capbps;
     int pause;             /* a pause is pending (atomic) */
     int gen;               /* breakpoint generation, from 1: changes with every set (atomic) */
+    int on_errors;         /* stop where an error is raised (atomic) */
     char *next_path;       /* the next compiled source's path */
     /* the session's thread only */
     int busy;              /* inside a stop or an evaluation: the hook does nothing */
@@ -167,6 +168,11 @@ int eng_debug_set_breakpoints(eng_session *s, const char *path, const eng_dbg_bp
     __atomic_add_fetch(&d->gen, 1, __ATOMIC_SEQ_CST); /* sources look again (has_bp) */
     pthread_mutex_unlock(&d->mu);
     return rc;
+}
+
+void eng_debug_stop_on_errors(eng_session *s, int on)
+{
+    __atomic_store_n(&s->dbg->on_errors, on != 0, __ATOMIC_SEQ_CST);
 }
 
 void eng_debug_pause(eng_session *s)
@@ -918,4 +924,18 @@ int eng_dbg_statement(eng_session *s, eng_source *src, ast *n, eng_error *err)
     if (a == ENG_DBG_ABORT)
         return eng_fail(err, ERR_INTERRUPT, "interrupted");
     return 0;
+}
+
+void eng_dbg_error(eng_session *s, eng_source *src, ast *n, const eng_error *err)
+{
+    struct eng_debug *d = s->dbg;
+    char desc[sizeof err->msg + 64];
+    if (d->busy || d->stopped || !__atomic_load_n(&d->on_errors, __ATOMIC_RELAXED) || err->kind == ERR_INTERRUPT)
+        return;
+    snprintf(desc, sizeof desc, "%s: %s (line %d)", eng_errkind_name(err->kind), err->msg,
+             n->line + src->first_line - 1);
+    if (!s->dframes[s->depth].at) /* the frame's position: the statement being run */
+        s->dframes[s->depth].at = n;
+    eng_dbg_stop(s, "exception", desc, NULL, 0);
+    d->step = ENG_DBG_CONTINUE; /* the error unwinds: nothing to step to */
 }
