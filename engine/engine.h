@@ -146,6 +146,8 @@ typedef struct eng_dbg_bp {
     int line;
     const char *condition;     /* NULL or "" for none */
     const char *hit_condition; /* NULL or "" for none */
+    const char *log_message;   /* NULL or "": stop; else a log point: prints this line
+                                  ({expression} parts evaluated in the frame), no stop */
 } eng_dbg_bp;
 /* Replaces the breakpoints of the source at path (n 0 clears them). Any thread. */
 int eng_debug_set_breakpoints(eng_session *s, const char *path, const eng_dbg_bp *bps, int n);

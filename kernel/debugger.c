@@ -547,6 +547,7 @@ static json_t *set_breakpoints(kn_kernel *k, kn_debugger *d, json_t *req)
         bps[i].line = at > 0 ? at : line;
         bps[i].condition = json_string_value(json_object_get(b, "condition"));
         bps[i].hit_condition = json_string_value(json_object_get(b, "hitCondition"));
+        bps[i].log_message = json_string_value(json_object_get(b, "logMessage"));
         json_array_append_new(out, json_pack("{s:b, s:i, s:{s:s}, s:i}", "verified", verified, "line", bps[i].line,
                                              "source", "path", path, "id", (int)(i + 1)));
         if (!verified)
@@ -557,6 +558,8 @@ static json_t *set_breakpoints(kn_kernel *k, kn_debugger *d, json_t *req)
             json_object_set_new(json_array_get(kept, i), "condition", json_string(bps[i].condition));
         if (bps[i].hit_condition)
             json_object_set_new(json_array_get(kept, i), "hitCondition", json_string(bps[i].hit_condition));
+        if (bps[i].log_message)
+            json_object_set_new(json_array_get(kept, i), "logMessage", json_string(bps[i].log_message));
     }
     eng_debug_set_breakpoints(k->eng, path, bps, (int)n);
     pthread_mutex_lock(&d->mu);
@@ -626,7 +629,8 @@ void kn_debug_request(kn_channel *ch, const jp_msg *req)
     }
     if (!strcmp(cmd, "initialize")) {
         answer = ok_answer(json_pack(
-            "{s:b, s:b, s:b, s:b, s:b, s:b, s:b, s:b, s:[]}", "supportsConfigurationDoneRequest", 1,
+            "{s:b, s:b, s:b, s:b, s:b, s:b, s:b, s:b, s:b, s:[]}", "supportsConfigurationDoneRequest", 1,
+            "supportsLogPoints", 1,
             "supportsConditionalBreakpoints", 1, "supportsHitConditionalBreakpoints", 1,
             "supportsEvaluateForHovers", 1, "supportsSetVariable", 0, "supportsStepBack", 0,
             "supportsDelayedStackTraceLoading", 0, "supportsExceptionInfoRequest", 1, "exceptionBreakpointFilters"));

@@ -10,7 +10,7 @@ import time
 import unittest
 from queue import Empty
 
-from kiln_testing import TIMEOUT, shell_reply, start, stop
+from kiln_testing import TIMEOUT, run, shell_reply, start, stop
 
 SEED = 0xC70F6907
 
@@ -323,6 +323,22 @@ class Debugger(unittest.TestCase):
         self.ok("continue", {"threadId": 1})
         rep = shell_reply(self.kc, msg_id)
         self.assertEqual(rep["content"]["status"], "ok")
+
+    def test_log_points_print_without_stopping(self):
+        self.start_debugger()
+        code = "int total = 0;\nfor (int k = 0; k < 3; k++) {\n    total += k;\n}\ntotal"
+        path = self.dump(code)
+        self.ok("setBreakpoints", {"source": {"path": path}, "breakpoints": [
+            {"line": 3, "logMessage": "k={k} total={total} twice={total * 2} bad={nope} {unclosed"}]})
+        ran = run(self.kc, code)
+        self.assertEqual(ran.status, "ok")
+        self.assertEqual(ran.result, "3")
+        lines = ran.stream().splitlines()
+        self.assertEqual([l.split(" bad=")[0] for l in lines], ["k=0 total=0 twice=0", "k=1 total=0 twice=0",
+                                                                  "k=2 total=1 twice=2"])
+        self.assertIn("nope", lines[0])
+        self.assertTrue(lines[0].endswith("{unclosed"))
+        self.assertEqual(ran.of_type("debug_event"), [])  # no stop (it would also hang the cell)
 
     def test_stop_on_errors(self):
         self.start_debugger()
