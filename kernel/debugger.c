@@ -336,9 +336,10 @@ static json_t *serve(kn_kernel *k, json_t *req)
     }
     if (!strcmp(cmd, "richInspectVariables")) {
         const char *name = arg_str(req, "variableName");
-        json_t *data = json_object();
+        json_t *data;
         if (!name)
             return err_answer("richInspectVariables needs a variableName");
+        data = json_object();
         if (eng_debug_rich(k->eng, (int)arg_int(req, "frameId", 0), name, rich_show, data, err, sizeof err)) {
             json_decref(data);
             return err_answer("%s", err);
@@ -530,15 +531,21 @@ static json_t *set_breakpoints(kn_kernel *k, kn_debugger *d, json_t *req)
 {
     json_t *src = json_object_get(args_of(req), "source"), *want = json_object_get(args_of(req), "breakpoints");
     const char *path = json_string_value(json_object_get(src, "path"));
-    json_t *out = json_array(), *kept = json_array(), *b;
+    json_t *out, *kept, *b;
     eng_dbg_bp *bps;
     char *code;
     size_t i, n = json_array_size(want);
     if (!path)
         return err_answer("setBreakpoints needs arguments.source.path");
+    out = json_array();
+    kept = json_array();
     bps = calloc(n ? n : 1, sizeof *bps);
-    if (!bps || !out || !kept)
+    if (!bps || !out || !kept) {
+        json_decref(out);
+        json_decref(kept);
+        free(bps);
         return err_answer("out of memory");
+    }
     code = read_file(path);
     json_array_foreach(want, i, b) {
         int line = (int)json_integer_value(json_object_get(b, "line"));
