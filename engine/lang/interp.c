@@ -1450,6 +1450,7 @@ int interp_run_cell(eng_session *s, ast_cell *cell, eng_source *src, int frame_s
     interp it = {s, fp, err, src, err_src, trace, value_void(), NULL, eng_stack_limit()};
     interp *outer = s->running;
     s->running = &it;
+    eng_dbg_frec outer_rec = s->dframes[s->depth]; /* a cell run by a magic inside a cell */
     if (!sc)
         s->dframes[s->depth] = (eng_dbg_frec){NULL, src, fp, NULL, cell->stmts, cell->nstmts};
     int rc = 0;
@@ -1471,6 +1472,8 @@ int interp_run_cell(eng_session *s, ast_cell *cell, eng_source *src, int frame_s
             rc = -1;
     }
     s->running = outer;
+    if (!sc)
+        s->dframes[s->depth] = outer_rec;
     value_decref(it.ret);
     clear_slots(&it, first, frame_size);
     s->stack_used = saved_used;
