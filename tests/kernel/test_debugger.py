@@ -305,6 +305,26 @@ class Debugger(unittest.TestCase):
         self.ok("continue", {"threadId": 1})
         self.assertEqual(shell_reply(self.kc, msg_id)["content"]["status"], "ok")
 
+    def test_stop_inside_a_magic_then_in_its_cell(self):
+        """%time runs code as a cell inside the cell: a stop there, then back in the outer cell."""
+        self.start_debugger()
+        def_path = self.dump(DEFINE)
+        self.kc.execute_interactive(DEFINE, timeout=TIMEOUT)
+        code = "int w = 1;\n%time float q = outer(1.5);\nw = 2;"
+        path = self.dump(code)
+        self.ok("setBreakpoints", {"source": {"path": def_path}, "breakpoints": [{"line": 11}]})
+        self.ok("setBreakpoints", {"source": {"path": path}, "breakpoints": [{"line": 3}]})
+        msg_id = self.kc.execute(code)
+        ev, frames = self.stopped_at()
+        self.assertEqual([f["name"] for f in frames[:1]], ["outer"])
+        self.assertEqual(self.variables(self.scopes(frames[0]["id"])["Locals"])["z"]["value"], "42.0")
+        self.ok("continue", {"threadId": 1})
+        ev, frames = self.stopped_at()
+        self.assertEqual([(f["name"], f["line"], f["source"]["path"]) for f in frames], [("cell[2]", 3, path)])
+        self.assertEqual(self.ok("evaluate", {"expression": "q + w", "frameId": frames[0]["id"]})["result"], "44.0")
+        self.ok("continue", {"threadId": 1})
+        self.assertEqual(shell_reply(self.kc, msg_id)["content"]["status"], "ok")
+
     def test_conditional_and_hit_count_breakpoints(self):
         self.start_debugger()
         code = "int total = 0;\nfor (int k = 0; k < 10; k++) {\n    total += k;\n}\ntotal"
