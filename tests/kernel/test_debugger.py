@@ -416,6 +416,21 @@ class Debugger(unittest.TestCase):
         c = self.dap("continue", {"threadId": 1})
         self.assertFalse(c["success"])
 
+    def test_shutdown_while_stopped(self):
+        self.start_debugger()
+        code = "int a = 1;\na = 2;"
+        path = self.dump(code)
+        self.ok("setBreakpoints", {"source": {"path": path}, "breakpoints": [{"line": 2}]})
+        self.kc.execute(code)
+        self.stopped_at()
+        proc = self.km.provisioner.process
+        t0 = time.monotonic()
+        self.kc.stop_channels()
+        self.km.shutdown_kernel(now=False)  # shutdown_request on control, then a wait
+        self.assertLess(time.monotonic() - t0, 4, "the kernel did not exit on its own")
+        self.assertEqual(proc.wait(timeout=5), 0)
+        self.km, self.kc = start()  # for tearDown
+
     def test_pause_and_disconnect(self):
         self.start_debugger()
         msg_id = self.kc.execute("int n = 0;\nwhile (true) {\n    n++;\n}")
