@@ -28,6 +28,8 @@
  *   or on a thread that the cell's thread is blocked waiting for (a simulator worker):
  *   the host's callback publishes on the cell thread's IOPub socket and runs the
  *   host's queries (the provider, evaluations) on the calling thread, during the stop.
+ *   evaluate with an extra frame's id runs in the globals (the frame's own values are
+ *   only what its provider lists; extend eng_dbg_xframe with an evaluator if needed).
  *   One stop at a time: a second eng_dbg_stop while one is in progress returns
  *   ENG_DBG_CONTINUE at once (other simulator threads wait at their barrier or line).
  *   A kernel defined in a cell has that cell's eng_source (its path, first_line): the
