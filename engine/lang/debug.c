@@ -415,7 +415,7 @@ static const char *type_text(value v)
     case VAL_INT: return "int";
     case VAL_FLOAT: return "float";
     case VAL_BOOL: return "bool";
-    case VAL_STRING: return "string";
+    case VAL_STRING: return "str"; /* the name debug UIs show the text of (JupyterLab) */
     case VAL_TENSOR: return "tensor";
     case VAL_TUPLE: return "tuple";
     case VAL_DTYPE: return "dtype";
@@ -532,9 +532,10 @@ static void tensor_vars(eng_session *s, eng_dbg_varsink *vs, value v)
         n += snprintf(shape + n, sizeof shape - (size_t)n, i ? ", %lld" : "%lld", (long long)t->shape[i]);
     snprintf(shape + n, sizeof shape - (size_t)n, "]");
     int64_t numel = tensor_numel(t);
-    eng_dbg_add_text(vs, "shape", "tuple", shape);
-    eng_dbg_add_text(vs, "dtype", "dtype", tensor_dtype_name(t->dtype));
-    eng_dbg_add_text(vs, "device", "device", t->storage->backend->name);
+    /* "str", "int", "float", "bool": the types whose value JupyterLab's tree shows */
+    eng_dbg_add_text(vs, "shape", "str", shape);
+    eng_dbg_add_text(vs, "dtype", "str", tensor_dtype_name(t->dtype));
+    eng_dbg_add_text(vs, "device", "str", t->storage->backend->name);
     add_fmt(vs, "numel", "int", "%lld", (long long)numel);
     eng_dbg_add_text(vs, "requires_grad", "bool", t->requires_grad ? "true" : "false");
     int grad = ag_set_grad_mode(0); /* statistics are not recorded for autograd */
@@ -589,9 +590,9 @@ static void value_vars(eng_dbg_varsink *vs, const tensor *t, int start, int coun
         index_name(t, i, name, sizeof name);
         double x = tensor_get_flat(t, i);
         if (tensor_dtype_is_float(t->dtype))
-            add_fmt(vs, name, tensor_dtype_name(t->dtype), "%.8g", x);
+            add_fmt(vs, name, "float", "%.8g", x);
         else
-            add_fmt(vs, name, tensor_dtype_name(t->dtype), "%lld", (long long)x);
+            add_fmt(vs, name, "int", "%lld", (long long)x);
     }
 }
 

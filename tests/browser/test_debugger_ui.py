@@ -5,7 +5,7 @@ fixture starts, switches the debugger on with the notebook toolbar's bug button,
 the cell defining smooth() and energy(), sets a breakpoint by clicking the gutter of
 smooth()'s line 5, runs the cell that calls energy(), and checks the debugger sidebar:
 the call stack (smooth, energy, the cell), the variables panel (smooth's locals with
-their values), then next, continue, removing the breakpoint and continuing to the end.
+their values, the tensor acc expanded to shape, dtype, device), then next, continue, removing the breakpoint and continuing to the end.
 The screenshot of the stop (variables panel included) is kept in ARTIFACTS as
 05-debugger.png. Run through tests/browser/run.sh.
 """
@@ -39,6 +39,17 @@ def wait_idle(pg, seconds, message):
     wait_for(message, lambda: pg.eval_on_selector_all(
         f"{PANEL} .jp-NotebookPanel-toolbar .jp-Notebook-ExecutionIndicator",
         "els => els.map(e => e.getAttribute('data-status'))") == ["idle"], seconds)
+
+
+def poll(fn, seconds):
+    """fn() once it is true within seconds, else None (no failure)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        got = fn()
+        if got:
+            return got
+        time.sleep(0.3)
+    return None
 
 
 def open_notebook(pg, server):
@@ -108,7 +119,7 @@ def test_debugger_in_jupyterlab(server):
         pg = browser.new_page(viewport={"width": 1500, "height": 1000})
         try:
             flow(pg, server)
-        except Exception:
+        except BaseException:  # pytest.fail's Failed too
             shot = ARTIFACTS / "05-debugger-failure.png"
             pg.screenshot(path=str(shot))
             print(f"screenshot at failure: {shot}\nJupyterLab log:\n" + server["log_tail"]())
@@ -130,10 +141,14 @@ def flow(pg, server):
     wait_for("the defining cell to run", lambda: re.search(r"\[\d+\]", prompt(define)))
     wait_idle(pg, 60, "the kernel is busy after defining the functions")
 
-    # a breakpoint on `acc = acc * momentum + g;` (line 5 of the cell)
-    click_gutter(pg, define, 5)
-    wait_for("the breakpoint in the Breakpoints panel",
-             lambda: any("5" in t for t in texts(pg, ".jp-DebuggerBreakpoint-line")))
+    # a breakpoint on `acc = acc * momentum + g;` (line 5 of the cell); the editor may
+    # still be settling after the run, so a click that did not register is repeated
+    for attempt in range(3):
+        click_gutter(pg, define, 5)
+        if poll(lambda: any("5" in t for t in texts(pg, ".jp-DebuggerBreakpoint-line")), 10):
+            break
+    else:
+        pytest.fail("three clicks in the gutter set no breakpoint")
 
     run_cell(pg, call)
     frames = wait_for("the call stack at the breakpoint",
@@ -145,6 +160,11 @@ def flow(pg, server):
                         variables(pg)))
     assert seen["step"].strip() == "0", seen
     assert seen["momentum"].strip() == "0.9", seen
+    # expand the tensor acc: its shape, dtype, device and statistics
+    pg.locator(".jp-DebuggerVariables-body .jp-DebuggerVariables-name", has_text=re.compile(r"^acc$")).first.click()
+    kids = wait_for("acc's children (shape, dtype, device)",
+                    lambda: (lambda v: v if {"shape", "dtype", "device", "mean"} <= set(v) else None)(variables(pg)))
+    assert (kids["shape"].strip(), kids["dtype"].strip(), kids["device"].strip()) == ("[4]", "f32", "cpu"), kids
     pg.wait_for_timeout(500)
     pg.screenshot(path=str(ARTIFACTS / "05-debugger.png"))
     print(f"screenshot: {ARTIFACTS / '05-debugger.png'}")
