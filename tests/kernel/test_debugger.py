@@ -325,6 +325,26 @@ class Debugger(unittest.TestCase):
         self.ok("continue", {"threadId": 1})
         self.assertEqual(shell_reply(self.kc, msg_id)["content"]["status"], "ok")
 
+    def test_tensor_on_the_simulator(self):
+        """A tensor on the CUDA simulator expands like one on the CPU (read back for its
+        statistics and values); an int tensor's values are integers."""
+        self.start_debugger()
+        code = "tensor d = arange(6).reshape(2, 3).to(sim) * 2.5;\ntensor k = arange(4);\nint done = 1;"
+        path = self.dump(code)
+        self.ok("setBreakpoints", {"source": {"path": path}, "breakpoints": [{"line": 3}]})
+        msg_id = self.kc.execute(code)
+        ev, frames = self.stopped_at()
+        glob = self.variables(self.scopes(frames[0]["id"])["Globals"])
+        kids = self.variables(glob["d"]["variablesReference"])
+        self.assertEqual((kids["device"]["value"], kids["shape"]["value"], kids["max"]["value"],
+                          kids["mean"]["value"]), ("sim", "[2, 3]", "12.5", "6.25"))
+        vals = self.variables(kids["values"]["variablesReference"])
+        self.assertEqual([v["value"] for v in vals.values()], ["0", "2.5", "5", "7.5", "10", "12.5"])
+        kvals = self.variables(self.variables(glob["k"]["variablesReference"])["values"]["variablesReference"])
+        self.assertEqual([(v["value"], v["type"]) for v in kvals.values()][:2], [("0", "int"), ("1", "int")])
+        self.ok("continue", {"threadId": 1})
+        self.assertEqual(shell_reply(self.kc, msg_id)["content"]["status"], "ok")
+
     def test_conditional_and_hit_count_breakpoints(self):
         self.start_debugger()
         code = "int total = 0;\nfor (int k = 0; k < 10; k++) {\n    total += k;\n}\ntotal"
