@@ -134,8 +134,9 @@ test-kernel: $(BUILD)/kiln
 test-abuse: $(BUILD)/kiln
 	KILN=$(abspath $(BUILD))/kiln PYTHON=$(PYTHON) tests/abuse/run.sh
 
-# notebooks/02-inspect.ipynb in JupyterLab + headless Chromium (Playwright); skips only
-# when /usr/bin/chromium is missing; screenshot in $(BUILD)/browser/02-inspect.png
+# notebooks/02-inspect.ipynb in JupyterLab + headless Chromium (Playwright), and the
+# debugger over notebooks/05-debugging.ipynb; skips only when /usr/bin/chromium is
+# missing; screenshots in $(BUILD)/browser/ (02-inspect.png, 05-debugger.png)
 test-browser: $(BUILD)/kiln
 	KILN=$(abspath $(BUILD))/kiln PYTHON=$(PYTHON) tests/browser/run.sh
 

@@ -27,6 +27,9 @@ typedef struct eng_source {
     const char *text;    /* the cell's text (arena memory) */
     char *name;          /* "cell[3]", "train.kn" (malloc'ed) */
     int first_line;      /* line number of the text's first line within name */
+    char *path;          /* the debugger's path of the cell (malloc'ed), or NULL */
+    int dbg_gen;         /* the debugger's breakpoint generation dbg_has_bp was found for */
+    int dbg_has_bp;      /* a breakpoint is set in path (engine/lang/debug.c) */
 } eng_source;
 
 /* A user function. */
@@ -72,6 +75,11 @@ struct eng_session {
                                user function a built-in calls back reports into its chain */
     int *shadow;          /* by built-in index: 1 + the global of the same name, 0 none; a call
                              of the built-in runs that global instead while it holds a function */
+    /* the debugger (engine/lang/debug.h) */
+    int dbg_active;             /* a host is attached: the interpreter calls the hook (atomic) */
+    struct eng_debug *dbg;      /* breakpoints, step mode, host, variable references */
+    struct eng_dbg_frec *dframes; /* per depth: the frame's function, source, slots, statement */
+    struct eng_dbg_scope *eval_scope; /* while evaluating in a frame: its locals (check, run) */
 };
 
 /* ---- globals ---- */
