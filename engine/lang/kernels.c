@@ -12,6 +12,7 @@
 
 #include "engine/tensor/backend.h"
 #include "engine/lang/kernels.h"
+#include "engine/lang/kdebug.h"
 
 /* ---- C types ---- */
 
@@ -830,7 +831,8 @@ static int extern_shared_name(const eng_kernel *k, char *buf, size_t n)
 
 static int ensure_module(eng_ktable *t, eng_kernel *k, const eng_kdriver *drv, char **details, eng_error *err)
 {
-    if (k->mod && k->drv == drv && k->mod_check == t->check && k->mod_gen == t->dev_gen)
+    int build = eng_kdebug_active(t) && drv->debug ? 2 : t->check; /* 2: a debug build */
+    if (k->mod && k->drv == drv && k->mod_check == build && k->mod_gen == t->dev_gen)
         return 0;
     kernel_release_module(k);
     char *tu = eng_kernel_tu(t, k);
@@ -843,7 +845,7 @@ static int ensure_module(eng_ktable *t, eng_kernel *k, const eng_kdriver *drv, c
     eng_kinfo info;
     memset(&info, 0, sizeof info);
     eng_error e = {0};
-    eng_kmodule *m = drv->compile(tu, k->name, k->params, k->nparams, t->check, &info, &e);
+    eng_kmodule *m = drv->compile(tu, k->name, k->params, k->nparams, build, &info, &e);
     free(tu);
     if (!m) {
         if (e.kind == ERR_NONE)
@@ -859,7 +861,7 @@ static int ensure_module(eng_ktable *t, eng_kernel *k, const eng_kdriver *drv, c
     }
     k->mod = m;
     k->drv = drv;
-    k->mod_check = t->check;
+    k->mod_check = build;
     k->mod_gen = t->dev_gen;
     k->info = info;
     k->compiled = 1;
@@ -1014,8 +1016,16 @@ int eng_kernel_launch(eng_ktable *t, eng_kernel *k, const unsigned grid[3], cons
         goto out;
     }
     eng_error e = {0};
-    if (drv->launch_sized ? drv->launch_sized(k->mod, grid, block, (size_t)shared, argp, arg_bytes, &e)
-                          : drv->launch(k->mod, grid, block, (size_t)shared, argp, &e)) {
+    int debugged = k->mod_check == 2 && drv->debug;
+    if (debugged) {
+        t->kdbg_count = 0;
+        drv->debug(&t->kdbg);
+    }
+    int lrc = drv->launch_sized ? drv->launch_sized(k->mod, grid, block, (size_t)shared, argp, arg_bytes, &e)
+                                : drv->launch(k->mod, grid, block, (size_t)shared, argp, &e);
+    if (debugged)
+        drv->debug(NULL);
+    if (lrc) {
         eng_fail(err, e.kind ? e.kind : ERR_RUNTIME, "%s: %s", k->name, e.kind ? e.msg : "the launch failed");
         goto out;
     }
@@ -1057,7 +1067,7 @@ void eng_kernel_attrs(const eng_kernel *k, char *buf, size_t n)
              k->drv ? k->drv->name : "no", regs, shared, k->info.max_threads, k->info.compile_ms);
     size_t l = strlen(buf);
     int c = k->info.cache >= 0 && k->info.cache <= 2 ? k->info.cache : 0;
-    snprintf(buf + l, n - l, ", %s%s", cache[c], k->mod_check ? ", checking build" : "");
+    snprintf(buf + l, n - l, ", %s%s", cache[c], k->mod_check == 2 ? ", debug build" : k->mod_check ? ", checking build" : "");
 }
 
 char *eng_kernel_describe(const eng_kernel *k, int with_source)

@@ -33,7 +33,7 @@ typedef struct eng_kernel {
     /* __global__: the compiled module, kept while the translation unit is unchanged */
     eng_kmodule *mod;      /* NULL until the first launch */
     const eng_kdriver *drv; /* the driver that built mod */
-    int mod_check;         /* mod is a checking build (%sim check) */
+    int mod_check;         /* mod is a checking build (%sim check: 1) or a debug build (2) */
     unsigned mod_gen;      /* the table's dev_gen that mod was built against */
     eng_kinfo info;        /* what its compile reported */
     int compiled;          /* info holds a compile's report (kept after %reset of mod) */
@@ -45,6 +45,13 @@ typedef struct eng_ktable {
     int n, cap;
     unsigned dev_gen;      /* bumped when a __device__ definition changes */
     int check;             /* %sim check: compile checking builds */
+    /* following one thread of a kernel (engine/lang/kdebug.c) */
+    eng_kdebug kdbg;       /* the thread, breakpoints and on_stop of debugged launches */
+    int kdbg_thread_set;   /* %debug_thread chose the thread */
+    int kdbg_trace;        /* %ktrace: lines printed per launch (0: off) */
+    int kdbg_count;        /* stops in the launch running */
+    int kdbg_bps;          /* the debugger set breakpoints in kernel code */
+    void *kdbg_session;    /* the session (for output and the debugger) */
 } eng_ktable;
 
 eng_ktable *eng_ktable_new(void);               /* NULL when out of memory */
