@@ -130,8 +130,8 @@ static int trace_stop(eng_kdebug *d, const char *kname, const eng_kstop *s)
         len += (size_t)snprintf(buf, sizeof buf, "%s: thread (%u,%u,%u) of block (%u,%u,%u)\n", kname, s->thread[0],
                                 s->thread[1], s->thread[2], s->block[0], s->block[1], s->block[2]);
     const eng_kframe *f = &s->frames[0];
-    len += (size_t)snprintf(buf + len, sizeof buf - len, "  %s:%d %s%s", f->file, f->line,
-                            s->nframes > 1 ? f->func : "", s->nframes > 1 ? ":" : "");
+    len += (size_t)snprintf(buf + len, sizeof buf - len, "  %s:%d%s%s%s", f->file, f->line,
+                            s->nframes > 1 ? " in " : "", s->nframes > 1 ? f->func : "", s->nframes > 1 ? ":" : "");
     for (int i = 0; i < s->nvars && len + 200 < sizeof buf; i++) {
         char val[128];
         eng_kdebug_var_text(t, kname, &s->vars[i], val, sizeof val);
