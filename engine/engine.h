@@ -111,4 +111,86 @@ void eng_interrupt(eng_session *s);
 /* Names the engine knows, for the kernel's kernel_info banner and help. */
 const char *eng_version(void);
 
+/* ---- the debugger (docs/debugger.md) ------------------------------------------------
+ * A host (kernel/debugger.c: the Jupyter debug protocol) attaches to a session; the
+ * interpreter then calls a hook at every statement and stops there on a breakpoint,
+ * after a step, or when paused. A stop calls host->stopped on the thread running the
+ * cell, which blocks until it returns what to do next; inside it (on that thread) the
+ * host reads the stack, variables and evaluates expressions with the eng_debug_*
+ * queries below. Functions marked "any thread" take the debugger's lock; the others
+ * run on the session's thread, during a stop or while no cell runs. Kernel frames on
+ * the simulator plug in through engine/lang/debug.h (eng_dbg_stop with extra frames). */
+typedef enum eng_dbg_action {
+    ENG_DBG_CONTINUE,  /* run to the next breakpoint */
+    ENG_DBG_NEXT,      /* stop at the next statement of this frame or a caller */
+    ENG_DBG_STEP_IN,   /* stop at the next statement anywhere */
+    ENG_DBG_STEP_OUT,  /* stop at the next statement of a caller */
+    ENG_DBG_ABORT      /* end the cell with "Interrupted" (state kept) */
+} eng_dbg_action;
+
+typedef struct eng_dbg_host {
+    void *user;
+    /* reason: "breakpoint", "step", "pause"; description: a sentence for the UI.
+     * Blocks until the host decides; returns the action. */
+    eng_dbg_action (*stopped)(void *user, const char *reason, const char *description);
+} eng_dbg_host;
+
+/* Attaches host (copied), or detaches with NULL (breakpoints cleared, stepping off).
+ * Any thread. */
+void eng_debug_attach(eng_session *s, const eng_dbg_host *host);
+/* One breakpoint: line in the source, an optional condition (an expression evaluated
+ * in the frame; stops when true) and hit condition (">= 3", "== 2", "% 4", or "5":
+ * stops on that hit count). Strings are copied. */
+typedef struct eng_dbg_bp {
+    int line;
+    const char *condition;     /* NULL or "" for none */
+    const char *hit_condition; /* NULL or "" for none */
+} eng_dbg_bp;
+/* Replaces the breakpoints of the source at path (n 0 clears them). Any thread. */
+int eng_debug_set_breakpoints(eng_session *s, const char *path, const eng_dbg_bp *bps, int n);
+/* The first line at or after line (1-based) where a statement of code starts, or 0
+ * when there is none (or code does not parse): where a breakpoint there will stop. */
+int eng_debug_statement_line(const char *code, int line);
+/* Stops the running cell at its next statement (reason "pause"). Any thread. */
+void eng_debug_pause(eng_session *s);
+/* The debugger's name for the next cell's source (a path: breakpoints name it); NULL:
+ * none. Copied. The session's thread, before eng_execute. */
+void eng_debug_set_next_path(eng_session *s, const char *path);
+
+/* A frame of the stopped stack; id is stable for this stop. */
+typedef struct eng_dbg_frame {
+    int id;          /* > 0 */
+    char name[128];  /* "f", "<cell>", a kernel's "k [block (3,0,0) thread (7,0,0)]" */
+    char path[512];  /* the source path ("" when the source has none) */
+    int line, col;   /* 1-based, in path's text */
+} eng_dbg_frame;
+/* The frames of the current stop, innermost first: how many (at most max copied). */
+int eng_debug_stack(eng_session *s, eng_dbg_frame *out, int max);
+/* A variable as the debugger shows it; every string malloc'ed. */
+typedef struct eng_dbg_var {
+    char *name;
+    char *value;     /* one line of text */
+    char *type;      /* "int", "tensor", ... */
+    int ref;         /* > 0: it has children, read with eng_debug_vars(ref) */
+    int nchildren;   /* how many, when ref > 0 */
+} eng_dbg_var;
+/* The reference of frame_id's locals (globals 0) or of the globals (globals 1); 0 when
+ * there is no such frame. Valid until the stop ends (or the next cell, when idle). */
+int eng_debug_scope(eng_session *s, int frame_id, int globals);
+/* The children of ref from start (count 0: all): *out malloc'ed, *n of them. -1 when
+ * ref is unknown. */
+int eng_debug_vars(eng_session *s, int ref, int start, int count, eng_dbg_var **out, int *n);
+void eng_debug_vars_free(eng_dbg_var *v, int n);
+/* Evaluates code in frame_id's scope (its locals, then the globals; 0: globals only):
+ * one expression (its value into *out) or statements (*out's value "" then); a
+ * declaration at its top level declares a global. Output of print goes to the running
+ * cell's sink. On failure 1, with the error's text in err. */
+int eng_debug_evaluate(eng_session *s, int frame_id, const char *code, eng_dbg_var *out,
+                       char *err, size_t errlen);
+/* As eng_debug_evaluate, handing the value's display bundle (text/plain, and for a
+ * tensor text/html) to show. */
+int eng_debug_rich(eng_session *s, int frame_id, const char *code,
+                   void (*show)(void *user, const eng_bundle *b), void *user, char *err,
+                   size_t errlen);
+
 #endif

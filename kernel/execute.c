@@ -234,6 +234,8 @@ static int run_engine(kn_kernel *k, const char *code, const char *name, eng_sink
     atomic_store(&k->cell_running, 1);
     rc = expression ? eng_evaluate(k->eng, code, name, sink) : eng_execute(k->eng, code, name, 1, sink);
     atomic_store(&k->cell_running, 0);
+    if (!expression)
+        kn_debug_cell_end(k);
     return rc;
 }
 
@@ -376,6 +378,7 @@ void kn_handle_execute(kn_channel *ch, const jp_msg *req)
         refuse_nul(&x, code, json_string_length(codev));
         rc = 1;
     } else {
+        kn_debug_cell_begin(ch, req, code); /* the cell's source path (debugger.c) */
         rc = run_engine(k, code, name, &sink, 0);
     }
     failed = rc != 0 || x.error != NULL;

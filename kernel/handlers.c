@@ -73,13 +73,14 @@ static void h_kernel_info(kn_channel *ch, const jp_msg *req)
              version);
     kn_reply_take(ch, req, "kernel_info_reply",
                  json_pack("{s:s, s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s, s:s, s:s}, s:s, "
-                           "s:o, s:b}",
+                           "s:o, s:b, s:[s]}",
                            "status", "ok", "protocol_version", JP_PROTOCOL_VERSION,
                            "implementation", "kiln", "implementation_version", version,
                            "language_info", "name", "kiln", "version", version, "mimetype",
                            "text/x-csrc", "file_extension", ".kn", "pygments_lexer", "c",
                            "codemirror_mode", "text/x-csrc", "banner", banner,
-                           "help_links", help_links(), "debugger", 0));
+                           "help_links", help_links(), "debugger", 1,
+                           "supported_features", "debugger"));
 }
 
 /* ---- complete, inspect, is_complete ---------------------------------------------- */
@@ -201,6 +202,7 @@ static const struct {
     {"comm_close", h_comm_ignore, NULL},
     {"shutdown_request", h_shutdown, h_shutdown},
     {"interrupt_request", h_interrupt, h_interrupt},
+    {"debug_request", NULL, kn_debug_request},
 };
 
 kn_handler kn_find_handler(const char *msg_type, int is_control)

@@ -57,8 +57,10 @@ void kn_interrupt(kn_kernel *k)
      * SIGINT to the shell thread too, so that a system call blocked in the cell returns
      * EINTR (the handler has no SA_RESTART) and the cell sees the flag */
     if (interrupt_cell(k) && atomic_load(&k->signals_ready) &&
-        !pthread_equal(pthread_self(), k->shell_thread))
+        !pthread_equal(pthread_self(), k->shell_thread)) {
         pthread_kill(k->shell_thread, SIGINT);
+        kn_debug_wake(k); /* a cell stopped in the debugger ends now */
+    }
 }
 
 static void on_sigint(int sig)
@@ -201,6 +203,7 @@ static void shell_loop(kn_channel *ch)
         if (items[1].revents & ZMQ_POLLIN) {
             if (jp_frames_recv(k->wake_pull, &f, ZMQ_DONTWAIT) == 0)
                 jp_frames_free(&f);
+            kn_debug_serve(k); /* a debug request the control thread left (debugger.c) */
             continue; /* the loop condition sees the shutdown flag */
         }
         if (items[0].revents & ZMQ_POLLIN) {
@@ -326,7 +329,7 @@ int kn_kernel_main(int argc, char **argv)
     k.history = kn_history_new();
     k.eng = eng_session_new();
     k.zctx = zmq_ctx_new();
-    if (!k.auth || !k.history || !k.eng || !k.zctx) {
+    if (!k.auth || !k.history || !k.eng || !k.zctx || kn_debug_init(&k) != 0) {
         kn_log("out of memory at startup");
         goto out;
     }
@@ -409,6 +412,7 @@ out:
         zmq_ctx_term(k.zctx);
     if (k.eng)
         eng_session_free(k.eng);
+    kn_debug_free(&k);
     for (size_t i = 0; i < k.queued.n; i++)
         jp_frames_free(&k.queued.v[i]);
     free(k.queued.v);

@@ -40,6 +40,7 @@
 
 typedef struct kn_history kn_history;
 typedef struct kn_capture kn_capture;
+typedef struct kn_debugger kn_debugger;
 
 /* Shell requests received while a failed cell's reply was not yet sent. */
 typedef struct kn_queue {
@@ -80,6 +81,7 @@ typedef struct kn_kernel {
     kn_queue queued;      /* shell thread: requests queued behind a failed cell */
     kn_history *history;  /* shell thread: inputs and outputs of this session */
     kn_capture *capture;  /* fd 1 and 2 captured (capture.c); NULL when they are not */
+    kn_debugger *dbg;     /* the debug protocol's state (debugger.c; its own lock) */
 } kn_kernel;
 
 /* One serving thread's view: the ROUTER it answers on and its IOPub feed. */
@@ -172,6 +174,19 @@ int kn_history_add(kn_history *h, int line, const char *input, const char *outpu
 int kn_history_set_output(kn_history *h, int line, const char *output);
 /* Answers a history_request's content: returns the "history" array (new reference). */
 json_t *kn_history_query(kn_history *h, json_t *request);
+
+/* ---- debugger.c (docs/debugger.md) ------------------------------------------------ */
+int kn_debug_init(kn_kernel *k);
+void kn_debug_free(kn_kernel *k);
+/* control: a debug_request (DAP) answered with a debug_reply */
+void kn_debug_request(kn_channel *ch, const jp_msg *req);
+/* shell thread, around a cell: the cell's source path, events parented to req */
+void kn_debug_cell_begin(kn_channel *ch, const jp_msg *req, const char *code);
+void kn_debug_cell_end(kn_kernel *k);
+/* shell thread, idle: serves a request the control thread left for it */
+void kn_debug_serve(kn_kernel *k);
+/* any thread: a stopped cell looks again at the interrupt and shutdown flags */
+void kn_debug_wake(kn_kernel *k);
 
 /* ---- control.c -------------------------------------------------------------------- */
 /* Reads JPY_PARENT_PID: the control thread then shuts the kernel down when that

@@ -18,6 +18,7 @@
 #include "engine/lang/interp.h"
 #include "engine/lang/kernels.h"
 #include "engine/base/stack.h"
+#include "engine/lang/debug.h"
 
 #define MAX_LOCALS 4096
 #define MAX_NEW 4096
@@ -957,6 +958,13 @@ int check_cell(eng_session *s, ast_cell *cell, eng_error *errs, int max_errs, ch
     ck->errs = errs;
     ck->max_errs = max_errs;
     ck->stack_limit = eng_stack_limit();
+    if (s->eval_scope) { /* the debugger evaluates in a frame: its locals are visible */
+        const eng_dbg_scope *sc = s->eval_scope;
+        for (int i = 0; i < sc->n && i < MAX_LOCALS; i++)
+            ck->locals[ck->nlocals++] = (local){sc->names[i], (int)strlen(sc->names[i]), sc->slots[i],
+                                                sc->types[i], 0};
+        ck->next_slot = ck->max_slot = sc->base;
+    }
     /* functions are visible in the whole cell, so that they may call each other */
     for (int i = 0; i < cell->nstmts; i++) {
         ast *n = cell->stmts[i];

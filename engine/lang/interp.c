@@ -21,6 +21,7 @@
 #include "engine/tensor/tensor_impl.h"
 #include "engine/lang/kernels.h"
 #include "engine/base/stack.h"
+#include "engine/lang/debug.h"
 
 enum { EX_OK = 0, EX_BREAK, EX_CONTINUE, EX_RETURN, EX_ERROR };
 
@@ -753,6 +754,7 @@ static int call_function(interp *it, ast *site, eng_func *fn, value *args, int a
     it->fp = args;
     it->src = fn->src;
     s->depth++;
+    s->dframes[s->depth] = (eng_dbg_frec){fn, fn->src, args, NULL, NULL, 0}; /* for the debugger */
     int ex = exec(it, def->a);
     s->depth--;
     it->fp = saved_fp;
@@ -1296,6 +1298,9 @@ static int exec(interp *it, ast *n)
     int t, stop, ex;
     if (eng_stack_exhausted(it->stack_limit))
         return too_deep(it, n), EX_ERROR;
+    if (__atomic_load_n(&it->s->dbg_active, __ATOMIC_RELAXED) && n->kind != AST_BLOCK &&
+        eng_dbg_statement(it->s, it->src, n, it->err))
+        return located(it, n), EX_ERROR;
     switch (n->kind) {
     case AST_EXPR:
         if (eval(it, n->a, &v))
@@ -1426,24 +1431,31 @@ int interp_call(eng_session *s, eng_func *fn, int argc, value *argv, value *out,
 int interp_run_cell(eng_session *s, ast_cell *cell, eng_source *src, int frame_size, eng_error *err,
                     eng_source **err_src, eng_trace *trace)
 {
-    if (s->stack_used + frame_size > ENG_STACK_SLOTS)
+    eng_dbg_scope *sc = s->eval_scope; /* the debugger evaluates on a stopped frame */
+    value *fp = sc ? sc->fp : s->stack + s->stack_used;
+    int first = sc ? sc->base : 0, saved_used = s->stack_used;
+    if (fp - s->stack + frame_size > ENG_STACK_SLOTS)
         return eng_fail(err, ERR_RUNTIME, "stack overflow: the cell needs %d local slots", frame_size);
-    int saved_used = s->stack_used;
-    value *fp = s->stack + s->stack_used;
-    for (int i = 0; i < frame_size; i++)
+    for (int i = first; i < frame_size; i++)
         fp[i] = value_void();
-    s->stack_used += frame_size;
+    if (fp - s->stack + frame_size > s->stack_used)
+        s->stack_used = (int)(fp - s->stack) + frame_size;
     interp it = {s, fp, err, src, err_src, trace, value_void(), NULL, eng_stack_limit()};
     interp *outer = s->running;
     s->running = &it;
+    if (!sc)
+        s->dframes[s->depth] = (eng_dbg_frec){NULL, src, fp, NULL, cell->stmts, cell->nstmts};
     int rc = 0;
     for (int i = 0; i < cell->nstmts && !rc; i++) {
         ast *n = cell->stmts[i];
         if (n->kind == AST_EXPR && n->ival == 1 && i == cell->nstmts - 1) {
             value v;
-            if (eval(&it, n->a, &v))
-                rc = -1;
-            else {
+            if ((s->dbg_active && eng_dbg_statement(s, src, n, err)) || eval(&it, n->a, &v))
+                rc = located(&it, n);
+            else if (sc && sc->keep_result) {
+                sc->result = v;
+                sc->has_result = 1;
+            } else {
                 if (v.type != VAL_VOID && eng_show(s, v, 1, NULL, 0, err))
                     rc = located(&it, n);
                 value_decref(v);
@@ -1453,7 +1465,7 @@ int interp_run_cell(eng_session *s, ast_cell *cell, eng_source *src, int frame_s
     }
     s->running = outer;
     value_decref(it.ret);
-    clear_slots(&it, 0, frame_size);
+    clear_slots(&it, first, frame_size);
     s->stack_used = saved_used;
     return rc;
 }

@@ -27,6 +27,7 @@ typedef struct eng_source {
     const char *text;    /* the cell's text (arena memory) */
     char *name;          /* "cell[3]", "train.kn" (malloc'ed) */
     int first_line;      /* line number of the text's first line within name */
+    char *path;          /* the debugger's path of the cell (malloc'ed), or NULL */
 } eng_source;
 
 /* A user function. */
@@ -69,6 +70,11 @@ struct eng_session {
     struct eng_ktable *kernels; /* __global__ and __device__ definitions (engine/lang/kernels.h) */
     struct interp *running; /* the innermost interpreter running (engine/lang/interp.c), so that a
                                user function a built-in calls back reports into its chain */
+    /* the debugger (engine/lang/debug.h) */
+    int dbg_active;             /* a host is attached: the interpreter calls the hook (atomic) */
+    struct eng_debug *dbg;      /* breakpoints, step mode, host, variable references */
+    struct eng_dbg_frec *dframes; /* per depth: the frame's function, source, slots, statement */
+    struct eng_dbg_scope *eval_scope; /* while evaluating in a frame: its locals (check, run) */
 };
 
 /* ---- globals ---- */

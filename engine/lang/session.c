@@ -18,6 +18,7 @@
 #include "engine/train/nn.h"
 #include "engine/tensor/tensor_impl.h"
 #include "engine/lang/session.h"
+#include "engine/lang/debug.h"
 
 #define MAX_CELL_ERRORS 20
 
@@ -35,9 +36,13 @@ eng_session *eng_session_new(void)
     s->hashcap = 256;
     s->hash = calloc((size_t)s->hashcap, sizeof *s->hash);
     s->kernels = eng_ktable_new();
-    if (!s->stack || !s->hash || !s->kernels) {
+    s->dbg = eng_dbg_new();
+    s->dframes = calloc(ENG_MAX_DEPTH + 2, sizeof *s->dframes);
+    if (!s->stack || !s->hash || !s->kernels || !s->dbg || !s->dframes) {
         free(s->stack);
         free(s->hash);
+        eng_dbg_free(s->dbg);
+        free(s->dframes);
         eng_ktable_free(s->kernels);
         free(s);
         return NULL;
@@ -70,6 +75,8 @@ void eng_session_free(eng_session *s)
     free(s->hash);
     free(s->stack);
     eng_ktable_free(s->kernels);
+    eng_dbg_free(s->dbg);
+    free(s->dframes);
     opt_registry_clear(&s->optims);
     eng_error e = {0};
     nn_stats_journal_close(0, &e); /* empty unless lr_find was cut short */
@@ -162,6 +169,7 @@ void eng_source_decref(eng_source *src)
         return;
     arena_decref(src->arena);
     free(src->name);
+    free(src->path);
     free(src);
 }
 
@@ -219,6 +227,7 @@ eng_compiled *eng_compile(eng_session *s, const char *code, const char *cell_nam
     src->text = c->cell.src ? c->cell.src : "";
     src->first_line = first_line > 0 ? first_line : 1;
     src->name = cell_name ? strdup(cell_name) : eng_fmt_alloc("cell[%d]", s->ncells);
+    src->path = eng_dbg_take_next_path(s);
     if (!src->name) {
         nerr = 1;
         eng_fail(&errs[0], ERR_MEMORY, "out of memory");
@@ -283,6 +292,7 @@ int eng_execute(eng_session *s, const char *code, const char *cell_name, int fir
     s->ncells++;
     s->outlen = 0;
     eng_flush(s);
+    eng_dbg_forget(s);
     int grad_mode = ag_grad_mode();
     eng_compiled *c = eng_compile(s, code, cell_name, first_line, NULL);
     int rc = c ? eng_run_compiled(s, c, NULL) : 1;
