@@ -11,8 +11,128 @@
 #include <string.h>
 
 #include "engine/lang/interp.h"
+#include "engine/lang/debug.h"
+#include "engine/tensor/tensor.h"
+
+/* a cell's name and its debugger path */
+typedef struct eng_kcellpath {
+    char *cell, *path;
+} eng_kcellpath;
 
 int eng_kdebug_active(const eng_ktable *t) { return t && (t->kdbg_trace > 0 || t->kdbg_bps); }
+
+static int trace_stop(eng_kdebug *d, const char *kname, const eng_kstop *s);
+static int dap_stop(eng_kdebug *d, const char *kname, const eng_kstop *s);
+
+void eng_kdebug_free(eng_ktable *t)
+{
+    for (int i = 0; i < t->kdbg_npaths; i++) {
+        free(t->kdbg_paths[i].cell);
+        free(t->kdbg_paths[i].path);
+    }
+    free(t->kdbg_paths);
+    t->kdbg_paths = NULL;
+    t->kdbg_npaths = 0;
+}
+
+void eng_kdebug_note_cell(eng_ktable *t, const char *cell, const char *path)
+{
+    if (!cell)
+        return;
+    for (int i = 0; i < t->kdbg_npaths; i++)
+        if (!strcmp(t->kdbg_paths[i].cell, cell)) {
+            char *p = path ? strdup(path) : NULL;
+            free(t->kdbg_paths[i].path);
+            t->kdbg_paths[i].path = p;
+            return;
+        }
+    if (!path)
+        return;
+    eng_kcellpath *np = realloc(t->kdbg_paths, (size_t)(t->kdbg_npaths + 1) * sizeof *np);
+    if (!np)
+        return; /* out of memory: that cell's kernels do not stop (nothing else changes) */
+    t->kdbg_paths = np;
+    char *c = strdup(cell), *p = strdup(path);
+    if (!c || !p) {
+        free(c);
+        free(p);
+        return;
+    }
+    np[t->kdbg_npaths].cell = c;
+    np[t->kdbg_npaths].path = p;
+    t->kdbg_npaths++;
+}
+
+static const char *cell_path(const eng_ktable *t, const char *cell)
+{
+    for (int i = 0; i < t->kdbg_npaths; i++)
+        if (!strcmp(t->kdbg_paths[i].cell, cell))
+            return t->kdbg_paths[i].path;
+    return NULL;
+}
+
+/* lines of a kernel's source (its #define lines included) */
+static int source_lines(const char *src)
+{
+    int n = 1;
+    for (const char *p = src; *p; p++)
+        n += *p == '\n' && p[1];
+    return n;
+}
+
+void eng_kdebug_prepare(eng_ktable *t, const value *args, int argc)
+{
+    eng_session *s = t->kdbg_session;
+    t->kdbg_args = args;
+    t->kdbg_nargs = argc;
+    t->kdbg_bps = 0;
+    t->kdbg_dap = 0;
+    t->kdbg.nbp = 0;
+    t->kdbg.on_stop = t->kdbg_trace ? trace_stop : NULL;
+    t->kdbg.stop_first = t->kdbg_trace > 0;
+    t->kdbg.ctx = t;
+    if (!s || !eng_dbg_attached(s))
+        return;
+    /* the breakpoints on lines of kernel code, in the cells that defined kernels */
+    int chosen = 0;
+    for (int c = 0; c < t->kdbg_npaths; c++) {
+        int lines[ENG_KBPS];
+        char conds[ENG_KBPS][160];
+        int n = eng_dbg_breakpoints_in(s, t->kdbg_paths[c].path, lines, conds, ENG_KBPS);
+        for (int i = 0; i < n && t->kdbg.nbp < ENG_KBPS; i++) {
+            int in_kernel = 0;
+            for (int k = 0; k < t->n && !in_kernel; k++) {
+                const eng_kernel *kk = t->items[k];
+                in_kernel = !strcmp(kk->cell, t->kdbg_paths[c].cell) && lines[i] >= kk->line &&
+                            lines[i] < kk->line + source_lines(kk->source);
+            }
+            if (!in_kernel)
+                continue;
+            eng_kbp *b = &t->kdbg.bp[t->kdbg.nbp++];
+            snprintf(b->file, sizeof b->file, "%s", t->kdbg_paths[c].cell);
+            b->line = lines[i];
+            /* a condition naming the thread chooses it */
+            unsigned bl[3], th[3];
+            char why[300];
+            if (!chosen && conds[i][0] && eng_kdebug_parse_thread(conds[i], bl, th, why, sizeof why) == 0) {
+                memcpy(t->kdbg.block, bl, sizeof bl);
+                memcpy(t->kdbg.thread, th, sizeof th);
+                chosen = 1;
+            }
+        }
+    }
+    int step_in = eng_dbg_step_mode(s) == ENG_DBG_STEP_IN; /* step in at the launch: its first line */
+    if (!t->kdbg.nbp && !step_in)
+        return;
+    if (!chosen && !t->kdbg_thread_set) {
+        memset(t->kdbg.block, 0, sizeof t->kdbg.block);
+        memset(t->kdbg.thread, 0, sizeof t->kdbg.thread);
+    }
+    t->kdbg_bps = 1;
+    t->kdbg_dap = 1;
+    t->kdbg.stop_first = step_in;
+    t->kdbg.on_stop = dap_stop;
+}
 
 static const char *skip_ws(const char *p)
 {
@@ -215,4 +335,109 @@ int eng_kdebug_magic_trace(eng_ktable *t, void *session, const char *line, eng_e
                      t->kdbg_thread_set ? "" : " (the default; %debug_thread chooses another)");
     eng_stream(s, 1, buf, (size_t)k);
     return 0;
+}
+
+/* ---- stops in the debugger (the Jupyter debug protocol, engine/lang/debug.h) ---- */
+
+typedef struct dap_ctx {
+    eng_ktable *t;
+    const char *kname;
+    const eng_kstop *stop;
+    tensor *live[64];           /* the pointer arguments as they are now (copies) */
+} dap_ctx;
+
+/* the innermost frame: threadIdx/blockIdx, then the parameters and locals (pointer
+ * arguments as tensors of their current contents, other pointers as &arg[i]) */
+static void dap_locals(void *user, eng_dbg_varsink *out)
+{
+    dap_ctx *c = user;
+    const eng_kstop *s = c->stop;
+    char v[160];
+    snprintf(v, sizeof v, "(%u, %u, %u)", s->thread[0], s->thread[1], s->thread[2]);
+    eng_dbg_add_text(out, "threadIdx", "uint3", v);
+    snprintf(v, sizeof v, "(%u, %u, %u)", s->block[0], s->block[1], s->block[2]);
+    eng_dbg_add_text(out, "blockIdx", "uint3", v);
+    snprintf(v, sizeof v, "(%u, %u, %u)", s->block_dim[0], s->block_dim[1], s->block_dim[2]);
+    eng_dbg_add_text(out, "blockDim", "dim3", v);
+    snprintf(v, sizeof v, "(%u, %u, %u)", s->grid_dim[0], s->grid_dim[1], s->grid_dim[2]);
+    eng_dbg_add_text(out, "gridDim", "dim3", v);
+    eng_kernel *k = eng_kernel_find(c->t, c->kname, (int)strlen(c->kname));
+    for (int i = 0; i < s->nvars; i++) {
+        const eng_kvar *x = &s->vars[i];
+        /* a kernel parameter pointing at its argument's start: the tensor itself */
+        int is_param = s->nframes == 1 && k && x->arg >= 0 && x->arg < k->nparams &&
+                       !strcmp(k->params[x->arg].name, x->name) && x->elem == 0;
+        if (is_param && x->arg < 64 && c->live[x->arg]) {
+            eng_dbg_add_value(out, x->name, value_tensor(c->live[x->arg]));
+            continue;
+        }
+        eng_kdebug_var_text(c->t, c->kname, x, v, sizeof v);
+        eng_dbg_add_text(out, x->name, x->type, v);
+    }
+}
+
+static void dap_caller_locals(void *user, eng_dbg_varsink *out)
+{
+    (void)user;
+    eng_dbg_add_text(out, "(locals)", "", "the simulator shows the locals of the innermost frame only");
+}
+
+static int dap_stop(eng_kdebug *d, const char *kname, const eng_kstop *s)
+{
+    eng_ktable *t = d->ctx;
+    eng_session *ses = t->kdbg_session;
+    dap_ctx c;
+    memset(&c, 0, sizeof c);
+    c.t = t;
+    c.kname = kname;
+    c.stop = s;
+    /* the pointer arguments' current contents, as tensors shaped like the arguments */
+    for (int i = 0; i < s->nargs && i < 64 && i < t->kdbg_nargs; i++) {
+        value a = t->kdbg_args[i];
+        if (!s->arg_data[i] || a.type != VAL_TENSOR)
+            continue;
+        const tensor *x = a.as.t;
+        eng_error e = {0};
+        tensor *copy = tensor_clone(x, &e); /* on x's backend: host memory (the simulator's) */
+        if (!copy)
+            continue;
+        size_t nb = (size_t)tensor_numel(copy) * tensor_dtype_size(copy->dtype);
+        if (nb == s->arg_bytes[i])
+            memcpy(tensor_data_ptr(copy), s->arg_data[i], nb);
+        else
+            memset(tensor_data_ptr(copy), 0, nb);
+        c.live[i] = copy;
+    }
+    eng_dbg_xframe fr[ENG_KSTOP_FRAMES];
+    int nf = s->nframes < ENG_KSTOP_FRAMES ? s->nframes : ENG_KSTOP_FRAMES;
+    for (int i = 0; i < nf; i++) {
+        memset(&fr[i], 0, sizeof fr[i]);
+        const eng_kframe *f = &s->frames[i];
+        if (i == nf - 1)
+            snprintf(fr[i].name, sizeof fr[i].name, "%s [block (%u,%u,%u) thread (%u,%u,%u)]", f->func, s->block[0],
+                     s->block[1], s->block[2], s->thread[0], s->thread[1], s->thread[2]);
+        else
+            snprintf(fr[i].name, sizeof fr[i].name, "%s", f->func);
+        const char *path = cell_path(t, f->file);
+        snprintf(fr[i].path, sizeof fr[i].path, "%s", path ? path : "");
+        fr[i].line = f->line;
+        fr[i].col = 1;
+        fr[i].locals = i == 0 ? dap_locals : dap_caller_locals;
+        fr[i].user = &c;
+    }
+    char desc[300];
+    snprintf(desc, sizeof desc, "%s in kernel %s, thread (%u,%u,%u) of block (%u,%u,%u), at %s:%d",
+             s->reason == 1 ? "breakpoint" : "step", kname, s->thread[0], s->thread[1], s->thread[2], s->block[0],
+             s->block[1], s->block[2], s->frames[0].file, s->frames[0].line);
+    eng_dbg_action a = eng_dbg_stop(ses, s->reason == 1 ? "breakpoint" : "step", desc, fr, nf);
+    for (int i = 0; i < 64; i++)
+        if (c.live[i])
+            tensor_decref(c.live[i]);
+    switch (a) {
+    case ENG_DBG_NEXT: return ENG_KNEXT;
+    case ENG_DBG_STEP_IN: return ENG_KSTEP_IN;
+    case ENG_DBG_STEP_OUT: return ENG_KSTEP_OUT;
+    case ENG_DBG_ABORT: return ENG_KABORT;
+    default: return ENG_KCONTINUE;
+    }
 }

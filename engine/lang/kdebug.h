@@ -22,6 +22,15 @@ int eng_kdebug_active(const eng_ktable *t);
 int eng_kdebug_magic_thread(eng_ktable *t, void *session, const char *rest, eng_error *err);
 int eng_kdebug_magic_trace(eng_ktable *t, void *session, const char *rest, eng_error *err);
 
+/* Where the debugger finds cell's source (path: its debugger path, NULL: none); kernels
+ * defined in that cell map their breakpoints through it. */
+void eng_kdebug_note_cell(eng_ktable *t, const char *cell, const char *path);
+/* Before a launch: reads the attached debugger's breakpoints inside kernel code (and a
+ * pending step in), and sets t->kdbg for them; args: the launch's arguments. */
+void eng_kdebug_prepare(eng_ktable *t, const value *args, int argc);
+/* Frees what the table's kernel debugging holds. */
+void eng_kdebug_free(eng_ktable *t);
+
 /* A stopped variable's value as the trace and the debugger show it: a pointer into an
  * argument as "&x[5]" (the kernel's parameter name), others as their text. */
 void eng_kdebug_var_text(const eng_ktable *t, const char *kname, const eng_kvar *v, char *out, size_t n);

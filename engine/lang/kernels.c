@@ -91,6 +91,7 @@ void eng_ktable_free(eng_ktable *t)
         return;
     eng_ktable_clear(t);
     free(t->items);
+    eng_kdebug_free(t);
     free(t);
 }
 
@@ -897,6 +898,7 @@ int eng_kernel_launch(eng_ktable *t, eng_kernel *k, const unsigned grid[3], cons
     char msg[sizeof err->msg];
     if (argc != k->nparams)
         return eng_fail(err, ERR_TYPE, "%s", eng_kernel_count_error(k, argc, msg, sizeof msg));
+    eng_kdebug_prepare(t, args, argc); /* a debugger's kernel breakpoints: a debug build */
     /* the backend: that of the tensors, which must agree */
     const eng_backend *be = NULL;
     int first_tensor = -1;

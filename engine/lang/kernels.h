@@ -52,6 +52,11 @@ typedef struct eng_ktable {
     int kdbg_count;        /* stops in the launch running */
     int kdbg_bps;          /* the debugger set breakpoints in kernel code */
     void *kdbg_session;    /* the session (for output and the debugger) */
+    int kdbg_dap;          /* this launch stops in the debugger (breakpoints, a step in) */
+    const value *kdbg_args; /* the launch's arguments (during a debugged launch) */
+    int kdbg_nargs;
+    struct eng_kcellpath *kdbg_paths; /* cell name -> debugger path (malloc'ed) */
+    int kdbg_npaths;
 } eng_ktable;
 
 eng_ktable *eng_ktable_new(void);               /* NULL when out of memory */
