@@ -57,6 +57,7 @@ typedef struct dbg_st {
     char st_last[DB_NAME];
     char pend[32][DB_NAME];
     int npend;
+    int dim_watch;              /* the pending declarator whose [size] is being read (-1) */
     int in_for_init, for_pd;
     char forv[32][DB_NAME];
     int nforv, for_pending;
@@ -79,7 +80,15 @@ static void add_var(dbg_st *s, const char *name, int depth) {
     }
 }
 
+/* BLOCK, N_2: a macro's name (an array size that is a compile-time constant) */
+static int all_caps(const char *w) {
+    for (; *w; w++)
+        if (islower((unsigned char)*w)) return 0;
+    return 1;
+}
+
 static void st_reset(dbg_st *s) {
+    s->dim_watch = -1;
     s->st_state = 0;
     s->st_nid = s->st_depth = s->st_angle = s->st_q = s->st_expect = 0;
     s->st_first = 1;
@@ -94,8 +103,8 @@ static int is_stop_word(const char *w) {
     static const char *const words[] = {"return", "if", "else", "for", "while", "do", "switch", "case", "default",
                                         "goto", "break", "continue", "delete", "throw", "using", "typedef", "sizeof",
                                         "new", "namespace", "template", "static_assert", "asm", "__asm__", "try",
-                                        "catch", "operator", "friend", "public", "private", "protected", "struct",
-                                        "class", "union", "enum", "co_return", "__syncthreads", "alignof",
+                                        "catch", "operator", "friend", "public", "private", "protected",
+                                        "co_return", "__syncthreads", "alignof",
                                         "decltype", "KILN_EXTERN_SHARED"};
     for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
         if (!strcmp(w, words[i])) return 1;
@@ -128,6 +137,7 @@ static void st_token(dbg_st *s, const char *tok, int is_id) {
                    !strcmp(tok, "(") || (s->in_for_init && !strcmp(tok, ":"));
         if (term && s->st_nid >= 2 && s->prev_id) {
             pend_add(s, s->st_last);
+            if (!strcmp(tok, "[")) s->dim_watch = s->npend - 1;
             s->st_state = 1;
             if (strcmp(tok, ",") == 0) s->st_expect = 1;
             else if (strcmp(tok, ";") != 0 && strcmp(tok, ":") != 0) s->st_depth = 1; /* inside = ... [ ( */
@@ -145,6 +155,17 @@ static void st_token(dbg_st *s, const char *tok, int is_id) {
         return;
     }
     /* st_state 1: after a declarator; more after a ',' at depth 0 */
+    if (s->dim_watch >= 0 && s->st_depth > 0 && is_id && strcmp(tok, "sizeof") != 0 && !all_caps(tok))
+        s->pend[s->dim_watch][0] = '\0'; /* float buf[n]: maybe variable-length, not shown */
+    if (s->st_expect == 2 && !s->st_depth) { /* after the name of a declarator past a ',' */
+        if (!strcmp(tok, "=") || !strcmp(tok, ",") || !strcmp(tok, ";") || !strcmp(tok, "[") || !strcmp(tok, "(")) {
+            pend_add(s, s->st_last);
+            if (!strcmp(tok, "[")) s->dim_watch = s->npend - 1;
+        }
+        s->st_expect = !strcmp(tok, ",") ? 1 : 0;
+        if (!strcmp(tok, "[") || !strcmp(tok, "(")) s->st_depth = 1;
+        return;
+    }
     if (!strcmp(tok, "(") || !strcmp(tok, "[") || !strcmp(tok, "{")) {
         s->st_depth++;
         s->st_expect = 0;
@@ -152,6 +173,7 @@ static void st_token(dbg_st *s, const char *tok, int is_id) {
     }
     if (!strcmp(tok, ")") || !strcmp(tok, "]") || !strcmp(tok, "}")) {
         if (s->st_depth > 0) s->st_depth--;
+        if (!s->st_depth) s->dim_watch = -1;
         return;
     }
     if (s->st_depth) return;
@@ -170,17 +192,12 @@ static void st_token(dbg_st *s, const char *tok, int is_id) {
         s->st_expect = 0;
         return;
     }
-    if (s->st_expect == 2) {
-        if (!strcmp(tok, "=") || !strcmp(tok, ",") || !strcmp(tok, ";") || !strcmp(tok, "[") || !strcmp(tok, "("))
-            pend_add(s, s->st_last);
-        s->st_expect = !strcmp(tok, ",") ? 1 : 0;
-        if (!strcmp(tok, "[") || !strcmp(tok, "(")) s->st_depth = 1;
-    }
 }
 
 /* the statement ends: its declarations become visible at the current depth */
 static void st_commit(dbg_st *s) {
-    for (int i = 0; i < s->npend; i++) add_var(s, s->pend[i], s->nb);
+    for (int i = 0; i < s->npend; i++)
+        if (s->pend[i][0]) add_var(s, s->pend[i], s->nb);
     s->npend = 0;
 }
 
@@ -263,7 +280,7 @@ static void on_token(dbg_st *s, strbuf *out, const char *tok, int is_id) {
     int top = db_top(s);
     int in_body = top == K_FUNC || top == K_BLOCK;
     /* the statement machine (in function bodies, or in a for's init clause) */
-    if (in_body && (s->pd == 0 || s->in_for_init)) st_token(s, tok, is_id);
+    if ((in_body && (s->pd == 0 || s->in_for_init)) || s->st_state == 1) st_token(s, tok, is_id);
     if (!strcmp(tok, "?")) s->st_q = 1;
     if (top == K_OTHER && is_id && !strcmp(tok, "constexpr")) s->constexpr_seen = 1;
     if (s->for_pending && strcmp(tok, "{") != 0) { /* a for body without braces */

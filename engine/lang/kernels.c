@@ -847,6 +847,25 @@ static int ensure_module(eng_ktable *t, eng_kernel *k, const eng_kdriver *drv, c
     memset(&info, 0, sizeof info);
     eng_error e = {0};
     eng_kmodule *m = drv->compile(tu, k->name, k->params, k->nparams, build, &info, &e);
+    if (!m && build == 2 && e.kind == ERR_COMPILE) {
+        /* the source's own error (the usual message), or the instrumentation's */
+        eng_error plain = {0};
+        eng_kinfo pinfo;
+        eng_kmodule *pm = drv->compile(tu, k->name, k->params, k->nparams, t->check, &pinfo, &plain);
+        if (pm) {
+            drv->release(pm);
+            char first[400];
+            first_error_line(e.msg, first, sizeof first);
+            char *more = strstr(first, "; ");
+            if (more)
+                *more = '\0';
+            free(tu);
+            return eng_fail(err, ERR_COMPILE, "kernel %s compiles, but its debug build (the kernel debugger's "
+                            "instrumentation, cuda/sim/sim_debug.c) does not: %s; %%ktrace off and clearing the "
+                            "breakpoints in its lines run it as usual", k->name, first);
+        }
+        e = plain;
+    }
     free(tu);
     if (!m) {
         if (e.kind == ERR_NONE)

@@ -223,6 +223,85 @@ static void test_shared(void) {
     D->release(m);
 }
 
+/* the instrumentation itself: which lines get a stop, with which variables */
+static const char *instr_src =
+    "#line 1 \"cell[3]\"\n"
+    "#define N 4\n"                                              /* 1 */
+    "__device__ int f(int a, int b) { return a + b; }\n"         /* 2: one-line body: no stop */
+    "__global__ void g(float *y, const float *x, int n) {\n"     /* 3 */
+    "    int a = f(1, 2), b[2] = {3, 4}, *c = &a;\n"             /* 4 */
+    "    float w[N], v[n], q = 0.5f;\n"                          /* 5: v is variable-length */
+    "    if (a > 1)\n"                                           /* 6 */
+    "        q = 2;\n"                                           /* 7: an if without braces */
+    "    else\n"                                                 /* 8 */
+    "        q = 3;\n"                                           /* 9 */
+    "    for (int i = 0; i < n;\n"                               /* 10 */
+    "         i++) {\n"                                          /* 11: the for's header */
+    "        q += x[i] > 0 ?\n"                                  /* 12 */
+    "            1 : 2;\n"                                       /* 13: inside an expression */
+    "    }\n"                                                    /* 14: a block's end */
+    "    do {\n"                                                 /* 15 */
+    "        a--;\n"                                             /* 16 */
+    "    }\n"                                                    /* 17 */
+    "    while (a > 0);\n"                                       /* 18: do's while */
+    "    auto h = [&](int k) {\n"                                /* 19 */
+    "        return k + a;\n"                                    /* 20: a lambda's body */
+    "    };\n"                                                   /* 21 */
+    "    struct S { int m; } s = {1};\n"                         /* 22 */
+    "    y[0] = q + h(1) + s.m + w[0] * 0 + v[0] * 0;\n"         /* 23 */
+    "}\n";                                                       /* 24: the function's end */
+
+static void test_instrument(void) {
+    strbuf out = {0};
+    CHECK(sim_debug_instrument(&out, instr_src) == 0);
+    char got[4096];
+    size_t len = 0;
+    int line = 0;
+    got[0] = '\0';
+    for (const char *p = out.p; p && *p && len + 200 < sizeof got; line++) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p);
+        if (line >= 2) { /* past the #line and the #define */
+            const char *h = strstr(p, "kiln_dbg_me()");
+            len += (size_t)snprintf(got + len, sizeof got - len, "%d:", line);
+            if (h && h < p + n) {
+                for (const char *a = h; (a = strstr(a, ".add(\"")) && a < p + n; a++) {
+                    const char *e = strchr(a + 6, '"');
+                    len += (size_t)snprintf(got + len, sizeof got - len, " %.*s", (int)(e - a - 6), a + 6);
+                }
+            } else {
+                len += (size_t)snprintf(got + len, sizeof got - len, " -");
+            }
+            len += (size_t)snprintf(got + len, sizeof got - len, "\n");
+        }
+        p += n + (nl ? 1 : 0);
+    }
+    CHECK_STR(got, "2: -\n3: -\n4: y x n\n5: y x n a b c\n6: y x n a b c w q\n7: -\n8: -\n9: -\n"
+                   "10: y x n a b c w q\n11: -\n12: y x n a b c w q i\n13: -\n14: -\n15: y x n a b c w q\n"
+                   "16: y x n a b c w q\n17: -\n18: -\n19: y x n a b c w q\n20: -\n21: -\n"
+                   "22: y x n a b c w q h\n23: y x n a b c w q h\n24: y x n a b c w q h\n"); /* s: see docs */
+    CHECK(strstr(out.p, "{ KILN_DBG_FRAME") != NULL);
+    free(out.p);
+    /* and it compiles and runs as the plain build does */
+    eng_kparam p[3];
+    ptr_param(&p[0], "y", 0);
+    ptr_param(&p[1], "x", 1);
+    int_param(&p[2], "n");
+    eng_kmodule *m = build_dbg(instr_src, "g", p, 3);
+    CHECK(m != NULL);
+    if (!m) return;
+    float x[2] = {1, -1}, y[1] = {0};
+    int n = 2;
+    void *px = x, *py = y;
+    void *args[] = {&py, &px, &n};
+    size_t bytes[] = {sizeof y, sizeof x, 0};
+    unsigned g[3] = {1, 1, 1}, b[3] = {1, 1, 1};
+    eng_error err = {0};
+    CHECK(D->launch_sized(m, g, b, 0, args, bytes, &err) == 0);
+    CHECK(y[0] == 7.0f); /* q = 2 + 1 + 2, h(1) = 1 + 0, s.m = 1 */
+    D->release(m);
+}
+
 int main(void) {
     char dir[] = "/tmp/kiln-test-kdebug-XXXXXX";
     if (!mkdtemp(dir)) {
@@ -230,6 +309,7 @@ int main(void) {
         return 1;
     }
     setenv("XDG_CACHE_HOME", dir, 1);
+    test_instrument();
     test_stepping();
     test_shared();
     char cmd[128];
