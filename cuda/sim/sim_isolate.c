@@ -210,16 +210,17 @@ static void wk_dbg_line(sim_thread *t, const char *file, int line, const char *f
     int reason = -1;
     for (int i = 0; i < wd.nbp && reason < 0; i++)
         if (wd.bp[i].line == line && !strcmp(wd.bp[i].file, file)) reason = 1;
-    if (reason < 0 && !wd.first_done && wd.stop_first) reason = 2;
-    if (reason < 0 && (wd.mode == ENG_KSTEP_IN || (wd.mode == ENG_KNEXT && wd.depth <= wd.ref_depth) ||
-                       (wd.mode == ENG_KSTEP_OUT && wd.depth < wd.ref_depth)))
-        reason = 0;
+    int stepping = (!wd.first_done && wd.stop_first) || wd.mode == ENG_KSTEP_IN ||
+                   (wd.mode == ENG_KNEXT && wd.depth <= wd.ref_depth) ||
+                   (wd.mode == ENG_KSTEP_OUT && wd.depth < wd.ref_depth);
+    if (reason < 0 && stepping) reason = !wd.first_done && wd.stop_first ? 2 : 0;
     wd.first_done = 1;
     if (reason < 0) return;
     eng_kstop *s = &wd_msg.s;
     memset(&wd_msg, 0, sizeof wd_msg);
     wd_msg.tag = 'b';
     s->reason = reason;
+    s->stepping = stepping;
     const sim_uint3 *v3[4] = {&t->block_idx, &t->thread_idx, &t->block_dim, &t->grid_dim};
     unsigned *o3[4] = {s->block, s->thread, s->block_dim, s->grid_dim};
     for (int k = 0; k < 4; k++) {

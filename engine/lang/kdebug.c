@@ -22,6 +22,15 @@ typedef struct eng_kcellpath {
 int eng_kdebug_active(const eng_ktable *t) { return t && (t->kdbg_trace > 0 || t->kdbg_bps); }
 
 static int trace_stop(eng_kdebug *d, const char *kname, const eng_kstop *s);
+/* one term of a kernel breakpoint's condition on a local: name op value */
+typedef struct kterm {
+    char name[40];
+    char op[3];
+    double v;
+} kterm;
+static int parse_cond(const char *c, unsigned block[3], unsigned thread[3], int *chosen, kterm *terms, int *nterms,
+                      int max, char *why, size_t n);
+static int cond_holds(const char *cond, const eng_kstop *s, char *why, size_t n);
 static int dap_stop(eng_kdebug *d, const char *kname, const eng_kstop *s);
 
 void eng_kdebug_free(eng_ktable *t)
@@ -80,21 +89,13 @@ static int source_lines(const char *src)
     return n;
 }
 
-void eng_kdebug_prepare(eng_ktable *t, const value *args, int argc)
+/* t->kdbg.bp: the debugger's breakpoints on lines of kernel code, in the cells that
+ * defined kernels, with their conditions; choose: a condition naming the thread sets
+ * t->kdbg's thread (1 returned when one did) */
+static int collect_bps(eng_ktable *t, eng_session *s, int choose)
 {
-    eng_session *s = t->kdbg_session;
-    t->kdbg_args = args;
-    t->kdbg_nargs = argc;
-    t->kdbg_bps = 0;
-    t->kdbg_dap = 0;
     t->kdbg.nbp = 0;
-    t->kdbg.on_stop = t->kdbg_trace ? trace_stop : NULL;
-    t->kdbg.stop_first = t->kdbg_trace > 0;
-    t->kdbg.ctx = t;
-    if (!s || !eng_dbg_attached(s))
-        return;
-    /* the breakpoints on lines of kernel code, in the cells that defined kernels */
-    int chosen = 0;
+    int chosen = !choose;
     for (int c = 0; c < t->kdbg_npaths; c++) {
         int lines[ENG_KBPS];
         char conds[ENG_KBPS][160];
@@ -111,22 +112,45 @@ void eng_kdebug_prepare(eng_ktable *t, const value *args, int argc)
             eng_kbp *b = &t->kdbg.bp[t->kdbg.nbp++];
             snprintf(b->file, sizeof b->file, "%s", t->kdbg_paths[c].cell);
             b->line = lines[i];
+            snprintf(t->kdbg_cond[t->kdbg.nbp - 1], sizeof t->kdbg_cond[0], "%.159s", conds[i]);
             /* a condition naming the thread chooses it */
-            unsigned bl[3], th[3];
+            unsigned bl[3] = {0, 0, 0}, th[3] = {0, 0, 0};
             char why[300];
-            if (!chosen && conds[i][0] && eng_kdebug_parse_thread(conds[i], bl, th, why, sizeof why) == 0) {
+            kterm terms[16];
+            int nterms, has_thread = 0;
+            if (!chosen && conds[i][0] &&
+                parse_cond(conds[i], bl, th, &has_thread, terms, &nterms, 16, why, sizeof why) == 0 && has_thread) {
                 memcpy(t->kdbg.block, bl, sizeof bl);
                 memcpy(t->kdbg.thread, th, sizeof th);
                 chosen = 1;
             }
         }
     }
+    return choose && chosen;
+}
+
+void eng_kdebug_prepare(eng_ktable *t, const value *args, int argc)
+{
+    eng_session *s = t->kdbg_session;
+    t->kdbg_args = args;
+    t->kdbg_nargs = argc;
+    t->kdbg_bps = 0;
+    t->kdbg_dap = 0;
+    t->kdbg.nbp = 0;
+    memcpy(t->kdbg.block, t->kdbg_sel[0], sizeof t->kdbg.block);
+    memcpy(t->kdbg.thread, t->kdbg_sel[1], sizeof t->kdbg.thread);
+    t->kdbg.on_stop = t->kdbg_trace ? trace_stop : NULL;
+    t->kdbg.stop_first = t->kdbg_trace > 0;
+    t->kdbg.ctx = t;
+    if (!s || !eng_dbg_attached(s))
+        return;
+    int chosen = collect_bps(t, s, 1);
     int step_in = eng_dbg_step_mode(s) == ENG_DBG_STEP_IN; /* step in at the launch: its first line */
     if (!t->kdbg.nbp && !step_in)
         return;
-    if (!chosen && !t->kdbg_thread_set) {
-        memset(t->kdbg.block, 0, sizeof t->kdbg.block);
-        memset(t->kdbg.thread, 0, sizeof t->kdbg.thread);
+    if (!chosen) { /* %debug_thread's, or thread 0 of block 0 */
+        memcpy(t->kdbg.block, t->kdbg_sel[0], sizeof t->kdbg.block);
+        memcpy(t->kdbg.thread, t->kdbg_sel[1], sizeof t->kdbg.thread);
     }
     t->kdbg_bps = 1;
     t->kdbg_dap = 1;
@@ -162,6 +186,76 @@ static const char *parse_triple(const char *p, unsigned v[3])
     return NULL; /* a fourth number */
 }
 
+
+/* "t1 && t2 ...": blockIdx.c == N / threadIdx.c == N terms into block/thread (*chosen
+ * set), NAME OP NUMBER terms (== != < <= > >=) into terms; -1 with why */
+static int parse_cond(const char *c, unsigned block[3], unsigned thread[3], int *chosen, kterm *terms, int *nterms,
+                      int max, char *why, size_t n)
+{
+    const char *p = skip_ws(c);
+    *nterms = 0;
+    *chosen = 0;
+    while (*p) {
+        const char *t0 = p;
+        char name[40];
+        int k = 0;
+        while ((isalnum((unsigned char)*p) || *p == '_' || *p == '.') && k < 39)
+            name[k++] = *p++;
+        name[k] = '\0';
+        p = skip_ws(p);
+        char op[3] = "";
+        if (!strncmp(p, "==", 2) || !strncmp(p, "!=", 2) || !strncmp(p, "<=", 2) || !strncmp(p, ">=", 2)) {
+            memcpy(op, p, 2);
+            op[2] = '\0';
+            p += 2;
+        } else if (*p == '<' || *p == '>') {
+            op[0] = *p++;
+            op[1] = '\0';
+        }
+        p = skip_ws(p);
+        char *e;
+        double v = strtod(p, &e);
+        if (!k || !op[0] || e == p || isdigit((unsigned char)name[0])) {
+            snprintf(why, n, "cannot read '%.*s' in '%s': a kernel's condition is terms like blockIdx.x == 3, "
+                     "threadIdx.y == 2 (they choose the thread) or i > 5 (a local or parameter against a number) "
+                     "joined by &&", (int)strcspn(t0, "&"), t0, c);
+            return -1;
+        }
+        p = skip_ws(e);
+        int is_b = !strncmp(name, "blockIdx.", 9), is_t = !strncmp(name, "threadIdx.", 10);
+        if (is_b || is_t) {
+            const char *comp = name + (is_b ? 9 : 10);
+            if (comp[1] || comp[0] < 'x' || comp[0] > 'z') {
+                snprintf(why, n, "in '%s': %s is not a component (%s.x, .y or .z)", c, name, is_b ? "blockIdx" : "threadIdx");
+                return -1;
+            }
+            if (strcmp(op, "==") != 0 || v < 0 || v != (double)(unsigned)v) {
+                snprintf(why, n, "in '%s': %s takes == and a whole number (it chooses the thread)", c, name);
+                return -1;
+            }
+            (is_b ? block : thread)[comp[0] - 'x'] = (unsigned)v;
+            *chosen = 1;
+        } else if (strchr(name, '.')) {
+            snprintf(why, n, "in '%s': '%s' is not a local or parameter of the kernel", c, name);
+            return -1;
+        } else if (*nterms < max) {
+            kterm *t = &terms[(*nterms)++];
+            snprintf(t->name, sizeof t->name, "%s", name);
+            snprintf(t->op, sizeof t->op, "%s", op);
+            t->v = v;
+        }
+        if (!*p)
+            return 0;
+        if (strncmp(p, "&&", 2) != 0) {
+            snprintf(why, n, "in '%s': terms are joined by && only", c);
+            return -1;
+        }
+        p = skip_ws(p + 2);
+    }
+    snprintf(why, n, "the condition '%s' is empty", c);
+    return -1;
+}
+
 int eng_kdebug_parse_thread(const char *spec, unsigned block[3], unsigned thread[3], char *why, size_t n)
 {
     const char *p = skip_ws(spec);
@@ -178,44 +272,50 @@ int eng_kdebug_parse_thread(const char *spec, unsigned block[3], unsigned thread
         }
         return 0;
     }
-    /* blockIdx.x == 3 && threadIdx.y == 2 ... */
-    int terms = 0;
-    while (*p) {
-        unsigned *dst;
-        if (!strncmp(p, "blockIdx.", 9)) {
-            dst = block;
-            p += 9;
-        } else if (!strncmp(p, "threadIdx.", 10)) {
-            dst = thread;
-            p += 10;
-        } else {
-            break;
-        }
-        int c = *p - 'x';
-        if (c < 0 || c > 2)
-            break;
-        p = skip_ws(p + 1);
-        if (strncmp(p, "==", 2) != 0)
-            break;
-        p = skip_ws(p + 2);
-        if (!isdigit((unsigned char)*p))
-            break;
-        char *e;
-        unsigned long x = strtoul(p, &e, 10);
-        if (x > 0x7fffffffUL)
-            break;
-        dst[c] = (unsigned)x;
-        terms++;
-        p = skip_ws(e);
-        if (!*p)
-            return 0;
-        if (strncmp(p, "&&", 2) != 0)
-            break;
-        p = skip_ws(p + 2);
+    kterm terms[8];
+    int nterms, chosen;
+    if (parse_cond(p, block, thread, &chosen, terms, &nterms, 8, why, n) < 0)
+        return -1;
+    if (nterms) {
+        snprintf(why, n, "'%s': %%debug_thread takes terms blockIdx.x == N or threadIdx.y == N joined by && "
+                 "(a component it does not name is 0)", spec);
+        return -1;
     }
-    snprintf(why, n, "cannot read the thread condition '%s': it takes terms blockIdx.x == N or threadIdx.y == N "
-             "joined by && (a component it does not name is 0)%s", spec, terms ? "" : "");
-    return -1;
+    return 0;
+}
+
+/* is the condition's part on locals true at this stop? 1 yes, 0 no, -1 (why) when it
+ * cannot be told */
+static int cond_holds(const char *cond, const eng_kstop *s, char *why, size_t n)
+{
+    unsigned b[3], t[3];
+    kterm terms[16];
+    int nterms, chosen;
+    if (parse_cond(cond, b, t, &chosen, terms, &nterms, 16, why, n) < 0)
+        return -1;
+    for (int i = 0; i < nterms; i++) {
+        const eng_kvar *v = NULL;
+        for (int j = s->nvars - 1; j >= 0 && !v; j--)
+            if (!strcmp(s->vars[j].name, terms[i].name))
+                v = &s->vars[j];
+        if (!v) {
+            snprintf(why, n, "'%.39s' is not in scope at this line", terms[i].name);
+            return -1;
+        }
+        char *e;
+        double x = !strcmp(v->value, "true") ? 1 : !strcmp(v->value, "false") ? 0 : strtod(v->value, &e);
+        if (strcmp(v->value, "true") && strcmp(v->value, "false") && (e == v->value || *e)) {
+            snprintf(why, n, "'%.39s' is not a number (%.39s)", terms[i].name, v->type);
+            return -1;
+        }
+        const char *op = terms[i].op;
+        double y = terms[i].v;
+        int ok = !strcmp(op, "==") ? x == y : !strcmp(op, "!=") ? x != y : !strcmp(op, "<") ? x < y
+               : !strcmp(op, "<=") ? x <= y : !strcmp(op, ">") ? x > y : x >= y;
+        if (!ok)
+            return 0;
+    }
+    return 1;
 }
 
 void eng_kdebug_var_text(const eng_ktable *t, const char *kname, const eng_kvar *v, char *out, size_t n)
@@ -269,8 +369,8 @@ static void describe_thread(eng_ktable *t, eng_session *s)
 {
     char buf[200];
     int n = snprintf(buf, sizeof buf, "Kernel debugging follows thread (%u,%u,%u) of block (%u,%u,%u)%s\n",
-                     t->kdbg.thread[0], t->kdbg.thread[1], t->kdbg.thread[2], t->kdbg.block[0], t->kdbg.block[1],
-                     t->kdbg.block[2], t->kdbg_thread_set ? "" : " (the default; %debug_thread chooses another)");
+                     t->kdbg_sel[1][0], t->kdbg_sel[1][1], t->kdbg_sel[1][2], t->kdbg_sel[0][0], t->kdbg_sel[0][1],
+                     t->kdbg_sel[0][2], t->kdbg_thread_set ? "" : " (the default; %debug_thread chooses another)");
     eng_stream(s, 1, buf, (size_t)n);
 }
 
@@ -288,16 +388,15 @@ int eng_kdebug_magic_thread(eng_ktable *t, void *session, const char *line, eng_
     char rest[400];
     trimmed(line, rest, sizeof rest);
     if (!strcmp(rest, "off")) {
-        memset(t->kdbg.block, 0, sizeof t->kdbg.block);
-        memset(t->kdbg.thread, 0, sizeof t->kdbg.thread);
+        memset(t->kdbg_sel, 0, sizeof t->kdbg_sel);
         t->kdbg_thread_set = 0;
     } else if (*rest) {
         char why[400];
         unsigned b[3], th[3];
         if (eng_kdebug_parse_thread(rest, b, th, why, sizeof why) < 0)
             return eng_fail(err, ERR_VALUE, "%%debug_thread: %s", why);
-        memcpy(t->kdbg.block, b, sizeof b);
-        memcpy(t->kdbg.thread, th, sizeof th);
+        memcpy(t->kdbg_sel[0], b, sizeof b);
+        memcpy(t->kdbg_sel[1], th, sizeof th);
         t->kdbg_thread_set = 1;
     }
     describe_thread(t, session);
@@ -330,8 +429,8 @@ int eng_kdebug_magic_trace(eng_ktable *t, void *session, const char *line, eng_e
     t->kdbg_session = s;
     char buf[300];
     int k = snprintf(buf, sizeof buf, "Kernel trace on: each launch prints the first %ld lines that thread (%u,%u,%u) "
-                     "of block (%u,%u,%u) runs%s\n", n, t->kdbg.thread[0], t->kdbg.thread[1], t->kdbg.thread[2],
-                     t->kdbg.block[0], t->kdbg.block[1], t->kdbg.block[2],
+                     "of block (%u,%u,%u) runs%s\n", n, t->kdbg_sel[1][0], t->kdbg_sel[1][1], t->kdbg_sel[1][2],
+                     t->kdbg_sel[0][0], t->kdbg_sel[0][1], t->kdbg_sel[0][2],
                      t->kdbg_thread_set ? "" : " (the default; %debug_thread chooses another)");
     eng_stream(s, 1, buf, (size_t)k);
     return 0;
@@ -425,11 +524,29 @@ static int dap_stop(eng_kdebug *d, const char *kname, const eng_kstop *s)
         fr[i].locals = i == 0 ? dap_locals : dap_caller_locals;
         fr[i].user = &c;
     }
-    char desc[300];
-    snprintf(desc, sizeof desc, "%s in kernel %s, thread (%u,%u,%u) of block (%u,%u,%u), at %s:%d",
-             s->reason == 1 ? "breakpoint" : "step", kname, s->thread[0], s->thread[1], s->thread[2], s->block[0],
+    /* a breakpoint's condition on locals */
+    int reason = s->reason;
+    char why[300] = "";
+    for (int i = 0; reason == 1 && i < t->kdbg.nbp; i++) {
+        if (t->kdbg.bp[i].line != s->frames[0].line || strcmp(t->kdbg.bp[i].file, s->frames[0].file) != 0 ||
+            !t->kdbg_cond[i][0])
+            continue;
+        int h = cond_holds(t->kdbg_cond[i], s, why, sizeof why);
+        if (h == 0)
+            reason = s->stepping ? 0 : -1;
+        break;
+    }
+    if (reason < 0)
+        return ENG_KCONTINUE;
+    char desc[400];
+    if (why[0])
+        snprintf(desc, sizeof desc, "the breakpoint's condition cannot be evaluated in the kernel: %s", why);
+    else
+        snprintf(desc, sizeof desc, "%s in kernel %s, thread (%u,%u,%u) of block (%u,%u,%u), at %s:%d",
+             reason == 1 ? "breakpoint" : "step", kname, s->thread[0], s->thread[1], s->thread[2], s->block[0],
              s->block[1], s->block[2], s->frames[0].file, s->frames[0].line);
-    eng_dbg_action a = eng_dbg_stop(ses, s->reason == 1 ? "breakpoint" : "step", desc, fr, nf);
+    eng_dbg_action a = eng_dbg_stop(ses, reason == 1 ? "breakpoint" : "step", desc, fr, nf);
+    collect_bps(t, ses, 0); /* breakpoints set or cleared during the stop apply now */
     for (int i = 0; i < 64; i++)
         if (c.live[i])
             tensor_decref(c.live[i]);

@@ -48,11 +48,13 @@ typedef struct eng_ktable {
     /* following one thread of a kernel (engine/lang/kdebug.c) */
     eng_kdebug kdbg;       /* the thread, breakpoints and on_stop of debugged launches */
     int kdbg_thread_set;   /* %debug_thread chose the thread */
+    unsigned kdbg_sel[2][3]; /* ... its block and thread */
     int kdbg_trace;        /* %ktrace: lines printed per launch (0: off) */
     int kdbg_count;        /* stops in the launch running */
     int kdbg_bps;          /* the debugger set breakpoints in kernel code */
     void *kdbg_session;    /* the session (for output and the debugger) */
     int kdbg_dap;          /* this launch stops in the debugger (breakpoints, a step in) */
+    char kdbg_cond[ENG_KBPS][160]; /* kdbg.bp[i]'s condition ("" none) */
     const value *kdbg_args; /* the launch's arguments (during a debugged launch) */
     int kdbg_nargs;
     struct eng_kcellpath *kdbg_paths; /* cell name -> debugger path (malloc'ed) */

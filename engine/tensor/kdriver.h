@@ -88,6 +88,7 @@ typedef struct eng_kframe {
 
 typedef struct eng_kstop {
     int reason;                 /* 0 a step, 1 a breakpoint, 2 the first line (stop_first) */
+    int stepping;               /* a step would have stopped here too */
     unsigned block[3], thread[3], block_dim[3], grid_dim[3];
     int nframes;                /* innermost first */
     eng_kframe frames[ENG_KSTOP_FRAMES];

@@ -140,6 +140,41 @@ class KernelDebugger(unittest.TestCase):
         self.assertEqual(r["content"]["status"], "ok")
         self.assertEqual(self.ok("evaluate", {"expression": "y.sum().item()"})["result"], "64.0")
 
+    def test_condition_on_locals_in_the_chosen_thread(self):
+        code = ("__global__ void acc(float *out, const float *x, int n) {\n"
+                "    float s = 0.0f;\n"
+                "    for (int j = 0; j < n; j++) {\n"
+                "        s += x[j] * (threadIdx.x + 1);\n"
+                "    }\n"
+                "    out[threadIdx.x] = s;\n"
+                "}")
+        run = "tensor xs = arange(4).to(f32), o = zeros(2);\nacc<<<1, 2>>>(o, xs, 4);"
+        self.start_debugger()
+        kpath = self.dump(code)
+        self.kc.execute_interactive(code, timeout=TIMEOUT)
+        self.ok("setBreakpoints", {"source": {"path": kpath}, "breakpoints": [
+            {"line": 4, "condition": "threadIdx.x == 1 && j >= 2"}]})
+        msg_id = self.kc.execute(run)
+        seen = []
+        for _ in range(2):
+            ev, frames = self.stopped_at()
+            self.assertEqual(frames[0]["name"], "acc [block (0,0,0) thread (1,0,0)]")
+            loc = self.locals_of(frames[0])[0]
+            seen.append((frames[0]["line"], loc["j"], loc["s"]))
+            self.ok("continue", {"threadId": 1})
+        self.assertEqual(seen, [(4, "2", "2"), (4, "3", "6")])
+        self.assertEqual(shell_reply(self.kc, msg_id)["content"]["status"], "ok")
+        # a condition the kernel cannot evaluate stops and says why
+        self.ok("setBreakpoints", {"source": {"path": kpath}, "breakpoints": [
+            {"line": 4, "condition": "nosuch > 1"}]})
+        msg_id = self.kc.execute("acc<<<1, 2>>>(o, xs, 4);")
+        ev, frames = self.stopped_at()
+        self.assertIn("'nosuch' is not in scope", ev["body"]["description"])
+        self.assertEqual(frames[0]["name"], "acc [block (0,0,0) thread (0,0,0)]")
+        self.ok("setBreakpoints", {"source": {"path": kpath}, "breakpoints": []})
+        self.ok("continue", {"threadId": 1})
+        self.assertEqual(shell_reply(self.kc, msg_id)["content"]["status"], "ok")
+
 
 if __name__ == "__main__":
     unittest.main()
