@@ -32,7 +32,7 @@
 #include "kernel/kn_core.h"
 
 #define HASH_SEED 0xc70f6907u /* as ipykernel's, so both kernels' paths look alike */
-#define ANSWER_WAIT_S 15       /* the control thread's wait for the shell thread */
+#define ANSWER_WAIT_S 15       /* the control thread's wait for the shell thread (KILN_DEBUG_WAIT_S) */
 #define STOP_POLL_MS 50        /* a stopped cell looks for an interrupt this often */
 
 enum { ST_IDLE, ST_RUNNING, ST_STOPPED };
@@ -44,6 +44,8 @@ struct kn_debugger {
     int state;              /* ST_*: what the shell thread is doing */
     json_t *pending;        /* a request for the shell thread (owned) */
     json_t *answer;         /* its answer: {success, message?, body?} (owned) */
+    long pending_id;        /* the id of the latest request put in the mailbox */
+    long answer_id;         /* the id of the request `answer` answers */
     int resume;             /* -1 none, else an eng_dbg_action for the stopped cell */
     json_t *bps;            /* {path: [breakpoint...]}: what debugInfo reports */
     char tmpdir[256];       /* TMP/kiln_PID */
@@ -344,19 +346,29 @@ static json_t *serve(kn_kernel *k, json_t *req)
     return err_answer("%s is not served on the shell thread", cmd);
 }
 
-/* Serves the mailbox while there is a request in it; called with d->mu held. */
-static void serve_pending_locked(kn_kernel *k)
+/* Serves the mailbox while there is a request in it; called with d->mu held. idle: no
+ * cell runs, so the request counts as one for interrupts (an evaluation that loops
+ * can be interrupted). */
+static void serve_pending_locked(kn_kernel *k, int idle)
 {
     kn_debugger *d = k->dbg;
     while (d->pending) {
         json_t *req = d->pending, *answer;
+        long id = d->pending_id;
         d->pending = NULL;
         pthread_mutex_unlock(&d->mu);
+        if (idle) {
+            atomic_store(&k->interrupt_pending, 0);
+            atomic_store(&k->cell_running, 1);
+        }
         answer = serve(k, req);
+        if (idle)
+            atomic_store(&k->cell_running, 0);
         json_decref(req);
         pthread_mutex_lock(&d->mu);
         json_decref(d->answer);
         d->answer = answer ? answer : err_answer("out of memory");
+        d->answer_id = id;
         pthread_cond_broadcast(&d->cv);
     }
 }
@@ -366,7 +378,7 @@ void kn_debug_serve(kn_kernel *k)
     if (!k->dbg)
         return;
     pthread_mutex_lock(&k->dbg->mu);
-    serve_pending_locked(k);
+    serve_pending_locked(k, 1);
     pthread_mutex_unlock(&k->dbg->mu);
 }
 
@@ -392,7 +404,7 @@ static eng_dbg_action on_stopped(void *user, const char *reason, const char *des
     for (;;) {
         struct timespec until;
         if (d->pending) {
-            serve_pending_locked(k);
+            serve_pending_locked(k, 0);
             continue;
         }
         if (d->resume >= 0) {
@@ -430,7 +442,7 @@ void kn_debug_cell_begin(kn_channel *ch, const jp_msg *req, const char *code)
     if (!d)
         return;
     pthread_mutex_lock(&d->mu);
-    serve_pending_locked(k); /* a request that arrived while idle goes first */
+    serve_pending_locked(k, 1); /* a request that arrived while idle goes first */
     d->state = ST_RUNNING;
     d->shell = ch;
     json_decref(d->parent);
@@ -450,7 +462,7 @@ void kn_debug_cell_end(kn_kernel *k)
         return;
     pthread_mutex_lock(&d->mu);
     d->state = ST_IDLE;
-    serve_pending_locked(k);
+    serve_pending_locked(k, 1);
     pthread_mutex_unlock(&d->mu);
 }
 
@@ -462,33 +474,37 @@ static json_t *forward(kn_channel *ch, kn_debugger *d, json_t *req)
     struct timespec until;
     json_t *answer = NULL;
     jp_frames w = {0};
+    const char *env = getenv("KILN_DEBUG_WAIT_S");
+    int wait_s = env && atoi(env) > 0 ? atoi(env) : ANSWER_WAIT_S;
+    long id;
     pthread_mutex_lock(&d->mu);
     if (d->state == ST_RUNNING) {
         pthread_mutex_unlock(&d->mu);
         return err_answer("the kernel is running a cell: %s is answered while it is stopped or idle",
                           json_string_value(json_object_get(req, "command")));
     }
-    json_decref(d->answer);
-    d->answer = NULL;
     json_decref(d->pending);
     d->pending = json_incref(req);
+    id = ++d->pending_id;
     if (d->state == ST_IDLE && jp_frames_push_str(&w, "debug") == 0)
         jp_frames_send(ch->wake_push, &w); /* the shell loop serves the mailbox */
     jp_frames_free(&w);
     pthread_cond_broadcast(&d->cv);
     clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += ANSWER_WAIT_S;
-    while (!d->answer)
+    until.tv_sec += wait_s;
+    while (!(d->answer && d->answer_id == id))
         if (pthread_cond_timedwait(&d->cv, &d->mu, &until) == ETIMEDOUT)
             break;
-    answer = d->answer;
-    d->answer = NULL;
-    if (!answer) {
-        json_decref(d->pending);
+    if (d->answer && d->answer_id == id) {
+        answer = d->answer;
+        d->answer = NULL;
+    } else if (d->pending_id == id && d->pending) {
+        json_decref(d->pending); /* not taken yet: withdrawn (a late answer is dropped) */
         d->pending = NULL;
     }
     pthread_mutex_unlock(&d->mu);
-    return answer ? answer : err_answer("the shell thread did not answer within %d s", ANSWER_WAIT_S);
+    return answer ? answer
+                  : err_answer("no answer within %d s (an evaluation still running? interrupt the kernel)", wait_s);
 }
 
 static json_t *set_breakpoints(kn_kernel *k, kn_debugger *d, json_t *req)

@@ -41,6 +41,7 @@ struct eng_debug {
     bpoint *bps;
     int nbps, capbps;
     int pause;             /* a pause is pending (atomic) */
+    int gen;               /* breakpoint generation, from 1: changes with every set (atomic) */
     char *next_path;       /* the next compiled source's path */
     /* the session's thread only */
     int busy;              /* inside a stop or an evaluation: the hook does nothing */
@@ -66,8 +67,10 @@ struct eng_dbg_varsink {
 struct eng_debug *eng_dbg_new(void)
 {
     struct eng_debug *d = calloc(1, sizeof *d);
-    if (d)
+    if (d) {
         pthread_mutex_init(&d->mu, NULL);
+        d->gen = 1;
+    }
     return d;
 }
 
@@ -122,6 +125,7 @@ void eng_debug_attach(eng_session *s, const eng_dbg_host *host)
         memset(&d->host, 0, sizeof d->host);
         clear_bps(d, NULL);
     }
+    __atomic_add_fetch(&d->gen, 1, __ATOMIC_SEQ_CST);
     __atomic_store_n(&s->dbg_active, host != NULL, __ATOMIC_SEQ_CST);
     pthread_mutex_unlock(&d->mu);
 }
@@ -160,6 +164,7 @@ int eng_debug_set_breakpoints(eng_session *s, const char *path, const eng_dbg_bp
         b->hits = 0;
         d->nbps++;
     }
+    __atomic_add_fetch(&d->gen, 1, __ATOMIC_SEQ_CST); /* sources look again (has_bp) */
     pthread_mutex_unlock(&d->mu);
     return rc;
 }
@@ -693,6 +698,8 @@ static int run_in_frame(eng_session *s, int frame_id, const char *code, value *r
     }
     s->eval_scope = saved;
     d->busy--;
+    if (!s->running && !d->stopped) /* no cell runs: an interrupt of this evaluation ends here */
+        eng_ctx_flag_set(&s->ctx.interrupt, 0);
     eng_ctx_leave(prev);
     if (rc) {
         snprintf(err, errlen, "%s", qe.msg[0] ? qe.msg : "the evaluation failed");
@@ -832,6 +839,21 @@ static int bp_check(eng_session *s, const char *path, int line, char *desc, size
     return stop;
 }
 
+/* does any breakpoint name src's path? Found again only when the breakpoints change */
+static int has_bp(struct eng_debug *d, eng_source *src)
+{
+    int gen = __atomic_load_n(&d->gen, __ATOMIC_ACQUIRE);
+    if (src->dbg_gen != gen) {
+        pthread_mutex_lock(&d->mu);
+        src->dbg_has_bp = 0;
+        for (int i = 0; i < d->nbps && !src->dbg_has_bp; i++)
+            src->dbg_has_bp = strcmp(d->bps[i].path, src->path) == 0;
+        src->dbg_gen = gen;
+        pthread_mutex_unlock(&d->mu);
+    }
+    return src->dbg_has_bp;
+}
+
 int eng_dbg_breakpoint_at(eng_session *s, const char *path, int line)
 {
     char desc[300];
@@ -872,7 +894,7 @@ int eng_dbg_statement(eng_session *s, eng_source *src, ast *n, eng_error *err)
     int line = n->line + src->first_line - 1, depth = s->depth;
     const char *reason = NULL;
     char desc[300] = "";
-    if (__atomic_exchange_n(&d->pause, 0, __ATOMIC_SEQ_CST)) {
+    if (__atomic_load_n(&d->pause, __ATOMIC_RELAXED) && __atomic_exchange_n(&d->pause, 0, __ATOMIC_SEQ_CST)) {
         reason = "pause";
         snprintf(desc, sizeof desc, "paused at line %d", line);
     } else if (d->step != ENG_DBG_CONTINUE) {
@@ -885,7 +907,7 @@ int eng_dbg_statement(eng_session *s, eng_source *src, ast *n, eng_error *err)
             snprintf(desc, sizeof desc, "step to line %d", line);
         }
     }
-    if (!reason && src->path && bp_check(s, src->path, line, desc, sizeof desc))
+    if (!reason && src->path && has_bp(d, src) && bp_check(s, src->path, line, desc, sizeof desc))
         reason = "breakpoint";
     if (!reason)
         return 0;

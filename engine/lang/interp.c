@@ -1293,15 +1293,20 @@ static int cond_true(interp *it, ast *c, int *t)
     return rc;
 }
 
+/* the debugger's statement hook (engine/lang/debug.h), out of exec's hot path */
+static int __attribute__((noinline, cold)) debug_hook(interp *it, ast *n)
+{
+    return n->kind != AST_BLOCK && eng_dbg_statement(it->s, it->src, n, it->err) ? located(it, n) : 0;
+}
+
 static int exec(interp *it, ast *n)
 {
     value v;
     int t, stop, ex;
     if (eng_stack_exhausted(it->stack_limit))
         return too_deep(it, n), EX_ERROR;
-    if (__atomic_load_n(&it->s->dbg_active, __ATOMIC_RELAXED) && n->kind != AST_BLOCK &&
-        eng_dbg_statement(it->s, it->src, n, it->err))
-        return located(it, n), EX_ERROR;
+    if (__builtin_expect(__atomic_load_n(&it->s->dbg_active, __ATOMIC_RELAXED), 0) && debug_hook(it, n))
+        return EX_ERROR;
     switch (n->kind) {
     case AST_EXPR:
         if (eval(it, n->a, &v))

@@ -28,6 +28,8 @@ typedef struct eng_source {
     char *name;          /* "cell[3]", "train.kn" (malloc'ed) */
     int first_line;      /* line number of the text's first line within name */
     char *path;          /* the debugger's path of the cell (malloc'ed), or NULL */
+    int dbg_gen;         /* the debugger's breakpoint generation dbg_has_bp was found for */
+    int dbg_has_bp;      /* a breakpoint is set in path (engine/lang/debug.c) */
 } eng_source;
 
 /* A user function. */

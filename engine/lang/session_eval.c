@@ -154,7 +154,7 @@ int eng_evaluate(eng_session *s, const char *expr, const char *name, const eng_s
                          "this is %s", stmt_kind_text(bad));
             }
         if (e.kind) {
-            eng_source src = {1, pre.arena, pre.src ? pre.src : "", (char *)(name ? name : "user_expression"), 1, NULL};
+            eng_source src = {1, pre.arena, pre.src ? pre.src : "", (char *)(name ? name : "user_expression"), 1, NULL, 0, 0};
             if (bad) {
                 e.line = bad->line;
                 e.col = bad->col;

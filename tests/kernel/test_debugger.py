@@ -228,11 +228,13 @@ class Debugger(unittest.TestCase):
         rich = self.ok("richInspectVariables", {"variableName": "t", "frameId": frames[0]["id"]})
         self.assertIn("<table", rich["data"]["text/html"])
         self.assertIn("6", rich["data"]["text/plain"])
+        # evaluate changes a local in the frame: scale() returns 10 + 36
+        self.assertEqual(self.ok("evaluate", {"expression": "acc = 10;", "frameId": frames[0]["id"]})["result"], "")
         # stepOut: back in outer(), at `return z + 1;`
         self.ok("stepOut", {"threadId": 1})
         ev, frames = self.stopped_at()
         self.assertEqual([(f["name"], f["line"]) for f in frames[:1]], [("outer", 11)])
-        self.assertEqual(self.variables(self.scopes(frames[0]["id"])["Locals"])["z"]["value"], "42.0")
+        self.assertEqual(self.variables(self.scopes(frames[0]["id"])["Locals"])["z"]["value"], "46.0")
         # copyToGlobals: a local becomes a global
         self.ok("copyToGlobals", {"srcVariableName": "z", "dstVariableName": "z_copy", "srcFrameId": frames[0]["id"]})
         # stepOut again: into the cell at its next statement
@@ -251,8 +253,8 @@ class Debugger(unittest.TestCase):
         self.assertEqual(r["content"]["status"], "ok")
         # idle: inspectVariables lists the globals
         names = {v["name"]: v for v in self.ok("inspectVariables")["variables"]}
-        self.assertEqual(names["r"]["value"], "43.0")
-        self.assertEqual(names["z_copy"]["value"], "42.0")
+        self.assertEqual(names["r"]["value"], "47.0")
+        self.assertEqual(names["z_copy"]["value"], "46.0")
         # clearing the breakpoints: the call runs through
         self.ok("setBreakpoints", {"source": {"path": def_path}, "breakpoints": []})
         self.assertEqual(self.ok("debugInfo")["breakpoints"], [])
@@ -342,6 +344,32 @@ class Debugger(unittest.TestCase):
         rep = shell_reply(self.kc, msg_id)
         self.assertEqual(rep["content"]["ename"], "Interrupted")
         self.assertFalse(self.ok("debugInfo")["isStarted"])
+
+
+class DebuggerEvaluateLoops(unittest.TestCase):
+    """An evaluation that never ends, while idle: the control thread's wait for it is
+    bounded (KILN_DEBUG_WAIT_S), then an interrupt stops it and the session goes on."""
+
+    def test_interrupt_a_looping_evaluation(self):
+        import os
+        km, kc = start(env={**os.environ, "KILN_DEBUG_WAIT_S": "2"})
+        try:
+            kc.execute_interactive("int kept = 3;", timeout=TIMEOUT)
+            msg = kc.session.msg("debug_request", {"type": "request", "seq": 1, "command": "evaluate",
+                                                   "arguments": {"expression": "while (true) { kept = kept; }"}})
+            kc.control_channel.send(msg)
+            rep = kc.control_channel.get_msg(timeout=TIMEOUT)["content"]
+            self.assertFalse(rep["success"])
+            self.assertIn("no answer within 2 s", rep["message"])
+            kc.control_channel.send(kc.session.msg("interrupt_request", {}))
+            self.assertEqual(kc.control_channel.get_msg(timeout=TIMEOUT)["msg_type"], "interrupt_reply")
+            r = kc.execute_interactive("kept + 1", timeout=TIMEOUT)
+            self.assertEqual(r["content"]["status"], "ok")
+            # the interrupt ended the evaluation, not the next cell
+            r = kc.execute_interactive("int later = kept * 2;", timeout=TIMEOUT)
+            self.assertEqual(r["content"]["status"], "ok")
+        finally:
+            stop(km, kc)
 
 
 if __name__ == "__main__":
