@@ -442,8 +442,30 @@ typedef struct dap_ctx {
     eng_ktable *t;
     const char *kname;
     const eng_kstop *stop;
-    tensor *live[64];           /* the pointer arguments as they are now (copies) */
+    tensor *live[64];           /* the pointer arguments as they are now (copies, made on demand) */
 } dap_ctx;
+
+/* pointer argument i's current contents as a tensor shaped like the argument (made at
+ * the first look, for this stop only); NULL when it cannot be made */
+static tensor *live_arg(dap_ctx *c, int i)
+{
+    const eng_kstop *s = c->stop;
+    eng_ktable *t = c->t;
+    if (c->live[i] || i >= s->nargs || i >= t->kdbg_nargs || !s->arg_data[i])
+        return c->live[i];
+    value a = t->kdbg_args[i];
+    if (a.type != VAL_TENSOR)
+        return NULL;
+    const tensor *x = a.as.t;
+    size_t nb = (size_t)tensor_numel(x) * tensor_dtype_size(x->dtype);
+    if (nb != s->arg_bytes[i])
+        return NULL;
+    eng_error e = {0};
+    tensor *copy = tensor_clone(x, &e); /* on x's backend: host memory (the simulator's) */
+    if (copy)
+        memcpy(tensor_data_ptr(copy), s->arg_data[i], nb);
+    return c->live[i] = copy;
+}
 
 /* the innermost frame: threadIdx/blockIdx, then the parameters and locals (pointer
  * arguments as tensors of their current contents, other pointers as &arg[i]) */
@@ -466,7 +488,7 @@ static void dap_locals(void *user, eng_dbg_varsink *out)
         /* a kernel parameter pointing at its argument's start: the tensor itself */
         int is_param = s->nframes == 1 && k && x->arg >= 0 && x->arg < k->nparams &&
                        !strcmp(k->params[x->arg].name, x->name) && x->elem == 0;
-        if (is_param && x->arg < 64 && c->live[x->arg]) {
+        if (is_param && x->arg < 64 && live_arg(c, x->arg)) {
             eng_dbg_add_value(out, x->name, value_tensor(c->live[x->arg]));
             continue;
         }
@@ -490,23 +512,6 @@ static int dap_stop(eng_kdebug *d, const char *kname, const eng_kstop *s)
     c.t = t;
     c.kname = kname;
     c.stop = s;
-    /* the pointer arguments' current contents, as tensors shaped like the arguments */
-    for (int i = 0; i < s->nargs && i < 64 && i < t->kdbg_nargs; i++) {
-        value a = t->kdbg_args[i];
-        if (!s->arg_data[i] || a.type != VAL_TENSOR)
-            continue;
-        const tensor *x = a.as.t;
-        eng_error e = {0};
-        tensor *copy = tensor_clone(x, &e); /* on x's backend: host memory (the simulator's) */
-        if (!copy)
-            continue;
-        size_t nb = (size_t)tensor_numel(copy) * tensor_dtype_size(copy->dtype);
-        if (nb == s->arg_bytes[i])
-            memcpy(tensor_data_ptr(copy), s->arg_data[i], nb);
-        else
-            memset(tensor_data_ptr(copy), 0, nb);
-        c.live[i] = copy;
-    }
     eng_dbg_xframe fr[ENG_KSTOP_FRAMES];
     int nf = s->nframes < ENG_KSTOP_FRAMES ? s->nframes : ENG_KSTOP_FRAMES;
     for (int i = 0; i < nf; i++) {
