@@ -241,15 +241,18 @@ static void wk_dbg_line(sim_thread *t, const char *file, int line, const char *f
         o->arg = -1;
         if (!vars[i].is_ptr || !q) continue;
         const char *pv = vars[i].ptr;
-        for (int a = 0; a < q->params.n && a < ISO_MAXR; a++) {
-            if (!q->params.is_ptr[a] || q->arg_range[a] < 0 || !wk_ptr[a]) continue;
-            const char *lo = wk_ptr[a], *hi = lo + q->arg_bytes[a];
-            if (pv >= lo && pv <= hi) {
-                o->arg = a;
-                o->elem = (long long)(pv - lo) / (q->params.elem[a] ? q->params.elem[a] : 1);
-                break;
+        for (int pass = 0; pass < 2 && o->arg < 0; pass++) /* inside an argument, else near one */
+            for (int a = 0; a < q->params.n && a < ISO_MAXR; a++) {
+                if (!q->params.is_ptr[a] || q->arg_range[a] < 0 || !wk_ptr[a]) continue;
+                const char *lo = wk_ptr[a], *hi = lo + q->arg_bytes[a];
+                long long es = q->params.elem[a] ? q->params.elem[a] : 1;
+                if (pass == 0 ? pv >= lo && pv <= hi : pv >= lo - ISO_GAP && pv < hi + ISO_GAP) {
+                    o->arg = a;
+                    o->elem = pv >= lo ? (long long)(pv - lo) / es : -(long long)((lo - pv + es - 1) / es);
+                    o->outside = pass;
+                    break;
+                }
             }
-        }
     }
     s->nvars = n < ENG_KSTOP_VARS ? n : ENG_KSTOP_VARS;
     fflush(stdout);

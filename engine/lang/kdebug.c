@@ -323,10 +323,19 @@ void eng_kdebug_var_text(const eng_ktable *t, const char *kname, const eng_kvar 
     if (v->arg >= 0) {
         eng_kernel *k = eng_kernel_find(t, kname, (int)strlen(kname));
         const char *pname = k && v->arg < k->nparams && k->params[v->arg].name[0] ? k->params[v->arg].name : NULL;
+        char at[120];
         if (pname)
-            snprintf(out, n, "&%s[%lld]", pname, v->elem);
+            snprintf(at, sizeof at, "&%.60s[%lld]", pname, v->elem);
         else
-            snprintf(out, n, "&(argument %d)[%lld]", v->arg + 1, v->elem);
+            snprintf(at, sizeof at, "&(argument %d)[%lld]", v->arg + 1, v->elem);
+        long long es = k && v->arg < k->nparams ? (long long)eng_ctype_size(k->params[v->arg].ctype) : 0;
+        if (v->outside && es > 0 && t->kdbg_args && v->arg < t->kdbg_nargs &&
+            t->kdbg_args[v->arg].type == VAL_TENSOR)
+            snprintf(out, n, "%s (outside it: %lld elements)", at, (long long)tensor_numel(t->kdbg_args[v->arg].as.t));
+        else if (v->outside)
+            snprintf(out, n, "%s (outside it)", at);
+        else
+            snprintf(out, n, "%s", at);
         return;
     }
     if (strchr(v->type, '*') && strcmp(v->value, "(nil)") != 0) {

@@ -74,6 +74,7 @@ typedef struct eng_kvar {
     char value[96];     /* as text; "(not shown)" for a struct */
     int arg;            /* a pointer into pointer argument arg (0-based), else -1 */
     long long elem;     /* ... at this element of it */
+    int outside;        /* ... which is outside it (before its start or past its end) */
 } eng_kvar;
 
 typedef struct eng_kframe {
