@@ -183,6 +183,8 @@ static struct {
     eng_kbp bp[ENG_KBPS];
 } wd;
 static wk_stop_msg wd_msg;
+static sim_dbg_var wd_vars[ENG_KSTOP_FRAMES][ENG_KSTOP_CVARS]; /* each frame's last locals */
+static int wd_nvars[ENG_KSTOP_FRAMES];
 
 static void wk_dbg_frame(sim_thread *t, const char *func, int enter) {
     (void)t;
@@ -198,8 +200,36 @@ static void wk_dbg_frame(sim_thread *t, const char *func, int enter) {
     }
 }
 
+/* the worker's side of a variable: a pointer into (or near) an argument found */
+static void wk_dbg_var(eng_kvar *o, const sim_dbg_var *v) {
+    const wk_req *q = wk_cur;
+    memcpy(o->name, v->name, sizeof o->name);
+    memcpy(o->type, v->type, sizeof o->type);
+    memcpy(o->value, v->value, sizeof o->value);
+    o->name[sizeof o->name - 1] = o->type[sizeof o->type - 1] = o->value[sizeof o->value - 1] = '\0';
+    o->arg = -1;
+    if (!v->is_ptr || !q) return;
+    const char *pv = v->ptr;
+    for (int pass = 0; pass < 2 && o->arg < 0; pass++) /* inside an argument, else near one */
+        for (int a = 0; a < q->params.n && a < ISO_MAXR; a++) {
+            if (!q->params.is_ptr[a] || q->arg_range[a] < 0 || !wk_ptr[a]) continue;
+            const char *lo = wk_ptr[a], *hi = lo + q->arg_bytes[a];
+            long long es = q->params.elem[a] ? q->params.elem[a] : 1;
+            if (pass == 0 ? pv >= lo && pv <= hi : pv >= lo - ISO_GAP && pv < hi + ISO_GAP) {
+                o->arg = a;
+                o->elem = pv >= lo ? (long long)(pv - lo) / es : -(long long)((lo - pv + es - 1) / es);
+                o->outside = pass;
+                break;
+            }
+        }
+}
+
 static void wk_dbg_line(sim_thread *t, const char *file, int line, const char *func, const sim_dbg_var *vars, int n) {
     int d = wd.depth > 0 ? wd.depth : 1;
+    if (d <= ENG_KSTOP_FRAMES) { /* this frame's locals as at this line (a caller's: its call) */
+        wd_nvars[d - 1] = n < ENG_KSTOP_CVARS ? n : ENG_KSTOP_CVARS;
+        memcpy(wd_vars[d - 1], vars, (size_t)wd_nvars[d - 1] * sizeof *vars);
+    }
     if (wd.depth == 0) { /* a line outside any instrumented body: its own frame */
         snprintf(wd.frames[0].func, sizeof wd.frames[0].func, "%s", func ? func : "?");
     }
@@ -231,30 +261,13 @@ static void wk_dbg_line(sim_thread *t, const char *file, int line, const char *f
     int nf = d < ENG_KSTOP_FRAMES ? d : ENG_KSTOP_FRAMES;
     for (int i = 0; i < nf; i++) s->frames[i] = wd.frames[nf - 1 - i];
     s->nframes = nf;
-    const wk_req *q = wk_cur;
-    for (int i = 0; i < n && i < ENG_KSTOP_VARS; i++) {
-        eng_kvar *o = &s->vars[i];
-        memcpy(o->name, vars[i].name, sizeof o->name);
-        memcpy(o->type, vars[i].type, sizeof o->type);
-        memcpy(o->value, vars[i].value, sizeof o->value);
-        o->name[sizeof o->name - 1] = o->type[sizeof o->type - 1] = o->value[sizeof o->value - 1] = '\0';
-        o->arg = -1;
-        if (!vars[i].is_ptr || !q) continue;
-        const char *pv = vars[i].ptr;
-        for (int pass = 0; pass < 2 && o->arg < 0; pass++) /* inside an argument, else near one */
-            for (int a = 0; a < q->params.n && a < ISO_MAXR; a++) {
-                if (!q->params.is_ptr[a] || q->arg_range[a] < 0 || !wk_ptr[a]) continue;
-                const char *lo = wk_ptr[a], *hi = lo + q->arg_bytes[a];
-                long long es = q->params.elem[a] ? q->params.elem[a] : 1;
-                if (pass == 0 ? pv >= lo && pv <= hi : pv >= lo - ISO_GAP && pv < hi + ISO_GAP) {
-                    o->arg = a;
-                    o->elem = pv >= lo ? (long long)(pv - lo) / es : -(long long)((lo - pv + es - 1) / es);
-                    o->outside = pass;
-                    break;
-                }
-            }
-    }
+    for (int i = 0; i < n && i < ENG_KSTOP_VARS; i++) wk_dbg_var(&s->vars[i], &vars[i]);
     s->nvars = n < ENG_KSTOP_VARS ? n : ENG_KSTOP_VARS;
+    for (int f = 1; f <= ENG_KSTOP_CALLERS && f < nf; f++) { /* callers: as at their call */
+        int at = nf - 1 - f; /* wd_vars is outermost first */
+        s->ncvars[f - 1] = wd_nvars[at];
+        for (int i = 0; i < wd_nvars[at]; i++) wk_dbg_var(&s->cvars[f - 1][i], &wd_vars[at][i]);
+    }
     fflush(stdout);
     fflush(stderr);
     if (send(WK_SOCK_FD, &wd_msg, sizeof wd_msg, MSG_NOSIGNAL) != (ssize_t)sizeof wd_msg) _exit(0);

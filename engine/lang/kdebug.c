@@ -476,11 +476,19 @@ static tensor *live_arg(dap_ctx *c, int i)
     return c->live[i] = copy;
 }
 
-/* the innermost frame: threadIdx/blockIdx, then the parameters and locals (pointer
- * arguments as tensors of their current contents, other pointers as &arg[i]) */
+/* one kernel frame of a stop, for its Locals provider */
+typedef struct dap_frame {
+    dap_ctx *c;
+    int i;                      /* 0 innermost */
+} dap_frame;
+
+/* a kernel frame's Locals: threadIdx/blockIdx/blockDim/gridDim, then the parameters and
+ * locals (in the kernel's own frame the pointer parameters as tensors of their current
+ * contents; other pointers as &arg[i]); a caller's as at its call */
 static void dap_locals(void *user, eng_dbg_varsink *out)
 {
-    dap_ctx *c = user;
+    dap_frame *f = user;
+    dap_ctx *c = f->c;
     const eng_kstop *s = c->stop;
     char v[160];
     snprintf(v, sizeof v, "(%u, %u, %u)", s->thread[0], s->thread[1], s->thread[2]);
@@ -491,11 +499,18 @@ static void dap_locals(void *user, eng_dbg_varsink *out)
     eng_dbg_add_text(out, "blockDim", "dim3", v);
     snprintf(v, sizeof v, "(%u, %u, %u)", s->grid_dim[0], s->grid_dim[1], s->grid_dim[2]);
     eng_dbg_add_text(out, "gridDim", "dim3", v);
+    const eng_kvar *vars = f->i == 0 ? s->vars : f->i <= ENG_KSTOP_CALLERS ? s->cvars[f->i - 1] : NULL;
+    int n = f->i == 0 ? s->nvars : f->i <= ENG_KSTOP_CALLERS ? s->ncvars[f->i - 1] : 0;
+    if (!vars) {
+        eng_dbg_add_text(out, "(locals)", "", "not kept this far from the innermost frame");
+        return;
+    }
     eng_kernel *k = eng_kernel_find(c->t, c->kname, (int)strlen(c->kname));
-    for (int i = 0; i < s->nvars; i++) {
-        const eng_kvar *x = &s->vars[i];
+    int kernel_frame = f->i == s->nframes - 1;
+    for (int i = 0; i < n; i++) {
+        const eng_kvar *x = &vars[i];
         /* a kernel parameter pointing at its argument's start: the tensor itself */
-        int is_param = s->nframes == 1 && k && x->arg >= 0 && x->arg < k->nparams &&
+        int is_param = kernel_frame && k && x->arg >= 0 && x->arg < k->nparams && !x->outside &&
                        !strcmp(k->params[x->arg].name, x->name) && x->elem == 0;
         if (is_param && x->arg < 64 && live_arg(c, x->arg)) {
             eng_dbg_add_value(out, x->name, value_tensor(c->live[x->arg]));
@@ -504,12 +519,6 @@ static void dap_locals(void *user, eng_dbg_varsink *out)
         eng_kdebug_var_text(c->t, c->kname, x, v, sizeof v);
         eng_dbg_add_text(out, x->name, x->type, v);
     }
-}
-
-static void dap_caller_locals(void *user, eng_dbg_varsink *out)
-{
-    (void)user;
-    eng_dbg_add_text(out, "(locals)", "", "the simulator shows the locals of the innermost frame only");
 }
 
 static int dap_stop(eng_kdebug *d, const char *kname, const eng_kstop *s)
@@ -522,6 +531,7 @@ static int dap_stop(eng_kdebug *d, const char *kname, const eng_kstop *s)
     c.kname = kname;
     c.stop = s;
     eng_dbg_xframe fr[ENG_KSTOP_FRAMES];
+    dap_frame fu[ENG_KSTOP_FRAMES];
     int nf = s->nframes < ENG_KSTOP_FRAMES ? s->nframes : ENG_KSTOP_FRAMES;
     for (int i = 0; i < nf; i++) {
         memset(&fr[i], 0, sizeof fr[i]);
@@ -535,8 +545,10 @@ static int dap_stop(eng_kdebug *d, const char *kname, const eng_kstop *s)
         snprintf(fr[i].path, sizeof fr[i].path, "%s", path ? path : "");
         fr[i].line = f->line;
         fr[i].col = 1;
-        fr[i].locals = i == 0 ? dap_locals : dap_caller_locals;
-        fr[i].user = &c;
+        fu[i].c = &c;
+        fu[i].i = i;
+        fr[i].locals = dap_locals;
+        fr[i].user = &fu[i];
     }
     /* a breakpoint's condition on locals */
     int reason = s->reason;

@@ -85,6 +85,8 @@ typedef struct eng_kframe {
 
 #define ENG_KSTOP_VARS 64
 #define ENG_KSTOP_FRAMES 16
+#define ENG_KSTOP_CALLERS 4     /* caller frames whose locals come with a stop */
+#define ENG_KSTOP_CVARS 32
 #define ENG_KBPS 32
 
 typedef struct eng_kstop {
@@ -95,6 +97,9 @@ typedef struct eng_kstop {
     eng_kframe frames[ENG_KSTOP_FRAMES];
     int nvars;                  /* the innermost frame's parameters and locals in scope */
     eng_kvar vars[ENG_KSTOP_VARS];
+    /* the locals of frames 1..ENG_KSTOP_CALLERS (callers) as at their last line: the call */
+    int ncvars[ENG_KSTOP_CALLERS];
+    eng_kvar cvars[ENG_KSTOP_CALLERS][ENG_KSTOP_CVARS];
     int nargs;                  /* the launch's pointer arguments as they are now (live) */
     const void *arg_data[64];   /* their bytes (NULL for a scalar), valid during on_stop */
     size_t arg_bytes[64];

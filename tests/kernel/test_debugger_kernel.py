@@ -175,6 +175,38 @@ class KernelDebugger(unittest.TestCase):
         self.ok("continue", {"threadId": 1})
         self.assertEqual(shell_reply(self.kc, msg_id)["content"]["status"], "ok")
 
+    def test_device_function_frame_and_its_caller(self):
+        code = ("__device__ float twice(float v) {\n"
+                "    float r = 2 * v;\n"
+                "    return r;\n"
+                "}\n"
+                "__global__ void tw(float *y, int n) {\n"
+                "    int i = threadIdx.x;\n"
+                "    y[i] = twice(i + 0.5f);\n"
+                "}")
+        self.start_debugger()
+        kpath = self.dump(code)
+        self.kc.execute_interactive(code, timeout=TIMEOUT)
+        self.ok("setBreakpoints", {"source": {"path": kpath}, "breakpoints": [
+            {"line": 3, "condition": "threadIdx.x == 2"}]})
+        msg_id = self.kc.execute("tensor yy = zeros(4);\ntw<<<1, 4>>>(yy, 4);")
+        ev, frames = self.stopped_at()
+        self.assertEqual([(f["name"], f["line"]) for f in frames[:3]],
+                         [("twice", 3), ("tw [block (0,0,0) thread (2,0,0)]", 7), ("cell[2]", 2)])
+        inner = self.locals_of(frames[0])[0]
+        self.assertEqual((inner["v"], inner["r"], inner["threadIdx"]), ("2.5", "5", "(2, 0, 0)"))
+        plain, loc = self.locals_of(frames[1])  # the kernel's frame, as at its call
+        self.assertEqual((plain["i"], plain["n"], loc["y"]["type"]), ("2", "4", "tensor"))
+        # stepOut: back in the kernel, at its closing line with y[2] written
+        self.ok("stepOut", {"threadId": 1})
+        ev, frames = self.stopped_at()
+        self.assertEqual((frames[0]["name"], frames[0]["line"]), ("tw [block (0,0,0) thread (2,0,0)]", 8))
+        ys = self.variables(self.variables(self.locals_of(frames[0])[1]["y"]["variablesReference"])["values"][
+            "variablesReference"], start=2, count=1)
+        self.assertEqual([v["value"] for v in ys.values()], ["5"])
+        self.ok("continue", {"threadId": 1})
+        self.assertEqual(shell_reply(self.kc, msg_id)["content"]["status"], "ok")
+
 
 if __name__ == "__main__":
     unittest.main()

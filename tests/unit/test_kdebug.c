@@ -51,6 +51,16 @@ static int on_stop(eng_kdebug *d, const char *kname, const eng_kstop *st) {
         if (v->arg >= 0) logp(s, " %s=&arg%d[%lld]", v->name, v->arg, v->elem);
         else logp(s, " %s=%s", v->name, v->value);
     }
+    if (st->nframes > 1) { /* the caller's locals, as at its call */
+        logp(s, " |");
+        for (int i = 0; s->show[i]; i++)
+            for (int j = 0; j < st->ncvars[0]; j++) {
+                const eng_kvar *v = &st->cvars[0][j];
+                if (strcmp(v->name, s->show[i]) != 0) continue;
+                if (v->arg >= 0) logp(s, " %s=&arg%d[%lld]", v->name, v->arg, v->elem);
+                else logp(s, " %s=%s", v->name, v->value);
+            }
+    }
     logp(s, "\n");
     return s->at < s->ncmds ? s->cmds[s->at++] : ENG_KCONTINUE;
 }
@@ -123,8 +133,8 @@ static void test_stepping(void) {
     CHECK_STR(s.log, "cell[1]:6\n"                                /* the first line of thread 6 */
                      "cell[1]:7 i=6\n"                            /* next */
                      "cell[1]:8 i=6 p=&arg1[6]\n"                 /* next: p points into x at 6 */
-                     "cell[1]:2 sq<k:8 v=6\n"                     /* step in: sq's first line */
-                     "cell[1]:3 sq<k:8 v=6 r=36\n"                /* next in sq */
+                     "cell[1]:2 sq<k:8 v=6 | i=6 p=&arg1[6]\n"    /* step in: sq's first line; k's locals */
+                     "cell[1]:3 sq<k:8 v=6 r=36 | i=6 p=&arg1[6]\n" /* next in sq */
                      "cell[1]:9 i=6 p=&arg1[6] a=36\n"            /* step out: back in k */
                      "cell[1]:10 i=6 p=&arg1[6] a=36\n"           /* next over sq(a) */
                      "cell[1]:12 i=6 p=&arg1[6] a=36\n");         /* next: line 11 has no stop (if body) */
@@ -145,7 +155,7 @@ static void test_stepping(void) {
     D->debug(&d2);
     CHECK(D->launch_sized(m, g, b, 0, args, bytes, &err) == 0);
     D->debug(NULL);
-    CHECK_STR(s2.log, "cell[1]:3 sq<k:8 v=3\ncell[1]:3 sq<k:9 v=9\n");
+    CHECK_STR(s2.log, "cell[1]:3 sq<k:8 v=3 |\ncell[1]:3 sq<k:9 v=9 |\n");
     /* abort at a stop: ERR_INTERRUPT, nothing written back, the next launch works */
     static const int abort_cmd[] = {ENG_KABORT};
     script s3 = {.cmds = abort_cmd, .ncmds = 1, .show = {NULL}};
