@@ -1046,6 +1046,8 @@ int eng_kernel_launch(eng_ktable *t, eng_kernel *k, const unsigned grid[3], cons
                                 : drv->launch(k->mod, grid, block, (size_t)shared, argp, &e);
     if (debugged)
         drv->debug(NULL);
+    t->kdbg_bps = 0; /* the next launch reads the debugger's breakpoints again */
+    t->kdbg_args = NULL;
     if (lrc) {
         eng_fail(err, e.kind ? e.kind : ERR_RUNTIME, "%s: %s", k->name, e.kind ? e.msg : "the launch failed");
         goto out;
