@@ -20,7 +20,6 @@
 #include "engine/lang/interp.h"
 #include "engine/tensor/tensor_impl.h"
 #include "engine/lang/kernels.h"
-#include "engine/lang/kdebug.h"
 #include "engine/base/stack.h"
 #include "engine/lang/debug.h"
 
@@ -1390,7 +1389,6 @@ static int exec(interp *it, ast *n)
         if (eng_kernel_define(it->s->kernels, n->str, n->slen, n->name, n->ival == 1, it->src->name,
                               n->line + it->src->first_line - 1, it->err))
             return located(it, n), EX_ERROR;
-        eng_kdebug_note_cell(it->s->kernels, it->src->name, it->src->path);
         return EX_OK;
     case AST_MAGIC: return eng_magic(it->s, n->str, it->src, it->err) ? (located(it, n), EX_ERROR) : EX_OK;
     case AST_EMPTY: return EX_OK;

@@ -44,7 +44,7 @@ void eng_kdebug_free(eng_ktable *t)
     t->kdbg_npaths = 0;
 }
 
-void eng_kdebug_note_cell(eng_ktable *t, const char *cell, const char *path)
+static void note_cell(eng_ktable *t, const char *cell, const char *path)
 {
     if (!cell)
         return;
@@ -70,6 +70,16 @@ void eng_kdebug_note_cell(eng_ktable *t, const char *cell, const char *path)
     np[t->kdbg_npaths].cell = c;
     np[t->kdbg_npaths].path = p;
     t->kdbg_npaths++;
+}
+
+void eng_kdebug_defined(eng_ktable *t, const char *cell)
+{
+    eng_session *s = t->kdbg_session;
+    if (!s || !s->dframes || !cell)
+        return;
+    const eng_source *src = s->dframes[s->depth].src; /* the source running now */
+    if (src && src->name && !strcmp(src->name, cell))
+        note_cell(t, cell, src->path);
 }
 
 static const char *cell_path(const eng_ktable *t, const char *cell)

@@ -22,9 +22,9 @@ int eng_kdebug_active(const eng_ktable *t);
 int eng_kdebug_magic_thread(eng_ktable *t, void *session, const char *rest, eng_error *err);
 int eng_kdebug_magic_trace(eng_ktable *t, void *session, const char *rest, eng_error *err);
 
-/* Where the debugger finds cell's source (path: its debugger path, NULL: none); kernels
- * defined in that cell map their breakpoints through it. */
-void eng_kdebug_note_cell(eng_ktable *t, const char *cell, const char *path);
+/* A kernel is being defined in cell: when that is the cell running, its debugger path
+ * (eng_source.path) is noted, and breakpoints in that path map to the kernel's lines. */
+void eng_kdebug_defined(eng_ktable *t, const char *cell);
 /* Before a launch: reads the attached debugger's breakpoints inside kernel code (and a
  * pending step in), and sets t->kdbg for them; args: the launch's arguments. */
 void eng_kdebug_prepare(eng_ktable *t, const value *args, int argc);

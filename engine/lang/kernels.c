@@ -474,6 +474,7 @@ static char *make_signature(const char *src)
 int eng_kernel_define(eng_ktable *t, const char *src, int srclen, const char *name, int is_global,
                       const char *cell, int line, eng_error *err)
 {
+    eng_kdebug_defined(t, cell); /* the debugger's path of that cell, for breakpoints */
     eng_kernel *old = eng_kernel_find(t, name, (int)strlen(name));
     if (old && old->is_global == is_global && (int)strlen(old->source) == srclen &&
         !memcmp(old->source, src, (size_t)srclen)) {

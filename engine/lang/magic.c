@@ -742,10 +742,10 @@ static const magic_row magics[] = {
     {"seed", "%seed N", magic_seed},
     {"device", "%device cpu|cuda|sim", run_device},
     {"ptx", "%ptx KERNEL", run_ptx},
-    {"sim", "%sim check|fast", magic_sim},
-    {"memory", "%memory [limit SIZE|off]", run_memory},
     {"debug_thread", "%debug_thread bx,by,bz tx,ty,tz|off", magic_debug_thread},
     {"ktrace", "%ktrace [N|off]", magic_ktrace},
+    {"sim", "%sim check|fast", magic_sim},
+    {"memory", "%memory [limit SIZE|off]", run_memory},
     {"lsmagic", "%lsmagic", magic_lsmagic},
     {"help", "%help", magic_lsmagic},
 };

@@ -38,8 +38,6 @@ eng_session *eng_session_new(void)
     s->kernels = eng_ktable_new();
     s->dbg = eng_dbg_new();
     s->dframes = calloc(ENG_MAX_DEPTH + 2, sizeof *s->dframes);
-    if (s->kernels)
-        s->kernels->kdbg_session = s; /* the kernel debugger's output and stops */
     if (!s->stack || !s->hash || !s->kernels || !s->dbg || !s->dframes) {
         free(s->stack);
         free(s->hash);
@@ -52,6 +50,7 @@ eng_session *eng_session_new(void)
     eng_ctx_init(&s->ctx);
     s->ctx.oom_note = eng_oom_note; /* MemoryErrors name this session's largest variables */
     s->ctx.oom_note_user = s;
+    s->kernels->kdbg_session = s; /* the kernel debugger's output and stops */
     return s;
 }
 
