@@ -54,6 +54,7 @@ typedef struct dbg_st {
     /* the statement being read */
     int st_state;               /* 0 prefix, 1 declarators, 2 not a declaration */
     int st_nid, st_depth, st_angle, st_q, st_expect, st_first;
+    int st_iangle;              /* template arguments open in an initializer (f<A, B>) */
     char st_last[DB_NAME];
     char pend[32][DB_NAME];
     int npend;
@@ -90,7 +91,7 @@ static int all_caps(const char *w) {
 static void st_reset(dbg_st *s) {
     s->dim_watch = -1;
     s->st_state = 0;
-    s->st_nid = s->st_depth = s->st_angle = s->st_q = s->st_expect = 0;
+    s->st_nid = s->st_depth = s->st_angle = s->st_q = s->st_expect = s->st_iangle = 0;
     s->st_first = 1;
     s->st_last[0] = '\0';
 }
@@ -177,6 +178,17 @@ static void st_token(dbg_st *s, const char *tok, int is_id) {
         return;
     }
     if (s->st_depth) return;
+    /* f<A, B>(x) in an initializer: its commas separate no declarators (a '<' after a
+     * name is taken for template arguments; a comparison there hides what follows) */
+    if (!strcmp(tok, "<") && s->prev_id) {
+        s->st_iangle++;
+        return;
+    }
+    if (s->st_iangle) {
+        if (!strcmp(tok, ">")) s->st_iangle--;
+        else if (!strcmp(tok, ">>")) s->st_iangle = s->st_iangle > 2 ? s->st_iangle - 2 : 0;
+        return;
+    }
     if (!strcmp(tok, ",")) {
         s->st_expect = 1;
         s->st_last[0] = '\0';

@@ -312,6 +312,45 @@ static void test_instrument(void) {
     D->release(m);
 }
 
+/* the instrumentation on the project's own CUDA code (the .cuh files of cuda/kernels: templates,
+ * lambdas, macros, 1,500 lines): the instrumented files must still compile */
+static void test_instrument_builtin_kernels(const char *dir) {
+    static const char *const files[] = {"kk_common", "kk_elementwise", "kk_reduce", "kk_matmul", "kk_conv",
+                                        "kk_train"};
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s/inst/cuda/kernels' && cp cuda/kernels/kk_all.cuh cuda/kernels/kk_api.h "
+             "'%s/inst/cuda/kernels/'", dir, dir);
+    if (system(cmd) != 0) {
+        CHECK(!"cannot copy cuda/kernels (run from the repository's root)");
+        return;
+    }
+    int hooks = 0;
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char in[256], outp[600];
+        snprintf(in, sizeof in, "cuda/kernels/%s.cuh", files[i]);
+        snprintf(outp, sizeof outp, "%s/inst/cuda/kernels/%s.cuh", dir, files[i]);
+        FILE *f = fopen(in, "rb");
+        CHECK(f != NULL);
+        if (!f) return;
+        strbuf src = {0}, out = {0};
+        char buf[8192];
+        size_t n;
+        while ((n = fread(buf, 1, sizeof buf, f)) > 0) strbuf_put(&src, buf, n);
+        fclose(f);
+        CHECK(sim_debug_instrument(&out, src.p) == 0);
+        for (const char *p = out.p; (p = strstr(p, "kiln_dbg_me()")); p++) hooks++;
+        FILE *o = fopen(outp, "wb");
+        CHECK(o && fwrite(out.p, 1, out.len, o) == out.len);
+        if (o) fclose(o);
+        free(src.p);
+        free(out.p);
+    }
+    CHECK(hooks > 500);
+    snprintf(cmd, sizeof cmd, "c++ -std=c++17 -fsyntax-only -fopenmp -DKILN_SIM_DEBUG=1 -I'%s/inst' -I. "
+             "cuda/sim_backend_kernels.cc", dir);
+    CHECK(system(cmd) == 0);
+}
+
 int main(void) {
     char dir[] = "/tmp/kiln-test-kdebug-XXXXXX";
     if (!mkdtemp(dir)) {
@@ -320,6 +359,7 @@ int main(void) {
     }
     setenv("XDG_CACHE_HOME", dir, 1);
     test_instrument();
+    test_instrument_builtin_kernels(dir);
     test_stepping();
     test_shared();
     char cmd[128];
