@@ -23,6 +23,7 @@
  * one-line function bodies. */
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cuda/sim/sim_internal.h"
@@ -372,9 +373,8 @@ static size_t punct_len(const char *p) {
 }
 
 int sim_debug_instrument(strbuf *out, const char *src) {
-    static dbg_st st; /* large: under sim_lock like every compile */
-    dbg_st *s = &st;
-    memset(s, 0, sizeof *s);
+    dbg_st *s = calloc(1, sizeof *s); /* about 40 KB: not on the stack */
+    if (!s) return -1;
     st_reset(s);
     const char *p = src;
     int line_start = 1;
@@ -447,5 +447,6 @@ int sim_debug_instrument(strbuf *out, const char *src) {
         p += n;
         on_token(s, out, tok, is_id);
     }
+    free(s);
     return out->oom ? -1 : 0;
 }
