@@ -581,7 +581,9 @@ static int dap_stop(eng_kdebug *d, const char *kname, const eng_kstop *s)
         snprintf(desc, sizeof desc, "%s in kernel %s, thread (%u,%u,%u) of block (%u,%u,%u), at %s:%d",
              reason == 1 ? "breakpoint" : "step", kname, s->thread[0], s->thread[1], s->thread[2], s->block[0],
              s->block[1], s->block[2], s->frames[0].file, s->frames[0].line);
+    t->kdbg_stopped = 1;
     eng_dbg_action a = eng_dbg_stop(ses, reason == 1 ? "breakpoint" : "step", desc, fr, nf);
+    t->kdbg_stopped = 0;
     collect_bps(t, ses, 0); /* breakpoints set or cleared during the stop apply now */
     for (int i = 0; i < 64; i++)
         if (c.live[i])

@@ -918,6 +918,9 @@ int eng_kernel_launch(eng_ktable *t, eng_kernel *k, const unsigned grid[3], cons
     char msg[sizeof err->msg];
     if (argc != k->nparams)
         return eng_fail(err, ERR_TYPE, "%s", eng_kernel_count_error(k, argc, msg, sizeof msg));
+    if (t->kdbg_stopped) /* e.g. the debug console, stopped inside a kernel */
+        return eng_fail(err, ERR_RUNTIME, "%s: no kernel can be launched while the debugger is stopped inside one "
+                        "(continue or step out of it first)", k->name);
     eng_kdebug_prepare(t, args, argc); /* a debugger's kernel breakpoints: a debug build */
     /* the backend: that of the tensors, which must agree */
     const eng_backend *be = NULL;

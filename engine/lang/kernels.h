@@ -54,6 +54,7 @@ typedef struct eng_ktable {
     int kdbg_bps;          /* the debugger set breakpoints in kernel code */
     void *kdbg_session;    /* the session (for output and the debugger) */
     int kdbg_dap;          /* this launch stops in the debugger (breakpoints, a step in) */
+    int kdbg_stopped;      /* the debugger is stopped inside a kernel: no launch until it goes on */
     char kdbg_cond[ENG_KBPS][160]; /* kdbg.bp[i]'s condition ("" none) */
     const value *kdbg_args; /* the launch's arguments (during a debugged launch) */
     int kdbg_nargs;

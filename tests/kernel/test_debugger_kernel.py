@@ -76,6 +76,12 @@ class KernelDebugger(unittest.TestCase):
         # the launching cell's frame still shows the host's locals and globals
         glob = self.variables(self.scopes(frames[1]["id"])["Globals"])
         self.assertEqual((glob["x"]["type"], glob["y"]["type"]), ("tensor", "tensor"))
+        # the debug console: host code runs against the globals; a launch is refused
+        self.assertEqual(self.ok("evaluate", {"expression": "x.sum().item()", "frameId": frames[0]["id"]})["result"],
+                         "28.0")
+        bad = self.dap("evaluate", {"expression": "scale2<<<1, 1>>>(y, x, 1.0, 1);", "frameId": frames[1]["id"]})
+        self.assertFalse(bad["success"])
+        self.assertIn("stopped inside one", bad["message"])
         # next: line 6 with v computed, then the function's end (line 7 is a block's end)
         self.ok("next", {"threadId": 1})
         ev, frames = self.stopped_at()
