@@ -269,15 +269,26 @@ static void rich_show(void *user, const eng_bundle *b)
         json_object_set_new(data, b->items[i].mime, json_string(b->items[i].data));
 }
 
+/* a string argument that holds no NUL character (code is run as C text) */
+static int has_nul(json_t *req, const char *name)
+{
+    json_t *v = json_object_get(args_of(req), name);
+    return json_is_string(v) && strlen(json_string_value(v)) != json_string_length(v);
+}
+
 static json_t *serve(kn_kernel *k, json_t *req)
 {
     const char *cmd = json_string_value(json_object_get(req, "command"));
     char err[1024] = "";
     eng_dbg_var v;
+    if (has_nul(req, "expression") || has_nul(req, "variableName"))
+        return err_answer("%s: the code holds a NUL character", cmd);
     if (!strcmp(cmd, "stackTrace")) {
         eng_dbg_frame fr[256];
         int n = eng_debug_stack(k->eng, fr, 256), start = (int)arg_int(req, "startFrame", 0);
         int levels = (int)arg_int(req, "levels", 0), shown = n < 256 ? n : 256;
+        if (start < 0)
+            start = 0;
         json_t *frames = json_array();
         for (int i = start; i < shown && (levels <= 0 || i < start + levels); i++) {
             const char *slash = strrchr(fr[i].path, '/');
@@ -388,7 +399,11 @@ static eng_dbg_action on_stopped(void *user, const char *reason, const char *des
     kn_kernel *k = user;
     kn_debugger *d = k->dbg;
     eng_dbg_action a = ENG_DBG_CONTINUE;
-    kn_capture_sync(k); /* what the cell wrote so far, before the stop */
+    /* what the cell wrote so far, before the stop (the capture's sync is the shell
+     * thread's; a simulator worker reporting a stop while the shell thread waits for it
+     * skips it) */
+    if (pthread_equal(pthread_self(), k->shell_thread))
+        kn_capture_sync(k);
     pthread_mutex_lock(&d->mu);
     if (!d->attached || !d->shell) {
         pthread_mutex_unlock(&d->mu);

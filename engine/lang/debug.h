@@ -24,9 +24,14 @@
  *   path and line, and a `locals` provider that lists the frame's variables into an
  *   eng_dbg_varsink with eng_dbg_add_text / eng_dbg_add_value. Those frames are shown
  *   above the interpreter's (the launch site and its callers), get ids above theirs,
- *   and their Locals scope calls the provider. Call it on the thread that runs the cell
- *   (the host's callback publishes on that thread's sockets); the provider is called
- *   on that thread too, only during the stop. The returned action says how to go on;
+ *   and their Locals scope calls the provider. Call it on the thread that runs the cell,
+ *   or on a thread that the cell's thread is blocked waiting for (a simulator worker):
+ *   the host's callback publishes on the cell thread's IOPub socket and runs the
+ *   host's queries (the provider, evaluations) on the calling thread, during the stop.
+ *   One stop at a time: a second eng_dbg_stop while one is in progress returns
+ *   ENG_DBG_CONTINUE at once (other simulator threads wait at their barrier or line).
+ *   A kernel defined in a cell has that cell's eng_source (its path, first_line): the
+ *   kernel's lines are the cell's lines, and setBreakpoints verifies any of them. The returned action says how to go on;
  *   the caller implements next/stepIn/stepOut inside its kernel itself (e.g. stop at
  *   the next line of the same thread) and treats ENG_DBG_ABORT as an interrupt.
  */

@@ -3,7 +3,8 @@
 # Playwright, opens notebooks/02-inspect.ipynb on the Kiln kernel, runs every cell and
 # checks what JupyterLab rendered. Everything lives in a temporary folder (kernelspec,
 # Jupyter and JupyterLab settings, the notebook's copy); the screenshot is kept in
-# ARTIFACTS (default build/browser/02-inspect.png).
+# ARTIFACTS (default build/browser/02-inspect.png). test_debugger_ui.py drives JupyterLab's
+# debugger over notebooks/05-debugging.ipynb (screenshot 05-debugger.png).
 #   KILN=/abs/build/kiln PYTHON=/abs/.venv/bin/python tests/browser/run.sh [pytest args]
 # Skips (exit 0) only when /usr/bin/chromium is missing; scripts/setup.sh installs it.
 set -euo pipefail
@@ -29,4 +30,4 @@ export JUPYTER_DATA_DIR=$tmp/data JUPYTER_RUNTIME_DIR=$tmp/runtime \
 export ARTIFACTS=${ARTIFACTS:-$(dirname "$KILN")/browser}
 "$PYTHON" "$root/kernel/kernelspec/install.py" "$KILN" >/dev/null
 cd "$here"
-exec "$PYTHON" -m pytest -v -p no:cacheprovider "$@" test_jupyterlab.py
+exec "$PYTHON" -m pytest -v -p no:cacheprovider "$@" test_jupyterlab.py test_debugger_ui.py

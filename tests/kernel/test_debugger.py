@@ -169,6 +169,32 @@ class Debugger(unittest.TestCase):
         self.assertFalse(c["success"])
         self.assertIn("frobnicate", c["message"])
 
+    def test_bad_requests_are_answered(self):
+        self.start_debugger()
+        self.kc.execute_interactive("int kept = 9;", timeout=TIMEOUT)
+        for command, args in [("variables", {"variablesReference": 99999}),
+                              ("variables", {"variablesReference": "x"}),
+                              ("evaluate", {}),
+                              ("evaluate", {"expression": "kept\u0000 + 1"}),
+                              ("evaluate", {"expression": "int f( {"}),
+                              ("richInspectVariables", {"variableName": 3}),
+                              ("copyToGlobals", {"srcVariableName": "kept; kept = 0", "dstVariableName": "x"}),
+                              ("source", {"source": {"path": "/nonexistent/kiln.kn"}}),
+                              ("setBreakpoints", {"source": {}}),
+                              ("dumpCell", {"code": 5}),
+                              ("next", {"threadId": 1})]:
+            c = self.dap(command, args)
+            self.assertFalse(c["success"], (command, args, c))
+            self.assertTrue(c["message"], (command, args))
+        # odd but harmless arguments are answered normally
+        self.assertEqual(self.ok("stackTrace", {"threadId": 1, "startFrame": -5, "levels": "all"})["stackFrames"], [])
+        self.ok("setBreakpoints", {"source": {"path": "/nonexistent/kiln.kn"}, "breakpoints": "none"})
+        bps = self.ok("setBreakpoints", {"source": {"path": "/nonexistent/kiln.kn"}, "breakpoints": [{"line": "x"}]})
+        self.assertEqual(len(bps["breakpoints"]), 1)
+        self.assertEqual(self.ok("evaluate", {"expression": "kept * 2"})["result"], "18")
+        r = self.kc.execute_interactive("kept", timeout=TIMEOUT)
+        self.assertEqual(r["content"]["status"], "ok")
+
     def test_stop_in_function_step_and_inspect(self):
         self.start_debugger()
         def_path = self.dump(DEFINE)
