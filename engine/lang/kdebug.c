@@ -384,6 +384,21 @@ static int trace_stop(eng_kdebug *d, const char *kname, const eng_kstop *s)
     return t->kdbg_count >= t->kdbg_trace ? ENG_KCONTINUE : ENG_KSTEP_IN;
 }
 
+void eng_kdebug_after(eng_ktable *t, const char *kname, const unsigned grid[3], const unsigned block[3])
+{
+    if (!t->kdbg_trace || t->kdbg_dap || t->kdbg_count)
+        return;
+    const unsigned *b = t->kdbg.block, *th = t->kdbg.thread;
+    if (b[0] < grid[0] && b[1] < grid[1] && b[2] < grid[2] && th[0] < block[0] && th[1] < block[1] &&
+        th[2] < block[2])
+        return;
+    char buf[300];
+    int n = snprintf(buf, sizeof buf, "%.64s: thread (%u,%u,%u) of block (%u,%u,%u) is not in this launch (grid "
+                     "%ux%ux%u, blocks of %ux%ux%u): no lines\n", kname, th[0], th[1], th[2], b[0], b[1], b[2],
+                     grid[0], grid[1], grid[2], block[0], block[1], block[2]);
+    eng_stream(t->kdbg_session, 1, buf, (size_t)n);
+}
+
 static void describe_thread(eng_ktable *t, eng_session *s)
 {
     char buf[200];

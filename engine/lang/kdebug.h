@@ -28,6 +28,9 @@ void eng_kdebug_defined(eng_ktable *t, const char *cell);
 /* Before a launch: reads the attached debugger's breakpoints inside kernel code (and a
  * pending step in), and sets t->kdbg for them; args: the launch's arguments. */
 void eng_kdebug_prepare(eng_ktable *t, const value *args, int argc);
+/* After a debugged launch of kname: %ktrace says when the followed thread was not in
+ * the launch's grid. */
+void eng_kdebug_after(eng_ktable *t, const char *kname, const unsigned grid[3], const unsigned block[3]);
 /* Frees what the table's kernel debugging holds. */
 void eng_kdebug_free(eng_ktable *t);
 

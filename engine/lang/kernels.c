@@ -1050,6 +1050,8 @@ int eng_kernel_launch(eng_ktable *t, eng_kernel *k, const unsigned grid[3], cons
                                 : drv->launch(k->mod, grid, block, (size_t)shared, argp, &e);
     if (debugged)
         drv->debug(NULL);
+    if (debugged && !lrc)
+        eng_kdebug_after(t, k->name, grid, block);
     t->kdbg_bps = 0; /* the next launch reads the debugger's breakpoints again */
     t->kdbg_args = NULL;
     if (lrc) {
