@@ -946,3 +946,9 @@ int eng_dbg_breakpoints_in(eng_session *s, const char *path, int *lines, char (*
     pthread_mutex_unlock(&d->mu);
     return n;
 }
+
+void eng_dbg_set_step(eng_session *s, eng_dbg_action a)
+{
+    s->dbg->step = a == ENG_DBG_ABORT ? ENG_DBG_CONTINUE : a;
+    s->dbg->step_depth = s->depth;
+}

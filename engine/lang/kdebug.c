@@ -599,6 +599,8 @@ static int dap_stop(eng_kdebug *d, const char *kname, const eng_kstop *s)
     t->kdbg_stopped = 1;
     eng_dbg_action a = eng_dbg_stop(ses, reason == 1 ? "breakpoint" : "step", desc, fr, nf);
     t->kdbg_stopped = 0;
+    if (a == ENG_DBG_STEP_OUT && s->nframes == 1) /* out of the kernel: to the launch's next statement */
+        eng_dbg_set_step(ses, ENG_DBG_NEXT);
     collect_bps(t, ses, 0); /* breakpoints set or cleared during the stop apply now */
     for (int i = 0; i < 64; i++)
         if (c.live[i])

@@ -195,7 +195,7 @@ class KernelDebugger(unittest.TestCase):
         self.kc.execute_interactive(code, timeout=TIMEOUT)
         self.ok("setBreakpoints", {"source": {"path": kpath}, "breakpoints": [
             {"line": 3, "condition": "threadIdx.x == 2"}]})
-        msg_id = self.kc.execute("tensor yy = zeros(4);\ntw<<<1, 4>>>(yy, 4);")
+        msg_id = self.kc.execute("tensor yy = zeros(4);\ntw<<<1, 4>>>(yy, 4);\nfloat total = yy.sum().item();")
         ev, frames = self.stopped_at()
         self.assertEqual([(f["name"], f["line"]) for f in frames[:3]],
                          [("twice", 3), ("tw [block (0,0,0) thread (2,0,0)]", 7), ("cell[2]", 2)])
@@ -210,6 +210,10 @@ class KernelDebugger(unittest.TestCase):
         ys = self.variables(self.variables(self.locals_of(frames[0])[1]["y"]["variablesReference"])["values"][
             "variablesReference"], start=2, count=1)
         self.assertEqual([v["value"] for v in ys.values()], ["5"])
+        # stepOut of the kernel: the launch finishes, the cell stops at its next statement
+        self.ok("stepOut", {"threadId": 1})
+        ev, frames = self.stopped_at()
+        self.assertEqual([(f["name"], f["line"]) for f in frames], [("cell[2]", 3)])
         self.ok("continue", {"threadId": 1})
         self.assertEqual(shell_reply(self.kc, msg_id)["content"]["status"], "ok")
 
