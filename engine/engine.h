@@ -130,7 +130,8 @@ typedef enum eng_dbg_action {
 
 typedef struct eng_dbg_host {
     void *user;
-    /* reason: "breakpoint", "step", "pause"; description: a sentence for the UI.
+    /* reason: "breakpoint", "step", "pause", "exception"; description: a sentence for
+     * the UI ("ShapeError: ..." for an exception).
      * Blocks until the host decides; returns the action. */
     eng_dbg_action (*stopped)(void *user, const char *reason, const char *description);
 } eng_dbg_host;
@@ -145,12 +146,17 @@ typedef struct eng_dbg_bp {
     int line;
     const char *condition;     /* NULL or "" for none */
     const char *hit_condition; /* NULL or "" for none */
+    const char *log_message;   /* NULL or "": stop; else a log point: prints this line
+                                  ({expression} parts evaluated in the frame), no stop */
 } eng_dbg_bp;
 /* Replaces the breakpoints of the source at path (n 0 clears them). Any thread. */
 int eng_debug_set_breakpoints(eng_session *s, const char *path, const eng_dbg_bp *bps, int n);
 /* The first line at or after line (1-based) where a statement of code starts, or 0
  * when there is none (or code does not parse): where a breakpoint there will stop. */
 int eng_debug_statement_line(const char *code, int line);
+/* 1: stop where an error is raised (reason "exception", the description "Ename:
+ * message"), before it ends the cell; 0: errors end the cell without a stop. Any thread. */
+void eng_debug_stop_on_errors(eng_session *s, int on);
 /* Stops the running cell at its next statement (reason "pause"). Any thread. */
 void eng_debug_pause(eng_session *s);
 /* The debugger's name for the next cell's source (a path: breakpoints name it); NULL:

@@ -52,6 +52,8 @@ struct kn_debugger {
     kn_channel *shell;      /* the shell channel (events of a stop are sent from it) */
     json_t *parent;         /* the running execute_request's header (owned) */
     atomic_int seq;         /* DAP sequence numbers of our messages */
+    char stop_reason[32];   /* the current (or last) stop's reason */
+    char stop_desc[1200];   /* and description (exceptionInfo) */
 };
 
 /* ---- Murmur2 and paths ---------------------------------------------------------- */
@@ -411,6 +413,8 @@ static eng_dbg_action on_stopped(void *user, const char *reason, const char *des
     }
     d->state = ST_STOPPED;
     d->resume = -1;
+    snprintf(d->stop_reason, sizeof d->stop_reason, "%s", reason);
+    snprintf(d->stop_desc, sizeof d->stop_desc, "%s", description);
     pthread_mutex_unlock(&d->mu);
     send_event(d->shell, d, d->parent, "stopped",
                json_pack("{s:s, s:s, s:i, s:b, s:b}", "reason", reason, "description", description, "threadId", 1,
@@ -543,6 +547,7 @@ static json_t *set_breakpoints(kn_kernel *k, kn_debugger *d, json_t *req)
         bps[i].line = at > 0 ? at : line;
         bps[i].condition = json_string_value(json_object_get(b, "condition"));
         bps[i].hit_condition = json_string_value(json_object_get(b, "hitCondition"));
+        bps[i].log_message = json_string_value(json_object_get(b, "logMessage"));
         json_array_append_new(out, json_pack("{s:b, s:i, s:{s:s}, s:i}", "verified", verified, "line", bps[i].line,
                                              "source", "path", path, "id", (int)(i + 1)));
         if (!verified)
@@ -553,6 +558,8 @@ static json_t *set_breakpoints(kn_kernel *k, kn_debugger *d, json_t *req)
             json_object_set_new(json_array_get(kept, i), "condition", json_string(bps[i].condition));
         if (bps[i].hit_condition)
             json_object_set_new(json_array_get(kept, i), "hitCondition", json_string(bps[i].hit_condition));
+        if (bps[i].log_message)
+            json_object_set_new(json_array_get(kept, i), "logMessage", json_string(bps[i].log_message));
     }
     eng_debug_set_breakpoints(k->eng, path, bps, (int)n);
     pthread_mutex_lock(&d->mu);
@@ -622,10 +629,15 @@ void kn_debug_request(kn_channel *ch, const jp_msg *req)
     }
     if (!strcmp(cmd, "initialize")) {
         answer = ok_answer(json_pack(
-            "{s:b, s:b, s:b, s:b, s:b, s:b, s:b, s:b, s:[]}", "supportsConfigurationDoneRequest", 1,
+            "{s:b, s:b, s:b, s:b, s:b, s:b, s:b, s:b, s:b, s:[]}", "supportsConfigurationDoneRequest", 1,
+            "supportsLogPoints", 1,
             "supportsConditionalBreakpoints", 1, "supportsHitConditionalBreakpoints", 1,
             "supportsEvaluateForHovers", 1, "supportsSetVariable", 0, "supportsStepBack", 0,
-            "supportsDelayedStackTraceLoading", 0, "supportsExceptionInfoRequest", 0, "exceptionBreakpointFilters"));
+            "supportsDelayedStackTraceLoading", 0, "supportsExceptionInfoRequest", 1, "exceptionBreakpointFilters"));
+        json_array_append_new(json_object_get(json_object_get(answer, "body"), "exceptionBreakpointFilters"),
+                              json_pack("{s:s, s:s, s:s, s:b}", "filter", "raised", "label", "Errors",
+                                        "description", "Stop where an error is raised, before it ends the cell",
+                                        "default", 0));
         initialized = 1;
     } else if (!strcmp(cmd, "attach")) {
         pthread_mutex_lock(&d->mu);
@@ -656,7 +668,26 @@ void kn_debug_request(kn_channel *ch, const jp_msg *req)
     } else if (!strcmp(cmd, "setBreakpoints")) {
         answer = set_breakpoints(k, d, dap);
     } else if (!strcmp(cmd, "setExceptionBreakpoints")) {
-        answer = ok_answer(json_pack("{s:[]}", "breakpoints"));
+        json_t *filters = json_object_get(args_of(dap), "filters"), *f, *out = json_array();
+        size_t i;
+        int on = 0;
+        json_array_foreach(filters, i, f) {
+            int known = json_is_string(f) && !strcmp(json_string_value(f), "raised");
+            on |= known;
+            json_array_append_new(out, json_pack("{s:b}", "verified", known));
+        }
+        eng_debug_stop_on_errors(k->eng, on);
+        answer = ok_answer(json_pack("{s:o}", "breakpoints", out));
+    } else if (!strcmp(cmd, "exceptionInfo")) {
+        pthread_mutex_lock(&d->mu);
+        if (d->state == ST_STOPPED && !strcmp(d->stop_reason, "exception")) {
+            size_t n = strcspn(d->stop_desc, ":");
+            answer = ok_answer(json_pack("{s:s#, s:s, s:s, s:{s:s, s:s#}}", "exceptionId", d->stop_desc, (int)n,
+                                         "description", d->stop_desc, "breakMode", "always", "details",
+                                         "message", d->stop_desc, "typeName", d->stop_desc, (int)n));
+        } else
+            answer = err_answer("exceptionInfo: the kernel is not stopped at an error");
+        pthread_mutex_unlock(&d->mu);
     } else if (!strcmp(cmd, "configurationDone")) {
         answer = ok_answer(NULL);
     } else if (!strcmp(cmd, "threads")) {

@@ -25,6 +25,7 @@ typedef struct bpoint {
     int line;        /* 1-based */
     char *cond;      /* NULL: none */
     char *hitcond;   /* NULL: none */
+    char *logmsg;    /* NULL: a breakpoint; else a log point's message */
     long hits;       /* times reached */
 } bpoint;
 
@@ -42,6 +43,7 @@ struct eng_debug {
     int nbps, capbps;
     int pause;             /* a pause is pending (atomic) */
     int gen;               /* breakpoint generation, from 1: changes with every set (atomic) */
+    int on_errors;         /* stop where an error is raised (atomic) */
     char *next_path;       /* the next compiled source's path */
     /* the session's thread only */
     int busy;              /* inside a stop or an evaluation: the hook does nothing */
@@ -85,6 +87,7 @@ static void clear_bps(struct eng_debug *d, const char *path)
         free(d->bps[i].path);
         free(d->bps[i].cond);
         free(d->bps[i].hitcond);
+        free(d->bps[i].logmsg);
     }
     d->nbps = k;
 }
@@ -161,12 +164,18 @@ int eng_debug_set_breakpoints(eng_session *s, const char *path, const eng_dbg_bp
         b->line = bps[i].line;
         b->cond = dup_opt(bps[i].condition);
         b->hitcond = dup_opt(bps[i].hit_condition);
+        b->logmsg = dup_opt(bps[i].log_message);
         b->hits = 0;
         d->nbps++;
     }
     __atomic_add_fetch(&d->gen, 1, __ATOMIC_SEQ_CST); /* sources look again (has_bp) */
     pthread_mutex_unlock(&d->mu);
     return rc;
+}
+
+void eng_debug_stop_on_errors(eng_session *s, int on)
+{
+    __atomic_store_n(&s->dbg->on_errors, on != 0, __ATOMIC_SEQ_CST);
 }
 
 void eng_debug_pause(eng_session *s)
@@ -803,12 +812,56 @@ static int truthy_value(value v)
     }
 }
 
+/* A log point: msg with each {expression} replaced by its value in the innermost
+ * frame (an error's text in its place), written to the cell's stdout as a line. */
+static void log_point(eng_session *s, const char *msg)
+{
+    size_t cap = strlen(msg) + 64, len = 0;
+    char *out = malloc(cap);
+    for (const char *p = msg; out && *p;) {
+        char piece[600];
+        const char *close = *p == '{' ? strchr(p, '}') : NULL;
+        if (close && (size_t)(close - p) < sizeof piece) {
+            value v;
+            char err[300];
+            memcpy(piece, p + 1, (size_t)(close - p - 1));
+            piece[close - p - 1] = '\0';
+            if (run_in_frame(s, s->depth + 1, piece, &v, err, sizeof err))
+                snprintf(piece, sizeof piece, "<%s>", err);
+            else {
+                char *t = v.type == VAL_TENSOR ? tensor_describe(v.as.t) : eng_value_text(v, 0);
+                snprintf(piece, sizeof piece, "%s", t ? t : "?");
+                free(t);
+                value_decref(v);
+            }
+            p = close + 1;
+        } else {
+            piece[0] = *p++;
+            piece[1] = '\0';
+        }
+        size_t k = strlen(piece);
+        if (len + k + 2 > cap) {
+            char *o = realloc(out, (cap = (len + k + 2) * 2));
+            if (!o)
+                break;
+            out = o;
+        }
+        memcpy(out + len, piece, k);
+        len += k;
+    }
+    if (out) {
+        out[len++] = '\n';
+        eng_stream(s, 1, out, len);
+        free(out);
+    }
+}
+
 /* 1: stop at path:line (its hit count is counted; its condition evaluated in the
- * innermost frame); desc receives why */
+ * innermost frame; a log point prints and never stops); desc receives why */
 static int bp_check(eng_session *s, const char *path, int line, char *desc, size_t n)
 {
     struct eng_debug *d = s->dbg;
-    char *cond = NULL;
+    char *cond = NULL, *logmsg = NULL;
     int stop = 0;
     pthread_mutex_lock(&d->mu);
     for (int i = 0; i < d->nbps; i++) {
@@ -822,6 +875,8 @@ static int bp_check(eng_session *s, const char *path, int line, char *desc, size
         snprintf(desc, n, "breakpoint at line %d (hit %ld)", line, b->hits);
         if (b->cond)
             cond = strdup(b->cond);
+        if (b->logmsg)
+            logmsg = strdup(b->logmsg);
         break;
     }
     pthread_mutex_unlock(&d->mu);
@@ -835,6 +890,15 @@ static int bp_check(eng_session *s, const char *path, int line, char *desc, size
             value_decref(v);
         }
         free(cond);
+    }
+    if (logmsg) {
+        if (stop) {
+            d->busy++;
+            log_point(s, logmsg);
+            d->busy--;
+        }
+        free(logmsg);
+        stop = 0;
     }
     return stop;
 }
@@ -918,6 +982,20 @@ int eng_dbg_statement(eng_session *s, eng_source *src, ast *n, eng_error *err)
     if (a == ENG_DBG_ABORT)
         return eng_fail(err, ERR_INTERRUPT, "interrupted");
     return 0;
+}
+
+void eng_dbg_error(eng_session *s, eng_source *src, ast *n, const eng_error *err)
+{
+    struct eng_debug *d = s->dbg;
+    char desc[sizeof err->msg + 64];
+    if (d->busy || d->stopped || !__atomic_load_n(&d->on_errors, __ATOMIC_RELAXED) || err->kind == ERR_INTERRUPT)
+        return;
+    snprintf(desc, sizeof desc, "%s: %s (line %d)", eng_errkind_name(err->kind), err->msg,
+             n->line + src->first_line - 1);
+    if (!s->dframes[s->depth].at) /* the frame's position: the statement being run */
+        s->dframes[s->depth].at = n;
+    eng_dbg_stop(s, "exception", desc, NULL, 0);
+    d->step = ENG_DBG_CONTINUE; /* the error unwinds: nothing to step to */
 }
 
 /* ---- for the kernel debugger (engine/lang/kdebug.c) ---- */

@@ -70,6 +70,11 @@ typedef struct eng_dbg_scope {
  * 0: go on; -1 with err set: the cell ends (interrupted while stopped). */
 int eng_dbg_statement(eng_session *s, eng_source *src, ast *n, eng_error *err);
 
+/* The interpreter's error hook: err was just raised at node n of src in frame s->depth
+ * (its frames still live). Stops there (reason "exception") when the host asked to
+ * stop on errors; the error then goes on as before. */
+void eng_dbg_error(eng_session *s, eng_source *src, ast *n, const eng_error *err);
+
 /* ---- for other frames (the simulator's kernel threads) ---- */
 typedef struct eng_dbg_varsink eng_dbg_varsink;
 typedef struct eng_dbg_xframe {

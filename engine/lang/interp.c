@@ -54,6 +54,8 @@ static int located(interp *it, ast *n)
         it->err->line = n->line;
         it->err->col = n->col;
         *it->err_src = it->src;
+        if (__atomic_load_n(&it->s->dbg_active, __ATOMIC_RELAXED)) /* where it is raised, frames intact */
+            eng_dbg_error(it->s, it->src, n, it->err);
     }
     return -1;
 }

@@ -10,7 +10,7 @@ import time
 import unittest
 from queue import Empty
 
-from kiln_testing import TIMEOUT, shell_reply, start, stop
+from kiln_testing import TIMEOUT, run, shell_reply, start, stop
 
 SEED = 0xC70F6907
 
@@ -115,6 +115,7 @@ class Debugger(unittest.TestCase):
                                       "columnsStartAt1": True, "pathFormat": "path"})
         self.assertTrue(body["supportsConfigurationDoneRequest"])
         self.assertTrue(body["supportsConditionalBreakpoints"])
+        self.assertEqual([f["filter"] for f in body["exceptionBreakpointFilters"]], ["raised"])
         self.event("initialized")
         self.ok("attach", {})
         info = self.ok("debugInfo")
@@ -322,6 +323,50 @@ class Debugger(unittest.TestCase):
         self.ok("continue", {"threadId": 1})
         rep = shell_reply(self.kc, msg_id)
         self.assertEqual(rep["content"]["status"], "ok")
+
+    def test_log_points_print_without_stopping(self):
+        self.start_debugger()
+        code = "int total = 0;\nfor (int k = 0; k < 3; k++) {\n    total += k;\n}\ntotal"
+        path = self.dump(code)
+        self.ok("setBreakpoints", {"source": {"path": path}, "breakpoints": [
+            {"line": 3, "logMessage": "k={k} total={total} twice={total * 2} bad={nope} {unclosed"}]})
+        ran = run(self.kc, code)
+        self.assertEqual(ran.status, "ok")
+        self.assertEqual(ran.result, "3")
+        lines = ran.stream().splitlines()
+        self.assertEqual([l.split(" bad=")[0] for l in lines], ["k=0 total=0 twice=0", "k=1 total=0 twice=0",
+                                                                  "k=2 total=1 twice=2"])
+        self.assertIn("nope", lines[0])
+        self.assertTrue(lines[0].endswith("{unclosed"))
+        self.assertEqual(ran.of_type("debug_event"), [])  # no stop (it would also hang the cell)
+
+    def test_stop_on_errors(self):
+        self.start_debugger()
+        self.kc.execute_interactive("tensor mix(tensor a, int n) {\n    tensor b = ones(n, 3);\n"
+                                    "    return a @ b;\n}", timeout=TIMEOUT)
+        c = self.dap("exceptionInfo", {"threadId": 1})
+        self.assertFalse(c["success"])
+        bps = self.ok("setExceptionBreakpoints", {"filters": ["raised"]})["breakpoints"]
+        self.assertEqual(bps, [{"verified": True}])
+        msg_id = self.kc.execute("int keep = 1;\ntensor r = mix(ones(2, 3), 2);\nkeep = 2;")
+        ev, frames = self.stopped_at()
+        self.assertEqual(ev["body"]["reason"], "exception")
+        self.assertIn("ShapeError", ev["body"]["description"])
+        self.assertEqual([(f["name"], f["line"]) for f in frames[:2]], [("mix", 3), ("cell[2]", 2)])
+        loc = self.variables(self.scopes(frames[0]["id"])["Locals"])
+        self.assertEqual(set(loc), {"a", "n", "b"})
+        info = self.ok("exceptionInfo", {"threadId": 1})
+        self.assertEqual(info["exceptionId"], "ShapeError")
+        self.assertEqual(info["breakMode"], "always")
+        # continuing lets the error end the cell as usual; the rest of the cell does not run
+        self.ok("continue", {"threadId": 1})
+        rep = shell_reply(self.kc, msg_id)["content"]
+        self.assertEqual((rep["status"], rep["ename"]), ("error", "ShapeError"))
+        self.assertEqual(self.ok("evaluate", {"expression": "keep"})["result"], "1")
+        # filters off: the same error fails the cell without a stop
+        self.ok("setExceptionBreakpoints", {"filters": []})
+        rep = self.kc.execute_interactive("mix(ones(2, 3), 2)", timeout=TIMEOUT)["content"]
+        self.assertEqual(rep["ename"], "ShapeError")
 
     def test_interrupt_while_stopped_and_requests_while_stopped(self):
         self.start_debugger()
