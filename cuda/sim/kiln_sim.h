@@ -468,6 +468,112 @@ inline float __half2float(__half h) { return (float)h; }
 inline __nv_bfloat16 __float2bfloat16(float f) { return __nv_bfloat16(f); }
 inline float __bfloat162float(__nv_bfloat16 h) { return (float)h; }
 
+/* ---- debug builds (KILN_SIM_DEBUG, cuda/sim/sim_debug.c inserts the calls) ------------ */
+#ifdef KILN_SIM_DEBUG
+#include <type_traits>
+/* is the current simulated thread the one being debugged? */
+inline bool kiln_dbg_me(void) {
+    const sim_thread *t = kiln_sim_cur;
+    if (!t) return false;
+    const sim_dbg_target *d = t->ops->dbg;
+    return d->on && t->thread_idx.x == d->thread.x && t->thread_idx.y == d->thread.y &&
+           t->thread_idx.z == d->thread.z && t->block_idx.x == d->block.x && t->block_idx.y == d->block.y &&
+           t->block_idx.z == d->block.z;
+}
+/* one per function body: the target thread's call depth */
+struct kiln_dbg_frame_t {
+    bool me;
+    explicit kiln_dbg_frame_t(const char *f) : me(kiln_dbg_me()) {
+        if (me) kiln_sim_cur->ops->dbg_frame(kiln_sim_cur, f, 1);
+    }
+    ~kiln_dbg_frame_t() {
+        if (me) kiln_sim_cur->ops->dbg_frame(kiln_sim_cur, nullptr, 0);
+    }
+};
+template <class T> inline const char *kiln_dbg_tname(void) {
+    typedef typename std::remove_cv<T>::type U;
+    if (std::is_same<U, bool>::value) return "bool";
+    if (std::is_same<U, char>::value) return "char";
+    if (std::is_same<U, signed char>::value) return "signed char";
+    if (std::is_same<U, unsigned char>::value) return "unsigned char";
+    if (std::is_same<U, short>::value) return "short";
+    if (std::is_same<U, unsigned short>::value) return "unsigned short";
+    if (std::is_same<U, int>::value) return "int";
+    if (std::is_same<U, unsigned>::value) return "unsigned int";
+    if (std::is_same<U, long>::value) return "long";
+    if (std::is_same<U, unsigned long>::value) return "unsigned long";
+    if (std::is_same<U, long long>::value) return "long long";
+    if (std::is_same<U, unsigned long long>::value) return "unsigned long long";
+    if (std::is_same<U, float>::value) return "float";
+    if (std::is_same<U, double>::value) return "double";
+    if (std::is_same<U, __half>::value) return "__half";
+    if (std::is_same<U, __nv_bfloat16>::value) return "__nv_bfloat16";
+    if (std::is_same<U, dim3>::value) return "dim3";
+    if (std::is_same<U, uint3>::value) return "uint3";
+    if (std::is_same<U, void>::value) return "void";
+    return "?";
+}
+/* a scalar as text; 0 when T is not one */
+template <class T> inline int kiln_dbg_text(char *out, size_t cap, const T &x) {
+    typedef typename std::remove_cv<T>::type U;
+    if constexpr (std::is_same<U, bool>::value) snprintf(out, cap, "%s", x ? "true" : "false");
+    else if constexpr (std::is_integral<U>::value && std::is_signed<U>::value) snprintf(out, cap, "%lld", (long long)x);
+    else if constexpr (std::is_integral<U>::value) snprintf(out, cap, "%llu", (unsigned long long)x);
+    else if constexpr (std::is_floating_point<U>::value) snprintf(out, cap, "%.9g", (double)x);
+    else if constexpr (std::is_same<U, __half>::value || std::is_same<U, __nv_bfloat16>::value)
+        snprintf(out, cap, "%.6g", (double)(float)x);
+    else if constexpr (std::is_same<U, dim3>::value || std::is_same<U, uint3>::value)
+        snprintf(out, cap, "(%u, %u, %u)", x.x, x.y, x.z);
+    else return 0;
+    return 1;
+}
+/* the variables of one stop */
+struct kiln_dbg_vars_t {
+    sim_dbg_var v[64];
+    int n = 0;
+    template <class T> void add(const char *name, const T &x) {
+        if (n >= 64) return;
+        sim_dbg_var *p = &v[n++];
+        snprintf(p->name, sizeof p->name, "%s", name);
+        p->ptr = nullptr;
+        p->is_ptr = 0;
+        if constexpr (std::is_pointer<T>::value) {
+            typedef typename std::remove_pointer<T>::type E;
+            snprintf(p->type, sizeof p->type, "%s%s *", std::is_const<E>::value ? "const " : "", kiln_dbg_tname<E>());
+            p->ptr = (const void *)x;
+            p->is_ptr = 1;
+            snprintf(p->value, sizeof p->value, "%p", (const void *)x);
+        } else if constexpr (std::is_array<T>::value) {
+            typedef typename std::remove_extent<T>::type E;
+            const size_t N = std::extent<T>::value;
+            snprintf(p->type, sizeof p->type, "%s[%zu]", kiln_dbg_tname<E>(), N);
+            size_t len = 0;
+            p->value[0] = '\0';
+            if constexpr (std::is_arithmetic<typename std::remove_cv<E>::type>::value) {
+                for (size_t i = 0; i < N && len + 24 < sizeof p->value; i++) {
+                    char one[32];
+                    kiln_dbg_text(one, sizeof one, x[i]);
+                    len += (size_t)snprintf(p->value + len, sizeof p->value - len, "%s%s", i ? ", " : "[", one);
+                }
+                snprintf(p->value + len, sizeof p->value - len, "%s", len + 24 < sizeof p->value ? "]" : ", ...]");
+            } else {
+                snprintf(p->value, sizeof p->value, "(not shown)");
+            }
+            p->ptr = (const void *)&x[0];
+        } else {
+            snprintf(p->type, sizeof p->type, "%s", kiln_dbg_tname<T>());
+            if (!kiln_dbg_text(p->value, sizeof p->value, x)) snprintf(p->value, sizeof p->value, "(not shown)");
+        }
+    }
+    void line(const char *file, int ln, const char *func) {
+        sim_thread *me = kiln_sim_cur;
+        me->ops->dbg_line(me, file, ln, func, v, n);
+        kiln_sim_cur = me;
+    }
+};
+#define KILN_DBG_FRAME kiln_dbg_frame_t kiln_dbg_frame_(__func__);
+#endif
+
 /* ---- launching a statically compiled kernel (see sim_runtime.h) ----------------------- */
 template <class F> inline void kiln_sim_body_of(void *p, sim_thread *t) {
     kiln_sim_cur = t;

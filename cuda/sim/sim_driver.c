@@ -76,6 +76,7 @@ typedef struct sim_lib {
     sim_body entry;           /* kiln_sim_entry */
     int needs_fibers;         /* the source uses barriers or warp operations */
     int check;                /* a checking build: runs in a child process */
+    int debug;                /* a debug build (sim_debug.c's hooks) */
     int so_fd;                /* the memfd the library was loaded from (-1 if none) */
     int exe_fd;               /* check: a memfd holding the checking executable */
     sim_check_params params;  /* check: the parameters' kinds and sizes */
@@ -399,7 +400,7 @@ static void free_lib(sim_lib *lib) {
 }
 
 /* compiles `full` (the whole C++ file) into lib; under sim_lock */
-static int build_lib(sim_lib *lib, const char *full, const char *kname, eng_error *err) {
+static int build_lib(sim_lib *lib, const char *full, const char *kname, int debug, eng_error *err) {
     const char *tmp = getenv("TMPDIR");
     char dir[512], srcp[600], sop[600], errp[600];
     snprintf(dir, sizeof dir, "%s/kiln-sim-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
@@ -419,7 +420,8 @@ static int build_lib(sim_lib *lib, const char *full, const char *kname, eng_erro
      * worker's addr2line turns faults into "cell[3]:5") */
     char cwd[400], prefix_map[440] = "-g1";
     if (getcwd(cwd, sizeof cwd)) snprintf(prefix_map, sizeof prefix_map, "-fdebug-prefix-map=%s=.", cwd);
-    char *argv[] = {sim_cxx, SIM_CXXFLAGS, prefix_map, "-o", sop, srcp, NULL};
+    /* a debug build: -O0 compiles faster, and its hooks keep every local alive anyway */
+    char *argv[] = {sim_cxx, SIM_CXXFLAGS, prefix_map, debug ? "-O0" : "-O2", "-o", sop, srcp, NULL};
     int st = sim_run_compiler(argv, errp);
     if (st != 0) {
         char *out = sim_read_file(errp, NULL);
@@ -477,8 +479,21 @@ static eng_kmodule *sim_compile(const char *src, const char *kname, const eng_kp
     if (!m) goto oom;
     snprintf(m->kname, sizeof m->kname, "%s", kname);
 
-    /* the kernel's part: the engine's source rewritten, then the entry */
-    rewrite_source(&body, src);
+    /* the kernel's part: the engine's source rewritten (a debug build: instrumented),
+     * then the entry */
+    int debug = check == 2;
+    if (debug) {
+        strbuf plain = {0};
+        rewrite_source(&plain, src);
+        if (plain.oom || sim_debug_instrument(&body, plain.p ? plain.p : "") < 0) {
+            free(plain.p);
+            goto oom;
+        }
+        free(plain.p);
+        check = 0;
+    } else {
+        rewrite_source(&body, src);
+    }
     strbuf_printf(&body,
             "\n#line 1 \"kiln-entry\"\n"
             "extern \"C\" __attribute__((visibility(\"default\"))) void kiln_sim_entry(void *args, sim_thread *t) {\n"
@@ -488,6 +503,7 @@ static eng_kmodule *sim_compile(const char *src, const char *kname, const eng_kp
             "static_assert(kiln_sim_nparams(&%s) == %d, \"kernel '%s' does not have the %d parameters kiln parsed\");\n",
             kname, kname, nparams, kname, nparams);
     /* the file compiled: the headers inline; the file shown: #include */
+    if (debug) buf_str(&full, "#define KILN_SIM_DEBUG 1\n");
     buf_str(&full, "#line 1 \"sim_runtime.h\"\n");
     buf_str(&full, sim_hdr_runtime);
     buf_str(&full, "#line 1 \"kiln_sim.h\"\n");
@@ -502,6 +518,7 @@ static eng_kmodule *sim_compile(const char *src, const char *kname, const eng_kp
     buf_str(&full, "\n");
     buf_str(&full, body.p ? body.p : "");
     if (check) buf_str(&full, sim_check_main);
+    if (debug) buf_str(&shown, "#define KILN_SIM_DEBUG 1\n");
     buf_str(&shown, "#include \"kiln_sim.h\"\n");
     buf_str(&shown, body.p ? body.p : "");
     if (body.oom || full.oom || shown.oom) goto oom;
@@ -520,7 +537,7 @@ static eng_kmodule *sim_compile(const char *src, const char *kname, const eng_kp
     const char *flags[] = {SIM_CXXFLAGS};
     for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) kcache_hash_str(&h, flags[i]);
     kcache_hash_str(&h, sim_cxx_id);
-    kcache_hash_str(&h, check ? "check" : "plain");
+    kcache_hash_str(&h, check ? "check" : debug ? "debug" : "plain");
     kcache_hash_key(&h, key);
 
     for (sim_lib *l = sim_libs; l; l = l->next)
@@ -546,6 +563,7 @@ static eng_kmodule *sim_compile(const char *src, const char *kname, const eng_kp
     lib->so_fd = -1;
     memcpy(lib->key, key, sizeof key);
     lib->needs_fibers = source_needs_fibers(src);
+    lib->debug = debug;
     lib->code = shown.p;
     shown.p = NULL;
     int cache = 0;
@@ -574,7 +592,7 @@ static eng_kmodule *sim_compile(const char *src, const char *kname, const eng_kp
         }
         free(bytes);
     }
-    if (!check && !cache && build_lib(lib, full.p, kname, err) < 0) {
+    if (!check && !cache && build_lib(lib, full.p, kname, debug, err) < 0) {
         pthread_mutex_unlock(&sim_lock);
         goto fail;
     }
@@ -636,6 +654,8 @@ static int sim_klaunch(eng_kmodule *m, const unsigned grid[3], const unsigned bl
 
 static int sim_sync(eng_error *err) { return 0; }
 
+static void sim_debug(eng_kdebug *d) { sim_isolate_debug(d); }
+
 static char *sim_code(eng_kmodule *m, eng_error *err) {
     char *s = strdup(m->lib->code);
     if (!s) eng_fail(err, ERR_MEMORY, "out of memory");
@@ -651,4 +671,5 @@ const eng_kdriver sim_kdriver = {
     .launch_sized = sim_klaunch_sized,
     .sync = sim_sync,
     .code = sim_code,
+    .debug = sim_debug,
 };

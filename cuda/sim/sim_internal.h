@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include "cuda/sim/sim_runtime.h"
 #include "engine/base/error.h"
+#include "engine/base/strbuf.h"
+#include "engine/tensor/kdriver.h"
 
 #include <sys/types.h>
 
@@ -28,6 +30,13 @@ char *sim_read_file(const char *path, size_t *len);
 /* the compiler's output as an ERR_COMPILE in err (error lines only, tmpdir removed,
  * err->line from the first cell error) */
 void sim_compile_error(const char *out, const char *tmpdir, const char *kname, eng_error *err);
+
+/* ---- debug builds (sim_debug.c) ---- */
+
+/* Appends src (a translation unit with #line directives) to out with the debug hooks
+ * of kiln_sim.h (KILN_SIM_DEBUG) added on the lines they belong to; 0, or -1 out of
+ * memory. */
+int sim_debug_instrument(strbuf *out, const char *src);
 
 /* ---- checking mode (sim_check.c) ---- */
 
@@ -70,5 +79,9 @@ int sim_check_launch(int exe_fd, const char *kname, const sim_check_params *p, i
 int sim_isolated_launch(int so_fd, const void *lib, const char *kname, const sim_check_params *p, int needs_fibers,
                         const unsigned grid[3], const unsigned block[3], size_t shared, void **args,
                         const size_t *arg_bytes, eng_error *err);
+
+/* The next isolated launches from this thread run under d (NULL: none): a debug build's
+ * target thread stops where d says and d->on_stop is called (eng_kdriver.debug). */
+void sim_isolate_debug(eng_kdebug *d);
 
 #endif

@@ -103,7 +103,26 @@ typedef struct wk_req {
     unsigned long long arg_off[ISO_MAXR]; /* its offset from the range's start */
     unsigned long long scalar[ISO_MAXR];  /* a scalar's bytes */
     sim_check_params params;
+    unsigned long long arg_bytes[ISO_MAXR]; /* a pointer argument's extent */
+    struct {                          /* kernel debugging (a debug build's target thread) */
+        int on, stop_first, nbp;
+        unsigned block[3], thread[3];
+        eng_kbp bp[ENG_KBPS];
+    } dbg;
 } wk_req;
+
+/* worker -> parent while a launch runs: 'd' (done, one byte) or a stop */
+typedef struct wk_stop_msg {
+    char tag;                         /* 'b' */
+    eng_kstop s;
+} wk_stop_msg;
+
+/* parent -> worker after a stop: how to go on */
+typedef struct wk_cmd {
+    int cmd;                          /* ENG_KCONTINUE ... ENG_KSTEP_OUT */
+    int nbp;
+    eng_kbp bp[ENG_KBPS];
+} wk_cmd;
 
 /* ---- the worker ------------------------------------------------------------------------- */
 
@@ -156,6 +175,130 @@ static void wk_fault(int sig, siginfo_t *si, void *ucv) {
     _exit(70);
 }
 
+/* ---- the worker's side of kernel debugging: the target thread's lines and frames ---- */
+
+static struct {
+    int mode, ref_depth, depth, first_done, stop_first, nbp;
+    eng_kframe frames[ENG_KSTOP_FRAMES]; /* outermost first */
+    eng_kbp bp[ENG_KBPS];
+} wd;
+static wk_stop_msg wd_msg;
+static sim_dbg_var wd_vars[ENG_KSTOP_FRAMES][ENG_KSTOP_CVARS]; /* each frame's last locals */
+static int wd_nvars[ENG_KSTOP_FRAMES];
+
+static void wk_dbg_frame(sim_thread *t, const char *func, int enter) {
+    (void)t;
+    if (enter) {
+        if (wd.depth < ENG_KSTOP_FRAMES) {
+            snprintf(wd.frames[wd.depth].func, sizeof wd.frames[0].func, "%s", func ? func : "?");
+            wd.frames[wd.depth].file[0] = '\0';
+            wd.frames[wd.depth].line = 0;
+        }
+        wd.depth++;
+    } else if (wd.depth > 0) {
+        wd.depth--;
+    }
+}
+
+/* the worker's side of a variable: a pointer into (or near) an argument found */
+static void wk_dbg_var(eng_kvar *o, const sim_dbg_var *v) {
+    const wk_req *q = wk_cur;
+    memcpy(o->name, v->name, sizeof o->name);
+    memcpy(o->type, v->type, sizeof o->type);
+    memcpy(o->value, v->value, sizeof o->value);
+    o->name[sizeof o->name - 1] = o->type[sizeof o->type - 1] = o->value[sizeof o->value - 1] = '\0';
+    o->arg = -1;
+    if (!v->is_ptr || !q) return;
+    const char *pv = v->ptr;
+    for (int pass = 0; pass < 2 && o->arg < 0; pass++) /* inside an argument, else near one */
+        for (int a = 0; a < q->params.n && a < ISO_MAXR; a++) {
+            if (!q->params.is_ptr[a] || q->arg_range[a] < 0 || !wk_ptr[a]) continue;
+            const char *lo = wk_ptr[a], *hi = lo + q->arg_bytes[a];
+            long long es = q->params.elem[a] ? q->params.elem[a] : 1;
+            if (pass == 0 ? pv >= lo && pv <= hi : pv >= lo - ISO_GAP && pv < hi + ISO_GAP) {
+                o->arg = a;
+                o->elem = pv >= lo ? (long long)(pv - lo) / es : -(long long)((lo - pv + es - 1) / es);
+                o->outside = pass;
+                break;
+            }
+        }
+}
+
+static void wk_dbg_line(sim_thread *t, const char *file, int line, const char *func, const sim_dbg_var *vars, int n) {
+    int d = wd.depth > 0 ? wd.depth : 1;
+    if (d <= ENG_KSTOP_FRAMES) { /* this frame's locals as at this line (a caller's: its call) */
+        wd_nvars[d - 1] = n < ENG_KSTOP_CVARS ? n : ENG_KSTOP_CVARS;
+        memcpy(wd_vars[d - 1], vars, (size_t)wd_nvars[d - 1] * sizeof *vars);
+    }
+    if (wd.depth == 0) { /* a line outside any instrumented body: its own frame */
+        snprintf(wd.frames[0].func, sizeof wd.frames[0].func, "%s", func ? func : "?");
+    }
+    if (d <= ENG_KSTOP_FRAMES) {
+        snprintf(wd.frames[d - 1].file, sizeof wd.frames[0].file, "%s", file);
+        wd.frames[d - 1].line = line;
+    }
+    int reason = -1;
+    for (int i = 0; i < wd.nbp && reason < 0; i++)
+        if (wd.bp[i].line == line && !strcmp(wd.bp[i].file, file)) reason = 1;
+    int stepping = (!wd.first_done && wd.stop_first) || wd.mode == ENG_KSTEP_IN ||
+                   (wd.mode == ENG_KNEXT && wd.depth <= wd.ref_depth) ||
+                   (wd.mode == ENG_KSTEP_OUT && wd.depth < wd.ref_depth);
+    if (reason < 0 && stepping) reason = !wd.first_done && wd.stop_first ? 2 : 0;
+    wd.first_done = 1;
+    if (reason < 0) return;
+    eng_kstop *s = &wd_msg.s;
+    memset(&wd_msg, 0, sizeof wd_msg);
+    wd_msg.tag = 'b';
+    s->reason = reason;
+    s->stepping = stepping;
+    const sim_uint3 *v3[4] = {&t->block_idx, &t->thread_idx, &t->block_dim, &t->grid_dim};
+    unsigned *o3[4] = {s->block, s->thread, s->block_dim, s->grid_dim};
+    for (int k = 0; k < 4; k++) {
+        o3[k][0] = v3[k]->x;
+        o3[k][1] = v3[k]->y;
+        o3[k][2] = v3[k]->z;
+    }
+    int nf = d < ENG_KSTOP_FRAMES ? d : ENG_KSTOP_FRAMES;
+    for (int i = 0; i < nf; i++) s->frames[i] = wd.frames[nf - 1 - i];
+    s->nframes = nf;
+    for (int i = 0; i < n && i < ENG_KSTOP_VARS; i++) wk_dbg_var(&s->vars[i], &vars[i]);
+    s->nvars = n < ENG_KSTOP_VARS ? n : ENG_KSTOP_VARS;
+    for (int f = 1; f <= ENG_KSTOP_CALLERS && f < nf; f++) { /* callers: as at their call */
+        int at = nf - 1 - f; /* wd_vars is outermost first */
+        s->ncvars[f - 1] = wd_nvars[at];
+        for (int i = 0; i < wd_nvars[at]; i++) wk_dbg_var(&s->cvars[f - 1][i], &wd_vars[at][i]);
+    }
+    fflush(stdout);
+    fflush(stderr);
+    if (send(WK_SOCK_FD, &wd_msg, sizeof wd_msg, MSG_NOSIGNAL) != (ssize_t)sizeof wd_msg) _exit(0);
+    wk_cmd c;
+    for (;;) {
+        ssize_t k = recv(WK_SOCK_FD, &c, sizeof c, 0);
+        if (k == (ssize_t)sizeof c) break;
+        if (k < 0 && errno == EINTR) continue;
+        _exit(0); /* the parent is gone */
+    }
+    wd.mode = c.cmd;
+    wd.ref_depth = wd.depth;
+    wd.nbp = c.nbp < ENG_KBPS ? c.nbp : ENG_KBPS;
+    memcpy(wd.bp, c.bp, sizeof wd.bp);
+}
+
+static void wk_dbg_begin(const wk_req *q) {
+    if (!q->dbg.on) {
+        sim_debug_set(NULL, NULL, NULL);
+        return;
+    }
+    memset(&wd, 0, sizeof wd);
+    wd.mode = ENG_KCONTINUE;
+    wd.stop_first = q->dbg.stop_first;
+    wd.nbp = q->dbg.nbp < ENG_KBPS ? q->dbg.nbp : ENG_KBPS;
+    memcpy(wd.bp, q->dbg.bp, sizeof wd.bp);
+    sim_dbg_target tg = {1, {q->dbg.block[0], q->dbg.block[1], q->dbg.block[2]},
+                         {q->dbg.thread[0], q->dbg.thread[1], q->dbg.thread[2]}};
+    sim_debug_set(&tg, wk_dbg_line, wk_dbg_frame);
+}
+
 /* one launch in the worker; 0, or -1 when the worker should end */
 static int wk_launch(const wk_req *q, sim_body entry) {
     char *res[ISO_MAXR];
@@ -198,6 +341,7 @@ static int wk_launch(const wk_req *q, sim_body entry) {
         }
         char err[512];
         wk_cur = q;
+        wk_dbg_begin(q);
         int rc = sim_launch(entry, cargs, q->grid, q->block, (size_t)q->shared, q->needs_fibers, err, sizeof err);
         wk_cur = NULL;
         fflush(stdout);
@@ -312,6 +456,9 @@ static int wk_nlibs;          /* libraries this worker holds (each an fd there) 
 #define WK_LIBS_PER_WORKER 256  /* then a fresh worker: fds stay under RLIMIT_NOFILE */
 #define WK_SENT_MAX 4096
 static struct { const void *lib; unsigned long long gen; } wk_sent[WK_SENT_MAX];
+static __thread eng_kdebug *iso_dbg; /* kernel debugging for this thread's launches */
+
+void sim_isolate_debug(eng_kdebug *d) { iso_dbg = d; }
 static int wk_nsent;
 
 static void wk_stop(void) {
@@ -549,6 +696,29 @@ static void wk_sent_add(const void *lib) {
     }
 }
 
+/* the worker's debugged thread stopped: the engine says how to go on, the worker is
+ * told; -1 when the launch is to end (ENG_KABORT, an interrupt, the worker gone) */
+static int iso_stopped(eng_kstop *s, eng_kdebug *dbg, const char *kname, const sim_check_params *p,
+                       const wk_req *q) {
+    wk_cmd c;
+    memset(&c, 0, sizeof c);
+    c.cmd = ENG_KCONTINUE;
+    if (dbg && dbg->on_stop) {
+        s->nargs = p->n;
+        for (int i = 0; i < p->n && i < 64; i++) {
+            int k = q->arg_range[i];
+            if (!p->is_ptr[i] || k < 0) continue;
+            s->arg_data[i] = iso_map + q->rg[k].off + q->rg[k].pad + q->arg_off[i];
+            s->arg_bytes[i] = (size_t)q->arg_bytes[i];
+        }
+        c.cmd = dbg->on_stop(dbg, kname, s);
+        if (c.cmd == ENG_KABORT || eng_ctx_interrupted()) return -1;
+        c.nbp = dbg->nbp < ENG_KBPS ? dbg->nbp : ENG_KBPS;
+        memcpy(c.bp, dbg->bp, sizeof c.bp);
+    }
+    return send(wk_sock, &c, sizeof c, MSG_NOSIGNAL) == (ssize_t)sizeof c ? 0 : -1;
+}
+
 static int launch_locked(int so_fd, const void *lib, const char *kname, const sim_check_params *p, int needs_fibers,
                          const unsigned grid[3], const unsigned block[3], size_t shared, void **args,
                          const size_t *arg_bytes, eng_error *err) {
@@ -591,7 +761,17 @@ static int launch_locked(int so_fd, const void *lib, const char *kname, const si
     q.shared = shared;
     q.nranges = nr;
     q.params = *p;
+    eng_kdebug *dbg = iso_dbg;
+    if (dbg) {
+        q.dbg.on = 1;
+        q.dbg.stop_first = dbg->stop_first;
+        q.dbg.nbp = dbg->nbp < ENG_KBPS ? dbg->nbp : ENG_KBPS;
+        memcpy(q.dbg.bp, dbg->bp, sizeof q.dbg.bp);
+        memcpy(q.dbg.block, dbg->block, sizeof q.dbg.block);
+        memcpy(q.dbg.thread, dbg->thread, sizeof q.dbg.thread);
+    }
     for (int i = 0; i < p->n; i++) {
+        q.arg_bytes[i] = bytes[i];
         if (p->is_ptr[i]) {
             if (q.arg_range[i] >= 0) q.arg_off[i] = (unsigned long long)(*(char **)args[i] - q.rg[q.arg_range[i]].start);
         } else {
@@ -637,10 +817,18 @@ static int launch_locked(int so_fd, const void *lib, const char *kname, const si
         struct pollfd pf = {wk_sock, POLLIN, 0};
         int n = poll(&pf, 1, 50);
         if (n > 0) {
-            char done;
-            ssize_t k = recv(wk_sock, &done, 1, MSG_DONTWAIT);
-            if (k == 1) break;
-            if (k == 0 || (k < 0 && errno != EAGAIN && errno != EINTR)) {
+            static wk_stop_msg msg;
+            ssize_t k = recv(wk_sock, &msg, sizeof msg, MSG_DONTWAIT);
+            if (k == 1 && msg.tag == 'd') break;
+            if (k == (ssize_t)sizeof msg && msg.tag == 'b') { /* the debugged thread stopped */
+                if (iso_stopped(&msg.s, dbg, kname, p, &q) < 0) {
+                    stopped = 1;
+                    break;
+                }
+                t0 = now_s(); /* a stop does not count against KILN_SIM_TIMEOUT */
+                continue;
+            }
+            if (k >= 0 || (errno != EAGAIN && errno != EINTR)) {
                 dead = 1;
                 break;
             }

@@ -200,7 +200,27 @@ void sim_runtime_isolate(void) { sim_isolated = 1; }
 static void rt_syncthreads(sim_thread *t, const char *file, int line, const void *site);
 static unsigned rt_syncwarp(sim_thread *t);
 static void rt_trap(sim_thread *t, const char *what, const char *file, int line);
-static const sim_ops sim_ops_table = {rt_syncthreads, rt_syncwarp, rt_trap};
+static void rt_dbg_line(sim_thread *t, const char *file, int line, const char *func, const sim_dbg_var *vars, int n);
+static void rt_dbg_frame(sim_thread *t, const char *func, int enter);
+static sim_dbg_target rt_dbg_target;      /* written between launches only */
+static sim_dbg_line_fn rt_dbg_line_fn;
+static sim_dbg_frame_fn rt_dbg_frame_fn;
+static const sim_ops sim_ops_table = {rt_syncthreads, rt_syncwarp, rt_trap, rt_dbg_line, rt_dbg_frame, &rt_dbg_target};
+
+void sim_debug_set(const sim_dbg_target *target, sim_dbg_line_fn line, sim_dbg_frame_fn frame) {
+    if (target && target->on) rt_dbg_target = *target;
+    else memset(&rt_dbg_target, 0, sizeof rt_dbg_target);
+    rt_dbg_line_fn = line;
+    rt_dbg_frame_fn = frame;
+}
+
+static void rt_dbg_line(sim_thread *t, const char *file, int line, const char *func, const sim_dbg_var *vars, int n) {
+    if (rt_dbg_line_fn) rt_dbg_line_fn(t, file, line, func, vars, n);
+}
+
+static void rt_dbg_frame(sim_thread *t, const char *func, int enter) {
+    if (rt_dbg_frame_fn) rt_dbg_frame_fn(t, func, enter);
+}
 
 static sim_block *block_get(void) {
     if (tls_block) return tls_block;

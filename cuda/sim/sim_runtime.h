@@ -57,6 +57,22 @@ typedef struct sim_uint3 {
 
 typedef struct sim_thread sim_thread;
 
+/* Kernel debugging (a debug build, KILN_SIM_DEBUG: see cuda/sim/sim_debug.c). One scalar
+ * local or parameter of the stopped thread, formatted by the kernel's own code. */
+typedef struct sim_dbg_var {
+    char name[40];
+    char type[40];     /* "int", "const float *", "float[8]", "?" */
+    char value[96];    /* the value as text ("(not shown)" for a struct) */
+    const void *ptr;   /* a pointer's value (is_ptr) */
+    int is_ptr;
+} sim_dbg_var;
+
+/* The thread a debug build reports on (on 0: none). */
+typedef struct sim_dbg_target {
+    int on;
+    sim_uint3 block, thread;
+} sim_dbg_target;
+
 /* What a kernel body may ask of the runtime. */
 typedef struct sim_ops {
     /* __syncthreads() at file:line (site: the call site's identity, two calls on one
@@ -67,6 +83,11 @@ typedef struct sim_ops {
     unsigned (*syncwarp)(sim_thread *t);
     /* ends the block with an error (assert, __trap); does not return */
     void (*trap)(sim_thread *t, const char *what, const char *file, int line);
+    /* debug builds, in the target thread only: a line is about to run (vars: the locals
+     * and parameters in scope); a function of the kernel is entered (enter 1) or left */
+    void (*dbg_line)(sim_thread *t, const char *file, int line, const char *func, const sim_dbg_var *vars, int n);
+    void (*dbg_frame)(sim_thread *t, const char *func, int enter);
+    const sim_dbg_target *dbg;     /* the target thread (never NULL) */
 } sim_ops;
 
 /* One simulated thread as the kernel sees it (the fields kiln_sim.h reads). */
@@ -99,6 +120,13 @@ int sim_host_threads(void);
 /* Isolated mode, for the simulator's worker process (sim_isolate.c): each host thread
  * gets a signal stack and notes its stack's end, for sim_fault_describe. */
 void sim_runtime_isolate(void);
+
+/* Debug builds: the thread to report on and the functions that get its lines and
+ * frames (the worker's, sim_isolate.c); target NULL or target->on 0 turns it off. */
+typedef void (*sim_dbg_line_fn)(sim_thread *t, const char *file, int line, const char *func,
+                                const sim_dbg_var *vars, int n);
+typedef void (*sim_dbg_frame_fn)(sim_thread *t, const char *func, int enter);
+void sim_debug_set(const sim_dbg_target *target, sim_dbg_line_fn line, sim_dbg_frame_fn frame);
 
 /* From a fault's signal handler on a host thread of the grid: "thread (x,y,z) of block
  * (x,y,z)" (the simulated thread running) in out; returns 0 when no block runs on this

@@ -998,3 +998,36 @@ void eng_dbg_error(eng_session *s, eng_source *src, ast *n, const eng_error *err
     eng_dbg_stop(s, "exception", desc, NULL, 0);
     d->step = ENG_DBG_CONTINUE; /* the error unwinds: nothing to step to */
 }
+
+/* ---- for the kernel debugger (engine/lang/kdebug.c) ---- */
+
+int eng_dbg_attached(eng_session *s)
+{
+    struct eng_debug *d = s->dbg;
+    pthread_mutex_lock(&d->mu);
+    int a = d->host.stopped != NULL;
+    pthread_mutex_unlock(&d->mu);
+    return a;
+}
+
+int eng_dbg_breakpoints_in(eng_session *s, const char *path, int *lines, char (*conds)[160], int max)
+{
+    struct eng_debug *d = s->dbg;
+    int n = 0;
+    pthread_mutex_lock(&d->mu);
+    for (int i = 0; i < d->nbps && n < max; i++) {
+        if (strcmp(d->bps[i].path, path) != 0)
+            continue;
+        lines[n] = d->bps[i].line;
+        snprintf(conds[n], sizeof conds[n], "%s", d->bps[i].cond ? d->bps[i].cond : "");
+        n++;
+    }
+    pthread_mutex_unlock(&d->mu);
+    return n;
+}
+
+void eng_dbg_set_step(eng_session *s, eng_dbg_action a)
+{
+    s->dbg->step = a == ENG_DBG_ABORT ? ENG_DBG_CONTINUE : a;
+    s->dbg->step_depth = s->depth;
+}

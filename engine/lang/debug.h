@@ -102,6 +102,17 @@ eng_dbg_action eng_dbg_step_mode(eng_session *s);
 eng_dbg_action eng_dbg_stop(eng_session *s, const char *reason, const char *description,
                             const eng_dbg_xframe *frames, int nx);
 
+/* ---- for the kernel debugger (engine/lang/kdebug.c) ---- */
+/* 1 while a host is attached. Any thread. */
+int eng_dbg_attached(eng_session *s);
+/* The breakpoints set in path, with no side effect (no hit counted): up to max lines
+ * and their conditions (copied, "" for none); how many. Any thread. */
+int eng_dbg_breakpoints_in(eng_session *s, const char *path, int *lines, char (*conds)[160], int max);
+
+/* After a stop in other frames whose step leaves them (stepOut of a kernel's own frame):
+ * the step the interpreter's frames go on with, from the current depth. */
+void eng_dbg_set_step(eng_session *s, eng_dbg_action a);
+
 /* ---- the session's side ---- */
 struct eng_debug *eng_dbg_new(void);
 void eng_dbg_free(struct eng_debug *d);

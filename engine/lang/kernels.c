@@ -12,6 +12,7 @@
 
 #include "engine/tensor/backend.h"
 #include "engine/lang/kernels.h"
+#include "engine/lang/kdebug.h"
 
 /* ---- C types ---- */
 
@@ -90,6 +91,7 @@ void eng_ktable_free(eng_ktable *t)
         return;
     eng_ktable_clear(t);
     free(t->items);
+    eng_kdebug_free(t);
     free(t);
 }
 
@@ -534,6 +536,7 @@ static char *make_signature(const char *src)
 int eng_kernel_define(eng_ktable *t, const char *src, int srclen, const char *name, int is_global,
                       const char *cell, int line, eng_error *err)
 {
+    eng_kdebug_defined(t, cell); /* the debugger's path of that cell, for breakpoints */
     eng_kernel *old = eng_kernel_find(t, name, (int)strlen(name));
     if (old && old->is_global == is_global && (int)strlen(old->source) == srclen &&
         !memcmp(old->source, src, (size_t)srclen)) {
@@ -892,7 +895,8 @@ static int extern_shared_name(const eng_kernel *k, char *buf, size_t n)
 
 static int ensure_module(eng_ktable *t, eng_kernel *k, const eng_kdriver *drv, char **details, eng_error *err)
 {
-    if (k->mod && k->drv == drv && k->mod_check == t->check && k->mod_gen == t->dev_gen)
+    int build = eng_kdebug_active(t) && drv->debug ? 2 : t->check; /* 2: a debug build */
+    if (k->mod && k->drv == drv && k->mod_check == build && k->mod_gen == t->dev_gen)
         return 0;
     kernel_release_module(k);
     char *tu = eng_kernel_tu(t, k);
@@ -905,7 +909,26 @@ static int ensure_module(eng_ktable *t, eng_kernel *k, const eng_kdriver *drv, c
     eng_kinfo info;
     memset(&info, 0, sizeof info);
     eng_error e = {0};
-    eng_kmodule *m = drv->compile(tu, k->name, k->params, k->nparams, t->check, &info, &e);
+    eng_kmodule *m = drv->compile(tu, k->name, k->params, k->nparams, build, &info, &e);
+    if (!m && build == 2 && e.kind == ERR_COMPILE) {
+        /* the source's own error (the usual message), or the instrumentation's */
+        eng_error plain = {0};
+        eng_kinfo pinfo;
+        eng_kmodule *pm = drv->compile(tu, k->name, k->params, k->nparams, t->check, &pinfo, &plain);
+        if (pm) {
+            drv->release(pm);
+            char first[400];
+            first_error_line(e.msg, first, sizeof first);
+            char *more = strstr(first, "; ");
+            if (more)
+                *more = '\0';
+            free(tu);
+            return eng_fail(err, ERR_COMPILE, "kernel %s compiles, but its debug build (the kernel debugger's "
+                            "instrumentation, cuda/sim/sim_debug.c) does not: %s; %%ktrace off and clearing the "
+                            "breakpoints in its lines run it as usual", k->name, first);
+        }
+        e = plain;
+    }
     free(tu);
     if (!m) {
         if (e.kind == ERR_NONE)
@@ -925,7 +948,7 @@ static int ensure_module(eng_ktable *t, eng_kernel *k, const eng_kdriver *drv, c
     }
     k->mod = m;
     k->drv = drv;
-    k->mod_check = t->check;
+    k->mod_check = build;
     k->mod_gen = t->dev_gen;
     k->info = info;
     k->compiled = 1;
@@ -1011,6 +1034,10 @@ int eng_kernel_launch(eng_ktable *t, eng_kernel *k, const unsigned grid[3], cons
     char msg[sizeof err->msg];
     if (argc != k->nparams)
         return eng_fail(err, ERR_TYPE, "%s", eng_kernel_count_error(k, argc, msg, sizeof msg));
+    if (t->kdbg_stopped) /* e.g. the debug console, stopped inside a kernel */
+        return eng_fail(err, ERR_RUNTIME, "%s: no kernel can be launched while the debugger is stopped inside one "
+                        "(continue or step out of it first)", k->name);
+    eng_kdebug_prepare(t, args, argc); /* a debugger's kernel breakpoints: a debug build */
     /* the backend: that of the tensors, which must agree */
     const eng_backend *be = NULL;
     int first_tensor = -1;
@@ -1131,8 +1158,20 @@ int eng_kernel_launch(eng_ktable *t, eng_kernel *k, const unsigned grid[3], cons
         goto out;
     }
     eng_error e = {0};
-    if (drv->launch_sized ? drv->launch_sized(k->mod, grid, block, (size_t)shared, argp, arg_bytes, &e)
-                          : drv->launch(k->mod, grid, block, (size_t)shared, argp, &e)) {
+    int debugged = k->mod_check == 2 && drv->debug;
+    if (debugged) {
+        t->kdbg_count = 0;
+        drv->debug(&t->kdbg);
+    }
+    int lrc = drv->launch_sized ? drv->launch_sized(k->mod, grid, block, (size_t)shared, argp, arg_bytes, &e)
+                                : drv->launch(k->mod, grid, block, (size_t)shared, argp, &e);
+    if (debugged)
+        drv->debug(NULL);
+    if (debugged && !lrc)
+        eng_kdebug_after(t, k->name, grid, block);
+    t->kdbg_bps = 0; /* the next launch reads the debugger's breakpoints again */
+    t->kdbg_args = NULL;
+    if (lrc) {
         eng_fail(err, e.kind ? e.kind : ERR_RUNTIME, "%s: %s", k->name, e.kind ? e.msg : "the launch failed");
         goto out;
     }
@@ -1174,7 +1213,7 @@ void eng_kernel_attrs(const eng_kernel *k, char *buf, size_t n)
              k->drv ? k->drv->name : "no", regs, shared, k->info.max_threads, k->info.compile_ms);
     size_t l = strlen(buf);
     int c = k->info.cache >= 0 && k->info.cache <= 2 ? k->info.cache : 0;
-    snprintf(buf + l, n - l, ", %s%s", cache[c], k->mod_check ? ", checking build" : "");
+    snprintf(buf + l, n - l, ", %s%s", cache[c], k->mod_check == 2 ? ", debug build" : k->mod_check ? ", checking build" : "");
 }
 
 char *eng_kernel_describe(const eng_kernel *k, int with_source)

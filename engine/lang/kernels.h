@@ -33,7 +33,7 @@ typedef struct eng_kernel {
     /* __global__: the compiled module, kept while the translation unit is unchanged */
     eng_kmodule *mod;      /* NULL until the first launch */
     const eng_kdriver *drv; /* the driver that built mod */
-    int mod_check;         /* mod is a checking build (%sim check) */
+    int mod_check;         /* mod is a checking build (%sim check: 1) or a debug build (2) */
     unsigned mod_gen;      /* the table's dev_gen that mod was built against */
     eng_kinfo info;        /* what its compile reported */
     int compiled;          /* info holds a compile's report (kept after %reset of mod) */
@@ -45,6 +45,21 @@ typedef struct eng_ktable {
     int n, cap;
     unsigned dev_gen;      /* bumped when a __device__ definition changes */
     int check;             /* %sim check: compile checking builds */
+    /* following one thread of a kernel (engine/lang/kdebug.c) */
+    eng_kdebug kdbg;       /* the thread, breakpoints and on_stop of debugged launches */
+    int kdbg_thread_set;   /* %debug_thread chose the thread */
+    unsigned kdbg_sel[2][3]; /* ... its block and thread */
+    int kdbg_trace;        /* %ktrace: lines printed per launch (0: off) */
+    int kdbg_count;        /* stops in the launch running */
+    int kdbg_bps;          /* the debugger set breakpoints in kernel code */
+    void *kdbg_session;    /* the session (for output and the debugger) */
+    int kdbg_dap;          /* this launch stops in the debugger (breakpoints, a step in) */
+    int kdbg_stopped;      /* the debugger is stopped inside a kernel: no launch until it goes on */
+    char kdbg_cond[ENG_KBPS][160]; /* kdbg.bp[i]'s condition ("" none) */
+    const value *kdbg_args; /* the launch's arguments (during a debugged launch) */
+    int kdbg_nargs;
+    struct eng_kcellpath *kdbg_paths; /* cell name -> debugger path (malloc'ed) */
+    int kdbg_npaths;
 } eng_ktable;
 
 eng_ktable *eng_ktable_new(void);               /* NULL when out of memory */

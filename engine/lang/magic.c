@@ -12,6 +12,7 @@
 #include "engine/tensor/backend.h"
 #include "engine/base/hostmem.h"
 #include "engine/lang/interp.h"
+#include "engine/lang/kdebug.h"
 #include "engine/lang/kernels.h"
 #include "engine/lang/custom_ops.h"
 #include "engine/lang/session.h"
@@ -779,6 +780,15 @@ static int magic_sim(eng_session *s, const char *name, const char *rest, eng_sou
     return 0;
 }
 
+static int magic_debug_thread(eng_session *s, const char *name, const char *rest, eng_source *src, eng_error *err)
+{
+    return eng_kdebug_magic_thread(s->kernels, s, rest, err);
+}
+static int magic_ktrace(eng_session *s, const char *name, const char *rest, eng_source *src, eng_error *err)
+{
+    return eng_kdebug_magic_trace(s->kernels, s, rest, err);
+}
+
 /* the table's adapters for the magics written before it */
 static int run_time(eng_session *s, const char *name, const char *rest, eng_source *src, eng_error *err)
 {
@@ -825,6 +835,8 @@ static const magic_row magics[] = {
     {"seed", "%seed N", magic_seed},
     {"device", "%device cpu|cuda|sim", run_device},
     {"ptx", "%ptx KERNEL", run_ptx},
+    {"debug_thread", "%debug_thread bx,by,bz tx,ty,tz|off", magic_debug_thread},
+    {"ktrace", "%ktrace [N|off]", magic_ktrace},
     {"sim", "%sim check|fast", magic_sim},
     {"memory", "%memory [limit SIZE|off]", run_memory},
     {"del", "%del NAME ...", eng_magic_del},

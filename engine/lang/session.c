@@ -53,6 +53,7 @@ eng_session *eng_session_new(void)
     eng_ctx_init(&s->ctx);
     s->ctx.oom_note = eng_oom_note; /* MemoryErrors name this session's largest variables */
     s->ctx.oom_note_user = s;
+    s->kernels->kdbg_session = s; /* the kernel debugger's output and stops */
     return s;
 }
 

@@ -61,7 +61,8 @@ static const char *const keywords[] = {"int", "float", "double", "bool", "string
                                  "false", "const", "__global__", "__device__"};
 static const char *const members[] = {"shape", "ndim", "numel", "dtype", "device", "T", "grad"};
 const char *const eng_magic_names[] = {"time", "timeit", "whos", "gpu", "save", "load", "reset", "seed", "device",
-                                       "ptx", "sim", "memory", "del", "source", "lsmagic", "help", NULL};
+                                       "ptx", "sim", "memory", "del", "source", "lsmagic", "help", "debug_thread",
+                                       "ktrace", NULL};
 
 typedef struct matchlist {
     char **v;

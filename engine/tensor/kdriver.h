@@ -64,13 +64,73 @@ typedef struct eng_klimits {
 
 typedef struct eng_kmodule eng_kmodule; /* a compiled kernel, owned by its driver */
 
+/* ---- kernel debugging (the simulator's debug builds: compile with check = 2) ----
+ * A debug build reports the lines one chosen thread runs; a launch made while a
+ * driver's debug(d) is in force stops that thread where d says and calls d->on_stop,
+ * which answers how to go on. */
+typedef struct eng_kvar {
+    char name[40];
+    char type[40];      /* "int", "const float *", "float[8]" */
+    char value[96];     /* as text; "(not shown)" for a struct */
+    int arg;            /* a pointer into pointer argument arg (0-based), else -1 */
+    long long elem;     /* ... at this element of it */
+    int outside;        /* ... which is outside it (before its start or past its end) */
+} eng_kvar;
+
+typedef struct eng_kframe {
+    char func[64];      /* the function (the kernel, or a __device__ function it called) */
+    char file[32];      /* "cell[3]" */
+    int line;           /* its line in that cell (callers: the line of the call) */
+} eng_kframe;
+
+#define ENG_KSTOP_VARS 64
+#define ENG_KSTOP_FRAMES 16
+#define ENG_KSTOP_CALLERS 4     /* caller frames whose locals come with a stop */
+#define ENG_KSTOP_CVARS 32
+#define ENG_KBPS 32
+
+typedef struct eng_kstop {
+    int reason;                 /* 0 a step, 1 a breakpoint, 2 the first line (stop_first) */
+    int stepping;               /* a step would have stopped here too */
+    unsigned block[3], thread[3], block_dim[3], grid_dim[3];
+    int nframes;                /* innermost first */
+    eng_kframe frames[ENG_KSTOP_FRAMES];
+    int nvars;                  /* the innermost frame's parameters and locals in scope */
+    eng_kvar vars[ENG_KSTOP_VARS];
+    /* the locals of frames 1..ENG_KSTOP_CALLERS (callers) as at their last line: the call */
+    int ncvars[ENG_KSTOP_CALLERS];
+    eng_kvar cvars[ENG_KSTOP_CALLERS][ENG_KSTOP_CVARS];
+    int nargs;                  /* the launch's pointer arguments as they are now (live) */
+    const void *arg_data[64];   /* their bytes (NULL for a scalar), valid during on_stop */
+    size_t arg_bytes[64];
+} eng_kstop;
+
+enum { ENG_KCONTINUE, ENG_KNEXT, ENG_KSTEP_IN, ENG_KSTEP_OUT, ENG_KABORT };
+
+typedef struct eng_kbp {
+    char file[32];      /* "cell[3]" */
+    int line;
+} eng_kbp;
+
+typedef struct eng_kdebug {
+    unsigned block[3], thread[3];  /* the thread to follow */
+    int stop_first;                /* stop at the first line it runs */
+    int nbp;                       /* breakpoints (in that thread only) */
+    eng_kbp bp[ENG_KBPS];
+    /* called at each stop, in the launching thread; returns ENG_K*: ENG_KABORT ends the
+     * launch with ERR_INTERRUPT. It may change bp / nbp (read again after it returns). */
+    int (*on_stop)(struct eng_kdebug *d, const char *kname, const eng_kstop *s);
+    void *ctx;
+} eng_kdebug;
+
 typedef struct eng_kdriver {
     const char *name; /* "sim", "cuda" */
 
     /* Compiles `src`, a whole translation unit whose lines carry #line directives
      * naming the cells ("cell[3]"), and finds the __global__ function `kname` whose
      * parameters are params[0..nparams). check 1 asks for a checking build (the
-     * simulator: AddressSanitizer). On a compile error: ERR_COMPILE with the compiler's
+     * simulator: AddressSanitizer), 2 for a debug build (the simulator: each line
+     * reports to the debugger, see debug below; other drivers build as usual). On a compile error: ERR_COMPILE with the compiler's
      * messages (first lines) in err->msg, and the first error's cell line in err->line
      * where it can be read. */
     eng_kmodule *(*compile)(const char *src, const char *kname, const eng_kparam *params, int nparams,
@@ -108,6 +168,10 @@ typedef struct eng_kdriver {
      * for sm_90), malloc'ed; NULL with err set. %ptx uses it when the session's tensors
      * are not on this driver's device. */
     char *(*code_offline)(const char *src, eng_error *err);
+
+    /* Optional: the next launches from this thread run under d (NULL: no debugging);
+     * their modules must be debug builds (compile with check = 2) for it to stop. */
+    void (*debug)(eng_kdebug *d);
 } eng_kdriver;
 
 /* The simulator (cuda/sim/sim_driver.c). */
