@@ -483,7 +483,7 @@ float acc = fit(hungry, opt, x[0:1500], y[0:1500], x[1500:2000], y[1500:2000], 2
 save_npy(fit_history(opt), "@TMP@/h.npy");
 printf("acc %.4f calls %d\\n", acc, calls);
 """)
-    assert re.search(r"fit: out of memory at batch size 32 \(out of memory on cpu for a f32 tensor of shape "
+    assert re.search(r"fit: out of memory at batch size 32 \(out of memory on cpu for an f32 tensor of shape "
                      r"\[32, 65536\] in zeros\(\).*\); going on at batch size 16, peak lr 0\.0354 ", out), out
     assert out.count("out of memory at batch size") == 1, out
     # 20 steps of 32 = 40 of 16, then the rest of epoch 1 and all of epoch 2 at 16
@@ -501,7 +501,7 @@ float acc = fit(hungry, opt, x[0:1500], y[0:1500], x[1500:2000], y[1500:2000], 1
 printf("acc %.4f\\n", acc);
 """)
     assert "lr_find: out of memory at batch size 32 (" in out, out
-    assert "finding the rate again at batch size 16" in out and "epochs, batch size 16" in out, out
+    assert "finding the rate again at batch size 16" in out and "1 epoch, batch size 16" in out, out
     assert "fit: out of memory at batch size 32" not in out and float(out.split()[-1]) >= 0.9, out
     # evaluation in batches of 1024 x 32 KiB passes a 12 MiB limit; 256 fit
     out, _, _ = run_kn(HUNGRY.replace("MODE", "3") + """
