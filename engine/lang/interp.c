@@ -848,7 +848,13 @@ static int exec_kernel_def(interp *it, ast *n)
     eng_ktable *t = it->s->kernels;
     char *details = NULL;
     int first = it->src->first_line;
-    if (eng_kernel_define(t, n->str, n->slen, n->name, n->ival == 1, it->src->name, n->line + first - 1, it->err) ||
+    char *pre = eng_kernel_prelude(it->s, n->str, n->slen); /* the earlier cells' #defines it sees */
+    if (!pre)
+        return fail(it, n, ERR_MEMORY, "out of memory defining %s", n->name), EX_ERROR;
+    int rc = eng_kernel_define(t, n->str, n->slen, pre, n->name, n->ival == 1, it->src->name, n->line + first - 1,
+                               it->err);
+    free(pre);
+    if (rc ||
         (n->ival == 1 &&
          eng_kernel_check_def(t, eng_kernel_find(t, n->name, (int)strlen(n->name)), it->src->name, first,
                               &details, it->err))) {

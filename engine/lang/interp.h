@@ -173,7 +173,16 @@ void eng_compiled_free(eng_compiled *c);
 void eng_lint_cell(eng_session *s, const eng_source *src);
 /* a parsed cell's object-like #define lines as host constants (engine/lang/defines.c),
  * before the cell is checked */
-void eng_cell_defines(eng_session *s, const ast_cell *cell);
+void eng_cell_defines(eng_session *s, const ast_cell *cell, const char *cell_name, int first_line);
+/* The text of the session's #defines that a __global__/__device__ definition of source
+ * src[0, srclen) sees (kernels.h, eng_kdefine): each whose global is defined and still
+ * holds the value it made, except names that src's own '#' lines define or #undef (its
+ * own win). malloc'ed, "" when none; NULL when out of memory. */
+char *eng_kernel_prelude(eng_session *s, const char *src, int srclen);
+/* Records a #define name[0, nlen) kept as text (malloc'ed, taken) that made global g
+ * hold v, replacing an earlier one of that name; -1 when out of memory. */
+struct eng_ktable;
+int eng_kdefine_set(struct eng_ktable *t, const char *name, size_t nlen, char *text, int g, value v);
 void eng_session_reset(eng_session *s);
 extern const char *const eng_magic_names[];
 

@@ -67,6 +67,7 @@ static void kernel_free(eng_kernel *k)
     kernel_release_module(k);
     free(k->name);
     free(k->source);
+    free(k->defines);
     free(k->cell);
     free(k->params);
     free(k->signature);
@@ -83,6 +84,11 @@ void eng_ktable_clear(eng_ktable *t)
         kernel_free(t->items[i]);
     t->n = 0;
     t->dev_gen++;
+    for (int i = 0; i < t->ndefs; i++) {
+        free(t->defs[i].name);
+        free(t->defs[i].text);
+    }
+    t->ndefs = 0;
 }
 
 void eng_ktable_free(eng_ktable *t)
@@ -91,6 +97,7 @@ void eng_ktable_free(eng_ktable *t)
         return;
     eng_ktable_clear(t);
     free(t->items);
+    free(t->defs);
     eng_kdebug_free(t);
     free(t);
 }
@@ -533,13 +540,16 @@ static char *make_signature(const char *src)
     return out;
 }
 
-int eng_kernel_define(eng_ktable *t, const char *src, int srclen, const char *name, int is_global,
-                      const char *cell, int line, eng_error *err)
+int eng_kernel_define(eng_ktable *t, const char *src, int srclen, const char *defines, const char *name,
+                      int is_global, const char *cell, int line, eng_error *err)
 {
     eng_kdebug_defined(t, cell); /* the debugger's path of that cell, for breakpoints */
     eng_kernel *old = eng_kernel_find(t, name, (int)strlen(name));
+    if (defines && !*defines)
+        defines = NULL;
     if (old && old->is_global == is_global && (int)strlen(old->source) == srclen &&
-        !memcmp(old->source, src, (size_t)srclen)) {
+        !memcmp(old->source, src, (size_t)srclen) &&
+        !strcmp(old->defines ? old->defines : "", defines ? defines : "")) {
         /* the same source again (a cell run twice): keep what was compiled */
         char *c = strdup(cell);
         if (!c)
@@ -556,8 +566,9 @@ int eng_kernel_define(eng_ktable *t, const char *src, int srclen, const char *na
     k->line = line;
     k->name = strdup(name);
     k->source = strndup(src, (size_t)srclen);
+    k->defines = defines ? strdup(defines) : NULL;
     k->cell = strdup(cell);
-    if (!k->name || !k->source || !k->cell) {
+    if (!k->name || !k->source || !k->cell || (defines && !k->defines)) {
         kernel_free(k);
         return eng_fail(err, ERR_MEMORY, "out of memory defining %s", name);
     }
@@ -599,6 +610,8 @@ int eng_kernel_define(eng_ktable *t, const char *src, int srclen, const char *na
 
 static int add_part(FILE *f, const eng_kernel *k)
 {
+    if (k->defines) /* the session's #defines it saw where it was defined */
+        fputs(k->defines, f);
     fputs("#line ", f);
     fprintf(f, "%d \"", k->line);
     for (const char *c = k->cell; *c; c++) {

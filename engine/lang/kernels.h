@@ -25,6 +25,8 @@ typedef struct eng_kernel {
     char *name;            /* the function's name (malloc'ed) */
     int is_global;         /* 1 __global__ (launchable), 0 __device__ */
     char *source;          /* verbatim, #define lines before it included (malloc'ed) */
+    char *defines;         /* the session's #defines it sees, as text that precedes it in a
+                              translation unit (eng_kernel_prelude), or NULL (malloc'ed) */
     char *cell;            /* the cell it came from: "cell[3]", "kernels.kn" (malloc'ed) */
     int line;              /* line of source's first line within cell */
     eng_kparam *params;    /* __global__: its parameters (malloc'ed), else NULL */
@@ -40,9 +42,21 @@ typedef struct eng_kernel {
     long launches;         /* launches so far */
 } eng_kernel;
 
+/* An object-like `#define NAME value` of an earlier cell that became a host constant
+ * (engine/lang/defines.c): later definitions see it while the global NAME still holds
+ * the value it made. */
+typedef struct eng_kdefine {
+    char *name;            /* malloc'ed */
+    char *text;            /* "#undef NAME\n#line L \"cell\"\n#define NAME value\n" (malloc'ed) */
+    int global;            /* the global's index */
+    value v;               /* the int or float it made */
+} eng_kdefine;
+
 typedef struct eng_ktable {
     eng_kernel **items;    /* every definition, in definition order */
     int n, cap;
+    eng_kdefine *defs;     /* the session's #defines, in the order first made */
+    int ndefs, capdefs;
     unsigned dev_gen;      /* bumped when a __device__ definition changes */
     int check;             /* %sim check: compile checking builds */
     /* following one thread of a kernel (engine/lang/kdebug.c) */
@@ -79,10 +93,13 @@ long eng_ctype_sizeof(const char *text, size_t len);
 int eng_kernel_parse_params(const char *src, const char *name, eng_kparam **params, int *nparams,
                             eng_error *err);
 
-/* Adds or replaces a definition. A __global__ one's parameters are parsed here. A
- * redefinition with the very same source keeps what was compiled. */
-int eng_kernel_define(eng_ktable *t, const char *src, int srclen, const char *name, int is_global,
-                      const char *cell, int line, eng_error *err);
+/* Adds or replaces a definition. A __global__ one's parameters are parsed here. defines
+ * (may be NULL) is the text of the session's #defines it sees (eng_kernel_prelude);
+ * it goes before the source in every translation unit. A redefinition with the very
+ * same source and defines keeps what was compiled. */
+int eng_kernel_define(eng_ktable *t, const char *src, int srclen, const char *defines, const char *name,
+                      int is_global, const char *cell, int line, eng_error *err);
+
 
 /* The translation unit for kernel k (malloc'ed): the __device__ sources in order, then
  * k's, each after its #line directive. */

@@ -244,7 +244,7 @@ eng_compiled *eng_compile(eng_session *s, const char *code, const char *cell_nam
     }
     check_result cr = {0};
     if (!nerr)
-        eng_cell_defines(s, &c->cell);
+        eng_cell_defines(s, &c->cell, src->name, src->first_line);
     if (!nerr)
         nerr = check_cell(s, &c->cell, errs, MAX_CELL_ERRORS, &cr);
     for (int i = 0; !nerr && i < cr.nnew; i++)

@@ -264,6 +264,10 @@ static int save_kernels(eng_session *s, bbuf *man, int *nkernels)
         json_string(man, k->cell, strlen(k->cell));
         bb_printf(man, ", \"line\": %d, \"source\": ", k->line);
         json_string(man, k->source, strlen(k->source));
+        if (k->defines) { /* the earlier cells' #defines it saw */
+            bb_printf(man, ", \"defines\": ");
+            json_string(man, k->defines, strlen(k->defines));
+        }
         bb_printf(man, "}");
         (*nkernels)++;
     }
@@ -470,6 +474,7 @@ typedef struct staged_opt {
 
 typedef struct staged_kernel {
     const char *name, *source, *cell; /* borrowed from the manifest */
+    const char *defines;              /* the #defines it saw, or NULL (borrowed) */
     int is_global, line;
 } staged_kernel;
 
@@ -720,10 +725,12 @@ static int check_definition(const load_ctx *L, const char *entry, const char *na
 }
 
 /* The preprocessor lines of a kernel's source: only those that define (#define,
- * #undef, #pragma, #if...#endif); #include and the rest would reach outside the file. */
-static int check_kernel_directives(const load_ctx *L, const char *entry, const char *src, eng_error *err)
+ * #undef, #pragma, #if...#endif); #include and the rest would reach outside the file.
+ * Its "defines" (defs 1): only #undef, #line and #define lines. */
+static int check_kernel_directives(const load_ctx *L, const char *entry, const char *src, int defs, eng_error *err)
 {
     static const char *const ok[] = {"define", "undef", "pragma", "if", "ifdef", "ifndef", "elif", "else", "endif"};
+    static const char *const ok_defs[] = {"define", "undef", "line"};
     int line = 1;
     for (const char *p = src; *p; line++) {
         const char *q = p;
@@ -737,14 +744,27 @@ static int check_kernel_directives(const load_ctx *L, const char *entry, const c
             while (isalpha((unsigned char)q[n]) || q[n] == '_')
                 n++;
             int fine = 0;
-            for (size_t i = 0; i < sizeof ok / sizeof ok[0] && !fine; i++)
+            for (size_t i = 0; !defs && i < sizeof ok / sizeof ok[0] && !fine; i++)
                 fine = strlen(ok[i]) == n && !strncmp(q, ok[i], n);
+            for (size_t i = 0; defs && i < sizeof ok_defs / sizeof ok_defs[0] && !fine; i++)
+                fine = strlen(ok_defs[i]) == n && !strncmp(q, ok_defs[i], n);
+            if (defs && (!fine || n == 0)) {
+                char ex[96];
+                excerpt_at(ex, sizeof ex, src, line, 1);
+                return load_fail(L, err, ERR_VALUE, "%s: refused line %d of its defines (%s): they may hold "
+                                 "#undef, #line and #define lines only", entry, line, ex);
+            }
             if (!fine && n > 0) {
                 char ex[96];
                 excerpt_at(ex, sizeof ex, src, line, 1);
                 return load_fail(L, err, ERR_VALUE, "%s: refused the preprocessor line %d (%s): a kernel's source "
                                  "may hold #define, #undef, #pragma and #if lines only", entry, line, ex);
             }
+        } else if (defs && *q && *q != '\n' && *q != '\r') {
+            char ex[96];
+            excerpt_at(ex, sizeof ex, src, line, 1);
+            return load_fail(L, err, ERR_VALUE, "%s: refused line %d of its defines (%s): they may hold #undef, "
+                             "#line and #define lines only", entry, line, ex);
         }
         const char *nl = strchr(p, '\n');
         if (!nl)
@@ -1038,9 +1058,11 @@ static int stage_kernels(load_ctx *L, const jv *kernels, eng_error *err)
         long ln = line ? strtol(line, NULL, 10) : 1;
         if (ln < 1 || ln > 100000000)
             return load_fail(L, err, ERR_VALUE, "%s: line %s is out of range", entry, line);
-        if (check_definition(L, entry, name, src, 1, is_global, NULL, err) || check_kernel_directives(L, entry, src, err))
+        const char *defs = jstr(e, "defines");
+        if (check_definition(L, entry, name, src, 1, is_global, NULL, err) ||
+            check_kernel_directives(L, entry, src, 0, err) || (defs && check_kernel_directives(L, entry, defs, 1, err)))
             return -1;
-        L->k[L->nk++] = (staged_kernel){name, src, cell ? cell : L->path, is_global, (int)ln};
+        L->k[L->nk++] = (staged_kernel){name, src, cell ? cell : L->path, defs, is_global, (int)ln};
     }
     int da, db;
     name_ref *r = sort_names(&L->k[0].name, sizeof *L->k, L->nk, &da, &db);
@@ -1091,15 +1113,15 @@ static int check_in_scratch(eng_session *s, load_ctx *L, eng_error *err)
     }
     for (int i = 0; s->kernels && i < s->kernels->n; i++) {
         const eng_kernel *k = s->kernels->items[i];
-        if (eng_kernel_define(x->kernels, k->source, (int)strlen(k->source), k->name, k->is_global, k->cell, k->line,
-                              err))
+        if (eng_kernel_define(x->kernels, k->source, (int)strlen(k->source), k->defines, k->name, k->is_global,
+                              k->cell, k->line, err))
             goto out;
     }
     for (int i = 0; i < L->nk; i++) {
         const staged_kernel *k = &L->k[i];
         snprintf(entry, sizeof entry, "kernels[%d] %s", i, quoted(q, sizeof q, k->name));
-        if (eng_kernel_define(x->kernels, k->source, (int)strlen(k->source), k->name, k->is_global, k->cell, k->line,
-                              err)) {
+        if (eng_kernel_define(x->kernels, k->source, (int)strlen(k->source), k->defines, k->name, k->is_global,
+                              k->cell, k->line, err)) {
             load_wrap(L, err, entry);
             goto out;
         }
@@ -1148,8 +1170,8 @@ static int commit(eng_session *s, load_ctx *L, const jv *root, eng_error *err)
     }
     for (int i = 0; i < L->nk; i++) {
         const staged_kernel *k = &L->k[i];
-        if (eng_kernel_define(s->kernels, k->source, (int)strlen(k->source), k->name, k->is_global, k->cell, k->line,
-                              err))
+        if (eng_kernel_define(s->kernels, k->source, (int)strlen(k->source), k->defines, k->name, k->is_global,
+                              k->cell, k->line, err))
             goto out;
     }
     for (int i = 0; i < L->ng; i++)

@@ -5,10 +5,21 @@
  * exactly once, in alphabetical order, as NumPy). Then: each operand first sums the
  * letters no one else needs; the operands are contracted left to right, two at a time,
  * as one batched matmul ([batch, kept of A, summed] @ [batch, summed, kept of B]); the
- * result sums what the output drops and is permuted to the output's order. Not
- * supported, with an error naming the spec: "...", a letter twice in one operand
- * (traces and diagonals: use diag), more than three operands, and size-1 broadcasting
- * between letters.
+ * result sums what the output drops and is permuted to the output's order.
+ *
+ * "..." (NumPy's ellipsis): each operand's "..." stands for its dimensions that no
+ * letter names; they broadcast against the other operands' as NumPy's do (aligned on
+ * the right, size 1 against any size). Internally each of those dimensions gets a
+ * label that is not a letter (1, 2, ...: the broadcast shape's positions), so the rest
+ * of the algorithm treats them as letters; an operand's size-1 dimension where another
+ * operand's is larger gets a label of its own instead (summed away first: a squeeze),
+ * and the contraction broadcasts it. Without "->" the output is the "..." dimensions,
+ * then the letters seen once; with "->" an output that lacks "..." while the operands'
+ * cover dimensions is an error, as in NumPy.
+ *
+ * Not supported, with an error naming the spec: a letter twice in one operand (traces
+ * and diagonals: use diag), more than three operands, and size-1 broadcasting between
+ * letters.
  */
 #include "engine/tensor/tensor.h"
 
@@ -18,6 +29,10 @@
 #include "engine/tensor/tensor_impl.h"
 
 #define EIN_MAXOPS 3
+/* labels of the dimensions "..." stands for (not letters): position e of the
+ * broadcast shape, and an operand's own size-1 dimension number k */
+#define EIN_ELL(e) ((char)(1 + (e)))
+#define EIN_PRIV(k) ((char)(1 + TENSOR_MAXDIM + (k)))
 
 typedef struct ein_term {
     tensor *t;                 /* owned */
@@ -142,6 +157,55 @@ static int ein_letter(char c)
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
 
+/* The "..." of each operand that has one (its letters' position ell_at[i]) given the
+ * labels of the dimensions no letter names: EIN_ELL(e) for position e of the broadcast
+ * shape, aligned on the right; *nell its length. A size-1 dimension where another
+ * operand's is larger gets a label of its own (summed away: the contraction
+ * broadcasts). -1 with err when the shapes do not broadcast. */
+static int ein_ellipsis(const char *spec, tensor *const *ops, int n, ein_term *terms, const int *ell_at, int *nell,
+                        eng_error *err)
+{
+    int cnt[EIN_MAXOPS], priv = 0;
+    int64_t size[TENSOR_MAXDIM];
+    *nell = 0;
+    for (int i = 0; i < n; i++) {
+        cnt[i] = ell_at[i] < 0 ? 0 : ops[i]->ndim - terms[i].n;
+        if (cnt[i] > *nell)
+            *nell = cnt[i];
+    }
+    for (int e = 0; e < *nell; e++)
+        size[e] = 1;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < cnt[i]; j++) {
+            int e = *nell - cnt[i] + j;
+            int64_t d = ops[i]->shape[ell_at[i] + j];
+            if (d != 1 && size[e] != 1 && d != size[e]) {
+                char b1[TENSOR_SHAPE_BUF], b2[TENSOR_SHAPE_BUF];
+                int o = 0; /* the operand that set size[e] */
+                while (o < i && !(cnt[o] >= *nell - e && ops[o]->shape[ell_at[o] + e - (*nell - cnt[o])] == size[e]))
+                    o++;
+                return eng_fail(err, ERR_SHAPE, "einsum: '%s': the '...' dimensions do not broadcast: operand %d "
+                                "has shape %s, operand %d %s", spec, o + 1,
+                                tensor_shape_str(ops[o]->ndim, ops[o]->shape, b1, sizeof b1), i + 1,
+                                tensor_shape_str(ops[i]->ndim, ops[i]->shape, b2, sizeof b2)), -1;
+            }
+            if (d != 1)
+                size[e] = d;
+        }
+    for (int i = 0; i < n; i++) {
+        if (ell_at[i] < 0)
+            continue;
+        ein_term *t = &terms[i];
+        memmove(t->lab + ell_at[i] + cnt[i], t->lab + ell_at[i], (size_t)(t->n - ell_at[i]));
+        for (int j = 0; j < cnt[i]; j++) {
+            int e = *nell - cnt[i] + j;
+            t->lab[ell_at[i] + j] = ops[i]->shape[ell_at[i] + j] != size[e] ? EIN_PRIV(priv++) : EIN_ELL(e);
+        }
+        t->n += cnt[i];
+    }
+    return 0;
+}
+
 /* parses spec into the operands' letters and the output's; -1 with err naming spec */
 static int ein_parse(const char *spec, tensor *const *ops, int n, ein_term *terms, char *outl, int *nout,
                      eng_error *err)
@@ -149,14 +213,21 @@ static int ein_parse(const char *spec, tensor *const *ops, int n, ein_term *term
     char b1[TENSOR_SHAPE_BUF];
     const char *arrow = strstr(spec, "->");
     int k = 0, explicit_out = arrow != NULL;
-    if (strstr(spec, "..."))
-        return eng_fail(err, ERR_VALUE, "einsum: '%s': '...' (ellipsis) is not supported; name every "
-                        "dimension with a letter", spec), -1;
+    int ell_at[EIN_MAXOPS]; /* where an operand's "..." is among its letters, -1 none */
     for (int i = 0; i < n; i++)
-        terms[i].n = 0;
+        terms[i].n = 0, ell_at[i] = -1;
     for (const char *p = spec; *p && (!arrow || p < arrow); p++) {
         if (*p == ' ')
             continue;
+        if (*p == '.') {
+            if (strncmp(p, "...", 3) != 0)
+                return eng_fail(err, ERR_VALUE, "einsum: '%s': a '.' that is not part of '...'", spec), -1;
+            if (ell_at[k] >= 0)
+                return eng_fail(err, ERR_VALUE, "einsum: '%s': operand %d has '...' twice", spec, k + 1), -1;
+            ell_at[k] = terms[k].n;
+            p += 2;
+            continue;
+        }
         if (*p == ',') {
             if (++k >= n)
                 return eng_fail(err, ERR_VALUE, "einsum: '%s' names more operands than the %d given", spec, n), -1;
@@ -178,10 +249,13 @@ static int ein_parse(const char *spec, tensor *const *ops, int n, ein_term *term
         return eng_fail(err, ERR_VALUE, "einsum: '%s' names %d operand%s but %d %s given", spec, k + 1,
                         k ? "s" : "", n, n == 1 ? "was" : "were"), -1;
     for (int i = 0; i < n; i++)
-        if (terms[i].n != ops[i]->ndim)
-            return eng_fail(err, ERR_SHAPE, "einsum: '%s': operand %d has %d letter%s for a %d-d tensor of shape %s",
-                            spec, i + 1, terms[i].n, terms[i].n == 1 ? "" : "s", ops[i]->ndim,
-                            tensor_shape_str(ops[i]->ndim, ops[i]->shape, b1, sizeof b1)), -1;
+        if (ell_at[i] < 0 ? terms[i].n != ops[i]->ndim : terms[i].n > ops[i]->ndim)
+            return eng_fail(err, ERR_SHAPE, "einsum: '%s': operand %d has %d letter%s%s for a %d-d tensor of shape %s",
+                            spec, i + 1, terms[i].n, terms[i].n == 1 ? "" : "s", ell_at[i] < 0 ? "" : " and '...'",
+                            ops[i]->ndim, tensor_shape_str(ops[i]->ndim, ops[i]->shape, b1, sizeof b1)), -1;
+    int nell = 0; /* the dimensions "..." stands for, broadcast */
+    if (ein_ellipsis(spec, ops, n, terms, ell_at, &nell, err) < 0)
+        return -1;
     /* one size per letter */
     for (int i = 0; i < n; i++)
         for (int d = 0; d < terms[i].n; d++)
@@ -193,9 +267,22 @@ static int ein_parse(const char *spec, tensor *const *ops, int n, ein_term *term
                                         (long long)ops[i]->shape[d], i + 1), -1;
     *nout = 0;
     if (explicit_out) {
+        int out_ell = 0;
         for (const char *p = arrow + 2; *p; p++) {
             if (*p == ' ')
                 continue;
+            if (*p == '.') {
+                if (strncmp(p, "...", 3) != 0 || out_ell)
+                    return eng_fail(err, ERR_VALUE, "einsum: '%s': the output's '.' must be one '...'", spec), -1;
+                if (*nout + nell > TENSOR_MAXDIM)
+                    return eng_fail(err, ERR_VALUE, "einsum: '%s': more than %d output dimensions", spec,
+                                    TENSOR_MAXDIM), -1;
+                for (int e = 0; e < nell; e++)
+                    outl[(*nout)++] = EIN_ELL(e);
+                out_ell = 1;
+                p += 2;
+                continue;
+            }
             if (!ein_letter(*p))
                 return eng_fail(err, ERR_VALUE, "einsum: '%s': unexpected character '%c' in the output", spec, *p), -1;
             if (has(outl, *nout, *p))
@@ -209,7 +296,13 @@ static int ein_parse(const char *spec, tensor *const *ops, int n, ein_term *term
                 return eng_fail(err, ERR_VALUE, "einsum: '%s': more than %d output letters", spec, TENSOR_MAXDIM), -1;
             outl[(*nout)++] = *p;
         }
-    } else { /* implicit: the letters seen once, sorted */
+        if (nell && !out_ell)
+            return eng_fail(err, ERR_VALUE, "einsum: '%s': '...' stands for %d dimension%s of the operands but the "
+                            "output has no '...' (write it in the output, e.g. '->...%s')", spec, nell,
+                            nell == 1 ? "" : "s", arrow + 2), -1;
+    } else { /* implicit: the "..." dimensions, then the letters seen once, sorted */
+        for (int e = 0; e < nell; e++)
+            outl[(*nout)++] = EIN_ELL(e);
         for (int c = 'A'; c <= 'z'; c++) {
             int count = 0;
             for (int i = 0; i < n; i++)

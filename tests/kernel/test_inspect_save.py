@@ -309,6 +309,51 @@ class TestSaveLoadKernels(unittest.TestCase):
         finally:
             stop(km, kc)
 
+    def test_kernel_keeps_the_defines_it_saw(self):
+        """A kernel that uses an earlier cell's #define compiles after %load in a fresh
+        process: the file keeps the #defines it saw (and %load checks them)."""
+        tmp = tempfile.mkdtemp()
+        path = os.path.join(tmp, "defines.npz")
+        km, kc = start()
+        try:
+            for c in ("#define FILL_WITH 7", "__global__ void fill_with(float *y, int n) {\n"
+                      "    if (threadIdx.x < n) y[threadIdx.x] = FILL_WITH;\n}"):
+                r = run(kc, c)
+                self.assertEqual(r.status, "ok", r.outputs)
+            r = run(kc, f"%save {path}")
+            self.assertEqual(r.status, "ok", r.outputs)
+        finally:
+            stop(km, kc)
+        km, kc = start()
+        try:
+            r = run(kc, f"%load {path}")
+            self.assertEqual(r.status, "ok", r.outputs)
+            r = run(kc, "tensor fw = zeros(2);\nfill_with<<<1, 32>>>(fw, 2);\nfw")
+            self.assertEqual(r.status, "ok", r.outputs)
+            self.assertEqual(r.result, "[7., 7.]")
+        finally:
+            stop(km, kc)
+        # a defines field that holds more than #undef, #line and #define lines is refused
+        import json
+        import zipfile
+        with zipfile.ZipFile(path) as z:
+            members = {n: z.read(n) for n in z.namelist()}
+        man = json.loads(members["__kiln__.json"])
+        self.assertIn("#define FILL_WITH 7", man["kernels"][0]["defines"])
+        man["kernels"][0]["defines"] += '#include "/etc/passwd"\n'
+        members["__kiln__.json"] = json.dumps(man).encode()
+        bad = os.path.join(tmp, "bad.npz")
+        with zipfile.ZipFile(bad, "w") as z:
+            for n, data in members.items():
+                z.writestr(n, data)
+        km, kc = start()
+        try:
+            r = run(kc, f"%load {bad}")
+            self.assertEqual(r.status, "error", r.outputs)
+            self.assertIn("refused line 4 of its defines", r.content["evalue"])
+        finally:
+            stop(km, kc)
+
 
 if __name__ == "__main__":
     unittest.main()

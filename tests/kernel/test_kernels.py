@@ -2,7 +2,8 @@
 is no GPU: the example of language.md across cells, a launch-check error, a compile
 error's error reply (ename CompileError, the traceback naming the defining cell's
 line), inspect and completion of kernel names, %whos, and the disk cache: a second
-kernel process running the same cells is served from it instead of compiling."""
+kernel process running the same cells is served from it instead of compiling, and a
+kernel that uses an earlier cell's #define is compiled again when that #define changes."""
 import os
 import re
 import shutil
@@ -109,6 +110,34 @@ class TestKernels(unittest.TestCase):
             self.assertIn("from the disk cache", line[0])
         finally:
             stop(km, kc)
+
+    def test_6_earlier_define_is_part_of_the_cache_key(self):
+        """A kernel sees the #define of an earlier cell: the same #define in a fresh
+        process is served from the disk cache; a changed one compiles a new entry."""
+        define = "#define SCALE_BY %s"
+        kernel = ("__global__ void scale_by(float *y, int n) {\n"
+                  "    int i = threadIdx.x;\n    if (i < n) y[i] = SCALE_BY * i;\n}")
+        launch = "tensor sy = zeros(4);\nscale_by<<<1, 32>>>(sy, 4);\nsy[1].item()"
+
+        def session(value):
+            km, kc = start(env=self.env)
+            try:
+                for cell in (define % value, kernel, launch):
+                    r = run(kc, cell, timeout=120)
+                    self.assertEqual(r.status, "ok", r.outputs)
+                self.assertEqual(float(r.result), float(value))
+                text = whos_text(kc).splitlines()
+                at = [i for i, l in enumerate(text) if "scale_by" in l]
+                line = [l for l in text[at[0]:] if "max threads" in l] if at else []
+                self.assertTrue(line, text)
+                return line[0]
+            finally:
+                stop(km, kc)
+
+        self.assertIn("compiled now", session(3))
+        self.assertIn("from the disk cache", session(3))
+        self.assertIn("compiled now", session(5))
+        self.assertIn("from the disk cache", session(5))
 
 
 if __name__ == "__main__":

@@ -599,6 +599,15 @@ for spec, args, arrs in (("ij,jk->ik", "E1, E2", (E1, E2)), ("bij,bjk->bik", "E3
     check(f"einsum {spec}", f'einsum("{spec}", {args})', np.einsum(spec, *arrs).astype(np.float32), **ET)
 check("einsum i64", 'einsum("ij,kj->ik", EI, EI)', np.einsum("ij,kj->ik", EI, EI))
 check("einsum of a view", 'einsum("ij,jk->ik", E1[:, ::2], E2[::2])', np.einsum("ij,jk->ik", E1[:, ::2], E2[::2]), **ET)
+# '...' (NumPy's ellipsis broadcasting): batch dimensions, a size-1 one and missing ones
+EB = inp("EB", rng.standard_normal((2, 1, 4, 5)).astype(np.float32))
+for spec, args, arrs in (("...ij,...jk->...ik", "EB, E4", (EB, E4)), ("...ij,...jk", "E3, E2", (E3, E2)),
+                         ("...i->...", "E3", (E3,)), ("i...->...i", "E3", (E3,)), ("...ij->...ji", "EB", (EB,)),
+                         ("...i,...i->...", "E3, ev", (E3, ev)), ("...,...", "ev, E3[:, :1, :]", (ev, E3[:, :1, :])),
+                         ("i...,i...->...", "E4, E4", (E4, E4)), ("...ij,...jk,...kl->...il", "E3, E4, E1[:2]",
+                                                                    (E3, E4, E1[:2])), ("b...,b...->...b", "E3, E3", (E3, E3))):
+    check(f"einsum {spec}", f'einsum("{spec}", {args})', np.einsum(spec, *arrs).astype(np.float32), **ET)
+check("einsum ... i64", 'einsum("...ij,...kj->...ik", EI, EI)', np.einsum("...ij,...kj->...ik", EI, EI))
 oi = inp("oi", rng.integers(0, 6, size=(3, 4)).astype(np.int64))
 check("one_hot", "one_hot(oi, 7)", np.eye(7, dtype=np.int64)[oi])
 check("one_hot inferred", "one_hot(oi[0])", np.eye(oi[0].max() + 1, dtype=np.int64)[oi[0]])

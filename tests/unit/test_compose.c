@@ -104,6 +104,11 @@ static const ccase cases[] = {
     {"einsum ij,jk,kl->il", f_einsum, 3, {2, 2, 2}, {{2, 3}, {3, 4}, {4, 2}}, "ij,jk,kl->il"},
     {"einsum i,j->ij", f_einsum, 2, {1, 1}, {{3}, {4}}, "i,j->ij"},
     {"einsum bij,bkj->bki", f_einsum, 2, {3, 3}, {{2, 3, 4}, {2, 5, 4}}, "bij,bkj->bki"},
+    /* '...': broadcast batch dimensions (a size-1 one against 2, one missing), sums, moves */
+    {"einsum ...ij,...jk->...ik", f_einsum, 2, {4, 3}, {{2, 1, 3, 4}, {3, 4, 2}}, "...ij,...jk->...ik"},
+    {"einsum ...i->...", f_einsum, 1, {3}, {{2, 3, 4}}, "...i->..."},
+    {"einsum i...->...i", f_einsum, 1, {3}, {{2, 3, 4}}, "i...->...i"},
+    {"einsum ...i,...i,...i->...", f_einsum, 3, {2, 2, 1}, {{3, 4}, {1, 4}, {4}}, "...i,...i,...i->..."},
     {"repeat", f_repeat, 1, {2}, {{2, 3}}},
     {"tile", f_tile, 1, {2}, {{2, 3}}},
     {"repeat_interleave dim 1", f_interleave, 1, {2}, {{2, 3}}, NULL, 1},
@@ -159,7 +164,8 @@ static void test_values_and_errors(void)
     tensor_decref(sh);
     /* einsum's messages name the spec */
     tensor *ops[2] = {x, x};
-    expect_error("einsum ellipsis", tensor_einsum("...i->i", ops, 1, &err), "'...' (ellipsis) is not supported");
+    expect_error("einsum dots", tensor_einsum("..i->i", ops, 1, &err), "a '.' that is not part of '...'");
+    expect_error("einsum dots twice", tensor_einsum("......->", ops, 1, &err), "operand 1 has '...' twice");
     expect_error("einsum trace", tensor_einsum("ii->", ops, 1, &err), "repeats 'i'");
     expect_error("einsum letters", tensor_einsum("ij->i", ops, 1, &err), "operand 1 has 2 letters for a 1-d tensor");
     expect_error("einsum count", tensor_einsum("i->i", ops, 2, &err), "names 1 operand but 2 were given");
@@ -167,6 +173,13 @@ static void test_values_and_errors(void)
     tensor *a = must(tensor_full(DT_F32, 2, s34, 1, &err)), *b = must(tensor_full(DT_F32, 2, s53, 1, &err));
     tensor *ab[2] = {a, b};
     expect_error("einsum sizes", tensor_einsum("ij,jk->ik", ab, 2, &err), "'j' is 4 in operand 1 but 5 in operand 2");
+    expect_error("einsum ... broadcast", tensor_einsum("...,...", ab, 2, &err),
+                 "the '...' dimensions do not broadcast: operand 1 has shape [3, 4], operand 2 [5, 3]");
+    expect_error("einsum ... output", tensor_einsum("...j->j", ab, 1, &err),
+                 "'...' stands for 1 dimension of the operands but the output has no '...'");
+    expect_error("einsum ... trace", tensor_einsum("...ii->...", ab, 1, &err), "repeats 'i'");
+    expect_error("einsum ... letters", tensor_einsum("...ijk", ab, 1, &err),
+                 "operand 1 has 3 letters and '...' for a 2-d tensor");
     tensor *m = must(tensor_binary_scalar(OP_GT, b, 0, 0, 0, &err)), *v = must(tensor_scalar(1, DT_F32, &err));
     expect_error("masked_fill shape", tensor_masked_fill(a, m, v, &err),
                  "masked_fill: mask of shape [5, 3] does not broadcast to the tensor's shape [3, 4]");

@@ -120,8 +120,8 @@ static void test_launch(void)
     eng_error e = {0};
     const char *dev = "__device__ float sq(float v) { return v * v; }";
     const char *ker = "__global__ void k(float *out, const float *a, int n, float s, unsigned char c) {}";
-    CHECK(!eng_kernel_define(t, dev, (int)strlen(dev), "sq", 0, "cell[1]", 1, &e));
-    CHECK(!eng_kernel_define(t, ker, (int)strlen(ker), "k", 1, "cell[2]", 3, &e));
+    CHECK(!eng_kernel_define(t, dev, (int)strlen(dev), NULL, "sq", 0, "cell[1]", 1, &e));
+    CHECK(!eng_kernel_define(t, ker, (int)strlen(ker), NULL, "k", 1, "cell[2]", 3, &e));
     eng_kernel *k = eng_kernel_find(t, "k", 1);
     CHECK(k && k->nparams == 5);
     char *tu = eng_kernel_tu(t, k);
@@ -187,10 +187,10 @@ static void test_launch(void)
     CHECK(nlaunches == 2);
 
     /* a __device__ change recompiles; the same source again does not */
-    CHECK(!eng_kernel_define(t, dev, (int)strlen(dev), "sq", 0, "cell[5]", 1, &e));
+    CHECK(!eng_kernel_define(t, dev, (int)strlen(dev), NULL, "sq", 0, "cell[5]", 1, &e));
     CHECK(!eng_kernel_launch(t, k, g, b, 0, args, 5, NULL, &e) && ncompiles == 1);
     const char *dev2 = "__device__ float sq(float v) { return v * v * 1; }";
-    CHECK(!eng_kernel_define(t, dev2, (int)strlen(dev2), "sq", 0, "cell[6]", 1, &e));
+    CHECK(!eng_kernel_define(t, dev2, (int)strlen(dev2), NULL, "sq", 0, "cell[6]", 1, &e));
     CHECK(!eng_kernel_launch(t, k, g, b, 0, args, 5, NULL, &e) && ncompiles == 2 && nreleases == 1);
     CHECK(strstr(last_tu, "#line 1 \"cell[6]\"\n__device__ float sq(float v) { return v * v * 1; }"));
     t->check = 1; /* %sim check: a checking build */
@@ -199,7 +199,7 @@ static void test_launch(void)
 
     /* compile errors: the first error in the message, all lines in details */
     const char *broken = "__global__ void k(float *out, const float *a, int n, float s, unsigned char c) { SYNTAX_ERROR }";
-    CHECK(!eng_kernel_define(t, broken, (int)strlen(broken), "k", 1, "cell[7]", 1, &e));
+    CHECK(!eng_kernel_define(t, broken, (int)strlen(broken), NULL, "k", 1, "cell[7]", 1, &e));
     k = eng_kernel_find(t, "k", 1);
     char *details = NULL;
     eng_error ce = {0};
@@ -211,7 +211,7 @@ static void test_launch(void)
 
     /* the kernel's own limits, known after its compile */
     const char *small = "__global__ void k(float *out, const float *a, int n, float s, unsigned char c) { SMALL; }";
-    CHECK(!eng_kernel_define(t, small, (int)strlen(small), "k", 1, "cell[8]", 1, &e));
+    CHECK(!eng_kernel_define(t, small, (int)strlen(small), NULL, "k", 1, "cell[8]", 1, &e));
     k = eng_kernel_find(t, "k", 1);
     eng_error me = {0};
     CHECK(eng_kernel_launch(t, k, g, b, 0, args, 5, NULL, &me) == 0);
