@@ -3,7 +3,7 @@
 same machine, in the same run.
 
 Usage: bench/train.py [--device cpu|cuda] [--models mlp,cnn] [--epochs 5] [--ntrain 60000] [--seeds 1]
-           [--no-save] build/kiln
+           [--first-seed 0] [--no-torch] [--no-save] build/kiln
 
 Models: mlp (784-512-256-10), cnn (3x3 convolutions of 32, 64 and 64 channels, each with
 batch norm and ReLU, 2x2 max pooling after the first two, one linear layer; batch norm
@@ -366,7 +366,8 @@ def main():
     ap.add_argument("--models", default="mlp,cnn")
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--ntrain", type=int, default=60000)
-    ap.add_argument("--seeds", type=int, default=1, help="seeds 0 .. N-1 (seed(s) before the data; torch.manual_seed(s))")
+    ap.add_argument("--seeds", type=int, default=1, help="N seeds from --first-seed (seed(s) before the data; torch.manual_seed(s))")
+    ap.add_argument("--first-seed", type=int, default=0)
     ap.add_argument("--no-torch", action="store_true", help="Kiln only")
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     ap.add_argument("--no-save", action="store_true")
@@ -390,7 +391,7 @@ def main():
     metrics, runs = [], {}
     goals = {"mlp": 0.89, "cnn": 0.92, "cnn_small": 0.92, "cnn_vgg": 0.935}
     for m in args.models.split(","):
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             tag = m if seed == 0 else "%s_seed%d" % (m, seed)
             print("  kiln %s: fit, %d epochs on %d images, seed %d ..." % (m, args.epochs, args.ntrain, seed),
                   flush=True)
@@ -411,7 +412,7 @@ def main():
             runs[tag] = {"kiln": k, "torch": t, "seed": seed}
             terr = t.get("error") if t else None
             tok = t and not terr
-            if seed == 0:  # speed: the first seed's runs
+            if seed == args.first_seed:  # speed: the first seed's runs
                 kep = float(np.median(k["epoch_s"]))  # the median epoch: one disturbed epoch moves it least
                 tep = float(np.median(t["epoch_s"])) if tok else None
                 metrics.append(metric("%s_epochs_per_s" % m, "epochs/s", 1 / kep, peer, 1 / tep if tep else None,
@@ -440,7 +441,7 @@ def main():
     result = {"device": device,
               "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "commit": git("rev-parse", "HEAD"),
               "dirty": bool(dirty_files()), "peer": peer,
-              "kiln_env": {k: kiln_env(args.device)[k] for k in ("OMP_WAIT_POLICY", "KILN_DEVICE")}, "epochs": args.epochs, "ntrain": args.ntrain, "seeds": args.seeds, "batch_size": BATCH,
+              "kiln_env": {k: kiln_env(args.device)[k] for k in ("OMP_WAIT_POLICY", "KILN_DEVICE")}, "epochs": args.epochs, "ntrain": args.ntrain, "seeds": args.seeds, "first_seed": args.first_seed, "batch_size": BATCH,
               "wall_s": round(time.perf_counter() - t_start, 1), "loadavg_at_end": list(os.getloadavg()),
               "ratio_definition": "epochs/s and accuracy: kiln / peer; times: peer / kiln (> 1: Kiln is better)",
               "metrics": metrics, "runs": runs}
