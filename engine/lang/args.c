@@ -155,3 +155,17 @@ int args_shape(eng_call *c, int from, int *ndim, int64_t shape[TENSOR_MAXDIM])
     }
     return 0;
 }
+
+int args_dims(eng_call *c, int from, int *ndim, int64_t shape[TENSOR_MAXDIM])
+{
+    if (args_shape(c, from, ndim, shape) < 0)
+        return -1;
+    int used = from < c->argc && c->argv[from].type == VAL_TUPLE ? 1 : *ndim;
+    if (from + used >= c->argc)
+        return 0;
+    int64_t k;
+    if (arg_int(c, from + used, &k) < 0) /* names the argument and what it was */
+        return -1;
+    return eng_fail(c->err, ERR_TYPE, "%s: argument %d follows a tuple of sizes: give ints or one tuple, not both",
+                    c->name, from + used + 1);
+}

@@ -160,7 +160,7 @@ static int kaiming_common(eng_call *c, value *out, int uniform)
 {
     int64_t fan_in, shape[TENSOR_MAXDIM];
     int nd;
-    if (arg_int(c, 0, &fan_in) || args_shape(c, 1, &nd, shape))
+    if (arg_int(c, 0, &fan_in) || args_dims(c, 1, &nd, shape))
         return -1;
     tensor_rng *rng = eng_session_rng(c->session);
     return put(out, uniform ? nn_kaiming_uniform(rng, fan_in, nd, shape, c->err)

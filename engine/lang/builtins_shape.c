@@ -129,7 +129,7 @@ static int with_counts(eng_call *c, value *out, int which)
     tensor *x;
     int nd;
     int64_t v[TENSOR_MAXDIM];
-    if (args_shape(c, 1, &nd, v) < 0 || arg_tensor(c, 0, &x) < 0)
+    if (args_dims(c, 1, &nd, v) < 0 || arg_tensor(c, 0, &x) < 0)
         return -1;
     tensor *r = NULL;
     if (which == 0)
@@ -262,6 +262,7 @@ int bi_scatter_add(eng_call *c, value *out) { return add_at(c, out, 1); }
 
 int bi_size(eng_call *c, value *out)
 {
+    char b[ENG_SHAPE_BUF];
     tensor *x;
     int64_t d;
     if (arg_tensor(c, 0, &x) < 0)
@@ -275,8 +276,8 @@ int bi_size(eng_call *c, value *out)
             *out = (value){VAL_TUPLE, {.tup = tp}};
     } else if ((rc = arg_int(c, 1, &d)) == 0) {
         if (d < -x->ndim || d >= x->ndim)
-            rc = eng_fail(c->err, ERR_INDEX, "size: dimension %lld is out of range for a %d-d tensor", (long long)d,
-                          x->ndim);
+            rc = eng_fail(c->err, ERR_INDEX, "size: dimension %lld is out of range for a %d-d tensor of shape %s",
+                          (long long)d, x->ndim, eng_shape_str(x->ndim, x->shape, b, sizeof b));
         else
             *out = value_int(x->shape[d < 0 ? d + x->ndim : d]);
     }
@@ -289,7 +290,7 @@ int bi_view(eng_call *c, value *out)
     tensor *x;
     int nd;
     int64_t shape[TENSOR_MAXDIM];
-    if (args_shape(c, 1, &nd, shape) < 0 || arg_tensor(c, 0, &x) < 0)
+    if (args_dims(c, 1, &nd, shape) < 0 || arg_tensor(c, 0, &x) < 0)
         return -1;
     tensor *r = tensor_reshape(x, nd, shape, c->err);
     if (!r && !strncmp(c->err->msg, "reshape:", 8)) /* the same checks: name the view */

@@ -131,6 +131,9 @@ int arg_dtype(eng_call *c, int i, tensor_dtype *out);
 int arg_tensor(eng_call *c, int i, tensor **out);
 /* arguments from..argc-1 as a shape: ints (randn(2, 3)) or one tuple (zeros(x.shape)) */
 int args_shape(eng_call *c, int from, int *ndim, int64_t shape[TENSOR_MAXDIM]);
+/* args_shape with nothing after the sizes (no trailing dtype or option): repeat, tile,
+ * expand, view, kaiming */
+int args_dims(eng_call *c, int from, int *ndim, int64_t shape[TENSOR_MAXDIM]);
 /* argument i as a tensor (new ref), or NULL when it is a scalar (then *scalar, *is_float) */
 int arg_tensor_or_scalar(eng_call *c, int i, tensor **t, double *scalar, int *is_float);
 
