@@ -8,6 +8,7 @@
 
 #include "engine/base/hostmem.h"
 #include "engine/lang/interp.h"
+#include "engine/train/optim.h"
 
 static int arg_missing(eng_call *c, int i, const char *want)
 {
@@ -168,4 +169,15 @@ int args_dims(eng_call *c, int from, int *ndim, int64_t shape[TENSOR_MAXDIM])
         return -1;
     return eng_fail(c->err, ERR_TYPE, "%s: argument %d follows a tuple of sizes: give ints or one tuple, not both",
                     c->name, from + used + 1);
+}
+
+int arg_optimiser(eng_call *c, int i, struct opt_state **o)
+{
+    if (c->argv[i].type != VAL_INT)
+        return eng_fail(c->err, ERR_TYPE, "%s: argument %d must be an optimiser (the int from adamw or sgd), got %s",
+                        c->name, i + 1, value_type_name(c->argv[i].type));
+    if (!(*o = opt_lookup(&c->session->optims, c->argv[i].as.i)))
+        return eng_fail(c->err, ERR_VALUE, "%s: %lld is not an optimiser (make one with adamw or sgd)", c->name,
+                        (long long)c->argv[i].as.i);
+    return 0;
 }

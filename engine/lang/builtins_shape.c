@@ -12,14 +12,6 @@
 
 #include "engine/tensor/backend.h"
 
-static int put_tensor(value *out, tensor *t)
-{
-    if (!t)
-        return -1;
-    *out = value_tensor(t);
-    return 0;
-}
-
 /* argument i as an int when present, else dflt */
 static int opt_int(eng_call *c, int i, int64_t dflt, int64_t *v)
 {
@@ -52,7 +44,7 @@ int bi_einsum(eng_call *c, value *out)
     for (int i = 0; i < n; i++)
         if (arg_tensor(c, i + 1, &ops[i]) < 0)
             goto done;
-    rc = put_tensor(out, tensor_einsum(spec, ops, n, c->err));
+    rc = value_put_tensor(out, tensor_einsum(spec, ops, n, c->err));
 done:
     for (int i = 0; i < n; i++)
         tensor_decref(ops[i]);
@@ -67,7 +59,7 @@ int bi_one_hot(eng_call *c, value *out)
         return -1;
     tensor *r = tensor_one_hot(idx, n, c->err);
     tensor_decref(idx);
-    return put_tensor(out, r);
+    return value_put_tensor(out, r);
 }
 
 /* split (by piece size) and chunk (by piece count): a list of slices along dim */
@@ -157,7 +149,7 @@ static int with_counts(eng_call *c, value *out, int which)
             r = tensor_expand(x, nd, v, c->err);
     }
     tensor_decref(x);
-    return put_tensor(out, r);
+    return value_put_tensor(out, r);
 }
 
 int bi_repeat(eng_call *c, value *out) { return with_counts(c, out, 0); }
@@ -173,7 +165,7 @@ int bi_repeat_interleave(eng_call *c, value *out)
         return -1;
     tensor *t = tensor_repeat_interleave(x, r, (int)dim, c->err);
     tensor_decref(x);
-    return put_tensor(out, t);
+    return value_put_tensor(out, t);
 }
 
 int bi_flip(eng_call *c, value *out)
@@ -197,7 +189,7 @@ int bi_flip(eng_call *c, value *out)
     }
     tensor *r = tensor_flip(x, dims, n, c->err);
     tensor_decref(x);
-    return put_tensor(out, r);
+    return value_put_tensor(out, r);
 }
 
 int bi_roll(eng_call *c, value *out)
@@ -209,7 +201,7 @@ int bi_roll(eng_call *c, value *out)
         return -1;
     tensor *r = tensor_roll(x, shift, (int)dim, c->err);
     tensor_decref(x);
-    return put_tensor(out, r);
+    return value_put_tensor(out, r);
 }
 
 static int tri(eng_call *c, value *out, int which)
@@ -220,7 +212,7 @@ static int tri(eng_call *c, value *out, int which)
         return -1;
     tensor *r = which == 2 ? tensor_diag(x, k, c->err) : tensor_tri(x, k, which, c->err);
     tensor_decref(x);
-    return put_tensor(out, r);
+    return value_put_tensor(out, r);
 }
 
 int bi_tril(eng_call *c, value *out) { return tri(c, out, 0); }
@@ -232,7 +224,7 @@ int bi_masked_fill(eng_call *c, value *out)
     tensor *x = NULL, *m = NULL, *v = NULL;
     int rc = -1;
     if (arg_tensor(c, 0, &x) == 0 && arg_tensor(c, 1, &m) == 0 && arg_tensor(c, 2, &v) == 0)
-        rc = put_tensor(out, tensor_masked_fill(x, m, v, c->err));
+        rc = value_put_tensor(out, tensor_masked_fill(x, m, v, c->err));
     tensor_decref(x);
     tensor_decref(m);
     tensor_decref(v);
@@ -246,7 +238,7 @@ static int add_at(eng_call *c, value *out, int scatter)
     int rc = -1;
     if (dim_arg(c, 1, &dim) == 0 && arg_tensor(c, 0, &x) == 0 && arg_tensor(c, 2, &idx) == 0 &&
         arg_tensor(c, 3, &src) == 0) {
-        rc = put_tensor(out, scatter ? tensor_scatter_add(x, (int)dim, idx, src, c->err)
+        rc = value_put_tensor(out, scatter ? tensor_scatter_add(x, (int)dim, idx, src, c->err)
                                      : tensor_index_add(x, (int)dim, idx, src, c->err));
     }
     tensor_decref(x);
@@ -305,7 +297,7 @@ int bi_view(eng_call *c, value *out)
         r = NULL;
     }
     tensor_decref(x);
-    return put_tensor(out, r);
+    return value_put_tensor(out, r);
 }
 
 static int as_dtype(eng_call *c, value *out, tensor_dtype dt)
@@ -315,7 +307,7 @@ static int as_dtype(eng_call *c, value *out, tensor_dtype dt)
         return -1;
     tensor *r = tensor_cast(x, dt, c->err);
     tensor_decref(x);
-    return put_tensor(out, r);
+    return value_put_tensor(out, r);
 }
 
 int bi_float(eng_call *c, value *out) { return as_dtype(c, out, DT_F32); }
@@ -335,7 +327,7 @@ static int on_device(eng_call *c, value *out, const char *dev)
     tensor_decref(x);
     if (!be)
         return eng_fail(c->err, e.kind, "x.%s(): %s (x.to(sim) runs the CUDA kernels on the simulator)", dev, e.msg);
-    return put_tensor(out, r);
+    return value_put_tensor(out, r);
 }
 
 int bi_cpu(eng_call *c, value *out) { return on_device(c, out, "cpu"); }

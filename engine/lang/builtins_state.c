@@ -263,17 +263,6 @@ done:
 
 /* ---- model checkpoints ---- */
 
-static int arg_optimiser(eng_call *c, int i, opt_state **o)
-{
-    if (c->argv[i].type != VAL_INT)
-        return eng_fail(c->err, ERR_TYPE, "%s: argument %d must be the model's optimiser (the int from adamw or sgd), "
-                        "got %s", c->name, i + 1, value_type_name(c->argv[i].type));
-    if (!(*o = opt_lookup(&c->session->optims, c->argv[i].as.i)))
-        return eng_fail(c->err, ERR_VALUE, "%s: %lld is not an optimiser (make one with adamw or sgd)", c->name,
-                        (long long)c->argv[i].as.i);
-    return 0;
-}
-
 /* the name of parameter k: the global that holds it, else "param<k>" */
 static void param_name(eng_session *s, tensor *p, int k, char *buf, size_t cap)
 {
