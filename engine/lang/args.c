@@ -108,7 +108,7 @@ int arg_tensor(eng_call *c, int i, tensor **out)
     case VAL_INT: *out = tensor_scalar((double)v.as.i, DT_I64, c->err); break;
     case VAL_BOOL: *out = tensor_scalar((double)v.as.i, DT_BOOL, c->err); break;
     case VAL_FLOAT: *out = tensor_scalar(v.as.f, DT_F32, c->err); break;
-    default: return arg_wrong(c, i, "a tensor");
+    default: return arg_wrong(c, i, "a tensor or a number");
     }
     return *out ? 0 : -1;
 }

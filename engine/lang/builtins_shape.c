@@ -76,8 +76,9 @@ static int pieces(eng_call *c, value *out, int by_count)
     }
     int d = (int)(dim < 0 ? dim + x->ndim : dim);
     if (dim < -x->ndim || dim >= x->ndim) {
-        eng_fail(c->err, ERR_INDEX, "%s: dimension %lld is out of range for a %d-d tensor", c->name, (long long)dim,
-                 x->ndim);
+        char b[ENG_SHAPE_BUF];
+        eng_fail(c->err, ERR_INDEX, "%s: dimension %lld is out of range for a %d-d tensor of shape %s", c->name,
+                 (long long)dim, x->ndim, eng_shape_str(x->ndim, x->shape, b, sizeof b));
         goto done;
     }
     if (k <= 0) {
