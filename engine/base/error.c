@@ -4,15 +4,21 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-int eng_fail(eng_error *err, eng_errkind kind, const char *fmt, ...)
+int eng_vfail(eng_error *err, eng_errkind kind, const char *fmt, va_list ap)
 {
     if (!err || err->kind != ERR_NONE)
         return -1;
+    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    err->kind = kind;
+    return -1;
+}
+
+int eng_fail(eng_error *err, eng_errkind kind, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    eng_vfail(err, kind, fmt, ap);
     va_end(ap);
-    err->kind = kind;
     return -1;
 }
 

@@ -8,6 +8,8 @@
 #ifndef KILN_ERROR_H
 #define KILN_ERROR_H
 
+#include <stdarg.h>
+
 typedef enum eng_errkind {
     ERR_NONE = 0,
     ERR_SYNTAX,    /* SyntaxError: the lexer or parser */
@@ -35,6 +37,8 @@ typedef struct eng_error {
  * `return eng_fail(err, ERR_SHAPE, "...", ...);` reads as one statement. */
 int eng_fail(eng_error *err, eng_errkind kind, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* eng_fail for a function of its own that takes a format (a located fail): -1 */
+int eng_vfail(eng_error *err, eng_errkind kind, const char *fmt, va_list ap) __attribute__((format(printf, 3, 0)));
 
 /* The Jupyter ename for a kind: "ShapeError", ... */
 const char *eng_errkind_name(eng_errkind kind);

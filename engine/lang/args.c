@@ -8,6 +8,7 @@
 
 #include "engine/base/hostmem.h"
 #include "engine/lang/interp.h"
+#include "engine/train/optim.h"
 
 static int arg_missing(eng_call *c, int i, const char *want)
 {
@@ -107,7 +108,7 @@ int arg_tensor(eng_call *c, int i, tensor **out)
     case VAL_INT: *out = tensor_scalar((double)v.as.i, DT_I64, c->err); break;
     case VAL_BOOL: *out = tensor_scalar((double)v.as.i, DT_BOOL, c->err); break;
     case VAL_FLOAT: *out = tensor_scalar(v.as.f, DT_F32, c->err); break;
-    default: return arg_wrong(c, i, "a tensor");
+    default: return arg_wrong(c, i, "a tensor or a number");
     }
     return *out ? 0 : -1;
 }
@@ -153,5 +154,30 @@ int args_shape(eng_call *c, int from, int *ndim, int64_t shape[TENSOR_MAXDIM])
             return -1;
         (*ndim)++;
     }
+    return 0;
+}
+
+int args_dims(eng_call *c, int from, int *ndim, int64_t shape[TENSOR_MAXDIM])
+{
+    if (args_shape(c, from, ndim, shape) < 0)
+        return -1;
+    int used = from < c->argc && c->argv[from].type == VAL_TUPLE ? 1 : *ndim;
+    if (from + used >= c->argc)
+        return 0;
+    int64_t k;
+    if (arg_int(c, from + used, &k) < 0) /* names the argument and what it was */
+        return -1;
+    return eng_fail(c->err, ERR_TYPE, "%s: argument %d follows a tuple of sizes: give ints or one tuple, not both",
+                    c->name, from + used + 1);
+}
+
+int arg_optimiser(eng_call *c, int i, struct opt_state **o)
+{
+    if (c->argv[i].type != VAL_INT)
+        return eng_fail(c->err, ERR_TYPE, "%s: argument %d must be an optimiser (the int from adamw or sgd), got %s",
+                        c->name, i + 1, value_type_name(c->argv[i].type));
+    if (!(*o = opt_lookup(&c->session->optims, c->argv[i].as.i)))
+        return eng_fail(c->err, ERR_VALUE, "%s: %lld is not an optimiser (make one with adamw or sgd)", c->name,
+                        (long long)c->argv[i].as.i);
     return 0;
 }

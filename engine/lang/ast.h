@@ -60,6 +60,8 @@ typedef enum ast_type {
     TY_AUTO,        /* only in declarations: the initializer's type */
     TY_TUPLE, TY_DTYPE, TY_DEVICE, TY_FUNC
 } ast_type;
+/* "int", "tensor", ... as a declaration spells it ("unknown" for TY_UNKNOWN); check.c */
+const char *ast_type_name(ast_type t);
 
 /* ---- nodes ---- */
 typedef enum ast_kind {

@@ -9,14 +9,6 @@
 
 #include "engine/train/nn.h"
 
-static int put(value *out, tensor *t)
-{
-    if (!t)
-        return -1;
-    *out = value_tensor(t);
-    return 0;
-}
-
 /* argument i as a tensor (borrowed), or -1 with an error naming the built-in */
 static int tensor_at(eng_call *c, int i, tensor **t)
 {
@@ -44,7 +36,7 @@ int bi_linear(eng_call *c, value *out)
     tensor *x = NULL, *w = NULL, *b = NULL;
     if (tensor_at(c, 0, &x) || tensor_at(c, 1, &w) || (c->argc > 2 && tensor_at(c, 2, &b)))
         return -1;
-    return put(out, nn_linear(x, w, b, c->err));
+    return value_put_tensor(out, nn_linear(x, w, b, c->err));
 }
 
 static int softmax_common(eng_call *c, value *out, int log)
@@ -53,7 +45,7 @@ static int softmax_common(eng_call *c, value *out, int log)
     int64_t dim = -1;
     if (tensor_at(c, 0, &x) || (c->argc > 1 && arg_int(c, 1, &dim)))
         return -1;
-    return put(out, log ? nn_log_softmax(x, (int)dim, c->err) : nn_softmax(x, (int)dim, c->err));
+    return value_put_tensor(out, log ? nn_log_softmax(x, (int)dim, c->err) : nn_softmax(x, (int)dim, c->err));
 }
 
 int bi_softmax(eng_call *c, value *out) { return softmax_common(c, out, 0); }
@@ -64,7 +56,7 @@ int bi_cross_entropy(eng_call *c, value *out)
     tensor *logits = NULL, *labels = NULL;
     if (tensor_at(c, 0, &logits) || tensor_at(c, 1, &labels))
         return -1;
-    return put(out, nn_cross_entropy(logits, labels, c->err));
+    return value_put_tensor(out, nn_cross_entropy(logits, labels, c->err));
 }
 
 int bi_mse(eng_call *c, value *out)
@@ -76,7 +68,7 @@ int bi_mse(eng_call *c, value *out)
         tensor_decref(a);
         return -1;
     }
-    int rc = put(out, nn_mse(a, b, c->err));
+    int rc = value_put_tensor(out, nn_mse(a, b, c->err));
     tensor_decref(a);
     tensor_decref(b);
     return rc;
@@ -87,7 +79,7 @@ int bi_accuracy(eng_call *c, value *out)
     tensor *logits = NULL, *labels = NULL;
     if (tensor_at(c, 0, &logits) || tensor_at(c, 1, &labels))
         return -1;
-    return put(out, nn_accuracy(logits, labels, c->err));
+    return value_put_tensor(out, nn_accuracy(logits, labels, c->err));
 }
 
 int bi_dropout(eng_call *c, value *out)
@@ -97,7 +89,7 @@ int bi_dropout(eng_call *c, value *out)
     int training;
     if (tensor_at(c, 0, &x) || arg_double(c, 1, &p) || arg_bool(c, 2, &training))
         return -1;
-    return put(out, nn_dropout(x, p, training, eng_session_rng(c->session), c->err));
+    return value_put_tensor(out, nn_dropout(x, p, training, eng_session_rng(c->session), c->err));
 }
 
 int bi_layer_norm(eng_call *c, value *out)
@@ -106,7 +98,7 @@ int bi_layer_norm(eng_call *c, value *out)
     double eps = 1e-5;
     if (tensor_at(c, 0, &x) || tensor_at(c, 1, &g) || tensor_at(c, 2, &b) || (c->argc > 3 && arg_double(c, 3, &eps)))
         return -1;
-    return put(out, nn_layer_norm(x, g, b, eps, c->err));
+    return value_put_tensor(out, nn_layer_norm(x, g, b, eps, c->err));
 }
 
 int bi_batch_norm(eng_call *c, value *out)
@@ -118,7 +110,7 @@ int bi_batch_norm(eng_call *c, value *out)
         tensor_at(c, 4, &rv) || arg_bool(c, 5, &training) || (c->argc > 6 && arg_double(c, 6, &momentum)) ||
         (c->argc > 7 && arg_double(c, 7, &eps)))
         return -1;
-    return put(out, nn_batch_norm(x, g, b, rm, rv, training, momentum, eps, c->err));
+    return value_put_tensor(out, nn_batch_norm(x, g, b, rm, rv, training, momentum, eps, c->err));
 }
 
 int bi_conv2d(eng_call *c, value *out)
@@ -133,7 +125,7 @@ int bi_conv2d(eng_call *c, value *out)
         return -1;
     if (c->argc > i + 2)
         return eng_fail(c->err, ERR_TYPE, "conv2d: too many arguments (conv2d(x, w[, b, stride, padding]))");
-    return put(out, nn_conv2d(x, w, b, stride, padding, c->err));
+    return value_put_tensor(out, nn_conv2d(x, w, b, stride, padding, c->err));
 }
 
 static int pool_common(eng_call *c, value *out, int max)
@@ -142,7 +134,7 @@ static int pool_common(eng_call *c, value *out, int max)
     int k, stride = 0;
     if (tensor_at(c, 0, &x) || int_at(c, 1, 1, &k) || (c->argc > 2 && int_at(c, 2, 1, &stride)))
         return -1;
-    return put(out, max ? nn_max_pool2d(x, k, stride, c->err) : nn_avg_pool2d(x, k, stride, c->err));
+    return value_put_tensor(out, max ? nn_max_pool2d(x, k, stride, c->err) : nn_avg_pool2d(x, k, stride, c->err));
 }
 
 int bi_max_pool2d(eng_call *c, value *out) { return pool_common(c, out, 1); }
@@ -153,17 +145,17 @@ int bi_embedding(eng_call *c, value *out)
     tensor *idx = NULL, *table = NULL;
     if (tensor_at(c, 0, &idx) || tensor_at(c, 1, &table))
         return -1;
-    return put(out, nn_embedding(idx, table, c->err));
+    return value_put_tensor(out, nn_embedding(idx, table, c->err));
 }
 
 static int kaiming_common(eng_call *c, value *out, int uniform)
 {
     int64_t fan_in, shape[TENSOR_MAXDIM];
     int nd;
-    if (arg_int(c, 0, &fan_in) || args_shape(c, 1, &nd, shape))
+    if (arg_int(c, 0, &fan_in) || args_dims(c, 1, &nd, shape))
         return -1;
     tensor_rng *rng = eng_session_rng(c->session);
-    return put(out, uniform ? nn_kaiming_uniform(rng, fan_in, nd, shape, c->err)
+    return value_put_tensor(out, uniform ? nn_kaiming_uniform(rng, fan_in, nd, shape, c->err)
                             : nn_kaiming_normal(rng, fan_in, nd, shape, c->err));
 }
 
@@ -175,5 +167,5 @@ int bi_xavier(eng_call *c, value *out)
     int64_t fi, fo;
     if (arg_int(c, 0, &fi) || arg_int(c, 1, &fo))
         return -1;
-    return put(out, nn_xavier_uniform(eng_session_rng(c->session), fi, fo, c->err));
+    return value_put_tensor(out, nn_xavier_uniform(eng_session_rng(c->session), fi, fo, c->err));
 }

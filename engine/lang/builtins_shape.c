@@ -12,14 +12,6 @@
 
 #include "engine/tensor/backend.h"
 
-static int put_tensor(value *out, tensor *t)
-{
-    if (!t)
-        return -1;
-    *out = value_tensor(t);
-    return 0;
-}
-
 /* argument i as an int when present, else dflt */
 static int opt_int(eng_call *c, int i, int64_t dflt, int64_t *v)
 {
@@ -52,7 +44,7 @@ int bi_einsum(eng_call *c, value *out)
     for (int i = 0; i < n; i++)
         if (arg_tensor(c, i + 1, &ops[i]) < 0)
             goto done;
-    rc = put_tensor(out, tensor_einsum(spec, ops, n, c->err));
+    rc = value_put_tensor(out, tensor_einsum(spec, ops, n, c->err));
 done:
     for (int i = 0; i < n; i++)
         tensor_decref(ops[i]);
@@ -67,7 +59,7 @@ int bi_one_hot(eng_call *c, value *out)
         return -1;
     tensor *r = tensor_one_hot(idx, n, c->err);
     tensor_decref(idx);
-    return put_tensor(out, r);
+    return value_put_tensor(out, r);
 }
 
 /* split (by piece size) and chunk (by piece count): a list of slices along dim */
@@ -84,8 +76,9 @@ static int pieces(eng_call *c, value *out, int by_count)
     }
     int d = (int)(dim < 0 ? dim + x->ndim : dim);
     if (dim < -x->ndim || dim >= x->ndim) {
-        eng_fail(c->err, ERR_INDEX, "%s: dimension %lld is out of range for a %d-d tensor", c->name, (long long)dim,
-                 x->ndim);
+        char b[ENG_SHAPE_BUF];
+        eng_fail(c->err, ERR_INDEX, "%s: dimension %lld is out of range for a %d-d tensor of shape %s", c->name,
+                 (long long)dim, x->ndim, eng_shape_str(x->ndim, x->shape, b, sizeof b));
         goto done;
     }
     if (k <= 0) {
@@ -129,7 +122,7 @@ static int with_counts(eng_call *c, value *out, int which)
     tensor *x;
     int nd;
     int64_t v[TENSOR_MAXDIM];
-    if (args_shape(c, 1, &nd, v) < 0 || arg_tensor(c, 0, &x) < 0)
+    if (args_dims(c, 1, &nd, v) < 0 || arg_tensor(c, 0, &x) < 0)
         return -1;
     tensor *r = NULL;
     if (which == 0)
@@ -157,7 +150,7 @@ static int with_counts(eng_call *c, value *out, int which)
             r = tensor_expand(x, nd, v, c->err);
     }
     tensor_decref(x);
-    return put_tensor(out, r);
+    return value_put_tensor(out, r);
 }
 
 int bi_repeat(eng_call *c, value *out) { return with_counts(c, out, 0); }
@@ -173,7 +166,7 @@ int bi_repeat_interleave(eng_call *c, value *out)
         return -1;
     tensor *t = tensor_repeat_interleave(x, r, (int)dim, c->err);
     tensor_decref(x);
-    return put_tensor(out, t);
+    return value_put_tensor(out, t);
 }
 
 int bi_flip(eng_call *c, value *out)
@@ -197,7 +190,7 @@ int bi_flip(eng_call *c, value *out)
     }
     tensor *r = tensor_flip(x, dims, n, c->err);
     tensor_decref(x);
-    return put_tensor(out, r);
+    return value_put_tensor(out, r);
 }
 
 int bi_roll(eng_call *c, value *out)
@@ -209,7 +202,7 @@ int bi_roll(eng_call *c, value *out)
         return -1;
     tensor *r = tensor_roll(x, shift, (int)dim, c->err);
     tensor_decref(x);
-    return put_tensor(out, r);
+    return value_put_tensor(out, r);
 }
 
 static int tri(eng_call *c, value *out, int which)
@@ -220,7 +213,7 @@ static int tri(eng_call *c, value *out, int which)
         return -1;
     tensor *r = which == 2 ? tensor_diag(x, k, c->err) : tensor_tri(x, k, which, c->err);
     tensor_decref(x);
-    return put_tensor(out, r);
+    return value_put_tensor(out, r);
 }
 
 int bi_tril(eng_call *c, value *out) { return tri(c, out, 0); }
@@ -232,7 +225,7 @@ int bi_masked_fill(eng_call *c, value *out)
     tensor *x = NULL, *m = NULL, *v = NULL;
     int rc = -1;
     if (arg_tensor(c, 0, &x) == 0 && arg_tensor(c, 1, &m) == 0 && arg_tensor(c, 2, &v) == 0)
-        rc = put_tensor(out, tensor_masked_fill(x, m, v, c->err));
+        rc = value_put_tensor(out, tensor_masked_fill(x, m, v, c->err));
     tensor_decref(x);
     tensor_decref(m);
     tensor_decref(v);
@@ -246,7 +239,7 @@ static int add_at(eng_call *c, value *out, int scatter)
     int rc = -1;
     if (dim_arg(c, 1, &dim) == 0 && arg_tensor(c, 0, &x) == 0 && arg_tensor(c, 2, &idx) == 0 &&
         arg_tensor(c, 3, &src) == 0) {
-        rc = put_tensor(out, scatter ? tensor_scatter_add(x, (int)dim, idx, src, c->err)
+        rc = value_put_tensor(out, scatter ? tensor_scatter_add(x, (int)dim, idx, src, c->err)
                                      : tensor_index_add(x, (int)dim, idx, src, c->err));
     }
     tensor_decref(x);
@@ -262,6 +255,7 @@ int bi_scatter_add(eng_call *c, value *out) { return add_at(c, out, 1); }
 
 int bi_size(eng_call *c, value *out)
 {
+    char b[ENG_SHAPE_BUF];
     tensor *x;
     int64_t d;
     if (arg_tensor(c, 0, &x) < 0)
@@ -275,8 +269,8 @@ int bi_size(eng_call *c, value *out)
             *out = (value){VAL_TUPLE, {.tup = tp}};
     } else if ((rc = arg_int(c, 1, &d)) == 0) {
         if (d < -x->ndim || d >= x->ndim)
-            rc = eng_fail(c->err, ERR_INDEX, "size: dimension %lld is out of range for a %d-d tensor", (long long)d,
-                          x->ndim);
+            rc = eng_fail(c->err, ERR_INDEX, "size: dimension %lld is out of range for a %d-d tensor of shape %s",
+                          (long long)d, x->ndim, eng_shape_str(x->ndim, x->shape, b, sizeof b));
         else
             *out = value_int(x->shape[d < 0 ? d + x->ndim : d]);
     }
@@ -289,7 +283,7 @@ int bi_view(eng_call *c, value *out)
     tensor *x;
     int nd;
     int64_t shape[TENSOR_MAXDIM];
-    if (args_shape(c, 1, &nd, shape) < 0 || arg_tensor(c, 0, &x) < 0)
+    if (args_dims(c, 1, &nd, shape) < 0 || arg_tensor(c, 0, &x) < 0)
         return -1;
     tensor *r = tensor_reshape(x, nd, shape, c->err);
     if (!r && !strncmp(c->err->msg, "reshape:", 8)) /* the same checks: name the view */
@@ -304,7 +298,7 @@ int bi_view(eng_call *c, value *out)
         r = NULL;
     }
     tensor_decref(x);
-    return put_tensor(out, r);
+    return value_put_tensor(out, r);
 }
 
 static int as_dtype(eng_call *c, value *out, tensor_dtype dt)
@@ -314,7 +308,7 @@ static int as_dtype(eng_call *c, value *out, tensor_dtype dt)
         return -1;
     tensor *r = tensor_cast(x, dt, c->err);
     tensor_decref(x);
-    return put_tensor(out, r);
+    return value_put_tensor(out, r);
 }
 
 int bi_float(eng_call *c, value *out) { return as_dtype(c, out, DT_F32); }
@@ -334,7 +328,7 @@ static int on_device(eng_call *c, value *out, const char *dev)
     tensor_decref(x);
     if (!be)
         return eng_fail(c->err, e.kind, "x.%s(): %s (x.to(sim) runs the CUDA kernels on the simulator)", dev, e.msg);
-    return put_tensor(out, r);
+    return value_put_tensor(out, r);
 }
 
 int bi_cpu(eng_call *c, value *out) { return on_device(c, out, "cpu"); }

@@ -22,6 +22,7 @@
 #include "engine/lang/interp.h"
 #include "engine/tensor/backend.h"
 #include "engine/tensor/tensor_impl.h"
+#include "engine/tensor/tensor_order.h"
 #include "engine/train/autograd.h"
 #include "engine/train/optim.h"
 
@@ -262,17 +263,6 @@ done:
 
 /* ---- model checkpoints ---- */
 
-static int arg_optimiser(eng_call *c, int i, opt_state **o)
-{
-    if (c->argv[i].type != VAL_INT)
-        return eng_fail(c->err, ERR_TYPE, "%s: argument %d must be the model's optimiser (the int from adamw or sgd), "
-                        "got %s", c->name, i + 1, value_type_name(c->argv[i].type));
-    if (!(*o = opt_lookup(&c->session->optims, c->argv[i].as.i)))
-        return eng_fail(c->err, ERR_VALUE, "%s: %lld is not an optimiser (make one with adamw or sgd)", c->name,
-                        (long long)c->argv[i].as.i);
-    return 0;
-}
-
 /* the name of parameter k: the global that holds it, else "param<k>" */
 static void param_name(eng_session *s, tensor *p, int k, char *buf, size_t cap)
 {
@@ -365,34 +355,20 @@ done:
 
 /* ---- minibatches ---- */
 
-/* 0..n-1, shuffled (Fisher-Yates on Philox draws from the session's RNG) when asked: an
- * i64 tensor on be */
+/* 0..n-1, shuffled from the session's RNG when asked (as fit shuffles: tensor_shuffle_order):
+ * an i64 tensor on be */
 static tensor *epoch_order(eng_call *c, int64_t n, int shuffle, const eng_backend *be)
 {
     int64_t *perm = eng_host_malloc(sizeof *perm * (size_t)(n ? n : 1), c->name, c->err);
     if (!perm)
         return NULL;
-    for (int64_t i = 0; i < n; i++)
-        perm[i] = i;
     tensor *r = NULL;
-    if (shuffle && n > 1) {
-        int64_t shape[1] = {n};
-        const eng_backend *prev = tensor_place(&cpu_backend);
-        tensor *u = tensor_rand(eng_session_rng(c->session), 1, shape, c->err);
-        tensor_place(prev);
-        if (!u)
+    if (shuffle) {
+        if (tensor_shuffle_order(eng_session_rng(c->session), perm, n, c->err) < 0)
             goto done;
-        const float *uv = tensor_data_ptr(u);
-        for (int64_t i = n - 1; i > 0; i--) {
-            int64_t j = (int64_t)((double)uv[i] * (double)(i + 1));
-            if (j > i)
-                j = i;
-            int64_t t = perm[i];
-            perm[i] = perm[j];
-            perm[j] = t;
-        }
-        tensor_decref(u);
-    }
+    } else
+        for (int64_t i = 0; i < n; i++)
+            perm[i] = i;
     int64_t shape[1] = {n};
     tensor *h = tensor_from_host(perm, DT_I64, 1, shape, c->err);
     if (h) {

@@ -17,14 +17,6 @@
 
 #include "engine/tensor/tensor_impl.h"
 
-static int put_tensor(value *out, tensor *t)
-{
-    if (!t)
-        return -1;
-    *out = value_tensor(t);
-    return 0;
-}
-
 static int is_scalar(value v)
 {
     return v.type == VAL_INT || v.type == VAL_FLOAT || v.type == VAL_BOOL;
@@ -78,7 +70,7 @@ static int create(eng_call *c, value *out, double v, int fill)
     if (shape_args(c, 0, argc, &nd, shape) < 0)
         return -1;
     tensor *t = fill ? tensor_full(dt, nd, shape, v, c->err) : tensor_empty(dt, nd, shape, c->err);
-    return put_tensor(out, t);
+    return value_put_tensor(out, t);
 }
 
 int bi_zeros(eng_call *c, value *out) { return create(c, out, 0, 1); }
@@ -96,7 +88,7 @@ int bi_full(eng_call *c, value *out)
         return eng_fail(c->err, ERR_TYPE, "full: needs a value to fill with");
     if (arg_double(c, argc - 1, &v) < 0 || shape_args(c, 0, argc - 1, &nd, shape) < 0)
         return -1;
-    return put_tensor(out, tensor_full(dt, nd, shape, v, c->err));
+    return value_put_tensor(out, tensor_full(dt, nd, shape, v, c->err));
 }
 
 int bi_arange(eng_call *c, value *out)
@@ -117,7 +109,7 @@ int bi_arange(eng_call *c, value *out)
     double start = argc >= 2 ? a[0] : 0, stop = argc >= 2 ? a[1] : a[0], step = argc == 3 ? a[2] : 1;
     if (!given)
         dt = all_int ? DT_I64 : DT_F32;
-    return put_tensor(out, tensor_arange(start, stop, step, dt, c->err));
+    return value_put_tensor(out, tensor_arange(start, stop, step, dt, c->err));
 }
 
 int bi_linspace(eng_call *c, value *out)
@@ -137,7 +129,7 @@ int bi_linspace(eng_call *c, value *out)
         tensor_decref(t);
         t = r;
     }
-    return put_tensor(out, t);
+    return value_put_tensor(out, t);
 }
 
 int bi_eye(eng_call *c, value *out)
@@ -152,7 +144,7 @@ int bi_eye(eng_call *c, value *out)
         return -1;
     if (n < 0 || (argc == 2 && m < 0))
         return eng_fail(c->err, ERR_VALUE, "eye: sizes must not be negative");
-    return put_tensor(out, tensor_eye(n, m, dt, c->err));
+    return value_put_tensor(out, tensor_eye(n, m, dt, c->err));
 }
 
 static tensor *cast_if(tensor *t, tensor_dtype dt, eng_error *err)
@@ -178,7 +170,7 @@ static int random_builtin(eng_call *c, value *out, int kind)
     tensor *t = kind == 0 ? tensor_rand(rng, nd, shape, c->err)
               : kind == 1 ? tensor_randn(rng, nd, shape, c->err)
                           : tensor_randint(rng, lo, hi, nd, shape, c->err);
-    return put_tensor(out, cast_if(t, dt, c->err));
+    return value_put_tensor(out, cast_if(t, dt, c->err));
 }
 
 int bi_rand(eng_call *c, value *out) { return random_builtin(c, out, 0); }
@@ -197,7 +189,7 @@ static int like(eng_call *c, value *out, double v, int fill)
     }
     tensor *t = fill ? tensor_full(dt, x->ndim, x->shape, v, c->err) : tensor_empty(dt, x->ndim, x->shape, c->err);
     tensor_decref(x);
-    return put_tensor(out, t);
+    return value_put_tensor(out, t);
 }
 
 int bi_zeros_like(eng_call *c, value *out) { return like(c, out, 0, 1); }
@@ -242,7 +234,7 @@ static int unary(eng_call *c, value *out, op_id op, double p0, double p1)
         return -1;
     tensor *r = tensor_unary(op, x, p0, p1, c->err);
     tensor_decref(x);
-    return put_tensor(out, r);
+    return value_put_tensor(out, r);
 }
 
 #define OP_DEF_UN_BUILTIN(ID) \
@@ -290,7 +282,7 @@ static int binary(eng_call *c, value *out, op_id op)
         r = tensor_binary_scalar(op, b, sa, fa, 1, c->err);
     tensor_decref(a);
     tensor_decref(b);
-    return put_tensor(out, r);
+    return value_put_tensor(out, r);
 }
 
 #define OP_DEF_BIN_BUILTIN(ID) \
@@ -326,7 +318,7 @@ static int composite(eng_call *c, value *out, composite_fn f, double p0)
         return -1;
     tensor *r = f(x, p0, c->err);
     tensor_decref(x);
-    return put_tensor(out, r);
+    return value_put_tensor(out, r);
 }
 
 #define OP_COMPOSITE(name, sig, NP, P0, DOM, EXPR, doc) \
@@ -362,7 +354,7 @@ done:
     tensor_decref(cond);
     tensor_decref(t[0]);
     tensor_decref(t[1]);
-    return put_tensor(out, r);
+    return value_put_tensor(out, r);
 }
 
 /* ---- reductions ---- */
@@ -385,7 +377,7 @@ static int reduce(eng_call *c, value *out, op_id op)
     }
     tensor *r = tensor_reduce(op, x, (int)dim, keep, c->err);
     tensor_decref(x);
-    return put_tensor(out, r);
+    return value_put_tensor(out, r);
 }
 
 int bi_sum(eng_call *c, value *out) { return reduce(c, out, OP_SUM); }
@@ -409,7 +401,7 @@ int bi_reshape(eng_call *c, value *out)
         return -1;
     tensor *r = tensor_reshape(x, nd, shape, c->err);
     tensor_decref(x);
-    return put_tensor(out, r);
+    return value_put_tensor(out, r);
 }
 
 int bi_flatten(eng_call *c, value *out)
@@ -419,7 +411,7 @@ int bi_flatten(eng_call *c, value *out)
         return -1;
     tensor *r = tensor_flatten(x, c->err);
     tensor_decref(x);
-    return put_tensor(out, r);
+    return value_put_tensor(out, r);
 }
 
 int bi_transpose(eng_call *c, value *out)
@@ -434,7 +426,7 @@ int bi_transpose(eng_call *c, value *out)
         return -1;
     if (c->argc == 1 && x->ndim < 2) {
         r = x; /* a vector is its own transpose, as in NumPy */
-        return put_tensor(out, r);
+        return value_put_tensor(out, r);
     }
     if (c->argc == 1 && x->ndim > 2) {
         eng_fail(c->err, ERR_SHAPE, "transpose: x is %d-d; give the two dimensions to swap, transpose(x, d0, d1)",
@@ -445,7 +437,7 @@ int bi_transpose(eng_call *c, value *out)
         r = tensor_transpose(x, (int)d0, (int)d1, c->err);
     }
     tensor_decref(x);
-    return put_tensor(out, r);
+    return value_put_tensor(out, r);
 }
 
 int bi_permute(eng_call *c, value *out)
@@ -460,7 +452,7 @@ int bi_permute(eng_call *c, value *out)
         d32[i] = dims[i] < -TENSOR_MAXDIM || dims[i] >= TENSOR_MAXDIM ? TENSOR_MAXDIM : (int)dims[i];
     tensor *r = tensor_permute(x, d32, nd, c->err);
     tensor_decref(x);
-    return put_tensor(out, r);
+    return value_put_tensor(out, r);
 }
 
 int bi_squeeze(eng_call *c, value *out)
@@ -475,7 +467,7 @@ int bi_squeeze(eng_call *c, value *out)
         return -1;
     tensor *r = tensor_squeeze(x, (int)dim, c->err);
     tensor_decref(x);
-    return put_tensor(out, r);
+    return value_put_tensor(out, r);
 }
 
 int bi_unsqueeze(eng_call *c, value *out)
@@ -488,7 +480,7 @@ int bi_unsqueeze(eng_call *c, value *out)
         dim = TENSOR_MAXDIM + 1;
     tensor *r = tensor_unsqueeze(x, (int)dim, c->err);
     tensor_decref(x);
-    return put_tensor(out, r);
+    return value_put_tensor(out, r);
 }
 
 static int join(eng_call *c, value *out, int stack)
@@ -514,7 +506,7 @@ done:
     for (int i = 0; i < n; i++)
         tensor_decref(ts[i]);
     free(ts);
-    return put_tensor(out, r);
+    return value_put_tensor(out, r);
 }
 
 int bi_cat(eng_call *c, value *out) { return join(c, out, 0); }
@@ -527,7 +519,7 @@ int bi_clone(eng_call *c, value *out)
         return -1;
     tensor *r = tensor_clone(x, c->err);
     tensor_decref(x);
-    return put_tensor(out, r);
+    return value_put_tensor(out, r);
 }
 
 int bi_contiguous(eng_call *c, value *out)
@@ -537,7 +529,7 @@ int bi_contiguous(eng_call *c, value *out)
         return -1;
     tensor *r = tensor_contiguous(x, c->err);
     tensor_decref(x);
-    return put_tensor(out, r);
+    return value_put_tensor(out, r);
 }
 
 /* ---- linear algebra ---- */
@@ -554,7 +546,7 @@ static int two_tensors(eng_call *c, value *out, tensor *(*fn)(const tensor *, co
     tensor *r = fn(a, b, c->err);
     tensor_decref(a);
     tensor_decref(b);
-    return put_tensor(out, r);
+    return value_put_tensor(out, r);
 }
 
 int bi_matmul(eng_call *c, value *out) { return two_tensors(c, out, tensor_matmul); }
@@ -568,7 +560,7 @@ int bi_load_npy(eng_call *c, value *out)
     const char *path;
     if (arg_string(c, 0, &path) < 0)
         return -1;
-    return put_tensor(out, tensor_load_npy(path, c->err));
+    return value_put_tensor(out, tensor_load_npy(path, c->err));
 }
 
 int bi_save_npy(eng_call *c, value *out)
@@ -593,7 +585,7 @@ int bi_load_idx(eng_call *c, value *out)
     const char *path;
     if (arg_string(c, 0, &path) < 0)
         return -1;
-    return put_tensor(out, tensor_load_idx(path, c->err));
+    return value_put_tensor(out, tensor_load_idx(path, c->err));
 }
 
 /* ---- tensors and scalars ---- */
@@ -650,11 +642,11 @@ int bi_to(eng_call *c, value *out)
         if (!be)
             return eng_fail(c->err, e.kind, "to(x, %s): %s (the simulator backend, sim, runs the CUDA kernels on "
                             "the CPU: x.to(sim))", value_device_name(w.as.i), e.msg);
-        return put_tensor(out, r);
+        return value_put_tensor(out, r);
     }
     tensor *r = tensor_cast(x, (tensor_dtype)w.as.i, c->err);
     tensor_decref(x);
-    return put_tensor(out, r);
+    return value_put_tensor(out, r);
 }
 
 int bi_numel(eng_call *c, value *out)

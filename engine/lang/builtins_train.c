@@ -33,19 +33,6 @@ int bi_adamw(eng_call *c, value *out) { return new_opt(c, out, opt_adamw_new); }
 int bi_sgd(eng_call *c, value *out) { return new_opt(c, out, opt_sgd_new); }
 int bi_adamw_sf(eng_call *c, value *out) { return new_opt(c, out, opt_adamw_sf_new); }
 
-static int arg_opt(eng_call *c, int i, opt_state **o)
-{
-    int64_t h;
-    if (c->argv[i].type != VAL_INT)
-        return eng_fail(c->err, ERR_TYPE, "%s: argument %d must be an optimiser (the int from adamw or sgd), got %s",
-                        c->name, i + 1, value_type_name(c->argv[i].type));
-    h = c->argv[i].as.i;
-    if (!(*o = opt_lookup(&c->session->optims, h)))
-        return eng_fail(c->err, ERR_VALUE, "%s: %lld is not an optimiser (make one with adamw or sgd)", c->name,
-                        (long long)h);
-    return 0;
-}
-
 static int arg_model(eng_call *c, int i, eng_func **fn)
 {
     if (c->argv[i].type != VAL_FUNC)
@@ -72,7 +59,7 @@ int bi_opt_set(eng_call *c, value *out)
     opt_state *o;
     const char *name;
     double v;
-    if (arg_opt(c, 0, &o) || arg_string(c, 1, &name) || arg_double(c, 2, &v))
+    if (arg_optimiser(c, 0, &o) || arg_string(c, 1, &name) || arg_double(c, 2, &v))
         return -1;
     *out = value_void();
     return opt_set(o, name, v, c->err);
@@ -82,7 +69,7 @@ int bi_step(eng_call *c, value *out)
 {
     opt_state *o;
     double lr;
-    if (arg_opt(c, 0, &o) || arg_double(c, 1, &lr))
+    if (arg_optimiser(c, 0, &o) || arg_double(c, 1, &lr))
         return -1;
     *out = value_void();
     return opt_step(o, lr, c->err);
@@ -91,7 +78,7 @@ int bi_step(eng_call *c, value *out)
 static int sf_mode(eng_call *c, value *out, int eval)
 {
     opt_state *o;
-    if (arg_opt(c, 0, &o))
+    if (arg_optimiser(c, 0, &o))
         return -1;
     *out = value_void();
     return opt_sf_mode(o, eval, c->err);
@@ -103,7 +90,7 @@ int bi_opt_train(eng_call *c, value *out) { return sf_mode(c, out, 0); }
 int bi_opt_zero_grad(eng_call *c, value *out)
 {
     opt_state *o;
-    if (arg_opt(c, 0, &o))
+    if (arg_optimiser(c, 0, &o))
         return -1;
     opt_zero_grad(o);
     *out = value_void();
@@ -183,7 +170,7 @@ int bi_lr_find(eng_call *c, value *out)
     tensor *x = NULL, *y = NULL;
     int64_t bs = 64;
     double lr;
-    if (arg_model(c, 0, &fn) || arg_opt(c, 1, &o) || arg_tensor_only(c, 2, &x) || arg_tensor_only(c, 3, &y) ||
+    if (arg_model(c, 0, &fn) || arg_optimiser(c, 1, &o) || arg_tensor_only(c, 2, &x) || arg_tensor_only(c, 3, &y) ||
         (c->argc > 4 && arg_int(c, 4, &bs)))
         return -1;
     model_call m = {c->session, fn, 0};
@@ -201,7 +188,7 @@ int bi_fit(eng_call *c, value *out)
     tensor *xt = NULL, *yt = NULL, *xv = NULL, *yv = NULL;
     int64_t epochs, bs = 64;
     double acc = 0, max_lr = 0;
-    if (arg_model(c, 0, &fn) || arg_opt(c, 1, &o) || arg_tensor_only(c, 2, &xt) || arg_tensor_only(c, 3, &yt) ||
+    if (arg_model(c, 0, &fn) || arg_optimiser(c, 1, &o) || arg_tensor_only(c, 2, &xt) || arg_tensor_only(c, 3, &yt) ||
         arg_tensor_only(c, 4, &xv) || arg_tensor_only(c, 5, &yv) || arg_int(c, 6, &epochs) ||
         (c->argc > 7 && arg_int(c, 7, &bs)) || (c->argc > 8 && arg_double(c, 8, &max_lr)))
         return -1;
@@ -216,7 +203,7 @@ int bi_fit(eng_call *c, value *out)
 int bi_fit_history(eng_call *c, value *out)
 {
     opt_state *o;
-    if (arg_opt(c, 0, &o))
+    if (arg_optimiser(c, 0, &o))
         return -1;
     int64_t shape[2] = {o->nhist, OPT_HIST_COLS};
     double none = 0;

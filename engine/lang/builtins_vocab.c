@@ -8,14 +8,6 @@
 #include "engine/tensor/backend.h" /* ENG_SCAN_SUM, ENG_SCAN_PROD */
 #include "engine/tensor/tensor_order.h"
 
-static int put(value *out, tensor *t)
-{
-    if (!t)
-        return -1;
-    *out = value_tensor(t);
-    return 0;
-}
-
 /* optional int argument i (else *v keeps its default), as a dimension */
 static int opt_dim(eng_call *c, int i, int *d)
 {
@@ -48,7 +40,7 @@ int bi_nan_to_num(eng_call *c, value *out)
     }
     tensor *r = tensor_nan_to_num(x, nan, pinf, ninf, c->err);
     tensor_decref(x);
-    return put(out, r);
+    return value_put_tensor(out, r);
 }
 
 static int any_all(eng_call *c, value *out, int all)
@@ -59,7 +51,7 @@ static int any_all(eng_call *c, value *out, int all)
         return -1;
     tensor *r = all ? tensor_all(x, dim, keep, c->err) : tensor_any(x, dim, keep, c->err);
     tensor_decref(x);
-    return put(out, r);
+    return value_put_tensor(out, r);
 }
 
 int bi_any(eng_call *c, value *out) { return any_all(c, out, 0); }
@@ -98,7 +90,7 @@ static int scan(eng_call *c, value *out, int kind)
         tensor_decref(f);
     }
     tensor_decref(x);
-    return put(out, r);
+    return value_put_tensor(out, r);
 }
 
 int bi_cumsum(eng_call *c, value *out) { return scan(c, out, ENG_SCAN_SUM); }
@@ -112,7 +104,7 @@ static int sort_call(eng_call *c, value *out, int indices)
         return -1;
     tensor *r = indices ? tensor_argsort(x, dim, desc, c->err) : tensor_sort(x, dim, desc, c->err);
     tensor_decref(x);
-    return put(out, r);
+    return value_put_tensor(out, r);
 }
 
 int bi_sort(eng_call *c, value *out) { return sort_call(c, out, 0); }
@@ -128,7 +120,7 @@ static int topk_call(eng_call *c, value *out, int indices)
         return -1;
     tensor *r = tensor_topk(x, k, dim, largest, indices, c->err);
     tensor_decref(x);
-    return put(out, r);
+    return value_put_tensor(out, r);
 }
 
 int bi_topk(eng_call *c, value *out) { return topk_call(c, out, 0); }
@@ -141,7 +133,7 @@ int bi_unique(eng_call *c, value *out)
         return -1;
     tensor *r = tensor_unique(x, c->err);
     tensor_decref(x);
-    return put(out, r);
+    return value_put_tensor(out, r);
 }
 
 int bi_bincount(eng_call *c, value *out)
@@ -166,7 +158,7 @@ int bi_bincount(eng_call *c, value *out)
     r = tensor_bincount(x, w, minlength, c->err);
     tensor_decref(x);
     tensor_decref(w);
-    return put(out, r);
+    return value_put_tensor(out, r);
 }
 
 int bi_randperm(eng_call *c, value *out)
@@ -174,7 +166,7 @@ int bi_randperm(eng_call *c, value *out)
     int64_t n;
     if (arg_int(c, 0, &n) < 0)
         return -1;
-    return put(out, tensor_randperm(eng_session_rng(c->session), n, c->err));
+    return value_put_tensor(out, tensor_randperm(eng_session_rng(c->session), n, c->err));
 }
 
 int bi_multinomial(eng_call *c, value *out)
@@ -186,7 +178,7 @@ int bi_multinomial(eng_call *c, value *out)
         return -1;
     tensor *r = tensor_multinomial(eng_session_rng(c->session), p, n, repl, c->err);
     tensor_decref(p);
-    return put(out, r);
+    return value_put_tensor(out, r);
 }
 
 int bi_shuffle(eng_call *c, value *out)
@@ -196,5 +188,5 @@ int bi_shuffle(eng_call *c, value *out)
         return -1;
     tensor *r = tensor_shuffle(eng_session_rng(c->session), x, c->err);
     tensor_decref(x);
-    return put(out, r);
+    return value_put_tensor(out, r);
 }

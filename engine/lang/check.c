@@ -59,7 +59,7 @@ typedef struct checker {
     int too_deep;        /* it did: check nothing more */
 } checker;
 
-static const char *type_name(ast_type t)
+const char *ast_type_name(ast_type t)
 {
     static const char *const names[] = {"unknown", "void", "bool", "int", "float", "string", "tensor",
                                   "auto", "tuple", "dtype", "device", "function"};
@@ -321,8 +321,8 @@ static ast_type check_call(checker *ck, ast *n, ast_type bt)
     /* user functions first, so a user may shadow a built-in */
     local *l = extra ? NULL : find_local(ck, name, len);
     if (l) {
-        error_at(ck, callee, ERR_TYPE, "'%.*s' is %s %s variable, not a function", len, name, eng_a(type_name(l->type)),
-                 type_name(l->type));
+        error_at(ck, callee, ERR_TYPE, "'%.*s' is %s %s variable, not a function", len, name,
+                 eng_a(ast_type_name(l->type)), ast_type_name(l->type));
         return TY_UNKNOWN;
     }
     int g = global_index(ck, name, len, 0);
@@ -331,8 +331,8 @@ static ast_type check_call(checker *ck, ast *n, ast_type bt)
     if (g >= 0 && global_visible(ck, g, &gt, &fn)) {
         if (gt != TY_FUNC || !fn) {
             if (!extra) {
-                error_at(ck, callee, ERR_TYPE, "'%.*s' is %s %s variable, not a function", len, name, eng_a(type_name(gt)),
-                         type_name(gt));
+                error_at(ck, callee, ERR_TYPE, "'%.*s' is %s %s variable, not a function", len, name,
+                         eng_a(ast_type_name(gt)), ast_type_name(gt));
                 return TY_UNKNOWN;
             }
         } else {
@@ -348,7 +348,7 @@ static ast_type check_call(checker *ck, ast *n, ast_type bt)
                     ast_type got = arg->kind == AST_LIST ? TY_TENSOR : arg->type;
                     if (!assignable(want, got))
                         error_at(ck, arg, ERR_TYPE, "%.*s(): argument %d ('%s') must be %s, got %s", len, name,
-                                 i + 1, fn->list[i]->str, type_name(want), type_name(got));
+                                 i + 1, fn->list[i]->str, ast_type_name(want), ast_type_name(got));
                 }
             return fn->type;
         }
@@ -438,20 +438,22 @@ static ast_type binary_type(checker *ck, ast *n, int op, ast_type l, ast_type r)
             if (cmp)
                 return TY_BOOL;
         }
-        error_at(ck, n, ERR_TYPE, "operator '%s' cannot take %s and %s", op_text(op), type_name(l), type_name(r));
+        error_at(ck, n, ERR_TYPE, "operator '%s' cannot take %s and %s", op_text(op), ast_type_name(l),
+                 ast_type_name(r));
         return TY_UNKNOWN;
     }
     if (l == TY_DTYPE || l == TY_DEVICE || r == TY_DTYPE || r == TY_DEVICE || l == TY_TUPLE || r == TY_TUPLE ||
         l == TY_FUNC || r == TY_FUNC) {
         if ((op == TK_EQ || op == TK_NE) && (l == r || l == TY_UNKNOWN || r == TY_UNKNOWN))
             return TY_BOOL;
-        error_at(ck, n, ERR_TYPE, "operator '%s' cannot take %s and %s", op_text(op), type_name(l), type_name(r));
+        error_at(ck, n, ERR_TYPE, "operator '%s' cannot take %s and %s", op_text(op), ast_type_name(l),
+                 ast_type_name(r));
         return TY_UNKNOWN;
     }
     int tensors = l == TY_TENSOR || r == TY_TENSOR;
     if (op == TK_AT) {
         if ((l != TY_TENSOR && l != TY_UNKNOWN) || (r != TY_TENSOR && r != TY_UNKNOWN))
-            error_at(ck, n, ERR_TYPE, "'@' multiplies tensors, got %s and %s", type_name(l), type_name(r));
+            error_at(ck, n, ERR_TYPE, "'@' multiplies tensors, got %s and %s", ast_type_name(l), ast_type_name(r));
         return TY_TENSOR;
     }
     if (op == TK_ANDAND || op == TK_OROR) {
@@ -462,8 +464,8 @@ static ast_type binary_type(checker *ck, ast *n, int op, ast_type l, ast_type r)
     }
     if (op == TK_AMP || op == TK_PIPE || op == TK_CARET || op == TK_SHL || op == TK_SHR) {
         if (l == TY_FLOAT || r == TY_FLOAT || tensors)
-            error_at(ck, n, ERR_TYPE, "operator '%s' takes ints, got %s and %s", op_text(op), type_name(l),
-                     type_name(r));
+            error_at(ck, n, ERR_TYPE, "operator '%s' takes ints, got %s and %s", op_text(op), ast_type_name(l),
+                     ast_type_name(r));
         return TY_INT;
     }
     if (tensors)
@@ -485,12 +487,12 @@ static void check_index_items(checker *ck, ast *n)
                 if (parts[k]) {
                     ast_type t = check_expr(ck, parts[k]);
                     if (t != TY_INT && t != TY_BOOL && t != TY_UNKNOWN && t != TY_TENSOR)
-                        error_at(ck, parts[k], ERR_TYPE, "slice bounds must be ints, got %s", type_name(t));
+                        error_at(ck, parts[k], ERR_TYPE, "slice bounds must be ints, got %s", ast_type_name(t));
                 }
         } else {
             ast_type t = check_expr(ck, it);
             if (t != TY_INT && t != TY_BOOL && t != TY_UNKNOWN && t != TY_TENSOR)
-                error_at(ck, it, ERR_TYPE, "an index must be an int or an integer tensor, got %s", type_name(t));
+                error_at(ck, it, ERR_TYPE, "an index must be an int or an integer tensor, got %s", ast_type_name(t));
         }
     }
 }
@@ -505,7 +507,7 @@ static void check_list(checker *ck, ast *n)
         }
         ast_type t = check_expr(ck, it);
         if (!is_scalar(t) && t != TY_UNKNOWN && t != TY_TENSOR)
-            error_at(ck, it, ERR_TYPE, "a tensor literal holds numbers, got %s", type_name(t));
+            error_at(ck, it, ERR_TYPE, "a tensor literal holds numbers, got %s", ast_type_name(t));
     }
 }
 
@@ -522,7 +524,7 @@ static void check_target(checker *ck, ast *t)
     else if (t->kind == AST_MEMBER && strcmp(t->str, "grad") != 0)
         error_at(ck, t, ERR_TYPE, "cannot assign to member '%s'", t->str);
     else if (t->kind == AST_INDEX && t->a->type != TY_TENSOR && t->a->type != TY_UNKNOWN)
-        error_at(ck, t, ERR_TYPE, "only tensor elements can be assigned, not %s elements", type_name(t->a->type));
+        error_at(ck, t, ERR_TYPE, "only tensor elements can be assigned, not %s elements", ast_type_name(t->a->type));
 }
 
 /* the C stack is nearly used up: one error for the cell, then nothing more is checked */
@@ -549,7 +551,7 @@ static ast_type check_link(checker *ck, ast *n, ast_type l)
         if (l == TY_TUPLE)
             return n->type = TY_INT;
         if (l != TY_TENSOR && l != TY_UNKNOWN) {
-            error_at(ck, n, ERR_TYPE, "cannot index a%s %s", l == TY_INT ? "n" : "", type_name(l));
+            error_at(ck, n, ERR_TYPE, "cannot index a%s %s", l == TY_INT ? "n" : "", ast_type_name(l));
             return n->type = TY_UNKNOWN;
         }
         return n->type = TY_TENSOR;
@@ -564,7 +566,7 @@ static ast_type check_link(checker *ck, ast *n, ast_type l)
                          "methods: any built-in, as in x.reshape(2, -1))", n->str);
             return n->type = TY_UNKNOWN;
         }
-        error_at(ck, n, ERR_TYPE, "a%s %s has no member '%s'", l == TY_INT ? "n" : "", type_name(l), n->str);
+        error_at(ck, n, ERR_TYPE, "a%s %s has no member '%s'", l == TY_INT ? "n" : "", ast_type_name(l), n->str);
         return n->type = TY_UNKNOWN;
     default: return n->type = check_call(ck, n, l);
     }
@@ -621,18 +623,18 @@ static ast_type check_expr(checker *ck, ast *n)
         l = check_expr(ck, n->a);
         if (l == TY_VOID || l == TY_STRING || l == TY_DTYPE || l == TY_DEVICE || l == TY_TUPLE || l == TY_FUNC) {
             error_at(ck, n, ERR_TYPE, "operator '%s' cannot take %s", n->op == TK_MINUS ? "-" : op_text(n->op),
-                     type_name(l));
+                     ast_type_name(l));
             return n->type = TY_UNKNOWN;
         }
         if (n->op == TK_TILDE && (l == TY_FLOAT || l == TY_TENSOR))
-            error_at(ck, n, ERR_TYPE, "operator '~' takes an int, got %s", type_name(l));
+            error_at(ck, n, ERR_TYPE, "operator '~' takes an int, got %s", ast_type_name(l));
         if (n->op == TK_NOT)
             return n->type = l == TY_TENSOR ? TY_TENSOR : TY_BOOL;
         return n->type = l == TY_BOOL ? TY_INT : l;
     case AST_TERNARY: {
         ast_type c = check_expr(ck, n->a);
         if (!is_numeric(c))
-            error_at(ck, n->a, ERR_TYPE, "the condition of '?:' must be a number or bool, got %s", type_name(c));
+            error_at(ck, n->a, ERR_TYPE, "the condition of '?:' must be a number or bool, got %s", ast_type_name(c));
         l = check_expr(ck, n->b);
         r = check_expr(ck, n->c);
         if (l == r)
@@ -650,8 +652,8 @@ static ast_type check_expr(checker *ck, ast *n)
         else if (n->op != TK_ASSIGN)
             binary_type(ck, n, check_compound_op(n->op), l, r);
         else if (n->a->kind == AST_NAME && !assignable(l, r))
-            error_at(ck, n->b, ERR_TYPE, "cannot assign %s to '%s', %s %s", type_name(r), n->a->str,
-                     eng_a(type_name(l)), type_name(l));
+            error_at(ck, n->b, ERR_TYPE, "cannot assign %s to '%s', %s %s", ast_type_name(r), n->a->str,
+                     eng_a(ast_type_name(l)), ast_type_name(l));
         return n->type = l;
     }
     case AST_INCDEC:
@@ -659,7 +661,7 @@ static ast_type check_expr(checker *ck, ast *n)
         check_target(ck, n->a);
         if (!is_numeric(l))
             error_at(ck, n, ERR_TYPE, "'%s' needs a number or a tensor, got %s", n->op == TK_INC ? "++" : "--",
-                     type_name(l));
+                     ast_type_name(l));
         return n->type = l;
     case AST_BINARY:
     case AST_INDEX:
@@ -671,7 +673,7 @@ static ast_type check_expr(checker *ck, ast *n)
     case AST_CAST:
         l = check_expr(ck, n->a);
         if (!is_numeric(l))
-            error_at(ck, n, ERR_TYPE, "cannot convert %s to %s", type_name(l), type_name(n->type));
+            error_at(ck, n, ERR_TYPE, "cannot convert %s to %s", ast_type_name(l), ast_type_name(n->type));
         return n->type;
     case AST_SLICE:
         error_at(ck, n, ERR_SYNTAX, "a slice a:b is only allowed inside [ ]");
@@ -740,7 +742,7 @@ static ast_type check_launch(checker *ck, ast *n)
         if (!ok)
             error_at(ck, n->list[i], ERR_TYPE, "%s<<<...>>>: the %s must be %s, got %s", name->str,
                      i == 0 ? "grid size" : i == 1 ? "block size" : "shared memory size (bytes)",
-                     i < 2 ? "an int or dim3(x, y, z)" : "an int", type_name(t));
+                     i < 2 ? "an int or dim3(x, y, z)" : "an int", ast_type_name(t));
     }
     check_args(ck, n->b, 0);
     const eng_kernel *k = find_kernel(ck, name->str, name->slen);
@@ -751,7 +753,7 @@ static ast_type check_launch(checker *ck, ast *n)
         int g = l ? -1 : global_index(ck, name->str, name->slen, 0);
         if (l || (g >= 0 && global_visible(ck, g, &t, &fn)))
         {
-            const char *what = l ? type_name(l->type) : t == TY_FUNC ? "function" : type_name(t);
+            const char *what = l ? ast_type_name(l->type) : t == TY_FUNC ? "function" : ast_type_name(t);
             error_at(ck, name, ERR_TYPE, "'%s' is a%s %s, not a __global__ kernel: only kernels can be launched",
                      name->str, strchr("aeiou", what[0]) ? "n" : "", what);
         }
@@ -777,11 +779,11 @@ static ast_type check_launch(checker *ck, ast *n)
         if (t == TY_UNKNOWN)
             continue;
         char msg[400];
-        if (eng_kernel_kind_error(k, i, t == TY_TENSOR, type_name(t), msg, sizeof msg))
+        if (eng_kernel_kind_error(k, i, t == TY_TENSOR, ast_type_name(t), msg, sizeof msg))
             error_at(ck, arg, ERR_TYPE, "%s", msg);
         else if (t != TY_TENSOR && !is_scalar(t))
             error_at(ck, arg, ERR_TYPE, "%s: argument %d ('%s', %s) takes a number, got %s", k->name, i + 1,
-                     k->params[i].name, k->params[i].type, type_name(t));
+                     k->params[i].name, k->params[i].type, ast_type_name(t));
     }
     return TY_VOID;
 }
@@ -790,7 +792,7 @@ static void check_cond(checker *ck, ast *c, const char *what)
 {
     ast_type t = check_expr(ck, c);
     if (!is_numeric(t))
-        error_at(ck, c, ERR_TYPE, "the condition of '%s' must be a number or bool, got %s", what, type_name(t));
+        error_at(ck, c, ERR_TYPE, "the condition of '%s' must be a number or bool, got %s", what, ast_type_name(t));
 }
 
 static void check_decl(checker *ck, ast *n, int top)
@@ -811,8 +813,8 @@ static void check_decl(checker *ck, ast *n, int top)
         if (v->a && init == TY_VOID)
             error_at(ck, v->a, ERR_TYPE, "'%s' is initialised with a void value", v->str);
         else if (v->a && !assignable(t, init))
-            error_at(ck, v->a, ERR_TYPE, "cannot initialise '%s', %s %s, with %s", v->str, eng_a(type_name(t)),
-                     type_name(t), type_name(init));
+            error_at(ck, v->a, ERR_TYPE, "cannot initialise '%s', %s %s, with %s", v->str, eng_a(ast_type_name(t)),
+                     ast_type_name(t), ast_type_name(init));
         v->type = t;
         if (top) {
             int g = global_index(ck, v->str, v->slen, 1);
@@ -855,7 +857,7 @@ static void check_func(checker *ck, ast *n)
     for (int i = 0; i < n->nlist; i++) {
         ast *p = n->list[i];
         if (p->type == TY_VOID || p->type == TY_AUTO)
-            error_at(ck, p, ERR_TYPE, "parameter '%s' cannot be %s", p->str, type_name(p->type));
+            error_at(ck, p, ERR_TYPE, "parameter '%s' cannot be %s", p->str, ast_type_name(p->type));
         p->slot = declare_local(ck, p, p->str, p->slen, p->type);
     }
     check_block(ck, n->a);
@@ -927,16 +929,16 @@ static void check_stmt(checker *ck, ast *n)
         ast_type want = ck->func->type;
         if (!n->a) {
             if (want != TY_VOID)
-                error_at(ck, n, ERR_TYPE, "%s() must return %s %s value", ck->func->str, eng_a(type_name(want)),
-                         type_name(want));
+                error_at(ck, n, ERR_TYPE, "%s() must return %s %s value", ck->func->str, eng_a(ast_type_name(want)),
+                         ast_type_name(want));
             break;
         }
         ast_type got = n->a->kind == AST_LIST ? (check_list(ck, n->a), TY_TENSOR) : check_expr(ck, n->a);
         if (want == TY_VOID)
             error_at(ck, n->a, ERR_TYPE, "%s() is void and cannot return a value", ck->func->str);
         else if (!assignable(want, got))
-            error_at(ck, n->a, ERR_TYPE, "%s() returns %s, but this is %s", ck->func->str, type_name(want),
-                     type_name(got));
+            error_at(ck, n->a, ERR_TYPE, "%s() returns %s, but this is %s", ck->func->str, ast_type_name(want),
+                     ast_type_name(got));
         break;
     }
     case AST_FUNC:

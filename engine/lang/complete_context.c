@@ -230,7 +230,7 @@ int eng_builtin_takes(const eng_builtin *b, int vtype)
     for (int i = 0; not_methods[i]; i++)
         if (!strcmp(b->name, not_methods[i]))
             return vtype == VAL_STRING && !strcmp(b->name, "printf"); /* "%d\n".printf(3) reads well */
-    if ((vtype == VAL_STRING || vtype == VAL_TUPLE) && !strcmp(b->name, "len"))
+    if ((vtype == VAL_STRING || vtype == VAL_TUPLE || vtype == VAL_LIST) && !strcmp(b->name, "len"))
         return 1;
     char first[32];
     if (!first_param(b->signature, first, sizeof first))

@@ -101,28 +101,12 @@ void eng_custom_describe(const eng_session *s, const char *name, char *buf, size
 
 /* ---- the signature ---- */
 
-static const char *ty_name(ast_type t)
-{
-    switch (t) {
-    case TY_VOID: return "void";
-    case TY_BOOL: return "bool";
-    case TY_INT: return "int";
-    case TY_FLOAT: return "float";
-    case TY_STRING: return "string";
-    case TY_TENSOR: return "tensor";
-    case TY_TUPLE: return "tuple";
-    case TY_DTYPE: return "dtype";
-    case TY_DEVICE: return "device";
-    default: return "auto";
-    }
-}
-
 /* "void name(tensor x, float a)" of a defined function */
 static void sig_of(const eng_func *fn, char *buf, size_t n)
 {
-    size_t at = (size_t)snprintf(buf, n, "%s %s(", ty_name(fn->def->type), fn->name);
+    size_t at = (size_t)snprintf(buf, n, "%s %s(", ast_type_name(fn->def->type), fn->name);
     for (int i = 0; i < fn->def->nlist && at < n; i++)
-        at += (size_t)snprintf(buf + at, n - at, "%s%s %s", i ? ", " : "", ty_name(fn->def->list[i]->type),
+        at += (size_t)snprintf(buf + at, n - at, "%s%s %s", i ? ", " : "", ast_type_name(fn->def->list[i]->type),
                                fn->def->list[i]->str);
     if (at < n)
         snprintf(buf + at, n - at, ")");
@@ -134,7 +118,7 @@ static void expected_of(const eng_func *f, const char *bwname, char *buf, size_t
     size_t at = (size_t)snprintf(buf, n, "void %s(", bwname);
     int np = f->def->nlist;
     for (int i = 0; i < np && at < n; i++)
-        at += (size_t)snprintf(buf + at, n - at, "%s %s, ", ty_name(f->def->list[i]->type), f->def->list[i]->str);
+        at += (size_t)snprintf(buf + at, n - at, "%s %s, ", ast_type_name(f->def->list[i]->type), f->def->list[i]->str);
     if (at < n)
         at += (size_t)snprintf(buf + at, n - at, "tensor out, tensor dout");
     for (int i = 0; i < np && at < n; i++)

@@ -236,8 +236,8 @@ int bi_gradcheck(eng_call *c, value *out)
         f.fn = fv.as.fn;
         f.name = f.fn->name;
         if (f.fn->def->nlist != c->argc - 1)
-            return eng_fail(c->err, ERR_TYPE, "gradcheck: %s() takes %d arguments, %d given", f.name,
-                            f.fn->def->nlist, c->argc - 1);
+            return eng_fail(c->err, ERR_TYPE, "gradcheck: %s() takes %d argument%s, %d given", f.name,
+                            f.fn->def->nlist, eng_s(f.fn->def->nlist), c->argc - 1);
     } else if (fv.type == VAL_STRING && (f.b = eng_builtin_find(fv.as.s->data, (int)fv.as.s->len))) {
         f.name = f.b->name;
         if (c->argc - 1 < f.b->min_args || (f.b->max_args >= 0 && c->argc - 1 > f.b->max_args))

@@ -11,13 +11,10 @@ static int fail(const eng_index_env *e, ast *n, eng_errkind kind, const char *fm
     __attribute__((format(printf, 4, 5)));
 static int fail(const eng_index_env *e, ast *n, eng_errkind kind, const char *fmt, ...)
 {
-    if (e->err->kind == ERR_NONE) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(e->err->msg, sizeof e->err->msg, fmt, ap);
-        va_end(ap);
-        e->err->kind = kind;
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    eng_vfail(e->err, kind, fmt, ap);
+    va_end(ap);
     return e->located(e->ctx, n);
 }
 

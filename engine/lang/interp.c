@@ -66,13 +66,10 @@ static int fail(interp *it, ast *n, eng_errkind kind, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static int fail(interp *it, ast *n, eng_errkind kind, const char *fmt, ...)
 {
-    if (it->err->kind == ERR_NONE) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(it->err->msg, sizeof it->err->msg, fmt, ap);
-        va_end(ap);
-        it->err->kind = kind;
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    eng_vfail(it->err, kind, fmt, ap);
+    va_end(ap);
     return located(it, n);
 }
 

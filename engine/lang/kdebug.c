@@ -275,23 +275,27 @@ int eng_kdebug_parse_thread(const char *spec, unsigned block[3], unsigned thread
         p = parse_triple(p, block);
         if (p && *skip_ws(p))
             p = parse_triple(p, thread);
-        if (!p || *skip_ws(p)) {
-            snprintf(why, n, "'%s' is not a block and a thread: write %%debug_thread bx,by,bz tx,ty,tz "
-                     "(e.g. 0 7 or 1,0,0 7,0,0) or a condition like blockIdx.x == 3 && threadIdx.x == 7", spec);
-            return -1;
-        }
+        if (!p || *skip_ws(p))
+            goto usage;
         return 0;
     }
     kterm terms[8];
     int nterms, chosen;
-    if (parse_cond(p, block, thread, &chosen, terms, &nterms, 8, why, n) < 0)
+    if (parse_cond(p, block, thread, &chosen, terms, &nterms, 8, why, n) < 0) {
+        if (!strncmp(why, "cannot read", 11)) /* not a condition at all: say what %debug_thread takes */
+            goto usage;
         return -1;
+    }
     if (nterms) {
         snprintf(why, n, "'%s': %%debug_thread takes terms blockIdx.x == N or threadIdx.y == N joined by && "
                  "(a component it does not name is 0)", spec);
         return -1;
     }
     return 0;
+usage:
+    snprintf(why, n, "'%s' is not a block and a thread: write %%debug_thread bx,by,bz tx,ty,tz "
+             "(e.g. 0 7 or 1,0,0 7,0,0) or a condition like blockIdx.x == 3 && threadIdx.x == 7", spec);
+    return -1;
 }
 
 /* is the condition's part on locals true at this stop? 1 yes, 0 no, -1 (why) when it

@@ -13,6 +13,7 @@
  * a line of its own) is an ordinary comment. */
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "engine/lang/interp.h"
@@ -51,22 +52,15 @@ static void warn(eng_session *s, const eng_source *src, int line, int col, const
                      msg);
     if (n > 0)
         eng_stream(s, 2, head, (size_t)(n < (int)sizeof head ? n : (int)sizeof head - 1));
-    const char *p = src->text;
-    for (int l = 1; l < line && p && *p; l++) {
-        p = strchr(p, '\n');
-        if (p)
-            p++;
-    }
-    if (!p || !*p)
+    char *text, *caret;
+    if (eng_source_excerpt(src, line, col, &text, &caret) < 0)
         return;
-    const char *end = strchr(p, '\n');
-    int len = end ? (int)(end - p) : (int)strlen(p);
-    if (len > 200 || col > len + 1) /* a long line: the location alone says where */
-        return;
-    char caret[256];
-    n = snprintf(caret, sizeof caret, "    %.*s\n    %*s^\n", len, p, col - 1, "");
-    if (n > 0 && n < (int)sizeof caret)
-        eng_stream(s, 2, caret, (size_t)n);
+    eng_stream(s, 2, text, strlen(text));
+    eng_stream(s, 2, "\n", 1);
+    eng_stream(s, 2, caret, strlen(caret));
+    eng_stream(s, 2, "\n", 1);
+    free(text);
+    free(caret);
 }
 
 void eng_lint_cell(eng_session *s, const eng_source *src)

@@ -1031,6 +1031,18 @@ static ast *parse_declaration(parser *p, int allow_func)
     return d;
 }
 
+/* a word of C's types that the host language lacks, written where a declaration would
+ * start (`unsigned n = 3;`, `struct S {...}`): said plainly instead of "expected ';'" */
+static int parse_c_only_type(const char *s, int len)
+{
+    static const char *const words[] = {"struct", "union", "enum", "unsigned", "signed", "char", "short", "long",
+                                        "size_t", "int64_t", "int32_t", "uint8_t", "half", "float2", "float4"};
+    for (size_t i = 0; i < sizeof words / sizeof *words; i++)
+        if ((int)strlen(words[i]) == len && !memcmp(words[i], s, (size_t)len))
+            return 1;
+    return 0;
+}
+
 static int parse_starts_decl(parser *p)
 {
     ast_type ty;
@@ -1217,6 +1229,13 @@ static ast *parse_statement(parser *p, int top)
             n = parse_declaration(p, top);
             break;
         }
+        ast_type nty;
+        token nx = t.kind == TK_NAME ? parse_peek(p) : t;
+        if (t.kind == TK_NAME && (nx.kind == TK_NAME || parse_type_kw(nx.kind, &nty)) &&
+            parse_c_only_type(t.start, t.len))
+            parse_fail_at(p, t.line, t.col, "'%.*s' is a C type that host code does not have (its types: int, float, "
+                          "double, bool, string, tensor, auto); C's types are for __global__ and __device__ code",
+                          t.len, t.start);
         n = parse_node_at(p, AST_EXPR, &t);
         n->a = parse_expression(p);
         if (parse_accept(p, TK_SEMI)) {

@@ -17,6 +17,9 @@ char *eng_fmt_alloc(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Sends errs[0..nshown) of a cell to the sink as one error, with "... and N more" when
  * ntotal > nshown; err_src and trace (both may be NULL) locate a runtime error inside a
  * function defined in another cell and give its call chain. */
+/* line `line` of src as "    text" (at most 200 bytes of it around col, '…' where cut) and
+ * "    ^" under column col, two strings to free; 0, or -1 when there is no such line */
+int eng_source_excerpt(const struct eng_source *src, int line, int col, char **text, char **caret);
 void eng_report(eng_session *s, const struct eng_source *src, const eng_error *errs, int nshown, int ntotal,
                 const struct eng_source *err_src, const struct eng_trace *trace);
 

@@ -52,33 +52,26 @@ char *eng_fmt_alloc(const char *fmt, ...)
     return p;
 }
 
-/* "name:line:col: Kind: message", the source line (at most SOURCE_EXCERPT bytes of it,
- * around the column), and a caret under the column */
-#define SOURCE_EXCERPT 200
-static void describe_error(lines *out, const eng_source *src, const eng_error *e)
+#define SOURCE_EXCERPT 200 /* bytes of a long source line shown around the column */
+
+int eng_source_excerpt(const eng_source *src, int line, int col, char **text, char **caret)
 {
-    const char *kind = eng_errkind_name(e->kind);
-    if (!src || e->line <= 0) {
-        lines_add(out, eng_fmt_alloc("%s: %s: %s", src ? src->name : "cell", kind, e->msg));
-        return;
-    }
-    lines_add(out, eng_fmt_alloc("%s:%d:%d: %s: %s", src->name, e->line + src->first_line - 1, e->col, kind, e->msg));
     const char *p = src->text;
-    for (int l = 1; l < e->line && p && *p; l++) {
+    for (int l = 1; l < line && p && *p; l++) {
         p = strchr(p, '\n');
         if (p)
             p++;
     }
     if (!p || !*p)
-        return;
+        return -1;
     const char *end = strchr(p, '\n');
     size_t full = end ? (size_t)(end - p) : strlen(p);
     if (full > 0 && p[full - 1] == '\r')
         full--;
     /* a long line is clipped to an excerpt around the column, with '…' where cut */
-    size_t from = 0, to = full, col = e->col > 0 ? (size_t)e->col - 1 : 0;
+    size_t from = 0, to = full, c = col > 0 ? (size_t)col - 1 : 0;
     if (full > SOURCE_EXCERPT) {
-        from = col > SOURCE_EXCERPT / 2 ? col - SOURCE_EXCERPT / 2 : 0;
+        from = c > SOURCE_EXCERPT / 2 ? c - SOURCE_EXCERPT / 2 : 0;
         if (from + SOURCE_EXCERPT > full)
             from = full - SOURCE_EXCERPT;
         to = from + SOURCE_EXCERPT;
@@ -88,18 +81,37 @@ static void describe_error(lines *out, const eng_source *src, const eng_error *e
             to++;
     }
     const char *head = from > 0 ? "\xe2\x80\xa6" : "", *tail = to < full ? "\xe2\x80\xa6" : "";
-    lines_add(out, eng_fmt_alloc("    %s%.*s%s", head, (int)(to - from), p + from, tail));
-    char *caret = malloc(to - from + 8);
-    if (!caret)
-        return;
+    *text = eng_fmt_alloc("    %s%.*s%s", head, (int)(to - from), p + from, tail);
+    *caret = malloc(to - from + 8);
+    if (!*text || !*caret) {
+        free(*text);
+        free(*caret);
+        return -1;
+    }
     size_t k = 0;
     for (int i = 0; i < 4 + (from > 0); i++) /* the '…' takes one column */
-        caret[k++] = ' ';
-    for (size_t i = from; i < col && i < to; i++)
-        caret[k++] = p[i] == '\t' ? '\t' : ' ';
-    caret[k++] = '^';
-    caret[k] = 0;
-    lines_add(out, caret);
+        (*caret)[k++] = ' ';
+    for (size_t i = from; i < c && i < to; i++)
+        (*caret)[k++] = p[i] == '\t' ? '\t' : ' ';
+    (*caret)[k++] = '^';
+    (*caret)[k] = 0;
+    return 0;
+}
+
+/* "name:line:col: Kind: message", then eng_source_excerpt's two lines */
+static void describe_error(lines *out, const eng_source *src, const eng_error *e)
+{
+    const char *kind = eng_errkind_name(e->kind);
+    if (!src || e->line <= 0) {
+        lines_add(out, eng_fmt_alloc("%s: %s: %s", src ? src->name : "cell", kind, e->msg));
+        return;
+    }
+    lines_add(out, eng_fmt_alloc("%s:%d:%d: %s: %s", src->name, e->line + src->first_line - 1, e->col, kind, e->msg));
+    char *text, *caret;
+    if (eng_source_excerpt(src, e->line, e->col, &text, &caret) == 0) {
+        lines_add(out, text);
+        lines_add(out, caret);
+    }
 }
 
 void eng_report(eng_session *s, const eng_source *src, const eng_error *errs, int nshown, int ntotal,

@@ -15,17 +15,24 @@
 #include "engine/lang/interp.h"
 #include "engine/lang/kernels.h"
 
-int eng_global_delete(eng_session *s, const char *name, eng_error *err)
+/* the index of the defined global `name`, or -1 with an error saying what the name is */
+static int deletable(eng_session *s, const char *name, eng_error *err)
 {
     int g = eng_global_find(s, name, (int)strlen(name));
-    if (g < 0 || !s->globals[g].defined) {
-        if (eng_kernel_find(s->kernels, name, (int)strlen(name)))
-            return eng_fail(err, ERR_NAME, "%%del: '%s' is a kernel: redefine it, or %%reset clears every "
-                            "kernel", name);
-        if (eng_builtin_find(name, (int)strlen(name)))
-            return eng_fail(err, ERR_NAME, "%%del: '%s' is a built-in, not a name of this session", name);
-        return eng_fail(err, ERR_NAME, "%%del: no variable or function named '%s'", name);
-    }
+    if (g >= 0 && s->globals[g].defined)
+        return g;
+    if (eng_kernel_find(s->kernels, name, (int)strlen(name)))
+        return eng_fail(err, ERR_NAME, "%%del: '%s' is a kernel: redefine it, or %%reset clears every kernel", name);
+    if (eng_builtin_find(name, (int)strlen(name)))
+        return eng_fail(err, ERR_NAME, "%%del: '%s' is a built-in, not a name of this session", name);
+    return eng_fail(err, ERR_NAME, "%%del: no variable or function named '%s'", name);
+}
+
+int eng_global_delete(eng_session *s, const char *name, eng_error *err)
+{
+    int g = deletable(s, name, err);
+    if (g < 0)
+        return -1;
     eng_global *gl = &s->globals[g];
     value v = gl->v;
     gl->v = value_void();
@@ -35,37 +42,48 @@ int eng_global_delete(eng_session *s, const char *name, eng_error *err)
     return 0;
 }
 
-/* %del NAME [NAME ...]: each name must be a defined global; stops at the first that is
- * not (the names before it are gone) */
+/* %del NAME [NAME ...]: all or nothing. Every name is checked (a defined global) before
+ * any is deleted, so a typo in the second name does not leave the first one gone. */
 int eng_magic_del(eng_session *s, const char *magic, const char *rest, eng_source *src, eng_error *err)
 {
-    const char *p = rest;
     int count = 0;
-    for (;;) {
-        while (isspace((unsigned char)*p) || *p == ',')
-            p++;
-        if (!*p)
-            break;
-        const char *start = p;
-        while (isalnum((unsigned char)*p) || *p == '_')
-            p++;
-        if (p == start || (*p && !isspace((unsigned char)*p) && *p != ','))
-            return eng_fail(err, ERR_VALUE, "%%del takes names, as in %%del x gelu; got '%s'", start);
-        char name[256];
-        int n = (int)(p - start) < (int)sizeof name - 1 ? (int)(p - start) : (int)sizeof name - 1;
-        memcpy(name, start, (size_t)n);
-        name[n] = 0;
-        if (eng_global_delete(s, name, err))
-            return -1;
-        const eng_builtin *b = eng_builtin_find(name, n);
-        if (b) { /* say that the built-in is back: the user asked for it, or should know */
-            char line[400];
-            int len = snprintf(line, sizeof line, "%s: the built-in %s is back\n", name, b->signature);
-            eng_stream(s, 1, line, (size_t)(len < (int)sizeof line ? len : (int)sizeof line - 1));
+    for (int pass = 0; pass < 2; pass++) {
+        const char *p = rest;
+        count = 0;
+        for (;;) {
+            while (isspace((unsigned char)*p) || *p == ',')
+                p++;
+            if (!*p)
+                break;
+            const char *start = p;
+            while (isalnum((unsigned char)*p) || *p == '_')
+                p++;
+            if (p == start || (*p && !isspace((unsigned char)*p) && *p != ','))
+                return eng_fail(err, ERR_VALUE, "%%del takes names, as in %%del x gelu; got '%s'", start);
+            char name[256];
+            int n = (int)(p - start) < (int)sizeof name - 1 ? (int)(p - start) : (int)sizeof name - 1;
+            memcpy(name, start, (size_t)n);
+            name[n] = 0;
+            count++;
+            if (pass == 0) {
+                if (deletable(s, name, err) < 0)
+                    return -1;
+                continue;
+            }
+            int g = eng_global_find(s, name, n);
+            if (g < 0 || !s->globals[g].defined)
+                continue; /* named twice: gone already */
+            if (eng_global_delete(s, name, err))
+                return -1;
+            const eng_builtin *b = eng_builtin_find(name, n);
+            if (b) { /* say that the built-in is back: the user asked for it, or should know */
+                char line[400];
+                int len = snprintf(line, sizeof line, "%s: the built-in %s is back\n", name, b->signature);
+                eng_stream(s, 1, line, (size_t)(len < (int)sizeof line ? len : (int)sizeof line - 1));
+            }
         }
-        count++;
+        if (!count)
+            return eng_fail(err, ERR_VALUE, "%%del needs the names to delete, as in %%del x gelu");
     }
-    if (!count)
-        return eng_fail(err, ERR_VALUE, "%%del needs the names to delete, as in %%del x gelu");
     return 0;
 }

@@ -73,6 +73,14 @@ static inline value value_bool(int b) { value v = {VAL_BOOL, {.i = b != 0}}; ret
 static inline value value_void(void) { value v = {VAL_VOID, {.i = 0}}; return v; }
 /* steals the reference to t */
 static inline value value_tensor(tensor *t) { value v = {VAL_TENSOR, {.t = t}}; return v; }
+/* a built-in's tensor result: *out = t and 0, or -1 when t is NULL (its error filled) */
+static inline int value_put_tensor(value *out, tensor *t)
+{
+    if (!t)
+        return -1;
+    *out = value_tensor(t);
+    return 0;
+}
 static inline value value_dtype(tensor_dtype d) { value v = {VAL_DTYPE, {.i = d}}; return v; }
 /* devices as values: "cpu", "cuda", "sim" (the backend's name) <-> as.i; -1 if unknown */
 const char *value_device_name(int64_t i);
@@ -131,6 +139,12 @@ int arg_dtype(eng_call *c, int i, tensor_dtype *out);
 int arg_tensor(eng_call *c, int i, tensor **out);
 /* arguments from..argc-1 as a shape: ints (randn(2, 3)) or one tuple (zeros(x.shape)) */
 int args_shape(eng_call *c, int from, int *ndim, int64_t shape[TENSOR_MAXDIM]);
+/* args_shape with nothing after the sizes (no trailing dtype or option): repeat, tile,
+ * expand, view, kaiming */
+int args_dims(eng_call *c, int from, int *ndim, int64_t shape[TENSOR_MAXDIM]);
+/* argument i as an optimiser handle (the int adamw, sgd or adamw_sf returned) */
+struct opt_state;
+int arg_optimiser(eng_call *c, int i, struct opt_state **o);
 /* argument i as a tensor (new ref), or NULL when it is a scalar (then *scalar, *is_float) */
 int arg_tensor_or_scalar(eng_call *c, int i, tensor **t, double *scalar, int *is_float);
 

@@ -156,6 +156,9 @@ tensor *tensor_binary_scalar(op_id op, const tensor *t, double s, int s_is_float
  * (ddof 0, as NumPy's default). */
 #define TENSOR_ALLDIMS (-1000)
 tensor *tensor_reduce(op_id op, const tensor *x, int dim, int keepdim, eng_error *err);
+/* the smallest and largest element of an integer tensor (indices, labels), read back to the
+ * host: lo = 0, hi = -1 when it is empty. Records nothing. */
+int tensor_int_range(const tensor *t, int64_t *lo, int64_t *hi, eng_error *err);
 tensor *tensor_where(const tensor *c, const tensor *a, const tensor *b, eng_error *err);
 
 /* ---- linear algebra ---- */

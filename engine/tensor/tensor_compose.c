@@ -1,7 +1,7 @@
 /* tensor_compose.c — shape and index ops a PyTorch or NumPy user reaches for, each a
  * composition of the front end's recorded primitives (views, where, matmul, reduce,
  * gather, cat), so they run on their operand's backend and autograd differentiates
- * them for free: einsum, one_hot, repeat / tile / repeat_interleave, flip, roll, tril /
+ * them for free: one_hot, repeat / tile / repeat_interleave, flip, roll, tril /
  * triu, diag, masked_fill, index_add and scatter_add. One primitive lives here too:
  * tensor_index_add_rows, a scatter-add (the backends' index_put with accumulate, of
  * engine/tensor/tensor_index.c: cpu/cpu_index.c, cuda/kernels/kk_index.cuh) that
@@ -20,11 +20,14 @@
 
 #define SHAPE(t, buf) tensor_shape_str((t)->ndim, (t)->shape, buf, sizeof buf)
 
-static int dim_of(const char *op, int dim, int ndim, eng_error *err)
+/* dim counted from the end when negative, checked against x's dimensions */
+static int dim_of(const char *op, int dim, const tensor *x, eng_error *err)
 {
-    int d = dim < 0 ? dim + ndim : dim;
-    if (d < 0 || d >= ndim) {
-        eng_fail(err, ERR_INDEX, "%s: dimension %d is out of range for a %d-d tensor", op, dim, ndim);
+    char b[TENSOR_SHAPE_BUF];
+    int d = dim < 0 ? dim + x->ndim : dim;
+    if (d < 0 || d >= x->ndim) {
+        eng_fail(err, ERR_INDEX, "%s: dimension %d is out of range for a %d-d tensor of shape %s", op, dim, x->ndim,
+                 SHAPE(x, b));
         return -1;
     }
     return d;
@@ -33,23 +36,6 @@ static int dim_of(const char *op, int dim, int ndim, eng_error *err)
 static int is_int_dtype(tensor_dtype dt)
 {
     return dt == DT_I32 || dt == DT_I64 || dt == DT_U8;
-}
-
-/* the smallest and largest element of an integer tensor (host read); 0, or -1 */
-static int int_range(const tensor *t, int64_t *lo, int64_t *hi, eng_error *err)
-{
-    double v;
-    tensor *r = tensor_reduce(OP_MIN, t, TENSOR_ALLDIMS, 0, err);
-    if (!r || tensor_item(r, &v, err) < 0)
-        return tensor_decref(r), -1;
-    tensor_decref(r);
-    *lo = (int64_t)v;
-    r = tensor_reduce(OP_MAX, t, TENSOR_ALLDIMS, 0, err);
-    if (!r || tensor_item(r, &v, err) < 0)
-        return tensor_decref(r), -1;
-    tensor_decref(r);
-    *hi = (int64_t)v;
-    return 0;
 }
 
 /* ---- index_add: the primitive ---- */
@@ -157,7 +143,7 @@ static tensor *move_front(tensor *x, int d, int inverse, eng_error *err)
 tensor *tensor_index_add(tensor *x, int dim, const tensor *idx, tensor *src, eng_error *err)
 {
     char b1[TENSOR_SHAPE_BUF], b2[TENSOR_SHAPE_BUF], b3[TENSOR_SHAPE_BUF];
-    int d = dim_of("index_add", dim, x->ndim, err);
+    int d = dim_of("index_add", dim, x, err);
     if (d < 0)
         return NULL;
     int ok = idx->ndim == 1 && src->ndim == x->ndim;
@@ -181,7 +167,7 @@ tensor *tensor_index_add(tensor *x, int dim, const tensor *idx, tensor *src, eng
 tensor *tensor_scatter_add(tensor *x, int dim, const tensor *idx, tensor *src, eng_error *err)
 {
     char b1[TENSOR_SHAPE_BUF], b2[TENSOR_SHAPE_BUF], b3[TENSOR_SHAPE_BUF];
-    int d = dim_of("scatter_add", dim, x->ndim, err);
+    int d = dim_of("scatter_add", dim, x, err);
     if (d < 0)
         return NULL;
     if (!is_int_dtype(idx->dtype)) {
@@ -199,7 +185,7 @@ tensor *tensor_scatter_add(tensor *x, int dim, const tensor *idx, tensor *src, e
     }
     int64_t lo = 0, hi = -1;
     if (tensor_numel(idx) > 0) {
-        if (int_range(idx, &lo, &hi, err) < 0)
+        if (tensor_int_range(idx, &lo, &hi, err) < 0)
             return NULL;
         if (lo < 0 || hi >= x->shape[d]) {
             eng_fail(err, ERR_INDEX, "scatter_add: index %lld is out of range for dimension %d of size %lld",
@@ -261,7 +247,7 @@ tensor *tensor_one_hot(const tensor *idx, int64_t n, eng_error *err)
         return NULL;
     }
     int64_t lo = 0, hi = -1;
-    if (tensor_numel(idx) > 0 && int_range(idx, &lo, &hi, err) < 0)
+    if (tensor_numel(idx) > 0 && tensor_int_range(idx, &lo, &hi, err) < 0)
         return NULL;
     if (n < 0) { /* as PyTorch: one more than the largest index */
         if (n != -1) {
@@ -401,7 +387,7 @@ tensor *tensor_repeat_interleave(tensor *x, int64_t r, int dim, eng_error *err)
             return NULL;
         d = 0;
     } else {
-        if ((d = dim_of("repeat_interleave", dim, x->ndim, err)) < 0)
+        if ((d = dim_of("repeat_interleave", dim, x, err)) < 0)
             return NULL;
         tensor_incref(src);
     }
@@ -443,7 +429,7 @@ tensor *tensor_flip(tensor *x, const int *dims, int n, eng_error *err)
     tensor *cur = x;
     tensor_incref(cur);
     for (int i = 0; i < n; i++) {
-        int d = dim_of("flip", dims[i], x->ndim, err);
+        int d = dim_of("flip", dims[i], x, err);
         if (d < 0 || seen[d]++) {
             if (d >= 0)
                 eng_fail(err, ERR_VALUE, "flip: dimension %d is given twice", dims[i]);
@@ -469,7 +455,7 @@ tensor *tensor_roll(tensor *x, int64_t shift, int dim, eng_error *err)
         tensor_decref(r);
         return out;
     }
-    int d = dim_of("roll", dim, x->ndim, err);
+    int d = dim_of("roll", dim, x, err);
     if (d < 0)
         return NULL;
     int64_t len = x->shape[d];

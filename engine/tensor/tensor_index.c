@@ -125,17 +125,12 @@ tensor *tensor_index_checked(const tensor *idx, int64_t size, int xdim, const en
     if (!(i64 = tensor_cast(t, DT_I64, err)))
         goto done;
     if (tensor_numel(i64) > 0) {
-        double lo = 0, hi = 0;
-        tensor *mn = tensor_reduce(OP_MIN, i64, TENSOR_ALLDIMS, 0, err);
-        tensor *mx = mn ? tensor_reduce(OP_MAX, i64, TENSOR_ALLDIMS, 0, err) : NULL;
-        int rc = mx && !tensor_item(mn, &lo, err) && !tensor_item(mx, &hi, err) ? 0 : -1;
-        tensor_decref(mn);
-        tensor_decref(mx);
-        if (rc)
+        int64_t lo = 0, hi = -1;
+        if (tensor_int_range(i64, &lo, &hi, err) < 0)
             goto done;
-        if (lo < (double)-size || hi >= (double)size) {
+        if (lo < -size || hi >= size) {
             eng_fail(err, ERR_INDEX, "index %lld is out of range for dimension %d of size %lld",
-                     (long long)(lo < (double)-size ? lo : hi), xdim, (long long)size);
+                     (long long)(lo < -size ? lo : hi), xdim, (long long)size);
             goto done;
         }
         if (lo < 0) { /* i + size * (i < 0) */

@@ -401,6 +401,25 @@ tensor *tensor_reduce(op_id op, const tensor *x, int dim, int keepdim, eng_error
     return r;
 }
 
+int tensor_int_range(const tensor *t, int64_t *lo, int64_t *hi, eng_error *err)
+{
+    *lo = 0;
+    *hi = -1;
+    if (tensor_numel(t) == 0)
+        return 0;
+    double l = 0, h = 0;
+    tensor *mn = tensor_reduce(OP_MIN, t, TENSOR_ALLDIMS, 0, err);
+    tensor *mx = mn ? tensor_reduce(OP_MAX, t, TENSOR_ALLDIMS, 0, err) : NULL;
+    int rc = mx && !tensor_item(mn, &l, err) && !tensor_item(mx, &h, err) ? 0 : -1;
+    tensor_decref(mn);
+    tensor_decref(mx);
+    if (rc == 0) {
+        *lo = (int64_t)l;
+        *hi = (int64_t)h;
+    }
+    return rc;
+}
+
 static tensor *reduce_impl(op_id op, const tensor *x, int dim, int keepdim, eng_error *err)
 {
     char b1[TENSOR_SHAPE_BUF];

@@ -492,6 +492,30 @@ tensor *tensor_randperm(tensor_rng *rng, int64_t n, eng_error *err)
     return r;
 }
 
+int tensor_shuffle_order(tensor_rng *rng, int64_t *perm, int64_t n, eng_error *err)
+{
+    for (int64_t i = 0; i < n; i++)
+        perm[i] = i;
+    if (n < 2)
+        return 0;
+    const eng_backend *prev = tensor_place(&cpu_backend);
+    tensor *u = tensor_rand(rng, 1, &n, err);
+    tensor_place(prev);
+    if (!u)
+        return -1;
+    const float *uv = tensor_data_ptr(u);
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = (int64_t)((double)uv[i] * (double)(i + 1));
+        if (j > i)
+            j = i;
+        int64_t t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+    tensor_decref(u);
+    return 0;
+}
+
 tensor *tensor_shuffle(tensor_rng *rng, const tensor *x, eng_error *err)
 {
     char b[TENSOR_SHAPE_BUF];

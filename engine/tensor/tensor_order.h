@@ -47,6 +47,10 @@ double tensor_dtype_max(tensor_dtype dt);
 
 /* ---- sampling (the session's generator) ---- */
 tensor *tensor_randperm(tensor_rng *rng, int64_t n, eng_error *err); /* i64 */
+/* perm[0..n) = a uniformly shuffled 0..n-1 on the host: Fisher-Yates on n f32 Philox
+ * draws (U[0,1), drawn on the CPU backend: the same stream as on a device), so fit's and
+ * batches' epochs shuffle alike for one seed. 0, or -1 with err filled. */
+int tensor_shuffle_order(tensor_rng *rng, int64_t *perm, int64_t n, eng_error *err);
 /* n category indices per row of probs ([C] or [R, C], non-negative weights, not
  * necessarily normalised), with or without replacement: i64 [n] or [R, n] */
 tensor *tensor_multinomial(tensor_rng *rng, const tensor *probs, int64_t n, int replacement, eng_error *err);

@@ -143,14 +143,12 @@ static tensor *one_hot(const tensor *labels, int64_t C, tensor_dtype dt, int che
     nn_scope s = {0};
     int saved = ag_grad_mode();
     tensor *r = NULL;
-    double lo = 0, hi = 0;
+    int64_t lo = 0, hi = -1;
     ag_set_grad_mode(0);
     if (check && tensor_numel(labels) > 0) {
-        tensor *mn = K(tensor_reduce(OP_MIN, labels, TENSOR_ALLDIMS, 0, err));
-        tensor *mx = K(tensor_reduce(OP_MAX, labels, TENSOR_ALLDIMS, 0, err));
-        if (tensor_item(mn, &lo, err) || tensor_item(mx, &hi, err))
+        if (tensor_int_range(labels, &lo, &hi, err) < 0)
             goto fail;
-        if (lo < 0 || hi >= (double)C) {
+        if (lo < 0 || hi >= C) {
             eng_fail(err, ERR_INDEX, "%s: label %lld out of range for %lld classes", who,
                      (long long)(lo < 0 ? lo : hi), (long long)C);
             goto fail;
@@ -252,15 +250,8 @@ int nn_label_range(const tensor *labels, int64_t *lo, int64_t *hi, eng_error *er
         return 0;
     int saved = ag_grad_mode();
     ag_set_grad_mode(0);
-    double l = 0, h = 0;
-    tensor *mn = tensor_reduce(OP_MIN, labels, TENSOR_ALLDIMS, 0, err);
-    tensor *mx = mn ? tensor_reduce(OP_MAX, labels, TENSOR_ALLDIMS, 0, err) : NULL;
-    int rc = mx && !tensor_item(mn, &l, err) && !tensor_item(mx, &h, err) ? 0 : -1;
-    tensor_decref(mn);
-    tensor_decref(mx);
+    int rc = tensor_int_range(labels, lo, hi, err);
     ag_set_grad_mode(saved);
-    *lo = (int64_t)l;
-    *hi = (int64_t)h;
     return rc;
 }
 

@@ -15,6 +15,7 @@
 #include "engine/io/plot.h"
 #include "engine/base/strbuf.h"
 #include "engine/tensor/tensor_impl.h"
+#include "engine/tensor/tensor_order.h"
 
 /* ---- schedules ---- */
 
@@ -231,27 +232,10 @@ static tensor *call_model(const train_host *h, tensor *x, eng_error *err)
     return h->forward(h->ctx, x, err);
 }
 
-/* a uniformly shuffled 0..n-1 (Fisher-Yates on Philox draws from the session's RNG) */
+/* a uniformly shuffled 0..n-1 from the session's RNG (the same order batches() draws) */
 static int shuffle(const train_host *h, int64_t *perm, int64_t n, eng_error *err)
 {
-    for (int64_t i = 0; i < n; i++)
-        perm[i] = i;
-    if (n < 2)
-        return 0;
-    int64_t shape[1] = {n};
-    tensor *u = tensor_rand(h->rng, 1, shape, err);
-    if (!u)
-        return -1;
-    for (int64_t i = n - 1; i > 0; i--) {
-        int64_t j = (int64_t)(tensor_get_flat(u, i) * (double)(i + 1));
-        if (j > i)
-            j = i;
-        int64_t t = perm[i];
-        perm[i] = perm[j];
-        perm[j] = t;
-    }
-    tensor_decref(u);
-    return 0;
+    return tensor_shuffle_order(h->rng, perm, n, err);
 }
 
 /* the permutation as an i64 tensor on the session's device, uploaded once per epoch so

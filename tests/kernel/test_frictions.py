@@ -110,6 +110,10 @@ class TestCompletion(SharedKernel):
         self.assertIn("step", m)
         self.assertNotIn("relu", m)
 
+    def test_after_a_list(self):
+        run(self.kc, "auto cparts = split(arange(4), 2);")
+        self.assertEqual(complete(self.kc, "cparts."), ["len"])
+
     def test_unknown_type_offers_every_builtin(self):
         m = complete(self.kc, "(ct + 1).")
         self.assertIn("adamw", m)
