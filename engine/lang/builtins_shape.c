@@ -220,6 +220,61 @@ int bi_tril(eng_call *c, value *out) { return tri(c, out, 0); }
 int bi_triu(eng_call *c, value *out) { return tri(c, out, 1); }
 int bi_diag(eng_call *c, value *out) { return tri(c, out, 2); }
 
+/* tolist: one element as a number of its kind (i64 read as stored: a double holds 2^53) */
+static value list_elem(const tensor *h, int64_t i)
+{
+    if (h->dtype == DT_I64)
+        return value_int(((const int64_t *)tensor_data_ptr(h))[i]);
+    double d = tensor_get_flat(h, i);
+    if (h->dtype == DT_BOOL)
+        return value_bool(d != 0);
+    if (h->dtype == DT_I32 || h->dtype == DT_U8)
+        return value_int((int64_t)d);
+    return value_float(d);
+}
+
+/* dimensions d.. of the contiguous host tensor h from element *flat on, as nested lists */
+static int list_dims(const tensor *h, int d, int64_t *flat, value *out, eng_error *err)
+{
+    if (d == h->ndim) {
+        *out = list_elem(h, (*flat)++);
+        return 0;
+    }
+    eng_list *l = eng_list_new((int)h->shape[d]);
+    if (!l)
+        return eng_fail(err, ERR_MEMORY, "tolist: out of memory");
+    *out = (value){VAL_LIST, {.list = l}};
+    for (int64_t i = 0; i < h->shape[d]; i++)
+        if (list_dims(h, d + 1, flat, &l->v[i], err) < 0)
+            return -1; /* the caller frees *out */
+    return 0;
+}
+
+int bi_tolist(eng_call *c, value *out)
+{
+    tensor *x = NULL, *h = NULL, *hc = NULL;
+    *out = value_void();
+    if (arg_tensor(c, 0, &x) < 0)
+        return -1;
+    int64_t n = tensor_numel(x), flat = 0;
+    int rc = -1;
+    char b[ENG_SHAPE_BUF];
+    if (n > (1 << 20))
+        eng_fail(c->err, ERR_VALUE, "tolist: x %s has %lld elements, at most %d (a list is for small tensors: "
+                 "print, index or save_npy a large one)", eng_shape_str(x->ndim, x->shape, b, sizeof b),
+                 (long long)n, 1 << 20);
+    else if ((h = tensor_to(x, &cpu_backend, c->err)) && (hc = tensor_contiguous(h, c->err)))
+        rc = list_dims(hc, 0, &flat, out, c->err);
+    if (rc < 0 && out->type == VAL_LIST) {
+        value_decref(*out);
+        *out = value_void();
+    }
+    tensor_decref(hc);
+    tensor_decref(h);
+    tensor_decref(x);
+    return rc;
+}
+
 int bi_masked_fill(eng_call *c, value *out)
 {
     tensor *x = NULL, *m = NULL, *v = NULL;

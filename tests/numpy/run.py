@@ -614,6 +614,9 @@ check("one_hot inferred", "one_hot(oi[0])", np.eye(oi[0].max() + 1, dtype=np.int
 check("split", "split(E3, 2, 2)[1]", E3[:, :, 2:4])
 check("split last short", "split(E3, 2, -1)[2]", E3[:, :, 4:])
 check("split count", "len(split(arange(7), 3))", np.int64(3))
+check("tolist length", "len(tolist(E3))", np.int64(len(E3.tolist())))
+check("tolist element", "tolist(E3)[2][1][4]", np.float32(E3.tolist()[2][1][4]))  # a number saves as f32
+check("tolist i64 element", "tolist(EI)[3][2]", np.int64(EI.tolist()[3][2]))
 check("chunk", "chunk(E3, 2, 1)[1]", np.array_split(E3, 2, 1)[1])
 check("chunk default dim", "chunk(E3, 3)[2]", E3[2:3])
 check("repeat", "repeat(E3, 2, 1, 1, 2)", np.tile(E3, (2, 1, 1, 2)))
