@@ -81,6 +81,33 @@ def prompt(cell):
     return cell.locator(".jp-InputArea-prompt").first.inner_text()
 
 
+def debugger_ready(pg, cell):
+    """The debugger is on for the notebook: the sidebar's title names it and the cell's
+    editor has the breakpoint gutter."""
+    title = pg.locator(".jp-DebuggerSidebar")
+    return (title.count() and "05-debugging" in title.first.inner_text().lower()
+            and cell.locator(".cm-gutter.cm-breakpoint-gutter").count() > 0)
+
+
+def ensure_debugger(pg, bug, cell):
+    """Switches the debugger on with the bug button unless it is on. A click while the
+    kernel connection settles can leave it off again, or pressed with no session (the
+    sidebar titled "-"): then the button goes off and on again."""
+    if debugger_ready(pg, cell):
+        return
+    for attempt in range(3):
+        if attempt:
+            print(f"the debugger was not on for the notebook: the bug button again (try {attempt + 1})")
+        if bug.get_attribute("aria-pressed") == "true":
+            bug.click()  # off, to start again
+            pg.wait_for_timeout(1000)
+        bug.click()
+        pg.wait_for_selector(".jp-DebuggerSidebar", state="visible")
+        if poll(lambda: debugger_ready(pg, cell), 20):
+            return
+    pytest.fail("three clicks of the bug button started no debugger session for the notebook")
+
+
 def click_gutter(pg, cell, line):
     """Clicks the breakpoint gutter beside the line-th line (1-based) of cell's editor."""
     box = cell.locator(".cm-line").nth(line - 1).bounding_box()
@@ -133,9 +160,8 @@ def flow(pg, server):
     bug = pg.locator(f"{PANEL} .jp-NotebookPanel-toolbar .jp-DebuggerBugButton").first
     wait_for("the debugger button to be enabled", lambda: bug.count() and bug.is_enabled()
              and "disabled" not in (bug.get_attribute("class") or ""))
-    bug.click()
-    pg.wait_for_selector(".jp-DebuggerSidebar", state="visible")
     cells = pg.locator(f"{PANEL} .jp-Notebook .jp-CodeCell")
+    ensure_debugger(pg, bug, cells.nth(0))
     define, call = cells.nth(0), cells.nth(1)
     run_cell(pg, define)
     wait_for("the defining cell to run", lambda: re.search(r"\[\d+\]", prompt(define)))
@@ -144,6 +170,7 @@ def flow(pg, server):
     # a breakpoint on `acc = acc * momentum + g;` (line 5 of the cell); the editor may
     # still be settling after the run, so a click that did not register is repeated
     for attempt in range(3):
+        ensure_debugger(pg, bug, define)
         click_gutter(pg, define, 5)
         if poll(lambda: any("5" in t for t in texts(pg, ".jp-DebuggerBreakpoint-line")), 10):
             break
