@@ -222,6 +222,17 @@ static void rt_dbg_frame(sim_thread *t, const char *func, int enter) {
     if (rt_dbg_frame_fn) rt_dbg_frame_fn(t, func, enter);
 }
 
+/* the lowest address and the size of the calling thread's own stack (NULL, 0: unknown) */
+static void own_stack(void **lo, size_t *size) {
+    pthread_attr_t attr;
+    *lo = NULL;
+    *size = 0;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+        pthread_attr_getstack(&attr, lo, size);
+        pthread_attr_destroy(&attr);
+    }
+}
+
 static sim_block *block_get(void) {
     if (tls_block) return tls_block;
     sim_block *b = calloc(1, sizeof *b);
@@ -239,25 +250,15 @@ static sim_block *block_get(void) {
         ss.ss_size = 64 * 1024;
         ss.ss_sp = malloc(ss.ss_size);
         if (ss.ss_sp) sigaltstack(&ss, NULL);
-        pthread_attr_t attr;
-        void *lo = NULL;
-        size_t size = 0;
-        if (pthread_getattr_np(pthread_self(), &attr) == 0) {
-            pthread_attr_getstack(&attr, &lo, &size);
-            pthread_attr_destroy(&attr);
-        }
+        void *lo;
+        size_t size;
+        own_stack(&lo, &size);
         b->host_lo = lo;
     }
 #if defined(SIM_ASAN)
-    pthread_attr_t attr;
-    void *lo = NULL;
-    size_t size = 0;
-    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
-        pthread_attr_getstack(&attr, &lo, &size);
-        pthread_attr_destroy(&attr);
-    }
+    void *lo;
+    own_stack(&lo, &b->host_stack_size);
     b->host_stack = lo;
-    b->host_stack_size = size;
 #endif
     tls_block = b;
     return b;

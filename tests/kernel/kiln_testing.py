@@ -4,6 +4,7 @@ run a cell and collect what it published, read a process's resident memory.
 Every test drives the real build/kiln through the kernelspec that run.sh installs
 into a temporary JUPYTER_DATA_DIR: real sockets, real clients, no mocks."""
 import os
+import sys
 import hashlib
 import hmac
 import time
@@ -16,6 +17,19 @@ from jupyter_client.manager import KernelManager, start_new_kernel
 
 KERNEL_NAME = os.environ.get("KILN_KERNEL_NAME", "kiln")
 TIMEOUT = 30
+
+try:
+    import pexpect
+except ImportError:  # pragma: no cover
+    pexpect = None
+
+
+def console():
+    """`jupyter console` on the Kiln kernel in a pseudo-terminal (pexpect), plain prompts;
+    the caller closes it. Tests that use it skip where pexpect is missing."""
+    return pexpect.spawn(sys.executable, ["-m", "jupyter_console", "--kernel", KERNEL_NAME,
+                                          "--simple-prompt", "--no-confirm-exit"],
+                         encoding="utf-8", timeout=60, dimensions=(40, 200))
 
 
 def start(**kw):

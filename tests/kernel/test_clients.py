@@ -2,28 +2,21 @@
 nbclient executing every notebook in notebooks/."""
 import glob
 import os
-import sys
 import unittest
 
 import nbformat
 from nbclient import NotebookClient
 
-from kiln_testing import KERNEL_NAME
+from kiln_testing import KERNEL_NAME, console, pexpect
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
-try:
-    import pexpect
-except ImportError:  # pragma: no cover
-    pexpect = None
 
 
 class TestConsole(unittest.TestCase):
     @unittest.skipIf(pexpect is None, "pexpect is not installed")
     def test_console_runs_a_cell(self):
-        child = pexpect.spawn(sys.executable, ["-m", "jupyter_console", "--kernel", KERNEL_NAME,
-                                               "--simple-prompt", "--no-confirm-exit"],
-                              encoding="utf-8", timeout=60, dimensions=(40, 200))
+        child = console()
         try:
             child.expect(r"In \[1\]: ")
             child.sendline('printf("from console %d\\n", 6 * 7);')

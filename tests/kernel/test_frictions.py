@@ -3,15 +3,10 @@ one stream and no result per loop, %time shows the value once, a declaration wit
 ';' ends a cell (jupyter_client's is_complete and `jupyter console` agree), the '//'
 warning on stderr, #define constants and sizeof in host code, a 0-d result without the
 tensor box, and completion by the value's type and inside a kernel body."""
-import sys
 import unittest
 
-from kiln_testing import KERNEL_NAME, TIMEOUT, SharedKernel, run, shell_reply
+from kiln_testing import TIMEOUT, SharedKernel, console, pexpect, run, shell_reply
 
-try:
-    import pexpect
-except ImportError:  # pragma: no cover
-    pexpect = None
 
 
 def complete(kc, code):
@@ -136,9 +131,7 @@ class TestCompletion(SharedKernel):
 class TestConsole(unittest.TestCase):
     @unittest.skipIf(pexpect is None, "pexpect is not installed")
     def test_declaration_without_semicolon(self):
-        child = pexpect.spawn(sys.executable, ["-m", "jupyter_console", "--kernel", KERNEL_NAME,
-                                               "--simple-prompt", "--no-confirm-exit"],
-                              encoding="utf-8", timeout=60, dimensions=(40, 200))
+        child = console()
         try:
             child.expect(r"In \[1\]: ")
             child.sendline("tensor t = randn(2, 3)")
